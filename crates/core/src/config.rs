@@ -1,0 +1,201 @@
+//! `greenlight.toml`: the shape of a bundle's configuration.
+//!
+//! Every table refuses unknown keys, so a typo is a load error with its line
+//! and column rather than a silently ignored setting.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The leeway applied to `exp`, `nbf` and `iat` when an issuer names none.
+/// One minute absorbs ordinary clock skew between an IdP and a gateway.
+pub const DEFAULT_LEEWAY_SECONDS: u64 = 60;
+
+/// How long a pending approval stays open when a policy gives no `@ttl`.
+pub const DEFAULT_APPROVAL_TTL_SECONDS: u64 = 900;
+
+/// The whole of `greenlight.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The identity providers whose access tokens are accepted.
+    #[serde(default)]
+    pub issuers: Vec<IssuerConfig>,
+    /// How Greenlight's own action tokens are recognised and verified.
+    pub action_tokens: Option<ActionTokenConfig>,
+    /// How a token's claims become the Cedar principal.
+    #[serde(default)]
+    pub principal: PrincipalConfig,
+    /// Defaults for the approval workflow.
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
+    /// HTTP routes and the actions they perform.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// A development signing key for `greenlight dev-token`; never for production.
+    pub dev: Option<DevConfig>,
+}
+
+/// One trusted issuer of access tokens.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The exact `iss` value.
+    pub issuer: String,
+    /// The audience `aud` must name.
+    pub audience: String,
+    /// The algorithms this issuer signs with; anything else is refused.
+    pub algorithms: Vec<String>,
+    /// A JWKS file in the bundle.
+    pub jwks: Option<String>,
+    /// Where the host fetches the JWKS from, when `jwks` is absent.
+    pub jwks_uri: Option<String>,
+    /// When set, the `typ` header must equal it (RFC 9068: `at+jwt`).
+    pub require_typ: Option<String>,
+    /// Clock leeway in seconds. Defaults to 60.
+    pub leeway: Option<u64>,
+}
+
+/// Greenlight's own action tokens.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionTokenConfig {
+    /// The `iss` Greenlight puts in the tokens it mints.
+    pub issuer: String,
+    /// The `aud` of minted tokens.
+    pub audience: String,
+    /// Allowed algorithms. Defaults to `["EdDSA"]`.
+    #[serde(default = "default_action_algorithms")]
+    pub algorithms: Vec<String>,
+    /// A JWKS file in the bundle; when absent the host supplies the keys
+    /// with `set-keys("greenlight", …)`.
+    pub jwks: Option<String>,
+    /// The longest lifetime of a minted token, in seconds. Defaults to 300.
+    #[serde(default = "default_action_ttl")]
+    pub ttl: u64,
+    /// Clock leeway in seconds. Defaults to 60.
+    pub leeway: Option<u64>,
+}
+
+fn default_action_algorithms() -> Vec<String> {
+    vec!["EdDSA".to_owned()]
+}
+
+fn default_action_ttl() -> u64 {
+    300
+}
+
+/// Claim names that build the Cedar principal.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrincipalConfig {
+    /// The principal's entity type. Defaults to `User`.
+    pub entity_type: String,
+    /// Space-separated string or array of scopes. Defaults to `scope`.
+    pub scope_claim: String,
+    /// Array of group names. Defaults to `groups`.
+    pub groups_claim: String,
+    /// Array of role names. Defaults to `roles`.
+    pub roles_claim: String,
+    /// The tenant the subject belongs to. Defaults to `tenant`.
+    pub tenant_claim: String,
+}
+
+impl Default for PrincipalConfig {
+    fn default() -> Self {
+        Self {
+            entity_type: "User".to_owned(),
+            scope_claim: "scope".to_owned(),
+            groups_claim: "groups".to_owned(),
+            roles_claim: "roles".to_owned(),
+            tenant_claim: "tenant".to_owned(),
+        }
+    }
+}
+
+/// Defaults of the approval workflow.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    /// The TTL of a pending approval when a policy has no `@ttl`. Defaults to 900.
+    pub default_ttl: u64,
+    /// The CIBA polling interval clients are told, in seconds. Defaults to 5.
+    pub poll_interval: u64,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self {
+            default_ttl: DEFAULT_APPROVAL_TTL_SECONDS,
+            poll_interval: 5,
+        }
+    }
+}
+
+/// One HTTP route.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The HTTP method, e.g. `POST`.
+    pub method: String,
+    /// The path template, e.g. `/payments/{payment_id}/refund`.
+    pub path: String,
+    /// The Cedar action id, e.g. `payment.refund`.
+    pub action: String,
+    /// The resource the action is on.
+    pub resource: ResourceConfig,
+    /// Named parameters, each read from the path, query, body or a header.
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamConfig>,
+    /// The parameters that bind an approval to this action (enter the
+    /// action digest). Defaults to every parameter.
+    pub bind: Option<Vec<String>>,
+}
+
+/// The resource of a route.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// The Cedar entity type, e.g. `Payment`.
+    #[serde(rename = "type")]
+    pub entity_type: String,
+    /// The id, a template over path parameters, e.g. `{payment_id}`.
+    pub id: String,
+    /// Resource attributes: attribute name -> parameter name.
+    #[serde(default)]
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// Where a parameter comes from and what it must be.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamConfig {
+    /// `path.NAME`, `query.NAME`, `body.a.b` or `header.NAME`.
+    pub from: String,
+    /// `string`, `long` or `bool`. Defaults to `string`.
+    #[serde(rename = "type", default = "default_param_type")]
+    pub kind: String,
+    /// Whether a request without it is refused. Defaults to `true`.
+    #[serde(default = "default_true")]
+    pub required: bool,
+}
+
+fn default_param_type() -> String {
+    "string".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A development signing key, read by the CLI only (never by the engine).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevConfig {
+    /// The issuer it signs for; must be one of `issuers`.
+    pub issuer: String,
+    /// A PKCS#8 PEM Ed25519 private key, relative to the bundle folder.
+    pub signing_key: String,
+    /// The `kid` of the matching public key in the issuer's JWKS.
+    pub key_id: String,
+}

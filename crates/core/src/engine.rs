@@ -1,0 +1,418 @@
+//! The engine: a loaded bundle answering requests, with a bounded cache of
+//! verified tokens.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::bundle::{Bundle, LoadError};
+use crate::decision::{
+    Allowance, Challenge, Decision, Denial, DenialCode, GrantMode, SingleUse, Verdict,
+};
+use crate::digest::Action;
+use crate::jws::denial;
+use crate::policy::Outcome;
+use crate::routes::{self, RequestView};
+use crate::token::{self, TokenKind, Verified};
+
+/// How many verified tokens one engine remembers. Gateways see a few hot
+/// tokens per client; 256 entries of at most 8 KiB each bound the cache to
+/// about 2 MiB, well inside a guest's memory cap.
+pub const TOKEN_CACHE_CAPACITY: usize = 256;
+
+/// The largest request parameters document accepted, in bytes.
+pub const MAX_PARAMS_BYTES: usize = 64 * 1024;
+
+/// An HTTP request as a gateway sees it (the WIT `http-request`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    /// The method.
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The raw query string.
+    pub query: String,
+    /// The headers.
+    pub headers: Vec<(String, String)>,
+    /// The JSON parameters (usually the body), as text.
+    pub params: Option<String>,
+}
+
+/// An AuthZEN-shaped request (the WIT `access-request`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRequest {
+    /// The bearer token.
+    pub token: String,
+    /// The action id.
+    pub action: String,
+    /// The resource's entity type.
+    pub resource_type: String,
+    /// The resource's id.
+    pub resource_id: String,
+    /// Resource attributes, as a JSON object.
+    pub resource_properties: Option<String>,
+    /// The action's parameters, as a JSON object.
+    pub context: Option<String>,
+}
+
+#[derive(Default)]
+struct TokenCache {
+    entries: HashMap<String, Verified>,
+    order: VecDeque<String>,
+}
+
+impl TokenCache {
+    fn get(&self, token: &str) -> Option<Verified> {
+        self.entries.get(token).cloned()
+    }
+
+    fn insert(&mut self, token: &str, verified: Verified) {
+        if self.entries.contains_key(token) {
+            return;
+        }
+        while self.entries.len() >= TOKEN_CACHE_CAPACITY {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.entries.remove(&old);
+                }
+                None => break,
+            }
+        }
+        self.order.push_back(token.to_owned());
+        self.entries.insert(token.to_owned(), verified);
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+    }
+}
+
+/// A loaded bundle that answers requests.
+pub struct Engine {
+    bundle: Bundle,
+    cache: Mutex<TokenCache>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("policy_hash", &self.bundle.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The action a request performs, with everything Cedar needs.
+struct Target {
+    action: Action,
+    resource_attrs: Map<String, Value>,
+    context: Map<String, Value>,
+}
+
+fn parse_object(text: Option<&str>, what: &str) -> Result<Map<String, Value>, Denial> {
+    let Some(text) = text else {
+        return Ok(Map::new());
+    };
+    if text.len() > MAX_PARAMS_BYTES {
+        return Err(denial(
+            DenialCode::RequestInvalid,
+            format!(
+                "the {what} have {} bytes, more than the {MAX_PARAMS_BYTES} accepted",
+                text.len()
+            ),
+        ));
+    }
+    match serde_json::from_str(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(denial(
+            DenialCode::RequestInvalid,
+            format!("the {what} must be a JSON object"),
+        )),
+        Err(e) => Err(denial(
+            DenialCode::RequestInvalid,
+            format!("the {what} are not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// Reads the bearer token from `authorization`.
+fn bearer(headers: &[(String, String)]) -> Result<&str, Denial> {
+    let mut values = headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.as_str());
+    let value = values
+        .next()
+        .ok_or_else(|| denial(DenialCode::TokenMissing, "no bearer token was presented"))?;
+    if values.next().is_some() {
+        return Err(denial(
+            DenialCode::RequestInvalid,
+            "more than one `authorization` header",
+        ));
+    }
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(denial(
+            DenialCode::TokenMissing,
+            format!("authorization scheme `{scheme}` is not `Bearer`"),
+        ));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(denial(
+            DenialCode::TokenMissing,
+            "the bearer token is empty",
+        ));
+    }
+    Ok(token)
+}
+
+impl Engine {
+    /// Validates and loads a bundle.
+    pub fn load(files: &[(String, String)]) -> Result<Self, LoadError> {
+        Ok(Self {
+            bundle: Bundle::load(files)?,
+            cache: Mutex::new(TokenCache::default()),
+        })
+    }
+
+    /// The loaded bundle.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// The bundle's hash.
+    pub fn policy_hash(&self) -> &str {
+        &self.bundle.hash
+    }
+
+    /// Replaces one issuer's keys and clears the token cache.
+    pub fn set_keys(&mut self, issuer: &str, jwks: &str) -> Result<(), LoadError> {
+        self.bundle.set_keys(issuer, jwks)?;
+        self.with_cache(TokenCache::clear);
+        Ok(())
+    }
+
+    fn with_cache<R>(&self, f: impl FnOnce(&mut TokenCache) -> R) -> R {
+        // A poisoned lock only means another thread panicked mid-insert; the
+        // cache holds verified entries only, so it is safe to keep using.
+        let mut guard = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Verifies a token (from the cache when it was verified before) and
+    /// checks its time claims against `now` on every call.
+    pub fn verify_token(&self, token: &str, now: u64) -> Result<Verified, Denial> {
+        let verified = match self.with_cache(|c| c.get(token)) {
+            Some(v) => v,
+            None => {
+                let v = token::verify(
+                    token,
+                    &self.bundle.issuers,
+                    self.bundle.action_issuer.as_ref(),
+                    &self.bundle.config.principal,
+                )?;
+                self.with_cache(|c| c.insert(token, v.clone()));
+                v
+            }
+        };
+        verified.check_time(now)?;
+        Ok(verified)
+    }
+
+    /// Decides an HTTP request at `now`.
+    pub fn evaluate_http(&self, req: &HttpRequest, now: u64) -> Decision {
+        let result = (|| {
+            let body = parse_object(req.params.as_deref(), "request parameters")?;
+            let token = bearer(&req.headers)?;
+            let verified = self.verify_token(token, now)?;
+            let body = Value::Object(body);
+            let view = RequestView {
+                query: &req.query,
+                headers: &req.headers,
+                body: Some(&body),
+            };
+            let matched = routes::match_request(&self.bundle.routes, &req.method, &req.path, &view)
+                .map_err(|e| denial(DenialCode::RequestInvalid, e))?
+                .ok_or_else(|| {
+                    denial(
+                        DenialCode::RouteNotFound,
+                        format!(
+                            "no route for `{} {}`",
+                            req.method.to_ascii_uppercase(),
+                            req.path
+                        ),
+                    )
+                })?;
+            let route = matched.route;
+            let bound = route
+                .bind
+                .iter()
+                .filter_map(|b| matched.params.get(b).map(|v| (b.clone(), v.clone())))
+                .collect();
+            let resource_attrs = route
+                .resource_attrs
+                .iter()
+                .filter_map(|(attr, p)| matched.params.get(p).map(|v| (attr.clone(), v.clone())))
+                .collect();
+            let target = Target {
+                action: Action {
+                    action: route.action.clone(),
+                    resource_type: route.resource_type.clone(),
+                    resource_id: matched.resource_id,
+                    params: bound,
+                },
+                resource_attrs,
+                context: matched.params,
+            };
+            Ok((verified, target))
+        })();
+        match result {
+            Ok((verified, target)) => self.decide(&verified, target),
+            Err(d) => self.denied(d),
+        }
+    }
+
+    /// Decides an AuthZEN-shaped request at `now`.
+    pub fn evaluate(&self, req: &AccessRequest, now: u64) -> Decision {
+        let result = (|| {
+            let resource_attrs =
+                parse_object(req.resource_properties.as_deref(), "resource properties")?;
+            let context = parse_object(req.context.as_deref(), "context")?;
+            if req.token.is_empty() {
+                return Err(denial(
+                    DenialCode::TokenMissing,
+                    "no bearer token was presented",
+                ));
+            }
+            for (name, value) in [
+                ("action", &req.action),
+                ("resource type", &req.resource_type),
+                ("resource id", &req.resource_id),
+            ] {
+                if value.is_empty() {
+                    return Err(denial(
+                        DenialCode::RequestInvalid,
+                        format!("the {name} is empty"),
+                    ));
+                }
+            }
+            let verified = self.verify_token(&req.token, now)?;
+            Ok((
+                verified,
+                Target {
+                    action: Action {
+                        action: req.action.clone(),
+                        resource_type: req.resource_type.clone(),
+                        resource_id: req.resource_id.clone(),
+                        params: context.clone(),
+                    },
+                    resource_attrs,
+                    context,
+                },
+            ))
+        })();
+        match result {
+            Ok((verified, target)) => self.decide(&verified, target),
+            Err(d) => self.denied(d),
+        }
+    }
+
+    fn denied(&self, d: Denial) -> Decision {
+        Decision::deny(d.code, d.message, &self.bundle.hash)
+    }
+
+    fn decide(&self, verified: &Verified, target: Target) -> Decision {
+        let digest = target.action.digest();
+        if let TokenKind::Action(claims) = &verified.kind
+            && claims.digest != digest
+        {
+            return self.denied(denial(
+                DenialCode::ActionTokenDigestMismatch,
+                format!(
+                    "the action token was issued for another action than `{}` on `{}::{}`",
+                    target.action.action, target.action.resource_type, target.action.resource_id
+                ),
+            ));
+        }
+        let outcome = self.bundle.policies.decide(
+            &verified.principal,
+            &target.action.action,
+            &target.action.resource_type,
+            &target.action.resource_id,
+            target.resource_attrs,
+            target.context,
+        );
+        let allow = |reasons: Vec<String>| {
+            let mut forward_headers = vec![
+                (
+                    "x-greenlight-subject".to_owned(),
+                    verified.principal.subject.clone(),
+                ),
+                (
+                    "x-greenlight-action".to_owned(),
+                    target.action.action.clone(),
+                ),
+            ];
+            let consume = match &verified.kind {
+                TokenKind::Action(c) => {
+                    if let Some(id) = &c.approval_id {
+                        forward_headers.push(("x-greenlight-approval".to_owned(), id.clone()));
+                    }
+                    (c.grant == GrantMode::Once).then(|| SingleUse {
+                        token_id: c.token_id.clone(),
+                        expires_at: verified.exp,
+                    })
+                }
+                TokenKind::Access => None,
+            };
+            Decision {
+                verdict: Verdict::Allow(Allowance {
+                    subject: verified.principal.subject.clone(),
+                    consume,
+                    forward_headers,
+                }),
+                reasons,
+                policy_hash: self.bundle.hash.clone(),
+            }
+        };
+        let on = format!(
+            "`{}` on `{}::{}`",
+            target.action.action, target.action.resource_type, target.action.resource_id
+        );
+        match outcome {
+            Outcome::Allow(reasons) => allow(reasons),
+            Outcome::ApprovalRequired(_, reasons)
+                if matches!(verified.kind, TokenKind::Action(_)) =>
+            {
+                allow(reasons)
+            }
+            Outcome::ApprovalRequired(obligation, reasons) => Decision {
+                verdict: Verdict::ApprovalRequired(Challenge {
+                    authorization_details: target
+                        .action
+                        .authorization_details(&verified.audience, &digest),
+                    action_digest: digest,
+                    obligation,
+                }),
+                reasons,
+                policy_hash: self.bundle.hash.clone(),
+            },
+            Outcome::Forbidden(reasons) => Decision {
+                verdict: Verdict::Deny(Denial {
+                    code: DenialCode::PolicyForbidden,
+                    message: format!("{on} is forbidden by policy `{}`", reasons.join("`, `")),
+                }),
+                reasons,
+                policy_hash: self.bundle.hash.clone(),
+            },
+            Outcome::NoPermit => self.denied(denial(
+                DenialCode::PolicyNoPermit,
+                format!("no policy permits {on}"),
+            )),
+            Outcome::Invalid(message) => self.denied(denial(DenialCode::RequestInvalid, message)),
+        }
+    }
+}

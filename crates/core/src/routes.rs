@@ -1,0 +1,397 @@
+//! Routes: method + path template -> action, resource and parameters.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::config::{ParamConfig, RouteConfig};
+
+/// A parameter's source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A `{name}` segment of the path template.
+    Path(String),
+    /// A query-string parameter.
+    Query(String),
+    /// A member of the request's JSON parameters, by dotted path.
+    Body(Vec<String>),
+    /// A request header (lowercase name).
+    Header(String),
+}
+
+/// A parameter's type in the Cedar context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamType {
+    /// A Cedar string.
+    String,
+    /// A Cedar `Long` (a 64-bit integer).
+    Long,
+    /// A Cedar boolean.
+    Bool,
+}
+
+/// One parameter of a route.
+#[derive(Clone, Debug)]
+pub struct Param {
+    /// Where it is read from.
+    pub source: Source,
+    /// What it must be.
+    pub kind: ParamType,
+    /// Whether it must be present.
+    pub required: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Var(String),
+}
+
+/// A validated route.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The uppercase method.
+    pub method: String,
+    segments: Vec<Segment>,
+    /// The Cedar action id.
+    pub action: String,
+    /// The resource's entity type.
+    pub resource_type: String,
+    resource_id: Vec<Segment>,
+    /// Resource attributes: attribute -> parameter name.
+    pub resource_attrs: BTreeMap<String, String>,
+    /// The parameters by name.
+    pub params: BTreeMap<String, Param>,
+    /// The names of the parameters that enter the action digest.
+    pub bind: Vec<String>,
+}
+
+/// A route matched against a request, with its parameters read and typed.
+#[derive(Clone, Debug)]
+pub struct Matched<'r> {
+    /// The route.
+    pub route: &'r Route,
+    /// The resource id.
+    pub resource_id: String,
+    /// Every present parameter, typed.
+    pub params: Map<String, Value>,
+}
+
+/// What a request carries, as routes read it.
+pub struct RequestView<'a> {
+    /// The query string.
+    pub query: &'a str,
+    /// The headers, names as sent.
+    pub headers: &'a [(String, String)],
+    /// The parsed JSON parameters.
+    pub body: Option<&'a Value>,
+}
+
+fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
+    let mut out = Vec::new();
+    for part in template.split('/').skip(1) {
+        if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("`{{{name}}}` is not a valid parameter name"));
+            }
+            out.push(Segment::Var(name.to_owned()));
+        } else if part.contains('{') || part.contains('}') {
+            return Err(format!("segment `{part}` mixes text and a parameter"));
+        } else {
+            out.push(Segment::Literal(part.to_owned()));
+        }
+    }
+    Ok(out)
+}
+
+fn parse_id_template(template: &str) -> Result<Vec<Segment>, String> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        if start > 0 {
+            out.push(Segment::Literal(rest[..start].to_owned()));
+        }
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| format!("unclosed `{{` in `{template}`"))?;
+        out.push(Segment::Var(rest[start + 1..start + end].to_owned()));
+        rest = &rest[start + end + 1..];
+    }
+    if !rest.is_empty() {
+        out.push(Segment::Literal(rest.to_owned()));
+    }
+    Ok(out)
+}
+
+fn parse_source(from: &str) -> Result<Source, String> {
+    let (kind, rest) = from.split_once('.').ok_or_else(|| {
+        format!("`{from}` should be `path.NAME`, `query.NAME`, `body.NAME` or `header.NAME`")
+    })?;
+    if rest.is_empty() {
+        return Err(format!("`{from}` names no parameter"));
+    }
+    Ok(match kind {
+        "path" => Source::Path(rest.to_owned()),
+        "query" => Source::Query(rest.to_owned()),
+        "body" => Source::Body(rest.split('.').map(str::to_owned).collect()),
+        "header" => Source::Header(rest.to_ascii_lowercase()),
+        other => {
+            return Err(format!(
+                "source `{other}` is not one of `path`, `query`, `body`, `header`"
+            ));
+        }
+    })
+}
+
+impl Route {
+    /// Validates one route of `greenlight.toml`; every problem is returned.
+    pub fn compile(cfg: &RouteConfig) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        let method = cfg.method.to_ascii_uppercase();
+        if method.is_empty() || !method.chars().all(|c| c.is_ascii_alphabetic()) {
+            problems.push(format!("method `{}` is not an HTTP method", cfg.method));
+        }
+        if !cfg.path.starts_with('/') {
+            problems.push(format!("path `{}` must start with `/`", cfg.path));
+        }
+        let segments = parse_template(&cfg.path).unwrap_or_else(|e| {
+            problems.push(e);
+            Vec::new()
+        });
+        let path_vars: Vec<&str> = segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Var(v) => Some(v.as_str()),
+                Segment::Literal(_) => None,
+            })
+            .collect();
+        let resource_id = parse_id_template(&cfg.resource.id).unwrap_or_else(|e| {
+            problems.push(e);
+            Vec::new()
+        });
+        for seg in &resource_id {
+            if let Segment::Var(v) = seg
+                && !path_vars.contains(&v.as_str())
+            {
+                problems.push(format!(
+                    "resource id uses `{{{v}}}`, which is not a parameter of path `{}`",
+                    cfg.path
+                ));
+            }
+        }
+        let mut params = BTreeMap::new();
+        for (name, p) in &cfg.params {
+            match compile_param(name, p, &path_vars) {
+                Ok(param) => {
+                    params.insert(name.clone(), param);
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        for (attr, param) in &cfg.resource.attrs {
+            if !cfg.params.contains_key(param) {
+                problems.push(format!(
+                    "resource attribute `{attr}` names parameter `{param}`, which the route does not define"
+                ));
+            }
+        }
+        let bind = match &cfg.bind {
+            Some(bind) => {
+                for b in bind {
+                    if !cfg.params.contains_key(b) {
+                        problems.push(format!(
+                            "`bind` names parameter `{b}`, which the route does not define"
+                        ));
+                    }
+                }
+                bind.clone()
+            }
+            None => cfg.params.keys().cloned().collect(),
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Self {
+            method,
+            segments,
+            action: cfg.action.clone(),
+            resource_type: cfg.resource.entity_type.clone(),
+            resource_id,
+            resource_attrs: cfg.resource.attrs.clone(),
+            params,
+            bind,
+        })
+    }
+
+    /// Matches a method and path; returns the path variables.
+    fn match_path(&self, method: &str, path: &str) -> Option<BTreeMap<String, String>> {
+        if !self.method.eq_ignore_ascii_case(method) {
+            return None;
+        }
+        let parts: Vec<&str> = path.split('/').skip(1).collect();
+        if parts.len() != self.segments.len() {
+            return None;
+        }
+        let mut vars = BTreeMap::new();
+        for (seg, part) in self.segments.iter().zip(parts) {
+            match seg {
+                Segment::Literal(l) if l == part => {}
+                Segment::Literal(_) => return None,
+                Segment::Var(name) => {
+                    let value = percent_decode(part)?;
+                    if value.is_empty() {
+                        return None;
+                    }
+                    vars.insert(name.clone(), value);
+                }
+            }
+        }
+        Some(vars)
+    }
+}
+
+fn compile_param(name: &str, p: &ParamConfig, path_vars: &[&str]) -> Result<Param, String> {
+    let source = parse_source(&p.from).map_err(|e| format!("parameter `{name}`: {e}"))?;
+    if let Source::Path(v) = &source
+        && !path_vars.contains(&v.as_str())
+    {
+        return Err(format!(
+            "parameter `{name}` reads path variable `{v}`, which the path does not have"
+        ));
+    }
+    let kind = match p.kind.as_str() {
+        "string" => ParamType::String,
+        "long" => ParamType::Long,
+        "bool" => ParamType::Bool,
+        other => {
+            return Err(format!(
+                "parameter `{name}`: type `{other}` is not one of `string`, `long`, `bool`"
+            ));
+        }
+    };
+    Ok(Param {
+        source,
+        kind,
+        required: p.required,
+    })
+}
+
+/// Decodes `%XX` escapes; `None` when an escape is malformed or the result
+/// is not UTF-8, so such a path matches no route.
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_owned());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn query_value(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_decode(&k.replace('+', " "))?;
+        if k == name {
+            percent_decode(&v.replace('+', " "))
+        } else {
+            None
+        }
+    })
+}
+
+/// Finds the route for a method and path and reads its parameters. `Ok(None)`
+/// when no route matches; `Err` with a message when a parameter is missing or
+/// has the wrong type.
+pub fn match_request<'r>(
+    routes: &'r [Route],
+    method: &str,
+    path: &str,
+    req: &RequestView<'_>,
+) -> Result<Option<Matched<'r>>, String> {
+    let Some((route, vars)) = routes
+        .iter()
+        .find_map(|r| r.match_path(method, path).map(|v| (r, v)))
+    else {
+        return Ok(None);
+    };
+    let mut params = Map::new();
+    for (name, p) in &route.params {
+        let raw: Option<Value> = match &p.source {
+            Source::Path(v) => vars.get(v).cloned().map(Value::String),
+            Source::Query(q) => query_value(req.query, q).map(Value::String),
+            Source::Header(h) => req
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(h))
+                .map(|(_, v)| Value::String(v.clone())),
+            Source::Body(path) => {
+                let mut cur = req.body;
+                for key in path {
+                    cur = cur.and_then(|v| v.get(key));
+                }
+                cur.filter(|v| !v.is_null()).cloned()
+            }
+        };
+        match raw {
+            None if p.required => return Err(format!("parameter `{name}` is required")),
+            None => {}
+            Some(v) => {
+                params.insert(name.clone(), coerce(name, p, v)?);
+            }
+        }
+    }
+    let resource_id = route
+        .resource_id
+        .iter()
+        .map(|seg| match seg {
+            Segment::Literal(l) => l.as_str(),
+            Segment::Var(v) => vars.get(v).map(String::as_str).unwrap_or(""),
+        })
+        .collect();
+    Ok(Some(Matched {
+        route,
+        resource_id,
+        params,
+    }))
+}
+
+/// Converts a raw value to the parameter's type. Text from the path, query or
+/// a header is parsed; a JSON body value must already have the right type.
+fn coerce(name: &str, p: &Param, v: Value) -> Result<Value, String> {
+    let from_text = !matches!(p.source, Source::Body(_));
+    match (p.kind, v) {
+        (ParamType::String, Value::String(s)) => Ok(Value::String(s)),
+        (ParamType::Long, Value::Number(n)) if n.is_i64() => Ok(Value::Number(n)),
+        (ParamType::Long, Value::String(s)) if from_text => s
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("parameter `{name}` must be an integer, got `{s}`")),
+        (ParamType::Bool, Value::Bool(b)) => Ok(Value::Bool(b)),
+        (ParamType::Bool, Value::String(s)) if from_text => match s.as_str() {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(format!(
+                "parameter `{name}` must be `true` or `false`, got `{s}`"
+            )),
+        },
+        (kind, other) => Err(format!(
+            "parameter `{name}` must be {}, got `{other}`",
+            match kind {
+                ParamType::String => "a string",
+                ParamType::Long => "an integer",
+                ParamType::Bool => "a boolean",
+            }
+        )),
+    }
+}

@@ -1,0 +1,287 @@
+//! Access-token and action-token verification: issuer, algorithm allow-list,
+//! key, signature, `typ`, audience and time claims, all against the `now`
+//! the host passes in (the engine never reads a clock).
+
+use serde_json::{Map, Value};
+
+use crate::config::PrincipalConfig;
+use crate::decision::{Denial, DenialCode, GrantMode};
+use crate::jws::{self, Alg, KeySet, denial};
+use crate::policy::Principal;
+
+/// The rules for one issuer's tokens.
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    /// The exact `iss`.
+    pub issuer: String,
+    /// The audience `aud` must contain.
+    pub audience: String,
+    /// Allowed algorithms.
+    pub algorithms: Vec<Alg>,
+    /// Verification keys; empty until the host supplies them.
+    pub keys: KeySet,
+    /// The required `typ`, if any.
+    pub require_typ: Option<String>,
+    /// Clock leeway in seconds.
+    pub leeway: u64,
+}
+
+/// What kind of token was verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A base access token from a configured issuer.
+    Access,
+    /// Greenlight's own action token.
+    Action(ActionClaims),
+}
+
+/// The claims only action tokens carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionClaims {
+    /// `act_digest`: the digest of the one action the token allows.
+    pub digest: String,
+    /// `grant`: single use or window.
+    pub grant: GrantMode,
+    /// `jti`.
+    pub token_id: String,
+    /// The approval that produced it, when the claim is present.
+    pub approval_id: Option<String>,
+}
+
+/// A token whose signature, issuer and audience have been checked. Time
+/// claims are checked separately on every use, cached or not.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// Access or action token.
+    pub kind: TokenKind,
+    /// The principal built from its claims.
+    pub principal: Principal,
+    /// `exp`.
+    pub exp: u64,
+    /// `nbf`, if any.
+    pub nbf: Option<u64>,
+    /// `iat`, if any.
+    pub iat: Option<u64>,
+    /// The leeway of its issuer.
+    pub leeway: u64,
+    /// The audience it was checked against (for `authorization_details`).
+    pub audience: String,
+}
+
+impl Verified {
+    /// Checks `exp`, `nbf` and `iat` against `now` with the issuer's leeway.
+    pub fn check_time(&self, now: u64) -> Result<(), Denial> {
+        let what = match self.kind {
+            TokenKind::Access => "the token",
+            TokenKind::Action(_) => "the action token",
+        };
+        if now >= self.exp.saturating_add(self.leeway) {
+            return Err(denial(
+                DenialCode::TokenExpired,
+                format!("{what} expired at {}", self.exp),
+            ));
+        }
+        if let Some(nbf) = self.nbf
+            && now.saturating_add(self.leeway) < nbf
+        {
+            return Err(denial(
+                DenialCode::TokenNotYetValid,
+                format!("{what} is not valid before {nbf}"),
+            ));
+        }
+        if let Some(iat) = self.iat
+            && iat > now.saturating_add(self.leeway)
+        {
+            return Err(denial(
+                DenialCode::TokenIssuedInFuture,
+                format!("{what} was issued in the future, at {iat}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn missing(claim: &str) -> Denial {
+    denial(
+        DenialCode::TokenMissingClaim,
+        format!("claim `{claim}` is missing or not of the right type"),
+    )
+}
+
+/// A NumericDate: a non-negative number of seconds (fractions truncated).
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Denial> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| *f >= 0.0 && f.is_finite())
+                    .map(|f| f as u64)
+            })
+            .map(Some)
+            .ok_or_else(|| missing(name)),
+    }
+}
+
+fn string_list(claims: &Map<String, Value>, name: &str, split_spaces: bool) -> Vec<String> {
+    match claims.get(name) {
+        Some(Value::String(s)) if split_spaces => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Verifies a token against the configured issuers and, when its `iss` is
+/// Greenlight's, against the action-token rules.
+pub fn verify(
+    token: &str,
+    issuers: &[Issuer],
+    action_issuer: Option<&Issuer>,
+    principal_cfg: &PrincipalConfig,
+) -> Result<Verified, Denial> {
+    let parsed = jws::parse(token)?;
+    let claims: Map<String, Value> = serde_json::from_slice(&parsed.payload).map_err(|_| {
+        denial(
+            DenialCode::TokenMalformed,
+            "the payload is not a JSON object",
+        )
+    })?;
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or_else(|| missing("iss"))?;
+    let (issuer, is_action) = match action_issuer.filter(|a| a.issuer == iss) {
+        Some(a) => (a, true),
+        None => (
+            issuers.iter().find(|i| i.issuer == iss).ok_or_else(|| {
+                denial(
+                    DenialCode::TokenUnknownIssuer,
+                    format!("issuer `{iss}` is not trusted"),
+                )
+            })?,
+            false,
+        ),
+    };
+    if !issuer.algorithms.contains(&parsed.alg) {
+        return Err(denial(
+            DenialCode::TokenAlgorithmNotAllowed,
+            format!("issuer `{iss}` does not sign with `{}`", parsed.alg.name()),
+        ));
+    }
+    if let Some(required) = &issuer.require_typ {
+        // RFC 9068 §4: `at+jwt`, or its full media type `application/at+jwt`.
+        let ok = parsed.typ.as_deref().is_some_and(|t| {
+            let t = t.to_ascii_lowercase();
+            t == required.to_ascii_lowercase()
+                || t == format!("application/{}", required.to_ascii_lowercase())
+        });
+        if !ok {
+            return Err(denial(
+                DenialCode::TokenWrongType,
+                format!(
+                    "type `{}` is not the required `{required}`",
+                    parsed.typ.as_deref().unwrap_or("")
+                ),
+            ));
+        }
+    }
+    if issuer.keys.is_empty() {
+        return Err(denial(
+            DenialCode::TokenUnknownKey,
+            format!("no keys are loaded for issuer `{iss}`"),
+        ));
+    }
+    parsed.verify(&issuer.keys)?;
+
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => *a == issuer.audience,
+        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&issuer.audience)),
+        None => return Err(missing("aud")),
+        Some(_) => false,
+    };
+    if !aud_ok {
+        return Err(denial(
+            DenialCode::TokenWrongAudience,
+            format!("the audience does not include `{}`", issuer.audience),
+        ));
+    }
+    let exp = numeric_date(&claims, "exp")?.ok_or_else(|| missing("exp"))?;
+    let nbf = numeric_date(&claims, "nbf")?;
+    let iat = numeric_date(&claims, "iat")?;
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing("sub"))?;
+
+    let kind = if is_action {
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    denial(
+                        DenialCode::ActionTokenInvalid,
+                        format!("action tokens carry `{name}`"),
+                    )
+                })
+        };
+        let grant = match text("grant")?.as_str() {
+            "once" => GrantMode::Once,
+            "window" => GrantMode::Window,
+            other => {
+                return Err(denial(
+                    DenialCode::ActionTokenInvalid,
+                    format!("grant `{other}` is not `once` or `window`"),
+                ));
+            }
+        };
+        TokenKind::Action(ActionClaims {
+            digest: text("act_digest")?,
+            grant,
+            token_id: text("jti")?,
+            approval_id: claims
+                .get("approval_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    } else {
+        TokenKind::Access
+    };
+    let client_id = ["client_id", "azp"]
+        .iter()
+        .find_map(|c| claims.get(*c).and_then(Value::as_str))
+        .unwrap_or("")
+        .to_owned();
+    let principal = Principal {
+        entity_type: principal_cfg.entity_type.clone(),
+        subject: subject.to_owned(),
+        client_id,
+        scopes: string_list(&claims, &principal_cfg.scope_claim, true),
+        groups: string_list(&claims, &principal_cfg.groups_claim, false),
+        roles: string_list(&claims, &principal_cfg.roles_claim, false),
+        tenant: claims
+            .get(&principal_cfg.tenant_claim)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        issuer: iss.to_owned(),
+    };
+    Ok(Verified {
+        kind,
+        principal,
+        exp,
+        nbf,
+        iat,
+        leeway: issuer.leeway,
+        audience: issuer.audience.clone(),
+    })
+}

@@ -1,0 +1,280 @@
+//! Command-line interface.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use greenlight_core::{Decision, LoadError};
+
+use crate::dev::{DevTokenRequest, dev_token};
+use crate::request::RequestFile;
+
+/// Greenlight: just-in-time action approval for OAuth 2.0 APIs.
+#[derive(Debug, Parser)]
+#[command(name = "greenlight", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decide one request against a bundle and print the decision as JSON.
+    Check {
+        /// The bundle folder.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// A request file: {"method", "path", "query", "headers": {...}, "params": {...}}.
+        #[arg(long)]
+        request: PathBuf,
+        /// A bearer token to put in the request's `authorization` header.
+        #[arg(long)]
+        token: Option<String>,
+        /// The time to decide at, in Unix seconds. Defaults to now.
+        #[arg(long)]
+        now: Option<u64>,
+        /// Which engine decides: the component in wasmtime, or the core natively.
+        #[arg(long, value_enum, default_value_t = EngineKind::Wasm)]
+        engine: EngineKind,
+        /// Extra keys as ISSUER=JWKS_FILE (`greenlight` for action tokens).
+        #[arg(long = "keys", value_name = "ISSUER=FILE")]
+        keys: Vec<String>,
+    },
+    /// Work with bundles.
+    Bundle {
+        /// What to do with the bundle.
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
+    /// Locate or export greenlight.wasm, for hosts in other languages.
+    Component {
+        /// What to do with the component.
+        #[command(subcommand)]
+        command: ComponentCommand,
+    },
+    /// Print an access token signed with a bundle's development key.
+    DevToken {
+        /// The bundle folder; its greenlight.toml must have a `[dev]` section.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The subject (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// Space-separated scopes.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Extra claims as key=value; a JSON value (`groups=["finance"]`) stays JSON.
+        #[arg(long = "claim", value_name = "KEY=VALUE")]
+        claims: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// Issue time in Unix seconds. Defaults to now.
+        #[arg(long)]
+        now: Option<u64>,
+    },
+}
+
+/// `greenlight bundle ...`
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Report every problem in a bundle, or that it is valid.
+    Validate {
+        /// The bundle folder.
+        dir: PathBuf,
+    },
+}
+
+/// `greenlight component ...`
+#[derive(Debug, Subcommand)]
+pub enum ComponentCommand {
+    /// Print where the build put greenlight.wasm.
+    Path,
+    /// Write the component embedded in this binary to a file.
+    Export {
+        /// Where to write it.
+        out: PathBuf,
+    },
+}
+
+/// Which engine answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    /// greenlight.wasm in wasmtime (what gateways run).
+    Wasm,
+    /// The Rust core, natively.
+    Native,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Decides one request with the chosen engine.
+pub fn decide(
+    bundle: &Path,
+    request: greenlight_core::HttpRequest,
+    now: u64,
+    engine: EngineKind,
+    keys: &[(String, String)],
+) -> anyhow::Result<Decision> {
+    let files = greenlight_host::read_bundle_dir(bundle)
+        .with_context(|| format!("cannot read bundle {}", bundle.display()))?;
+    match engine {
+        EngineKind::Native => {
+            let mut engine = greenlight_core::Engine::load(&files).map_err(bundle_error)?;
+            for (issuer, jwks) in keys {
+                engine.set_keys(issuer, jwks).map_err(bundle_error)?;
+            }
+            Ok(engine.evaluate_http(&request, now))
+        }
+        EngineKind::Wasm => {
+            let engine = greenlight_host::Engine::load(greenlight_component::GREENLIGHT_WASM)?;
+            let policy = engine.load_bundle(files).map_err(|e| match e {
+                greenlight_host::HostError::Bundle(le) => bundle_error(le),
+                other => other.into(),
+            })?;
+            for (issuer, jwks) in keys {
+                policy.set_keys(issuer, jwks)?;
+            }
+            Ok(policy.evaluate_http(&request, now))
+        }
+    }
+}
+
+fn bundle_error(e: LoadError) -> anyhow::Error {
+    match e {
+        LoadError::InvalidBundle(problems) => anyhow::anyhow!(
+            "the bundle is invalid:\n{}",
+            problems
+                .iter()
+                .map(|p| format!("  {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        LoadError::Other(s) => anyhow::anyhow!(s),
+    }
+}
+
+fn split_pair(s: &str, what: &str) -> anyhow::Result<(String, String)> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .with_context(|| format!("{what} `{s}` should be KEY=VALUE"))
+}
+
+/// Runs a parsed command line, writing to `out`. Returns the exit code.
+pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Check {
+            bundle,
+            request,
+            token,
+            now,
+            engine,
+            keys,
+        } => {
+            let text = std::fs::read_to_string(&request)
+                .with_context(|| format!("cannot read request {}", request.display()))?;
+            let file: RequestFile = serde_json::from_str(&text)
+                .with_context(|| format!("request {} is not valid", request.display()))?;
+            let mut key_docs = Vec::new();
+            for k in &keys {
+                let (issuer, path) = split_pair(k, "--keys")?;
+                let jwks = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read key set {path}"))?;
+                key_docs.push((issuer, jwks));
+            }
+            let decision = decide(
+                &bundle,
+                file.into_http(token.as_deref()),
+                now.unwrap_or_else(unix_now),
+                engine,
+                &key_docs,
+            )?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&decision)?)?;
+            Ok(0)
+        }
+        Command::Bundle {
+            command: BundleCommand::Validate { dir },
+        } => {
+            let files = greenlight_host::read_bundle_dir(&dir)
+                .with_context(|| format!("cannot read bundle {}", dir.display()))?;
+            match greenlight_core::Engine::load(&files) {
+                Ok(engine) => {
+                    writeln!(
+                        out,
+                        "bundle `{}` is valid (policy hash {})",
+                        dir.display(),
+                        engine.policy_hash()
+                    )?;
+                    Ok(0)
+                }
+                Err(LoadError::InvalidBundle(problems)) => {
+                    writeln!(
+                        out,
+                        "bundle `{}` has {} problem(s):",
+                        dir.display(),
+                        problems.len()
+                    )?;
+                    for p in &problems {
+                        let kind = serde_json::to_value(p.kind)?;
+                        writeln!(out, "  {p} [{}]", kind.as_str().unwrap_or(""))?;
+                    }
+                    Ok(1)
+                }
+                Err(LoadError::Other(s)) => bail!(s),
+            }
+        }
+        Command::Component {
+            command: ComponentCommand::Path,
+        } => {
+            writeln!(out, "{}", greenlight_component::GREENLIGHT_WASM_PATH)?;
+            Ok(0)
+        }
+        Command::Component {
+            command: ComponentCommand::Export { out: path },
+        } => {
+            std::fs::write(&path, greenlight_component::GREENLIGHT_WASM)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(
+                out,
+                "wrote {} ({} bytes)",
+                path.display(),
+                greenlight_component::GREENLIGHT_WASM.len()
+            )?;
+            Ok(0)
+        }
+        Command::DevToken {
+            bundle,
+            sub,
+            scope,
+            claims,
+            ttl,
+            now,
+        } => {
+            let claims = claims
+                .iter()
+                .map(|c| split_pair(c, "--claim"))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let token = dev_token(
+                &bundle,
+                &DevTokenRequest {
+                    subject: sub,
+                    scope,
+                    claims,
+                    ttl,
+                    now: now.unwrap_or_else(unix_now),
+                },
+            )?;
+            writeln!(out, "{token}")?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! One vector file, two engines, one answer: every `tests/vectors/*.json`
+//! is decided by the native core and by `greenlight.wasm` in wasmtime; the
+//! native decision must equal the vector's expectation and the component's
+//! decision JSON must be byte-identical to the native one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use greenlight_core::{AccessRequest, Decision, Engine as NativeEngine, HttpRequest};
+use serde::Deserialize;
+
+/// The fewest vectors the suite accepts; fewer means files went missing.
+const MIN_VECTORS: usize = 40;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Vector {
+    description: String,
+    bundle: String,
+    keys: Vec<KeyRef>,
+    now: u64,
+    request: RequestSpec,
+    expect: Decision,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyRef {
+    issuer: String,
+    jwks: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+enum RequestSpec {
+    Http(HttpRequest),
+    Access(AccessRequest),
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn vectors() -> Vec<(String, Vector)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root().join("tests/vectors")).expect("tests/vectors exists") {
+        let path = entry.expect("readable entry").path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).expect("readable vector");
+            let v: Vector =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            out.push((
+                path.file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned(),
+                v,
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn keys(v: &Vector) -> Vec<(String, String)> {
+    v.keys
+        .iter()
+        .map(|k| {
+            let jwks = std::fs::read_to_string(root().join(&k.jwks)).expect("key set");
+            (k.issuer.clone(), jwks)
+        })
+        .collect()
+}
+
+fn decide_native(v: &Vector, files: &[(String, String)]) -> Decision {
+    let mut engine = NativeEngine::load(files).expect("bundle loads natively");
+    for (issuer, jwks) in keys(v) {
+        engine.set_keys(&issuer, &jwks).expect("keys load natively");
+    }
+    match &v.request {
+        RequestSpec::Http(r) => engine.evaluate_http(r, v.now),
+        RequestSpec::Access(r) => engine.evaluate(r, v.now),
+    }
+}
+
+fn decide_wasm(
+    v: &Vector,
+    engine: &greenlight_host::Engine,
+    files: &[(String, String)],
+) -> (Decision, Decision) {
+    let policy = engine
+        .load_bundle(files.to_vec())
+        .expect("bundle loads in the component");
+    for (issuer, jwks) in keys(v) {
+        policy
+            .set_keys(&issuer, &jwks)
+            .expect("keys load in the component");
+    }
+    let run = || match &v.request {
+        RequestSpec::Http(r) => policy.evaluate_http(r, v.now),
+        RequestSpec::Access(r) => policy.evaluate(r, v.now),
+    };
+    // The second run is answered from the instance's token cache.
+    (run(), run())
+}
+
+/// Every vector: native equals the expectation, the component equals native
+/// byte for byte, and a cached second answer equals the first.
+#[test]
+fn every_vector_gives_the_expected_decision_in_both_engines() {
+    let all = vectors();
+    assert!(
+        all.len() >= MIN_VECTORS,
+        "only {} vectors in tests/vectors",
+        all.len()
+    );
+    let engine = greenlight_host::Engine::with_options(
+        greenlight_component::GREENLIGHT_WASM,
+        greenlight_host::Limits::default(),
+        None,
+    )
+    .expect("component compiles");
+    let mut bundles: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (name, v) in &all {
+        let files = bundles
+            .entry(v.bundle.clone())
+            .or_insert_with(|| {
+                greenlight_host::read_bundle_dir(&root().join(&v.bundle)).expect("bundle dir")
+            })
+            .clone();
+        let native = decide_native(v, &files);
+        let (wasm, wasm_cached) = decide_wasm(v, &engine, &files);
+        if native != v.expect {
+            failures.push(format!(
+                "{name} ({})\n  expected {}\n  native   {}",
+                v.description,
+                v.expect.to_json(),
+                native.to_json()
+            ));
+        }
+        if wasm.to_json() != native.to_json() {
+            failures.push(format!(
+                "{name}: component and core disagree\n  native {}\n  wasm   {}",
+                native.to_json(),
+                wasm.to_json()
+            ));
+        }
+        if wasm_cached.to_json() != wasm.to_json() {
+            failures.push(format!(
+                "{name}: the cached answer differs\n  first  {}\n  cached {}",
+                wasm.to_json(),
+                wasm_cached.to_json()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} vectors failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
+}
+
+#[derive(Debug, Deserialize)]
+struct JoseVector {
+    jwk: serde_json::Value,
+    alg: String,
+    payload: String,
+    token: String,
+}
+
+fn jose_vectors() -> Vec<(String, JoseVector)> {
+    let dir = root().join("../shared/vectors/jose");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "{} (the shared vectors sit beside the clone): {e}",
+            dir.display()
+        )
+    }) {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let v: JoseVector =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        out.push((
+            path.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
+            v,
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The published RFC 7515, 7520 and 8037 examples verify through the engine
+/// (natively and in the component) where the algorithm is supported, a
+/// flipped signature bit does not, ES512 gets a clear unsupported-algorithm
+/// denial, and `alg: none` is refused.
+#[test]
+fn published_jose_vectors_verify_in_both_engines() {
+    let engine = greenlight_host::Engine::with_options(
+        greenlight_component::GREENLIGHT_WASM,
+        greenlight_host::Limits::default(),
+        None,
+    )
+    .expect("component compiles");
+    let all = jose_vectors();
+    assert_eq!(all.len(), 10, "the ten published vectors");
+    for (name, v) in all {
+        let jwk = v.jwk.to_string();
+        let native = greenlight_core::jws::verify_compact(&v.token, &jwk);
+        let wasm = engine.verify_compact(&v.token, &jwk);
+        assert_eq!(native, wasm, "{name}: engines disagree");
+        match v.alg.as_str() {
+            "ES512" => {
+                let d = native.expect_err("ES512 is refused");
+                assert_eq!(
+                    d.code,
+                    greenlight_core::DenialCode::TokenUnsupportedAlgorithm,
+                    "{name}"
+                );
+                assert_eq!(d.message, "algorithm `ES512` is not supported", "{name}");
+            }
+            "none" => {
+                let d = native.expect_err("alg none is refused");
+                assert_eq!(
+                    d.code,
+                    greenlight_core::DenialCode::TokenUnsupportedAlgorithm,
+                    "{name}"
+                );
+                assert_eq!(d.message, "algorithm `none` is not supported", "{name}");
+            }
+            _ => {
+                assert_eq!(
+                    native.as_deref().map(String::from_utf8_lossy),
+                    Ok(v.payload.as_str().into()),
+                    "{name}: payload"
+                );
+                // Flip one bit of the signature's first byte.
+                let (input, sig) = v.token.rsplit_once('.').expect("three parts");
+                let mut bytes: Vec<char> = sig.chars().collect();
+                bytes[0] = if bytes[0] == 'A' { 'B' } else { 'A' };
+                let flipped = format!("{input}.{}", bytes.into_iter().collect::<String>());
+                let d = greenlight_core::jws::verify_compact(&flipped, &jwk)
+                    .expect_err("a flipped signature fails");
+                assert_eq!(
+                    d.code,
+                    greenlight_core::DenialCode::TokenBadSignature,
+                    "{name}"
+                );
+                assert_eq!(
+                    engine.verify_compact(&flipped, &jwk),
+                    Err(d),
+                    "{name}: engines disagree on the flip"
+                );
+            }
+        }
+    }
+}
