@@ -8,7 +8,7 @@
 //! - Instances come from one `InstancePre` and are reused: each keeps its
 //!   loaded bundle and its cache of verified tokens.
 //! - Every call has a time budget (epoch interruption) and every instance a
-//!   memory cap (`StoreLimits`). A trap, an overrun or malformed output is a
+//!   memory cap (a `ResourceLimiter`). A trap, an overrun or malformed output is a
 //!   deny; the instance is discarded and the next call gets a fresh one.
 //!
 //! ```no_run
@@ -31,7 +31,7 @@ use greenlight_core::{
 };
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
-use wasmtime::{Config, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 mod bindings {
@@ -97,10 +97,47 @@ pub enum HostError {
     Io(#[from] std::io::Error),
 }
 
+/// The most table elements an instance may have; Rust guests use a few
+/// hundred for indirect calls.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Caps an instance's memory and remembers whether it refused to grow, so a
+/// failure can be reported as a memory overrun rather than a generic trap.
+struct Limiter {
+    memory_bytes: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.exceeded = true;
+            // An error (rather than `Ok(false)`) traps the guest at once
+            // instead of letting its allocator abort in a less legible way.
+            wasmtime::bail!("memory cap of {} bytes reached", self.memory_bytes);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
 struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limiter: Limiter,
 }
 
 impl WasiView for HostState {
@@ -253,13 +290,13 @@ fn new_store(inner: &Inner) -> Store<HostState> {
         // guest imports WASI only because the Rust standard library does.
         wasi: WasiCtxBuilder::new().build(),
         table: ResourceTable::new(),
-        limits: StoreLimitsBuilder::new()
-            .memory_size(inner.limits.memory_bytes)
-            .trap_on_grow_failure(true)
-            .build(),
+        limiter: Limiter {
+            memory_bytes: inner.limits.memory_bytes,
+            exceeded: false,
+        },
     };
     let mut store = Store::new(&inner.engine, state);
-    store.limiter(|s| &mut s.limits);
+    store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_trap();
     store
 }
@@ -337,7 +374,15 @@ impl Failure {
 }
 
 fn classify(e: &wasmtime::Error, store: &Store<HostState>) -> Failure {
-    let _ = store;
+    if store.data().limiter.exceeded {
+        return Failure {
+            code: DenialCode::EngineMemoryExceeded,
+            message: format!(
+                "the policy module ran past its memory cap of {} bytes",
+                store.data().limiter.memory_bytes
+            ),
+        };
+    }
     match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => Failure {
             code: DenialCode::EngineTimeout,
@@ -345,22 +390,12 @@ fn classify(e: &wasmtime::Error, store: &Store<HostState>) -> Failure {
         },
         Some(trap) => Failure {
             code: DenialCode::EngineTrap,
-            message: format!("the policy module trapped: {trap}"),
+            message: format!("the policy module trapped ({trap})"),
         },
-        None => {
-            let text = format!("{e:#}");
-            if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
-                Failure {
-                    code: DenialCode::EngineMemoryExceeded,
-                    message: "the policy module ran past its memory cap".to_owned(),
-                }
-            } else {
-                Failure {
-                    code: DenialCode::EngineTrap,
-                    message: format!("the policy module failed: {text}"),
-                }
-            }
-        }
+        None => Failure {
+            code: DenialCode::EngineTrap,
+            message: format!("the policy module failed: {e}"),
+        },
     }
 }
 

@@ -134,9 +134,12 @@ fn find_at(text: &str, needle: &str) -> Option<(u32, u32)> {
     text.find(needle).map(|o| line_col(text, o))
 }
 
+/// Parses an algorithm allow-list; `owner` names its table in messages and
+/// `anchor` is text that locates it in the file.
 fn parse_algorithms(
     names: &[String],
     owner: &str,
+    anchor: &str,
     cfg_text: &str,
     problems: &mut Problems,
 ) -> Vec<Alg> {
@@ -145,8 +148,8 @@ fn parse_algorithms(
         problems.add(
             ProblemKind::InvalidConfig,
             CONFIG_FILE,
-            find_at(cfg_text, owner),
-            format!("`{owner}` allows no algorithms"),
+            find_at(cfg_text, anchor),
+            format!("{owner} allows no algorithms"),
         );
     }
     for name in names {
@@ -157,7 +160,7 @@ fn parse_algorithms(
                 CONFIG_FILE,
                 find_at(cfg_text, &format!("\"{name}\"")),
                 format!(
-                    "`{owner}` allows `{name}`, which is not supported (use EdDSA, ES256, ES384, RS256, RS384, RS512, PS256, PS384, PS512 or HS256)"
+                    "{owner} allows `{name}`, which is not supported (use EdDSA, ES256, ES384, RS256, RS384, RS512, PS256, PS384, PS512 or HS256)"
                 ),
             ),
         }
@@ -253,9 +256,11 @@ impl Bundle {
 
         let mut issuers = Vec::new();
         for ic in &config.issuers {
-            let owner = format!("issuer = \"{}\"", ic.issuer);
-            let at = find_at(cfg_text, &owner);
-            let algorithms = parse_algorithms(&ic.algorithms, &owner, cfg_text, &mut problems);
+            let anchor = format!("\"{}\"", ic.issuer);
+            let at = find_at(cfg_text, &anchor);
+            let owner = format!("issuer `{}`", ic.issuer);
+            let algorithms =
+                parse_algorithms(&ic.algorithms, &owner, &anchor, cfg_text, &mut problems);
             if issuers.iter().any(|i: &Issuer| i.issuer == ic.issuer) {
                 problems.add(
                     ProblemKind::InvalidConfig,
@@ -315,7 +320,13 @@ impl Bundle {
 
         let action_issuer = config.action_tokens.as_ref().map(|ac| {
             let owner = "[action_tokens]";
-            let algorithms = parse_algorithms(&ac.algorithms, owner, cfg_text, &mut problems);
+            let algorithms = parse_algorithms(
+                &ac.algorithms,
+                "`[action_tokens]`",
+                owner,
+                cfg_text,
+                &mut problems,
+            );
             if algorithms.contains(&Alg::HS256) {
                 problems.add(
                     ProblemKind::InvalidConfig,
@@ -428,7 +439,7 @@ impl Bundle {
                                     schema.unwrap_or(""),
                                     ProblemKind::InvalidSchema,
                                 )
-                            } else if schema.is_some() && e.message.contains("validation") {
+                            } else if e.violates_schema {
                                 (POLICY_FILE, *src, ProblemKind::InvalidSchema)
                             } else {
                                 (POLICY_FILE, *src, ProblemKind::InvalidPolicy)

@@ -28,6 +28,8 @@ pub const MAX_QUORUM: u32 = 32;
 pub struct SourceProblem {
     /// `true` for the schema file, `false` for the policy file.
     pub in_schema: bool,
+    /// `true` when a policy parses but violates the schema.
+    pub violates_schema: bool,
     /// Byte offset into the file, where known.
     pub offset: Option<usize>,
     /// What is wrong.
@@ -115,6 +117,7 @@ impl Policies {
                 Err(e) => {
                     problems.push(SourceProblem {
                         in_schema: true,
+                        violates_schema: false,
                         offset: offset_of(&e),
                         message: diag_message(&e),
                     });
@@ -128,6 +131,7 @@ impl Policies {
                 for e in errors.iter() {
                     problems.push(SourceProblem {
                         in_schema: false,
+                        violates_schema: false,
                         offset: offset_of(e),
                         message: diag_message(e),
                     });
@@ -147,22 +151,24 @@ impl Policies {
             if set.add(renamed).is_err() {
                 problems.push(SourceProblem {
                     in_schema: false,
+                    violates_schema: false,
                     offset: locate(policy_src, &id, "@id"),
                     message: format!("policy id `{id}` is used twice"),
                 });
                 continue;
             }
-            let has_any = OBLIGATION_ANNOTATIONS
+            let Some(first) = OBLIGATION_ANNOTATIONS
                 .iter()
-                .any(|a| policy.annotation(a).is_some());
-            if !has_any {
+                .find(|a| policy.annotation(a).is_some())
+            else {
                 continue;
-            }
+            };
             let loc = |needle: &str| locate(policy_src, &id, needle);
             if policy.effect() == Effect::Forbid {
                 problems.push(SourceProblem {
                     in_schema: false,
-                    offset: loc("@"),
+                    violates_schema: false,
+                    offset: loc(&format!("@{first}")),
                     message: format!(
                         "policy `{id}` is a forbid: approval annotations only belong on permits"
                     ),
@@ -175,6 +181,7 @@ impl Policies {
                 }
                 Err((annotation, message)) => problems.push(SourceProblem {
                     in_schema: false,
+                    violates_schema: false,
                     offset: loc(&format!("@{annotation}")),
                     message: format!("policy `{id}`: {message}"),
                 }),
@@ -186,6 +193,7 @@ impl Policies {
         if templates {
             problems.push(SourceProblem {
                 in_schema: false,
+                violates_schema: false,
                 offset: None,
                 message: "policy templates (`?principal`, `?resource`) are not supported"
                     .to_owned(),
@@ -196,6 +204,7 @@ impl Policies {
             for e in result.validation_errors() {
                 problems.push(SourceProblem {
                     in_schema: false,
+                    violates_schema: true,
                     offset: offset_of(e),
                     message: diag_message(e),
                 });

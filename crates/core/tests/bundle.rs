@@ -1,0 +1,315 @@
+//! Bundle loading: a bad bundle is refused with every problem, each with
+//! its file, line, column and a message a person can act on.
+
+use greenlight_core::{Engine, LoadError, Problem, ProblemKind};
+
+fn files(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, c)| ((*n).to_owned(), (*c).to_owned()))
+        .collect()
+}
+
+fn problems(pairs: &[(&str, &str)]) -> Vec<Problem> {
+    match Engine::load(&files(pairs)) {
+        Err(LoadError::InvalidBundle(p)) => p,
+        Err(other) => panic!("expected InvalidBundle, got {other:?}"),
+        Ok(_) => panic!("the bundle loaded"),
+    }
+}
+
+fn p(kind: ProblemKind, file: &str, at: Option<(u32, u32)>, message: &str) -> Problem {
+    Problem {
+        kind,
+        file: file.to_owned(),
+        line: at.map(|a| a.0),
+        column: at.map(|a| a.1),
+        message: message.to_owned(),
+    }
+}
+
+const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"I2AjEqUYOqUP6_eOvTM6THsPlfCVJVszMQh_05UWsT4","kid":"k1","alg":"EdDSA"}]}"#;
+
+const CONFIG: &str = r#"[[issuers]]
+issuer = "https://idp.example.com"
+audience = "https://api.example.com"
+algorithms = ["EdDSA"]
+jwks = "idp.jwks.json"
+"#;
+
+/// An empty file list names both required files.
+#[test]
+fn an_empty_bundle_names_both_required_files() {
+    assert_eq!(
+        problems(&[]),
+        vec![
+            p(
+                ProblemKind::MissingFile,
+                "greenlight.toml",
+                None,
+                "every bundle needs `greenlight.toml`"
+            ),
+            p(
+                ProblemKind::MissingFile,
+                "policy.cedar",
+                None,
+                "every bundle needs `policy.cedar`"
+            ),
+        ]
+    );
+}
+
+/// A typo in a key is located by line and column.
+#[test]
+fn an_unknown_config_key_is_located() {
+    let cfg = "[[issuers]]\nissuer = \"x\"\naudiense = \"y\"\n";
+    let got = problems(&[("greenlight.toml", cfg), ("policy.cedar", "")]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, ProblemKind::InvalidConfig);
+    assert_eq!((got[0].line, got[0].column), (Some(3), Some(1)));
+    assert!(
+        got[0]
+            .message
+            .starts_with("unknown field `audiense`, expected one of"),
+        "{}",
+        got[0].message
+    );
+}
+
+/// Several independent problems are all reported in one pass.
+#[test]
+fn every_problem_of_a_bad_bundle_is_reported() {
+    let cfg = r#"[[issuers]]
+issuer = "https://idp.example.com"
+audience = "https://api.example.com"
+algorithms = ["EdDSA", "ES512"]
+jwks = "missing.jwks.json"
+
+[[routes]]
+method = "POST"
+path = "/payments/{payment_id}/refund"
+action = "payment.refund"
+resource = { type = "Payment", id = "{paymentid}" }
+params.amount = { from = "body.amount", type = "decimal" }
+"#;
+    let got = problems(&[
+        ("greenlight.toml", cfg),
+        ("policy.cedar", "permit(principal, action, resource);"),
+    ]);
+    assert_eq!(
+        got,
+        vec![
+            p(
+                ProblemKind::InvalidConfig,
+                "greenlight.toml",
+                Some((4, 24)),
+                "issuer `https://idp.example.com` allows `ES512`, which is not supported (use EdDSA, ES256, ES384, RS256, RS384, RS512, PS256, PS384, PS512 or HS256)"
+            ),
+            p(
+                ProblemKind::MissingFile,
+                "missing.jwks.json",
+                None,
+                "key set `missing.jwks.json` is named in greenlight.toml but not in the bundle"
+            ),
+            p(
+                ProblemKind::InvalidConfig,
+                "greenlight.toml",
+                Some((9, 8)),
+                "route `POST /payments/{payment_id}/refund`: resource id uses `{paymentid}`, which is not a parameter of path `/payments/{payment_id}/refund`"
+            ),
+            p(
+                ProblemKind::InvalidConfig,
+                "greenlight.toml",
+                Some((9, 8)),
+                "route `POST /payments/{payment_id}/refund`: parameter `amount`: type `decimal` is not one of `string`, `long`, `bool`"
+            ),
+        ]
+    );
+}
+
+/// Cedar syntax errors carry the policy file's line and column.
+#[test]
+fn a_policy_syntax_error_is_located() {
+    let got = problems(&[
+        ("greenlight.toml", CONFIG),
+        ("idp.jwks.json", JWKS),
+        (
+            "policy.cedar",
+            "permit(principal, action, resource);\n\npermit(principal, action, resource) when { context.x > };\n",
+        ),
+    ]);
+    assert_eq!(
+        got,
+        vec![p(
+            ProblemKind::InvalidPolicy,
+            "policy.cedar",
+            Some((3, 56)),
+            "unexpected token `}`"
+        )]
+    );
+}
+
+/// Malformed approval annotations are refused, each at its annotation.
+#[test]
+fn malformed_obligation_annotations_are_refused() {
+    let policy = r#"@id("a")
+@approvers("finance")
+permit (principal, action, resource);
+
+@id("b")
+@approvers("group:finance")
+@quorum("zero")
+permit (principal, action, resource);
+
+@id("c")
+@approvers("group:finance")
+@grant("forever")
+permit (principal, action, resource);
+
+@id("d")
+@approvers("group:x")
+forbid (principal, action, resource);
+
+@id("e")
+@approvers("subject")
+@quorum("2")
+permit (principal, action, resource);
+"#;
+    let got = problems(&[
+        ("greenlight.toml", CONFIG),
+        ("idp.jwks.json", JWKS),
+        ("policy.cedar", policy),
+    ]);
+    assert_eq!(
+        got,
+        vec![
+            p(
+                ProblemKind::InvalidPolicy,
+                "policy.cedar",
+                Some((2, 1)),
+                "policy `a`: approver `finance` should be `group:NAME`, `user:SUBJECT` or `subject`"
+            ),
+            p(
+                ProblemKind::InvalidPolicy,
+                "policy.cedar",
+                Some((7, 1)),
+                "policy `b`: `@quorum(\"zero\")` should be a whole number from 1 to 32"
+            ),
+            p(
+                ProblemKind::InvalidPolicy,
+                "policy.cedar",
+                Some((12, 1)),
+                "policy `c`: `@grant(\"forever\")` should be `once` or `window:SECONDS`"
+            ),
+            p(
+                ProblemKind::InvalidPolicy,
+                "policy.cedar",
+                Some((16, 1)),
+                "policy `d` is a forbid: approval annotations only belong on permits"
+            ),
+            p(
+                ProblemKind::InvalidPolicy,
+                "policy.cedar",
+                Some((21, 1)),
+                "policy `e`: only the subject approves here, so the quorum can only be 1"
+            ),
+        ]
+    );
+}
+
+/// A policy that violates the schema is refused as a schema problem.
+#[test]
+fn a_policy_that_violates_the_schema_is_refused() {
+    let schema =
+        "entity User; entity Doc; action read appliesTo { principal: User, resource: Doc };";
+    let policy = "@id(\"x\")\npermit (principal, action == Action::\"read\", resource) when { resource.owner == \"a\" };";
+    let got = problems(&[
+        ("greenlight.toml", CONFIG),
+        ("idp.jwks.json", JWKS),
+        ("policy.cedar", policy),
+        ("schema.cedarschema", schema),
+    ]);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].file, "policy.cedar");
+    assert_eq!(got[0].kind, ProblemKind::InvalidSchema);
+    assert_eq!(got[0].line, Some(2));
+    assert!(
+        got[0].message.contains("attribute `owner`"),
+        "the message names the attribute: {}",
+        got[0].message
+    );
+}
+
+/// A private key placed in a bundle is refused: the engine needs public keys only.
+#[test]
+fn a_private_key_in_the_bundle_is_refused() {
+    let got = problems(&[
+        ("greenlight.toml", CONFIG),
+        ("idp.jwks.json", JWKS),
+        ("policy.cedar", ""),
+        (
+            "leak.json",
+            "-----BEGIN PRIVATE KEY-----\nMC4C\n-----END PRIVATE KEY-----\n",
+        ),
+    ]);
+    assert_eq!(
+        got,
+        vec![p(
+            ProblemKind::InvalidKeys,
+            "leak.json",
+            Some((1, 12)),
+            "private keys must not be part of a bundle: the engine only needs public keys"
+        )]
+    );
+}
+
+/// A malformed key set is located by line and column.
+#[test]
+fn a_malformed_key_set_is_located() {
+    let got = problems(&[
+        ("greenlight.toml", CONFIG),
+        ("idp.jwks.json", "{\"keys\": [\n  {\"kty\": \"OKP\",}\n]}"),
+        ("policy.cedar", ""),
+    ]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, ProblemKind::InvalidKeys);
+    assert_eq!(got[0].file, "idp.jwks.json");
+    assert_eq!((got[0].line, got[0].column), (Some(2), Some(17)));
+    assert_eq!(
+        got[0].message,
+        "not valid JSON: trailing comma at line 2 column 17"
+    );
+}
+
+/// A refused key set leaves the old keys in place.
+#[test]
+fn a_refused_key_set_keeps_the_old_keys() {
+    let mut engine = Engine::load(&files(&[
+        ("greenlight.toml", CONFIG),
+        ("idp.jwks.json", JWKS),
+        ("policy.cedar", ""),
+    ]))
+    .expect("valid bundle");
+    let err = engine
+        .set_keys("https://idp.example.com", "{\"keys\": []}")
+        .expect_err("an empty set is refused");
+    assert_eq!(
+        err,
+        LoadError::InvalidBundle(vec![p(
+            ProblemKind::InvalidKeys,
+            "jwks of `https://idp.example.com`",
+            None,
+            "the key set has no signing keys"
+        )])
+    );
+    assert_eq!(
+        engine.set_keys("https://nobody.example", JWKS),
+        Err(LoadError::Other(
+            "the bundle has no issuer `https://nobody.example`".to_owned()
+        ))
+    );
+    assert!(
+        !engine.bundle().issuers[0].keys.is_empty(),
+        "the old keys are still there"
+    );
+}

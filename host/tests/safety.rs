@@ -1,0 +1,116 @@
+//! The host fails closed and keeps serving: a guest that loops, allocates
+//! without bound or traps gets a deny with its own code, and the next call
+//! is answered by a fresh instance.
+
+use std::time::Duration;
+
+use greenlight_core::{DenialCode, HttpRequest, Verdict};
+use greenlight_host::{Engine, HostError, Limits};
+
+fn hostile() -> greenlight_host::Policy {
+    let bytes =
+        std::fs::read(greenlight_component::HOSTILE_WASM_PATH).expect("hostile component built");
+    let limits = Limits {
+        call_budget: Duration::from_millis(50),
+        memory_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    Engine::with_options(&bytes, limits, None)
+        .expect("hostile component compiles")
+        .load_bundle(Vec::new())
+        .expect("the hostile module accepts any bundle")
+}
+
+fn call(policy: &greenlight_host::Policy, path: &str) -> greenlight_core::Decision {
+    policy.evaluate_http(
+        &HttpRequest {
+            method: "GET".into(),
+            path: path.into(),
+            ..HttpRequest::default()
+        },
+        0,
+    )
+}
+
+fn assert_served(policy: &greenlight_host::Policy) {
+    let d = call(policy, "/ok");
+    match d.verdict {
+        Verdict::Allow(a) => assert_eq!(a.subject, "hostile"),
+        other => panic!("the host did not serve after a failure: {other:?}"),
+    }
+}
+
+fn assert_denied(d: &greenlight_core::Decision, code: DenialCode, message: &str) {
+    match &d.verdict {
+        Verdict::Deny(den) => {
+            assert_eq!(den.code, code);
+            assert_eq!(den.message, message);
+        }
+        other => panic!("expected a deny, got {other:?}"),
+    }
+    assert_eq!(d.policy_hash, "hostile");
+    assert!(d.reasons.is_empty());
+}
+
+/// An endless loop is stopped by the epoch budget and denied; the next call works.
+#[test]
+fn a_guest_that_loops_is_denied_for_timeout_and_the_host_keeps_serving() {
+    let policy = hostile();
+    assert_served(&policy);
+    let d = call(&policy, "/loop");
+    assert_denied(
+        &d,
+        DenialCode::EngineTimeout,
+        "the policy module ran past its time budget",
+    );
+    assert_served(&policy);
+}
+
+/// Unbounded allocation hits the memory cap and is denied; the next call works.
+#[test]
+fn a_guest_that_allocates_without_bound_is_denied_for_memory_and_the_host_keeps_serving() {
+    let policy = hostile();
+    let d = call(&policy, "/alloc");
+    assert_denied(
+        &d,
+        DenialCode::EngineMemoryExceeded,
+        "the policy module ran past its memory cap of 16777216 bytes",
+    );
+    assert_served(&policy);
+}
+
+/// A trap is denied with the trap's description; the next call works.
+#[test]
+fn a_guest_that_traps_is_denied_and_the_host_keeps_serving() {
+    let policy = hostile();
+    let d = call(&policy, "/trap");
+    assert_denied(
+        &d,
+        DenialCode::EngineTrap,
+        "the policy module trapped (wasm trap: wasm `unreachable` instruction executed)",
+    );
+    assert_served(&policy);
+    // Several failures in a row never exhaust the host.
+    for _ in 0..3 {
+        assert_eq!(
+            call(&policy, "/trap").verdict,
+            d.verdict,
+            "the same failure gives the same deny"
+        );
+    }
+    assert_served(&policy);
+}
+
+/// Bytes that are not a component are refused with a reason, not a panic.
+#[test]
+fn bytes_that_are_not_a_component_are_refused() {
+    let err = Engine::with_options(b"\0asm\x01\0\0\0", Limits::default(), None)
+        .expect_err("a core module is not a component");
+    match err {
+        HostError::Component(msg) => assert_eq!(
+            msg,
+            "failed to parse WebAssembly module: attempted to parse a wasm module with a component parser"
+        ),
+        other => panic!("expected HostError::Component, got {other:?}"),
+    }
+}
