@@ -37,6 +37,17 @@ enum RequestSpec {
     Access(AccessRequest),
 }
 
+/// The component, compiled once for this file's tests.
+fn component() -> greenlight_host::Engine {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-cwasm");
+    greenlight_host::Engine::with_options(
+        greenlight_component::GREENLIGHT_WASM,
+        greenlight_host::Limits::default(),
+        Some(&cache),
+    )
+    .expect("component compiles")
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -114,12 +125,7 @@ fn every_vector_gives_the_expected_decision_in_both_engines() {
         "only {} vectors in tests/vectors",
         all.len()
     );
-    let engine = greenlight_host::Engine::with_options(
-        greenlight_component::GREENLIGHT_WASM,
-        greenlight_host::Limits::default(),
-        None,
-    )
-    .expect("component compiles");
+    let engine = component();
     let mut bundles: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut failures = Vec::new();
     for (name, v) in &all {
@@ -202,12 +208,7 @@ fn jose_vectors() -> Vec<(String, JoseVector)> {
 /// denial, and `alg: none` is refused.
 #[test]
 fn published_jose_vectors_verify_in_both_engines() {
-    let engine = greenlight_host::Engine::with_options(
-        greenlight_component::GREENLIGHT_WASM,
-        greenlight_host::Limits::default(),
-        None,
-    )
-    .expect("component compiles");
+    let engine = component();
     let all = jose_vectors();
     assert_eq!(all.len(), 10, "the ten published vectors");
     for (name, v) in all {

@@ -1,0 +1,174 @@
+//! The host with the real `greenlight.wasm`: artifact cache, concurrency,
+//! bundle errors and key updates behave as the native core does.
+
+use std::path::Path;
+
+use greenlight_core::{DenialCode, HttpRequest, LoadError, Verdict};
+use greenlight_host::{Engine, HostError, Limits};
+
+fn demo_files() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bundle");
+    greenlight_host::read_bundle_dir(&dir).expect("demo bundle")
+}
+
+fn cwasm_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| r.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// An engine whose compiled artifact is shared by the tests of this file.
+fn engine() -> Engine {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("host-tests-cwasm");
+    Engine::with_options(
+        greenlight_component::GREENLIGHT_WASM,
+        Limits::default(),
+        Some(&cache),
+    )
+    .expect("compiles")
+}
+
+fn unknown_route() -> HttpRequest {
+    HttpRequest {
+        method: "GET".into(),
+        path: "/nowhere".into(),
+        headers: vec![("authorization".into(), "Bearer a.b.c".into())],
+        ..HttpRequest::default()
+    }
+}
+
+/// The first load compiles and writes one artifact; the second maps it and
+/// writes nothing; a corrupted artifact is ignored and replaced.
+#[test]
+fn the_compiled_artifact_is_cached_reused_and_replaced_when_corrupt() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let wasm = greenlight_component::GREENLIGHT_WASM;
+    let first =
+        Engine::with_options(wasm, Limits::default(), Some(cache.path())).expect("compiles");
+    let files = cwasm_files(cache.path());
+    assert_eq!(files.len(), 1, "one artifact: {files:?}");
+    let name = files[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.ends_with(".cwasm") && name.len() == 64 + 1 + 16 + 6,
+        "{name}"
+    );
+    let written = std::fs::metadata(&files[0])
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+
+    let second = Engine::with_options(wasm, Limits::default(), Some(cache.path())).expect("maps");
+    assert_eq!(cwasm_files(cache.path()), files);
+    assert_eq!(
+        std::fs::metadata(&files[0])
+            .expect("meta")
+            .modified()
+            .expect("mtime"),
+        written
+    );
+    let a = first
+        .load_bundle(demo_files())
+        .expect("bundle")
+        .evaluate_http(&unknown_route(), 0);
+    let b = second
+        .load_bundle(demo_files())
+        .expect("bundle")
+        .evaluate_http(&unknown_route(), 0);
+    assert_eq!(a, b);
+
+    // Replace the file the way the host does (a rename), never in place: the
+    // first two engines still have the old one memory-mapped.
+    let tmp = cache.path().join("corrupt.tmp");
+    std::fs::write(&tmp, b"not an artifact").expect("write");
+    std::fs::rename(&tmp, &files[0]).expect("corrupt it");
+    let third =
+        Engine::with_options(wasm, Limits::default(), Some(cache.path())).expect("recompiles");
+    assert_eq!(
+        third
+            .load_bundle(demo_files())
+            .expect("bundle")
+            .evaluate_http(&unknown_route(), 0),
+        a
+    );
+    assert_ne!(
+        std::fs::read(&files[0]).expect("read"),
+        b"not an artifact",
+        "replaced"
+    );
+}
+
+/// Threads share one policy; every answer is the same.
+#[test]
+fn a_policy_serves_concurrent_callers_with_the_same_answer() {
+    let engine = engine();
+    let policy = engine.load_bundle(demo_files()).expect("bundle");
+    let expected = policy.evaluate_http(&unknown_route(), 0);
+    assert_eq!(
+        expected.verdict,
+        Verdict::Deny(greenlight_core::Denial {
+            code: DenialCode::TokenMalformed,
+            message: "the header is not base64url".into(),
+        })
+    );
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..25 {
+                    assert_eq!(policy.evaluate_http(&unknown_route(), 0), expected);
+                }
+            });
+        }
+    });
+}
+
+/// A bad bundle is refused through the component with exactly the problems
+/// the native core reports.
+#[test]
+fn a_bad_bundle_is_refused_with_the_same_problems_as_natively() {
+    let engine = engine();
+    let mut files = demo_files();
+    for (name, contents) in &mut files {
+        if name == "policy.cedar" {
+            contents.push_str(
+                "\n@id(\"oops\") @approvers(\"nobody\") permit(principal, action, resource);\n",
+            );
+        }
+    }
+    let native = greenlight_core::Engine::load(&files).expect_err("refused natively");
+    match engine.load_bundle(files) {
+        Err(HostError::Bundle(wasm)) => assert_eq!(wasm, native),
+        other => panic!("expected a bundle error, got {other:?}"),
+    }
+    match native {
+        LoadError::InvalidBundle(p) => {
+            assert_eq!(p.len(), 1);
+            assert_eq!(
+                p[0].message,
+                "policy `oops`: approver `nobody` should be `group:NAME`, `user:SUBJECT` or `subject`"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A refused key set changes nothing: the previous keys keep serving.
+#[test]
+fn a_refused_key_set_leaves_the_policy_serving() {
+    let engine = engine();
+    let policy = engine.load_bundle(demo_files()).expect("bundle");
+    let before = policy.evaluate_http(&unknown_route(), 0);
+    let err = policy
+        .set_keys("https://idp.example.com", "{\"keys\": \"no\"}")
+        .expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "the bundle has 1 problem(s): jwks of `https://idp.example.com`: a JWKS needs a `keys` array"
+    );
+    assert_eq!(policy.evaluate_http(&unknown_route(), 0), before);
+}
