@@ -52,20 +52,23 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn vectors() -> Vec<(String, Vector)> {
+/// Every `*.json` file of a folder, parsed, sorted by file name.
+fn read_json_dir<T: serde::de::DeserializeOwned>(dir: &Path) -> Vec<(String, T)> {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{} cannot be read: {e}", dir.display()));
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(root().join("tests/vectors")).expect("tests/vectors exists") {
+    for entry in entries {
         let path = entry.expect("readable entry").path();
         if path.extension().is_some_and(|e| e == "json") {
-            let text = std::fs::read_to_string(&path).expect("readable vector");
-            let v: Vector =
+            let text = std::fs::read_to_string(&path).expect("readable file");
+            let value =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             out.push((
                 path.file_name()
                     .expect("name")
                     .to_string_lossy()
                     .into_owned(),
-                v,
+                value,
             ));
         }
     }
@@ -119,7 +122,7 @@ fn decide_wasm(
 /// byte for byte, and a cached second answer equals the first.
 #[test]
 fn every_vector_gives_the_expected_decision_in_both_engines() {
-    let all = vectors();
+    let all: Vec<(String, Vector)> = read_json_dir(&root().join("tests/vectors"));
     assert!(
         all.len() >= MIN_VECTORS,
         "only {} vectors in tests/vectors",
@@ -177,31 +180,6 @@ struct JoseVector {
     token: String,
 }
 
-fn jose_vectors() -> Vec<(String, JoseVector)> {
-    let dir = root().join("../shared/vectors/jose");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| {
-        panic!(
-            "{} (the shared vectors sit beside the clone): {e}",
-            dir.display()
-        )
-    }) {
-        let path = entry.expect("entry").path();
-        let text = std::fs::read_to_string(&path).expect("readable");
-        let v: JoseVector =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        out.push((
-            path.file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned(),
-            v,
-        ));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
 /// The published RFC 7515, 7520 and 8037 examples verify through the engine
 /// (natively and in the component) where the algorithm is supported, a
 /// flipped signature bit does not, ES512 gets a clear unsupported-algorithm
@@ -209,7 +187,8 @@ fn jose_vectors() -> Vec<(String, JoseVector)> {
 #[test]
 fn published_jose_vectors_verify_in_both_engines() {
     let engine = component();
-    let all = jose_vectors();
+    // The shared vectors sit beside the clone, in ../shared.
+    let all: Vec<(String, JoseVector)> = read_json_dir(&root().join("../shared/vectors/jose"));
     assert_eq!(all.len(), 10, "the ten published vectors");
     for (name, v) in all {
         let jwk = v.jwk.to_string();
