@@ -70,6 +70,26 @@ impl GuestPolicy for PolicyImpl {
         decision(self.0.borrow().evaluate(&request, now))
     }
 
+    fn authenticate(&self, token: String, now: u64) -> Result<wit::Principal, wit::Denial> {
+        self.0
+            .borrow()
+            .authenticate(&token, now)
+            .map(|p| wit::Principal {
+                entity_type: p.entity_type,
+                subject: p.subject,
+                client_id: p.client_id,
+                scopes: p.scopes,
+                groups: p.groups,
+                roles: p.roles,
+                tenant: p.tenant,
+                issuer: p.issuer,
+            })
+            .map_err(|d| wit::Denial {
+                code: denial_code(d.code),
+                message: d.message,
+            })
+    }
+
     fn policy_hash(&self) -> String {
         self.0.borrow().policy_hash().to_owned()
     }

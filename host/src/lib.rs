@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use greenlight_core::policy::Principal;
 use greenlight_core::{
     AccessRequest, Allowance, Challenge, Decision, Denial, DenialCode, GrantMode, HttpRequest,
     LoadError, Obligation, Problem, ProblemKind, SingleUse, Verdict,
@@ -568,6 +569,58 @@ impl Policy {
                 .policy()
                 .call_evaluate_http(s, p, &req, now)
         })
+    }
+
+    /// Verifies an access token at `now` and returns who it names (the
+    /// WIT `authenticate`); action tokens are refused. A failing module is
+    /// a denial too.
+    pub fn authenticate(&self, token: &str, now: u64) -> Result<Principal, Denial> {
+        let mut slot = self.take_slot().map_err(|e| Denial {
+            code: DenialCode::EngineUnavailable,
+            message: format!("no policy instance is available: {e}"),
+        })?;
+        let result = slot.call(
+            &self.inner.limits,
+            self.inner.limits.call_budget,
+            |b, s, p| {
+                b.greenlight_approval_engine()
+                    .policy()
+                    .call_authenticate(s, p, token, now)
+            },
+        );
+        match result {
+            Ok(answer) => {
+                self.put_back(slot);
+                let checked = |v: Vec<String>, what: &str| -> Result<Vec<String>, Denial> {
+                    check_list(&v, what)
+                        .and_then(|()| v.iter().try_for_each(|s| check_str(s, what)))
+                        .map(|()| v)
+                        .map_err(|why| Denial {
+                            code: DenialCode::EngineInvalidOutput,
+                            message: format!(
+                                "the policy module returned a malformed principal: {why}"
+                            ),
+                        })
+                };
+                match answer {
+                    Ok(p) => Ok(Principal {
+                        entity_type: checked(vec![p.entity_type], "the entity type")?.remove(0),
+                        subject: checked(vec![p.subject], "the subject")?.remove(0),
+                        client_id: checked(vec![p.client_id], "the client id")?.remove(0),
+                        scopes: checked(p.scopes, "scopes")?,
+                        groups: checked(p.groups, "groups")?,
+                        roles: checked(p.roles, "roles")?,
+                        tenant: checked(vec![p.tenant], "the tenant")?.remove(0),
+                        issuer: checked(vec![p.issuer], "the issuer")?.remove(0),
+                    }),
+                    Err(d) => Err(Denial {
+                        code: denial_code(d.code),
+                        message: truncate(d.message),
+                    }),
+                }
+            }
+            Err(f) => Err(f.into_denial()),
+        }
     }
 
     /// Decides an AuthZEN-shaped request at `now` (Unix seconds).

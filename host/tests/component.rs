@@ -172,3 +172,65 @@ fn a_refused_key_set_leaves_the_policy_serving() {
     );
     assert_eq!(policy.evaluate_http(&unknown_route(), 0), before);
 }
+
+/// The bearer token and time of one conformance vector.
+fn vector_token(name: &str) -> (String, u64) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/vectors")
+        .join(name);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("vector")).expect("json");
+    let header = v["request"]["http"]["headers"][0][1]
+        .as_str()
+        .expect("authorization header");
+    let token = header.strip_prefix("Bearer ").expect("bearer").to_owned();
+    (token, v["now"].as_u64().expect("now"))
+}
+
+/// `authenticate` names the same principal as the native core, refuses
+/// action tokens, and denies malformed tokens with their code.
+#[test]
+fn authenticate_matches_the_core_and_refuses_action_tokens() {
+    let policy = engine().load_bundle(demo_files()).expect("bundle");
+    let native = greenlight_core::Engine::load(&demo_files()).expect("bundle");
+    let (token, now) = vector_token("010-demo-payment-read-allowed.json");
+    let principal = policy
+        .authenticate(&token, now)
+        .expect("a valid access token");
+    assert_eq!(
+        principal,
+        native.authenticate(&token, now).expect("natively too")
+    );
+    assert_eq!(principal.entity_type, "User");
+    assert_eq!(principal.subject, "alice");
+    assert_eq!(principal.client_id, "shop-backend");
+    assert_eq!(
+        principal.scopes,
+        ["payments:read", "payments:refund", "files:write"]
+    );
+    assert_eq!(
+        policy.authenticate(&token, now + 7200),
+        Err(greenlight_core::Denial {
+            code: DenialCode::TokenExpired,
+            message: format!("the token expired at {}", now + 3600),
+        })
+    );
+    assert_eq!(
+        policy.authenticate("not-a-token", now).map_err(|d| d.code),
+        Err(DenialCode::TokenMalformed)
+    );
+
+    let tokens = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/bundles/tokens");
+    let policy = engine()
+        .load_bundle(greenlight_host::read_bundle_dir(&tokens).expect("bundle"))
+        .expect("bundle");
+    let (action_token, now) = vector_token("058-action-once-allowed-with-consume.json");
+    assert_eq!(
+        policy.authenticate(&action_token, now),
+        Err(greenlight_core::Denial {
+            code: DenialCode::ActionTokenInvalid,
+            message: "an action token authorises one action; it does not authenticate a person"
+                .into(),
+        })
+    );
+}

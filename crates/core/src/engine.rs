@@ -13,7 +13,7 @@ use crate::decision::{
 };
 use crate::digest::Action;
 use crate::jws::denial;
-use crate::policy::Outcome;
+use crate::policy::{Outcome, Principal};
 use crate::routes::{self, RequestView};
 use crate::token::{self, TokenKind, Verified};
 
@@ -220,6 +220,19 @@ impl Engine {
         };
         verified.check_time(now)?;
         Ok(verified)
+    }
+
+    /// Verifies an access token at `now` and returns who it names; action
+    /// tokens are refused, since they authorise one action, not a person.
+    pub fn authenticate(&self, token: &str, now: u64) -> Result<Principal, Denial> {
+        let verified = self.verify_token(token, now)?;
+        match verified.kind {
+            TokenKind::Access => Ok(verified.principal),
+            TokenKind::Action(_) => Err(denial(
+                DenialCode::ActionTokenInvalid,
+                "an action token authorises one action; it does not authenticate a person",
+            )),
+        }
     }
 
     /// Decides an HTTP request at `now`.

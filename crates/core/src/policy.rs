@@ -45,7 +45,7 @@ pub struct Policies {
 }
 
 /// The subject of a request, as Cedar sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Principal {
     /// The entity type (from the bundle).
     pub entity_type: String,

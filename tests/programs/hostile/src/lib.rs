@@ -78,6 +78,13 @@ impl GuestPolicy for Hostile {
         allow()
     }
 
+    fn authenticate(&self, _token: String, _now: u64) -> Result<wit::Principal, wit::Denial> {
+        Err(wit::Denial {
+            code: wit::DenialCode::TokenBadSignature,
+            message: "hostile".to_owned(),
+        })
+    }
+
     fn policy_hash(&self) -> String {
         "hostile".to_owned()
     }
