@@ -154,6 +154,7 @@ fn denial_code(code: core::DenialCode) -> wit::DenialCode {
         C::PolicyNoPermit => W::PolicyNoPermit,
         C::ActionTokenDigestMismatch => W::ActionTokenDigestMismatch,
         C::ActionTokenInvalid => W::ActionTokenInvalid,
+        C::ActionTokenReplayed => W::ActionTokenReplayed,
         C::EngineTrap => W::EngineTrap,
         C::EngineTimeout => W::EngineTimeout,
         C::EngineMemoryExceeded => W::EngineMemoryExceeded,

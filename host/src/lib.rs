@@ -703,6 +703,7 @@ fn denial_code(code: wit::DenialCode) -> DenialCode {
         W::PolicyNoPermit => C::PolicyNoPermit,
         W::ActionTokenDigestMismatch => C::ActionTokenDigestMismatch,
         W::ActionTokenInvalid => C::ActionTokenInvalid,
+        W::ActionTokenReplayed => C::ActionTokenReplayed,
         W::EngineTrap => C::EngineTrap,
         W::EngineTimeout => C::EngineTimeout,
         W::EngineMemoryExceeded => C::EngineMemoryExceeded,

@@ -188,6 +188,8 @@ denial_codes! {
     ActionTokenDigestMismatch => "action-token-digest-mismatch",
     /// When an action token lacks Greenlight's claims.
     ActionTokenInvalid => "action-token-invalid",
+    /// When a single-use action token was used before (host-side).
+    ActionTokenReplayed => "action-token-replayed",
     /// When the policy module trapped (host-side).
     EngineTrap => "engine-trap",
     /// When the policy module ran out of time (host-side).

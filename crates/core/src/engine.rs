@@ -291,9 +291,27 @@ impl Engine {
     /// Decides an AuthZEN-shaped request at `now`.
     pub fn evaluate(&self, req: &AccessRequest, now: u64) -> Decision {
         let result = (|| {
-            let resource_attrs =
-                parse_object(req.resource_properties.as_deref(), "resource properties")?;
             let context = parse_object(req.context.as_deref(), "context")?;
+            let resource_attrs = match req.resource_properties.as_deref() {
+                Some(text) => parse_object(Some(text), "resource properties")?,
+                // Without properties, a route for the same action and
+                // resource type says which parameters are resource
+                // attributes, so both request shapes decide alike.
+                None => self
+                    .bundle
+                    .routes
+                    .iter()
+                    .find(|r| r.action == req.action && r.resource_type == req.resource_type)
+                    .map(|r| {
+                        r.resource_attrs
+                            .iter()
+                            .filter_map(|(attr, p)| {
+                                context.get(p).map(|v| (attr.clone(), v.clone()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            };
             if req.token.is_empty() {
                 return Err(denial(
                     DenialCode::TokenMissing,

@@ -37,7 +37,13 @@ struct Case {
     tokens: Vec<String>,
 }
 
-fn tokens(key: &EncodingKey, alg: Algorithm, kid: &str, typ: &str, claims: serde_json::Value) -> Vec<String> {
+fn tokens(
+    key: &EncodingKey,
+    alg: Algorithm,
+    kid: &str,
+    typ: &str,
+    claims: serde_json::Value,
+) -> Vec<String> {
     (0..COLD_TOKENS)
         .map(|i| {
             let mut header = Header::new(alg);
@@ -59,10 +65,12 @@ fn cases() -> Vec<Case> {
         "iss": "https://idp.example.com", "aud": "https://api.example.com", "sub": "alice",
         "iat": NOW - 60, "exp": NOW + 3600, "scope": "payments:refund payments:read",
     });
-    let test = |iss: &str| json!({
-        "iss": iss, "aud": "https://api.test", "sub": "bob",
-        "iat": NOW - 60, "exp": NOW + 3600, "scope": "things:read",
-    });
+    let test = |iss: &str| {
+        json!({
+            "iss": iss, "aud": "https://api.test", "sub": "bob",
+            "iat": NOW - 60, "exp": NOW + 3600, "scope": "things:read",
+        })
+    };
     let ed = EncodingKey::from_ed_pem(&pem("examples/bundle/dev/idp-dev.key.pem")).expect("ed key");
     let ec = EncodingKey::from_ec_pem(&pem("tests/keys/p256.pem")).expect("ec key");
     let rsa = EncodingKey::from_rsa_pem(&pem("tests/keys/rsa2048.pem")).expect("rsa key");
@@ -81,7 +89,13 @@ fn cases() -> Vec<Case> {
             method: "GET",
             path: "/things/t-1",
             params: None,
-            tokens: tokens(&ec, Algorithm::ES256, "ec256-1", "JWT", test("https://ec.example")),
+            tokens: tokens(
+                &ec,
+                Algorithm::ES256,
+                "ec256-1",
+                "JWT",
+                test("https://ec.example"),
+            ),
         },
         Case {
             name: "read-rs256",
@@ -89,7 +103,13 @@ fn cases() -> Vec<Case> {
             method: "GET",
             path: "/things/t-1",
             params: None,
-            tokens: tokens(&rsa, Algorithm::RS256, "rsa-1", "JWT", test("https://rsa.example")),
+            tokens: tokens(
+                &rsa,
+                Algorithm::RS256,
+                "rsa-1",
+                "JWT",
+                test("https://rsa.example"),
+            ),
         },
     ]
 }
@@ -105,14 +125,18 @@ fn request(case: &Case, token: &str) -> HttpRequest {
 }
 
 fn bench(c: &mut Criterion) {
-    let engine = greenlight_host::Engine::load(greenlight_component::GREENLIGHT_WASM).expect("component");
+    let engine =
+        greenlight_host::Engine::load(greenlight_component::GREENLIGHT_WASM).expect("component");
     for case in cases() {
         let files = greenlight_host::read_bundle_dir(&root().join(case.bundle)).expect("bundle");
         let native = greenlight_core::Engine::load(&files).expect("native bundle");
         let wasm = engine.load_bundle(files).expect("wasm bundle");
         let requests: Vec<HttpRequest> = case.tokens.iter().map(|t| request(&case, t)).collect();
         // Both engines must agree before their speed means anything.
-        assert_eq!(native.evaluate_http(&requests[0], NOW), wasm.evaluate_http(&requests[0], NOW));
+        assert_eq!(
+            native.evaluate_http(&requests[0], NOW),
+            wasm.evaluate_http(&requests[0], NOW)
+        );
 
         let mut group = c.benchmark_group(case.name);
         let mut i = 0;

@@ -44,6 +44,21 @@ pub enum Command {
         #[arg(long = "keys", value_name = "ISSUER=FILE")]
         keys: Vec<String>,
     },
+    /// Serve the approval API: decisions, CIBA approvals, action tokens.
+    Serve {
+        /// The bundle folder.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The store: `sqlite://FILE` (created on first start) or `postgres://...`.
+        #[arg(long, default_value = "sqlite://greenlight.db")]
+        store: String,
+        /// The base URL clients reach the server at. Defaults to `http://LISTEN`.
+        #[arg(long)]
+        public_url: Option<String>,
+    },
     /// Work with bundles.
     Bundle {
         /// What to do with the bundle.
@@ -199,6 +214,31 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
                 &key_docs,
             )?;
             writeln!(out, "{}", serde_json::to_string_pretty(&decision)?)?;
+            Ok(0)
+        }
+        Command::Serve {
+            bundle,
+            listen,
+            store,
+            public_url,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                let addr = listener.local_addr()?;
+                let config = crate::serve::ServeConfig {
+                    bundle,
+                    store,
+                    public_url,
+                };
+                let state =
+                    crate::serve::prepare(&config, addr, crate::serve::system_clock()).await?;
+                writeln!(out, "greenlight serving on http://{addr}")?;
+                out.flush()?;
+                crate::serve::run(listener, state, crate::serve::shutdown_signal()).await
+            })?;
             Ok(0)
         }
         Command::Bundle {

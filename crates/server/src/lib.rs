@@ -5,3 +5,4 @@
 pub mod cli;
 pub mod dev;
 pub mod request;
+pub mod serve;

@@ -15,7 +15,10 @@ fn greenlight(args: &[&str]) -> Output {
         .args(args)
         .current_dir(root())
         // Share compiled artifacts between tests, away from the user's cache.
-        .env("GREENLIGHT_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cwasm"))
+        .env(
+            "GREENLIGHT_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cwasm"),
+        )
         .output()
         .expect("the binary runs")
 }
@@ -30,7 +33,15 @@ fn stderr(o: &Output) -> String {
 
 fn dev_token(scope: &str) -> String {
     let o = greenlight(&[
-        "dev-token", "--bundle", "examples/bundle", "--sub", "alice", "--scope", scope, "--now", NOW,
+        "dev-token",
+        "--bundle",
+        "examples/bundle",
+        "--sub",
+        "alice",
+        "--scope",
+        scope,
+        "--now",
+        NOW,
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     stdout(&o).trim().to_owned()
@@ -38,8 +49,17 @@ fn dev_token(scope: &str) -> String {
 
 fn check(request: &str, token: &str, engine: &str) -> serde_json::Value {
     let o = greenlight(&[
-        "check", "--bundle", "examples/bundle", "--request", request, "--token", token, "--now", NOW,
-        "--engine", engine,
+        "check",
+        "--bundle",
+        "examples/bundle",
+        "--request",
+        request,
+        "--token",
+        token,
+        "--now",
+        NOW,
+        "--engine",
+        engine,
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     serde_json::from_str(&stdout(&o)).expect("check prints JSON")
@@ -52,17 +72,29 @@ fn check_gives_approval_required_for_500_and_allow_for_50_in_both_engines() {
     let token = dev_token("payments:read payments:refund");
     let big = check("examples/requests/refund-500.json", &token, "wasm");
     assert_eq!(big["verdict"]["kind"], "approval-required");
-    assert_eq!(big["verdict"]["obligation"]["approvers"], serde_json::json!(["group:finance"]));
+    assert_eq!(
+        big["verdict"]["obligation"]["approvers"],
+        serde_json::json!(["group:finance"])
+    );
     assert_eq!(big["verdict"]["obligation"]["quorum"], 2);
-    assert_eq!(big["verdict"]["action_digest"], "37yCphGUEolWZQHCog7QpuCi5VA8GMxvuXmGzRBmyYc");
+    assert_eq!(
+        big["verdict"]["action_digest"],
+        "37yCphGUEolWZQHCog7QpuCi5VA8GMxvuXmGzRBmyYc"
+    );
     assert_eq!(big["reasons"], serde_json::json!(["refund-large"]));
-    assert_eq!(big, check("examples/requests/refund-500.json", &token, "native"));
+    assert_eq!(
+        big,
+        check("examples/requests/refund-500.json", &token, "native")
+    );
 
     let small = check("examples/requests/refund-50.json", &token, "wasm");
     assert_eq!(small["verdict"]["kind"], "allow");
     assert_eq!(small["verdict"]["subject"], "alice");
     assert_eq!(small["reasons"], serde_json::json!(["refund-small"]));
-    assert_eq!(small, check("examples/requests/refund-50.json", &token, "native"));
+    assert_eq!(
+        small,
+        check("examples/requests/refund-50.json", &token, "native")
+    );
 }
 
 /// A development token expires: checked an hour and two minutes later it is denied.
@@ -70,8 +102,15 @@ fn check_gives_approval_required_for_500_and_allow_for_50_in_both_engines() {
 fn a_dev_token_past_its_ttl_is_denied() {
     let token = dev_token("payments:refund");
     let o = greenlight(&[
-        "check", "--bundle", "examples/bundle", "--request", "examples/requests/refund-50.json",
-        "--token", &token, "--now", "1767229320",
+        "check",
+        "--bundle",
+        "examples/bundle",
+        "--request",
+        "examples/requests/refund-50.json",
+        "--token",
+        &token,
+        "--now",
+        "1767229320",
     ]);
     let d: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
     assert_eq!(
@@ -100,7 +139,11 @@ fn bundle_validate_lists_every_problem_and_exits_1() {
         "[[issuers]]\nissuer = \"https://idp\"\naudience = \"a\"\nalgorithms = [\"none\"]\njwks_uri = \"https://idp/jwks\"\n",
     )
     .expect("write");
-    std::fs::write(dir.path().join("policy.cedar"), "permit(principal, action, resource)\n").expect("write");
+    std::fs::write(
+        dir.path().join("policy.cedar"),
+        "permit(principal, action, resource)\n",
+    )
+    .expect("write");
     let o = greenlight(&["bundle", "validate", dir.path().to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
@@ -115,7 +158,13 @@ fn bundle_validate_lists_every_problem_and_exits_1() {
 /// dev-token refuses a bundle that ships no development key.
 #[test]
 fn dev_token_refuses_a_bundle_without_a_dev_key() {
-    let o = greenlight(&["dev-token", "--bundle", "tests/bundles/tokens", "--sub", "x"]);
+    let o = greenlight(&[
+        "dev-token",
+        "--bundle",
+        "tests/bundles/tokens",
+        "--sub",
+        "x",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         stderr(&o),
@@ -129,7 +178,13 @@ fn check_refuses_a_malformed_request_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let req = dir.path().join("req.json");
     std::fs::write(&req, r#"{"method": "GET", "path": "/x", "body": {}}"#).expect("write");
-    let o = greenlight(&["check", "--bundle", "examples/bundle", "--request", req.to_str().expect("utf-8")]);
+    let o = greenlight(&[
+        "check",
+        "--bundle",
+        "examples/bundle",
+        "--request",
+        req.to_str().expect("utf-8"),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         stderr(&o),
@@ -148,7 +203,11 @@ fn component_path_and_export_give_the_same_component() {
     assert_eq!(o.status.code(), Some(0));
     let path = stdout(&o).trim().to_owned();
     let built = std::fs::read(&path).expect("the printed path exists");
-    assert_eq!(&built[..8], b"\0asm\x0d\0\x01\0", "a component, not a core module");
+    assert_eq!(
+        &built[..8],
+        b"\0asm\x0d\0\x01\0",
+        "a component, not a core module"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("greenlight.wasm");
     let o = greenlight(&["component", "export", out.to_str().expect("utf-8")]);

@@ -1,0 +1,99 @@
+//! Greenlight's own signing key: Ed25519, generated on first start and
+//! persisted in the store, so every replica and every restart signs with
+//! the same key and publishes the same JWKS.
+
+use anyhow::Context;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use greenlight_store::{SigningKey, Store};
+use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+/// The fixed PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410 §7):
+/// SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32 bytes) } }.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// Signs action tokens with the active key and knows the public keys to publish.
+pub struct Signer {
+    kid: String,
+    key: EncodingKey,
+    jwks: Value,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn generate(now: i64) -> anyhow::Result<SigningKey> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no entropy for a signing key: {e}"))?;
+    let mut der = ED25519_PKCS8_PREFIX.to_vec();
+    der.extend_from_slice(&seed);
+    let key = EncodingKey::from_ed_der(&der);
+    let jwk = Jwk::from_encoding_key(&key, Algorithm::EdDSA)?;
+    let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
+    let mut public = serde_json::to_value(&jwk)?;
+    public["kid"] = json!(kid);
+    public["use"] = json!("sig");
+    let body = STANDARD.encode(&der);
+    Ok(SigningKey {
+        kid,
+        algorithm: "EdDSA".to_owned(),
+        private_key_pem: format!(
+            "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
+        ),
+        public_jwk: public,
+        created_at: now,
+        retired_at: None,
+        publish_until: None,
+    })
+}
+
+impl Signer {
+    /// Uses the store's active key, creating and persisting one on first start.
+    pub async fn load_or_create(store: &Store, now: i64) -> anyhow::Result<Self> {
+        let mut keys = store.signing_keys().await?;
+        let active = match keys.iter().find(|k| k.is_active()) {
+            Some(k) => k.clone(),
+            None => {
+                let k = generate(now)?;
+                store.insert_signing_key(&k).await?;
+                tracing::info!(kid = %k.kid, "generated a new signing key");
+                keys.insert(0, k.clone());
+                k
+            }
+        };
+        let key = EncodingKey::from_ed_pem(active.private_key_pem.as_bytes())
+            .context("the stored signing key is not an Ed25519 PKCS#8 key")?;
+        let published: Vec<Value> = keys
+            .iter()
+            .filter(|k| k.is_published(now))
+            .map(|k| k.public_jwk.clone())
+            .collect();
+        Ok(Self {
+            kid: active.kid,
+            key,
+            jwks: json!({ "keys": published }),
+        })
+    }
+
+    /// The JWKS to publish (and to hand the engine for action tokens).
+    pub fn jwks(&self) -> &Value {
+        &self.jwks
+    }
+
+    /// Signs claims as an RFC 9068 access token (`typ: at+jwt`).
+    pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("at+jwt".to_owned());
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &self.key)?)
+    }
+}

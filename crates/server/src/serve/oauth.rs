@@ -1,0 +1,346 @@
+//! The OAuth side: CIBA poll mode (`/oauth/bc-authorize`, `/oauth/token`),
+//! the JWKS and RFC 8414 metadata.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode};
+use greenlight_core::{AccessRequest, Verdict};
+use greenlight_store::{NewApproval, Status, StoreError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::{authenticate, bearer};
+use super::{ApiError, AppState};
+
+/// The CIBA grant type (OpenID CIBA Core §10.1).
+pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
+
+fn token_error(code: &'static str, description: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, description)
+}
+
+fn details_error(description: impl Into<String>) -> ApiError {
+    token_error("invalid_authorization_details", description)
+}
+
+/// `POST /oauth/bc-authorize` form fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BcAuthorize {
+    /// RFC 9396 `authorization_details`: one `urn:greenlight:action` entry.
+    authorization_details: String,
+    /// Shown to approvers.
+    binding_message: Option<String>,
+    /// Why the requester wants to act.
+    reason: Option<String>,
+    /// Seconds the requester is willing to wait; never beyond the policy's TTL.
+    requested_expiry: Option<u64>,
+    /// Accepted and ignored: CIBA clients send `openid`.
+    scope: Option<String>,
+}
+
+/// The action an `authorization_details` document names.
+struct Asked {
+    action: String,
+    resource_type: String,
+    resource_id: String,
+    params: Value,
+    digest: Option<String>,
+}
+
+fn parse_details(text: &str) -> Result<Asked, ApiError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| details_error(format!("authorization_details is not JSON: {e}")))?;
+    let entries = v
+        .as_array()
+        .ok_or_else(|| details_error("authorization_details must be a JSON array"))?;
+    let [entry] = entries.as_slice() else {
+        return Err(details_error(format!(
+            "authorization_details must name exactly one action, it names {}",
+            entries.len()
+        )));
+    };
+    if entry["type"] != greenlight_core::digest::AUTHORIZATION_DETAILS_TYPE {
+        return Err(details_error(format!(
+            "authorization_details type must be `{}`",
+            greenlight_core::digest::AUTHORIZATION_DETAILS_TYPE
+        )));
+    }
+    let text = |v: &Value, what: &str| {
+        v.as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| details_error(format!("authorization_details needs {what}")))
+    };
+    let actions = entry["actions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let [action] = actions else {
+        return Err(details_error(
+            "authorization_details needs exactly one entry in `actions`",
+        ));
+    };
+    let params = entry.get("params").cloned().unwrap_or_else(|| json!({}));
+    if !params.is_object() {
+        return Err(details_error(
+            "authorization_details `params` must be an object",
+        ));
+    }
+    Ok(Asked {
+        action: text(action, "an action name")?,
+        resource_type: text(&entry["resource"]["type"], "`resource.type`")?,
+        resource_id: text(&entry["resource"]["id"], "`resource.id`")?,
+        params,
+        digest: entry["action_digest"].as_str().map(str::to_owned),
+    })
+}
+
+/// `POST /oauth/bc-authorize`: re-evaluates the action itself (a gateway's
+/// verdict is never trusted), then opens an approval or returns the one
+/// already pending for the same requester and action.
+pub async fn bc_authorize(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    form: Result<Form<BcAuthorize>, FormRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let token = bearer(&headers)?;
+    let Form(form) = form.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
+    let _ = form.scope;
+    let asked = parse_details(&form.authorization_details)?;
+    let now = st.now();
+    let now_u = u64::try_from(now).unwrap_or(0);
+    let decision = st.policy.evaluate(
+        &AccessRequest {
+            token: token.clone(),
+            action: asked.action.clone(),
+            resource_type: asked.resource_type.clone(),
+            resource_id: asked.resource_id.clone(),
+            resource_properties: None,
+            context: Some(asked.params.to_string()),
+        },
+        now_u,
+    );
+    let challenge = match decision.verdict {
+        Verdict::ApprovalRequired(ch) => ch,
+        Verdict::Allow(_) => {
+            return Err(ApiError::invalid_request(format!(
+                "`{}` on `{}::{}` is allowed without approval",
+                asked.action, asked.resource_type, asked.resource_id
+            )));
+        }
+        Verdict::Deny(d) if d.code.as_str().starts_with("token-") => {
+            return Err(ApiError::invalid_token(format!(
+                "{}: {}",
+                d.code, d.message
+            )));
+        }
+        Verdict::Deny(d) => return Err(ApiError::forbidden(format!("{}: {}", d.code, d.message))),
+    };
+    if let Some(digest) = &asked.digest
+        && *digest != challenge.action_digest
+    {
+        return Err(details_error(
+            "action_digest does not match the action, resource and params given",
+        ));
+    }
+    let who = authenticate(&st, &headers)?;
+    let ttl = challenge.obligation.ttl_seconds;
+    let wait = form.requested_expiry.map_or(ttl, |r| r.clamp(1, ttl));
+    let obligation = serde_json::to_value(&challenge.obligation)
+        .and_then(serde_json::from_value)
+        .map_err(ApiError::internal)?;
+    let (approval, created) = st
+        .store
+        .create_or_get_pending(
+            NewApproval {
+                id: None,
+                requester: who.subject.clone(),
+                client_id: who.client_id.clone(),
+                action_digest: challenge.action_digest.clone(),
+                action: asked.action.clone(),
+                authorization_details: challenge.authorization_details.clone(),
+                obligation,
+                binding_message: form.binding_message,
+                reason: form.reason,
+                policy_hash: decision.policy_hash.clone(),
+                expires_at: now + i64::try_from(wait).unwrap_or(i64::MAX / 2),
+                poll_interval_seconds: i64::try_from(st.config.approvals.poll_interval.max(1))
+                    .unwrap_or(5),
+            },
+            now,
+        )
+        .await?;
+    tracing::info!(auth_req_id = %approval.id, created, requester = %who.subject, action = %asked.action, "approval requested");
+    Ok(Json(json!({
+        "auth_req_id": approval.id,
+        "expires_in": (approval.expires_at - now).max(0),
+        "interval": approval.poll_interval_seconds,
+    })))
+}
+
+/// `POST /oauth/token` form fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The grant type; `urn:openid:params:grant-type:ciba`.
+    grant_type: String,
+    /// The approval to collect.
+    auth_req_id: Option<String>,
+}
+
+/// `POST /oauth/token`: CIBA polling; delivers the action token exactly once.
+pub async fn token(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    form: Result<Form<TokenRequest>, FormRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Form(form) = form.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
+    if form.grant_type != CIBA_GRANT {
+        return Err(token_error(
+            "unsupported_grant_type",
+            format!("grant type `{}` is not supported", form.grant_type),
+        ));
+    }
+    let who = authenticate(&st, &headers)?;
+    let id = form
+        .auth_req_id
+        .ok_or_else(|| ApiError::invalid_request("auth_req_id is required"))?;
+    let approval = st
+        .store
+        .get_approval(&id)
+        .await?
+        .filter(|a| a.requester == who.subject && a.client_id == who.client_id)
+        .ok_or_else(|| {
+            token_error(
+                "invalid_grant",
+                format!("auth_req_id `{id}` is not known to this client"),
+            )
+        })?;
+    let now = st.now();
+    let previous = st.store.record_poll(&id, now).await?;
+    match approval.status_at(now) {
+        Status::Pending => {
+            return Err(match previous {
+                Some(p) if now - p < approval.poll_interval_seconds => token_error(
+                    "slow_down",
+                    format!(
+                        "poll at most every {} seconds",
+                        approval.poll_interval_seconds
+                    ),
+                ),
+                _ => token_error(
+                    "authorization_pending",
+                    "the approvers have not decided yet",
+                ),
+            });
+        }
+        Status::Denied => {
+            return Err(token_error(
+                "access_denied",
+                "an approver denied the request",
+            ));
+        }
+        Status::Revoked => return Err(token_error("access_denied", "the approval was revoked")),
+        Status::Expired => {
+            return Err(token_error(
+                "expired_token",
+                "nobody decided before the approval expired",
+            ));
+        }
+        Status::Approved => {}
+    }
+    if approval.delivered_at.is_some() {
+        return Err(token_error(
+            "invalid_grant",
+            format!("the action token for `{id}` was already delivered"),
+        ));
+    }
+    let cfg = st
+        .config
+        .action_tokens
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("no [action_tokens] section"))?;
+    let window = approval.obligation.grant == greenlight_store::GrantMode::Window;
+    let lifetime = if window {
+        approval.obligation.window_seconds
+    } else {
+        cfg.ttl.min(approval.obligation.ttl_seconds)
+    };
+    let exp = now + i64::try_from(lifetime).unwrap_or(i64::MAX / 2);
+    let approvers: Vec<String> = st
+        .store
+        .votes(&id)
+        .await?
+        .into_iter()
+        .filter(|v| v.decision == greenlight_store::Decision::Approve)
+        .map(|v| v.approver)
+        .collect();
+    let jti = greenlight_store::new_id()?;
+    let claims = json!({
+        "iss": cfg.issuer,
+        "aud": cfg.audience,
+        "sub": who.subject,
+        "client_id": who.client_id,
+        "iat": now,
+        "exp": exp,
+        "jti": jti,
+        "scope": who.scopes.join(" "),
+        st.config.principal.groups_claim.clone(): who.groups,
+        st.config.principal.roles_claim.clone(): who.roles,
+        st.config.principal.tenant_claim.clone(): who.tenant,
+        "authorization_details": approval.authorization_details,
+        "act_digest": approval.action_digest,
+        "grant": if window { "window" } else { "once" },
+        "approval_id": id,
+        "approvers": approvers,
+    });
+    let token = st.signer.sign(&claims).map_err(ApiError::internal)?;
+    if !st.store.claim_delivery(&id, &jti, now).await? {
+        return Err(token_error(
+            "invalid_grant",
+            format!("the action token for `{id}` was already delivered"),
+        ));
+    }
+    if window {
+        match st.store.create_grant(&id, exp, now).await {
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": exp - now,
+        "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "authorization_details": approval.authorization_details,
+    })))
+}
+
+/// `GET /.well-known/jwks.json`: the keys action tokens are signed with.
+pub async fn jwks(State(st): State<Arc<AppState>>) -> Json<Value> {
+    Json(st.signer.jwks().clone())
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+pub async fn metadata(State(st): State<Arc<AppState>>) -> Json<Value> {
+    let issuer = st
+        .config
+        .action_tokens
+        .as_ref()
+        .map(|a| a.issuer.clone())
+        .unwrap_or_default();
+    Json(json!({
+        "issuer": issuer,
+        "token_endpoint": st.url("/oauth/token"),
+        "backchannel_authentication_endpoint": st.url("/oauth/bc-authorize"),
+        "jwks_uri": st.url("/.well-known/jwks.json"),
+        "grant_types_supported": [CIBA_GRANT],
+        "backchannel_token_delivery_modes_supported": ["poll"],
+        "authorization_details_types_supported": [greenlight_core::digest::AUTHORIZATION_DETAILS_TYPE],
+        "token_endpoint_auth_methods_supported": ["bearer"],
+    }))
+}

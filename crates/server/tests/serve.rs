@@ -1,0 +1,645 @@
+//! `greenlight serve` over real HTTP: the server runs on port 0 with a
+//! temporary SQLite store, clients use tokens signed by the demo issuer's
+//! key, and a test clock makes polling intervals deterministic.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use greenlight::dev::{DevTokenRequest, dev_token};
+use greenlight::serve::{ServeConfig, prepare, run};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Server {
+    addr: std::net::SocketAddr,
+    clock: Arc<AtomicI64>,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(AtomicI64::new(T0));
+        let c = clock.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let config = ServeConfig {
+            bundle: root().join("examples/bundle"),
+            store: format!("sqlite://{}", dir.path().join("greenlight.db").display()),
+            public_url: None,
+        };
+        let state = prepare(&config, addr, Arc::new(move || c.load(Ordering::SeqCst)))
+            .await
+            .expect("server prepares");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(run(listener, state, async {
+            let _ = rx.await;
+        }));
+        Server {
+            addr,
+            clock,
+            _dir: dir,
+            stop: Some(tx),
+        }
+    }
+
+    fn advance(&self, seconds: i64) {
+        self.clock.fetch_add(seconds, Ordering::SeqCst);
+    }
+
+    /// One HTTP/1.1 request on a fresh connection; returns status and JSON body.
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, String)>,
+    ) -> (u16, Value) {
+        let mut stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
+            self.addr
+        );
+        if let Some(t) = token {
+            req.push_str(&format!("authorization: Bearer {t}\r\n"));
+        }
+        let body = body.map(|(ct, b)| {
+            req.push_str(&format!(
+                "content-type: {ct}\r\ncontent-length: {}\r\n",
+                b.len()
+            ));
+            b
+        });
+        req.push_str("\r\n");
+        if let Some(b) = body {
+            req.push_str(&b);
+        }
+        stream.write_all(req.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        let text = String::from_utf8(raw).expect("utf-8 response");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+        let status: u16 = head[9..12].parse().expect("status");
+        let json = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()))
+        };
+        (status, json)
+    }
+
+    async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (u16, Value) {
+        self.call(
+            method,
+            path,
+            token,
+            Some(("application/json", body.to_string())),
+        )
+        .await
+    }
+
+    async fn form(&self, path: &str, token: &str, fields: &[(&str, &str)]) -> (u16, Value) {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.call(
+            "POST",
+            path,
+            Some(token),
+            Some(("application/x-www-form-urlencoded", body)),
+        )
+        .await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn token(sub: &str, scope: &str, groups: &[&str]) -> String {
+    dev_token(
+        &root().join("examples/bundle"),
+        &DevTokenRequest {
+            subject: sub.to_owned(),
+            scope: Some(scope.to_owned()),
+            claims: vec![("groups".to_owned(), json!(groups).to_string())],
+            ttl: 7200,
+            now: u64::try_from(T0).expect("positive"),
+        },
+    )
+    .expect("dev token")
+}
+
+fn refund(amount: i64, token: &str) -> Value {
+    json!({
+        "method": "POST",
+        "path": "/payments/pay_123/refund",
+        "headers": { "authorization": format!("Bearer {token}") },
+        "params": { "amount": amount, "currency": "EUR" },
+    })
+}
+
+const CIBA: &str = "urn:openid:params:grant-type:ciba";
+
+/// The whole refund story: challenge, ask (twice: one approval), pending and
+/// slow_down, a vote that counts once, self-approval refused, quorum, the
+/// token delivered once, act, replay denied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_of_500_needs_two_finance_approvals_and_its_token_works_once() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &["finance"]);
+    let bob = token("bob", "", &["finance"]);
+    let carol = token("carol", "", &["finance"]);
+    let mallory = token("mallory", "", &["sales"]);
+
+    // 1. Challenge.
+    let (status, d) = srv
+        .json("POST", "/v1/check", None, refund(500, &alice))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(d["verdict"]["kind"], "approval-required");
+    assert_eq!(
+        d["ask"]["backchannel_authentication_endpoint"],
+        format!("http://{}/oauth/bc-authorize", srv.addr)
+    );
+    let details = d["verdict"]["authorization_details"].to_string();
+
+    // 2. Ask, twice: the same pending action is one approval.
+    let (status, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[
+                ("authorization_details", &details),
+                ("binding_message", "R-7"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{ask}");
+    let id = ask["auth_req_id"].as_str().expect("auth_req_id").to_owned();
+    assert_eq!(ask["expires_in"], 900);
+    assert_eq!(ask["interval"], 5);
+    let (_, again) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &details)],
+        )
+        .await;
+    assert_eq!(again["auth_req_id"], id.as_str());
+
+    // 3. Poll: pending, then too fast.
+    let (status, e) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("authorization_pending"))
+    );
+    let (status, e) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("slow_down")));
+    assert_eq!(e["error_description"], "poll at most every 5 seconds");
+
+    // 4. Votes. A reason is required; the requester cannot approve; an
+    //    outsider cannot; the same approver twice counts once.
+    let path = format!("/v1/approvals/{id}/approve");
+    let (status, e) = srv.json("POST", &path, Some(&bob), json!({})).await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            400,
+            Some(format!("approval `{id}` requires a reason with every decision").as_str())
+        )
+    );
+    let (status, e) = srv
+        .json("POST", &path, Some(&alice), json!({ "reason": "mine" }))
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            403,
+            Some("`alice` asked for this action and cannot approve their own request")
+        )
+    );
+    let (status, e) = srv
+        .json(
+            "POST",
+            &path,
+            Some(&mallory),
+            json!({ "reason": "why not" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            403,
+            Some("`mallory` is not among the approvers (group:finance)")
+        )
+    );
+    let (status, v) = srv
+        .json(
+            "POST",
+            &path,
+            Some(&bob),
+            json!({ "reason": "customer R-7 verified" }),
+        )
+        .await;
+    assert_eq!(
+        (status, v["status"].as_str(), v["approve_count"].as_u64()),
+        (200, Some("pending"), Some(1))
+    );
+    let (_, v) = srv
+        .json("POST", &path, Some(&bob), json!({ "reason": "again" }))
+        .await;
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["approve_count"].as_u64(),
+            v["recorded"].as_bool()
+        ),
+        (Some("pending"), Some(1), Some(false))
+    );
+    let (status, list) = srv
+        .call("GET", "/v1/approvals?status=pending", Some(&carol), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["approvals"].as_array().map(Vec::len), Some(1));
+    let (_, v) = srv
+        .json(
+            "POST",
+            &path,
+            Some(&carol),
+            json!({ "reason": "second pair of eyes" }),
+        )
+        .await;
+    assert_eq!(
+        (v["status"].as_str(), v["approve_count"].as_u64()),
+        (Some("approved"), Some(2))
+    );
+
+    // 5. The token, once.
+    srv.advance(5);
+    let (status, t) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 300);
+    let action_token = t["access_token"].as_str().expect("token").to_owned();
+    srv.advance(5);
+    let (status, e) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            400,
+            Some(format!("the action token for `{id}` was already delivered").as_str())
+        )
+    );
+
+    // 6. Act, then replay.
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(500, &action_token))
+        .await;
+    assert_eq!(d["verdict"]["kind"], "allow", "{d}");
+    assert_eq!(d["verdict"]["subject"], "alice");
+    assert_eq!(d["reasons"], json!(["refund-large"]));
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(500, &action_token))
+        .await;
+    let jti = d["verdict"]["message"].as_str().unwrap_or("").to_owned();
+    assert_eq!(d["verdict"]["code"], "action-token-replayed", "{d}");
+    assert!(
+        jti.starts_with("action token `") && jti.ends_with("` was already used"),
+        "{jti}"
+    );
+    // The token is for 500 on pay_123 only.
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(501, &action_token))
+        .await;
+    assert_eq!(d["verdict"]["code"], "action-token-digest-mismatch");
+}
+
+/// A deny ends the approval; the client is told `access_denied` and later
+/// votes are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_ends_the_approval() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let bob = token("bob", "", &["finance"]);
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(700, &alice))
+        .await;
+    let details = d["verdict"]["authorization_details"].to_string();
+    let (_, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &details)],
+        )
+        .await;
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    let (status, v) = srv
+        .json(
+            "POST",
+            &format!("/v1/approvals/{id}/deny"),
+            Some(&bob),
+            json!({ "reason": "duplicate refund" }),
+        )
+        .await;
+    assert_eq!((status, v["status"].as_str()), (200, Some("denied")));
+    let (status, e) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("access_denied")));
+    let (status, e) = srv
+        .json(
+            "POST",
+            &format!("/v1/approvals/{id}/approve"),
+            Some(&bob),
+            json!({ "reason": "changed my mind" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str(), e["error_description"].as_str()),
+        (
+            409,
+            Some("approval_not_pending"),
+            Some(format!("approval `{id}` is already denied").as_str())
+        )
+    );
+}
+
+/// An approval nobody decides expires: the client gets `expired_token` and
+/// a late vote is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecided_approval_expires() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let bob = token("bob", "", &["finance"]);
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(900, &alice))
+        .await;
+    let details = d["verdict"]["authorization_details"].to_string();
+    let (_, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[
+                ("authorization_details", &details),
+                ("requested_expiry", "60"),
+            ],
+        )
+        .await;
+    assert_eq!(ask["expires_in"], 60);
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    srv.advance(61);
+    let (status, e) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("expired_token")));
+    let (status, e) = srv
+        .json(
+            "POST",
+            &format!("/v1/approvals/{id}/approve"),
+            Some(&bob),
+            json!({ "reason": "late" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (409, Some("approval_expired"))
+    );
+}
+
+/// The user's own confirmation opens a window: the same write is allowed
+/// again without a new approval until the window closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_grant_is_reused_then_expires() {
+    let srv = Server::start().await;
+    let alice = token("alice", "files:write", &[]);
+    let write = json!({ "method": "PUT", "path": "/users/alice/files/report.txt/content",
+                        "headers": { "authorization": format!("Bearer {alice}") } });
+    let (_, d) = srv.json("POST", "/v1/check", None, write.clone()).await;
+    assert_eq!(d["verdict"]["kind"], "approval-required");
+    let details = d["verdict"]["authorization_details"].to_string();
+    let (_, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &details)],
+        )
+        .await;
+    let id = ask["auth_req_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{ask}"))
+        .to_owned();
+    let (status, v) = srv
+        .json(
+            "POST",
+            &format!("/v1/approvals/{id}/approve"),
+            Some(&alice),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("approved")),
+        "{v}"
+    );
+    let (status, t) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["expires_in"], 300);
+    for _ in 0..2 {
+        let (_, d) = srv.json("POST", "/v1/check", None, write.clone()).await;
+        assert_eq!(d["verdict"]["kind"], "allow", "{d}");
+        assert_eq!(
+            d["verdict"]["forward_headers"][2],
+            json!(["x-greenlight-approval", id])
+        );
+    }
+    srv.advance(301);
+    let (_, d) = srv.json("POST", "/v1/check", None, write).await;
+    assert_eq!(d["verdict"]["kind"], "approval-required");
+}
+
+/// Bad input gets a clear error and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_a_reason() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let (status, e) = srv
+        .call(
+            "POST",
+            "/v1/check",
+            None,
+            Some(("application/json", "{\"method\": ".to_owned())),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, e) = srv
+        .json(
+            "POST",
+            "/v1/check",
+            None,
+            json!({ "method": "GET", "path": "/", "body": 1 }),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unknown field `body`"),
+        "{e}"
+    );
+    let (status, _) = srv
+        .call(
+            "POST",
+            "/v1/check",
+            None,
+            Some((
+                "application/json",
+                format!("{{\"method\":\"{}\"}}", "x".repeat(70_000)),
+            )),
+        )
+        .await;
+    assert_eq!(status, 413);
+    let (status, e) = srv
+        .form(
+            "/oauth/bc-authorize",
+            "not-a-token",
+            &[("authorization_details", "[]")],
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_authorization_details"))
+    );
+    let (status, e) = srv.form("/oauth/bc-authorize", "not-a-token", &[("authorization_details", "[{\"type\":\"urn:greenlight:action\",\"actions\":[\"payment.refund\"],\"resource\":{\"type\":\"Payment\",\"id\":\"p\"},\"params\":{\"amount\":500,\"currency\":\"EUR\"}}]")]).await;
+    assert_eq!((status, e["error"].as_str()), (401, Some("invalid_token")));
+    let (status, e) = srv.form("/oauth/bc-authorize", &alice, &[("authorization_details", "[{\"type\":\"urn:greenlight:action\",\"actions\":[\"payment.refund\"],\"resource\":{\"type\":\"Payment\",\"id\":\"p\"},\"params\":{\"amount\":50,\"currency\":\"EUR\"}}]")]).await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            400,
+            Some("`payment.refund` on `Payment::p` is allowed without approval")
+        )
+    );
+    let (status, e) = srv
+        .form("/oauth/token", &alice, &[("grant_type", "password")])
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let (status, e) = srv.call("GET", "/v1/approvals", None, None).await;
+    assert_eq!((status, e["error"].as_str()), (401, Some("invalid_token")));
+    let (status, e) = srv.call("GET", "/admin", None, None).await;
+    assert_eq!((status, e["error"].as_str()), (404, Some("not_found")));
+    // Nothing was written by any of that.
+    let bob = token("bob", "", &["finance"]);
+    let (_, list) = srv.call("GET", "/v1/approvals", Some(&bob), None).await;
+    assert_eq!(list["approvals"], json!([]));
+}
+
+/// The keys action tokens are signed with are published, with RFC 8414 metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_and_metadata_are_published() {
+    let srv = Server::start().await;
+    let (status, jwks) = srv.call("GET", "/.well-known/jwks.json", None, None).await;
+    assert_eq!(status, 200);
+    let keys = jwks["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        (
+            keys[0]["kty"].as_str(),
+            keys[0]["crv"].as_str(),
+            keys[0]["alg"].as_str()
+        ),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
+    );
+    let (_, meta) = srv
+        .call("GET", "/.well-known/oauth-authorization-server", None, None)
+        .await;
+    assert_eq!(meta["issuer"], "https://greenlight.example.com");
+    assert_eq!(
+        meta["token_endpoint"],
+        format!("http://{}/oauth/token", srv.addr)
+    );
+    assert_eq!(meta["grant_types_supported"], json!([CIBA]));
+    let (status, h) = srv.call("GET", "/healthz", None, None).await;
+    assert_eq!((status, h["status"].as_str()), (200, Some("ok")));
+}
