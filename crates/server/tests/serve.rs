@@ -352,6 +352,27 @@ async fn refund_of_500_needs_two_finance_approvals_and_its_token_works_once() {
         )
     );
 
+    // Introspection describes the unused token...
+    let (status, i) = srv
+        .form("/oauth/introspect", &bob, &[("token", &action_token)])
+        .await;
+    assert_eq!(status, 200, "{i}");
+    assert_eq!(
+        (
+            i["active"].as_bool(),
+            i["sub"].as_str(),
+            i["grant"].as_str()
+        ),
+        (Some(true), Some("alice"), Some("once"))
+    );
+    assert_eq!(i["approval_id"], id.as_str());
+    assert_eq!(i["approvers"], json!(["bob", "carol"]));
+    // ...and an access token it did not issue as inactive.
+    let (_, i) = srv
+        .form("/oauth/introspect", &bob, &[("token", &alice)])
+        .await;
+    assert_eq!(i, json!({ "active": false }));
+
     // 6. Act, then replay.
     let (_, d) = srv
         .json("POST", "/v1/check", None, refund(500, &action_token))
@@ -368,6 +389,11 @@ async fn refund_of_500_needs_two_finance_approvals_and_its_token_works_once() {
         jti.starts_with("action token `") && jti.ends_with("` was already used"),
         "{jti}"
     );
+    // A consumed single-use token is inactive (RFC 7662).
+    let (_, i) = srv
+        .form("/oauth/introspect", &bob, &[("token", &action_token)])
+        .await;
+    assert_eq!(i, json!({ "active": false }));
     // The token is for 500 on pay_123 only.
     let (_, d) = srv
         .json("POST", "/v1/check", None, refund(501, &action_token))

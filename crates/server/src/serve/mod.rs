@@ -140,6 +140,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/approvals/{id}/revoke", post(api::revoke))
         .route("/oauth/bc-authorize", post(oauth::bc_authorize))
         .route("/oauth/token", post(oauth::token))
+        .route("/oauth/introspect", post(oauth::introspect))
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .route(
             "/.well-known/oauth-authorization-server",

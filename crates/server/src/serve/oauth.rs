@@ -320,6 +320,75 @@ pub async fn token(
     })))
 }
 
+/// `POST /oauth/introspect` form fields (RFC 7662 §2.1).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Introspect {
+    /// The token to describe.
+    token: String,
+    /// Accepted and ignored: only action tokens are described.
+    token_type_hint: Option<String>,
+}
+
+/// `POST /oauth/introspect` (RFC 7662): describes an action token this server
+/// issued. A consumed single-use token, a token of a revoked approval, an
+/// expired token and any token this server did not sign are inactive. The
+/// caller authenticates with an access token of one of the bundle's issuers.
+pub async fn introspect(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    form: Result<Form<Introspect>, FormRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&st, &headers)?;
+    let Form(form) = form.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
+    let _ = form.token_type_hint;
+    let inactive = Json(json!({ "active": false }));
+    let Some(cfg) = st.config.action_tokens.as_ref() else {
+        return Ok(inactive);
+    };
+    let now = st.now();
+    let Some(claims) = st
+        .signer
+        .verify(&form.token, &cfg.issuer, &cfg.audience, now)
+    else {
+        return Ok(inactive);
+    };
+    let jti = claims["jti"].as_str().unwrap_or_default();
+    if claims["grant"] == "once" && st.store.consumed_token(jti).await?.is_some() {
+        return Ok(inactive);
+    }
+    if let Some(id) = claims["approval_id"].as_str()
+        && st
+            .store
+            .get_approval(id)
+            .await?
+            .is_some_and(|a| a.status == Status::Revoked)
+    {
+        return Ok(inactive);
+    }
+    let mut out = json!({ "active": true, "token_type": "Bearer" });
+    for name in [
+        "iss",
+        "sub",
+        "aud",
+        "client_id",
+        "scope",
+        "iat",
+        "exp",
+        "jti",
+        "authorization_details",
+        "act_digest",
+        "grant",
+        "approval_id",
+        "approvers",
+    ] {
+        if let Some(v) = claims.get(name) {
+            out[name] = v.clone();
+        }
+    }
+    Ok(Json(out))
+}
+
 /// `GET /.well-known/jwks.json`: the keys action tokens are signed with.
 pub async fn jwks(State(st): State<Arc<AppState>>) -> Json<Value> {
     Json(st.signer.jwks().clone())
@@ -341,6 +410,7 @@ pub async fn metadata(State(st): State<Arc<AppState>>) -> Json<Value> {
         "grant_types_supported": [CIBA_GRANT],
         "backchannel_token_delivery_modes_supported": ["poll"],
         "authorization_details_types_supported": [greenlight_core::digest::AUTHORIZATION_DETAILS_TYPE],
+        "introspection_endpoint": st.url("/oauth/introspect"),
         "token_endpoint_auth_methods_supported": ["bearer"],
     }))
 }
