@@ -669,3 +669,111 @@ async fn jwks_and_metadata_are_published() {
     let (status, h) = srv.call("GET", "/healthz", None, None).await;
     assert_eq!((status, h["status"].as_str()), (200, Some("ok")));
 }
+
+/// AuthZEN: the same decisions as /v1/check in the AuthZEN shape, single
+/// and batched, with approval-required as `decision: false` plus the
+/// challenge, and the short-circuit semantics honoured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authzen_evaluations_answer_like_check() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let eval = |amount: i64| {
+        json!({
+            "subject": { "type": "bearer", "id": alice },
+            "action": { "name": "payment.refund" },
+            "resource": { "type": "Payment", "id": "pay_123" },
+            "context": { "amount": amount, "currency": "EUR" },
+        })
+    };
+    let (status, a) = srv
+        .json("POST", "/access/v1/evaluation", None, eval(50))
+        .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["decision"], true);
+    assert_eq!(a["context"]["reasons"], json!(["refund-small"]));
+    let (_, a) = srv
+        .json("POST", "/access/v1/evaluation", None, eval(500))
+        .await;
+    assert_eq!(a["decision"], false);
+    assert_eq!(
+        a["context"]["approval_required"]["kind"],
+        "approval-required"
+    );
+    assert_eq!(a["context"]["approval_required"]["obligation"]["quorum"], 2);
+    let (_, a) = srv
+        .json("POST", "/access/v1/evaluation", None, eval(20000))
+        .await;
+    assert_eq!(
+        (a["decision"].as_bool(), a["context"]["code"].as_str()),
+        (Some(false), Some("policy-forbidden"))
+    );
+
+    let batch = |semantic: &str| {
+        json!({
+            "subject": { "type": "bearer", "id": alice },
+            "action": { "name": "payment.refund" },
+            "resource": { "type": "Payment", "id": "pay_123" },
+            "options": { "evaluations_semantic": semantic },
+            "evaluations": [
+                { "context": { "amount": 50, "currency": "EUR" } },
+                { "context": { "amount": 500, "currency": "EUR" } },
+                { "context": { "amount": 60, "currency": "EUR" } },
+            ],
+        })
+    };
+    let (_, b) = srv
+        .json("POST", "/access/v1/evaluations", None, batch("execute_all"))
+        .await;
+    let decisions: Vec<bool> = b["evaluations"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["decision"] == true)
+        .collect();
+    assert_eq!(decisions, [true, false, true]);
+    let (_, b) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluations",
+            None,
+            batch("deny_on_first_deny"),
+        )
+        .await;
+    assert_eq!(b["evaluations"].as_array().map(Vec::len), Some(2));
+    let (_, b) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluations",
+            None,
+            batch("permit_on_first_permit"),
+        )
+        .await;
+    assert_eq!(b["evaluations"].as_array().map(Vec::len), Some(1));
+    let (status, e) = srv
+        .json("POST", "/access/v1/evaluations", None, batch("sometimes"))
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            400,
+            Some(
+                "evaluations_semantic `\"sometimes\"` is not one of execute_all, deny_on_first_deny, permit_on_first_permit"
+            )
+        )
+    );
+    let (status, e) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            None,
+            json!({ "subject": { "type": "user", "id": "alice" } }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            400,
+            Some("`subject.type` must be `bearer`, with the token as `subject.id`")
+        )
+    );
+}

@@ -7,6 +7,7 @@
 //! bind port 0) and says when to shut down.
 
 mod api;
+mod authzen;
 mod error;
 mod keys;
 mod oauth;
@@ -133,6 +134,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/v1/check", post(api::check))
+        .route("/access/v1/evaluation", post(authzen::evaluation))
+        .route("/access/v1/evaluations", post(authzen::evaluations))
         .route("/v1/approvals", get(api::list_approvals))
         .route("/v1/approvals/{id}", get(api::get_approval))
         .route("/v1/approvals/{id}/approve", post(api::approve))

@@ -1,0 +1,203 @@
+//! OpenID AuthZEN 1.0 Access Evaluation API: `POST /access/v1/evaluation`
+//! and `POST /access/v1/evaluations`.
+//!
+//! The subject is the bearer token the PEP forwards:
+//! `{"type": "bearer", "id": "<access or action token>"}`. The token is the
+//! credential: the PDP verifies it, so a PEP learns nothing about a subject
+//! whose token it does not hold. (A trusted PEP vouching for bare subject
+//! ids is not supported yet.) An approval-required answer is
+//! `decision: false` with the challenge in `context`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use greenlight_core::{AccessRequest, Decision, Verdict};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::api::{act, decision_json};
+use super::{ApiError, AppState};
+
+/// The most evaluations one batch may carry.
+const MAX_BATCH: usize = 64;
+
+/// An AuthZEN entity: subject or resource.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entity {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    id: Option<String>,
+    properties: Option<Map<String, Value>>,
+}
+
+/// An AuthZEN action.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    name: Option<String>,
+    properties: Option<Map<String, Value>>,
+}
+
+/// One evaluation request (every member optional in a batch item, where it
+/// overrides the batch's defaults).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evaluation {
+    subject: Option<Entity>,
+    action: Option<ActionSpec>,
+    resource: Option<Entity>,
+    context: Option<Map<String, Value>>,
+}
+
+/// The batch request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evaluations {
+    subject: Option<Entity>,
+    action: Option<ActionSpec>,
+    resource: Option<Entity>,
+    context: Option<Map<String, Value>>,
+    evaluations: Option<Vec<Evaluation>>,
+    options: Option<Map<String, Value>>,
+}
+
+fn decide_one(st: &AppState, e: &Evaluation) -> Result<(Option<String>, Decision), String> {
+    let subject = e.subject.as_ref().ok_or("`subject` is required")?;
+    if subject.kind.as_deref() != Some("bearer") {
+        return Err("`subject.type` must be `bearer`, with the token as `subject.id`".to_owned());
+    }
+    let token = subject.id.clone().ok_or("`subject.id` is required")?;
+    let action = e
+        .action
+        .as_ref()
+        .and_then(|a| a.name.clone())
+        .ok_or("`action.name` is required")?;
+    if e.action
+        .as_ref()
+        .is_some_and(|a| a.properties.as_ref().is_some_and(|p| !p.is_empty()))
+    {
+        return Err("`action.properties` are not used; put parameters in `context`".to_owned());
+    }
+    let resource = e.resource.as_ref().ok_or("`resource` is required")?;
+    let request = AccessRequest {
+        token: token.clone(),
+        action,
+        resource_type: resource.kind.clone().ok_or("`resource.type` is required")?,
+        resource_id: resource.id.clone().ok_or("`resource.id` is required")?,
+        resource_properties: resource
+            .properties
+            .as_ref()
+            .map(|p| Value::Object(p.clone()).to_string()),
+        context: e
+            .context
+            .as_ref()
+            .map(|c| Value::Object(c.clone()).to_string()),
+    };
+    let now = u64::try_from(st.now()).unwrap_or(0);
+    Ok((Some(token), st.policy.evaluate(&request, now)))
+}
+
+/// AuthZEN's answer shape for one decision.
+fn answer(st: &AppState, d: &Decision) -> Value {
+    let full = decision_json(st, d);
+    match &d.verdict {
+        Verdict::Allow(_) => {
+            json!({ "decision": true, "context": { "reasons": d.reasons, "policy_hash": d.policy_hash } })
+        }
+        Verdict::Deny(den) => json!({ "decision": false, "context": {
+            "code": den.code, "reason": den.message, "reasons": d.reasons, "policy_hash": d.policy_hash } }),
+        Verdict::ApprovalRequired(_) => json!({ "decision": false, "context": {
+            "approval_required": full["verdict"], "ask": full["ask"], "reasons": d.reasons,
+            "policy_hash": d.policy_hash } }),
+    }
+}
+
+async fn evaluate(st: &AppState, e: &Evaluation) -> Result<Value, ApiError> {
+    let (token, d) = decide_one(st, e).map_err(ApiError::invalid_request)?;
+    let d = act(st, token.as_deref(), d).await;
+    Ok(answer(st, &d))
+}
+
+/// `POST /access/v1/evaluation`.
+pub async fn evaluation(
+    State(st): State<Arc<AppState>>,
+    body: Result<Json<Evaluation>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(e) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
+    Ok(Json(evaluate(&st, &e).await?))
+}
+
+/// `POST /access/v1/evaluations`: each item inherits the top-level subject,
+/// action, resource and context it does not set. `options.evaluations_semantic`
+/// is `execute_all` (the default), `deny_on_first_deny` or
+/// `permit_on_first_permit`; the short-circuiting ones stop after the first
+/// deny or permit and return the answers so far.
+pub async fn evaluations(
+    State(st): State<Arc<AppState>>,
+    body: Result<Json<Evaluations>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(b) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
+    let semantic = match b
+        .options
+        .as_ref()
+        .and_then(|o| o.get("evaluations_semantic"))
+    {
+        None => "execute_all",
+        Some(Value::String(s))
+            if [
+                "execute_all",
+                "deny_on_first_deny",
+                "permit_on_first_permit",
+            ]
+            .contains(&s.as_str()) =>
+        {
+            s.as_str()
+        }
+        Some(other) => {
+            return Err(ApiError::invalid_request(format!(
+                "evaluations_semantic `{other}` is not one of execute_all, deny_on_first_deny, permit_on_first_permit"
+            )));
+        }
+    };
+    let defaults = Evaluation {
+        subject: b.subject.clone(),
+        action: b.action.clone(),
+        resource: b.resource.clone(),
+        context: b.context.clone(),
+    };
+    let items = match b.evaluations {
+        None => {
+            return Ok(Json(
+                json!({ "evaluations": [evaluate(&st, &defaults).await?] }),
+            ));
+        }
+        Some(items) => items,
+    };
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::invalid_request(format!(
+            "a batch has at most {MAX_BATCH} evaluations, this one has {}",
+            items.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let merged = Evaluation {
+            subject: item.subject.or_else(|| defaults.subject.clone()),
+            action: item.action.or_else(|| defaults.action.clone()),
+            resource: item.resource.or_else(|| defaults.resource.clone()),
+            context: item.context.or_else(|| defaults.context.clone()),
+        };
+        let a = evaluate(&st, &merged).await?;
+        let permit = a["decision"] == true;
+        out.push(a);
+        if (semantic == "deny_on_first_deny" && !permit)
+            || (semantic == "permit_on_first_permit" && permit)
+        {
+            break;
+        }
+    }
+    Ok(Json(json!({ "evaluations": out })))
+}
