@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+mod common;
+
 use greenlight::dev::{DevTokenRequest, dev_token};
 use greenlight::serve::{ServeConfig, prepare, run};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// 2026-01-01T00:00:00Z.
 const T0: i64 = 1_767_225_600;
@@ -58,7 +59,6 @@ impl Server {
         self.clock.fetch_add(seconds, Ordering::SeqCst);
     }
 
-    /// One HTTP/1.1 request on a fresh connection; returns status and JSON body.
     async fn call(
         &self,
         method: &str,
@@ -66,39 +66,7 @@ impl Server {
         token: Option<&str>,
         body: Option<(&str, String)>,
     ) -> (u16, Value) {
-        let mut stream = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect");
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
-            self.addr
-        );
-        if let Some(t) = token {
-            req.push_str(&format!("authorization: Bearer {t}\r\n"));
-        }
-        let body = body.map(|(ct, b)| {
-            req.push_str(&format!(
-                "content-type: {ct}\r\ncontent-length: {}\r\n",
-                b.len()
-            ));
-            b
-        });
-        req.push_str("\r\n");
-        if let Some(b) = body {
-            req.push_str(&b);
-        }
-        stream.write_all(req.as_bytes()).await.expect("write");
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.expect("read");
-        let text = String::from_utf8(raw).expect("utf-8 response");
-        let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
-        let status: u16 = head[9..12].parse().expect("status");
-        let json = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()))
-        };
-        (status, json)
+        common::call(self.addr, method, path, token, body).await
     }
 
     async fn json(
@@ -118,11 +86,7 @@ impl Server {
     }
 
     async fn form(&self, path: &str, token: &str, fields: &[(&str, &str)]) -> (u16, Value) {
-        let body = fields
-            .iter()
-            .map(|(k, v)| format!("{k}={}", urlencode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let body = common::form(fields);
         self.call(
             "POST",
             path,
@@ -139,17 +103,6 @@ impl Drop for Server {
             let _ = tx.send(());
         }
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn token(sub: &str, scope: &str, groups: &[&str]) -> String {

@@ -1,0 +1,64 @@
+//! A minimal HTTP/1.1 client for driving a real server in tests: one
+//! request per connection (`connection: close`), JSON bodies back.
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends one request and returns the status and the body as JSON (a
+/// non-JSON body comes back as a JSON string).
+pub async fn call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, String)>,
+) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("authorization: Bearer {t}\r\n"));
+    }
+    if let Some((content_type, b)) = &body {
+        req.push_str(&format!(
+            "content-type: {content_type}\r\ncontent-length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    if let Some((_, b)) = body {
+        req.push_str(&b);
+    }
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8(raw).expect("utf-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    let status: u16 = head[9..12].parse().expect("status");
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()))
+    };
+    (status, json)
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A form body from fields.
+pub fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
