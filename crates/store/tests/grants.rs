@@ -4,7 +4,7 @@
 mod common;
 
 use common::{T0, TestDb, event_names, new_approval};
-use greenlight_store::{Approval, Decision, GrantMode, Status, StoreError, events};
+use greenlight_store::{Decision, GrantMode, Status, StoreError, events};
 
 backend_tests! {
     a_window_grant_is_found_before_expiry_and_not_after,
@@ -15,24 +15,10 @@ backend_tests! {
     a_denied_approval_cannot_be_revoked,
 }
 
-/// An approved `window` approval for `alice` on `digest` (quorum 1).
-async fn approved_window(db: &TestDb, digest: &str) -> Approval {
-    let (approval, _) = db
-        .store
-        .create_or_get_pending(new_approval("alice", digest, 1, GrantMode::Window), T0)
-        .await
-        .expect("ask");
-    db.store
-        .vote(&approval.id, "carol", Decision::Approve, None, T0 + 1)
-        .await
-        .expect("carol approves")
-        .approval
-}
-
 /// A window grant covers its subject and digest while `now < expires_at`,
 /// and nothing else.
 async fn a_window_grant_is_found_before_expiry_and_not_after(db: &mut TestDb) {
-    let approval = approved_window(db, "digest-1").await;
+    let approval = common::approved(db, "digest-1", GrantMode::Window).await;
     let grant = db
         .store
         .create_grant(&approval.id, T0 + 60, T0 + 2)
@@ -75,7 +61,7 @@ async fn a_window_grant_is_found_before_expiry_and_not_after(db: &mut TestDb) {
 /// One grant per approval: asking again returns the existing grant
 /// unchanged.
 async fn creating_a_grant_twice_returns_the_first(db: &mut TestDb) {
-    let approval = approved_window(db, "digest-1").await;
+    let approval = common::approved(db, "digest-1", GrantMode::Window).await;
     let first = db
         .store
         .create_grant(&approval.id, T0 + 60, T0 + 2)
@@ -139,7 +125,7 @@ async fn a_grant_needs_an_approved_window_approval(db: &mut TestDb) {
 /// Revoking an approved approval marks it `revoked`, revokes its grant so
 /// the action is no longer covered, and audits both, in one step.
 async fn revoking_an_approval_revokes_its_grant(db: &mut TestDb) {
-    let approval = approved_window(db, "digest-1").await;
+    let approval = common::approved(db, "digest-1", GrantMode::Window).await;
     let grant = db
         .store
         .create_grant(&approval.id, T0 + 60, T0 + 2)

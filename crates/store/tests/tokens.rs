@@ -4,7 +4,7 @@
 mod common;
 
 use common::{T0, TestDb, event_names, new_approval};
-use greenlight_store::{Approval, ConsumedToken, Decision, GrantMode, StoreError, events};
+use greenlight_store::{ConsumedToken, Decision, GrantMode, StoreError, events};
 
 backend_tests! {
     claim_delivery_succeeds_exactly_once_under_concurrency,
@@ -14,25 +14,11 @@ backend_tests! {
     purge_forgets_only_ledger_entries_past_their_expiry,
 }
 
-/// An approved approval with quorum 1 (approved by `carol` at `T0 + 1`).
-async fn approved(db: &TestDb, digest: &str) -> Approval {
-    let (approval, _) = db
-        .store
-        .create_or_get_pending(new_approval("alice", digest, 1, GrantMode::Once), T0)
-        .await
-        .expect("ask");
-    db.store
-        .vote(&approval.id, "carol", Decision::Approve, None, T0 + 1)
-        .await
-        .expect("carol approves")
-        .approval
-}
-
 /// Eight pollers racing for the token of one approved approval: exactly one
 /// may hand it out, the approval remembers which `jti`, and one
 /// `token.minted` is audited.
 async fn claim_delivery_succeeds_exactly_once_under_concurrency(db: &mut TestDb) {
-    let approval = approved(db, "digest-1").await;
+    let approval = common::approved(db, "digest-1", GrantMode::Once).await;
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..8 {
         let store = db.store.clone();
@@ -114,7 +100,7 @@ async fn claim_delivery_of_an_unapproved_or_unknown_approval_is_refused(db: &mut
 /// The first use of a single-use token is recorded (and audited); the
 /// second is a replay.
 async fn second_consume_of_a_jti_is_a_replay(db: &mut TestDb) {
-    let approval = approved(db, "digest-1").await;
+    let approval = common::approved(db, "digest-1", GrantMode::Once).await;
     let store = &db.store;
     assert_eq!(
         store

@@ -9,7 +9,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use greenlight_store::{GrantMode, NewApproval, Obligation, Store, new_id};
+use greenlight_store::{Approval, Decision, GrantMode, NewApproval, Obligation, Store, new_id};
 use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -204,4 +204,19 @@ pub fn new_approval(requester: &str, digest: &str, quorum: u32, grant: GrantMode
 /// The event names of an audit trail, in order.
 pub fn event_names(events: &[greenlight_store::AuditEvent]) -> Vec<&str> {
     events.iter().map(|event| event.event.as_str()).collect()
+}
+
+/// An approved approval for `alice` on `digest` with quorum 1 and the given
+/// grant mode: asked at `T0`, approved by `carol` at `T0 + 1`.
+pub async fn approved(db: &TestDb, digest: &str, grant: GrantMode) -> Approval {
+    let (approval, _) = db
+        .store
+        .create_or_get_pending(new_approval("alice", digest, 1, grant), T0)
+        .await
+        .expect("ask");
+    db.store
+        .vote(&approval.id, "carol", Decision::Approve, None, T0 + 1)
+        .await
+        .expect("carol approves")
+        .approval
 }
