@@ -1,7 +1,8 @@
 //! One vector file, two engines, one answer: every `tests/vectors/*.json`
 //! is decided by the native core and by `greenlight.wasm` in wasmtime; the
 //! native decision must equal the vector's expectation and the component's
-//! decision JSON must be byte-identical to the native one.
+//! decision JSON must be byte-identical to the native one; the gateway
+//! answer for it must equal the vector's `response`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,12 @@ struct Vector {
     now: u64,
     request: RequestSpec,
     expect: Decision,
+    /// The gateway's answer for `expect` (docs/gateway.md).
+    response: greenlight_core::gateway::Response,
 }
+
+/// The approval service the vectors' gateway answers name.
+const SERVICE: &str = "https://greenlight.example.com";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -148,6 +154,14 @@ fn every_vector_gives_the_expected_decision_in_both_engines() {
                 native.to_json()
             ));
         }
+        let answer = greenlight_core::gateway::respond(&native, SERVICE);
+        if answer != v.response {
+            failures.push(format!(
+                "{name}: the gateway answer differs\n  expected {}\n  got      {}",
+                serde_json::to_string(&v.response).unwrap_or_default(),
+                serde_json::to_string(&answer).unwrap_or_default()
+            ));
+        }
         if wasm.to_json() != native.to_json() {
             failures.push(format!(
                 "{name}: component and core disagree\n  native {}\n  wasm   {}",
@@ -187,8 +201,7 @@ struct JoseVector {
 #[test]
 fn published_jose_vectors_verify_in_both_engines() {
     let engine = component();
-    // The shared vectors sit beside the clone, in ../shared.
-    let all: Vec<(String, JoseVector)> = read_json_dir(&root().join("../shared/vectors/jose"));
+    let all: Vec<(String, JoseVector)> = read_json_dir(&root().join("tests/jose"));
     assert_eq!(all.len(), 10, "the ten published vectors");
     for (name, v) in all {
         let jwk = v.jwk.to_string();

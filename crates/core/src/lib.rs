@@ -11,6 +11,7 @@ pub mod config;
 pub mod decision;
 pub mod digest;
 pub mod engine;
+pub mod gateway;
 pub mod jws;
 pub mod policy;
 pub mod routes;

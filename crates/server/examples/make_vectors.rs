@@ -9,6 +9,9 @@
 //! below (verdict, code, message, reasons), never computed by the engine,
 //! so the vectors check the engine rather than echo it. Only the bundle
 //! hash and the action digests are computed, from their definitions.
+//! The gateway answer (`response`) is `greenlight_core::gateway::respond`
+//! of the written expectation: a pin that the Python and Node mappings are
+//! held to, and that a change of docs/gateway.md must update.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +24,8 @@ use sha2::{Digest, Sha256};
 
 /// 2026-01-01T00:00:00Z: the time every vector is decided at.
 const NOW: u64 = 1_767_225_600;
+/// The approval service the vectors' gateway answers name (docs/gateway.md).
+const SERVICE: &str = "https://greenlight.example.com";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -1273,13 +1278,18 @@ fn main() {
                 .collect();
             greenlight_core::bundle::bundle_hash(&map)
         });
+        let expect = json!({ "verdict": vec.verdict, "reasons": vec.reasons, "policy_hash": hash });
+        let decision: greenlight_core::Decision =
+            serde_json::from_value(expect.clone()).expect("the expectation is a decision");
+        let response = greenlight_core::gateway::respond(&decision, SERVICE);
         let doc = json!({
             "description": vec.description,
             "bundle": vec.bundle,
             "keys": vec.keys.iter().map(|(i, f)| json!({ "issuer": i, "jwks": f })).collect::<Vec<_>>(),
             "now": NOW,
             "request": vec.request,
-            "expect": { "verdict": vec.verdict, "reasons": vec.reasons, "policy_hash": hash },
+            "expect": expect,
+            "response": response,
         });
         let path = out.join(format!("{:03}-{}.json", i + 1, vec.name));
         std::fs::write(

@@ -1,0 +1,186 @@
+//! From a decision to the HTTP answer a gateway gives (docs/gateway.md).
+//!
+//! Every host turns a decision into the same answer: an allow passes
+//! through, approval-required is a `401` challenge carrying what the client
+//! needs to ask, a deny gets the status its code calls for. The vectors pin
+//! the answer per decision, so the Python and Node middlewares can be held to
+//! this one mapping.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::decision::{Decision, DenialCode, Verdict};
+
+/// The answer a gateway gives of its own, or none for an allow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Response {
+    /// The HTTP status; 0 for an allow, which the upstream answers.
+    pub status: u16,
+    /// Lower-case `(name, value)` pairs: `www-authenticate` when there is
+    /// one, then `content-type` and `cache-control`.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body, `null` for an allow.
+    pub body: Value,
+}
+
+/// The answer for `decision`, with the approval service at `service` (its
+/// base URL, without a trailing slash) named in challenges.
+pub fn respond(decision: &Decision, service: &str) -> Response {
+    match &decision.verdict {
+        Verdict::Allow(_) => Response {
+            status: 0,
+            headers: Vec::new(),
+            body: Value::Null,
+        },
+        Verdict::ApprovalRequired(c) => {
+            let description = if c.obligation.message.is_empty() {
+                "approval required"
+            } else {
+                c.obligation.message.as_str()
+            };
+            let body = json!({
+                "error": "insufficient_authorization",
+                "error_description": description,
+                "code": "approval-required",
+                "authorization_details": c.authorization_details,
+                "action_digest": c.action_digest,
+                "obligation": c.obligation,
+                "ask": {
+                    "backchannel_authentication_endpoint": format!("{service}/oauth/bc-authorize"),
+                    "token_endpoint": format!("{service}/oauth/token"),
+                },
+            });
+            json_response(
+                401,
+                Some(
+                    "Bearer error=\"insufficient_authorization\", error_description=\"approval required\""
+                        .to_owned(),
+                ),
+                body,
+            )
+        }
+        Verdict::Deny(d) => {
+            let (status, error) = status_of(d.code);
+            let challenge = (status == 401).then(|| {
+                if d.code == DenialCode::TokenMissing {
+                    "Bearer".to_owned()
+                } else {
+                    format!(
+                        "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                        quoted(&d.message)
+                    )
+                }
+            });
+            let body = json!({
+                "error": error,
+                "error_description": d.message,
+                "code": d.code.as_str(),
+            });
+            json_response(status, challenge, body)
+        }
+    }
+}
+
+/// The status and OAuth error of a denial code.
+fn status_of(code: DenialCode) -> (u16, &'static str) {
+    use DenialCode as C;
+    match code {
+        C::RequestInvalid => (400, "invalid_request"),
+        C::TokenMissing
+        | C::TokenTooLarge
+        | C::TokenMalformed
+        | C::TokenUnsupportedAlgorithm
+        | C::TokenAlgorithmNotAllowed
+        | C::TokenUnknownIssuer
+        | C::TokenUnknownKey
+        | C::TokenKeyMismatch
+        | C::TokenBadSignature
+        | C::TokenWrongType
+        | C::TokenUnknownCriticalHeader
+        | C::TokenWrongAudience
+        | C::TokenExpired
+        | C::TokenNotYetValid
+        | C::TokenIssuedInFuture
+        | C::TokenMissingClaim
+        | C::ActionTokenInvalid
+        | C::ActionTokenReplayed => (401, "invalid_token"),
+        C::RouteNotFound
+        | C::PolicyForbidden
+        | C::PolicyNoPermit
+        | C::ActionTokenDigestMismatch => (403, "access_denied"),
+        C::EngineTrap
+        | C::EngineTimeout
+        | C::EngineMemoryExceeded
+        | C::EngineInvalidOutput
+        | C::EngineUnavailable => (503, "temporarily_unavailable"),
+    }
+}
+
+/// A message made safe for one quoted string of a `www-authenticate` header.
+fn quoted(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+fn json_response(status: u16, challenge: Option<String>, body: Value) -> Response {
+    let mut headers = Vec::with_capacity(3);
+    if let Some(c) = challenge {
+        headers.push(("www-authenticate".to_owned(), c));
+    }
+    headers.push(("content-type".to_owned(), "application/json".to_owned()));
+    headers.push(("cache-control".to_owned(), "no-store".to_owned()));
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_token_gets_a_bare_bearer_challenge() {
+        let d = Decision::deny(DenialCode::TokenMissing, "no bearer token", "h");
+        let r = respond(&d, "https://gl.example");
+        assert_eq!(r.status, 401);
+        assert_eq!(r.headers[0], ("www-authenticate".into(), "Bearer".into()));
+        assert_eq!(
+            r.body,
+            json!({"error": "invalid_token", "error_description": "no bearer token", "code": "token-missing"})
+        );
+    }
+
+    #[test]
+    fn quotes_and_backslashes_cannot_break_the_header() {
+        let d = Decision::deny(DenialCode::TokenMalformed, "bad \"x\\y\"\n", "h");
+        let r = respond(&d, "s");
+        assert_eq!(
+            r.headers[0].1,
+            "Bearer error=\"invalid_token\", error_description=\"bad 'x/y' \""
+        );
+    }
+
+    #[test]
+    fn engine_failures_are_503_without_a_challenge() {
+        let d = Decision::deny(DenialCode::EngineTimeout, "slow", "h");
+        let r = respond(&d, "s");
+        assert_eq!(r.status, 503);
+        assert_eq!(
+            r.headers,
+            vec![
+                ("content-type".into(), "application/json".into()),
+                ("cache-control".into(), "no-store".into())
+            ]
+        );
+    }
+}
