@@ -58,6 +58,16 @@ pub enum Command {
         /// The base URL clients reach the server at. Defaults to `http://LISTEN`.
         #[arg(long)]
         public_url: Option<String>,
+        /// The server's own settings (TOML): webhooks, key rotation,
+        /// housekeeping. See `greenlight::serve::settings`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Manage Greenlight's signing keys in a store.
+    Keys {
+        /// What to do with the keys.
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Work with bundles.
     Bundle {
@@ -101,6 +111,29 @@ pub enum BundleCommand {
     Validate {
         /// The bundle folder.
         dir: PathBuf,
+    },
+}
+
+/// `greenlight keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Start signing with a new key; the old one stays published for
+    /// `--retain-for` seconds so the tokens it signed keep verifying.
+    /// Running servers pick the new key up at their next housekeeping sweep.
+    Rotate {
+        /// The store: `sqlite://FILE` or `postgres://...`.
+        #[arg(long)]
+        store: String,
+        /// Seconds the old key stays published; at least the servers'
+        /// `signing.retain_for` (default 86400).
+        #[arg(long, default_value_t = 86_400)]
+        retain_for: u64,
+    },
+    /// List the keys: kid, state, created, published until.
+    List {
+        /// The store: `sqlite://FILE` or `postgres://...`.
+        #[arg(long)]
+        store: String,
     },
 }
 
@@ -221,7 +254,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
             listen,
             store,
             public_url,
+            config: settings_file,
         } => {
+            let settings = match &settings_file {
+                Some(path) => crate::serve::Settings::load(path)?,
+                None => crate::serve::Settings::default(),
+            };
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let listener = tokio::net::TcpListener::bind(&listen)
@@ -232,12 +270,50 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
                     bundle,
                     store,
                     public_url,
+                    settings,
                 };
                 let state =
                     crate::serve::prepare(&config, addr, crate::serve::system_clock()).await?;
                 writeln!(out, "greenlight serving on http://{addr}")?;
                 out.flush()?;
                 crate::serve::run(listener, state, crate::serve::shutdown_signal()).await
+            })?;
+            Ok(0)
+        }
+        Command::Keys { command } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                match command {
+                    KeysCommand::Rotate { store, retain_for } => {
+                        let store = greenlight_store::Store::connect(&store).await?;
+                        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+                        let kid = crate::serve::Signer::rotate(
+                            &store,
+                            now,
+                            i64::try_from(retain_for).unwrap_or(i64::MAX),
+                        )
+                        .await?;
+                        writeln!(
+                            out,
+                            "signing with {kid}; older keys published for {retain_for} s"
+                        )?;
+                    }
+                    KeysCommand::List { store } => {
+                        let store = greenlight_store::Store::connect(&store).await?;
+                        for k in store.signing_keys().await? {
+                            let state = if k.is_active() { "active" } else { "retired" };
+                            let until = k
+                                .publish_until
+                                .map_or_else(|| "-".to_owned(), |u| u.to_string());
+                            writeln!(
+                                out,
+                                "{} {} {state} created {} published-until {until}",
+                                k.kid, k.algorithm, k.created_at
+                            )?;
+                        }
+                    }
+                }
+                anyhow::Ok(())
             })?;
             Ok(0)
         }

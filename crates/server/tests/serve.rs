@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 mod common;
 
 use greenlight::dev::{DevTokenRequest, dev_token};
-use greenlight::serve::{ServeConfig, prepare, run};
+use greenlight::serve::{AppState, ServeConfig, Settings, prepare, run};
 use serde_json::{Value, json};
 
 /// 2026-01-01T00:00:00Z.
@@ -22,12 +22,17 @@ fn root() -> PathBuf {
 struct Server {
     addr: std::net::SocketAddr,
     clock: Arc<AtomicI64>,
+    state: Arc<AppState>,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Server {
     async fn start() -> Self {
+        Self::start_with(Settings::default()).await
+    }
+
+    async fn start_with(settings: Settings) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();
@@ -39,17 +44,19 @@ impl Server {
             bundle: root().join("examples/bundle"),
             store: format!("sqlite://{}", dir.path().join("greenlight.db").display()),
             public_url: None,
+            settings,
         };
         let state = prepare(&config, addr, Arc::new(move || c.load(Ordering::SeqCst)))
             .await
             .expect("server prepares");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(run(listener, state, async {
+        tokio::spawn(run(listener, state.clone(), async {
             let _ = rx.await;
         }));
         Server {
             addr,
             clock,
+            state,
             _dir: dir,
             stop: Some(tx),
         }
@@ -129,6 +136,30 @@ fn refund(amount: i64, token: &str) -> Value {
 }
 
 const CIBA: &str = "urn:openid:params:grant-type:ciba";
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// `authorization_details` for a refund of `amount` EUR of `pay_123`.
+fn refund_details(amount: i64) -> String {
+    json!([{
+        "type": "urn:greenlight:action",
+        "actions": ["payment.refund"],
+        "resource": { "type": "Payment", "id": "pay_123" },
+        "params": { "amount": amount, "currency": "EUR" },
+    }])
+    .to_string()
+}
+
+/// The `kid` of a compact JWS.
+fn kid_of(token: &str) -> String {
+    use base64::Engine as _;
+    let head = token.split('.').next().expect("header");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head)
+        .expect("base64url header");
+    let v: Value = serde_json::from_slice(&bytes).expect("JSON header");
+    v["kid"].as_str().expect("kid").to_owned()
+}
 
 /// The whole refund story: challenge, ask (twice: one approval), pending and
 /// slow_down, a vote that counts once, self-approval refused, quorum, the
@@ -620,7 +651,7 @@ async fn jwks_and_metadata_are_published() {
         meta["token_endpoint"],
         format!("http://{}/oauth/token", srv.addr)
     );
-    assert_eq!(meta["grant_types_supported"], json!([CIBA]));
+    assert_eq!(meta["grant_types_supported"], json!([CIBA, EXCHANGE]));
     let (status, h) = srv.call("GET", "/healthz", None, None).await;
     assert_eq!((status, h["status"].as_str()), (200, Some("ok")));
 }
@@ -730,5 +761,533 @@ async fn authzen_evaluations_answer_like_check() {
             400,
             Some("`subject.type` must be `bearer`, with the token as `subject.id`")
         )
+    );
+}
+
+/// RFC 8693: an action policy allows outright is exchanged for a single-use
+/// action token at once; one that needs approval opens the same pending
+/// approval as bc-authorize; bad exchanges are refused with a reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_exchange_mints_at_once_or_opens_the_pending_approval() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let exchange = |details: String, token: String| {
+        let srv = &srv;
+        async move {
+            srv.call(
+                "POST",
+                "/oauth/token",
+                None,
+                Some((
+                    "application/x-www-form-urlencoded",
+                    common::form(&[
+                        ("grant_type", EXCHANGE),
+                        ("subject_token", &token),
+                        ("subject_token_type", ACCESS_TOKEN_TYPE),
+                        ("authorization_details", &details),
+                    ]),
+                )),
+            )
+            .await
+        }
+    };
+
+    // Allowed outright: an action token now, good once.
+    let (status, t) = exchange(refund_details(50), alice.clone()).await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["issued_token_type"], ACCESS_TOKEN_TYPE);
+    assert_eq!(t["expires_in"], 300);
+    assert_eq!(
+        t["authorization_details"][0]["params"],
+        json!({"amount": 50, "currency": "EUR"})
+    );
+    let at = t["access_token"].as_str().expect("access_token").to_owned();
+    let (_, d) = srv.json("POST", "/v1/check", None, refund(50, &at)).await;
+    assert_eq!(d["verdict"]["kind"], "allow", "{d}");
+    assert_eq!(d["verdict"]["subject"], "alice");
+    let (_, d) = srv.json("POST", "/v1/check", None, refund(50, &at)).await;
+    assert_eq!(d["verdict"]["code"], "action-token-replayed", "{d}");
+    // It is good for that refund only.
+    let (_, d) = srv.json("POST", "/v1/check", None, refund(60, &at)).await;
+    assert_eq!(d["verdict"]["code"], "action-token-digest-mismatch", "{d}");
+
+    // Needs approval: the pending approval, the same one bc-authorize finds.
+    let (status, e) = exchange(refund_details(500), alice.clone()).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("authorization_pending")),
+        "{e}"
+    );
+    assert_eq!(
+        e["error_description"],
+        "this action needs approval; poll the token endpoint with grant_type=urn:openid:params:grant-type:ciba and this auth_req_id"
+    );
+    assert_eq!(
+        (e["expires_in"].as_i64(), e["interval"].as_i64()),
+        (Some(900), Some(5))
+    );
+    let id = e["auth_req_id"].as_str().expect("auth_req_id").to_owned();
+    let (_, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &refund_details(500))],
+        )
+        .await;
+    assert_eq!(ask["auth_req_id"], id.as_str());
+
+    // Refused: a forbidden action, a bad token, a missing or wrong type.
+    let (status, e) = exchange(refund_details(-5), alice.clone()).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
+    assert_eq!(
+        e["error_description"],
+        "policy-forbidden: `payment.refund` on `Payment::pay_123` is forbidden by policy `refund-limit`"
+    );
+    let (status, e) = exchange(refund_details(50), "not.a.token".to_owned()).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
+    let (status, e) = srv
+        .call(
+            "POST",
+            "/oauth/token",
+            None,
+            Some((
+                "application/x-www-form-urlencoded",
+                common::form(&[
+                    ("grant_type", EXCHANGE),
+                    ("subject_token", &alice),
+                    ("authorization_details", &refund_details(50)),
+                ]),
+            )),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (400, Some("subject_token_type is required"))
+    );
+    let (status, e) = srv
+        .call(
+            "POST",
+            "/oauth/token",
+            None,
+            Some((
+                "application/x-www-form-urlencoded",
+                common::form(&[
+                    ("grant_type", EXCHANGE),
+                    ("subject_token", &alice),
+                    (
+                        "subject_token_type",
+                        "urn:ietf:params:oauth:token-type:id_token",
+                    ),
+                    ("authorization_details", &refund_details(50)),
+                ]),
+            )),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            400,
+            Some(
+                "subject_token_type `urn:ietf:params:oauth:token-type:id_token` is not supported; use `urn:ietf:params:oauth:token-type:access_token`"
+            )
+        )
+    );
+}
+
+/// Decisions, approval events and request latency appear at /metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_decisions_approvals_and_latency() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    srv.json("POST", "/v1/check", None, refund(50, &alice))
+        .await;
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(500, &alice))
+        .await;
+    srv.json("POST", "/v1/check", None, refund(50, "forged"))
+        .await;
+    let details = d["verdict"]["authorization_details"].to_string();
+    srv.form(
+        "/oauth/bc-authorize",
+        &alice,
+        &[("authorization_details", &details)],
+    )
+    .await;
+    let (status, text) = srv.call("GET", "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    let text = text.as_str().expect("text").to_owned();
+    for line in [
+        r#"greenlight_decisions_total{api="check",verdict="allow",code=""} 1"#,
+        r#"greenlight_decisions_total{api="check",verdict="approval-required",code=""} 1"#,
+        r#"greenlight_decisions_total{api="check",verdict="deny",code="token-malformed"} 1"#,
+        r#"greenlight_approvals_total{outcome="requested"} 1"#,
+        r#"greenlight_http_requests_total{method="POST",route="/v1/check",status="200"} 3"#,
+        r#"greenlight_http_request_duration_seconds_count{method="POST",route="/v1/check"} 3"#,
+        r#"greenlight_http_requests_total{method="POST",route="/oauth/bc-authorize",status="200"} 1"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in\n{text}"
+        );
+    }
+    assert!(
+        text.ends_with("# EOF\n"),
+        "OpenMetrics text ends with # EOF"
+    );
+}
+
+/// One webhook call as the receiver saw it.
+#[derive(Clone, Debug)]
+struct Received {
+    path: String,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+/// A webhook receiver on port 0: it records every call; the first call to
+/// `/hook` waits for `release` and then fails with 500, later calls succeed.
+async fn receiver() -> (
+    std::net::SocketAddr,
+    Arc<std::sync::Mutex<Vec<Received>>>,
+    Arc<tokio::sync::Notify>,
+) {
+    let seen: Arc<std::sync::Mutex<Vec<Received>>> = Arc::default();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (s, r) = (seen.clone(), release.clone());
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let (seen, release) = (s.clone(), r.clone());
+            async move {
+                let path = uri.path().to_owned();
+                let first = {
+                    let mut seen = seen.lock().expect("lock");
+                    let first = path == "/hook" && !seen.iter().any(|c| c.path == "/hook");
+                    seen.push(Received {
+                        path: path.clone(),
+                        headers,
+                        body: body.to_vec(),
+                    });
+                    first
+                };
+                if first {
+                    release.notified().await;
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen, release)
+}
+
+/// A new approval goes to each webhook in the background: the request that
+/// created it returns while the receiver still holds the first attempt; the
+/// failed attempt is retried with the same delivery id; the signature is
+/// HMAC-SHA256 over `t.body` with the configured key; Slack gets its shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_signed_retried_and_never_block() {
+    use hmac::Mac as _;
+    let (hook, seen, release) = receiver().await;
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let key_file = secrets.path().join("webhook.key");
+    std::fs::write(&key_file, "s3cret-key\n").expect("write key");
+    let settings: Settings = toml::from_str(&format!(
+        r#"
+        [[webhooks]]
+        url = "http://{hook}/hook"
+        secret_file = "{}"
+        [[webhooks]]
+        url = "http://{hook}/slack"
+        format = "slack"
+        "#,
+        key_file.display()
+    ))
+    .expect("settings");
+    let srv = Server::start_with(settings).await;
+    let alice = token("alice", "payments:refund", &[]);
+    let (status, ask) = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        srv.form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[
+                ("authorization_details", &refund_details(500)),
+                ("reason", "customer called"),
+            ],
+        ),
+    )
+    .await
+    .expect("bc-authorize answers while the webhook is still held");
+    assert_eq!(status, 200, "{ask}");
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    release.notify_one();
+
+    // Wait for the retry (backoff 0.5 s) and the Slack call.
+    let mut calls = Vec::new();
+    for _ in 0..200 {
+        calls = seen.lock().expect("lock").clone();
+        if calls.iter().filter(|c| c.path == "/hook").count() >= 2
+            && calls.iter().any(|c| c.path == "/slack")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let hooks: Vec<&Received> = calls.iter().filter(|c| c.path == "/hook").collect();
+    assert_eq!(hooks.len(), 2, "one failure, one retry: {calls:?}");
+    let header = |c: &Received, name: &str| {
+        c.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        header(hooks[0], "greenlight-delivery"),
+        header(hooks[1], "greenlight-delivery")
+    );
+    assert_eq!(header(hooks[1], "greenlight-event"), "approval.requested");
+    for c in &hooks {
+        let sig = header(c, "greenlight-signature");
+        let (t, v1) = sig
+            .strip_prefix("t=")
+            .and_then(|r| r.split_once(",v1="))
+            .expect("t=..,v1=..");
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret-key").expect("any key length");
+        mac.update(t.as_bytes());
+        mac.update(b".");
+        mac.update(&c.body);
+        let want: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            v1, want,
+            "the signature verifies with the key from the file"
+        );
+    }
+    let event: Value = serde_json::from_slice(&hooks[1].body).expect("JSON event");
+    assert_eq!(event["type"], "approval.requested");
+    assert_eq!(event["approval"]["id"], id.as_str());
+    assert_eq!(event["approval"]["requester"], "alice");
+    assert_eq!(event["approval"]["reason"], "customer called");
+    assert_eq!(
+        event["links"]["approve"],
+        format!("http://{}/v1/approvals/{id}/approve", srv.addr)
+    );
+    let slack = calls
+        .iter()
+        .find(|c| c.path == "/slack")
+        .expect("slack call");
+    assert_eq!(
+        header(slack, "greenlight-signature"),
+        "",
+        "no key, no signature"
+    );
+    let msg: Value = serde_json::from_slice(&slack.body).expect("JSON message");
+    assert_eq!(
+        msg["text"],
+        "Approval requested: alice asks to payment.refund on Payment::pay_123"
+    );
+    assert_eq!(msg["blocks"][0]["type"], "section");
+
+    // Asking again finds the pending approval: no second announcement.
+    srv.form(
+        "/oauth/bc-authorize",
+        &alice,
+        &[("authorization_details", &refund_details(500))],
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(seen.lock().expect("lock").len(), calls.len());
+    let (_, text) = srv.call("GET", "/metrics", None, None).await;
+    let text = text.as_str().expect("text").to_owned();
+    for line in [
+        r#"greenlight_webhook_deliveries_total{outcome="delivered"} 2"#,
+        r#"greenlight_webhook_deliveries_total{outcome="retried"} 1"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in\n{text}"
+        );
+    }
+}
+
+/// Settings that cannot work are refused at start, with the reason.
+#[test]
+fn bad_settings_are_refused() {
+    let check = |text: &str| {
+        toml::from_str::<Settings>(text)
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.check().map_err(|e| e.to_string()))
+    };
+    assert_eq!(
+        check("[[webhooks]]\nurl = \"ftp://x\"").expect_err("scheme"),
+        "webhooks[0].url `ftp://x` is not an http(s) URL"
+    );
+    assert_eq!(
+        check("[[webhooks]]\nurl = \"http://x\"\nsecret_env = \"GREENLIGHT_TEST_UNSET_SECRET\"")
+            .expect_err("unset"),
+        "webhooks[0].secret_env names `GREENLIGHT_TEST_UNSET_SECRET`, which is not set or empty"
+    );
+    assert_eq!(
+        check("[signing]\nrotate_after = 0").expect_err("zero"),
+        "signing.rotate_after must be at least 1 second"
+    );
+    assert!(
+        check("[[webhooks]]\nurl = \"http://x\"\nbogus = 1")
+            .expect_err("unknown field")
+            .contains("unknown field `bogus`")
+    );
+}
+
+/// Rotation: new tokens carry the new key id, tokens signed with the old key
+/// keep verifying while it is published, and it is withdrawn afterwards;
+/// `rotate_after` rotates at a sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_and_the_old_key_stays_published_until_its_tokens_expire() {
+    let settings: Settings =
+        toml::from_str("[signing]\nrotate_after = 3600\nretain_for = 600").expect("settings");
+    let srv = Server::start_with(settings).await;
+    let alice = token("alice", "payments:refund", &[]);
+    let exchange = |details: String| {
+        let (srv, alice) = (&srv, alice.clone());
+        async move {
+            let (status, t) = srv
+                .call(
+                    "POST",
+                    "/oauth/token",
+                    None,
+                    Some((
+                        "application/x-www-form-urlencoded",
+                        common::form(&[
+                            ("grant_type", EXCHANGE),
+                            ("subject_token", &alice),
+                            ("subject_token_type", ACCESS_TOKEN_TYPE),
+                            ("authorization_details", &details),
+                        ]),
+                    )),
+                )
+                .await;
+            assert_eq!(status, 200, "{t}");
+            t["access_token"].as_str().expect("token").to_owned()
+        }
+    };
+    let old = exchange(refund_details(50)).await;
+    let old_kid = kid_of(&old);
+
+    // Not yet due: a sweep keeps the key; a token minted now has the old key.
+    srv.advance(3599);
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+    let late = exchange(refund_details(51)).await;
+    assert_eq!(kid_of(&late), old_kid);
+
+    // Due: the sweep rotates; both keys are published.
+    srv.advance(1);
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+    let new = exchange(refund_details(52)).await;
+    let new_kid = kid_of(&new);
+    assert_ne!(new_kid, old_kid);
+    let (_, jwks) = srv.call("GET", "/.well-known/jwks.json", None, None).await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert_eq!(kids, vec![new_kid.as_str(), old_kid.as_str()]);
+
+    // The token the old key signed just before still verifies and works.
+    let (_, intro) = srv
+        .form("/oauth/introspect", &alice, &[("token", &late)])
+        .await;
+    assert_eq!(intro["active"], true, "{intro}");
+    let (_, d) = srv.json("POST", "/v1/check", None, refund(51, &late)).await;
+    assert_eq!(d["verdict"]["kind"], "allow", "{d}");
+    let (_, d) = srv.json("POST", "/v1/check", None, refund(52, &new)).await;
+    assert_eq!(d["verdict"]["kind"], "allow", "{d}");
+
+    // After retain_for the old key is withdrawn.
+    srv.advance(600);
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+    let (_, jwks) = srv.call("GET", "/.well-known/jwks.json", None, None).await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert_eq!(kids, vec![new_kid.as_str()]);
+}
+
+/// The periodic sweep marks approvals past their expiry as expired in the
+/// store and audits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_expires_due_approvals() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let (_, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &refund_details(500))],
+        )
+        .await;
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    srv.advance(899);
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+    let a = srv
+        .state
+        .store
+        .get_approval(&id)
+        .await
+        .expect("store")
+        .expect("approval");
+    assert_eq!(a.status, greenlight_store::Status::Pending);
+    srv.advance(1);
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+    let a = srv
+        .state
+        .store
+        .get_approval(&id)
+        .await
+        .expect("store")
+        .expect("approval");
+    assert_eq!(a.status, greenlight_store::Status::Expired);
+    let events: Vec<String> = srv
+        .state
+        .store
+        .audit_for(&id)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(events, vec!["approval.created", "approval.expired"]);
+    let (_, text) = srv.call("GET", "/metrics", None, None).await;
+    assert!(
+        text.as_str()
+            .expect("text")
+            .lines()
+            .any(|l| l == r#"greenlight_approvals_total{outcome="expired"} 1"#),
+        "{text}"
     );
 }

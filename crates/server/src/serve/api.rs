@@ -199,6 +199,7 @@ pub async fn check(
     let now = u64::try_from(st.now()).unwrap_or(0);
     let decision = st.policy.evaluate_http(&req, now);
     let decision = act(&st, token.as_deref(), decision).await;
+    st.metrics.decision("check", &decision);
     Ok(Json(decision_json(&st, &decision)))
 }
 
@@ -340,6 +341,17 @@ async fn vote(
         .await
     {
         Ok(outcome) => {
+            if outcome.recorded {
+                match outcome.approval.status {
+                    Status::Approved if a.status == Status::Pending => {
+                        st.metrics.approvals("approved", 1);
+                    }
+                    Status::Denied if a.status == Status::Pending => {
+                        st.metrics.approvals("denied", 1);
+                    }
+                    _ => {}
+                }
+            }
             let mut v = approval_json(&outcome.approval, now);
             v["approve_count"] = json!(outcome.approve_count);
             v["recorded"] = json!(outcome.recorded);
@@ -397,7 +409,10 @@ pub async fn revoke(
         .revoke_approval(&id, &who.subject, body.reason.as_deref(), now)
         .await
     {
-        Ok(a) => Ok(Json(approval_json(&a, now))),
+        Ok(a) => {
+            st.metrics.approvals("revoked", 1);
+            Ok(Json(approval_json(&a, now)))
+        }
         Err(StoreError::NotRevocable { status, .. }) => Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
             "approval_not_revocable",

@@ -118,6 +118,7 @@ fn answer(st: &AppState, d: &Decision) -> Value {
 async fn evaluate(st: &AppState, e: &Evaluation) -> Result<Value, ApiError> {
     let (token, d) = decide_one(st, e).map_err(ApiError::invalid_request)?;
     let d = act(st, token.as_deref(), d).await;
+    st.metrics.decision("authzen", &d);
     Ok(answer(st, &d))
 }
 

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 /// An error answer.
 #[derive(Debug)]
@@ -14,6 +14,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// A description for a person.
     pub description: String,
+    /// More members of the JSON body (e.g. `auth_req_id`).
+    pub extra: Map<String, Value>,
 }
 
 impl ApiError {
@@ -23,6 +25,35 @@ impl ApiError {
             status,
             code,
             description: description.into(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Adds the members of `object` to the body (not `error` or
+    /// `error_description`, which stay the error's own).
+    pub fn with_extra(mut self, object: Value) -> Self {
+        if let Value::Object(m) = object {
+            for (k, v) in m {
+                if k != "error" && k != "error_description" {
+                    self.extra.insert(k, v);
+                }
+            }
+        }
+        self
+    }
+
+    /// At the token endpoint a refused or unacceptable `subject_token` is a
+    /// bad request (RFC 8693 §2.2.2): 401 and 403 become 400
+    /// `invalid_request`, with the same description.
+    pub fn at_token_endpoint(self) -> Self {
+        if self.status == StatusCode::UNAUTHORIZED || self.status == StatusCode::FORBIDDEN {
+            Self {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_request",
+                ..self
+            }
+        } else {
+            self
         }
     }
 
@@ -81,11 +112,11 @@ impl From<greenlight_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            axum::Json(json!({ "error": self.code, "error_description": self.description })),
-        )
-            .into_response();
+        let mut body = json!({ "error": self.code, "error_description": self.description });
+        if let Value::Object(m) = &mut body {
+            m.extend(self.extra);
+        }
+        let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             let value = format!(
                 "Bearer error=\"{}\", error_description=\"{}\"",

@@ -84,6 +84,43 @@ impl Signer {
         })
     }
 
+    /// The key id tokens are signed with now.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Replaces the active key: a new key is stored first (the newest active
+    /// key signs), then every older active key is retired, its public key
+    /// still published for `retain_for` seconds so the tokens it signed keep
+    /// verifying until they expire. Returns the new key id.
+    pub async fn rotate(store: &Store, now: i64, retain_for: i64) -> anyhow::Result<String> {
+        let old: Vec<SigningKey> = store
+            .signing_keys()
+            .await?
+            .into_iter()
+            .filter(SigningKey::is_active)
+            .collect();
+        let new = generate(now)?;
+        store.insert_signing_key(&new).await?;
+        for k in old {
+            store
+                .retire_signing_key(&k.kid, now, Some(now.saturating_add(retain_for)))
+                .await?;
+            tracing::info!(old = %k.kid, new = %new.kid, retain_for, "rotated the signing key");
+        }
+        Ok(new.kid)
+    }
+
+    /// When the active key was created, to decide on automatic rotation.
+    pub async fn active_since(store: &Store) -> anyhow::Result<Option<i64>> {
+        Ok(store
+            .signing_keys()
+            .await?
+            .iter()
+            .find(|k| k.is_active())
+            .map(|k| k.created_at))
+    }
+
     /// The JWKS to publish (and to hand the engine for action tokens).
     pub fn jwks(&self) -> &Value {
         &self.jwks

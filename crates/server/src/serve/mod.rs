@@ -10,11 +10,14 @@ mod api;
 mod authzen;
 mod error;
 mod keys;
+pub mod metrics;
+pub mod notify;
 mod oauth;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -27,6 +30,7 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use keys::Signer;
+pub use settings::Settings;
 
 /// The largest request body accepted, in bytes: decisions and approval
 /// requests are small JSON or form documents.
@@ -55,6 +59,9 @@ pub struct ServeConfig {
     /// The base URL clients reach this server at, for metadata and challenges.
     /// Defaults to `http://` and the listening address.
     pub public_url: Option<String>,
+    /// The server's own settings (`--config`): webhooks, key rotation,
+    /// housekeeping.
+    pub settings: Settings,
 }
 
 /// Shared by every request.
@@ -65,8 +72,14 @@ pub struct AppState {
     pub config: Config,
     /// Approvals, grants, the replay ledger, keys, audit.
     pub store: Store,
-    /// Greenlight's signing key.
-    pub signer: Signer,
+    /// Greenlight's signing key, replaced when keys rotate.
+    pub signer: RwLock<Arc<Signer>>,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Sends new approvals to webhooks.
+    pub notifier: notify::Notifier,
+    /// The server's own settings.
+    pub settings: Settings,
     /// The base URL for metadata and challenges.
     pub public_url: String,
     /// The time source.
@@ -77,6 +90,15 @@ impl AppState {
     /// Now, in Unix seconds.
     pub fn now(&self) -> i64 {
         (self.clock)()
+    }
+
+    /// The signing key in use now.
+    pub fn signer(&self) -> Arc<Signer> {
+        // A poisoned lock still holds a valid signer: writers only swap it.
+        self.signer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// An absolute URL on this server.
@@ -116,11 +138,17 @@ pub async fn prepare(
         greenlight_core::bundle::ACTION_ISSUER_NAME,
         &signer.jwks().to_string(),
     )?;
+    config.settings.check()?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let notifier = notify::Notifier::new(&config.settings.webhooks, metrics.clone())?;
     Ok(Arc::new(AppState {
         policy,
         config: bundle_config,
         store,
-        signer,
+        signer: RwLock::new(Arc::new(signer)),
+        metrics,
+        notifier,
+        settings: config.settings.clone(),
         public_url: config
             .public_url
             .clone()
@@ -149,6 +177,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/.well-known/oauth-authorization-server",
             get(oauth::metadata),
         )
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -179,8 +212,64 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, policy_hash = %state.policy.policy_hash(), "serving");
-    axum::serve(listener, router(state))
+    let sweeper = tokio::spawn(housekeeping(state.clone()));
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    sweeper.abort();
+    served?;
+    Ok(())
+}
+
+/// Runs [`sweep`] every `housekeeping.interval` seconds.
+async fn housekeeping(st: Arc<AppState>) {
+    let every = std::time::Duration::from_secs(st.settings.sweep_interval());
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = sweep(&st).await {
+            tracing::error!(error = %e, "housekeeping failed; retrying at the next sweep");
+        }
+    }
+}
+
+/// One housekeeping pass: marks approvals past their expiry as expired
+/// (audited), forgets consumed tokens that can no longer be presented,
+/// rotates the signing key when it is older than `signing.rotate_after`, and
+/// picks up keys another replica (or `greenlight keys rotate`) created.
+pub async fn sweep(st: &AppState) -> anyhow::Result<()> {
+    let now = st.now();
+    let expired = st.store.expire_due(now).await?;
+    if expired > 0 {
+        tracing::info!(expired, "approvals expired");
+        st.metrics.approvals("expired", expired);
+    }
+    st.store.purge_ledger(now).await?;
+    if let Some(after) = st.settings.signing.rotate_after
+        && Signer::active_since(&st.store)
+            .await?
+            .is_some_and(|since| now - since >= i64::try_from(after).unwrap_or(i64::MAX))
+    {
+        let retain = i64::try_from(st.settings.signing.retain_for()).unwrap_or(i64::MAX);
+        Signer::rotate(&st.store, now, retain).await?;
+    }
+    refresh_keys(st).await
+}
+
+/// Reloads the signing keys from the store; when they changed, signs with
+/// the newest and hands the engine the new JWKS.
+pub async fn refresh_keys(st: &AppState) -> anyhow::Result<()> {
+    let fresh = Signer::load_or_create(&st.store, st.now()).await?;
+    let current = st.signer();
+    if fresh.kid() == current.kid() && fresh.jwks() == current.jwks() {
+        return Ok(());
+    }
+    st.policy.set_keys(
+        greenlight_core::bundle::ACTION_ISSUER_NAME,
+        &fresh.jwks().to_string(),
+    )?;
+    tracing::info!(kid = %fresh.kid(), "signing keys refreshed");
+    *st.signer
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
     Ok(())
 }

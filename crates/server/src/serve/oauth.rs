@@ -17,6 +17,10 @@ use super::{ApiError, AppState};
 
 /// The CIBA grant type (OpenID CIBA Core §10.1).
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
+/// The token-exchange grant type (RFC 8693 §2.1).
+pub const EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693 §3: an OAuth 2.0 access token.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 fn token_error(code: &'static str, description: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, description)
@@ -99,23 +103,41 @@ fn parse_details(text: &str) -> Result<Asked, ApiError> {
     })
 }
 
-/// `POST /oauth/bc-authorize`: re-evaluates the action itself (a gateway's
-/// verdict is never trusted), then opens an approval or returns the one
-/// already pending for the same requester and action.
-pub async fn bc_authorize(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    form: Result<Form<BcAuthorize>, FormRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let token = bearer(&headers)?;
-    let Form(form) = form.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
-    let _ = form.scope;
-    let asked = parse_details(&form.authorization_details)?;
+/// What evaluating an asked-for action led to.
+enum Opened {
+    /// Policy allows it outright: no approval is needed.
+    Allowed {
+        /// Who asks.
+        who: greenlight_host::Principal,
+        /// The decision's challenge-free details.
+        authorization_details: Value,
+        /// The action digest.
+        digest: String,
+    },
+    /// An approval is pending (new or the one already open).
+    Pending(greenlight_store::Approval),
+}
+
+/// What the client sends with an asked-for action.
+struct Ask<'a> {
+    token: &'a str,
+    details: &'a str,
+    binding_message: Option<String>,
+    reason: Option<String>,
+    requested_expiry: Option<u64>,
+}
+
+/// Re-evaluates an asked-for action with the caller's own token (a
+/// gateway's verdict is never trusted), then opens an approval or returns the
+/// one already pending for the same requester and action. A new approval is
+/// announced to the webhooks in the background.
+async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened, ApiError> {
+    let asked = parse_details(ask.details)?;
     let now = st.now();
     let now_u = u64::try_from(now).unwrap_or(0);
     let decision = st.policy.evaluate(
         &AccessRequest {
-            token: token.clone(),
+            token: ask.token.to_owned(),
             action: asked.action.clone(),
             resource_type: asked.resource_type.clone(),
             resource_id: asked.resource_id.clone(),
@@ -127,10 +149,28 @@ pub async fn bc_authorize(
     let challenge = match decision.verdict {
         Verdict::ApprovalRequired(ch) => ch,
         Verdict::Allow(_) => {
-            return Err(ApiError::invalid_request(format!(
-                "`{}` on `{}::{}` is allowed without approval",
-                asked.action, asked.resource_type, asked.resource_id
-            )));
+            let who = st
+                .policy
+                .authenticate(ask.token, now_u)
+                .map_err(|d| ApiError::invalid_token(format!("{}: {}", d.code, d.message)))?;
+            let target = greenlight_core::digest::Action {
+                action: asked.action.clone(),
+                resource_type: asked.resource_type.clone(),
+                resource_id: asked.resource_id.clone(),
+                params: asked.params.as_object().cloned().unwrap_or_default(),
+            };
+            let digest = target.digest();
+            let audience = st
+                .config
+                .action_tokens
+                .as_ref()
+                .map(|a| a.audience.clone())
+                .unwrap_or_default();
+            return Ok(Opened::Allowed {
+                who,
+                authorization_details: target.authorization_details(&audience, &digest),
+                digest,
+            });
         }
         Verdict::Deny(d) if d.code.as_str().starts_with("token-") => {
             return Err(ApiError::invalid_token(format!(
@@ -147,9 +187,12 @@ pub async fn bc_authorize(
             "action_digest does not match the action, resource and params given",
         ));
     }
-    let who = authenticate(&st, &headers)?;
+    let who = st
+        .policy
+        .authenticate(ask.token, now_u)
+        .map_err(|d| ApiError::invalid_token(format!("{}: {}", d.code, d.message)))?;
     let ttl = challenge.obligation.ttl_seconds;
-    let wait = form.requested_expiry.map_or(ttl, |r| r.clamp(1, ttl));
+    let wait = ask.requested_expiry.map_or(ttl, |r| r.clamp(1, ttl));
     let obligation = serde_json::to_value(&challenge.obligation)
         .and_then(serde_json::from_value)
         .map_err(ApiError::internal)?;
@@ -164,8 +207,8 @@ pub async fn bc_authorize(
                 action: asked.action.clone(),
                 authorization_details: challenge.authorization_details.clone(),
                 obligation,
-                binding_message: form.binding_message,
-                reason: form.reason,
+                binding_message: ask.binding_message,
+                reason: ask.reason,
                 policy_hash: decision.policy_hash.clone(),
                 expires_at: now + i64::try_from(wait).unwrap_or(i64::MAX / 2),
                 poll_interval_seconds: i64::try_from(st.config.approvals.poll_interval.max(1))
@@ -175,37 +218,281 @@ pub async fn bc_authorize(
         )
         .await?;
     tracing::info!(auth_req_id = %approval.id, created, requester = %who.subject, action = %asked.action, "approval requested");
-    Ok(Json(json!({
+    if created {
+        st.metrics.approvals("requested", 1);
+        let base = format!("/v1/approvals/{}", approval.id);
+        let links = json!({
+            "approval": st.url(&base),
+            "approve": st.url(&format!("{base}/approve")),
+            "deny": st.url(&format!("{base}/deny")),
+        });
+        let v = serde_json::to_value(&approval).unwrap_or(Value::Null);
+        st.notifier.approval_requested(&v, &links, now);
+    }
+    Ok(Opened::Pending(approval))
+}
+
+/// The CIBA answer for a pending approval.
+fn pending_json(approval: &greenlight_store::Approval, now: i64) -> Value {
+    json!({
         "auth_req_id": approval.id,
         "expires_in": (approval.expires_at - now).max(0),
         "interval": approval.poll_interval_seconds,
-    })))
+    })
+}
+
+/// `POST /oauth/bc-authorize`: asks for approval of one action (CIBA poll
+/// mode, the base access token as the client's credential).
+pub async fn bc_authorize(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    form: Result<Form<BcAuthorize>, FormRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let token = bearer(&headers)?;
+    let Form(form) = form.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
+    let _ = form.scope;
+    let opened = open_approval(
+        &st,
+        Ask {
+            token: &token,
+            details: &form.authorization_details,
+            binding_message: form.binding_message,
+            reason: form.reason,
+            requested_expiry: form.requested_expiry,
+        },
+    )
+    .await?;
+    match opened {
+        Opened::Pending(approval) => Ok(Json(pending_json(&approval, st.now()))),
+        Opened::Allowed { .. } => {
+            let asked = parse_details(&form.authorization_details)?;
+            Err(ApiError::invalid_request(format!(
+                "`{}` on `{}::{}` is allowed without approval",
+                asked.action, asked.resource_type, asked.resource_id
+            )))
+        }
+    }
 }
 
 /// `POST /oauth/token` form fields.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
-    /// The grant type; `urn:openid:params:grant-type:ciba`.
+    /// `urn:openid:params:grant-type:ciba` or
+    /// `urn:ietf:params:oauth:grant-type:token-exchange`.
     grant_type: String,
-    /// The approval to collect.
+    /// CIBA: the approval to collect.
     auth_req_id: Option<String>,
+    /// Token exchange: the base access token.
+    subject_token: Option<String>,
+    /// Token exchange: must be `urn:ietf:params:oauth:token-type:access_token`.
+    subject_token_type: Option<String>,
+    /// Token exchange: when given, `urn:ietf:params:oauth:token-type:access_token`.
+    requested_token_type: Option<String>,
+    /// Token exchange: the one action, as RFC 9396 `authorization_details`.
+    authorization_details: Option<String>,
+    /// Token exchange: shown to approvers when approval is needed.
+    binding_message: Option<String>,
+    /// Token exchange: why the requester wants to act.
+    reason: Option<String>,
+    /// Token exchange: seconds the requester is willing to wait.
+    requested_expiry: Option<u64>,
+    /// Accepted and ignored.
+    scope: Option<String>,
 }
 
-/// `POST /oauth/token`: CIBA polling; delivers the action token exactly once.
+/// `POST /oauth/token`: CIBA polling, which delivers the action token of an
+/// approval exactly once, or RFC 8693 token exchange.
 pub async fn token(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     form: Result<Form<TokenRequest>, FormRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Form(form) = form.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
-    if form.grant_type != CIBA_GRANT {
-        return Err(token_error(
+    let _ = &form.scope;
+    match form.grant_type.as_str() {
+        CIBA_GRANT => ciba_poll(&st, &headers, form).await,
+        EXCHANGE_GRANT => exchange(&st, form).await,
+        other => Err(token_error(
             "unsupported_grant_type",
-            format!("grant type `{}` is not supported", form.grant_type),
-        ));
+            format!("grant type `{other}` is not supported"),
+        )),
     }
-    let who = authenticate(&st, &headers)?;
+}
+
+/// RFC 8693 token exchange: the base access token as `subject_token` and the
+/// action as `authorization_details`. An action policy allows outright gets
+/// its action token at once (`grant: once`, no approval); one that needs
+/// approval opens (or finds) the same pending approval as `bc-authorize` and
+/// answers `authorization_pending` with its `auth_req_id`, to be polled with
+/// the CIBA grant.
+async fn exchange(st: &AppState, form: TokenRequest) -> Result<Json<Value>, ApiError> {
+    let token = form
+        .subject_token
+        .ok_or_else(|| ApiError::invalid_request("subject_token is required"))?;
+    match form.subject_token_type.as_deref() {
+        Some(ACCESS_TOKEN_TYPE) => {}
+        Some(other) => {
+            return Err(ApiError::invalid_request(format!(
+                "subject_token_type `{other}` is not supported; use `{ACCESS_TOKEN_TYPE}`"
+            )));
+        }
+        None => return Err(ApiError::invalid_request("subject_token_type is required")),
+    }
+    if let Some(t) = form.requested_token_type.as_deref()
+        && t != ACCESS_TOKEN_TYPE
+    {
+        return Err(ApiError::invalid_request(format!(
+            "requested_token_type `{t}` is not supported; use `{ACCESS_TOKEN_TYPE}`"
+        )));
+    }
+    let details = form
+        .authorization_details
+        .ok_or_else(|| details_error("authorization_details is required"))?;
+    let opened = open_approval(
+        st,
+        Ask {
+            token: &token,
+            details: &details,
+            binding_message: form.binding_message,
+            reason: form.reason,
+            requested_expiry: form.requested_expiry,
+        },
+    )
+    .await
+    .map_err(ApiError::at_token_endpoint)?;
+    let now = st.now();
+    match opened {
+        Opened::Pending(approval) => {
+            Err(token_error(
+                "authorization_pending",
+                format!(
+                    "this action needs approval; poll the token endpoint with grant_type={CIBA_GRANT} and this auth_req_id"
+                ),
+            )
+            .with_extra(pending_json(&approval, now)))
+        }
+        Opened::Allowed {
+            who,
+            authorization_details,
+            digest,
+        } => {
+            let cfg = st
+                .config
+                .action_tokens
+                .as_ref()
+                .ok_or_else(|| ApiError::internal("no [action_tokens] section"))?;
+            let minted = mint(
+                st,
+                &who,
+                Mint {
+                    authorization_details,
+                    digest,
+                    window: false,
+                    lifetime: cfg.ttl,
+                    approval_id: None,
+                    approvers: Vec::new(),
+                },
+            )?;
+            st.store
+                .append_audit(greenlight_store::NewAuditEvent {
+                    at: now,
+                    actor: who.subject.clone(),
+                    event: greenlight_store::events::TOKEN_MINTED.to_owned(),
+                    approval_id: None,
+                    detail: json!({ "jti": minted.jti, "act_digest": minted.digest, "exp": minted.exp,
+                                    "grant": "once", "via": "token-exchange" }),
+                })
+                .await?;
+            Ok(Json(minted.response()))
+        }
+    }
+}
+
+/// What an action token says.
+struct Mint {
+    authorization_details: Value,
+    digest: String,
+    window: bool,
+    lifetime: u64,
+    approval_id: Option<String>,
+    approvers: Vec<String>,
+}
+
+/// A signed action token and what the token endpoint answers about it.
+struct Minted {
+    token: String,
+    jti: String,
+    digest: String,
+    exp: i64,
+    expires_in: i64,
+    authorization_details: Value,
+}
+
+impl Minted {
+    fn response(&self) -> Value {
+        json!({
+            "access_token": self.token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "issued_token_type": ACCESS_TOKEN_TYPE,
+            "authorization_details": self.authorization_details,
+        })
+    }
+}
+
+/// Signs an action token for `who` (RFC 9068 claims plus Greenlight's). Its
+/// life is cut to `signing.retain_for`, so no token outlives the
+/// publication of its key.
+fn mint(st: &AppState, who: &greenlight_host::Principal, m: Mint) -> Result<Minted, ApiError> {
+    let cfg = st
+        .config
+        .action_tokens
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("no [action_tokens] section"))?;
+    let now = st.now();
+    let lifetime = m.lifetime.min(st.settings.signing.retain_for());
+    let exp = now + i64::try_from(lifetime).unwrap_or(i64::MAX / 2);
+    let jti = greenlight_store::new_id()?;
+    let mut claims = json!({
+        "iss": cfg.issuer,
+        "aud": cfg.audience,
+        "sub": who.subject,
+        "client_id": who.client_id,
+        "iat": now,
+        "exp": exp,
+        "jti": jti,
+        "scope": who.scopes.join(" "),
+        st.config.principal.groups_claim.clone(): who.groups,
+        st.config.principal.roles_claim.clone(): who.roles,
+        st.config.principal.tenant_claim.clone(): who.tenant,
+        "authorization_details": m.authorization_details,
+        "act_digest": m.digest,
+        "grant": if m.window { "window" } else { "once" },
+        "approvers": m.approvers,
+    });
+    if let Some(id) = &m.approval_id {
+        claims["approval_id"] = json!(id);
+    }
+    let token = st.signer().sign(&claims).map_err(ApiError::internal)?;
+    Ok(Minted {
+        token,
+        jti,
+        digest: m.digest,
+        exp,
+        expires_in: exp - now,
+        authorization_details: m.authorization_details,
+    })
+}
+
+/// CIBA polling: `authorization_pending`, `slow_down`, `access_denied`,
+/// `expired_token`, or the action token, delivered once.
+async fn ciba_poll(
+    st: &AppState,
+    headers: &HeaderMap,
+    form: TokenRequest,
+) -> Result<Json<Value>, ApiError> {
+    let who = authenticate(st, headers)?;
     let id = form
         .auth_req_id
         .ok_or_else(|| ApiError::invalid_request("auth_req_id is required"))?;
@@ -270,7 +557,6 @@ pub async fn token(
     } else {
         cfg.ttl.min(approval.obligation.ttl_seconds)
     };
-    let exp = now + i64::try_from(lifetime).unwrap_or(i64::MAX / 2);
     let approvers: Vec<String> = st
         .store
         .votes(&id)
@@ -279,45 +565,32 @@ pub async fn token(
         .filter(|v| v.decision == greenlight_store::Decision::Approve)
         .map(|v| v.approver)
         .collect();
-    let jti = greenlight_store::new_id()?;
-    let claims = json!({
-        "iss": cfg.issuer,
-        "aud": cfg.audience,
-        "sub": who.subject,
-        "client_id": who.client_id,
-        "iat": now,
-        "exp": exp,
-        "jti": jti,
-        "scope": who.scopes.join(" "),
-        st.config.principal.groups_claim.clone(): who.groups,
-        st.config.principal.roles_claim.clone(): who.roles,
-        st.config.principal.tenant_claim.clone(): who.tenant,
-        "authorization_details": approval.authorization_details,
-        "act_digest": approval.action_digest,
-        "grant": if window { "window" } else { "once" },
-        "approval_id": id,
-        "approvers": approvers,
-    });
-    let token = st.signer.sign(&claims).map_err(ApiError::internal)?;
-    if !st.store.claim_delivery(&id, &jti, now).await? {
+    let minted = mint(
+        st,
+        &who,
+        Mint {
+            authorization_details: approval.authorization_details.clone(),
+            digest: approval.action_digest.clone(),
+            window,
+            lifetime,
+            approval_id: Some(id.clone()),
+            approvers,
+        },
+    )?;
+    if !st.store.claim_delivery(&id, &minted.jti, now).await? {
         return Err(token_error(
             "invalid_grant",
             format!("the action token for `{id}` was already delivered"),
         ));
     }
+    st.metrics.approvals("token_delivered", 1);
     if window {
-        match st.store.create_grant(&id, exp, now).await {
+        match st.store.create_grant(&id, minted.exp, now).await {
             Ok(_) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(Json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": exp - now,
-        "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
-        "authorization_details": approval.authorization_details,
-    })))
+    Ok(Json(minted.response()))
 }
 
 /// `POST /oauth/introspect` form fields (RFC 7662 §2.1).
@@ -348,7 +621,7 @@ pub async fn introspect(
     };
     let now = st.now();
     let Some(claims) = st
-        .signer
+        .signer()
         .verify(&form.token, &cfg.issuer, &cfg.audience, now)
     else {
         return Ok(inactive);
@@ -391,7 +664,7 @@ pub async fn introspect(
 
 /// `GET /.well-known/jwks.json`: the keys action tokens are signed with.
 pub async fn jwks(State(st): State<Arc<AppState>>) -> Json<Value> {
-    Json(st.signer.jwks().clone())
+    Json(st.signer().jwks().clone())
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
@@ -407,7 +680,7 @@ pub async fn metadata(State(st): State<Arc<AppState>>) -> Json<Value> {
         "token_endpoint": st.url("/oauth/token"),
         "backchannel_authentication_endpoint": st.url("/oauth/bc-authorize"),
         "jwks_uri": st.url("/.well-known/jwks.json"),
-        "grant_types_supported": [CIBA_GRANT],
+        "grant_types_supported": [CIBA_GRANT, EXCHANGE_GRANT],
         "backchannel_token_delivery_modes_supported": ["poll"],
         "authorization_details_types_supported": [greenlight_core::digest::AUTHORIZATION_DETAILS_TYPE],
         "introspection_endpoint": st.url("/oauth/introspect"),

@@ -1,0 +1,195 @@
+//! Prometheus metrics at `GET /metrics` (OpenMetrics text): decisions by
+//! verdict and code, approval outcomes, webhook deliveries, and latency
+//! histograms per route.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use greenlight_core::{Decision, Verdict};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::AppState;
+
+/// Latency buckets: 100 µs doubling to about 1.6 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 15))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    /// `check` or `authzen`.
+    api: &'static str,
+    /// `allow`, `deny` or `approval-required`.
+    verdict: &'static str,
+    /// The denial code, or empty.
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    method: String,
+    route: String,
+}
+
+/// The service's metrics and the registry that renders them.
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<DecisionLabels, Counter>,
+    approvals: Family<OutcomeLabels, Counter>,
+    webhooks: Family<OutcomeLabels, Counter>,
+    requests: Family<RouteLabels, Counter>,
+    latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "greenlight_decisions",
+            "Decisions answered, by API, verdict and denial code",
+            decisions.clone(),
+        );
+        let approvals = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "greenlight_approvals",
+            "Approval events: requested, approved, denied, expired, revoked, token_delivered",
+            approvals.clone(),
+        );
+        let webhooks = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "greenlight_webhook_deliveries",
+            "Webhook attempts: delivered, retried, failed (gave up)",
+            webhooks.clone(),
+        );
+        let requests = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "greenlight_http_requests",
+            "HTTP requests by method, route and status",
+            requests.clone(),
+        );
+        let latency: Family<LatencyLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "greenlight_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route",
+            latency.clone(),
+        );
+        Self {
+            registry,
+            decisions,
+            approvals,
+            webhooks,
+            requests,
+            latency,
+        }
+    }
+
+    /// Counts a decision answered by `api`.
+    pub fn decision(&self, api: &'static str, d: &Decision) {
+        let (verdict, code) = match &d.verdict {
+            Verdict::Allow(_) => ("allow", ""),
+            Verdict::Deny(den) => ("deny", den.code.as_str()),
+            Verdict::ApprovalRequired(_) => ("approval-required", ""),
+        };
+        self.decisions
+            .get_or_create(&DecisionLabels { api, verdict, code })
+            .inc();
+    }
+
+    /// Counts `n` approval events of one kind.
+    pub fn approvals(&self, outcome: &'static str, n: u64) {
+        self.approvals
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(n);
+    }
+
+    /// Counts one webhook attempt's outcome.
+    pub fn webhook(&self, outcome: &'static str) {
+        self.webhooks
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// The OpenMetrics text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Route layer: counts each request and times it, labelled by the route
+/// pattern (never the raw path, whose ids would explode the label set).
+pub async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    st.metrics
+        .latency
+        .get_or_create(&LatencyLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    st.metrics
+        .requests
+        .get_or_create(&RouteLabels {
+            method,
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
+}

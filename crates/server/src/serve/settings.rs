@@ -1,0 +1,160 @@
+//! The server's own settings (`greenlight serve --config FILE`): what is
+//! about running this service rather than about policy, so it stays out of
+//! the bundle (whose hash names the policy version): webhooks and their
+//! secrets, signing-key rotation, housekeeping intervals.
+//!
+//! ```toml
+//! [[webhooks]]
+//! url = "https://hooks.example.com/greenlight"
+//! secret_env = "GREENLIGHT_WEBHOOK_SECRET"   # HMAC-SHA256 key, from the environment
+//! # secret_file = "/run/secrets/webhook"     # or from a file
+//! format = "greenlight"                       # or "slack"
+//!
+//! [signing]
+//! rotate_after = 2592000   # seconds a key signs before a new one replaces it
+//! retain_for = 86400       # seconds a retired key stays published (the longest token life)
+//!
+//! [housekeeping]
+//! interval = 30            # seconds between expiry sweeps and key refreshes
+//! ```
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Everything `--config` may set; every part is optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where new approvals are announced.
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
+    /// Signing-key rotation.
+    #[serde(default)]
+    pub signing: Signing,
+    /// Background sweeps.
+    #[serde(default)]
+    pub housekeeping: Housekeeping,
+}
+
+/// The body shape a webhook receives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// Greenlight's own JSON event (`type`, `approval`, links).
+    #[default]
+    Greenlight,
+    /// A Slack incoming-webhook message (`text` and `blocks`).
+    Slack,
+}
+
+/// One webhook receiver.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// `http://` or `https://` URL the event is POSTed to.
+    pub url: String,
+    /// The environment variable holding the HMAC-SHA256 key. Without a key
+    /// the body is sent unsigned (Slack URLs carry their own secret).
+    pub secret_env: Option<String>,
+    /// Or a file holding the key (trailing whitespace ignored), e.g. a
+    /// mounted secret.
+    pub secret_file: Option<std::path::PathBuf>,
+    /// The body shape.
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// Attempts before giving up, the first included. Default 5.
+    pub attempts: Option<u32>,
+    /// Seconds to wait for one attempt. Default 10.
+    pub timeout: Option<u64>,
+}
+
+/// Signing-key rotation.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signing {
+    /// Seconds the active key signs before the server rotates it; no
+    /// automatic rotation when unset (`greenlight keys rotate` still works).
+    pub rotate_after: Option<u64>,
+    /// Seconds a retired key stays published. Every action token lives at
+    /// most this long (a longer window is cut to it), so no token outlives
+    /// its key. Default 86400.
+    pub retain_for: Option<u64>,
+}
+
+impl Signing {
+    /// Seconds a retired key stays published, and the longest token life.
+    pub fn retain_for(&self) -> u64 {
+        self.retain_for.unwrap_or(86_400)
+    }
+}
+
+/// Background sweeps.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Housekeeping {
+    /// Seconds between sweeps (expiring approvals, purging the ledger,
+    /// refreshing keys from the store). Default 30.
+    pub interval: Option<u64>,
+}
+
+impl Settings {
+    /// Reads and checks a settings file.
+    pub fn load(path: &Path) -> anyhow::Result<Settings> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let settings: Settings =
+            toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Refuses settings that cannot work, naming what is wrong.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for (i, w) in self.webhooks.iter().enumerate() {
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                anyhow::bail!("webhooks[{i}].url `{}` is not an http(s) URL", w.url);
+            }
+            if w.secret_env.is_some() && w.secret_file.is_some() {
+                anyhow::bail!("webhooks[{i}] sets both secret_env and secret_file; choose one");
+            }
+            if let Some(path) = &w.secret_file {
+                match std::fs::read_to_string(path) {
+                    Ok(v) if !v.trim_end().is_empty() => {}
+                    Ok(_) => anyhow::bail!("webhooks[{i}].secret_file {} is empty", path.display()),
+                    Err(e) => anyhow::bail!(
+                        "webhooks[{i}].secret_file {} cannot be read: {e}",
+                        path.display()
+                    ),
+                }
+            }
+            if let Some(var) = &w.secret_env {
+                match std::env::var(var) {
+                    Ok(v) if !v.is_empty() => {}
+                    _ => anyhow::bail!(
+                        "webhooks[{i}].secret_env names `{var}`, which is not set or empty"
+                    ),
+                }
+            }
+            if w.attempts == Some(0) {
+                anyhow::bail!("webhooks[{i}].attempts must be at least 1");
+            }
+        }
+        if self.signing.retain_for == Some(0) {
+            anyhow::bail!("signing.retain_for must be at least 1 second");
+        }
+        if self.signing.rotate_after == Some(0) {
+            anyhow::bail!("signing.rotate_after must be at least 1 second");
+        }
+        if self.housekeeping.interval == Some(0) {
+            anyhow::bail!("housekeeping.interval must be at least 1 second");
+        }
+        Ok(())
+    }
+
+    /// Seconds between sweeps.
+    pub fn sweep_interval(&self) -> u64 {
+        self.housekeeping.interval.unwrap_or(30)
+    }
+}
