@@ -339,7 +339,7 @@ fn parse_obligation<'a>(
 ) -> Result<Obligation, (&'static str, String)> {
     let approvers_raw = get("approvers").ok_or((
         "quorum",
-        "approval annotations need `@approvers(\"group:NAME, user:SUBJECT, subject\")`".to_owned(),
+        "approval annotations need `@approvers(\"group:NAME, group:NAME@tenant, user:SUBJECT, subject\")`".to_owned(),
     ))?;
     let approvers: Vec<String> = approvers_raw
         .split(',')
@@ -350,13 +350,18 @@ fn parse_obligation<'a>(
         return Err(("approvers", "`@approvers` names nobody".to_owned()));
     }
     for a in &approvers {
+        // `group:NAME@tenant`: members of NAME within the requester's tenant.
+        let group_name = |g: &str| !g.is_empty() && !g.contains('@');
         let ok = a == "subject"
-            || a.strip_prefix("group:").is_some_and(|n| !n.is_empty())
+            || a.strip_prefix("group:")
+                .is_some_and(|n| group_name(n.strip_suffix("@tenant").unwrap_or(n)))
             || a.strip_prefix("user:").is_some_and(|n| !n.is_empty());
         if !ok {
             return Err((
                 "approvers",
-                format!("approver `{a}` should be `group:NAME`, `user:SUBJECT` or `subject`"),
+                format!(
+                    "approver `{a}` should be `group:NAME`, `group:NAME@tenant`, `user:SUBJECT` or `subject`"
+                ),
             ));
         }
     }

@@ -174,6 +174,10 @@ forbid (principal, action, resource);
 @approvers("subject")
 @quorum("2")
 permit (principal, action, resource);
+
+@id("f")
+@approvers("group:owners@acme")
+permit (principal, action, resource);
 "#;
     let got = problems(&[
         ("greenlight.toml", CONFIG),
@@ -187,7 +191,7 @@ permit (principal, action, resource);
                 ProblemKind::InvalidPolicy,
                 "policy.cedar",
                 Some((2, 1)),
-                "policy `a`: approver `finance` should be `group:NAME`, `user:SUBJECT` or `subject`"
+                "policy `a`: approver `finance` should be `group:NAME`, `group:NAME@tenant`, `user:SUBJECT` or `subject`"
             ),
             p(
                 ProblemKind::InvalidPolicy,
@@ -212,6 +216,12 @@ permit (principal, action, resource);
                 "policy.cedar",
                 Some((21, 1)),
                 "policy `e`: only the subject approves here, so the quorum can only be 1"
+            ),
+            p(
+                ProblemKind::InvalidPolicy,
+                "policy.cedar",
+                Some((25, 1)),
+                "policy `f`: approver `group:owners@acme` should be `group:NAME`, `group:NAME@tenant`, `user:SUBJECT` or `subject`"
             ),
         ]
     );

@@ -539,7 +539,7 @@ fn main() {
             "acme/u-42",
             json!({ "tenant": "acme" }),
             json!({
-            "approvers": ["group:tenant-owner"], "quorum": 1, "ttl_seconds": 3600, "grant": "once",
+            "approvers": ["group:tenant-owner@tenant"], "quorum": 1, "ttl_seconds": 3600, "grant": "once",
             "window_seconds": 0, "reason_required": true,
             "message": "A tenant admin asks to delete a user's data" }),
         ),

@@ -126,7 +126,7 @@ fn bundle_validate_accepts_the_demo_bundle() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(
         stdout(&o),
-        "bundle `examples/bundle` is valid (policy hash dad19c7d7c2afa572bc1a2f73b5c702b616f9e97d96413156e292d06e6db9439)\n"
+        "bundle `examples/bundle` is valid (policy hash 7d42a18dd6edb3b38370fa5f7855255e54950d389a4bcc53b46e009e0f6a7aac)\n"
     );
 }
 

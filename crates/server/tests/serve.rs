@@ -1291,3 +1291,118 @@ async fn the_sweep_expires_due_approvals() {
         "{text}"
     );
 }
+
+/// A token with any claims (JSON values), from the demo issuer.
+fn token_with(sub: &str, claims: &[(&str, Value)]) -> String {
+    dev_token(
+        &root().join("examples/bundle"),
+        &DevTokenRequest {
+            subject: sub.to_owned(),
+            scope: None,
+            claims: claims
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_string()))
+                .collect(),
+            ttl: 7200,
+            now: u64::try_from(T0).expect("positive"),
+        },
+    )
+    .expect("dev token")
+}
+
+/// `group:tenant-owner@tenant`: an owner of another tenant is not an
+/// approver of this tenant's deletion; the requester's own tenant owner is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_scoped_approvers_come_from_the_requesters_tenant() {
+    let srv = Server::start().await;
+    let dave = token_with(
+        "dave",
+        &[
+            ("roles", json!(["tenant-admin"])),
+            ("tenant", json!("acme")),
+        ],
+    );
+    let erin = token_with(
+        "erin",
+        &[
+            ("groups", json!(["tenant-owner"])),
+            ("tenant", json!("globex")),
+        ],
+    );
+    let olga = token_with(
+        "olga",
+        &[
+            ("groups", json!(["tenant-owner"])),
+            ("tenant", json!("acme")),
+        ],
+    );
+    let (_, d) = srv
+        .json(
+            "POST",
+            "/v1/check",
+            None,
+            json!({
+                "method": "DELETE",
+                "path": "/tenants/acme/users/u1/data",
+                "headers": { "authorization": format!("Bearer {dave}") },
+            }),
+        )
+        .await;
+    assert_eq!(d["verdict"]["kind"], "approval-required", "{d}");
+    assert_eq!(
+        d["verdict"]["obligation"]["approvers"],
+        json!(["group:tenant-owner@tenant"])
+    );
+    let details = d["verdict"]["authorization_details"].to_string();
+    let (status, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &dave,
+            &[("authorization_details", &details)],
+        )
+        .await;
+    assert_eq!(status, 200, "{ask}");
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+
+    let (_, list) = srv
+        .call("GET", "/v1/approvals?status=pending", Some(&erin), None)
+        .await;
+    assert_eq!(
+        list["approvals"],
+        json!([]),
+        "another tenant's owner sees nothing"
+    );
+    let path = format!("/v1/approvals/{id}/approve");
+    let (status, e) = srv
+        .json(
+            "POST",
+            &path,
+            Some(&erin),
+            json!({ "reason": "looks fine" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            403,
+            Some("`erin` is not among the approvers (group:tenant-owner@tenant)")
+        )
+    );
+    let (_, list) = srv
+        .call("GET", "/v1/approvals?status=pending", Some(&olga), None)
+        .await;
+    assert_eq!(list["approvals"][0]["id"], id.as_str());
+    let (status, v) = srv
+        .json(
+            "POST",
+            &path,
+            Some(&olga),
+            json!({ "reason": "requested by the user" }),
+        )
+        .await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("approved")),
+        "{v}"
+    );
+}

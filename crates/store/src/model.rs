@@ -191,6 +191,8 @@ pub struct Approval {
     pub delivered_at: Option<i64>,
     /// The `jti` of the action token that was handed out.
     pub delivered_jti: Option<String>,
+    /// The requester's tenant claim, for `group:NAME@tenant` approvers.
+    pub requester_tenant: Option<String>,
 }
 
 impl Approval {
@@ -233,6 +235,8 @@ pub struct NewApproval {
     pub expires_at: i64,
     /// The CIBA polling `interval`, in seconds; at least 1.
     pub poll_interval_seconds: i64,
+    /// The requester's tenant claim, if the token has one.
+    pub requester_tenant: Option<String>,
 }
 
 /// One approver's recorded answer. Each approver has at most one vote per
@@ -482,6 +486,7 @@ mod tests {
             last_polled_at: None,
             delivered_at: None,
             delivered_jti: None,
+            requester_tenant: None,
         };
         assert_eq!(approval.status_at(9), Status::Pending);
         assert_eq!(approval.status_at(10), Status::Expired);

@@ -211,7 +211,15 @@ fn may_decide(approval: &Approval, who: &Principal) -> Result<(), String> {
         if a == "subject" {
             is_requester
         } else if let Some(group) = a.strip_prefix("group:") {
-            who.groups.iter().any(|g| g == group)
+            match group.strip_suffix("@tenant") {
+                // Only members within the requester's own tenant.
+                Some(group) => {
+                    who.groups.iter().any(|g| g == group)
+                        && !who.tenant.is_empty()
+                        && approval.requester_tenant.as_deref() == Some(who.tenant.as_str())
+                }
+                None => who.groups.iter().any(|g| g == group),
+            }
         } else if let Some(user) = a.strip_prefix("user:") {
             who.subject == user
         } else {

@@ -213,6 +213,7 @@ async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened, ApiError> 
                 expires_at: now + i64::try_from(wait).unwrap_or(i64::MAX / 2),
                 poll_interval_seconds: i64::try_from(st.config.approvals.poll_interval.max(1))
                     .unwrap_or(5),
+                requester_tenant: Some(who.tenant.clone()).filter(|t| !t.is_empty()),
             },
             now,
         )

@@ -54,6 +54,7 @@ pub(super) struct ApprovalRow {
     last_polled_at: Option<i64>,
     delivered_at: Option<i64>,
     delivered_jti: Option<String>,
+    requester_tenant: Option<String>,
 }
 
 impl TryFrom<ApprovalRow> for Approval {
@@ -79,6 +80,7 @@ impl TryFrom<ApprovalRow> for Approval {
             last_polled_at: row.last_polled_at,
             delivered_at: row.delivered_at,
             delivered_jti: row.delivered_jti,
+            requester_tenant: row.requester_tenant,
         })
     }
 }
@@ -197,8 +199,8 @@ pub(crate) async fn create_or_get_pending(
         let inserted = sqlx::query(
             "INSERT INTO approvals (id, status, requester, client_id, action_digest, action, \
              authorization_details, obligation, binding_message, reason, policy_hash, \
-             created_at, expires_at, poll_interval_seconds) \
-             VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             created_at, expires_at, poll_interval_seconds, requester_tenant) \
+             VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (requester, action_digest) WHERE status = 'pending' DO NOTHING",
         )
         .bind(&id)
@@ -214,6 +216,7 @@ pub(crate) async fn create_or_get_pending(
         .bind(now)
         .bind(new.expires_at)
         .bind(new.poll_interval_seconds)
+        .bind(new.requester_tenant.as_deref())
         .execute(&mut *tx)
         .await;
         let inserted = match inserted {

@@ -198,6 +198,7 @@ pub fn new_approval(requester: &str, digest: &str, quorum: u32, grant: GrantMode
         policy_hash: "sha256:policy".to_owned(),
         expires_at: T0 + TTL,
         poll_interval_seconds: 5,
+        requester_tenant: None,
     }
 }
 
