@@ -1,5 +1,7 @@
 //! The request file of `greenlight check`:
-//! `{"method", "path", "query", "headers": {...}, "params": {...}}`.
+//! `{"method", "path", "query", "headers": {...}, "params": {...}}`, where
+//! `headers` is an object by name or, to repeat a header as a gateway saw
+//! it, a list of `[name, value]` pairs.
 
 use std::collections::BTreeMap;
 
@@ -18,12 +20,40 @@ pub struct RequestFile {
     /// The query string, without `?`. Defaults to empty.
     #[serde(default)]
     pub query: String,
-    /// Headers by name. Defaults to none.
+    /// Headers by name, or as `[name, value]` pairs. Defaults to none.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: Headers,
     /// The JSON parameters (the body). Defaults to none.
     #[serde(default)]
     pub params: Option<Value>,
+}
+
+/// The headers of a request file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "headers as an object of strings or a list of [name, value] pairs"
+)]
+pub enum Headers {
+    /// `{"name": "value"}`.
+    Map(BTreeMap<String, String>),
+    /// `[["name", "value"], ...]`, in order, names repeatable.
+    List(Vec<(String, String)>),
+}
+
+impl Default for Headers {
+    fn default() -> Self {
+        Headers::Map(BTreeMap::new())
+    }
+}
+
+impl Headers {
+    fn into_pairs(self) -> Vec<(String, String)> {
+        match self {
+            Headers::Map(m) => m.into_iter().collect(),
+            Headers::List(l) => l,
+        }
+    }
 }
 
 impl RequestFile {
@@ -32,6 +62,7 @@ impl RequestFile {
     pub fn into_http(self, token: Option<&str>) -> HttpRequest {
         let mut headers: Vec<(String, String)> = self
             .headers
+            .into_pairs()
             .into_iter()
             .filter(|(k, _)| token.is_none() || !k.eq_ignore_ascii_case("authorization"))
             .collect();

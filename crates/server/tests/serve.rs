@@ -1406,3 +1406,29 @@ async fn tenant_scoped_approvers_come_from_the_requesters_tenant() {
         "{v}"
     );
 }
+
+/// /v1/check takes headers as an object or, as a gateway saw them, as
+/// `[name, value]` pairs; anything else is refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_takes_headers_as_pairs_too() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let mut req = refund(50, &alice);
+    req["headers"] = json!([
+        ["x-trace", "1"],
+        ["authorization", format!("Bearer {alice}")]
+    ]);
+    let (status, d) = srv.json("POST", "/v1/check", None, req.clone()).await;
+    assert_eq!(
+        (status, d["verdict"]["kind"].as_str()),
+        (200, Some("allow")),
+        "{d}"
+    );
+    req["headers"] = json!("authorization: Bearer x");
+    let (status, e) = srv.json("POST", "/v1/check", None, req).await;
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(
+        e["error_description"],
+        "Failed to deserialize the JSON body into the target type: headers: headers as an object of strings or a list of [name, value] pairs at line 1 column 86"
+    );
+}
