@@ -1,0 +1,551 @@
+// The policy module (greenlight.wasm, transpiled by jco) for Node: load a
+// bundle, decide requests. Every call runs in a worker thread with a time
+// budget and a memory cap; a trap, an overrun or malformed output is a deny,
+// and the instance is discarded for a fresh one, as in the Rust host.
+
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
+import { DENIAL_CODES, denied, fromWit, InvalidOutput, MAX_GUEST_LIST, MAX_GUEST_STRING } from './decision.js';
+
+/** Where `npm run build` puts the transpiled components, one folder per SHA-256. */
+export const GEN_DIR = resolve(import.meta.dirname, '..', 'gen');
+
+const WORKER = new URL('./worker.js', import.meta.url);
+
+/**
+ * Limits on what the policy module may use.
+ * @typedef {object} Limits
+ * @property {number} [callBudgetMs=500] wall-clock budget of one call. A
+ *   warm decision takes well under a millisecond to a few (RSA), but V8
+ *   compiles wasm lazily: the first run of each code path pays for compiling
+ *   it (tens of milliseconds), more on a busy machine. The Rust host, which
+ *   compiles ahead of time, uses 100 ms.
+ * @property {number} [loadBudgetMs=10000] budget for starting an instance:
+ *   a worker thread, instantiation, loading the bundle and its keys.
+ * @property {number} [memoryBytes=67108864] the linear memory an instance may grow to.
+ */
+const DEFAULT_LIMITS = Object.freeze({ callBudgetMs: 500, loadBudgetMs: 10_000, memoryBytes: 64 << 20 });
+
+/**
+ * A bundle was refused: every problem the module found, or another reason.
+ * `problems` holds `{kind, file, line, column, message}` (line and column
+ * are null where unknown); `other` the text of a WIT `other` error.
+ */
+export class BundleError extends Error {
+  /** @param {{tag: string, val: any}} payload the WIT load-error */
+  constructor(payload) {
+    const cut = (v) => String(v).slice(0, MAX_GUEST_STRING); // the guest is untrusted
+    const problems =
+      payload?.tag === 'invalid-bundle' && Array.isArray(payload.val)
+        ? payload.val.slice(0, 1024).map((p) => ({
+            kind: cut(p.kind),
+            file: cut(p.file),
+            line: Number.isInteger(p.line) ? p.line : null,
+            column: Number.isInteger(p.column) ? p.column : null,
+            message: cut(p.message),
+          }))
+        : [];
+    const other =
+      payload?.tag === 'other' ? cut(payload.val)
+      : payload?.tag === 'invalid-bundle' ? null
+      : 'the policy module returned a malformed load error';
+    const where = (p) => [p.file, p.line, p.line !== null ? p.column : null].filter((x) => x !== null).join(':');
+    super(other ?? `the bundle has ${problems.length} problem(s):\n${problems.map((p) => `${where(p)}: ${p.message}`).join('\n')}`);
+    this.name = 'BundleError';
+    /** @type {{kind: string, file: string, line: number | null, column: number | null, message: string}[]} */
+    this.problems = problems;
+    /** @type {string | null} */
+    this.other = other;
+  }
+}
+
+/**
+ * A refusal with a denial code: a token `authenticate` or `verifyCompact`
+ * refused, or a module that failed (`engine-*`) while loading or answering.
+ */
+export class DenialError extends Error {
+  /** @param {string} code @param {string} message */
+  constructor(code, message) {
+    super(`${code}: ${message}`);
+    this.name = 'DenialError';
+    /** The denial code, e.g. `token-expired` or `engine-trap`. */
+    this.code = code;
+    /** The denial's message, for a person. */
+    this.denial = message;
+  }
+}
+
+/**
+ * Reads a bundle folder into `[name, contents]` pairs exactly as the Rust
+ * host does (host/src read_bundle_dir): `greenlight.toml`, `policy.cedar`,
+ * `schema.cedarschema` when present, and every `*.json` file at the top
+ * level, sorted by name. Nothing else is read, so private keys kept beside
+ * a bundle never enter the engine.
+ * @param {string} dir
+ * @returns {[string, string][]}
+ */
+export function readBundleDir(dir) {
+  const wanted = (n) => n === 'greenlight.toml' || n === 'policy.cedar' || n === 'schema.cedarschema' || n.endsWith('.json');
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => wanted(e.name) && e.isFile()) // like Rust's file_type(): symlinks are skipped
+    .map((e) => e.name)
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    .map((n) => {
+      try {
+        return [n, utf8.decode(readFileSync(join(dir, n)))];
+      } catch (e) {
+        throw new Error(`${join(dir, n)}: ${e.message}`);
+      }
+    });
+}
+
+/** Reads one unsigned LEB128 number at `at`: [value, bytes read]. */
+function leb(bytes, at) {
+  let value = 0;
+  for (let i = 0; i < 5; i++) {
+    const b = bytes[at + i];
+    value += (b & 0x7f) * 2 ** (7 * i);
+    if ((b & 0x80) === 0) return [value, i + 1];
+  }
+  throw new Error('malformed LEB128 number in the core module');
+}
+
+function uleb(n) {
+  const out = [];
+  do {
+    const b = n % 128;
+    n = Math.floor(n / 128);
+    out.push(n > 0 ? b | 0x80 : b);
+  } while (n > 0);
+  return out;
+}
+
+/**
+ * Gives a core module's own linear memory a maximum of `maxBytes`, so
+ * `memory.grow` fails past it (jco has no resource limiter; this is the
+ * same cap wasmtime's limiter enforces). Modules without a memory section
+ * are returned unchanged.
+ * @param {Uint8Array} bytes
+ * @param {number} maxBytes
+ */
+export function capMemory(bytes, maxBytes) {
+  const maxPages = Math.floor(maxBytes / 65536);
+  let at = 8; // magic and version
+  while (at < bytes.length) {
+    const id = bytes[at];
+    const [size, n] = leb(bytes, at + 1);
+    const start = at + 1 + n;
+    if (id === 5) {
+      const [count, c] = leb(bytes, start);
+      let p = start + c;
+      const flags = bytes[p++];
+      if (count !== 1 || (flags !== 0 && flags !== 1)) {
+        throw new Error('the component has a shared, 64-bit or second memory, which this host cannot cap');
+      }
+      const [min, m] = leb(bytes, p);
+      p += m;
+      const max = flags === 1 ? leb(bytes, p)[0] : Infinity;
+      const cap = Math.min(max, maxPages);
+      if (min > cap) throw new Error(`the component's initial memory exceeds the cap of ${maxBytes} bytes`);
+      const body = [1, 1, ...uleb(min), ...uleb(cap)];
+      return Buffer.concat([bytes.subarray(0, at), Buffer.from([5, ...uleb(body.length), ...body]), bytes.subarray(start + size)]);
+    }
+    at = start + size;
+  }
+  return bytes;
+}
+
+/** The transpiled copy of the component with this SHA-256, or an error saying how to make it. */
+function transpiled(sha, what) {
+  const dir = join(GEN_DIR, sha);
+  if (!existsSync(join(dir, 'component.js'))) {
+    throw new Error(
+      `no transpiled copy of ${what} (sha256 ${sha}) in ${GEN_DIR}: run \`npm run build\` in bindings/js ` +
+        '(GREENLIGHT_WASM=path/to/greenlight.wasm npm run build for another component)',
+    );
+  }
+  return dir;
+}
+
+/** A compiled policy module, ready to load bundles. */
+export class Engine {
+  #modules;
+  #glue;
+  #limits;
+  #jose = null;
+
+  /** @private Use `await Engine.load()`. */
+  constructor(modules, glue, limits) {
+    this.#modules = modules;
+    this.#glue = glue;
+    this.#limits = limits;
+  }
+
+  /**
+   * Compiles the component at `wasmPath` (default: the one `npm run build`
+   * transpiled, normally the workspace's greenlight.wasm). The path selects,
+   * by its SHA-256, the transpiled copy in `gen/`; the wasm itself is not
+   * run from here, jco's output is.
+   * @param {string} [wasmPath]
+   * @param {Limits} [limits]
+   * @returns {Promise<Engine>}
+   */
+  static async load(wasmPath, limits = {}) {
+    let dir;
+    if (wasmPath === undefined) {
+      const defaults = join(GEN_DIR, 'default.json');
+      if (!existsSync(defaults)) throw new Error(`nothing was transpiled yet: run \`npm run build\` in bindings/js`);
+      dir = transpiled(JSON.parse(readFileSync(defaults, 'utf8')).sha256, 'the default component');
+    } else {
+      const sha = createHash('sha256').update(readFileSync(wasmPath)).digest('hex');
+      dir = transpiled(sha, wasmPath);
+    }
+    const all = { ...DEFAULT_LIMITS, ...limits };
+    const modules = {};
+    for (const name of readdirSync(dir).filter((n) => n.endsWith('.wasm'))) {
+      modules[name] = await WebAssembly.compile(capMemory(readFileSync(join(dir, name)), all.memoryBytes));
+    }
+    return new Engine(modules, pathToFileURL(join(dir, 'component.js')).href, all);
+  }
+
+  /** @private */
+  spawn(files, keys) {
+    return new Instance(this.#modules, this.#glue, this.#limits, files, keys);
+  }
+
+  /**
+   * Validates and loads a bundle given as `[name, contents]` pairs.
+   * @param {[string, string][]} files
+   * @returns {Policy}
+   * @throws {BundleError} when the module refuses the bundle, listing every problem
+   * @throws {DenialError} when the module fails while loading (`engine-*`)
+   */
+  loadBundle(files) {
+    if (!Array.isArray(files) || !files.every((f) => Array.isArray(f) && f.length === 2 && f.every((s) => typeof s === 'string'))) {
+      throw new TypeError('files must be [name, contents] pairs of strings');
+    }
+    const instance = this.spawn(files, []);
+    const started = instance.started();
+    if (started.err !== undefined) {
+      instance.close();
+      throw new BundleError(started.err);
+    }
+    if (started.fail !== undefined) {
+      instance.close();
+      throw new DenialError(started.fail.code, started.fail.message);
+    }
+    return new Policy(this, files, instance, started.ok);
+  }
+
+  /**
+   * Reads a bundle folder (see readBundleDir) and loads it.
+   * @param {string} dir
+   * @returns {Policy}
+   */
+  loadBundleDir(dir) {
+    return this.loadBundle(readBundleDir(dir));
+  }
+
+  /**
+   * Verifies a bare JWS against one JWK (a JSON object) in the module, with
+   * the rules access tokens get (the WIT `jose.verify-compact`).
+   * @param {string} token
+   * @param {string} jwk
+   * @returns {Uint8Array} the payload
+   * @throws {DenialError} with a `token-*` code, or `engine-*` when the module failed
+   */
+  verifyCompact(token, jwk) {
+    this.#jose ??= this.spawn(null, []);
+    const r = this.#jose.call('verifyCompact', [String(token), String(jwk)]);
+    if (r.fail !== undefined) {
+      this.#jose = null;
+      throw new DenialError(r.fail.code, r.fail.message);
+    }
+    if (r.err !== undefined) throw new DenialError(...jwsError(r.err));
+    if (!(r.ok instanceof Uint8Array)) throw new DenialError('engine-invalid-output', 'the payload is not bytes');
+    return r.ok;
+  }
+
+  /** Stops the instance `verifyCompact` uses, if any. */
+  close() {
+    this.#jose?.close();
+    this.#jose = null;
+  }
+}
+
+/** A WIT `denial` or `jws-error` from the guest, checked: [code, message]. */
+function jwsError(e) {
+  if (DENIAL_CODES.includes(e?.code) && typeof e?.message === 'string' && e.message.length <= MAX_GUEST_STRING) {
+    return [e.code, e.message];
+  }
+  return ['engine-invalid-output', 'the policy module returned a malformed error'];
+}
+
+/**
+ * One instance of the module in its worker thread. `call` blocks the calling
+ * thread until the answer comes or the budget runs out; then the worker is
+ * terminated and the call fails with engine-timeout.
+ */
+class Instance {
+  #worker;
+  #port;
+  #flag;
+  #limits;
+  #spawnedAt;
+  #started = null;
+
+  constructor(modules, glue, limits, files, keys) {
+    const { port1, port2 } = new MessageChannel();
+    this.#flag = new Int32Array(new SharedArrayBuffer(4));
+    this.#port = port1;
+    this.#limits = limits;
+    this.#spawnedAt = performance.now();
+    this.#worker = new Worker(WORKER, {
+      workerData: { port: port2, flag: this.#flag, glue, modules, files, keys, memoryBytes: limits.memoryBytes },
+      transferList: [port2],
+      // The guest's own memory is capped in the module; this bounds what
+      // lifting its answers into JavaScript may take.
+      resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32 },
+    });
+    // A worker that dies is noticed by its silence; its errors must not
+    // become uncaught exceptions here.
+    this.#worker.on('error', () => {});
+    this.#worker.unref();
+    this.#port.unref();
+  }
+
+  /** Waits for an answer; `{fail}` on a timeout (the worker is then stopped). */
+  #wait(budgetMs, what) {
+    Atomics.wait(this.#flag, 0, 0, Math.max(1, budgetMs));
+    const received = receiveMessageOnPort(this.#port);
+    if (received === undefined) {
+      this.close();
+      return { fail: { code: 'engine-timeout', message: `the policy module ran past its time budget${what}` } };
+    }
+    Atomics.store(this.#flag, 0, 0);
+    return received.message;
+  }
+
+  /** The start-up answer: `{ok: policyHash | null}`, `{err: loadError}` or `{fail}`. */
+  started() {
+    this.#started ??= this.#wait(this.#limits.loadBudgetMs - (performance.now() - this.#spawnedAt), ' while loading');
+    return this.#started;
+  }
+
+  /**
+   * Calls `op` in the module: `{ok}`, `{err}` (a WIT err) or `{fail}`. After
+   * a `fail` this instance is closed and must not be called again.
+   */
+  call(op, args) {
+    const started = this.started();
+    if (started.ok === undefined) {
+      this.close();
+      const why = started.fail?.message ?? new BundleError(started.err).message;
+      return { fail: { code: 'engine-unavailable', message: `no policy instance is available: ${why}` } };
+    }
+    this.#port.postMessage({ op, args });
+    const answer = this.#wait(this.#limits.callBudgetMs, '');
+    if (answer.fail !== undefined) this.close();
+    return answer;
+  }
+
+  close() {
+    this.#worker.terminate();
+    this.#port.close();
+  }
+}
+
+/**
+ * A bundle loaded in the policy module, answering requests. Calls are
+ * synchronous and never throw for a failing module: a trap, an overrun or
+ * malformed output is a deny (`engine-*`), that instance is discarded and a
+ * fresh one (with the bundle and keys) is started for the next call.
+ */
+export class Policy {
+  #engine;
+  #files;
+  #keys = new Map();
+  #instance;
+  #hash;
+
+  /** @private Use `engine.loadBundle()` or `engine.loadBundleDir()`. */
+  constructor(engine, files, instance, hash) {
+    this.#engine = engine;
+    this.#files = files;
+    this.#instance = instance;
+    this.#hash = hash;
+  }
+
+  /** The bundle's hex SHA-256, as reported in every decision. */
+  get policyHash() {
+    return this.#hash;
+  }
+
+  /**
+   * Runs `op`. A failure discards the instance and starts the next one at
+   * once, in the background, so it is ready when the next call comes.
+   */
+  #call(op, args) {
+    try {
+      this.#instance ??= this.#engine.spawn(this.#files, [...this.#keys]);
+    } catch (e) {
+      // No thread could be started (e.g. the process is out of resources).
+      return { fail: { code: 'engine-unavailable', message: `no policy instance is available: ${e.message}` } };
+    }
+    const answer = this.#instance.call(op, args);
+    if (answer.fail !== undefined) {
+      this.#instance = null;
+      try {
+        this.#instance = this.#engine.spawn(this.#files, [...this.#keys]);
+      } catch {
+        // The next call tries again.
+      }
+    }
+    return answer;
+  }
+
+  #decide(op, args) {
+    const answer = this.#call(op, args);
+    if (answer.fail !== undefined) return denied(answer.fail.code, answer.fail.message, this.#hash);
+    try {
+      return fromWit(answer.ok);
+    } catch (e) {
+      if (!(e instanceof InvalidOutput)) throw e;
+      return denied('engine-invalid-output', `the policy module returned a malformed decision: ${e.message}`, this.#hash);
+    }
+  }
+
+  /**
+   * Replaces the key set of one issuer (the bundle's `issuer` string, or
+   * `greenlight` for action tokens) with a JWKS document. The old keys keep
+   * serving when the new set is refused.
+   * @param {string} issuer
+   * @param {string} jwks a JWKS JSON document
+   * @throws {BundleError} when the module refuses the set
+   * @throws {DenialError} when the module fails (`engine-*`)
+   */
+  setKeys(issuer, jwks) {
+    const answer = this.#call('setKeys', [String(issuer), String(jwks)]);
+    if (answer.err !== undefined) throw new BundleError(answer.err);
+    if (answer.fail !== undefined) throw new DenialError(answer.fail.code, answer.fail.message);
+    this.#keys.delete(issuer);
+    this.#keys.set(issuer, jwks);
+  }
+
+  /**
+   * Decides an HTTP request at `now` (Unix seconds).
+   * @param {{method: string, path: string, query?: string,
+   *          headers?: [string, string][] | Record<string, string>,
+   *          params?: string | object | null}} request `params` is the
+   *   JSON body as text (an object is serialised); null or absent for none.
+   * @param {number | bigint} now
+   * @returns {import('./decision.js').Decision}
+   * @throws {TypeError} only for arguments of the wrong shape, never for what the module does
+   */
+  evaluateHttp(request, now) {
+    return this.#decide('evaluateHttp', [httpRequest(request), seconds(now)]);
+  }
+
+  /**
+   * Decides an AuthZEN-shaped request at `now` (Unix seconds).
+   * @param {{token: string, action: string, resource_type: string,
+   *          resource_id: string, resource_properties?: string | object | null,
+   *          context?: string | object | null}} request (camelCase names are accepted too)
+   * @param {number | bigint} now
+   * @returns {import('./decision.js').Decision}
+   * @throws {TypeError} only for arguments of the wrong shape, never for what the module does
+   */
+  evaluate(request, now) {
+    return this.#decide('evaluate', [accessRequest(request), seconds(now)]);
+  }
+
+  /**
+   * Verifies an access token at `now` and returns who it names; action
+   * tokens are refused (`action-token-invalid`).
+   * @param {string} token
+   * @param {number | bigint} now
+   * @returns {{entity_type: string, subject: string, client_id: string, scopes: string[],
+   *            groups: string[], roles: string[], tenant: string, issuer: string}}
+   * @throws {DenialError} with the token's denial code, or `engine-*`
+   */
+  authenticate(token, now) {
+    const answer = this.#call('authenticate', [String(token), seconds(now)]);
+    if (answer.fail !== undefined) throw new DenialError(answer.fail.code, answer.fail.message);
+    if (answer.err !== undefined) throw new DenialError(...jwsError(answer.err));
+    try {
+      const p = answer.ok;
+      const one = (v, what) => checkString(v, what);
+      const many = (v, what) => {
+        if (!Array.isArray(v) || v.length > MAX_GUEST_LIST) throw new InvalidOutput(`${what} is not a short list`);
+        return v.map((s) => one(s, what));
+      };
+      return {
+        entity_type: one(p.entityType, 'the entity type'),
+        subject: one(p.subject, 'the subject'),
+        client_id: one(p.clientId, 'the client id'),
+        scopes: many(p.scopes, 'scopes'),
+        groups: many(p.groups, 'groups'),
+        roles: many(p.roles, 'roles'),
+        tenant: one(p.tenant, 'the tenant'),
+        issuer: one(p.issuer, 'the issuer'),
+      };
+    } catch (e) {
+      throw new DenialError('engine-invalid-output', `the policy module returned a malformed principal: ${e.message}`);
+    }
+  }
+
+  /** Stops this policy's worker thread. A later call starts a new one. */
+  close() {
+    this.#instance?.close();
+    this.#instance = null;
+  }
+}
+
+function checkString(v, what) {
+  if (typeof v !== 'string' || Buffer.byteLength(v) > MAX_GUEST_STRING) throw new InvalidOutput(`${what} is not a string`);
+  return v;
+}
+
+/** Unix seconds as the u64 the WIT wants. */
+function seconds(now) {
+  const n = typeof now === 'bigint' ? now : Number.isSafeInteger(now) ? BigInt(now) : null;
+  if (n === null || n < 0n || n >= 2n ** 64n) throw new TypeError('now must be a non-negative integer of Unix seconds');
+  return n;
+}
+
+function text(v, what) {
+  if (typeof v !== 'string') throw new TypeError(`${what} must be a string`);
+  return v;
+}
+
+/** JSON text, an object to serialise, or none. */
+function json(v, what) {
+  if (v === null || v === undefined) return undefined;
+  return typeof v === 'string' ? v : JSON.stringify(v) ?? text(v, what);
+}
+
+function httpRequest(r) {
+  const headers = Array.isArray(r.headers) ? r.headers : Object.entries(r.headers ?? {});
+  return {
+    method: text(r.method, 'method'),
+    path: text(r.path, 'path'),
+    query: text(r.query ?? '', 'query'),
+    headers: headers.map(([k, v]) => [text(k, 'a header name'), text(v, 'a header value')]),
+    params: json(r.params, 'params'),
+  };
+}
+
+function accessRequest(r) {
+  return {
+    token: text(r.token, 'token'),
+    action: text(r.action, 'action'),
+    resourceType: text(r.resource_type ?? r.resourceType, 'resource_type'),
+    resourceId: text(r.resource_id ?? r.resourceId, 'resource_id'),
+    resourceProperties: json(r.resource_properties ?? r.resourceProperties, 'resource_properties'),
+    context: json(r.context, 'context'),
+  };
+}

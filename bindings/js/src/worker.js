@@ -1,0 +1,83 @@
+// One policy module instance, in a worker thread of its own so the host can
+// stop it at its time budget (worker.terminate()), as wasmtime's epoch
+// interruption does for the Rust host. The calling thread waits on `flag`
+// and reads the answer with receiveMessageOnPort (engine.js).
+//
+// Protocol: the first message on `port` is the start-up answer, then one
+// answer per request `{op, args}`. An answer is `{ok: value}`, `{err:
+// payload}` for a WIT `err` result, or `{fail: {code, message}}` when the
+// module trapped or misbehaved (the caller then discards this worker).
+
+import { workerData } from 'node:worker_threads';
+import { emptyWasi } from './wasi.js';
+
+const { port, flag, glue, modules, files, keys, memoryBytes } = workerData;
+
+function answer(message) {
+  port.postMessage(message);
+  Atomics.store(flag, 0, 1);
+  Atomics.notify(flag, 0);
+}
+
+/** A thrown value that carries a WIT `err` payload (jco's ComponentError). */
+function isComponentError(e) {
+  return e !== null && typeof e === 'object' && Object.hasOwn(e, 'payload');
+}
+
+let wasi;
+
+/** The failure class of anything thrown from the module other than a WIT `err`. */
+function failure(e) {
+  // Rust's allocator prints this before aborting when memory cannot grow
+  // (the memory cap is the module's declared maximum, set by engine.js).
+  if (wasi?.output().includes('memory allocation of')) {
+    return { code: 'engine-memory-exceeded', message: `the policy module ran past its memory cap of ${memoryBytes} bytes` };
+  }
+  const what = e instanceof Error ? e.message : String(e);
+  return e instanceof WebAssembly.RuntimeError
+    ? { code: 'engine-trap', message: `the policy module trapped (${what})` }
+    : { code: 'engine-trap', message: `the policy module failed: ${what}` };
+}
+
+function run(f) {
+  try {
+    answer({ ok: f() });
+  } catch (e) {
+    answer(isComponentError(e) ? { err: e.payload } : { fail: failure(e) });
+  }
+}
+
+let root;
+let policy;
+try {
+  const { instantiate } = await import(glue);
+  wasi = emptyWasi();
+  root = await instantiate(
+    (name) => modules[name],
+    wasi.imports,
+    (module, imports) => new WebAssembly.Instance(module, imports),
+  );
+} catch (e) {
+  answer({ fail: failure(e) });
+  process.exit(0);
+}
+
+// Load the bundle and replay the key sets set so far; a bundle-less worker
+// only serves `jose`.
+run(() => {
+  if (files === null) return null;
+  policy = root.engine.Policy.load(files);
+  for (const [issuer, jwks] of keys) policy.setKeys(issuer, jwks);
+  return policy.policyHash();
+});
+
+const ops = {
+  evaluateHttp: (request, now) => policy.evaluateHttp(request, now),
+  evaluate: (request, now) => policy.evaluate(request, now),
+  authenticate: (token, now) => policy.authenticate(token, now),
+  setKeys: (issuer, jwks) => policy.setKeys(issuer, jwks),
+  policyHash: () => policy.policyHash(),
+  verifyCompact: (token, jwk) => root.jose.verifyCompact(token, jwk),
+};
+
+port.on('message', ({ op, args }) => run(() => ops[op](...args)));

@@ -1,0 +1,250 @@
+"""An ASGI middleware that puts Greenlight in front of any ASGI app
+(Starlette, FastAPI, ...), with the HTTP answers of docs/gateway.md.
+
+For each HTTP request it builds the engine's `http-request` (raw path,
+query, lower-case headers, the body text as `params` when there is a body),
+decides it with `greenlight.wasm` at the wall clock's time, and then:
+
+- allow: removes the client's `x-greenlight-*` headers, adds the decision's
+  `forward_headers`, and calls the app (the body is replayed to it);
+- allow with `consume` (a `once` action token): sends the request to the
+  approval service's `POST /v1/check`, which consumes the token in its store,
+  and acts on that decision instead; when the service cannot be reached or
+  does not answer with a decision, denies with `engine-unavailable`;
+- deny or approval-required: answers as `greenlight.gateway.respond` says.
+
+The approval service's public keys (`/.well-known/jwks.json`) are fetched at
+startup and again, at most every `key_refresh_seconds`, when a token names
+an unknown key, so action tokens verify locally. WebSocket connections are
+refused: the engine decides HTTP requests only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import urllib.parse
+from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
+
+import httpx
+
+from . import _json
+from .decision import Allow, Decision, InvalidOutput
+from .engine import ACTION_ISSUER, BundleError, EngineError, Engine, HttpRequest, Limits, Policy
+from .gateway import respond
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("greenlight")
+
+#: The largest request body read for a decision; a bigger one is refused
+#: (`request-invalid`). Parameters are small JSON objects. Defaults to 1 MiB.
+MAX_BODY = 1 << 20
+_FORWARD_PREFIX = b"x-greenlight-"
+
+
+class GreenlightMiddleware:
+    """Decides every HTTP request with `greenlight.wasm` before `app` sees it."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        bundle_dir: Union[str, os.PathLike],
+        service_url: str,
+        wasm_path: Union[str, os.PathLike, None] = None,
+        engine: Optional[Engine] = None,
+        limits: Limits = Limits(),
+        service_timeout: float = 5.0,
+        key_refresh_seconds: float = 5.0,
+        max_body: int = MAX_BODY,
+        clock: Callable[[], float] = time.time,
+        transport: Optional[httpx.AsyncBaseTransport] = None,
+    ):
+        """Loads the bundle in `bundle_dir` into `engine`, or into the
+        component at `wasm_path` (default: the `GREENLIGHT_WASM` environment
+        variable) compiled with `limits`; raises `BundleError` for a bad
+        bundle, so a gateway never starts with one. `service_url` is the
+        approval service's base URL. `clock` gives `now` (Unix seconds);
+        `transport` replaces httpx's network transport (for tests)."""
+        if engine is None:
+            wasm = wasm_path if wasm_path is not None else os.environ.get("GREENLIGHT_WASM")
+            if not wasm:
+                raise ValueError("no component: pass wasm_path or engine, or set GREENLIGHT_WASM")
+            engine = Engine(wasm, limits)
+        self.app = app
+        self.policy: Policy = engine.load_bundle_dir(bundle_dir)
+        self.service_url = service_url.rstrip("/")
+        self._timeout = service_timeout
+        self._refresh_every = key_refresh_seconds
+        self._max_body = max_body
+        self._clock = clock
+        self._transport = transport
+        self._client: Optional[httpx.AsyncClient] = None
+        self._keys_tried_at: Optional[float] = None
+        self._keys_lock: Optional[asyncio.Lock] = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry point: decides HTTP requests, fetches keys at
+        lifespan startup, refuses WebSocket connections."""
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.app(scope, self._lifespan_receive(receive), send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "not decided by greenlight"})
+        else:
+            raise RuntimeError(f"unsupported ASGI scope type {scope['type']!r}")
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.refresh_keys(force=True)
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+            return message
+
+        return wrapped
+
+    async def aclose(self) -> None:
+        """Closes the HTTP client used for the approval service."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _http_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
+        return self._client
+
+    async def refresh_keys(self, force: bool = False) -> bool:
+        """Fetches the approval service's JWKS and hands it to the engine as
+        the `greenlight` issuer's keys. Unless `force`, does nothing when the
+        last attempt is under `key_refresh_seconds` old. Returns whether new
+        keys were set; a failure is logged and leaves the old keys serving."""
+        if self._keys_lock is None:
+            self._keys_lock = asyncio.Lock()
+        async with self._keys_lock:
+            now = time.monotonic()
+            if not force and self._keys_tried_at is not None and now - self._keys_tried_at < self._refresh_every:
+                return False
+            self._keys_tried_at = now
+            url = f"{self.service_url}/.well-known/jwks.json"
+            try:
+                r = await self._http_client().get(url)
+                if r.status_code != 200:
+                    raise ValueError(f"it answered {r.status_code}")
+                await asyncio.to_thread(self.policy.set_keys, ACTION_ISSUER, r.text)
+            except (httpx.HTTPError, ValueError, BundleError, EngineError) as e:
+                log.warning("cannot load the approval service's keys from %s: %s", url, e)
+                return False
+            return True
+
+    async def decide(self, request: HttpRequest) -> Decision:
+        """The decision for `request` at the wall clock's time, completed by
+        the approval service when a single-use token must be consumed."""
+        if self._keys_tried_at is None:
+            await self.refresh_keys()
+        decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
+        v = decision.verdict
+        if not decision.allowed and getattr(v, "code", None) == "token-unknown-key" and await self.refresh_keys():
+            decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
+        if isinstance(decision.verdict, Allow) and decision.verdict.consume is not None:
+            decision = await self._check_with_service(request, decision.policy_hash)
+        return decision
+
+    async def _check_with_service(self, request: HttpRequest, policy_hash: str) -> Decision:
+        """`POST {service}/v1/check`: the service re-decides and consumes the token."""
+        headers: dict[str, str] = {}
+        for k, v in request.headers:
+            headers[k] = f"{headers[k]}, {v}" if k in headers else v
+        try:
+            params = None if request.params is None else json.loads(request.params)
+        except ValueError:
+            return Decision.deny("request-invalid", "the request body is not JSON", policy_hash)
+        body = {"method": request.method, "path": request.path, "query": request.query,
+                "headers": headers, "params": params}
+        try:
+            r = await self._http_client().post(f"{self.service_url}/v1/check", json=body)
+        except httpx.HTTPError as e:
+            log.error("the approval service is unreachable: %s", e)
+            why = f"the approval service cannot be reached to consume the action token: {type(e).__name__}"
+            return Decision.deny("engine-unavailable", why, policy_hash)
+        if r.status_code != 200:
+            return Decision.deny("engine-unavailable", f"the approval service answered {r.status_code}", policy_hash)
+        try:
+            return Decision.from_dict(r.json(), extra_keys=frozenset({"ask"}))
+        except (ValueError, InvalidOutput) as e:
+            why = f"the approval service's answer is not a decision: {str(e)[:200]}"
+            return Decision.deny("engine-unavailable", why, policy_hash)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                d = Decision.deny("request-invalid", f"the request body is larger than {self._max_body} bytes",
+                                  self.policy.policy_hash)
+                return await self._answer(d, send)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        try:
+            params = body.decode("utf-8") if body else None
+        except UnicodeDecodeError:
+            d = Decision.deny("request-invalid", "the request body is not UTF-8", self.policy.policy_hash)
+            return await self._answer(d, send)
+        decision = await self.decide(http_request(scope, params))
+        if not isinstance(decision.verdict, Allow):
+            return await self._answer(decision, send)
+        headers = [(k, v) for k, v in scope["headers"] if not k.lower().startswith(_FORWARD_PREFIX)]
+        headers += [(k.encode("latin-1"), v.encode("utf-8")) for k, v in decision.verdict.forward_headers]
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app({**scope, "headers": headers}, replay, send)
+
+    async def _answer(self, decision: Decision, send: Send) -> None:
+        status, headers, body = respond(decision, self.service_url)
+        raw = _json.dumps(body).encode("utf-8")
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(k.encode("latin-1"), v.encode("utf-8")) for k, v in headers]
+            + [(b"content-length", str(len(raw)).encode())],
+        })
+        await send({"type": "http.response.body", "body": raw})
+
+
+def http_request(scope: Scope, params: Optional[str]) -> HttpRequest:
+    """The engine's view of an ASGI HTTP request: the raw (still
+    percent-encoded) path, the raw query, every header with a lower-case
+    name, and `params` (the body text, or `None` without a body)."""
+    raw_path = scope.get("raw_path")
+    if raw_path:
+        # Some servers and test clients include the query in raw_path.
+        path = raw_path.split(b"?", 1)[0].decode("latin-1")
+    else:
+        path = urllib.parse.quote(scope["path"], safe="/:@!$&'()*+,;=-._~")
+    headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
+    return HttpRequest(scope["method"], path, scope.get("query_string", b"").decode("latin-1"), headers, params)

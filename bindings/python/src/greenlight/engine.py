@@ -1,0 +1,650 @@
+"""`greenlight.wasm` in wasmtime-py: load a bundle, decide requests.
+
+The component is compiled once per `Engine`. A `Policy` keeps a small pool of
+instances, each with the bundle (and the keys set since) loaded in it, so
+its cache of verified tokens stays warm. Every call has a time budget (epoch
+interruption) and every instance a memory cap. A trap, an overrun or a
+malformed answer is a deny (`engine-trap`, `engine-timeout`,
+`engine-memory-exceeded`, `engine-invalid-output`), never an exception; the
+instance is discarded and the next call gets a fresh one, as in the Rust
+host (`host/src/lib.rs`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import math
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Optional, Sequence, Union
+
+import wasmtime
+from wasmtime.component import Component, Linker, ResourceAny, Variant
+
+from .decision import (
+    DENIAL_CODES,
+    Allow,
+    ApprovalRequired,
+    Decision,
+    Deny,
+    InvalidOutput,
+    Obligation,
+    SingleUse,
+    _check_list,
+    _check_str,
+    validated,
+)
+
+log = logging.getLogger("greenlight")
+
+#: The WIT package version this binding speaks.
+WIT_VERSION = "0.2.0"
+_ENGINE_IFACE = f"greenlight:approval/engine@{WIT_VERSION}"
+_JOSE_IFACE = f"greenlight:approval/jose@{WIT_VERSION}"
+_METHODS = ("set-keys", "evaluate-http", "evaluate", "authenticate", "policy-hash")
+
+#: The bundle files read from a folder besides the `*.json` key sets.
+BUNDLE_FILES = ("greenlight.toml", "policy.cedar", "schema.cedarschema")
+#: The name `set_keys` uses for Greenlight's own action-token issuer.
+ACTION_ISSUER = "greenlight"
+
+#: Table elements an instance may have; Rust guests use a few hundred.
+MAX_TABLE_ELEMENTS = 100_000
+#: Guest stderr kept per instance, to tell a failed allocation from a trap.
+_STDERR_KEEP = 4096
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits on what the policy module may use."""
+
+    #: Wall-clock budget of one call, in seconds. An RSA check costs a few
+    #: milliseconds in wasm; 100 ms is generous and below a gateway's
+    #: timeout. Defaults to 0.1.
+    call_budget: float = 0.1
+    #: Budget for instantiating and loading a bundle, in seconds. Defaults to 5.
+    load_budget: float = 5.0
+    #: Linear memory an instance may grow to, in bytes. Defaults to 64 MiB.
+    memory_bytes: int = 64 << 20
+    #: Idle instances kept for reuse. Defaults to 8.
+    pool_size: int = 8
+    #: How often the epoch advances, in seconds: the budgets' resolution.
+    #: A Python thread wakes this often; 5 ms keeps that cheap. Defaults to 0.005.
+    tick: float = 0.005
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in a bundle, located as precisely as the file allows."""
+
+    #: `missing-file`, `invalid-config`, `invalid-policy`, `invalid-schema` or `invalid-keys`.
+    kind: str
+    #: The file it is in, as named in the bundle.
+    file: str
+    #: The 1-based line, where known.
+    line: Optional[int]
+    #: The 1-based column, where known.
+    column: Optional[int]
+    #: What is wrong and how to fix it.
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.message}"
+
+
+class BundleError(Exception):
+    """When the policy module refused a bundle or a key set (the WIT
+    `load-error`). `problems` lists every problem found; `other` is set
+    instead for any other refusal (never parse it)."""
+
+    def __init__(self, problems: Sequence[Problem] = (), other: Optional[str] = None):
+        self.problems = tuple(problems)
+        self.other = other
+        if other is not None:
+            text = other
+        else:
+            text = f"the bundle has {len(self.problems)} problem(s): " + "; ".join(map(str, self.problems))
+        super().__init__(text)
+
+
+class EngineError(Exception):
+    """When the component cannot be used, or an instance failed while
+    loading a bundle or keys (a trap, a timeout, malformed output)."""
+
+
+class Denied(Exception):
+    """When `authenticate` or `verify_compact` refuses: `code` (one of the
+    denial codes) and `message`, as in a `Deny`."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a verified access token names, as the policies see them."""
+
+    entity_type: str
+    subject: str
+    client_id: str
+    scopes: tuple[str, ...]
+    groups: tuple[str, ...]
+    roles: tuple[str, ...]
+    tenant: str
+    issuer: str
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """An HTTP request as a gateway sees it (the WIT `http-request`)."""
+
+    #: The method, case-insensitive.
+    method: str
+    #: The raw path without the query string (percent-encoding kept).
+    path: str
+    #: The raw query string without `?`; empty when absent.
+    query: str = ""
+    #: Headers as `(name, value)` pairs; the bearer token is read from `authorization`.
+    headers: Sequence[tuple[str, str]] = ()
+    #: The parameters (usually the JSON body) as JSON text; `None` for none.
+    params: Optional[str] = None
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "HttpRequest":
+        """From the JSON shape of the vectors: `headers` a list of `[name, value]`."""
+        return HttpRequest(d["method"], d["path"], d.get("query", ""),
+                           tuple((k, v) for k, v in d.get("headers", ())), d.get("params"))
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """An AuthZEN-shaped request (the WIT `access-request`)."""
+
+    #: The bearer token (a base access token or an action token).
+    token: str
+    #: The action name, e.g. `payment.refund`.
+    action: str
+    #: The resource's entity type, e.g. `Payment`.
+    resource_type: str
+    #: The resource's id.
+    resource_id: str
+    #: Resource attributes as a JSON object text; `None` for none.
+    resource_properties: Optional[str] = None
+    #: The action's parameters as a JSON object text; `None` for none.
+    context: Optional[str] = None
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "AccessRequest":
+        """From the JSON shape of the vectors (snake_case keys)."""
+        return AccessRequest(d["token"], d["action"], d["resource_type"], d["resource_id"],
+                             d.get("resource_properties"), d.get("context"))
+
+
+def read_bundle_dir(path: Union[str, os.PathLike]) -> list[tuple[str, str]]:
+    """Reads a bundle folder into `(name, contents)` pairs, sorted by name:
+    `greenlight.toml`, `policy.cedar`, `schema.cedarschema` when present,
+    and every `*.json` regular file at the top level. Nothing else is read,
+    so private keys beside a bundle never reach the engine (as the Rust
+    `read_bundle_dir`)."""
+    with os.scandir(path) as it:
+        entries = sorted(it, key=lambda e: os.fsencode(e.name))
+    files = []
+    for e in entries:
+        if (e.name in BUNDLE_FILES or e.name.endswith(".json")) and e.is_file(follow_symlinks=False):
+            with open(e.path, "rb") as f:
+                raw = f.read()
+            try:
+                files.append((e.name, raw.decode("utf-8")))
+            except UnicodeDecodeError as err:
+                raise OSError(f"{e.path}: stream did not contain valid UTF-8 ({err})") from None
+    return files
+
+
+#: `Engine`'s default `cache_dir`: `default_cache_dir()` at construction.
+DEFAULT_CACHE = object()
+
+
+def default_cache_dir() -> Optional[str]:
+    """Where compiled components are cached: `$GREENLIGHT_CACHE_DIR`, else
+    `$XDG_CACHE_HOME/greenlight`, else `~/.cache/greenlight` (as the Rust host)."""
+    if os.environ.get("GREENLIGHT_CACHE_DIR"):
+        return os.environ["GREENLIGHT_CACHE_DIR"]
+    if os.environ.get("XDG_CACHE_HOME"):
+        return os.path.join(os.environ["XDG_CACHE_HOME"], "greenlight")
+    home = os.environ.get("HOME")
+    return os.path.join(home, ".cache", "greenlight") if home else None
+
+
+def _compile_cached(engine: wasmtime.Engine, wasm: bytes, cache_dir: Optional[str]) -> Component:
+    """Compiles `wasm`, or maps the artifact an earlier run cached in
+    `cache_dir`. The file name holds the component's SHA-256, wasmtime-py's
+    version and the engine settings, so a changed input never maps a stale
+    artifact; wasmtime re-checks its version and settings on loading."""
+    if cache_dir is None:
+        return Component(engine, wasm)
+    key = hashlib.sha256(wasm).hexdigest()
+    version = importlib.metadata.version("wasmtime")
+    path = os.path.join(cache_dir, f"{key}-py-wasmtime-{version}-epoch.cwasm")
+    if os.path.isfile(path):
+        try:
+            return Component.deserialize_file(engine, path)
+        except wasmtime.WasmtimeError as e:
+            log.warning("ignoring an unusable cached artifact %s: %s", path, e)
+    compiled = Component(engine, wasm)
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(compiled.serialize())
+        os.replace(tmp, path)  # a concurrent reader never maps half a file
+    except OSError as e:
+        log.warning("cannot cache the compiled component in %s: %s", cache_dir, e)
+    return compiled
+
+
+class _Ticker:
+    """Advances an engine's epoch every `tick` seconds on a daemon thread,
+    until the owner is garbage-collected."""
+
+    def __init__(self, engine: wasmtime.Engine, tick: float, owner: object):
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(tick):
+                engine.increment_epoch()
+
+        threading.Thread(target=run, name="greenlight-epoch", daemon=True).start()
+        weakref.finalize(owner, stop.set)
+
+
+class _Failure(Exception):
+    """A call into the module failed: `code` and `message` of the deny."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+class _Slot:
+    """One instance with a bundle loaded in it; used by one thread at a time."""
+
+    def __init__(self, engine: "Engine", budget: float):
+        self.engine = engine
+        # The callback must not hold the slot or the store: wasmtime-py keeps
+        # it in a global table until the store is freed.
+        self.stderr = stderr = bytearray()
+
+        def on_stderr(data: bytes) -> None:
+            stderr.extend(data)
+            del stderr[:-_STDERR_KEEP]
+
+        store = wasmtime.Store(engine._wasm)
+        wasi = wasmtime.WasiConfig()  # no files, no environment, no network
+        wasi.stderr_custom = on_stderr
+        # Without a WASI context the first WASI call aborts the process.
+        store.set_wasi(wasi)
+        store.set_limits(memory_size=engine.limits.memory_bytes, table_elements=MAX_TABLE_ELEMENTS)
+        # With epoch interruption on, a store's deadline starts at "now".
+        store.set_epoch_deadline(engine._ticks(budget))
+        self.store = store
+        self.policy: Optional[ResourceAny] = None
+        try:
+            instance = engine._linker.instantiate(store, engine._component)
+            self.funcs = {name: instance.get_func(store, idx) for name, idx in engine._exports.items()}
+        except Exception as e:  # noqa: BLE001 - every failure is the module's
+            raise self.failure(e) from None
+        if any(f is None for f in self.funcs.values()):
+            raise _Failure("engine-invalid-output", "the component lacks a function of the greenlight:approval world")
+
+    def call(self, name: str, budget: float, *args: Any) -> Any:
+        """Calls export `name` with a fresh deadline; raises `_Failure`."""
+        f = self.funcs[name]
+        self.stderr.clear()
+        self.store.set_epoch_deadline(self.engine._ticks(budget))
+        try:
+            result = f(self.store, *args)
+            f.post_return(self.store)
+        except Exception as e:  # noqa: BLE001 - every failure is the module's
+            raise self.failure(e) from None
+        return result
+
+    def failure(self, e: Exception) -> _Failure:
+        """Classifies why a call failed, as the Rust host does."""
+        if isinstance(e, _Failure):
+            return e
+        if b"memory allocation of" in self.stderr:
+            return _Failure("engine-memory-exceeded",
+                            f"the policy module ran past its memory cap of {self.engine.limits.memory_bytes} bytes")
+        if not isinstance(e, wasmtime.WasmtimeError):
+            return _Failure("engine-invalid-output", f"the policy module returned a malformed value: {e}")
+        text = str(e)
+        if "wasm trap: interrupt" in text:
+            return _Failure("engine-timeout", "the policy module ran past its time budget")
+        trap = next((line.strip()[len("wasm trap: "):] for line in text.splitlines()
+                     if line.strip().startswith("wasm trap: ")), None)
+        if trap is not None:
+            return _Failure("engine-trap", f"the policy module trapped ({trap})")
+        return _Failure("engine-trap", f"the policy module failed: {text.splitlines()[0] if text else 'unknown error'}")
+
+
+class Engine:
+    """A compiled policy module (`greenlight.wasm`, or any component that
+    exports the `greenlight:approval/approver` world), ready to load bundles."""
+
+    def __init__(self, wasm_path: Union[str, os.PathLike], limits: Limits = Limits(),
+                 cache_dir: Union[str, os.PathLike, None, object] = DEFAULT_CACHE):
+        """Compiles the component at `wasm_path` (seconds for
+        `greenlight.wasm`), or maps the compiled artifact cached in
+        `cache_dir` (default: `default_cache_dir()`; `None`: no cache).
+        Raises `EngineError` when the component cannot be used."""
+        cache = default_cache_dir() if cache_dir is DEFAULT_CACHE else cache_dir
+        cache = None if cache is None else os.fspath(cache)  # type: ignore[arg-type]
+        self.limits = limits
+        config = wasmtime.Config()
+        config.epoch_interruption = True
+        self._wasm = wasmtime.Engine(config)
+        try:
+            with open(wasm_path, "rb") as f:
+                wasm = f.read()
+            self._component = _compile_cached(self._wasm, wasm, cache)
+            self._linker = Linker(self._wasm)
+            self._linker.add_wasip2()
+        except (OSError, wasmtime.WasmtimeError) as e:
+            raise EngineError(f"the component cannot be used: {e}") from None
+        self._exports = {}
+        engine_iface = self._component.get_export_index(_ENGINE_IFACE)
+        jose_iface = self._component.get_export_index(_JOSE_IFACE)
+        if engine_iface is None or jose_iface is None:
+            raise EngineError(f"the component does not export {_ENGINE_IFACE} and {_JOSE_IFACE}")
+        names = {"load": "[static]policy.load", **{m: f"[method]policy.{m}" for m in _METHODS}}
+        for short, full in names.items():
+            self._exports[short] = self._component.get_export_index(full, engine_iface)
+        self._exports["verify-compact"] = self._component.get_export_index("verify-compact", jose_iface)
+        missing = [k for k, v in self._exports.items() if v is None]
+        if missing:
+            raise EngineError(f"the component lacks {', '.join(missing)}")
+        _Ticker(self._wasm, limits.tick, self)
+
+    def _ticks(self, budget: float) -> int:
+        return max(1, math.ceil(budget / self.limits.tick))
+
+    def load_bundle(self, files: Sequence[tuple[str, str]]) -> "Policy":
+        """Validates and loads a bundle given as `(file name, contents)`
+        pairs. Raises `BundleError` listing every problem, or `EngineError`
+        when the module fails."""
+        return Policy(self, [(_text(n, "a file name"), _text(c, f"file `{n}`")) for n, c in files])
+
+    def load_bundle_dir(self, path: Union[str, os.PathLike]) -> "Policy":
+        """Reads a bundle folder (see `read_bundle_dir`) and loads it."""
+        return self.load_bundle(read_bundle_dir(path))
+
+    def verify_compact(self, token: str, jwk: str) -> bytes:
+        """Verifies a JWS compact serialisation against one JWK (a JSON
+        object text) in the module (WIT `jose.verify-compact`) and returns
+        the payload. Raises `Denied` with a `token-*` code when it does not
+        verify, or an `engine-*` code when the module fails."""
+        token, jwk = _text(token, "the token"), _text(jwk, "the key")
+        try:
+            slot = _Slot(self, self.limits.load_budget)
+            answer = slot.call("verify-compact", self.limits.call_budget, token, jwk)
+        except _Failure as f:
+            raise Denied(f.code, f.message) from None
+        if isinstance(answer, Variant):  # should wasmtime-py ever tag this result
+            answer = answer.payload
+        if isinstance(answer, (bytes, bytearray)):
+            return bytes(answer)
+        code, message = getattr(answer, "code", None), getattr(answer, "message", None)
+        if code not in DENIAL_CODES or not isinstance(message, str):
+            raise Denied("engine-invalid-output", "the policy module returned a malformed jws-error")
+        raise Denied(code, message)
+
+
+class Policy:
+    """A bundle loaded in the policy module, answering requests. Safe to
+    share between threads: each call takes an instance from the pool."""
+
+    def __init__(self, engine: Engine, files: list[tuple[str, str]]):
+        """Use `Engine.load_bundle`."""
+        self._engine = engine
+        self._files = files
+        self._keys: list[tuple[str, str]] = []
+        self._pool: list[_Slot] = []
+        self._lock = threading.Lock()
+        slot = self._new_slot()
+        try:
+            h = slot.call("policy-hash", engine.limits.call_budget, slot.policy)
+        except _Failure as f:
+            raise EngineError(f.message) from None
+        if not isinstance(h, str) or len(h) > 1024:
+            raise EngineError("the policy module returned a malformed policy hash")
+        self._hash = h
+        self._put_back(slot)
+
+    @property
+    def policy_hash(self) -> str:
+        """The bundle's hex SHA-256, as reported in every decision."""
+        return self._hash
+
+    def _new_slot(self) -> _Slot:
+        limits = self._engine.limits
+        try:
+            slot = _Slot(self._engine, limits.load_budget)
+            loaded = slot.call("load", limits.load_budget, self._files)
+            if not isinstance(loaded, ResourceAny):
+                raise _load_error(loaded)
+            slot.policy = loaded
+            for issuer, jwks in list(self._keys):
+                refused = slot.call("set-keys", limits.load_budget, slot.policy, issuer, jwks)
+                if refused is not None:
+                    raise _load_error(refused)
+        except _Failure as f:
+            raise EngineError(f.message) from None
+        return slot
+
+    def _take(self) -> _Slot:
+        with self._lock:
+            if self._pool:
+                return self._pool.pop()
+        return self._new_slot()
+
+    def _put_back(self, slot: _Slot) -> None:
+        with self._lock:
+            if len(self._pool) < self._engine.limits.pool_size:
+                self._pool.append(slot)
+
+    def set_keys(self, issuer: str, jwks: str) -> None:
+        """Replaces one issuer's key set (`greenlight` for action tokens)
+        with a JWKS document, in every instance present and future. Raises
+        `BundleError` when the set is refused; the old keys keep serving."""
+        issuer, jwks = _text(issuer, "the issuer"), _text(jwks, "the key set")
+        slot = self._new_slot()  # validate first: a refused set changes nothing
+        try:
+            refused = slot.call("set-keys", self._engine.limits.call_budget, slot.policy, issuer, jwks)
+        except _Failure as f:
+            raise EngineError(f.message) from None
+        if refused is not None:
+            raise _load_error(refused)
+        with self._lock:
+            self._keys = [(i, k) for i, k in self._keys if i != issuer] + [(issuer, jwks)]
+            self._pool = [slot]
+
+    def _run(self, name: str, request: Any, now: int) -> Decision:
+        _check_now(now)
+        try:
+            slot = self._take()
+        except (EngineError, BundleError) as e:
+            return Decision.deny("engine-unavailable", f"no policy instance is available: {e}", self._hash)
+        try:
+            raw = slot.call(name, self._engine.limits.call_budget, slot.policy, request, now)
+        except _Failure as f:
+            # A trapped instance cannot be entered again: drop it.
+            return Decision.deny(f.code, f.message, self._hash)
+        self._put_back(slot)
+        try:
+            return _decision(raw)
+        except (InvalidOutput, AttributeError, TypeError, ValueError) as e:
+            return Decision.deny("engine-invalid-output",
+                                 f"the policy module returned a malformed decision: {e}", self._hash)
+
+    def evaluate_http(self, request: Union[HttpRequest, dict[str, Any]], now: int) -> Decision:
+        """Decides an HTTP request at `now` (Unix seconds): verifies its
+        bearer token, matches a route, evaluates the policies. Never raises
+        for what the module does: every failure is a deny."""
+        r = request if isinstance(request, HttpRequest) else HttpRequest.from_dict(request)
+        headers = [(_text(k, "a header name"), _text(v, "a header value")) for k, v in r.headers]
+        wit = SimpleNamespace(**{
+            "method": _text(r.method, "the method"), "path": _text(r.path, "the path"),
+            "query": _text(r.query, "the query"), "headers": headers,
+            "params": _opt_text(r.params, "params"),
+        })
+        return self._run("evaluate-http", wit, now)
+
+    def evaluate(self, request: Union[AccessRequest, dict[str, Any]], now: int) -> Decision:
+        """Decides an AuthZEN-shaped request at `now` (Unix seconds), with
+        the rules of `evaluate_http` minus route matching. Never raises for
+        what the module does."""
+        r = request if isinstance(request, AccessRequest) else AccessRequest.from_dict(request)
+        wit = SimpleNamespace(**{
+            "token": _text(r.token, "the token"), "action": _text(r.action, "the action"),
+            "resource-type": _text(r.resource_type, "the resource type"),
+            "resource-id": _text(r.resource_id, "the resource id"),
+            "resource-properties": _opt_text(r.resource_properties, "resource properties"),
+            "context": _opt_text(r.context, "the context"),
+        })
+        return self._run("evaluate", wit, now)
+
+    def authenticate(self, token: str, now: int) -> Principal:
+        """Verifies an access token of one of the bundle's issuers at `now`
+        and returns who it names. Action tokens are refused. Raises `Denied`
+        with the denial's code (an `engine-*` code when the module fails)."""
+        _check_now(now)
+        try:
+            slot = self._take()
+        except (EngineError, BundleError) as e:
+            raise Denied("engine-unavailable", f"no policy instance is available: {e}") from None
+        try:
+            answer = slot.call("authenticate", self._engine.limits.call_budget, slot.policy,
+                               _text(token, "the token"), now)
+        except _Failure as f:
+            raise Denied(f.code, f.message) from None
+        self._put_back(slot)
+        try:
+            if not isinstance(answer, Variant) or answer.tag not in ("ok", "err"):
+                raise InvalidOutput("not a result")
+            p = answer.payload
+            if answer.tag == "err":
+                code, message = p.code, p.message
+                if code not in DENIAL_CODES or not isinstance(message, str):
+                    raise InvalidOutput("a malformed denial")
+                _check_str(message, "the denial message")
+                err = Denied(code, message)
+            else:
+                lists = {k: _strings(getattr(p, k), k) for k in ("scopes", "groups", "roles")}
+                one = {k: _strings([getattr(p, k)], k)[0]
+                       for k in ("entity-type", "subject", "client-id", "tenant", "issuer")}
+                return Principal(one["entity-type"], one["subject"], one["client-id"], lists["scopes"],
+                                 lists["groups"], lists["roles"], one["tenant"], one["issuer"])
+        except (InvalidOutput, AttributeError, TypeError) as e:
+            raise Denied("engine-invalid-output", f"the policy module returned a malformed principal: {e}") from None
+        raise err
+
+
+def _check_now(now: int) -> None:
+    if isinstance(now, bool) or not isinstance(now, int) or not 0 <= now < 2**64:
+        raise TypeError("`now` must be Unix seconds as an int")
+
+
+def _text(v: Any, what: str) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"{what} must be a str")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid Unicode") from None
+    return v
+
+
+def _opt_text(v: Any, what: str) -> Optional[str]:
+    return None if v is None else _text(v, what)
+
+
+def _strings(v: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+        raise InvalidOutput(f"{what} is not a list of strings")
+    _check_list(v, what)
+    for s in v:
+        _check_str(s, what)
+    return tuple(v)
+
+
+def _no_constant(name: str) -> Any:
+    # serde_json, like RFC 8259, has no NaN or Infinity.
+    raise ValueError(f"`{name}` is not JSON")
+
+
+def _load_error(e: Any) -> Exception:
+    """The WIT `load-error` (lifted by wasmtime-py as a list of problem
+    records or a string) as a `BundleError`."""
+    if isinstance(e, Variant):
+        e = e.payload
+    if isinstance(e, str):
+        return BundleError(other=e[:65536])
+    if isinstance(e, list):
+        problems = []
+        for p in e[:1024]:
+            kind, file, line, column, message = (getattr(p, k, None) for k in
+                                                 ("kind", "file", "line", "column", "message"))
+            if not (isinstance(kind, str) and isinstance(file, str) and isinstance(message, str)
+                    and (line is None or isinstance(line, int)) and (column is None or isinstance(column, int))):
+                return EngineError("the policy module returned a malformed load error")
+            problems.append(Problem(kind, file[:65536], line, column, message[:65536]))
+        return BundleError(problems)
+    return EngineError("the policy module returned a malformed load error")
+
+
+def _decision(d: Any) -> Decision:
+    """Converts and validates a module's decision: the module is untrusted too."""
+    v = d.verdict
+    if not isinstance(v, Variant):
+        raise InvalidOutput("the verdict is not a variant")
+    p = v.payload
+    if v.tag == "allow":
+        c = p.consume
+        consume = None if c is None else SingleUse(getattr(c, "token-id"), getattr(c, "expires-at"))
+        headers = getattr(p, "forward-headers")
+        _check_list(headers, "forward headers")
+        verdict: Any = Allow(p.subject, consume, tuple((k, val) for k, val in headers))
+    elif v.tag == "deny":
+        verdict = Deny(p.code, p.message)
+    elif v.tag == "approval-required":
+        details_text = getattr(p, "authorization-details")
+        _check_str(details_text, "authorization_details")
+        try:
+            details = json.loads(details_text, parse_constant=_no_constant)
+        except ValueError as e:
+            raise InvalidOutput(f"authorization_details is not JSON: {e}") from None
+        o = p.obligation
+        approvers = list(o.approvers)
+        _check_list(approvers, "approvers")
+        verdict = ApprovalRequired(details, getattr(p, "action-digest"), Obligation(
+            tuple(approvers), o.quorum, getattr(o, "ttl-seconds"), o.grant,
+            getattr(o, "window-seconds"), getattr(o, "reason-required"), o.message))
+    else:
+        raise InvalidOutput(f"unknown verdict {v.tag!r}")
+    reasons = list(d.reasons)
+    _check_list(reasons, "reasons")
+    return validated(Decision(verdict, tuple(reasons), getattr(d, "policy-hash")))

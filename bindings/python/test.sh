@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Tests the Python binding: the conformance vectors, the fail-closed cases,
+# the published JOSE vectors and the middleware (tests/python), and the
+# example gateway end to end against `greenlight serve`
+# (examples/python-gateway).
+#
+#   bindings/python/test.sh
+#
+# Environment (all optional):
+#   GREENLIGHT_PY_VENV  the virtualenv to use or create
+#                       (default ${CARGO_TARGET_DIR:-target}/py-venv)
+#   GREENLIGHT_WASM     greenlight.wasm (default: `greenlight component path`)
+#   GREENLIGHT_BIN      the greenlight binary (default ${CARGO_TARGET_DIR:-target}/debug/greenlight)
+#   PYTHON              the interpreter that creates the virtualenv (default python3, 3.10 or newer)
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+target=${CARGO_TARGET_DIR:-target}
+case $target in /*) ;; *) target=$root/$target ;; esac
+venv=${GREENLIGHT_PY_VENV:-$target/py-venv}
+python=${PYTHON:-python3}
+
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+  echo "bindings/python/test.sh: $python is missing or older than 3.10 (set PYTHON)" >&2
+  exit 1
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+fi
+# Install only when the pinned requirements or the package metadata changed.
+stamp=$venv/.greenlight-installed
+want=$(cat bindings/python/requirements.txt bindings/python/pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r bindings/python/requirements.txt
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e bindings/python
+  echo "$want" > "$stamp"
+fi
+
+GREENLIGHT_WASM=${GREENLIGHT_WASM:-$(cargo run -q -p greenlight -- component path)}
+GREENLIGHT_BIN=${GREENLIGHT_BIN:-$target/debug/greenlight}
+export GREENLIGHT_WASM GREENLIGHT_BIN
+for f in "$GREENLIGHT_WASM" "$GREENLIGHT_BIN"; do
+  [ -f "$f" ] || { echo "bindings/python/test.sh: $f does not exist" >&2; exit 1; }
+done
+
+exec "$venv/bin/python" -m pytest -p no:cacheprovider --import-mode=importlib -q \
+  tests/python examples/python-gateway "$@"

@@ -1,0 +1,238 @@
+// The conformance vectors through greenlight.wasm from Node (jco): every
+// tests/vectors/*.json must give the Rust decision JSON byte for byte and
+// the HTTP answer of docs/gateway.md; plus the fail-closed cases and the
+// published JOSE vectors. Run with `node --test tests/js/` after
+// `npm run build` in bindings/js (bindings/js/test.sh does both).
+
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { BundleError, DenialError, Engine, readBundleDir, respond } from '../../bindings/js/src/index.js';
+import { GEN_DIR } from '../../bindings/js/src/engine.js';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const SERVICE = 'https://greenlight.example.com';
+/** The fewest vectors the suite accepts; fewer means files went missing. */
+const MIN_VECTORS = 40;
+
+const vectors = readdirSync(join(root, 'tests/vectors'))
+  .filter((n) => n.endsWith('.json'))
+  .sort()
+  .map((n) => [n, JSON.parse(readFileSync(join(root, 'tests/vectors', n), 'utf8'))]);
+
+const engine = await Engine.load();
+/** Policies by bundle and key sets: vectors that share both share one. */
+const policies = new Map();
+after(() => {
+  for (const p of policies.values()) p.close();
+  engine.close();
+});
+
+function policyFor(v) {
+  const key = JSON.stringify([v.bundle, v.keys]);
+  if (!policies.has(key)) {
+    const policy = engine.loadBundleDir(join(root, v.bundle));
+    for (const k of v.keys) policy.setKeys(k.issuer, readFileSync(join(root, k.jwks), 'utf8'));
+    policies.set(key, policy);
+  }
+  return policies.get(key);
+}
+
+describe('conformance vectors', () => {
+  test(`there are at least ${MIN_VECTORS}`, () => {
+    assert.ok(vectors.length >= MIN_VECTORS, `only ${vectors.length} vectors in tests/vectors`);
+  });
+
+  for (const [name, v] of vectors) {
+    test(`${name}: ${v.description}`, () => {
+      const policy = policyFor(v);
+      const decide = () =>
+        v.request.http !== undefined ? policy.evaluateHttp(v.request.http, v.now) : policy.evaluate(v.request.access, v.now);
+      const decision = decide();
+      // The file's key order is serde's, so its compact form is the Rust JSON.
+      assert.equal(JSON.stringify(decision), JSON.stringify(v.expect));
+      assert.deepEqual(decision, v.expect);
+      // The second answer comes from the instance's token cache.
+      assert.equal(JSON.stringify(decide()), JSON.stringify(decision), 'the cached answer differs');
+      assert.deepEqual(respond(decision, SERVICE), v.response);
+    });
+  }
+});
+
+const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+const NOW = 1767225600;
+const DEMO_HASH = '7d42a18dd6edb3b38370fa5f7855255e54950d389a4bcc53b46e009e0f6a7aac';
+
+describe('fail closed', () => {
+  const files = readBundleDir(join(root, 'examples/bundle'));
+  let demo;
+  before(() => {
+    demo = engine.loadBundle(files);
+  });
+  after(() => demo.close());
+
+  test('a bundle with a broken policy is refused with the problem located', () => {
+    const broken = files.map(([n, c]) =>
+      n === 'policy.cedar' ? [n, c.replace('action == Action::"payment.read", resource)', 'action == Action::"payment.read", resource')] : [n, c],
+    );
+    assert.throws(() => engine.loadBundle(broken), (e) => {
+      assert.ok(e instanceof BundleError);
+      assert.deepEqual(e.problems, [
+        { kind: 'invalid-policy', file: 'policy.cedar', line: 5, column: 1, message: 'unexpected token `when`' },
+      ]);
+      assert.equal(e.message, 'the bundle has 1 problem(s):\npolicy.cedar:5:1: unexpected token `when`');
+      return true;
+    });
+  });
+
+  test('a bundle without policy.cedar is refused', () => {
+    assert.throws(() => engine.loadBundle(files.filter(([n]) => n !== 'policy.cedar')), (e) => {
+      assert.ok(e instanceof BundleError);
+      assert.deepEqual(e.problems, [
+        { kind: 'missing-file', file: 'policy.cedar', line: null, column: null, message: 'every bundle needs `policy.cedar`' },
+      ]);
+      return true;
+    });
+  });
+
+  test('a refused key set is an error and the old keys keep serving', () => {
+    const [, v] = vectors.find(([n]) => n.startsWith('070-'));
+    const policy = engine.loadBundleDir(join(root, v.bundle));
+    try {
+      const [{ issuer, jwks }] = v.keys;
+      policy.setKeys(issuer, readFileSync(join(root, jwks), 'utf8'));
+      assert.throws(() => policy.setKeys(issuer, '{"keys": 5}'), (e) => {
+        assert.ok(e instanceof BundleError);
+        assert.deepEqual(e.problems, [
+          { kind: 'invalid-keys', file: `jwks of \`${issuer}\``, line: null, column: null, message: 'a JWKS needs a `keys` array' },
+        ]);
+        return true;
+      });
+      assert.deepEqual(policy.evaluateHttp(v.request.http, v.now), v.expect);
+    } finally {
+      policy.close();
+    }
+  });
+
+  test('an unknown route is denied (403)', () => {
+    const [, v] = vectors.find(([n]) => n.startsWith('001-'));
+    const d = demo.evaluateHttp({ ...v.request.http, method: 'GET', path: '/admin/users' }, NOW);
+    assert.deepEqual(d.verdict, { kind: 'deny', code: 'route-not-found', message: 'no route for `GET /admin/users`' });
+    assert.equal(respond(d, SERVICE).status, 403);
+  });
+
+  test('a 9000-byte token is denied as too large', () => {
+    const d = demo.evaluateHttp({ method: 'GET', path: '/payments/p1', headers: [['authorization', `Bearer ${'a'.repeat(9000)}`]] }, NOW);
+    assert.equal(
+      JSON.stringify(d),
+      `{"verdict":{"kind":"deny","code":"token-too-large","message":"the token has 9000 bytes, more than the 8192 accepted"},"reasons":[],"policy_hash":"${DEMO_HASH}"}`,
+    );
+  });
+
+  test('an alg none token is denied', () => {
+    const claims = { iss: 'https://idp.example.com', aud: 'https://api.example.com', sub: 'mallory', exp: NOW + 60, iat: NOW, scope: 'payments:refund' };
+    const token = `${b64({ alg: 'none', typ: 'at+jwt' })}.${b64(claims)}.`;
+    const d = demo.evaluateHttp(
+      { method: 'POST', path: '/payments/p1/refund', headers: [['authorization', `Bearer ${token}`]], params: '{"amount":5,"currency":"EUR"}' },
+      NOW,
+    );
+    assert.deepEqual(d.verdict, { kind: 'deny', code: 'token-unsupported-algorithm', message: 'algorithm `none` is not supported' });
+    assert.deepEqual(respond(d, SERVICE).headers[0], [
+      'www-authenticate',
+      'Bearer error="invalid_token", error_description="algorithm `none` is not supported"',
+    ]);
+  });
+
+  test('authenticate refuses a malformed token with its code', () => {
+    assert.throws(() => demo.authenticate('x.y.z', NOW), (e) => {
+      assert.ok(e instanceof DenialError);
+      assert.equal(e.code, 'token-malformed');
+      assert.equal(e.denial, 'the header is not base64url');
+      return true;
+    });
+  });
+});
+
+describe('a hostile policy module', () => {
+  const defaults = JSON.parse(readFileSync(join(GEN_DIR, 'default.json'), 'utf8'));
+  const path = process.env.GREENLIGHT_HOSTILE_WASM ?? join(dirname(defaults.wasm), 'greenlight_test_hostile.wasm');
+  let hostile;
+  let policy;
+  before(async () => {
+    assert.ok(existsSync(path), `the hostile component is not at ${path} (set GREENLIGHT_HOSTILE_WASM)`);
+    hostile = await Engine.load(path);
+    policy = hostile.loadBundle([]);
+  });
+  after(() => policy.close());
+
+  const ask = (path) => policy.evaluateHttp({ method: 'GET', path, headers: [] }, NOW);
+  const served = () =>
+    assert.deepEqual(ask('/ok'), {
+      verdict: { kind: 'allow', subject: 'hostile', consume: null, forward_headers: [] },
+      reasons: [],
+      policy_hash: 'hostile',
+    });
+
+  test('a trap is a deny (engine-trap) and the next call gets a fresh instance', () => {
+    served();
+    const d = ask('/trap');
+    assert.equal(d.verdict.kind, 'deny');
+    assert.equal(d.verdict.code, 'engine-trap');
+    assert.equal(d.verdict.message, 'the policy module trapped (wasm trap: wasm `unreachable` instruction executed)');
+    assert.equal(respond(d, SERVICE).status, 503);
+    served();
+  });
+
+  test('an endless loop is stopped at the time budget (engine-timeout)', () => {
+    const started = performance.now();
+    assert.deepEqual(ask('/loop').verdict, {
+      kind: 'deny',
+      code: 'engine-timeout',
+      message: 'the policy module ran past its time budget',
+    });
+    // The default budget is 500 ms; termination takes a moment more.
+    assert.ok(performance.now() - started < 2000, 'stopped within two seconds');
+    served();
+  });
+
+  test('unbounded allocation is stopped at the memory cap (engine-memory-exceeded)', () => {
+    assert.deepEqual(ask('/alloc').verdict, {
+      kind: 'deny',
+      code: 'engine-memory-exceeded',
+      message: 'the policy module ran past its memory cap of 67108864 bytes',
+    });
+    served();
+  });
+});
+
+describe('published JOSE vectors (RFC 7515, 7520, 8037)', () => {
+  const dir = join(root, 'tests', 'jose');
+  const jose = readdirSync(dir)
+    .filter((n) => n.endsWith('.json'))
+    .sort()
+    .map((n) => [n, JSON.parse(readFileSync(join(dir, n), 'utf8'))]);
+
+  test('all ten are there', () => assert.equal(jose.length, 10));
+
+  for (const [name, v] of jose) {
+    test(name, () => {
+      const jwk = JSON.stringify(v.jwk);
+      const refused = (token, code, message) =>
+        assert.throws(() => engine.verifyCompact(token, jwk), (e) => {
+          assert.ok(e instanceof DenialError);
+          assert.equal(e.code, code);
+          if (message !== undefined) assert.equal(e.denial, message);
+          return true;
+        });
+      if (v.alg === 'ES512' || v.alg === 'none') {
+        refused(v.token, 'token-unsupported-algorithm', `algorithm \`${v.alg}\` is not supported`);
+        return;
+      }
+      assert.equal(Buffer.from(engine.verifyCompact(v.token, jwk)).toString('utf8'), v.payload);
+      const dot = v.token.lastIndexOf('.');
+      const sig = v.token.slice(dot + 1);
+      refused(`${v.token.slice(0, dot + 1)}${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`, 'token-bad-signature');
+    });
+  }
+});

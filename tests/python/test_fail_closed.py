@@ -1,0 +1,171 @@
+"""Fail closed: a bad bundle is refused with its problems, hostile requests
+and tokens are denied with their codes, a module that traps or loops is
+denied and replaced, and the published JOSE vectors verify in the module."""
+
+import json
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from greenlight import BundleError, Denied, Engine, EngineError, Limits, Problem, respond
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "examples/bundle"
+REFUND = json.loads((ROOT / "tests/vectors/001-demo-refund-50-allowed.json").read_text())
+NOW = REFUND["now"]
+ALICE = dict(REFUND["request"]["http"]["headers"])["authorization"]
+PROBLEM_POLICY = Problem("invalid-policy", "policy.cedar", 62, 45, "unexpected token `;`")
+PROBLEM_MISSING = Problem("missing-file", "policy.cedar", None, None, "every bundle needs `policy.cedar`")
+
+
+def demo_copy(tmp_path: Path) -> Path:
+    dst = tmp_path / "bundle"
+    shutil.copytree(DEMO, dst, ignore=shutil.ignore_patterns("dev"))
+    return dst
+
+
+def test_a_bundle_with_a_policy_error_is_refused_with_the_problem_located(engine, tmp_path):
+    bundle = demo_copy(tmp_path)
+    policy = bundle / "policy.cedar"
+    policy.write_text(policy.read_text() + '\n@id("broken")\npermit (principal, action, resource) when { ;\n')
+    with pytest.raises(BundleError) as err:
+        engine.load_bundle_dir(bundle)
+    assert err.value.problems == (PROBLEM_POLICY,)
+    assert err.value.other is None
+    assert str(err.value) == f"the bundle has 1 problem(s): {PROBLEM_POLICY}"
+
+
+def test_a_bundle_without_its_policy_file_is_refused(engine, tmp_path):
+    bundle = demo_copy(tmp_path)
+    (bundle / "policy.cedar").unlink()
+    with pytest.raises(BundleError) as err:
+        engine.load_bundle_dir(bundle)
+    assert err.value.problems == (PROBLEM_MISSING,)
+
+
+def test_a_private_key_beside_the_bundle_never_reaches_the_engine(engine):
+    # examples/bundle/dev holds the demo IdP's private key: only the listed files are read.
+    policy = engine.load_bundle_dir(DEMO)
+    assert policy.policy_hash == REFUND["expect"]["policy_hash"]
+
+
+def refund(policy, path="/payments/pay_123/refund", token=ALICE, method="POST"):
+    return policy.evaluate_http({"method": method, "path": path, "query": "",
+                                 "headers": [["authorization", token]],
+                                 "params": '{"amount":50,"currency":"EUR"}'}, NOW)
+
+
+def test_an_unknown_route_is_denied_403(engine):
+    policy = engine.load_bundle_dir(DEMO)
+    d = refund(policy, "/payments/pay_123/refund/now")
+    assert json.loads(d.to_json())["verdict"] == {
+        "kind": "deny", "code": "route-not-found", "message": "no route for `POST /payments/pay_123/refund/now`"}
+    assert respond(d, "s")[0] == 403
+
+
+def test_a_9000_byte_token_is_denied_before_it_is_parsed(engine):
+    policy = engine.load_bundle_dir(DEMO)
+    d = refund(policy, token="Bearer " + "a" * 9000)
+    assert json.loads(d.to_json())["verdict"] == {
+        "kind": "deny", "code": "token-too-large", "message": "the token has 9000 bytes, more than the 8192 accepted"}
+
+
+def test_an_alg_none_token_is_denied(engine):
+    header, payload, _ = ALICE.removeprefix("Bearer ").split(".")
+    # {"alg":"none","typ":"at+jwt"} with alice's claims and no signature.
+    d = refund(engine.load_bundle_dir(DEMO), token=f"Bearer eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.{payload}.")
+    assert json.loads(d.to_json())["verdict"] == {
+        "kind": "deny", "code": "token-unsupported-algorithm", "message": "algorithm `none` is not supported"}
+
+
+def test_a_trapping_module_is_denied_and_replaced(hostile_path):
+    policy = Engine(hostile_path).load_bundle([])
+    assert policy.policy_hash == "hostile"
+    for _ in range(2):
+        d = refund(policy, "/trap")
+        assert json.loads(d.to_json()) == {
+            "verdict": {"kind": "deny", "code": "engine-trap",
+                        "message": "the policy module trapped (wasm `unreachable` instruction executed)"},
+            "reasons": [], "policy_hash": "hostile"}
+        assert respond(d, "s")[0] == 503
+        assert refund(policy, "/ok").verdict.subject == "hostile"
+
+
+def test_a_looping_module_is_stopped_by_its_time_budget(hostile_path):
+    policy = Engine(hostile_path).load_bundle([])
+    started = time.monotonic()
+    d = refund(policy, "/loop")
+    elapsed = time.monotonic() - started
+    assert json.loads(d.to_json())["verdict"] == {
+        "kind": "deny", "code": "engine-timeout", "message": "the policy module ran past its time budget"}
+    assert 0.09 <= elapsed < 1.0
+    assert refund(policy, "/ok").verdict.subject == "hostile"
+
+
+def test_a_module_allocating_without_bound_hits_its_memory_cap(hostile_path):
+    # A generous time budget, so the cap and not the clock stops it on a busy machine.
+    policy = Engine(hostile_path, Limits(call_budget=10.0, memory_bytes=16 << 20)).load_bundle([])
+    d = refund(policy, "/alloc")
+    assert json.loads(d.to_json())["verdict"] == {
+        "kind": "deny", "code": "engine-memory-exceeded",
+        "message": "the policy module ran past its memory cap of 16777216 bytes"}
+    assert refund(policy, "/ok").verdict.subject == "hostile"
+
+
+def test_authenticate_names_the_principal_and_refuses_bad_tokens(engine):
+    policy = engine.load_bundle_dir(DEMO)
+    p = policy.authenticate(ALICE.removeprefix("Bearer "), NOW)
+    assert (p.entity_type, p.subject, p.client_id, p.scopes, p.issuer) == (
+        "User", "alice", "shop-backend", ("payments:read", "payments:refund", "files:write"),
+        "https://idp.example.com")
+    with pytest.raises(Denied) as err:
+        policy.authenticate(ALICE.removeprefix("Bearer "), NOW + 86400)
+    assert (err.value.code, err.value.message) == ("token-expired", "the token expired at 1767229200")
+
+
+JOSE = sorted((ROOT / "tests/jose").glob("*.json"))
+
+
+def test_the_ten_published_jose_vectors_are_there():
+    assert len(JOSE) == 10
+
+
+@pytest.mark.parametrize("path", JOSE, ids=[p.stem for p in JOSE])
+def test_published_jose_vector(engine, path):
+    v = json.loads(path.read_text())
+    jwk = json.dumps(v["jwk"])
+    if v["alg"] in ("ES512", "none"):
+        with pytest.raises(Denied) as err:
+            engine.verify_compact(v["token"], jwk)
+        assert (err.value.code, err.value.message) == (
+            "token-unsupported-algorithm", f"algorithm `{v['alg']}` is not supported")
+        return
+    assert engine.verify_compact(v["token"], jwk) == v["payload"].encode()
+    signing_input, sig = v["token"].rsplit(".", 1)
+    flipped = f"{signing_input}.{'B' if sig[0] == 'A' else 'A'}{sig[1:]}"
+    with pytest.raises(Denied) as err:
+        engine.verify_compact(flipped, jwk)
+    assert (err.value.code, err.value.message) == ("token-bad-signature", "the signature does not verify")
+
+
+def test_a_file_that_is_not_a_component_is_refused(tmp_path):
+    junk = tmp_path / "junk.wasm"
+    junk.write_bytes(b"\0asm\x01\0\0\0garbage")
+    with pytest.raises(EngineError, match="^the component cannot be used: "):
+        Engine(junk, cache_dir=None)
+
+
+def test_one_policy_answers_several_threads_at_once(engine):
+    policy = engine.load_bundle_dir(DEMO)
+    cases = [json.loads(p.read_text()) for p in sorted((ROOT / "tests/vectors").glob("00[12]-*.json"))]
+
+    def work(_):
+        return [policy.evaluate_http(v["request"]["http"], v["now"]).to_dict() == v["expect"]
+                for _ in range(25) for v in cases]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = [ok for batch in pool.map(work, range(4)) for ok in batch]
+    assert results == [True] * 200

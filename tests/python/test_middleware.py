@@ -1,0 +1,217 @@
+"""The ASGI middleware in-process: what reaches the app, what the approval
+service is asked, and that every failure of the service denies.
+
+The app is driven through httpx's ASGI transport; the approval service is an
+httpx mock, so each test decides exactly what the service answers.
+"""
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from greenlight import Decision
+from greenlight.asgi import GreenlightMiddleware
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE = "https://greenlight.example.com"
+
+
+def vector(name: str) -> dict:
+    return json.loads(next((ROOT / "tests/vectors").glob(f"{name}-*.json")).read_text(encoding="utf-8"))
+
+
+ONCE = vector("058")  # a `once` action token of tests/bundles/tokens
+REFUND = vector("001")  # alice's refund of 50 in the demo bundle
+NOW = ONCE["now"]
+assert REFUND["now"] == NOW
+
+
+class Echo:
+    """An ASGI app that records what it received and answers 200."""
+
+    def __init__(self):
+        self.seen = []
+
+    async def __call__(self, scope, receive, send):
+        body = b""
+        while True:
+            m = await receive()
+            body += m.get("body", b"")
+            if not m.get("more_body"):
+                break
+        self.seen.append((scope["headers"], body))
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"upstream"})
+
+
+class Service:
+    """A mock approval service: `jwks` and `check` are lists of answers
+    (an httpx.Response or an exception), used in turn, the last repeated."""
+
+    def __init__(self, check=(), jwks=(httpx.Response(404),)):
+        self.answers = {"/v1/check": list(check), "/.well-known/jwks.json": list(jwks)}
+        self.requests = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answers = self.answers[request.url.path]
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def paths(self):
+        return [r.url.path for r in self.requests]
+
+
+def gateway(engine, bundle, service: Service, app=None, **kw):
+    app = app or Echo()
+    mw = GreenlightMiddleware(app, bundle_dir=bundle, service_url=SERVICE + "/", engine=engine,
+                              clock=lambda: NOW, transport=httpx.MockTransport(service), **kw)
+    return mw, app
+
+
+def call(mw, method, path, headers=(), content=None):
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=mw), base_url="http://api.test") as c:
+            return await c.request(method, path, headers=list(headers), content=content)
+    return asyncio.run(go())
+
+
+def token_of(v: dict) -> str:
+    return dict(v["request"]["http"]["headers"])["authorization"]
+
+
+def decision_json(verdict: dict) -> httpx.Response:
+    return httpx.Response(200, json={"verdict": verdict, "reasons": ["thing-delete"],
+                                     "policy_hash": ONCE["expect"]["policy_hash"]})
+
+
+def test_an_allow_reaches_the_app_with_the_engines_headers_only(engine):
+    mw, app = gateway(engine, ROOT / "examples/bundle", Service())
+    body = b'{"amount":50,"currency":"EUR"}'
+    r = call(mw, "POST", "/payments/pay_123/refund", [
+        ("authorization", token_of(REFUND)), ("X-Greenlight-Subject", "mallory"),
+        ("x-greenlight-approval", "forged"), ("content-type", "application/json")], body)
+    assert (r.status_code, r.text) == (200, "upstream")
+    headers, seen_body = app.seen[0]
+    assert seen_body == body
+    greenlight = [(k, v) for k, v in headers if k.startswith(b"x-greenlight-")]
+    assert greenlight == [(b"x-greenlight-subject", b"alice"), (b"x-greenlight-action", b"payment.refund")]
+
+
+def test_a_once_token_is_consumed_by_the_service_and_its_decision_wins(engine):
+    allow = {"kind": "allow", "subject": "bob", "consume": None,
+             "forward_headers": [["x-greenlight-subject", "bob"], ["x-greenlight-approval", "apr-1"]]}
+    service = Service(check=[decision_json(allow)])
+    mw, app = gateway(engine, ROOT / "tests/bundles/tokens", service)
+    r = call(mw, "POST", "/things/t-1/delete", [("authorization", token_of(ONCE))])
+    assert (r.status_code, r.text) == (200, "upstream")
+    assert service.paths() == ["/.well-known/jwks.json", "/v1/check"]
+    assert json.loads(service.requests[1].content) == {
+        "method": "POST", "path": "/things/t-1/delete", "query": "",
+        "headers": {"host": "api.test", "content-length": "0", "accept": "*/*", "accept-encoding": "gzip, deflate",
+                    "connection": "keep-alive", "user-agent": f"python-httpx/{httpx.__version__}",
+                    "authorization": token_of(ONCE)},
+        "params": None,
+    }
+    headers, _ = app.seen[0]
+    assert [(k, v) for k, v in headers if k.startswith(b"x-greenlight-")] == [
+        (b"x-greenlight-subject", b"bob"), (b"x-greenlight-approval", b"apr-1")]
+
+
+def test_a_replay_reported_by_the_service_is_a_401(engine):
+    deny = {"kind": "deny", "code": "action-token-replayed", "message": "action token `at-1` was already used"}
+    mw, app = gateway(engine, ROOT / "tests/bundles/tokens", Service(check=[decision_json(deny)]))
+    r = call(mw, "POST", "/things/t-1/delete", [("authorization", token_of(ONCE))])
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == \
+        'Bearer error="invalid_token", error_description="action token `at-1` was already used"'
+    assert r.json() == {"error": "invalid_token", "error_description": "action token `at-1` was already used",
+                        "code": "action-token-replayed"}
+    assert app.seen == []
+
+
+@pytest.mark.parametrize("answer, message", [
+    (httpx.ConnectError("refused"),
+     "the approval service cannot be reached to consume the action token: ConnectError"),
+    (httpx.ReadTimeout("slow"),
+     "the approval service cannot be reached to consume the action token: ReadTimeout"),
+    (httpx.Response(500, json={"error": "server_error"}), "the approval service answered 500"),
+    (httpx.Response(200, text="<html>"),
+     "the approval service's answer is not a decision: Expecting value: line 1 column 1 (char 0)"),
+    (httpx.Response(200, json={"verdict": {"kind": "allow"}, "reasons": [], "policy_hash": "h"}),
+     "the approval service's answer is not a decision: the allow lacks "
+     "['consume', 'forward_headers', 'subject'] or has unknown []"),
+    (httpx.Response(200, json={"verdict": {"kind": "deny", "code": "no-such-code", "message": ""},
+                               "reasons": [], "policy_hash": "h"}),
+     "the approval service's answer is not a decision: unknown denial code 'no-such-code'"),
+], ids=["unreachable", "timeout", "error-status", "not-json", "not-a-decision", "unknown-code"])
+def test_a_failing_service_denies_with_engine_unavailable(engine, answer, message):
+    mw, app = gateway(engine, ROOT / "tests/bundles/tokens", Service(check=[answer]))
+    r = call(mw, "POST", "/things/t-1/delete", [("authorization", token_of(ONCE))])
+    assert r.status_code == 503
+    assert [(k, v) for k, v in r.headers.items() if k != "content-length"] == [
+        ("content-type", "application/json"), ("cache-control", "no-store")]
+    assert r.json() == {"error": "temporarily_unavailable", "error_description": message,
+                        "code": "engine-unavailable"}
+    assert app.seen == []
+
+
+def bundle_without_action_keys(tmp_path: Path) -> Path:
+    """tests/bundles/tokens with Greenlight's keys left to the host."""
+    dst = tmp_path / "bundle"
+    shutil.copytree(ROOT / "tests/bundles/tokens", dst)
+    (dst / "greenlight.jwks.json").unlink()
+    toml = dst / "greenlight.toml"
+    toml.write_text(toml.read_text().replace('jwks = "greenlight.jwks.json"\n', ""))
+    return dst
+
+
+def test_keys_are_fetched_again_when_a_token_names_an_unknown_key(engine, tmp_path):
+    jwks = (ROOT / "tests/bundles/tokens/greenlight.jwks.json").read_text()
+    allow = {"kind": "allow", "subject": "bob", "consume": None, "forward_headers": []}
+    service = Service(check=[decision_json(allow)], jwks=[httpx.Response(503), httpx.Response(200, text=jwks)])
+    mw, app = gateway(engine, bundle_without_action_keys(tmp_path), service, key_refresh_seconds=0)
+    r = call(mw, "POST", "/things/t-1/delete", [("authorization", token_of(ONCE))])
+    assert (r.status_code, r.text) == (200, "upstream")
+    assert service.paths() == ["/.well-known/jwks.json", "/.well-known/jwks.json", "/v1/check"]
+
+
+def test_key_fetches_are_rate_limited_and_an_unknown_key_is_denied(engine, tmp_path):
+    service = Service(jwks=[httpx.Response(503)])
+    mw, app = gateway(engine, bundle_without_action_keys(tmp_path), service, key_refresh_seconds=60)
+    for _ in range(2):
+        r = call(mw, "POST", "/things/t-1/delete", [("authorization", token_of(ONCE))])
+        assert r.status_code == 401
+        assert r.json() == {"error": "invalid_token", "code": "token-unknown-key",
+                            "error_description": "no keys are loaded for issuer `https://greenlight.test`"}
+    assert service.paths() == ["/.well-known/jwks.json"]
+    assert app.seen == []
+
+
+def test_a_body_that_is_not_utf8_is_refused(engine):
+    mw, app = gateway(engine, ROOT / "examples/bundle", Service())
+    r = call(mw, "POST", "/payments/pay_123/refund", [("authorization", token_of(REFUND))], b"\xff\xfe")
+    assert (r.status_code, r.json()) == (400, {"error": "invalid_request", "code": "request-invalid",
+                                               "error_description": "the request body is not UTF-8"})
+    assert app.seen == []
+
+
+def test_a_body_over_the_limit_is_refused(engine):
+    mw, app = gateway(engine, ROOT / "examples/bundle", Service(), max_body=16)
+    r = call(mw, "POST", "/payments/pay_123/refund", [("authorization", token_of(REFUND))],
+             b'{"amount":50,"currency":"EUR"}')
+    assert (r.status_code, r.json()) == (400, {"error": "invalid_request", "code": "request-invalid",
+                                               "error_description": "the request body is larger than 16 bytes"})
+    assert app.seen == []
+
+
+def test_a_decision_read_back_from_json_is_the_same_decision():
+    for name in ("001", "002", "058", "011"):
+        expect = vector(name)["expect"]
+        assert Decision.from_dict(expect).to_dict() == expect
