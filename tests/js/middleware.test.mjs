@@ -1,12 +1,13 @@
 // The Node middleware over real HTTP, against a stand-in approval service:
 // what reaches the handler on allow, the exact answers for the rest, and
-// the one-time action token path (the service decides; unreachable or
-// nonsense answers deny). The clock is pinned to the vectors' `now` so their
+// the decisions that go to the service (one-time and window action tokens,
+// window grants: the service decides; unreachable or nonsense answers deny)
+// and those that do not. The clock is pinned to the vectors' `now` so their
 // tokens are valid. The real service is exercised in examples/node-gateway.
 
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Engine, respond, withGreenlight } from '../../bindings/js/src/index.js';
@@ -67,6 +68,22 @@ function echo(req, res) {
 async function call(base, { method = 'GET', path, headers = {}, body }) {
   const r = await fetch(`${base}${path}`, { method, headers, body });
   return { status: r.status, headers: r.headers, body: await r.json() };
+}
+
+/**
+ * As `call`, with node:http, whose headers go on the wire as given: an
+ * array value is that header repeated, in order (fetch would join them).
+ */
+function rawCall(base, { method = 'GET', path, headers = {}, body }) {
+  return new Promise((ok, fail) => {
+    const req = httpRequest(`${base}${path}`, { method, headers }, async (res) => {
+      let text = '';
+      for await (const chunk of res) text += chunk;
+      ok({ status: res.statusCode, headers: new Headers(res.headers), body: JSON.parse(text) });
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
 }
 
 const engine = await Engine.load();
@@ -214,10 +231,9 @@ describe('a one-time action token goes to the approval service', () => {
     assert.equal(r.status, 200);
     assert.equal(r.body.headers['x-greenlight-approval'], 'apr-1');
     const sent = service.checks.at(-1);
-    assert.deepEqual(
-      [sent.method, sent.path, sent.query, sent.params, sent.headers.authorization],
-      ['POST', '/things/t-1/delete', '', null, bearer(v)],
-    );
+    assert.deepEqual([sent.method, sent.path, sent.query, sent.params], ['POST', '/things/t-1/delete', '', null]);
+    assert.ok(Array.isArray(sent.headers), 'headers go as [name, value] pairs');
+    assert.deepEqual(sent.headers.filter(([k]) => k === 'authorization'), [['authorization', bearer(v)]]);
   });
 
   test('a replay the service reports is 401 invalid_token', async () => {
@@ -265,6 +281,161 @@ describe('a one-time action token goes to the approval service', () => {
       code: 'engine-unavailable',
     });
     assert.match(logged.at(-1), /^the approval service cannot be reached: /);
+  });
+});
+
+describe('window action tokens and window grants go to the approval service', () => {
+  const windowToken = vector('066-'); // POST /things/t-1/share with a `window` action token
+  const windowRequired = vector('065-'); // the same share with bob's token: approval-required, grant `window`
+  const onceRequired = vector('057-'); // POST /things/t-1/delete with bob's token: approval-required, grant `once`
+  const service = new FakeService(GREENLIGHT_JWKS);
+  const logged = [];
+  let policy;
+  let app;
+  let serviceUrl;
+  let base;
+  before(async () => {
+    serviceUrl = await listen(service.server);
+    policy = engine.loadBundleDir(join(root, windowToken.bundle));
+    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, log: (m) => logged.push(m), serviceTimeoutMs: 2000 }, echo);
+    await handler.ready;
+    app = createServer(handler);
+    base = await listen(app);
+  });
+  after(() => {
+    app.close();
+    service.server.close();
+    policy.close();
+  });
+
+  const share = (v, headers = {}) =>
+    call(base, {
+      method: 'POST',
+      path: '/things/t-1/share',
+      headers: { authorization: bearer(v), 'content-type': 'application/json', ...headers },
+      body: v.request.http.params,
+    });
+  const answer = (verdict) => JSON.stringify({ verdict, reasons: ['thing-share'], policy_hash: windowToken.expect.policy_hash });
+
+  test('a window action token goes to the service, and a revoked approval is 401 invalid_token', async () => {
+    service.check = () => [200, answer({ kind: 'deny', code: 'action-token-replayed', message: 'approval `apr-1` was revoked' })];
+    const before = service.checks.length;
+    const r = await share(windowToken);
+    assert.equal(service.checks.length, before + 1);
+    const sent = service.checks.at(-1);
+    assert.deepEqual([sent.method, sent.path, sent.query, sent.params], ['POST', '/things/t-1/share', '', { with: 'carol' }]);
+    assert.equal(r.status, 401);
+    assert.equal(r.headers.get('www-authenticate'), 'Bearer error="invalid_token", error_description="approval `apr-1` was revoked"');
+    assert.equal(r.headers.get('content-type'), 'application/json');
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+    assert.deepEqual(r.body, { error: 'invalid_token', error_description: 'approval `apr-1` was revoked', code: 'action-token-replayed' });
+  });
+
+  test('a window action token the service allows reaches the handler', async () => {
+    service.check = () => [200, JSON.stringify(windowToken.expect)];
+    const before = service.checks.length;
+    const r = await share(windowToken);
+    assert.equal(service.checks.length, before + 1);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.headers['x-greenlight-approval'], 'apr-1');
+    assert.deepEqual(r.body.body, { with: 'carol' });
+    assert.deepEqual(r.body.decision, windowToken.expect);
+  });
+
+  test('approval-required with a window grant goes to the service, whose allow passes with its headers', async () => {
+    const allow = {
+      kind: 'allow',
+      subject: 'bob',
+      consume: null,
+      forward_headers: [['x-greenlight-subject', 'bob'], ['x-greenlight-action', 'thing.share'], ['x-greenlight-approval', 'apr-7']],
+    };
+    service.check = () => [200, answer(allow)];
+    const before = service.checks.length;
+    const r = await rawCall(base, {
+      method: 'POST',
+      path: '/things/t-1/share',
+      headers: {
+        authorization: bearer(windowRequired),
+        'X-Trace': ['b', 'a'],
+        'x-greenlight-approval': 'forged',
+        'content-type': 'application/json',
+      },
+      body: windowRequired.request.http.params,
+    });
+    assert.equal(service.checks.length, before + 1);
+    // What the gateway saw, as [name, value] pairs: lower-case names, the
+    // repeated header twice and in order, the client's own x-greenlight-*.
+    assert.deepEqual(service.checks.at(-1), {
+      method: 'POST',
+      path: '/things/t-1/share',
+      query: '',
+      headers: [
+        ['authorization', bearer(windowRequired)],
+        ['x-trace', 'b'],
+        ['x-trace', 'a'],
+        ['x-greenlight-approval', 'forged'],
+        ['content-type', 'application/json'],
+        ['host', base.slice('http://'.length)],
+        ['connection', 'keep-alive'],
+        ['content-length', '16'],
+      ],
+      params: { with: 'carol' },
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.headers['x-greenlight-subject'], 'bob');
+    assert.equal(r.body.headers['x-greenlight-action'], 'thing.share');
+    assert.equal(r.body.headers['x-greenlight-approval'], 'apr-7');
+    assert.deepEqual(r.body.body, { with: 'carol' });
+    assert.deepEqual(r.body.decision, { verdict: allow, reasons: ['thing-share'], policy_hash: windowToken.expect.policy_hash });
+  });
+
+  test('without a window grant at the service, its challenge is answered with this gateway\'s ask', async () => {
+    const elsewhere = { backchannel_authentication_endpoint: 'http://elsewhere/oauth/bc-authorize', token_endpoint: 'http://elsewhere/oauth/token' };
+    service.check = () => [200, JSON.stringify({ ...windowRequired.expect, ask: elsewhere })];
+    const before = service.checks.length;
+    const r = await share(windowRequired);
+    assert.equal(service.checks.length, before + 1);
+    assert.equal(r.status, 401);
+    assert.equal(r.headers.get('www-authenticate'), 'Bearer error="insufficient_authorization", error_description="approval required"');
+    assert.deepEqual(r.body, respond(windowRequired.expect, serviceUrl).body);
+    assert.equal(r.body.obligation.grant, 'window');
+    assert.equal(r.body.ask.token_endpoint, `${serviceUrl}/oauth/token`);
+  });
+
+  test('approval-required with a once grant is answered without asking the service', async () => {
+    service.check = () => [500, '']; // would be a 503
+    const before = service.checks.length;
+    const r = await call(base, { method: 'POST', path: '/things/t-1/delete', headers: { authorization: bearer(onceRequired) } });
+    assert.equal(service.checks.length, before);
+    assert.equal(r.status, 401);
+    assert.equal(r.headers.get('www-authenticate'), 'Bearer error="insufficient_authorization", error_description="approval required"');
+    assert.equal(r.body.obligation.grant, 'once');
+    assert.deepEqual(r.body, respond(onceRequired.expect, serviceUrl).body);
+  });
+
+  for (const [name, v] of [['a window action token', windowToken], ['a window grant', windowRequired]]) {
+    test(`${name}: an error status or a non-decision at the service denies (engine-unavailable)`, async () => {
+      service.check = () => [502, ''];
+      let r = await share(v);
+      assert.equal(r.status, 503);
+      assert.deepEqual(r.body, {
+        error: 'temporarily_unavailable',
+        error_description: 'the approval service answered with status 502',
+        code: 'engine-unavailable',
+      });
+      service.check = () => [200, '{"verdict":{"kind":"maybe"},"reasons":[],"policy_hash":"x"}'];
+      r = await share(v);
+      assert.equal(r.status, 503);
+      assert.deepEqual(r.body, {
+        error: 'temporarily_unavailable',
+        error_description: "the approval service's answer is not a decision: the verdict has no known kind",
+        code: 'engine-unavailable',
+      });
+    });
+  }
+
+  test('nothing was logged', () => {
+    assert.deepEqual(logged, []);
   });
 });
 

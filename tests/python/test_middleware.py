@@ -1,5 +1,6 @@
 """The ASGI middleware in-process: what reaches the app, what the approval
-service is asked, and that every failure of the service denies.
+service is asked and when (one-time and window action tokens, window grants;
+never for other decisions), and that every failure of the service denies.
 
 The app is driven through httpx's ASGI transport; the approval service is an
 httpx mock, so each test decides exactly what the service answers.
@@ -25,6 +26,11 @@ def vector(name: str) -> dict:
 
 
 ONCE = vector("058")  # a `once` action token of tests/bundles/tokens
+ONCE_REQUIRED = vector("057")  # bob's base token for the same delete: approval-required, grant `once`
+WINDOW = vector("066")  # a `window` action token for POST /things/t-1/share
+WINDOW_REQUIRED = vector("065")  # bob's base token for that share: approval-required, grant `window`
+SHARE = WINDOW["request"]["http"]["params"].encode()  # {"with":"carol"}
+assert SHARE == WINDOW_REQUIRED["request"]["http"]["params"].encode()
 REFUND = vector("001")  # alice's refund of 50 in the demo bundle
 NOW = ONCE["now"]
 assert REFUND["now"] == NOW
@@ -91,6 +97,17 @@ def decision_json(verdict: dict) -> httpx.Response:
                                      "policy_hash": ONCE["expect"]["policy_hash"]})
 
 
+def sent_headers(authorization: str, *more: tuple, body: bytes = b"") -> list:
+    """The headers httpx sends for `call`, as the `[name, value]` pairs the
+    middleware must forward to /v1/check: httpx's own, then the test's
+    (`content-length` comes second without a body, last with one)."""
+    length = ["content-length", str(len(body))]
+    return [["host", "api.test"], *([] if body else [length]), ["accept", "*/*"],
+            ["accept-encoding", "gzip, deflate"], ["connection", "keep-alive"],
+            ["user-agent", f"python-httpx/{httpx.__version__}"],
+            ["authorization", authorization], *[list(h) for h in more], *([length] if body else [])]
+
+
 def test_an_allow_reaches_the_app_with_the_engines_headers_only(engine):
     mw, app = gateway(engine, ROOT / "examples/bundle", Service())
     body = b'{"amount":50,"currency":"EUR"}'
@@ -109,14 +126,15 @@ def test_a_once_token_is_consumed_by_the_service_and_its_decision_wins(engine):
              "forward_headers": [["x-greenlight-subject", "bob"], ["x-greenlight-approval", "apr-1"]]}
     service = Service(check=[decision_json(allow)])
     mw, app = gateway(engine, ROOT / "tests/bundles/tokens", service)
-    r = call(mw, "POST", "/things/t-1/delete", [("authorization", token_of(ONCE))])
+    r = call(mw, "POST", "/things/t-1/delete",
+             [("authorization", token_of(ONCE)), ("x-trace", "b"), ("accept-language", "fr"), ("X-Trace", "a")])
     assert (r.status_code, r.text) == (200, "upstream")
     assert service.paths() == ["/.well-known/jwks.json", "/v1/check"]
+    # The headers go as the pairs received: lower-case names, a repeated one
+    # repeated in its order, never joined.
     assert json.loads(service.requests[1].content) == {
         "method": "POST", "path": "/things/t-1/delete", "query": "",
-        "headers": {"host": "api.test", "content-length": "0", "accept": "*/*", "accept-encoding": "gzip, deflate",
-                    "connection": "keep-alive", "user-agent": f"python-httpx/{httpx.__version__}",
-                    "authorization": token_of(ONCE)},
+        "headers": sent_headers(token_of(ONCE), ("x-trace", "b"), ("accept-language", "fr"), ("x-trace", "a")),
         "params": None,
     }
     headers, _ = app.seen[0]
@@ -136,11 +154,91 @@ def test_a_replay_reported_by_the_service_is_a_401(engine):
     assert app.seen == []
 
 
+def test_a_window_token_goes_to_the_service_and_a_revoked_approval_is_a_401(engine):
+    deny = {"kind": "deny", "code": "action-token-replayed", "message": "approval `apr-1` was revoked"}
+    service = Service(check=[decision_json(deny)])
+    mw, app = gateway(engine, ROOT / "tests/bundles/tokens", service)
+    r = call(mw, "POST", "/things/t-1/share", [("authorization", token_of(WINDOW))], SHARE)
+    assert service.paths() == ["/.well-known/jwks.json", "/v1/check"]
+    assert json.loads(service.requests[1].content) == {
+        "method": "POST", "path": "/things/t-1/share", "query": "",
+        "headers": sent_headers(token_of(WINDOW), body=SHARE), "params": {"with": "carol"},
+    }
+    assert r.status_code == 401
+    assert [(k, v) for k, v in r.headers.items() if k != "content-length"] == [
+        ("www-authenticate", 'Bearer error="invalid_token", error_description="approval `apr-1` was revoked"'),
+        ("content-type", "application/json"), ("cache-control", "no-store")]
+    assert r.json() == {"error": "invalid_token", "error_description": "approval `apr-1` was revoked",
+                        "code": "action-token-replayed"}
+    assert app.seen == []
+
+
+def test_a_window_token_the_service_allows_reaches_the_app(engine):
+    service = Service(check=[httpx.Response(200, json=WINDOW["expect"])])
+    mw, app = gateway(engine, ROOT / "tests/bundles/tokens", service)
+    r = call(mw, "POST", "/things/t-1/share", [("authorization", token_of(WINDOW))], SHARE)
+    assert (r.status_code, r.text) == (200, "upstream")
+    assert service.paths() == ["/.well-known/jwks.json", "/v1/check"]
+    headers, body = app.seen[0]
+    assert body == SHARE
+    assert [(k, v) for k, v in headers if k.startswith(b"x-greenlight-")] == [
+        (b"x-greenlight-subject", b"bob"), (b"x-greenlight-action", b"thing.share"),
+        (b"x-greenlight-approval", b"apr-1")]
+
+
+def test_a_window_grant_held_by_the_service_turns_approval_required_into_an_allow(engine):
+    allow = {"kind": "allow", "subject": "bob", "consume": None,
+             "forward_headers": [["x-greenlight-subject", "bob"], ["x-greenlight-action", "thing.share"],
+                                 ["x-greenlight-approval", "apr-7"]]}
+    service = Service(check=[decision_json(allow)])
+    mw, app = gateway(engine, ROOT / "tests/bundles/tokens", service)
+    r = call(mw, "POST", "/things/t-1/share",
+             [("authorization", token_of(WINDOW_REQUIRED)), ("x-greenlight-approval", "forged")],
+             SHARE)
+    assert (r.status_code, r.text) == (200, "upstream")
+    assert service.paths() == ["/.well-known/jwks.json", "/v1/check"]
+    assert json.loads(service.requests[1].content) == {
+        "method": "POST", "path": "/things/t-1/share", "query": "",
+        "headers": sent_headers(token_of(WINDOW_REQUIRED), ("x-greenlight-approval", "forged"), body=SHARE),
+        "params": {"with": "carol"},
+    }
+    headers, body = app.seen[0]
+    assert body == SHARE
+    assert [(k, v) for k, v in headers if k.startswith(b"x-greenlight-")] == [
+        (b"x-greenlight-subject", b"bob"), (b"x-greenlight-action", b"thing.share"),
+        (b"x-greenlight-approval", b"apr-7")]
+
+
+def test_without_a_window_grant_the_services_challenge_is_answered(engine):
+    answer = httpx.Response(200, json={**WINDOW_REQUIRED["expect"], "ask": {
+        "backchannel_authentication_endpoint": "http://elsewhere/oauth/bc-authorize",
+        "token_endpoint": "http://elsewhere/oauth/token"}})
+    service = Service(check=[answer])
+    mw, app = gateway(engine, ROOT / "tests/bundles/tokens", service)
+    r = call(mw, "POST", "/things/t-1/share", [("authorization", token_of(WINDOW_REQUIRED))], SHARE)
+    assert service.paths() == ["/.well-known/jwks.json", "/v1/check"]
+    expected = WINDOW_REQUIRED["response"]
+    assert r.status_code == expected["status"] == 401
+    assert [[k, v] for k, v in r.headers.items() if k != "content-length"] == expected["headers"]
+    assert r.json() == expected["body"]
+    assert app.seen == []
+
+
+def test_approval_required_with_a_once_grant_is_answered_without_the_service(engine):
+    service = Service()
+    mw, app = gateway(engine, ROOT / "tests/bundles/tokens", service)
+    r = call(mw, "POST", "/things/t-1/delete", [("authorization", token_of(ONCE_REQUIRED))])
+    assert service.paths() == ["/.well-known/jwks.json"]
+    expected = ONCE_REQUIRED["response"]
+    assert r.status_code == expected["status"] == 401
+    assert [[k, v] for k, v in r.headers.items() if k != "content-length"] == expected["headers"]
+    assert r.json() == expected["body"]
+    assert app.seen == []
+
+
 @pytest.mark.parametrize("answer, message", [
-    (httpx.ConnectError("refused"),
-     "the approval service cannot be reached to consume the action token: ConnectError"),
-    (httpx.ReadTimeout("slow"),
-     "the approval service cannot be reached to consume the action token: ReadTimeout"),
+    (httpx.ConnectError("refused"), "the approval service cannot be reached: ConnectError"),
+    (httpx.ReadTimeout("slow"), "the approval service cannot be reached: ReadTimeout"),
     (httpx.Response(500, json={"error": "server_error"}), "the approval service answered 500"),
     (httpx.Response(200, text="<html>"),
      "the approval service's answer is not a decision: Expecting value: line 1 column 1 (char 0)"),
@@ -151,9 +249,12 @@ def test_a_replay_reported_by_the_service_is_a_401(engine):
                                "reasons": [], "policy_hash": "h"}),
      "the approval service's answer is not a decision: unknown denial code 'no-such-code'"),
 ], ids=["unreachable", "timeout", "error-status", "not-json", "not-a-decision", "unknown-code"])
-def test_a_failing_service_denies_with_engine_unavailable(engine, answer, message):
+@pytest.mark.parametrize("asked", [ONCE, WINDOW, WINDOW_REQUIRED], ids=["once-token", "window-token", "window-grant"])
+def test_a_failing_service_denies_with_engine_unavailable(engine, answer, message, asked):
     mw, app = gateway(engine, ROOT / "tests/bundles/tokens", Service(check=[answer]))
-    r = call(mw, "POST", "/things/t-1/delete", [("authorization", token_of(ONCE))])
+    http = asked["request"]["http"]
+    params = None if http["params"] is None else http["params"].encode()
+    r = call(mw, http["method"], http["path"], [("authorization", token_of(asked))], params)
     assert r.status_code == 503
     assert [(k, v) for k, v in r.headers.items() if k != "content-length"] == [
         ("content-type", "application/json"), ("cache-control", "no-store")]

@@ -29,14 +29,19 @@ const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
  * For each request it builds the engine's http-request (lower-cased headers
  * as received; `params` = the body when it is JSON), decides it at the wall
  * clock's time, and then:
+ * - a decision that needs the approval service's state (`needsService`:
+ *   an allow with `consume`, i.e. a one-time action token; an allow that
+ *   forwards `x-greenlight-approval`, i.e. a window action token whose
+ *   approval may have been revoked; approval-required with a `window`
+ *   grant, which the service may already hold): the request goes to
+ *   `${serviceUrl}/v1/check`, headers as the `[name, value]` pairs
+ *   received, and the service's decision replaces the local one.
+ *   Unreachable, or an answer that is not a decision: deny
+ *   engine-unavailable.
  * - allow: removes the client's `x-greenlight-*` headers, adds the
  *   decision's forward headers to `req.headers`, sets `req.greenlight` to
  *   the decision and calls `next()`. The body was read: `req.body` holds
  *   the parsed JSON (or a Buffer for other types), `req.rawBody` the bytes.
- * - allow with `consume` (a one-time action token): the request goes to
- *   `${serviceUrl}/v1/check`, which consumes the token; its decision
- *   replaces the local one. Unreachable, or an answer that is not a
- *   decision: deny engine-unavailable.
  * - deny or approval-required: the answer of `respond()`.
  *
  * At start, and when a token names an unknown key (at most every
@@ -79,10 +84,14 @@ export function greenlight(options) {
   }
   const ready = refreshKeys();
 
-  /** The service decides (and consumes the token); anything but a decision is a deny. */
+  /**
+   * The service decides with its store (consumes a one-time token, refuses
+   * a revoked approval's token, applies a window grant); anything but a
+   * decision is a deny. The headers go as received: in order, a repeated
+   * one repeated.
+   */
   async function checkAtService(request) {
-    const headers = {};
-    for (const [k, v] of request.headers) if (!Object.hasOwn(headers, k)) headers[k] = v;
+    const headers = request.headers;
     // The body goes as it came, so no number is rounded on the way; it must
     // be the JSON object the engine accepted (the module is untrusted too).
     const params = request.params ?? 'null';
@@ -128,7 +137,7 @@ export function greenlight(options) {
       await refreshKeys();
       decision = policy.evaluateHttp(request, now());
     }
-    if (decision.verdict.kind === 'allow' && decision.verdict.consume !== null) {
+    if (needsService(decision)) {
       decision = await checkAtService(request);
     }
     return decision;
@@ -229,6 +238,22 @@ async function httpRequest(req, maxBodyBytes) {
     }
   }
   return request;
+}
+
+/**
+ * Whether a decision needs state only the approval service has
+ * (docs/gateway.md, "Decisions that need the service"): an allow with
+ * `consume` (a one-time action token), an allow forwarding
+ * `x-greenlight-approval` (a window action token, whose approval may have
+ * been revoked), or approval-required with a `window` grant (the service
+ * may hold one for this subject and action).
+ * @param {import('./decision.js').Decision} decision
+ */
+function needsService(decision) {
+  const v = decision.verdict;
+  if (v.kind === 'allow') return v.consume !== null || v.forward_headers.some(([name]) => name === 'x-greenlight-approval');
+  if (v.kind === 'approval-required') return v.obligation.grant === 'window';
+  return false;
 }
 
 function isJsonObject(text) {

@@ -5,12 +5,16 @@ For each HTTP request it builds the engine's `http-request` (raw path,
 query, lower-case headers, the body text as `params` when there is a body),
 decides it with `greenlight.wasm` at the wall clock's time, and then:
 
+- when the decision needs the approval service's state (`needs_service`:
+  an allow with `consume`, i.e. a `once` action token; an allow forwarding
+  `x-greenlight-approval`, i.e. a `window` action token whose approval may
+  have been revoked; approval-required with a `window` grant, which the
+  service may already hold): sends the request to the service's
+  `POST /v1/check`, headers as the `[name, value]` pairs received, and acts
+  on that decision instead; when the service cannot be reached or does not
+  answer with a decision, denies with `engine-unavailable`;
 - allow: removes the client's `x-greenlight-*` headers, adds the decision's
   `forward_headers`, and calls the app (the body is replayed to it);
-- allow with `consume` (a `once` action token): sends the request to the
-  approval service's `POST /v1/check`, which consumes the token in its store,
-  and acts on that decision instead; when the service cannot be reached or
-  does not answer with a decision, denies with `engine-unavailable`;
 - deny or approval-required: answers as `greenlight.gateway.respond` says.
 
 The approval service's public keys (`/.well-known/jwks.json`) are fetched at
@@ -32,7 +36,7 @@ from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
 import httpx
 
 from . import _json
-from .decision import Allow, Decision, InvalidOutput
+from .decision import Allow, ApprovalRequired, Decision, InvalidOutput
 from .engine import ACTION_ISSUER, BundleError, EngineError, Engine, HttpRequest, Limits, Policy
 from .gateway import respond
 
@@ -149,23 +153,24 @@ class GreenlightMiddleware:
             return True
 
     async def decide(self, request: HttpRequest) -> Decision:
-        """The decision for `request` at the wall clock's time, completed by
-        the approval service when a single-use token must be consumed."""
+        """The decision for `request` at the wall clock's time, replaced by
+        the approval service's when it `needs_service`."""
         if self._keys_tried_at is None:
             await self.refresh_keys()
         decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
         v = decision.verdict
         if not decision.allowed and getattr(v, "code", None) == "token-unknown-key" and await self.refresh_keys():
             decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
-        if isinstance(decision.verdict, Allow) and decision.verdict.consume is not None:
+        if needs_service(decision):
             decision = await self._check_with_service(request, decision.policy_hash)
         return decision
 
     async def _check_with_service(self, request: HttpRequest, policy_hash: str) -> Decision:
-        """`POST {service}/v1/check`: the service re-decides and consumes the token."""
-        headers: dict[str, str] = {}
-        for k, v in request.headers:
-            headers[k] = f"{headers[k]}, {v}" if k in headers else v
+        """`POST {service}/v1/check`: the service re-decides with its store
+        (consumes a `once` token, refuses a revoked approval's token, applies
+        a window grant) and its decision is the answer."""
+        # The headers as received: in order, a repeated one repeated.
+        headers = [[k, v] for k, v in request.headers]
         try:
             params = None if request.params is None else json.loads(request.params)
         except ValueError:
@@ -176,7 +181,7 @@ class GreenlightMiddleware:
             r = await self._http_client().post(f"{self.service_url}/v1/check", json=body)
         except httpx.HTTPError as e:
             log.error("the approval service is unreachable: %s", e)
-            why = f"the approval service cannot be reached to consume the action token: {type(e).__name__}"
+            why = f"the approval service cannot be reached: {type(e).__name__}"
             return Decision.deny("engine-unavailable", why, policy_hash)
         if r.status_code != 200:
             return Decision.deny("engine-unavailable", f"the approval service answered {r.status_code}", policy_hash)
@@ -234,6 +239,21 @@ class GreenlightMiddleware:
             + [(b"content-length", str(len(raw)).encode())],
         })
         await send({"type": "http.response.body", "body": raw})
+
+
+def needs_service(decision: Decision) -> bool:
+    """Whether `decision` needs state only the approval service has
+    (docs/gateway.md, "Decisions that need the service"): an allow with
+    `consume` (a `once` action token), an allow forwarding
+    `x-greenlight-approval` (a `window` action token, whose approval may
+    have been revoked), or approval-required with a `window` grant (the
+    service may hold one for this subject and action)."""
+    v = decision.verdict
+    if isinstance(v, Allow):
+        return v.consume is not None or any(k == "x-greenlight-approval" for k, _ in v.forward_headers)
+    if isinstance(v, ApprovalRequired):
+        return v.obligation.grant == "window"
+    return False
 
 
 def http_request(scope: Scope, params: Optional[str]) -> HttpRequest:
