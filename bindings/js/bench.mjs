@@ -48,7 +48,10 @@ async function workerMode() {
   const policyFor = policies((files) => engine.loadBundle(files));
   return (v) => {
     const p = policyFor(v);
-    return v.request.http ? () => p.evaluateHttp(v.request.http, v.now) : () => p.evaluate(v.request.access, v.now);
+    const { http, access, vouched } = v.request;
+    if (http) return () => p.evaluateHttp(http, v.now);
+    if (vouched) return () => p.evaluateAs(vouched.subject, vouched.access, v.now);
+    return () => p.evaluate(access, v.now);
   };
 }
 
@@ -70,7 +73,7 @@ async function inlineMode() {
       const r = { ...v.request.http, params: v.request.http.params ?? undefined };
       return () => fromWit(p.evaluateHttp(r, now));
     }
-    const a = v.request.access;
+    const a = v.request.access ?? v.request.vouched.access;
     const r = {
       token: a.token,
       action: a.action,
@@ -79,6 +82,20 @@ async function inlineMode() {
       resourceProperties: a.resource_properties ?? undefined,
       context: a.context ?? undefined,
     };
+    if (v.request.vouched) {
+      const s = v.request.vouched.subject;
+      const who = {
+        entityType: s.entity_type,
+        subject: s.subject,
+        clientId: s.client_id,
+        scopes: s.scopes,
+        groups: s.groups,
+        roles: s.roles,
+        tenant: s.tenant,
+        issuer: s.issuer,
+      };
+      return () => fromWit(p.evaluateAs(who, r, now));
+    }
     return () => fromWit(p.evaluate(r, now));
   };
 }

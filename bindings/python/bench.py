@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from greenlight import AccessRequest, Engine, HttpRequest
+from greenlight import AccessRequest, Engine, HttpRequest, Principal
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The cases of BENCHMARKS.md: case name -> vector.
@@ -42,6 +42,9 @@ def prepare(engine: Engine, path: Path):
     if kind == "http":
         req = HttpRequest.from_dict(request)
         return lambda: policy.evaluate_http(req, v["now"])
+    if kind == "vouched":
+        subject, access = Principal.from_dict(request["subject"]), AccessRequest.from_dict(request["access"])
+        return lambda: policy.evaluate_as(subject, access, v["now"])
     req = AccessRequest.from_dict(request)
     return lambda: policy.evaluate(req, v["now"])
 

@@ -70,6 +70,33 @@ impl GuestPolicy for PolicyImpl {
         decision(self.0.borrow().evaluate(&request, now))
     }
 
+    fn evaluate_as(
+        &self,
+        subject: wit::Principal,
+        request: wit::AccessRequest,
+        now: u64,
+    ) -> wit::Decision {
+        let subject = core::policy::Principal {
+            entity_type: subject.entity_type,
+            subject: subject.subject,
+            client_id: subject.client_id,
+            scopes: subject.scopes,
+            groups: subject.groups,
+            roles: subject.roles,
+            tenant: subject.tenant,
+            issuer: subject.issuer,
+        };
+        let request = core::AccessRequest {
+            token: request.token,
+            action: request.action,
+            resource_type: request.resource_type,
+            resource_id: request.resource_id,
+            resource_properties: request.resource_properties,
+            context: request.context,
+        };
+        decision(self.0.borrow().evaluate_as(&subject, &request, now))
+    }
+
     fn authenticate(&self, token: String, now: u64) -> Result<wit::Principal, wit::Denial> {
         self.0
             .borrow()

@@ -639,6 +639,36 @@ impl Policy {
                 .call_evaluate(s, p, &req, now)
         })
     }
+
+    /// Decides an AuthZEN-shaped request for a subject this host vouches
+    /// for (the WIT `evaluate-as`). Only for subjects forwarded by a
+    /// policy enforcement point the caller has authenticated and trusts:
+    /// the component cannot tell a vouched subject from a claimed one.
+    pub fn evaluate_as(&self, subject: &Principal, request: &AccessRequest, now: u64) -> Decision {
+        let who = wit::Principal {
+            entity_type: subject.entity_type.clone(),
+            subject: subject.subject.clone(),
+            client_id: subject.client_id.clone(),
+            scopes: subject.scopes.clone(),
+            groups: subject.groups.clone(),
+            roles: subject.roles.clone(),
+            tenant: subject.tenant.clone(),
+            issuer: subject.issuer.clone(),
+        };
+        let req = wit::AccessRequest {
+            token: request.token.clone(),
+            action: request.action.clone(),
+            resource_type: request.resource_type.clone(),
+            resource_id: request.resource_id.clone(),
+            resource_properties: request.resource_properties.clone(),
+            context: request.context.clone(),
+        };
+        self.run(|b, s, p| {
+            b.greenlight_approval_engine()
+                .policy()
+                .call_evaluate_as(s, p, &who, &req, now)
+        })
+    }
 }
 
 fn load_error(e: wit::LoadError) -> LoadError {

@@ -150,7 +150,7 @@ fn a_bad_bundle_is_refused_with_the_same_problems_as_natively() {
             assert_eq!(p.len(), 1);
             assert_eq!(
                 p[0].message,
-                "policy `oops`: approver `nobody` should be `group:NAME`, `user:SUBJECT` or `subject`"
+                "policy `oops`: approver `nobody` should be `group:NAME`, `group:NAME@tenant`, `user:SUBJECT` or `subject`"
             );
         }
         other => panic!("{other:?}"),

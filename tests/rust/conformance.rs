@@ -41,6 +41,11 @@ struct KeyRef {
 enum RequestSpec {
     Http(HttpRequest),
     Access(AccessRequest),
+    /// `evaluate-as`: a subject the host vouches for, and the request.
+    Vouched {
+        subject: greenlight_core::policy::Principal,
+        access: AccessRequest,
+    },
 }
 
 /// The component, compiled once for this file's tests.
@@ -100,6 +105,7 @@ fn decide_native(v: &Vector, files: &[(String, String)]) -> Decision {
     match &v.request {
         RequestSpec::Http(r) => engine.evaluate_http(r, v.now),
         RequestSpec::Access(r) => engine.evaluate(r, v.now),
+        RequestSpec::Vouched { subject, access } => engine.evaluate_as(subject, access, v.now),
     }
 }
 
@@ -119,6 +125,7 @@ fn decide_wasm(
     let run = || match &v.request {
         RequestSpec::Http(r) => policy.evaluate_http(r, v.now),
         RequestSpec::Access(r) => policy.evaluate(r, v.now),
+        RequestSpec::Vouched { subject, access } => policy.evaluate_as(subject, access, v.now),
     };
     // The second run is answered from the instance's token cache.
     (run(), run())

@@ -464,6 +464,30 @@ export class Policy {
   }
 
   /**
+   * Decides an AuthZEN-shaped request at `now` (Unix seconds) for a subject
+   * this host vouches for instead of a token (the WIT `evaluate-as`):
+   * `subject` stands where a verified token's principal would (its
+   * `entity_type` is replaced by the bundle's), and `request.token` must be
+   * empty (else a deny `request-invalid`).
+   *
+   * Only for subjects forwarded by a policy enforcement point this host has
+   * authenticated and trusts: the module cannot tell a vouched subject from
+   * a claimed one, so never pass a subject a client merely claims.
+   * @param {{entity_type: string, subject: string, client_id?: string, scopes?: string[],
+   *          groups?: string[], roles?: string[], tenant?: string, issuer: string}} subject
+   *   a principal as `authenticate` returns it (camelCase names are accepted too)
+   * @param {{token: string, action: string, resource_type: string,
+   *          resource_id: string, resource_properties?: string | object | null,
+   *          context?: string | object | null}} request as for `evaluate`; `token` is ''
+   * @param {number | bigint} now
+   * @returns {import('./decision.js').Decision}
+   * @throws {TypeError} only for arguments of the wrong shape, never for what the module does
+   */
+  evaluateAs(subject, request, now) {
+    return this.#decide('evaluateAs', [principal(subject), accessRequest(request), seconds(now)]);
+  }
+
+  /**
    * Verifies an access token at `now` and returns who it names; action
    * tokens are refused (`action-token-invalid`).
    * @param {string} token
@@ -536,6 +560,27 @@ function httpRequest(r) {
     query: text(r.query ?? '', 'query'),
     headers: headers.map(([k, v]) => [text(k, 'a header name'), text(v, 'a header value')]),
     params: json(r.params, 'params'),
+  };
+}
+
+/** A list of strings (a lone string is refused, not split). */
+function texts(v, what) {
+  if (!Array.isArray(v)) throw new TypeError(`${what} must be an array of strings`);
+  return v.map((s) => text(s, `an entry of ${what}`));
+}
+
+/** The WIT `principal`; the lists default to empty, client id and tenant to ''. */
+function principal(p) {
+  if (p === null || typeof p !== 'object') throw new TypeError('the subject must be a principal object');
+  return {
+    entityType: text(p.entity_type ?? p.entityType, 'entity_type'),
+    subject: text(p.subject, 'subject'),
+    clientId: text(p.client_id ?? p.clientId ?? '', 'client_id'),
+    scopes: texts(p.scopes ?? [], 'scopes'),
+    groups: texts(p.groups ?? [], 'groups'),
+    roles: texts(p.roles ?? [], 'roles'),
+    tenant: text(p.tenant ?? '', 'tenant'),
+    issuer: text(p.issuer, 'issuer'),
   };
 }
 

@@ -74,6 +74,7 @@ run(() => {
 const ops = {
   evaluateHttp: (request, now) => policy.evaluateHttp(request, now),
   evaluate: (request, now) => policy.evaluate(request, now),
+  evaluateAs: (subject, request, now) => policy.evaluateAs(subject, request, now),
   authenticate: (token, now) => policy.authenticate(token, now),
   setKeys: (issuer, jwks) => policy.setKeys(issuer, jwks),
   policyHash: () => policy.policyHash(),

@@ -137,8 +137,10 @@ fn parse_object(text: Option<&str>, what: &str) -> Result<Map<String, Value>, De
     }
 }
 
-/// Reads the bearer token from `authorization`.
-fn bearer(headers: &[(String, String)]) -> Result<&str, Denial> {
+/// Reads the bearer token from `authorization` exactly as a decision does:
+/// one header, scheme `Bearer`, a non-empty token; hosts use it to know
+/// whose token a decision was about.
+pub fn bearer(headers: &[(String, String)]) -> Result<&str, Denial> {
     let mut values = headers
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
@@ -291,6 +293,69 @@ impl Engine {
     /// Decides an AuthZEN-shaped request at `now`.
     pub fn evaluate(&self, req: &AccessRequest, now: u64) -> Decision {
         let result = (|| {
+            let target = self.access_target(req, true)?;
+            let verified = self.verify_token(&req.token, now)?;
+            Ok((verified, target))
+        })();
+        match result {
+            Ok((verified, target)) => self.decide(&verified, target),
+            Err(d) => self.denied(d),
+        }
+    }
+
+    /// Decides an AuthZEN-shaped request for a subject a trusted host
+    /// vouches for, without a token: `subject` stands where a verified
+    /// token's principal would (its entity type is the bundle's). The
+    /// request must carry no token, so a token is never silently ignored.
+    /// The host is responsible for having authenticated whoever vouches.
+    pub fn evaluate_as(&self, subject: &Principal, req: &AccessRequest, now: u64) -> Decision {
+        let result = (|| {
+            if !req.token.is_empty() {
+                return Err(denial(
+                    DenialCode::RequestInvalid,
+                    "a request for a vouched subject carries no token",
+                ));
+            }
+            if subject.subject.is_empty() {
+                return Err(denial(
+                    DenialCode::RequestInvalid,
+                    "the vouched subject is empty",
+                ));
+            }
+            let target = self.access_target(req, false)?;
+            let audience = self
+                .bundle
+                .action_issuer
+                .as_ref()
+                .or_else(|| self.bundle.issuers.first())
+                .map(|i| i.audience.clone())
+                .unwrap_or_default();
+            let principal = Principal {
+                entity_type: self.bundle.config.principal.entity_type.clone(),
+                ..subject.clone()
+            };
+            let verified = Verified {
+                kind: TokenKind::Access,
+                principal,
+                exp: now,
+                nbf: None,
+                iat: None,
+                leeway: 0,
+                audience,
+            };
+            Ok((verified, target))
+        })();
+        match result {
+            Ok((verified, target)) => self.decide(&verified, target),
+            Err(d) => self.denied(d),
+        }
+    }
+
+    /// The action, resource and context of an AuthZEN-shaped request;
+    /// with `needs_token`, a request without a token is refused (after the
+    /// context, before the names: the order the vectors pin).
+    fn access_target(&self, req: &AccessRequest, needs_token: bool) -> Result<Target, Denial> {
+        {
             let context = parse_object(req.context.as_deref(), "context")?;
             let resource_attrs = match req.resource_properties.as_deref() {
                 Some(text) => parse_object(Some(text), "resource properties")?,
@@ -312,7 +377,7 @@ impl Engine {
                     })
                     .unwrap_or_default(),
             };
-            if req.token.is_empty() {
+            if needs_token && req.token.is_empty() {
                 return Err(denial(
                     DenialCode::TokenMissing,
                     "no bearer token was presented",
@@ -330,24 +395,16 @@ impl Engine {
                     ));
                 }
             }
-            let verified = self.verify_token(&req.token, now)?;
-            Ok((
-                verified,
-                Target {
-                    action: Action {
-                        action: req.action.clone(),
-                        resource_type: req.resource_type.clone(),
-                        resource_id: req.resource_id.clone(),
-                        params: context.clone(),
-                    },
-                    resource_attrs,
-                    context,
+            Ok(Target {
+                action: Action {
+                    action: req.action.clone(),
+                    resource_type: req.resource_type.clone(),
+                    resource_id: req.resource_id.clone(),
+                    params: context.clone(),
                 },
-            ))
-        })();
-        match result {
-            Ok((verified, target)) => self.decide(&verified, target),
-            Err(d) => self.denied(d),
+                resource_attrs,
+                context,
+            })
         }
     }
 

@@ -1258,6 +1258,63 @@ fn main() {
         vec![],
     );
 
+    // ---- vouched subjects (WIT evaluate-as) ---------------------------------
+    let vouched = |scopes: Value, token: &str, amount: i64| {
+        json!({ "vouched": {
+            "subject": { "entity_type": "Anything", "subject": "alice", "client_id": "api-gateway",
+                "scopes": scopes, "groups": [], "roles": [], "tenant": "",
+                "issuer": "https://idp.example.com" },
+            "access": { "token": token, "action": "payment.refund", "resource_type": "Payment",
+                "resource_id": "pay_123", "resource_properties": null,
+                "context": refund(amount).to_string() },
+        }})
+    };
+    add(
+        "vouched-refund-50-allowed",
+        "a subject a trusted host vouches for is decided like its token would be",
+        DEMO,
+        vouched(json!(["payments:refund"]), "", 50),
+        allow("alice", "payment.refund", Value::Null, None),
+        vec!["refund-small"],
+    );
+    add(
+        "vouched-refund-500-needs-finance",
+        "a vouched subject gets the same challenge",
+        DEMO,
+        vouched(json!(["payments:refund"]), "", 500),
+        challenge(
+            api,
+            "payment.refund",
+            "Payment",
+            "pay_123",
+            refund(500),
+            refund_obligation(),
+        ),
+        vec!["refund-large"],
+    );
+    add(
+        "vouched-without-scope-no-permit",
+        "the vouched properties are what the policies see",
+        DEMO,
+        vouched(json!([]), "", 50),
+        deny(
+            "policy-no-permit",
+            "no policy permits `payment.refund` on `Payment::pay_123`",
+        ),
+        vec![],
+    );
+    add(
+        "vouched-with-a-token-invalid",
+        "a vouched request carrying a token is refused, never half-used",
+        DEMO,
+        vouched(json!(["payments:refund"]), good.as_str(), 50),
+        deny(
+            "request-invalid",
+            "a request for a vouched subject carries no token",
+        ),
+        vec![],
+    );
+
     // ---- write ----------------------------------------------------------------
     v.extend(extra);
     let out = root().join("tests/vectors");

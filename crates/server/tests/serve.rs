@@ -759,7 +759,9 @@ async fn authzen_evaluations_answer_like_check() {
         (status, e["error_description"].as_str()),
         (
             400,
-            Some("`subject.type` must be `bearer`, with the token as `subject.id`")
+            Some(
+                "`subject.type` must be `bearer`, with the token as `subject.id`, or `User` from a trusted PEP"
+            )
         )
     );
 }
@@ -1431,4 +1433,128 @@ async fn check_takes_headers_as_pairs_too() {
         e["error_description"],
         "Failed to deserialize the JSON body into the target type: headers: headers as an object of strings or a list of [name, value] pairs at line 1 column 86"
     );
+}
+
+/// A trusted PEP (its own token's client_id in `[authzen] trusted_clients`)
+/// may name a subject by id and properties; anyone else may not, and
+/// bearer subjects keep working without any PEP credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_pep_may_vouch_for_a_subject_by_id() {
+    let settings: Settings =
+        toml::from_str("[authzen]\ntrusted_clients = [\"api-gateway\"]").expect("settings");
+    let srv = Server::start_with(settings).await;
+    let pep = token_with("gateway", &[("client_id", json!("api-gateway"))]);
+    let stranger = token_with("someone", &[]);
+    let vouched = |amount: i64, props: Value| {
+        json!({
+            "subject": { "type": "User", "id": "alice", "properties": props },
+            "action": { "name": "payment.refund" },
+            "resource": { "type": "Payment", "id": "pay_123" },
+            "context": { "amount": amount, "currency": "EUR" },
+        })
+    };
+    let refund_scope = json!({ "scopes": ["payments:refund"] });
+
+    let (status, a) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            Some(&pep),
+            vouched(50, refund_scope.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["decision"], true, "{a}");
+    assert_eq!(a["context"]["reasons"], json!(["refund-small"]));
+    let (_, a) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            Some(&pep),
+            vouched(500, refund_scope.clone()),
+        )
+        .await;
+    assert_eq!(a["decision"], false, "{a}");
+    assert_eq!(
+        a["context"]["approval_required"]["kind"],
+        "approval-required"
+    );
+    assert_eq!(
+        a["context"]["approval_required"]["obligation"]["approvers"],
+        json!(["group:finance"])
+    );
+    let (_, a) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            Some(&pep),
+            vouched(50, json!({})),
+        )
+        .await;
+    assert_eq!(
+        (a["decision"].as_bool(), a["context"]["code"].as_str()),
+        (Some(false), Some("policy-no-permit")),
+        "without the scope: {a}"
+    );
+
+    // Refused: no PEP credential, an untrusted client, bad properties.
+    let (status, e) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            None,
+            vouched(50, refund_scope.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (401, Some("no bearer token was presented"))
+    );
+    let (status, e) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            Some(&stranger),
+            vouched(50, refund_scope.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            403,
+            Some(
+                "client `greenlight-dev` is not trusted to vouch for subjects; forward the subject's token as {\"type\": \"bearer\", \"id\": TOKEN}"
+            )
+        )
+    );
+    let (status, e) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            Some(&pep),
+            vouched(50, json!({ "scope": "x" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(
+        e["error_description"],
+        "`subject.properties` do not fit: unknown field `scope`, expected one of `scopes`, `groups`, `roles`, `tenant`"
+    );
+
+    // A bearer subject needs no PEP credential.
+    let alice = token("alice", "payments:refund", &[]);
+    let (status, a) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            None,
+            json!({
+                "subject": { "type": "bearer", "id": alice },
+                "action": { "name": "payment.refund" },
+                "resource": { "type": "Payment", "id": "pay_123" },
+                "context": { "amount": 50, "currency": "EUR" },
+            }),
+        )
+        .await;
+    assert_eq!((status, a["decision"].as_bool()), (200, Some(true)), "{a}");
 }

@@ -44,10 +44,10 @@ from .decision import (
 log = logging.getLogger("greenlight")
 
 #: The WIT package version this binding speaks.
-WIT_VERSION = "0.2.0"
+WIT_VERSION = "0.3.0"
 _ENGINE_IFACE = f"greenlight:approval/engine@{WIT_VERSION}"
 _JOSE_IFACE = f"greenlight:approval/jose@{WIT_VERSION}"
-_METHODS = ("set-keys", "evaluate-http", "evaluate", "authenticate", "policy-hash")
+_METHODS = ("set-keys", "evaluate-http", "evaluate", "evaluate-as", "authenticate", "policy-hash")
 
 #: The bundle files read from a folder besides the `*.json` key sets.
 BUNDLE_FILES = ("greenlight.toml", "policy.cedar", "schema.cedarschema")
@@ -135,16 +135,35 @@ class Denied(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a verified access token names, as the policies see them."""
+    """Who a verified access token names, as the policies see them (the WIT
+    `principal`): what `Policy.authenticate` returns, and the subject
+    `Policy.evaluate_as` decides for."""
 
+    #: The Cedar entity type of principals in the bundle, e.g. `User`
+    #: (`evaluate_as` replaces it with the bundle's).
     entity_type: str
+    #: `sub`.
     subject: str
+    #: `client_id` (or `azp`); empty when absent.
     client_id: str
+    #: The token's scopes.
     scopes: tuple[str, ...]
+    #: The subject's groups.
     groups: tuple[str, ...]
+    #: The subject's roles.
     roles: tuple[str, ...]
+    #: The subject's tenant; empty when absent.
     tenant: str
+    #: The token's issuer.
     issuer: str
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "Principal":
+        """From the JSON shape of the vectors (snake_case keys); the lists
+        default to empty, `client_id` and `tenant` to the empty string."""
+        return Principal(d["entity_type"], d["subject"], d.get("client_id", ""),
+                         _text_list(d.get("scopes", ()), "scopes"), _text_list(d.get("groups", ()), "groups"),
+                         _text_list(d.get("roles", ()), "roles"), d.get("tenant", ""), d["issuer"])
 
 
 @dataclass(frozen=True)
@@ -482,14 +501,17 @@ class Policy:
             self._keys = [(i, k) for i, k in self._keys if i != issuer] + [(issuer, jwks)]
             self._pool = [slot]
 
-    def _run(self, name: str, request: Any, now: int) -> Decision:
+    def _run(self, name: str, request: Any, now: int, subject: Any = None) -> Decision:
+        """Calls `name` with `request` and `now` (after `subject` for
+        `evaluate-as`); every failure is a deny."""
         _check_now(now)
+        args = (request, now) if subject is None else (subject, request, now)
         try:
             slot = self._take()
         except (EngineError, BundleError) as e:
             return Decision.deny("engine-unavailable", f"no policy instance is available: {e}", self._hash)
         try:
-            raw = slot.call(name, self._engine.limits.call_budget, slot.policy, request, now)
+            raw = slot.call(name, self._engine.limits.call_budget, slot.policy, *args)
         except _Failure as f:
             # A trapped instance cannot be entered again: drop it.
             return Decision.deny(f.code, f.message, self._hash)
@@ -517,15 +539,32 @@ class Policy:
         """Decides an AuthZEN-shaped request at `now` (Unix seconds), with
         the rules of `evaluate_http` minus route matching. Never raises for
         what the module does."""
-        r = request if isinstance(request, AccessRequest) else AccessRequest.from_dict(request)
-        wit = SimpleNamespace(**{
-            "token": _text(r.token, "the token"), "action": _text(r.action, "the action"),
-            "resource-type": _text(r.resource_type, "the resource type"),
-            "resource-id": _text(r.resource_id, "the resource id"),
-            "resource-properties": _opt_text(r.resource_properties, "resource properties"),
-            "context": _opt_text(r.context, "the context"),
+        return self._run("evaluate", _access_request(request), now)
+
+    def evaluate_as(self, subject: Union[Principal, dict[str, Any]],
+                    request: Union[AccessRequest, dict[str, Any]], now: int) -> Decision:
+        """Decides an AuthZEN-shaped request at `now` (Unix seconds) for a
+        subject this host vouches for instead of a token (the WIT
+        `evaluate-as`): `subject` stands where a verified token's principal
+        would (its `entity_type` is replaced by the bundle's), and
+        `request.token` must be empty (else a deny `request-invalid`).
+
+        Only for subjects forwarded by a policy enforcement point this host
+        has authenticated and trusts: the module cannot tell a vouched
+        subject from a claimed one, so never pass a subject a client merely
+        claims. Never raises for what the module does."""
+        s = subject if isinstance(subject, Principal) else Principal.from_dict(subject)
+        who = SimpleNamespace(**{
+            "entity-type": _text(s.entity_type, "the entity type"),
+            "subject": _text(s.subject, "the subject"),
+            "client-id": _text(s.client_id, "the client id"),
+            "scopes": list(_text_list(s.scopes, "scopes")),
+            "groups": list(_text_list(s.groups, "groups")),
+            "roles": list(_text_list(s.roles, "roles")),
+            "tenant": _text(s.tenant, "the tenant"),
+            "issuer": _text(s.issuer, "the issuer"),
         })
-        return self._run("evaluate", wit, now)
+        return self._run("evaluate-as", _access_request(request), now, who)
 
     def authenticate(self, token: str, now: int) -> Principal:
         """Verifies an access token of one of the bundle's issuers at `now`
@@ -563,6 +602,18 @@ class Policy:
         raise err
 
 
+def _access_request(request: Union[AccessRequest, dict[str, Any]]) -> SimpleNamespace:
+    """The WIT `access-request` of `request`, its strings checked."""
+    r = request if isinstance(request, AccessRequest) else AccessRequest.from_dict(request)
+    return SimpleNamespace(**{
+        "token": _text(r.token, "the token"), "action": _text(r.action, "the action"),
+        "resource-type": _text(r.resource_type, "the resource type"),
+        "resource-id": _text(r.resource_id, "the resource id"),
+        "resource-properties": _opt_text(r.resource_properties, "resource properties"),
+        "context": _opt_text(r.context, "the context"),
+    })
+
+
 def _check_now(now: int) -> None:
     if isinstance(now, bool) or not isinstance(now, int) or not 0 <= now < 2**64:
         raise TypeError("`now` must be Unix seconds as an int")
@@ -580,6 +631,13 @@ def _text(v: Any, what: str) -> str:
 
 def _opt_text(v: Any, what: str) -> Optional[str]:
     return None if v is None else _text(v, what)
+
+
+def _text_list(v: Any, what: str) -> tuple[str, ...]:
+    """A list or tuple of str (a lone str is refused, not split into characters)."""
+    if not isinstance(v, (list, tuple)):
+        raise TypeError(f"{what} must be a list of str")
+    return tuple(_text(s, f"an entry of {what}") for s in v)
 
 
 def _strings(v: Any, what: str) -> tuple[str, ...]:

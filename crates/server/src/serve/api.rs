@@ -60,11 +60,22 @@ fn deny(code: DenialCode, message: String, hash: &str) -> Decision {
     Decision::deny(code, message, hash)
 }
 
+/// Who a decision was made for, so a window grant can be looked up.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Caller<'a> {
+    /// The bearer token presented (authenticated only if a grant matters).
+    Token(&'a str),
+    /// A subject a trusted PEP vouched for.
+    Subject(&'a str),
+    /// Nobody: no token was presented.
+    Nobody,
+}
+
 /// Completes a decision with what needs state: a single-use action token is
 /// consumed (a second use is a replay), a revoked approval's token is
 /// refused, and an active window grant turns approval-required into allow.
 /// A store failure denies.
-pub(super) async fn act(st: &AppState, token: Option<&str>, decision: Decision) -> Decision {
+pub(super) async fn act(st: &AppState, caller: Caller<'_>, decision: Decision) -> Decision {
     let now = st.now();
     let hash = decision.policy_hash.clone();
     match &decision.verdict {
@@ -123,24 +134,30 @@ pub(super) async fn act(st: &AppState, token: Option<&str>, decision: Decision) 
             decision
         }
         Verdict::ApprovalRequired(ch) if ch.obligation.grant == GrantMode::Window => {
-            let Some(token) = token else { return decision };
-            let Ok(who) = st
-                .policy
-                .authenticate(token, u64::try_from(now).unwrap_or(0))
-            else {
-                return decision;
+            let subject = match caller {
+                Caller::Token(token) => {
+                    match st
+                        .policy
+                        .authenticate(token, u64::try_from(now).unwrap_or(0))
+                    {
+                        Ok(who) => who.subject,
+                        Err(_) => return decision,
+                    }
+                }
+                Caller::Subject(s) => s.to_owned(),
+                Caller::Nobody => return decision,
             };
             match st
                 .store
-                .find_active_grant(&who.subject, &ch.action_digest, now)
+                .find_active_grant(&subject, &ch.action_digest, now)
                 .await
             {
                 Ok(Some(grant)) => Decision {
                     verdict: Verdict::Allow(greenlight_core::Allowance {
-                        subject: who.subject.clone(),
+                        subject: subject.clone(),
                         consume: None,
                         forward_headers: vec![
-                            ("x-greenlight-subject".to_owned(), who.subject),
+                            ("x-greenlight-subject".to_owned(), subject),
                             (
                                 "x-greenlight-action".to_owned(),
                                 ch.authorization_details[0]["actions"][0]
@@ -191,14 +208,14 @@ pub async fn check(
 ) -> Result<Json<Value>, ApiError> {
     let Json(file) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
     let req = file.into_http(None);
-    let token = req
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-        .and_then(|(_, v)| v.split_once(' ').map(|(_, t)| t.trim().to_owned()));
+    // The same token the engine decided on (one header, `Bearer`), if any.
+    let token = greenlight_core::engine::bearer(&req.headers)
+        .ok()
+        .map(str::to_owned);
     let now = u64::try_from(st.now()).unwrap_or(0);
     let decision = st.policy.evaluate_http(&req, now);
-    let decision = act(&st, token.as_deref(), decision).await;
+    let caller = token.as_deref().map_or(Caller::Nobody, Caller::Token);
+    let decision = act(&st, caller, decision).await;
     st.metrics.decision("check", &decision);
     Ok(Json(decision_json(&st, &decision)))
 }

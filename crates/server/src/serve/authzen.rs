@@ -4,20 +4,31 @@
 //! The subject is the bearer token the PEP forwards:
 //! `{"type": "bearer", "id": "<access or action token>"}`. The token is the
 //! credential: the PDP verifies it, so a PEP learns nothing about a subject
-//! whose token it does not hold. (A trusted PEP vouching for bare subject
-//! ids is not supported yet.) An approval-required answer is
-//! `decision: false` with the challenge in `context`.
+//! whose token it does not hold.
+//!
+//! A trusted PEP may instead vouch for a subject by id:
+//! `{"type": "User", "id": "alice", "properties": {"scopes": [...],
+//! "groups": [...], "roles": [...], "tenant": "..."}}` (the type is the
+//! bundle's principal entity type). It authenticates with its own access
+//! token from one of the bundle's issuers in `Authorization: Bearer`, and
+//! its `client_id` must be listed in `[authzen] trusted_clients` of the
+//! server's settings; anyone else naming a subject this way is refused.
+//!
+//! An approval-required answer is `decision: false` with the challenge in
+//! `context`.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::http::HeaderMap;
 use greenlight_core::{AccessRequest, Decision, Verdict};
+use greenlight_host::Principal;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::api::{act, decision_json};
+use super::api::{Caller, act, authenticate, decision_json};
 use super::{ApiError, AppState};
 
 /// The most evaluations one batch may carry.
@@ -64,12 +75,93 @@ pub struct Evaluations {
     options: Option<Map<String, Value>>,
 }
 
-fn decide_one(st: &AppState, e: &Evaluation) -> Result<(Option<String>, Decision), String> {
-    let subject = e.subject.as_ref().ok_or("`subject` is required")?;
-    if subject.kind.as_deref() != Some("bearer") {
-        return Err("`subject.type` must be `bearer`, with the token as `subject.id`".to_owned());
+/// Who the subject is: a token to verify, or a subject a trusted PEP
+/// vouches for.
+enum Subject {
+    Token(String),
+    Vouched(Principal),
+}
+
+/// The PEP calling, authenticated on first need and checked against
+/// `[authzen] trusted_clients`.
+struct Pep<'a> {
+    headers: &'a HeaderMap,
+    trusted: Option<Result<Principal, ApiError>>,
+}
+
+impl Pep<'_> {
+    fn trusted(&mut self, st: &AppState) -> Result<&Principal, ApiError> {
+        let headers = self.headers;
+        let result = self.trusted.get_or_insert_with(|| {
+            let pep = authenticate(st, headers)?;
+            if st.settings.authzen.trusted_clients.contains(&pep.client_id) {
+                Ok(pep)
+            } else {
+                Err(ApiError::forbidden(format!(
+                    "client `{}` is not trusted to vouch for subjects; forward the subject's token as {{\"type\": \"bearer\", \"id\": TOKEN}}",
+                    pep.client_id
+                )))
+            }
+        });
+        match result {
+            Ok(p) => Ok(p),
+            Err(e) => Err(ApiError::new(e.status, e.code, e.description.clone())),
+        }
     }
-    let token = subject.id.clone().ok_or("`subject.id` is required")?;
+}
+
+/// A vouched subject's properties: the principal attributes policies see.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Vouched {
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    tenant: String,
+}
+
+fn subject_of(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<Subject, ApiError> {
+    let subject = e
+        .subject
+        .as_ref()
+        .ok_or_else(|| ApiError::invalid_request("`subject` is required"))?;
+    let id = subject
+        .id
+        .clone()
+        .ok_or_else(|| ApiError::invalid_request("`subject.id` is required"))?;
+    let entity_type = &st.config.principal.entity_type;
+    match subject.kind.as_deref() {
+        Some("bearer") => Ok(Subject::Token(id)),
+        Some(t) if t == entity_type => {
+            let by = pep.trusted(st)?;
+            let props: Vouched = serde_json::from_value(Value::Object(
+                subject.properties.clone().unwrap_or_default(),
+            ))
+            .map_err(|err| {
+                ApiError::invalid_request(format!("`subject.properties` do not fit: {err}"))
+            })?;
+            Ok(Subject::Vouched(Principal {
+                entity_type: entity_type.clone(),
+                subject: id,
+                client_id: by.client_id.clone(),
+                scopes: props.scopes,
+                groups: props.groups,
+                roles: props.roles,
+                tenant: props.tenant,
+                issuer: by.issuer.clone(),
+            }))
+        }
+        _ => Err(ApiError::invalid_request(format!(
+            "`subject.type` must be `bearer`, with the token as `subject.id`, or `{entity_type}` from a trusted PEP"
+        ))),
+    }
+}
+
+fn decide_one(st: &AppState, subject: &Subject, e: &Evaluation) -> Result<Decision, String> {
     let action = e
         .action
         .as_ref()
@@ -82,8 +174,8 @@ fn decide_one(st: &AppState, e: &Evaluation) -> Result<(Option<String>, Decision
         return Err("`action.properties` are not used; put parameters in `context`".to_owned());
     }
     let resource = e.resource.as_ref().ok_or("`resource` is required")?;
-    let request = AccessRequest {
-        token: token.clone(),
+    let mut request = AccessRequest {
+        token: String::new(),
         action,
         resource_type: resource.kind.clone().ok_or("`resource.type` is required")?,
         resource_id: resource.id.clone().ok_or("`resource.id` is required")?,
@@ -97,7 +189,13 @@ fn decide_one(st: &AppState, e: &Evaluation) -> Result<(Option<String>, Decision
             .map(|c| Value::Object(c.clone()).to_string()),
     };
     let now = u64::try_from(st.now()).unwrap_or(0);
-    Ok((Some(token), st.policy.evaluate(&request, now)))
+    Ok(match subject {
+        Subject::Token(t) => {
+            request.token = t.clone();
+            st.policy.evaluate(&request, now)
+        }
+        Subject::Vouched(p) => st.policy.evaluate_as(p, &request, now),
+    })
 }
 
 /// AuthZEN's answer shape for one decision.
@@ -115,9 +213,14 @@ fn answer(st: &AppState, d: &Decision) -> Value {
     }
 }
 
-async fn evaluate(st: &AppState, e: &Evaluation) -> Result<Value, ApiError> {
-    let (token, d) = decide_one(st, e).map_err(ApiError::invalid_request)?;
-    let d = act(st, token.as_deref(), d).await;
+async fn evaluate(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<Value, ApiError> {
+    let subject = subject_of(st, pep, e)?;
+    let d = decide_one(st, &subject, e).map_err(ApiError::invalid_request)?;
+    let caller = match &subject {
+        Subject::Token(t) => Caller::Token(t),
+        Subject::Vouched(p) => Caller::Subject(&p.subject),
+    };
+    let d = act(st, caller, d).await;
     st.metrics.decision("authzen", &d);
     Ok(answer(st, &d))
 }
@@ -125,10 +228,15 @@ async fn evaluate(st: &AppState, e: &Evaluation) -> Result<Value, ApiError> {
 /// `POST /access/v1/evaluation`.
 pub async fn evaluation(
     State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Json<Evaluation>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(e) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
-    Ok(Json(evaluate(&st, &e).await?))
+    let mut pep = Pep {
+        headers: &headers,
+        trusted: None,
+    };
+    Ok(Json(evaluate(&st, &mut pep, &e).await?))
 }
 
 /// `POST /access/v1/evaluations`: each item inherits the top-level subject,
@@ -138,9 +246,14 @@ pub async fn evaluation(
 /// deny or permit and return the answers so far.
 pub async fn evaluations(
     State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Json<Evaluations>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(b) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
+    let mut pep = Pep {
+        headers: &headers,
+        trusted: None,
+    };
     let semantic = match b
         .options
         .as_ref()
@@ -172,7 +285,7 @@ pub async fn evaluations(
     let items = match b.evaluations {
         None => {
             return Ok(Json(
-                json!({ "evaluations": [evaluate(&st, &defaults).await?] }),
+                json!({ "evaluations": [evaluate(&st, &mut pep, &defaults).await?] }),
             ));
         }
         Some(items) => items,
@@ -191,7 +304,7 @@ pub async fn evaluations(
             resource: item.resource.or_else(|| defaults.resource.clone()),
             context: item.context.or_else(|| defaults.context.clone()),
         };
-        let a = evaluate(&st, &merged).await?;
+        let a = evaluate(&st, &mut pep, &merged).await?;
         let permit = a["decision"] == true;
         out.push(a);
         if (semantic == "deny_on_first_deny" && !permit)

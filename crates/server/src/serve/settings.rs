@@ -16,6 +16,9 @@
 //!
 //! [housekeeping]
 //! interval = 30            # seconds between expiry sweeps and key refreshes
+//!
+//! [authzen]
+//! trusted_clients = ["api-gateway"]   # PEPs that may vouch for subjects by id
 //! ```
 
 use std::path::Path;
@@ -36,6 +39,21 @@ pub struct Settings {
     /// Background sweeps.
     #[serde(default)]
     pub housekeeping: Housekeeping,
+    /// The AuthZEN API.
+    #[serde(default)]
+    pub authzen: AuthZen,
+}
+
+/// The AuthZEN API.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthZen {
+    /// The `client_id`s of policy enforcement points trusted to vouch for
+    /// subjects: such a PEP calls with its own access token (from one of
+    /// the bundle's issuers) and may name a subject by id and properties
+    /// instead of forwarding the subject's token. Empty: only tokens.
+    #[serde(default)]
+    pub trusted_clients: Vec<String>,
 }
 
 /// The body shape a webhook receives.

@@ -78,6 +78,15 @@ impl GuestPolicy for Hostile {
         allow()
     }
 
+    fn evaluate_as(
+        &self,
+        _subject: wit::Principal,
+        _request: wit::AccessRequest,
+        _now: u64,
+    ) -> wit::Decision {
+        allow()
+    }
+
     fn authenticate(&self, _token: String, _now: u64) -> Result<wit::Principal, wit::Denial> {
         Err(wit::Denial {
             code: wit::DenialCode::TokenBadSignature,
