@@ -59,14 +59,7 @@ impl GuestPolicy for PolicyImpl {
     }
 
     fn evaluate(&self, request: wit::AccessRequest, now: u64) -> wit::Decision {
-        let request = core::AccessRequest {
-            token: request.token,
-            action: request.action,
-            resource_type: request.resource_type,
-            resource_id: request.resource_id,
-            resource_properties: request.resource_properties,
-            context: request.context,
-        };
+        let request = access_request(request);
         decision(self.0.borrow().evaluate(&request, now))
     }
 
@@ -86,14 +79,7 @@ impl GuestPolicy for PolicyImpl {
             tenant: subject.tenant,
             issuer: subject.issuer,
         };
-        let request = core::AccessRequest {
-            token: request.token,
-            action: request.action,
-            resource_type: request.resource_type,
-            resource_id: request.resource_id,
-            resource_properties: request.resource_properties,
-            context: request.context,
-        };
+        let request = access_request(request);
         decision(self.0.borrow().evaluate_as(&subject, &request, now))
     }
 
@@ -128,6 +114,18 @@ impl JoseGuest for Component {
             code: denial_code(d.code),
             message: d.message,
         })
+    }
+}
+
+/// The core form of an AuthZEN-shaped request.
+fn access_request(request: wit::AccessRequest) -> core::AccessRequest {
+    core::AccessRequest {
+        token: request.token,
+        action: request.action,
+        resource_type: request.resource_type,
+        resource_id: request.resource_id,
+        resource_properties: request.resource_properties,
+        context: request.context,
     }
 }
 

@@ -625,14 +625,7 @@ impl Policy {
 
     /// Decides an AuthZEN-shaped request at `now` (Unix seconds).
     pub fn evaluate(&self, request: &AccessRequest, now: u64) -> Decision {
-        let req = wit::AccessRequest {
-            token: request.token.clone(),
-            action: request.action.clone(),
-            resource_type: request.resource_type.clone(),
-            resource_id: request.resource_id.clone(),
-            resource_properties: request.resource_properties.clone(),
-            context: request.context.clone(),
-        };
+        let req = access_request(request);
         self.run(|b, s, p| {
             b.greenlight_approval_engine()
                 .policy()
@@ -655,19 +648,24 @@ impl Policy {
             tenant: subject.tenant.clone(),
             issuer: subject.issuer.clone(),
         };
-        let req = wit::AccessRequest {
-            token: request.token.clone(),
-            action: request.action.clone(),
-            resource_type: request.resource_type.clone(),
-            resource_id: request.resource_id.clone(),
-            resource_properties: request.resource_properties.clone(),
-            context: request.context.clone(),
-        };
+        let req = access_request(request);
         self.run(|b, s, p| {
             b.greenlight_approval_engine()
                 .policy()
                 .call_evaluate_as(s, p, &who, &req, now)
         })
+    }
+}
+
+/// The WIT form of an AuthZEN-shaped request.
+fn access_request(request: &AccessRequest) -> wit::AccessRequest {
+    wit::AccessRequest {
+        token: request.token.clone(),
+        action: request.action.clone(),
+        resource_type: request.resource_type.clone(),
+        resource_id: request.resource_id.clone(),
+        resource_properties: request.resource_properties.clone(),
+        context: request.context.clone(),
     }
 }
 
