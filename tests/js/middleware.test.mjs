@@ -127,6 +127,7 @@ describe('the middleware in front of the demo bundle', () => {
         'content-type': 'application/json',
         'x-greenlight-subject': 'mallory',
         'X-Greenlight-Approval': 'forged',
+        'x-greenlight_subject': 'mallory',
       },
       body: v.request.http.params,
     });
@@ -134,6 +135,8 @@ describe('the middleware in front of the demo bundle', () => {
     assert.equal(r.body.headers['x-greenlight-subject'], 'alice');
     assert.equal(r.body.headers['x-greenlight-action'], 'payment.refund');
     assert.equal(r.body.headers['x-greenlight-approval'], undefined);
+    // It would reach a CGI-style stack as X_GREENLIGHT_SUBJECT.
+    assert.equal(r.body.headers['x-greenlight_subject'], undefined);
     assert.deepEqual(r.body.body, { amount: 50, currency: 'EUR' });
     assert.deepEqual(r.body.decision, v.expect);
   });

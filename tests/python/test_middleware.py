@@ -113,12 +113,30 @@ def test_an_allow_reaches_the_app_with_the_engines_headers_only(engine):
     body = b'{"amount":50,"currency":"EUR"}'
     r = call(mw, "POST", "/payments/pay_123/refund", [
         ("authorization", token_of(REFUND)), ("X-Greenlight-Subject", "mallory"),
-        ("x-greenlight-approval", "forged"), ("content-type", "application/json")], body)
+        ("x-greenlight-approval", "forged"), ("x-greenlight_subject", "mallory"),
+        ("content-type", "application/json")], body)
     assert (r.status_code, r.text) == (200, "upstream")
     headers, seen_body = app.seen[0]
     assert seen_body == body
-    greenlight = [(k, v) for k, v in headers if k.startswith(b"x-greenlight-")]
+    # `x-greenlight_subject` would reach a CGI-style app as X_GREENLIGHT_SUBJECT.
+    greenlight = [(k, v) for k, v in headers if k.replace(b"_", b"-").startswith(b"x-greenlight-")]
     assert greenlight == [(b"x-greenlight-subject", b"alice"), (b"x-greenlight-action", b"payment.refund")]
+
+
+def test_a_body_that_is_not_json_is_not_params(engine):
+    """Only a JSON (or untyped) body is the engine's `params`, as in Node: a
+    JSON-looking text/plain body decides nothing (the refund route then
+    misses its required amount), and a binary body reaches the app untouched
+    instead of being refused as parameters that are not JSON."""
+    mw, app = gateway(engine, ROOT / "examples/bundle", Service())
+    r = call(mw, "POST", "/payments/pay_123/refund", [
+        ("authorization", token_of(REFUND)), ("content-type", "text/plain")], b'{"amount":50,"currency":"EUR"}')
+    assert (r.status_code, r.json()["code"]) == (400, "request-invalid"), r.text
+    assert app.seen == []
+    r = call(mw, "GET", "/payments/pay_123", [
+        ("authorization", token_of(REFUND)), ("content-type", "application/octet-stream")], b"\xff\x00binary")
+    assert (r.status_code, r.text) == (200, "upstream")
+    assert app.seen[0][1] == b"\xff\x00binary"
 
 
 def test_a_once_token_is_consumed_by_the_service_and_its_decision_wins(engine):

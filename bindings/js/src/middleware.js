@@ -265,12 +265,21 @@ function isJsonObject(text) {
   }
 }
 
+/**
+ * Whether a client header could pass for one of ours: `x-greenlight-*`, with
+ * `_` read as `-` (some frameworks map one to the other, e.g. CGI-style
+ * `HTTP_X_GREENLIGHT_SUBJECT`).
+ */
+function isOurs(name) {
+  return name.toLowerCase().replaceAll('_', '-').startsWith('x-greenlight-');
+}
+
 /** Removes the client's x-greenlight-* headers, then adds the decision's. */
 function forward(req, forwardHeaders) {
-  for (const name of Object.keys(req.headers)) if (name.startsWith('x-greenlight-')) delete req.headers[name];
+  for (const name of Object.keys(req.headers)) if (isOurs(name)) delete req.headers[name];
   const raw = [];
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-    if (!req.rawHeaders[i].toLowerCase().startsWith('x-greenlight-')) raw.push(req.rawHeaders[i], req.rawHeaders[i + 1]);
+    if (!isOurs(req.rawHeaders[i])) raw.push(req.rawHeaders[i], req.rawHeaders[i + 1]);
   }
   for (const [name, value] of forwardHeaders) {
     req.headers[name] = value;

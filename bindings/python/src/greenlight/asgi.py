@@ -2,7 +2,8 @@
 (Starlette, FastAPI, ...), with the HTTP answers of docs/gateway.md.
 
 For each HTTP request it builds the engine's `http-request` (raw path,
-query, lower-case headers, the body text as `params` when there is a body),
+query, lower-case headers, the body text as `params` when the body is JSON
+or untyped, as docs/gateway.md says),
 decides it with `greenlight.wasm` at the wall clock's time, and then:
 
 - when the decision needs the approval service's state (`needs_service`:
@@ -29,6 +30,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import time
 import urllib.parse
 from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
@@ -52,6 +54,21 @@ log = logging.getLogger("greenlight")
 #: (`request-invalid`). Parameters are small JSON objects. Defaults to 1 MiB.
 MAX_BODY = 1 << 20
 _FORWARD_PREFIX = b"x-greenlight-"
+#: Media types whose bodies are the engine's `params` (as in bindings/js).
+_JSON_TYPE = re.compile(rb"^application/(?:[\w.+-]*\+)?json\s*(?:;|$)", re.IGNORECASE)
+
+
+def _is_ours(name: bytes) -> bool:
+    """Whether a client header could pass for one of ours: `x-greenlight-*`,
+    with `_` read as `-` (Django and other CGI-style stacks map `-` to `_`,
+    so `x-greenlight_subject` would reach the app as `X_GREENLIGHT_SUBJECT`)."""
+    return name.lower().replace(b"_", b"-").startswith(_FORWARD_PREFIX)
+
+
+def _is_json(scope: Scope) -> bool:
+    """Whether the body is JSON (or untyped): only then is it `params`."""
+    types = [v for k, v in scope["headers"] if k.lower() == b"content-type"]
+    return not types or bool(_JSON_TYPE.match(types[0].strip()))
 
 
 class GreenlightMiddleware:
@@ -209,14 +226,14 @@ class GreenlightMiddleware:
                 break
         body = b"".join(chunks)
         try:
-            params = body.decode("utf-8") if body else None
+            params = body.decode("utf-8") if body and _is_json(scope) else None
         except UnicodeDecodeError:
             d = Decision.deny("request-invalid", "the request body is not UTF-8", self.policy.policy_hash)
             return await self._answer(d, send)
         decision = await self.decide(http_request(scope, params))
         if not isinstance(decision.verdict, Allow):
             return await self._answer(decision, send)
-        headers = [(k, v) for k, v in scope["headers"] if not k.lower().startswith(_FORWARD_PREFIX)]
+        headers = [(k, v) for k, v in scope["headers"] if not _is_ours(k)]
         headers += [(k.encode("latin-1"), v.encode("utf-8")) for k, v in decision.verdict.forward_headers]
         replayed = False
 
