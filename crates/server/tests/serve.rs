@@ -1443,8 +1443,11 @@ async fn a_trusted_pep_may_vouch_for_a_subject_by_id() {
     let settings: Settings =
         toml::from_str("[authzen]\ntrusted_clients = [\"api-gateway\"]").expect("settings");
     let srv = Server::start_with(settings).await;
-    let pep = token_with("gateway", &[("client_id", json!("api-gateway"))]);
+    // A client-credentials token: the gateway speaking for itself.
+    let pep = token_with("api-gateway", &[("client_id", json!("api-gateway"))]);
     let stranger = token_with("someone", &[]);
+    // A user's token issued to the gateway's client is not the gateway.
+    let users = token_with("mallory", &[("client_id", json!("api-gateway"))]);
     let vouched = |amount: i64, props: Value| {
         json!({
             "subject": { "type": "User", "id": "alice", "properties": props },
@@ -1535,6 +1538,23 @@ async fn a_trusted_pep_may_vouch_for_a_subject_by_id() {
             vouched(50, json!({ "scope": "x" })),
         )
         .await;
+    let (status_u, e_u) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            Some(&users),
+            vouched(50, refund_scope.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status_u, e_u["error_description"].as_str()),
+        (
+            403,
+            Some(
+                "only client `api-gateway`'s own token (sub = client_id, as the client-credentials grant gives) may vouch for subjects, not `mallory`'s"
+            )
+        )
+    );
     assert_eq!(status, 400, "{e}");
     assert_eq!(
         e["error_description"],

@@ -10,9 +10,12 @@
 //! `{"type": "User", "id": "alice", "properties": {"scopes": [...],
 //! "groups": [...], "roles": [...], "tenant": "..."}}` (the type is the
 //! bundle's principal entity type). It authenticates with its own access
-//! token from one of the bundle's issuers in `Authorization: Bearer`, and
-//! its `client_id` must be listed in `[authzen] trusted_clients` of the
-//! server's settings; anyone else naming a subject this way is refused.
+//! token from one of the bundle's issuers in `Authorization: Bearer`: a
+//! token it holds for itself (`sub` equal to `client_id`, as the
+//! client-credentials grant gives), whose `client_id` is listed in
+//! `[authzen] trusted_clients` of the server's settings. Anyone else naming
+//! a subject this way is refused, including a user whose token was issued
+//! to the gateway's client.
 //!
 //! An approval-required answer is `decision: false` with the challenge in
 //! `context`.
@@ -94,13 +97,20 @@ impl Pep<'_> {
         let headers = self.headers;
         let result = self.trusted.get_or_insert_with(|| {
             let pep = authenticate(st, headers)?;
-            if st.settings.authzen.trusted_clients.contains(&pep.client_id) {
-                Ok(pep)
-            } else {
+            if !st.settings.authzen.trusted_clients.contains(&pep.client_id) {
                 Err(ApiError::forbidden(format!(
                     "client `{}` is not trusted to vouch for subjects; forward the subject's token as {{\"type\": \"bearer\", \"id\": TOKEN}}",
                     pep.client_id
                 )))
+            } else if pep.subject != pep.client_id {
+                // A user's token issued to the gateway's client is not the
+                // gateway speaking for itself.
+                Err(ApiError::forbidden(format!(
+                    "only client `{}`'s own token (sub = client_id, as the client-credentials grant gives) may vouch for subjects, not `{}`'s",
+                    pep.client_id, pep.subject
+                )))
+            } else {
+                Ok(pep)
             }
         });
         match result {

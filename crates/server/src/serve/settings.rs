@@ -50,8 +50,10 @@ pub struct Settings {
 pub struct AuthZen {
     /// The `client_id`s of policy enforcement points trusted to vouch for
     /// subjects: such a PEP calls with its own access token (from one of
-    /// the bundle's issuers) and may name a subject by id and properties
-    /// instead of forwarding the subject's token. Empty: only tokens.
+    /// the bundle's issuers, with `sub` equal to `client_id`, as the
+    /// client-credentials grant issues) and may name a subject by id and
+    /// properties instead of forwarding the subject's token. Empty: only
+    /// tokens.
     #[serde(default)]
     pub trusted_clients: Vec<String>,
 }
