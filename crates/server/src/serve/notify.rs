@@ -39,6 +39,22 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 struct Hook {
     config: Webhook,
     key: Option<Vec<u8>>,
+    /// Scheme, host and port only: what logs may show. A Slack webhook's
+    /// path is its secret.
+    target: String,
+}
+
+/// `scheme://host[:port]` of a URL, never its path or query.
+fn target_of(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "(unparsable url)".to_owned(),
+    }
 }
 
 /// Sends events to the configured webhooks.
@@ -97,6 +113,7 @@ impl Notifier {
                 Ok(Hook {
                     config: w.clone(),
                     key,
+                    target: target_of(&w.url),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -156,18 +173,18 @@ impl Delivery {
         for attempt in 1..=attempts {
             match self.attempt(timeout).await {
                 Ok(()) => {
-                    tracing::info!(url = %self.hook.config.url, delivery = %self.delivery, attempt, "webhook delivered");
+                    tracing::info!(to = %self.hook.target, delivery = %self.delivery, attempt, "webhook delivered");
                     self.metrics.webhook("delivered");
                     return;
                 }
                 Err(why) if attempt < attempts => {
-                    tracing::warn!(url = %self.hook.config.url, delivery = %self.delivery, attempt, %why, "webhook failed; retrying");
+                    tracing::warn!(to = %self.hook.target, delivery = %self.delivery, attempt, %why, "webhook failed; retrying");
                     self.metrics.webhook("retried");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(why) => {
-                    tracing::error!(url = %self.hook.config.url, delivery = %self.delivery, attempt, %why, "webhook failed; giving up");
+                    tracing::error!(to = %self.hook.target, delivery = %self.delivery, attempt, %why, "webhook failed; giving up");
                     self.metrics.webhook("failed");
                 }
             }
@@ -194,7 +211,8 @@ impl Delivery {
             .body(self.body.clone())
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            // reqwest's message would end with the URL, secret path and all.
+            .map_err(|e| e.without_url().to_string())?;
         if res.status().is_success() {
             Ok(())
         } else {
@@ -265,5 +283,20 @@ mod tests {
             "t=0,v1=37f471929915ccd2cbbe79feb84ffcff4f2bb25e15fc41c2506687331ae179cc"
         );
         assert_ne!(signature(b"Jefe", 1, body), signature(b"Jefe", 0, body));
+    }
+
+    /// Logs name the receiver by scheme, host and port, never the path a
+    /// Slack webhook keeps its secret in.
+    #[test]
+    fn logs_never_show_a_webhook_path() {
+        assert_eq!(
+            target_of("https://hooks.slack.com/services/T0/B0/s3cr3t?x=1"),
+            "https://hooks.slack.com"
+        );
+        assert_eq!(
+            target_of("http://127.0.0.1:9000/hook"),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(target_of("not a url"), "(unparsable url)");
     }
 }
