@@ -117,17 +117,14 @@ pub enum BundleCommand {
 /// `greenlight keys ...`
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Start signing with a new key; the old one stays published for
-    /// `--retain-for` seconds so the tokens it signed keep verifying.
-    /// Running servers pick the new key up at their next housekeeping sweep.
+    /// Add the next signing key. Running servers publish it at their next
+    /// housekeeping sweep and sign with it once it has been published for
+    /// two sweeps; then they retire the old key, which stays published for
+    /// their `signing.retain_for` so the tokens it signed keep verifying.
     Rotate {
         /// The store: `sqlite://FILE` or `postgres://...`.
         #[arg(long)]
         store: String,
-        /// Seconds the old key stays published; at least the servers'
-        /// `signing.retain_for` (default 86400).
-        #[arg(long, default_value_t = 86_400)]
-        retain_for: u64,
     },
     /// List the keys: kid, state, created, published until.
     List {
@@ -284,18 +281,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 match command {
-                    KeysCommand::Rotate { store, retain_for } => {
+                    KeysCommand::Rotate { store } => {
                         let store = greenlight_store::Store::connect(&store).await?;
                         let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-                        let kid = crate::serve::Signer::rotate(
-                            &store,
-                            now,
-                            i64::try_from(retain_for).unwrap_or(i64::MAX),
-                        )
-                        .await?;
+                        let kid = crate::serve::Signer::rotate(&store, now).await?;
                         writeln!(
                             out,
-                            "signing with {kid}; older keys published for {retain_for} s"
+                            "added {kid}: servers publish it at their next sweep and sign with it after two"
                         )?;
                     }
                     KeysCommand::List { store } => {

@@ -1174,9 +1174,9 @@ fn bad_settings_are_refused() {
     );
 }
 
-/// Rotation: new tokens carry the new key id, tokens signed with the old key
-/// keep verifying while it is published, and it is withdrawn afterwards;
-/// `rotate_after` rotates at a sweep.
+/// Rotation: `rotate_after` adds the next key at a sweep; it is published
+/// before it signs (two sweeps), tokens the old key signed keep verifying
+/// while it is published, and it is withdrawn afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_and_the_old_key_stays_published_until_its_tokens_expire() {
     let settings: Settings =
@@ -1209,26 +1209,46 @@ async fn keys_rotate_and_the_old_key_stays_published_until_its_tokens_expire() {
     let old = exchange(refund_details(50)).await;
     let old_kid = kid_of(&old);
 
+    let kids = |jwks: &Value| -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+            .collect()
+    };
+
     // Not yet due: a sweep keeps the key; a token minted now has the old key.
     srv.advance(3599);
     greenlight::serve::sweep(&srv.state).await.expect("sweep");
     let late = exchange(refund_details(51)).await;
     assert_eq!(kid_of(&late), old_kid);
 
-    // Due: the sweep rotates; both keys are published.
+    // Due: the sweep adds the next key and publishes it, but the old key
+    // still signs, so every replica can fetch the new one first.
     srv.advance(1);
     greenlight::serve::sweep(&srv.state).await.expect("sweep");
-    let new = exchange(refund_details(52)).await;
-    let new_kid = kid_of(&new);
-    assert_ne!(new_kid, old_kid);
     let (_, jwks) = srv.call("GET", "/.well-known/jwks.json", None, None).await;
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .filter_map(|k| k["kid"].as_str())
-        .collect();
-    assert_eq!(kids, vec![new_kid.as_str(), old_kid.as_str()]);
+    let published = kids(&jwks);
+    assert_eq!(published.len(), 2, "{jwks}");
+    assert_eq!(published[1], old_kid);
+    let new_kid = published[0].clone();
+    assert_eq!(kid_of(&exchange(refund_details(52)).await), old_kid);
+
+    // Two sweeps later (grace 60 s) the new key signs; the old one is
+    // retired but still published.
+    srv.advance(60);
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+    let new = exchange(refund_details(53)).await;
+    assert_eq!(kid_of(&new), new_kid);
+    let (_, jwks) = srv.call("GET", "/.well-known/jwks.json", None, None).await;
+    assert_eq!(kids(&jwks), vec![new_kid.clone(), old_kid.clone()]);
+    let keys = srv.state.store.signing_keys().await.expect("keys");
+    let old = keys.iter().find(|k| k.kid == old_kid).expect("old key");
+    assert_eq!(
+        (old.retired_at, old.publish_until),
+        (Some(T0 + 3660), Some(T0 + 3660 + 600 + 60))
+    );
 
     // The token the old key signed just before still verifies and works.
     let (_, intro) = srv
@@ -1237,20 +1257,18 @@ async fn keys_rotate_and_the_old_key_stays_published_until_its_tokens_expire() {
     assert_eq!(intro["active"], true, "{intro}");
     let (_, d) = srv.json("POST", "/v1/check", None, refund(51, &late)).await;
     assert_eq!(d["verdict"]["kind"], "allow", "{d}");
-    let (_, d) = srv.json("POST", "/v1/check", None, refund(52, &new)).await;
+    let (_, d) = srv.json("POST", "/v1/check", None, refund(53, &new)).await;
     assert_eq!(d["verdict"]["kind"], "allow", "{d}");
 
-    // After retain_for the old key is withdrawn.
-    srv.advance(600);
+    // When its publication ends, the old key is withdrawn.
+    srv.advance(659);
     greenlight::serve::sweep(&srv.state).await.expect("sweep");
     let (_, jwks) = srv.call("GET", "/.well-known/jwks.json", None, None).await;
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .filter_map(|k| k["kid"].as_str())
-        .collect();
-    assert_eq!(kids, vec![new_kid.as_str()]);
+    assert_eq!(kids(&jwks), vec![new_kid.clone(), old_kid.clone()]);
+    srv.advance(1);
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+    let (_, jwks) = srv.call("GET", "/.well-known/jwks.json", None, None).await;
+    assert_eq!(kids(&jwks), vec![new_kid]);
 }
 
 /// The periodic sweep marks approvals past their expiry as expired in the

@@ -19,6 +19,7 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
 /// Signs action tokens with the active key and knows the public keys to publish.
 pub struct Signer {
     kid: String,
+    created_at: i64,
     key: EncodingKey,
     jwks: Value,
 }
@@ -57,20 +58,32 @@ fn generate(now: i64) -> anyhow::Result<SigningKey> {
 }
 
 impl Signer {
-    /// Uses the store's active key, creating and persisting one on first start.
-    pub async fn load_or_create(store: &Store, now: i64) -> anyhow::Result<Self> {
+    /// Loads the keys at `now`, creating and persisting one on first start.
+    ///
+    /// Every active key is published. The key that signs is the newest
+    /// active key that has been published for `grace` seconds; a newer one
+    /// is published first, so every replica and gateway can fetch it before
+    /// any token carries it. With none old enough, the oldest active key
+    /// signs.
+    pub async fn load_or_create(store: &Store, now: i64, grace: i64) -> anyhow::Result<Self> {
+        // Newest first, as the store lists them.
         let mut keys = store.signing_keys().await?;
-        let active = match keys.iter().find(|k| k.is_active()) {
-            Some(k) => k.clone(),
-            None => {
-                let k = generate(now)?;
-                store.insert_signing_key(&k).await?;
-                tracing::info!(kid = %k.kid, "generated a new signing key");
-                keys.insert(0, k.clone());
-                k
-            }
-        };
-        let key = EncodingKey::from_ed_pem(active.private_key_pem.as_bytes())
+        if !keys.iter().any(SigningKey::is_active) {
+            // First start: nobody holds a token yet, so sign at once.
+            let k = generate(now)?;
+            store.insert_signing_key(&k).await?;
+            tracing::info!(kid = %k.kid, "generated a new signing key");
+            keys.insert(0, k);
+        }
+        let active: Vec<&SigningKey> = keys.iter().filter(|k| k.is_active()).collect();
+        let signing = active
+            .iter()
+            .find(|k| k.created_at.saturating_add(grace) <= now)
+            .or(active.last())
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("no active signing key"))?
+            .clone();
+        let key = EncodingKey::from_ed_pem(signing.private_key_pem.as_bytes())
             .context("the stored signing key is not an Ed25519 PKCS#8 key")?;
         let published: Vec<Value> = keys
             .iter()
@@ -78,7 +91,8 @@ impl Signer {
             .map(|k| k.public_jwk.clone())
             .collect();
         Ok(Self {
-            kid: active.kid,
+            kid: signing.kid,
+            created_at: signing.created_at,
             key,
             jwks: json!({ "keys": published }),
         })
@@ -89,36 +103,51 @@ impl Signer {
         &self.kid
     }
 
-    /// Replaces the active key: a new key is stored first (the newest active
-    /// key signs), then every older active key is retired, its public key
-    /// still published for `retain_for` seconds so the tokens it signed keep
-    /// verifying until they expire. Returns the new key id.
-    pub async fn rotate(store: &Store, now: i64, retain_for: i64) -> anyhow::Result<String> {
+    /// Adds the next signing key. It is published at once and signs once it
+    /// has been published for the servers' grace period
+    /// ([`Signer::load_or_create`]); the keys it replaces are then retired
+    /// by [`Signer::retire_superseded`]. Returns the new key id.
+    pub async fn rotate(store: &Store, now: i64) -> anyhow::Result<String> {
+        let new = generate(now)?;
+        store.insert_signing_key(&new).await?;
+        tracing::info!(kid = %new.kid, "added the next signing key; it signs after the grace period");
+        Ok(new.kid)
+    }
+
+    /// Retires every active key older than the one signing now, keeping
+    /// each published until `publish_until`, so the tokens it signed keep
+    /// verifying until they expire. Returns how many were retired.
+    pub async fn retire_superseded(
+        &self,
+        store: &Store,
+        now: i64,
+        publish_until: i64,
+    ) -> anyhow::Result<usize> {
         let old: Vec<SigningKey> = store
             .signing_keys()
             .await?
             .into_iter()
-            .filter(SigningKey::is_active)
+            .filter(|k| k.is_active() && k.created_at < self.created_at)
             .collect();
-        let new = generate(now)?;
-        store.insert_signing_key(&new).await?;
-        for k in old {
+        for k in &old {
             store
-                .retire_signing_key(&k.kid, now, Some(now.saturating_add(retain_for)))
+                .retire_signing_key(&k.kid, now, Some(publish_until))
                 .await?;
-            tracing::info!(old = %k.kid, new = %new.kid, retain_for, "rotated the signing key");
+            tracing::info!(old = %k.kid, signing = %self.kid, publish_until, "retired a superseded signing key");
         }
-        Ok(new.kid)
+        Ok(old.len())
     }
 
-    /// When the active key was created, to decide on automatic rotation.
-    pub async fn active_since(store: &Store) -> anyhow::Result<Option<i64>> {
+    /// When the newest active key was created, to decide on automatic
+    /// rotation.
+    pub async fn newest_since(store: &Store) -> anyhow::Result<Option<i64>> {
         Ok(store
             .signing_keys()
             .await?
             .iter()
-            .find(|k| k.is_active())
-            .map(|k| k.created_at))
+            .filter(|k| k.is_active())
+            .map(|k| k.created_at)
+            .max())
     }
 
     /// The JWKS to publish (and to hand the engine for action tokens).

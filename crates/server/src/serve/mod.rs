@@ -133,7 +133,7 @@ pub async fn prepare(
     let store = Store::connect(&config.store)
         .await
         .with_context(|| "cannot open the store")?;
-    let signer = Signer::load_or_create(&store, clock()).await?;
+    let signer = Signer::load_or_create(&store, clock(), config.settings.key_grace()).await?;
     policy.set_keys(
         greenlight_core::bundle::ACTION_ISSUER_NAME,
         &signer.jwks().to_string(),
@@ -233,9 +233,11 @@ async fn housekeeping(st: Arc<AppState>) {
 }
 
 /// One housekeeping pass: marks approvals past their expiry as expired
-/// (audited), forgets consumed tokens that can no longer be presented,
-/// rotates the signing key when it is older than `signing.rotate_after`, and
-/// picks up keys another replica (or `greenlight keys rotate`) created.
+/// (audited), forgets consumed tokens that can no longer be presented, adds
+/// the next signing key when the newest is older than
+/// `signing.rotate_after`, picks up keys another replica (or `greenlight
+/// keys rotate`) created, signs with a new key once it has been published
+/// for the grace period, and retires the keys it supersedes.
 pub async fn sweep(st: &AppState) -> anyhow::Result<()> {
     let now = st.now();
     let expired = st.store.expire_due(now).await?;
@@ -245,20 +247,28 @@ pub async fn sweep(st: &AppState) -> anyhow::Result<()> {
     }
     st.store.purge_ledger(now).await?;
     if let Some(after) = st.settings.signing.rotate_after
-        && Signer::active_since(&st.store)
+        && Signer::newest_since(&st.store)
             .await?
             .is_some_and(|since| now - since >= i64::try_from(after).unwrap_or(i64::MAX))
     {
-        let retain = i64::try_from(st.settings.signing.retain_for()).unwrap_or(i64::MAX);
-        Signer::rotate(&st.store, now, retain).await?;
+        Signer::rotate(&st.store, now).await?;
     }
-    refresh_keys(st).await
+    refresh_keys(st).await?;
+    // A replica still signing with a superseded key does so for at most one
+    // more sweep (the grace is two), so `retain_for` plus the grace covers
+    // every token the old key signed.
+    let retain = i64::try_from(st.settings.signing.retain_for()).unwrap_or(i64::MAX);
+    let until = now
+        .saturating_add(retain)
+        .saturating_add(st.settings.key_grace());
+    st.signer().retire_superseded(&st.store, now, until).await?;
+    Ok(())
 }
 
 /// Reloads the signing keys from the store; when they changed, signs with
 /// the newest and hands the engine the new JWKS.
 pub async fn refresh_keys(st: &AppState) -> anyhow::Result<()> {
-    let fresh = Signer::load_or_create(&st.store, st.now()).await?;
+    let fresh = Signer::load_or_create(&st.store, st.now(), st.settings.key_grace()).await?;
     let current = st.signer();
     if fresh.kid() == current.kid() && fresh.jwks() == current.jwks() {
         return Ok(());

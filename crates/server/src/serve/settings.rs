@@ -177,4 +177,11 @@ impl Settings {
     pub fn sweep_interval(&self) -> u64 {
         self.housekeeping.interval.unwrap_or(30)
     }
+
+    /// Seconds a new signing key is published before it signs: two sweeps,
+    /// so every replica (and every gateway that fetches the JWKS) has it
+    /// before any token carries it.
+    pub fn key_grace(&self) -> i64 {
+        i64::try_from(self.sweep_interval().saturating_mul(2)).unwrap_or(i64::MAX)
+    }
 }
