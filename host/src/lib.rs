@@ -242,6 +242,7 @@ impl Engine {
             inner: self.inner.clone(),
             files: Arc::new(files),
             keys: Arc::new(Mutex::new(Vec::new())),
+            generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             pool: Arc::new(Mutex::new(Vec::new())),
             hash: String::new(),
         };
@@ -357,6 +358,8 @@ struct Slot {
     store: Store<HostState>,
     bindings: bindings::Approver,
     policy: ResourceAny,
+    /// The key generation this instance holds (see `Policy::set_keys`).
+    generation: u64,
 }
 
 /// Why a call into the guest failed.
@@ -420,6 +423,10 @@ pub struct Policy {
     files: Arc<Vec<(String, String)>>,
     /// Keys set after loading, replayed into every new instance.
     keys: Arc<Mutex<Vec<(String, String)>>>,
+    /// Bumped, under the `keys` lock, by every `set_keys`: an instance from
+    /// an older generation (one that was busy while the keys changed) is
+    /// dropped instead of going back to the pool.
+    generation: Arc<std::sync::atomic::AtomicU64>,
     pool: Arc<Mutex<Vec<Slot>>>,
     hash: String,
 }
@@ -458,7 +465,15 @@ impl Policy {
             .call_load(&mut store, &self.files)
             .map_err(|e| HostError::Instance(classify(&e, &store).message))?;
         let policy = loaded.map_err(|e| HostError::Bundle(load_error(e)))?;
-        for (issuer, jwks) in lock(&self.keys).iter() {
+        // The key sets and their generation, read together.
+        let (keys, generation) = {
+            let keys = lock(&self.keys);
+            (
+                keys.clone(),
+                self.generation.load(std::sync::atomic::Ordering::SeqCst),
+            )
+        };
+        for (issuer, jwks) in &keys {
             bindings
                 .greenlight_approval_engine()
                 .policy()
@@ -470,6 +485,7 @@ impl Policy {
             store,
             bindings,
             policy,
+            generation,
         })
     }
 
@@ -482,7 +498,8 @@ impl Policy {
 
     fn put_back(&self, slot: Slot) {
         let mut pool = lock(&self.pool);
-        if pool.len() < self.inner.limits.pool_size {
+        let current = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        if slot.generation == current && pool.len() < self.inner.limits.pool_size {
             pool.push(slot);
         }
     }
@@ -507,11 +524,24 @@ impl Policy {
         let mut keys = lock(&self.keys);
         keys.retain(|(i, _)| i != issuer);
         keys.push((issuer.to_owned(), jwks.to_owned()));
+        // The validated instance may have been built from older key sets
+        // than another concurrent set_keys left: it holds exactly the sets
+        // replayed into it plus this one, so it serves only if it was built
+        // from the generation just replaced.
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        let current = slot.generation + 1 == generation;
+        slot.generation = generation;
         drop(keys);
-        // Instances loaded with the old keys are dropped; new ones replay the set.
+        // Instances loaded with the old keys are dropped (idle ones now, busy
+        // ones when they come back); new ones replay the set.
         let mut pool = lock(&self.pool);
         pool.clear();
-        pool.push(slot);
+        if current {
+            pool.push(slot);
+        }
         Ok(())
     }
 
@@ -874,4 +904,33 @@ pub fn read_bundle_dir(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
         }
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An instance that was busy while the keys changed holds the old keys:
+    /// it is dropped when it comes back, not pooled again.
+    #[test]
+    fn an_instance_busy_while_keys_change_is_not_pooled_again() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bundle");
+        let engine = Engine::load(greenlight_component::GREENLIGHT_WASM).expect("component");
+        let policy = engine
+            .load_bundle(read_bundle_dir(&dir).expect("bundle dir"))
+            .expect("bundle");
+        let busy = policy.take_slot().expect("an instance");
+        assert_eq!(busy.generation, 0);
+        let jwks = std::fs::read_to_string(dir.join("idp.jwks.json")).expect("jwks");
+        policy
+            .set_keys("https://idp.example.com", &jwks)
+            .expect("keys");
+        policy.put_back(busy);
+        let pool = lock(&policy.pool);
+        assert_eq!(
+            pool.iter().map(|s| s.generation).collect::<Vec<_>>(),
+            vec![1],
+            "only the instance validated with the new keys"
+        );
+    }
 }

@@ -212,3 +212,14 @@ def test_one_policy_answers_several_threads_at_once(engine):
     with ThreadPoolExecutor(4) as pool:
         results = [ok for batch in pool.map(work, range(4)) for ok in batch]
     assert results == [True] * 200
+
+
+def test_an_instance_busy_while_keys_change_is_not_pooled_again(engine):
+    """An instance in use while `set_keys` ran holds the old keys: when it
+    comes back it is dropped, and only the instance validated with the new
+    keys is pooled."""
+    policy = engine.load_bundle_dir(ROOT / "examples/bundle")
+    busy = policy._take()
+    policy.set_keys("https://idp.example.com", (ROOT / "examples/bundle/idp.jwks.json").read_text())
+    policy._put_back(busy)
+    assert [s.generation for s in policy._pool] == [1]

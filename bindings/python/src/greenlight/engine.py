@@ -303,6 +303,8 @@ class _Slot:
 
     def __init__(self, engine: "Engine", budget: float):
         self.engine = engine
+        #: The key generation this instance holds (see `Policy.set_keys`).
+        self.generation = 0
         # The callback must not hold the slot or the store: wasmtime-py keeps
         # it in a global table until the store is freed.
         self.stderr = stderr = bytearray()
@@ -441,6 +443,9 @@ class Policy:
         self._engine = engine
         self._files = files
         self._keys: list[tuple[str, str]] = []
+        #: Bumped by every `set_keys`: an instance from an older generation
+        #: (busy while the keys changed) is dropped, not pooled again.
+        self._generation = 0
         self._pool: list[_Slot] = []
         self._lock = threading.Lock()
         slot = self._new_slot()
@@ -466,7 +471,9 @@ class Policy:
             if not isinstance(loaded, ResourceAny):
                 raise _load_error(loaded)
             slot.policy = loaded
-            for issuer, jwks in list(self._keys):
+            with self._lock:
+                keys, slot.generation = list(self._keys), self._generation
+            for issuer, jwks in keys:
                 refused = slot.call("set-keys", limits.load_budget, slot.policy, issuer, jwks)
                 if refused is not None:
                     raise _load_error(refused)
@@ -482,7 +489,7 @@ class Policy:
 
     def _put_back(self, slot: _Slot) -> None:
         with self._lock:
-            if len(self._pool) < self._engine.limits.pool_size:
+            if slot.generation == self._generation and len(self._pool) < self._engine.limits.pool_size:
                 self._pool.append(slot)
 
     def set_keys(self, issuer: str, jwks: str) -> None:
@@ -499,7 +506,12 @@ class Policy:
             raise _load_error(refused)
         with self._lock:
             self._keys = [(i, k) for i, k in self._keys if i != issuer] + [(issuer, jwks)]
-            self._pool = [slot]
+            self._generation += 1
+            # The validated instance holds exactly the sets replayed into it
+            # plus this one: current only if no other set_keys came between.
+            current = slot.generation + 1 == self._generation
+            slot.generation = self._generation
+            self._pool = [slot] if current else []
 
     def _run(self, name: str, request: Any, now: int, subject: Any = None) -> Decision:
         """Calls `name` with `request` and `now` (after `subject` for
