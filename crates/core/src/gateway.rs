@@ -148,6 +148,72 @@ fn json_response(status: u16, challenge: Option<String>, body: Value) -> Respons
 mod tests {
     use super::*;
 
+    /// Every denial code against the table of docs/gateway.md, written out
+    /// here by hand rather than derived from `status_of`.
+    #[test]
+    fn every_denial_code_gets_the_status_of_the_documented_table() {
+        let table: [(&str, u16, &str); 29] = [
+            ("request-invalid", 400, "invalid_request"),
+            ("route-not-found", 403, "access_denied"),
+            ("token-missing", 401, "invalid_token"),
+            ("token-too-large", 401, "invalid_token"),
+            ("token-malformed", 401, "invalid_token"),
+            ("token-unsupported-algorithm", 401, "invalid_token"),
+            ("token-algorithm-not-allowed", 401, "invalid_token"),
+            ("token-unknown-issuer", 401, "invalid_token"),
+            ("token-unknown-key", 401, "invalid_token"),
+            ("token-key-mismatch", 401, "invalid_token"),
+            ("token-bad-signature", 401, "invalid_token"),
+            ("token-wrong-type", 401, "invalid_token"),
+            ("token-unknown-critical-header", 401, "invalid_token"),
+            ("token-wrong-audience", 401, "invalid_token"),
+            ("token-expired", 401, "invalid_token"),
+            ("token-not-yet-valid", 401, "invalid_token"),
+            ("token-issued-in-future", 401, "invalid_token"),
+            ("token-missing-claim", 401, "invalid_token"),
+            ("policy-forbidden", 403, "access_denied"),
+            ("policy-no-permit", 403, "access_denied"),
+            ("action-token-digest-mismatch", 403, "access_denied"),
+            ("action-token-invalid", 401, "invalid_token"),
+            ("action-token-replayed", 401, "invalid_token"),
+            ("engine-trap", 503, "temporarily_unavailable"),
+            ("engine-timeout", 503, "temporarily_unavailable"),
+            ("engine-memory-exceeded", 503, "temporarily_unavailable"),
+            ("engine-invalid-output", 503, "temporarily_unavailable"),
+            ("engine-unavailable", 503, "temporarily_unavailable"),
+            ("approval-required", 401, "insufficient_authorization"),
+        ];
+        for (code, status, error) in table {
+            let d: Decision = if code == "approval-required" {
+                serde_json::from_value(json!({
+                    "verdict": { "kind": "approval-required", "authorization_details": [],
+                        "action_digest": "d", "obligation": { "approvers": ["subject"],
+                        "quorum": 1, "ttl_seconds": 60, "grant": "once", "window_seconds": 0,
+                        "reason_required": false, "message": "" } },
+                    "reasons": [], "policy_hash": "h" }))
+                .expect("a challenge")
+            } else {
+                serde_json::from_value(json!({
+                    "verdict": { "kind": "deny", "code": code, "message": "m" },
+                    "reasons": [], "policy_hash": "h" }))
+                .expect("a known code")
+            };
+            let r = respond(&d, "s");
+            assert_eq!(
+                (r.status, r.body["error"].as_str()),
+                (status, Some(error)),
+                "{code}"
+            );
+            assert_eq!(r.body["code"], code);
+            let challenge = r.headers.iter().any(|(n, _)| n == "www-authenticate");
+            assert_eq!(
+                challenge,
+                status == 401,
+                "{code}: a challenge exactly with 401"
+            );
+        }
+    }
+
     #[test]
     fn a_missing_token_gets_a_bare_bearer_challenge() {
         let d = Decision::deny(DenialCode::TokenMissing, "no bearer token", "h");

@@ -1075,6 +1075,8 @@ async fn webhooks_are_signed_retried_and_never_block() {
             .expect("t=..,v1=..");
         let mut mac =
             hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret-key").expect("any key length");
+        mac.update(header(c, "greenlight-delivery").as_bytes());
+        mac.update(b".");
         mac.update(t.as_bytes());
         mac.update(b".");
         mac.update(&c.body);

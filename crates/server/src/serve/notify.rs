@@ -4,15 +4,15 @@
 //! signed webhook carries
 //!
 //! ```text
-//! greenlight-signature: t=<unix seconds>,v1=<hex HMAC-SHA256(key, "<t>.<body>")>
+//! greenlight-signature: t=<unix seconds>,v1=<hex HMAC-SHA256(key, "<delivery>.<t>.<body>")>
 //! greenlight-delivery: <id, the same on every retry of one event>
 //! greenlight-event: approval.requested
 //! ```
 //!
-//! so a receiver recomputes the HMAC over the timestamp and the raw body,
-//! compares in constant time, rejects a timestamp outside its tolerance
-//! (a replay), and drops a delivery id it has seen (a retry it already
-//! processed). A failed attempt (a connection error, a timeout or a non-2xx
+//! so a receiver recomputes the HMAC over the delivery id, the timestamp
+//! and the raw body, compares in constant time, rejects a timestamp outside
+//! its tolerance (a replay), and drops a delivery id it has seen (a retry it
+//! already processed; the id is signed, so a replay cannot change it). A failed attempt (a connection error, a timeout or a non-2xx
 //! status) is retried with exponential backoff; the request that created the
 //! approval never waits for any of it.
 
@@ -73,10 +73,12 @@ impl std::fmt::Debug for Notifier {
     }
 }
 
-/// `t=<timestamp>,v1=<hex HMAC-SHA256(key, "<timestamp>.<body>")>`.
-pub fn signature(key: &[u8], timestamp: i64, body: &[u8]) -> String {
+/// `t=<timestamp>,v1=<hex HMAC-SHA256(key, "<delivery>.<timestamp>.<body>")>`.
+pub fn signature(key: &[u8], delivery: &str, timestamp: i64, body: &[u8]) -> String {
     // HMAC accepts a key of any length.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(delivery.as_bytes());
+    mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -205,7 +207,10 @@ impl Delivery {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
                 .unwrap_or(0);
-            req = req.header("greenlight-signature", signature(key, now, &self.body));
+            req = req.header(
+                "greenlight-signature",
+                signature(key, &self.delivery, now, &self.body),
+            );
         }
         let res = req
             .body(self.body.clone())
@@ -273,16 +278,23 @@ fn slack_body(approval: &Value, links: &Value) -> Value {
 mod tests {
     use super::*;
 
-    /// The signature is HMAC-SHA256 over `"<t>.<body>"` (value computed
-    /// independently with Python's `hmac`), and the timestamp is covered.
+    /// The signature is HMAC-SHA256 over `"<delivery>.<t>.<body>"` (value
+    /// computed independently with Python's `hmac`); id and time are covered.
     #[test]
-    fn the_signature_covers_timestamp_and_body() {
+    fn the_signature_covers_delivery_timestamp_and_body() {
         let body = b"what do ya want for nothing?";
         assert_eq!(
-            signature(b"Jefe", 0, body),
-            "t=0,v1=37f471929915ccd2cbbe79feb84ffcff4f2bb25e15fc41c2506687331ae179cc"
+            signature(b"Jefe", "d-1", 0, body),
+            "t=0,v1=bab9be6ed0515bed92d2390f0ac6729983a43526a1d27e027792ae8ee9fdb41d"
         );
-        assert_ne!(signature(b"Jefe", 1, body), signature(b"Jefe", 0, body));
+        assert_ne!(
+            signature(b"Jefe", "d-1", 1, body),
+            signature(b"Jefe", "d-1", 0, body)
+        );
+        assert_ne!(
+            signature(b"Jefe", "d-2", 0, body),
+            signature(b"Jefe", "d-1", 0, body)
+        );
     }
 
     /// Logs name the receiver by scheme, host and port, never the path a
