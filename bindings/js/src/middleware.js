@@ -133,8 +133,10 @@ export function greenlight(options) {
     await ready;
     let decision = policy.evaluateHttp(request, now());
     const v = decision.verdict;
-    if (v.kind === 'deny' && v.code === 'token-unknown-key' && Date.now() - lastFetch >= refreshMs) {
-      await refreshKeys();
+    if (v.kind === 'deny' && v.code === 'token-unknown-key' && (fetching || Date.now() - lastFetch >= refreshMs)) {
+      // Refresh, or wait for the refresh another request started; then
+      // decide again with whatever keys that brought.
+      await (fetching ?? refreshKeys());
       decision = policy.evaluateHttp(request, now());
     }
     if (needsService(decision)) {

@@ -176,7 +176,10 @@ class GreenlightMiddleware:
             await self.refresh_keys()
         decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
         v = decision.verdict
-        if not decision.allowed and getattr(v, "code", None) == "token-unknown-key" and await self.refresh_keys():
+        if not decision.allowed and getattr(v, "code", None) == "token-unknown-key":
+            # Refresh (or wait for the refresh another request started, or be
+            # rate-limited), then decide again: the keys may be new either way.
+            await self.refresh_keys()
             decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
         if needs_service(decision):
             decision = await self._check_with_service(request, decision.policy_hash)
