@@ -483,6 +483,24 @@ async fn an_undecided_approval_expires() {
         (status, e["error"].as_str()),
         (409, Some("approval_expired"))
     );
+    // The late vote recorded the expiry, once; a second late vote does not
+    // count it again, nor does the sweep.
+    srv.json(
+        "POST",
+        &format!("/v1/approvals/{id}/approve"),
+        Some(&bob),
+        json!({ "reason": "late again" }),
+    )
+    .await;
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+    let (_, text) = srv.call("GET", "/metrics", None, None).await;
+    assert!(
+        text.as_str()
+            .expect("text")
+            .lines()
+            .any(|l| l == r#"greenlight_approvals_total{outcome="expired"} 1"#),
+        "{text}"
+    );
 }
 
 /// The user's own confirmation opens a window: the same write is allowed
@@ -813,6 +831,21 @@ async fn token_exchange_mints_at_once_or_opens_the_pending_approval() {
     // It is good for that refund only.
     let (_, d) = srv.json("POST", "/v1/check", None, refund(60, &at)).await;
     assert_eq!(d["verdict"]["code"], "action-token-digest-mismatch", "{d}");
+
+    // An action token never outlives the token it was exchanged for.
+    let short = dev_token(
+        &root().join("examples/bundle"),
+        &DevTokenRequest {
+            subject: "alice".to_owned(),
+            scope: Some("payments:refund".to_owned()),
+            claims: vec![],
+            ttl: 120,
+            now: u64::try_from(T0).expect("positive"),
+        },
+    )
+    .expect("dev token");
+    let (status, t) = exchange(refund_details(50), short).await;
+    assert_eq!((status, t["expires_in"].as_i64()), (200, Some(120)), "{t}");
 
     // Needs approval: the pending approval, the same one bc-authorize finds.
     let (status, e) = exchange(refund_details(500), alice.clone()).await;

@@ -382,11 +382,17 @@ async fn vote(
             v["recorded"] = json!(outcome.recorded);
             Ok(Json(v))
         }
-        Err(StoreError::Expired { .. }) => Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "approval_expired",
-            format!("approval `{id}` expired before this decision"),
-        )),
+        Err(StoreError::Expired { .. }) => {
+            if a.status == Status::Pending {
+                // The store recorded the expiry with this refusal.
+                st.metrics.approvals("expired", 1);
+            }
+            Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "approval_expired",
+                format!("approval `{id}` expired before this decision"),
+            ))
+        }
         Err(StoreError::NotPending { status, .. }) => Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
             "approval_not_pending",
@@ -443,11 +449,17 @@ pub async fn revoke(
             "approval_not_revocable",
             format!("approval `{id}` is {status} and cannot be revoked"),
         )),
-        Err(StoreError::Expired { .. }) => Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "approval_not_revocable",
-            format!("approval `{id}` is expired and cannot be revoked"),
-        )),
+        Err(StoreError::Expired { .. }) => {
+            if a.status == Status::Pending {
+                // The store recorded the expiry with this refusal.
+                st.metrics.approvals("expired", 1);
+            }
+            Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "approval_not_revocable",
+                format!("approval `{id}` is expired and cannot be revoked"),
+            ))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -383,6 +383,10 @@ async fn exchange(st: &AppState, form: TokenRequest) -> Result<Json<Value>, ApiE
                 .action_tokens
                 .as_ref()
                 .ok_or_else(|| ApiError::internal("no [action_tokens] section"))?;
+            // An action token never outlives the token it was exchanged for.
+            let left = token_exp(&token)
+                .map(|exp| u64::try_from(exp - now).unwrap_or(0))
+                .ok_or_else(|| ApiError::invalid_request("subject_token has no `exp`"))?;
             let minted = mint(
                 st,
                 &who,
@@ -390,7 +394,7 @@ async fn exchange(st: &AppState, form: TokenRequest) -> Result<Json<Value>, ApiE
                     authorization_details,
                     digest,
                     window: false,
-                    lifetime: cfg.ttl,
+                    lifetime: cfg.ttl.min(left),
                     approval_id: None,
                     approvers: Vec::new(),
                 },
@@ -408,6 +412,17 @@ async fn exchange(st: &AppState, form: TokenRequest) -> Result<Json<Value>, ApiE
             Ok(Json(minted.response()))
         }
     }
+}
+
+/// The `exp` of a compact JWT the engine has already verified (its payload
+/// is only decoded here, never trusted unverified).
+fn token_exp(token: &str) -> Option<i64> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice::<Value>(&bytes).ok()?["exp"].as_i64()
 }
 
 /// What an action token says.
