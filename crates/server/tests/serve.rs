@@ -547,6 +547,27 @@ async fn a_window_grant_is_reused_then_expires() {
         .await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["expires_in"], 300);
+    // Asking again inside the window opens nothing: it is approved.
+    let (status, e) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &details)],
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            400,
+            Some(
+                format!(
+                    "`file.write` on `File::report.txt` is already approved (approval `{id}`) until {}: act with your access token",
+                    T0 + 300
+                )
+                .as_str()
+            )
+        )
+    );
     for _ in 0..2 {
         let (_, d) = srv.json("POST", "/v1/check", None, write.clone()).await;
         assert_eq!(d["verdict"]["kind"], "allow", "{d}");

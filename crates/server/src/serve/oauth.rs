@@ -191,6 +191,21 @@ async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened, ApiError> 
         .policy
         .authenticate(ask.token, now_u)
         .map_err(|d| ApiError::invalid_token(format!("{}: {}", d.code, d.message)))?;
+    // Already approved for a window: no new approval, no announcement.
+    if let Some(grant) = st
+        .store
+        .find_active_grant(&who.subject, &challenge.action_digest, now)
+        .await?
+    {
+        return Err(ApiError::invalid_request(format!(
+            "`{}` on `{}::{}` is already approved (approval `{}`) until {}: act with your access token",
+            asked.action,
+            asked.resource_type,
+            asked.resource_id,
+            grant.approval_id,
+            grant.expires_at
+        )));
+    }
     let ttl = challenge.obligation.ttl_seconds;
     let wait = ask.requested_expiry.map_or(ttl, |r| r.clamp(1, ttl));
     let obligation = serde_json::to_value(&challenge.obligation)
