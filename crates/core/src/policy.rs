@@ -351,7 +351,8 @@ fn parse_obligation<'a>(
     }
     for a in &approvers {
         // `group:NAME@tenant`: members of NAME within the requester's tenant.
-        let group_name = |g: &str| !g.is_empty() && !g.contains('@');
+        // Any other `@` is part of a group's name (`group:ops@example.com`).
+        let group_name = |g: &str| !g.is_empty();
         let ok = a == "subject"
             || a.strip_prefix("group:")
                 .is_some_and(|n| group_name(n.strip_suffix("@tenant").unwrap_or(n)))

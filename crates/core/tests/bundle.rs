@@ -176,7 +176,7 @@ forbid (principal, action, resource);
 permit (principal, action, resource);
 
 @id("f")
-@approvers("group:owners@acme")
+@approvers("group:ops@example.com, group:@tenant")
 permit (principal, action, resource);
 "#;
     let got = problems(&[
@@ -221,7 +221,7 @@ permit (principal, action, resource);
                 ProblemKind::InvalidPolicy,
                 "policy.cedar",
                 Some((25, 1)),
-                "policy `f`: approver `group:owners@acme` should be `group:NAME`, `group:NAME@tenant`, `user:SUBJECT` or `subject`"
+                "policy `f`: approver `group:@tenant` should be `group:NAME`, `group:NAME@tenant`, `user:SUBJECT` or `subject`"
             ),
         ]
     );
