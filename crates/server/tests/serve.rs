@@ -1665,3 +1665,46 @@ async fn a_trusted_pep_may_vouch_for_a_subject_by_id() {
         .await;
     assert_eq!((status, a["decision"].as_bool()), (200, Some(true)), "{a}");
 }
+
+/// A graceful shutdown waits for webhook deliveries in flight, up to a
+/// limit, and says how many it had to drop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_webhooks_in_flight_then_reports_the_rest() {
+    let (hook, seen, release) = receiver().await;
+    let settings: Settings = toml::from_str(&format!(
+        "[[webhooks]]\nurl = \"http://{hook}/hook\"\nattempts = 1\ntimeout = 60\n"
+    ))
+    .expect("settings");
+    let srv = Server::start_with(settings).await;
+    let alice = token("alice", "payments:refund", &[]);
+    let (status, _) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &refund_details(500))],
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The receiver holds the attempt: it stays in flight past the limit.
+    for _ in 0..200 {
+        if !seen.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(srv.state.notifier.in_flight(), 1);
+    let left = srv
+        .state
+        .notifier
+        .drain(std::time::Duration::from_millis(100))
+        .await;
+    assert_eq!(left, 1, "still held by the receiver");
+    // Released (and answered 500 with no attempts left), nothing is left.
+    release.notify_one();
+    let left = srv
+        .state
+        .notifier
+        .drain(std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(left, 0);
+}

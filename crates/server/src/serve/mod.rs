@@ -32,6 +32,9 @@ pub use error::ApiError;
 pub use keys::Signer;
 pub use settings::Settings;
 
+/// How long a graceful shutdown waits for webhook deliveries in flight.
+pub const WEBHOOK_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The largest request body accepted, in bytes: decisions and approval
 /// requests are small JSON or form documents.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -213,10 +216,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, policy_hash = %state.policy.policy_hash(), "serving");
     let sweeper = tokio::spawn(housekeeping(state.clone()));
-    let served = axum::serve(listener, router(state))
+    let served = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();
+    // Webhook retries live in memory: give those in flight a little time.
+    let lost = state.notifier.drain(WEBHOOK_DRAIN).await;
+    if lost > 0 {
+        tracing::warn!(
+            lost,
+            "shutting down with webhook deliveries still being retried; they are dropped"
+        );
+    }
     served?;
     Ok(())
 }

@@ -63,6 +63,26 @@ pub struct Notifier {
     hooks: Arc<Vec<Hook>>,
     client: reqwest::Client,
     metrics: Arc<Metrics>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Deliveries still being attempted, so a graceful shutdown can wait.
+#[derive(Default)]
+struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+/// Counts one delivery in flight until dropped (the task ended, however).
+struct Flying(Arc<InFlight>);
+
+impl Drop for Flying {
+    fn drop(&mut self) {
+        self.0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.done.notify_waiters();
+    }
 }
 
 impl std::fmt::Debug for Notifier {
@@ -127,7 +147,32 @@ impl Notifier {
             hooks: Arc::new(hooks),
             client,
             metrics,
+            in_flight: Arc::default(),
         })
+    }
+
+    /// Deliveries still being attempted (retries included).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+            .count
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits up to `limit` for the deliveries in flight to finish (a
+    /// graceful shutdown calls it); returns how many were still going.
+    /// Those are lost: deliveries live in memory, not in the store.
+    pub async fn drain(&self, limit: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let done = self.in_flight.done.notified();
+            let left = self.in_flight();
+            if left == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                return self.in_flight();
+            }
+        }
     }
 
     /// Announces a new approval (`approval` is its JSON, `links` where to
@@ -146,6 +191,10 @@ impl Notifier {
                     continue;
                 }
             };
+            self.in_flight
+                .count
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let flying = Flying(self.in_flight.clone());
             let task = Delivery {
                 client: self.client.clone(),
                 hook: hook.clone(),
@@ -153,7 +202,10 @@ impl Notifier {
                 delivery,
                 metrics: self.metrics.clone(),
             };
-            tokio::spawn(task.run());
+            tokio::spawn(async move {
+                let _flying = flying;
+                task.run().await;
+            });
         }
     }
 }
