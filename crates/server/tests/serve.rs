@@ -23,8 +23,9 @@ struct Server {
     addr: std::net::SocketAddr,
     clock: Arc<AtomicI64>,
     state: Arc<AppState>,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Server {
@@ -33,7 +34,11 @@ impl Server {
     }
 
     async fn start_with(settings: Settings) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(settings, tempfile::tempdir().expect("tempdir")).await
+    }
+
+    /// A server on the store in `dir` (a restart reuses one).
+    async fn start_in(settings: Settings, dir: tempfile::TempDir) -> Self {
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -50,16 +55,29 @@ impl Server {
             .await
             .expect("server prepares");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(run(listener, state.clone(), async {
+        let task = tokio::spawn(run(listener, state.clone(), async {
             let _ = rx.await;
         }));
         Server {
             addr,
             clock,
             state,
-            _dir: dir,
+            dir: Some(dir),
             stop: Some(tx),
+            task: Some(task),
         }
+    }
+
+    /// Shuts down gracefully, waits until it has, and hands back the store's
+    /// folder.
+    async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("joins").expect("serves");
+        }
+        self.dir.take().expect("a folder")
     }
 
     fn advance(&self, seconds: i64) {
@@ -1012,9 +1030,23 @@ struct Received {
     body: Vec<u8>,
 }
 
-/// A webhook receiver on port 0: it records every call; the first call to
-/// `/hook` waits for `release` and then fails with 500, later calls succeed.
+/// A webhook receiver on port 0 (see [`receiver_on`]).
 async fn receiver() -> (
+    std::net::SocketAddr,
+    Arc<std::sync::Mutex<Vec<Received>>>,
+    Arc<tokio::sync::Notify>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    receiver_on(listener)
+}
+
+/// A webhook receiver: it records every call; the first call to `/hook`
+/// waits for `release` and then fails with 500, later calls succeed.
+fn receiver_on(
+    listener: tokio::net::TcpListener,
+) -> (
     std::net::SocketAddr,
     Arc<std::sync::Mutex<Vec<Received>>>,
     Arc<tokio::sync::Notify>,
@@ -1046,9 +1078,6 @@ async fn receiver() -> (
             }
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (addr, seen, release)
@@ -1096,7 +1125,8 @@ async fn webhooks_are_signed_retried_and_never_block() {
     let id = ask["auth_req_id"].as_str().expect("id").to_owned();
     release.notify_one();
 
-    // Wait for the retry (backoff 0.5 s) and the Slack call.
+    // Wait for the retry (due 1 s later by the server's clock, which the
+    // test moves) and the Slack call.
     let mut calls = Vec::new();
     for _ in 0..200 {
         calls = seen.lock().expect("lock").clone();
@@ -1105,6 +1135,7 @@ async fn webhooks_are_signed_retried_and_never_block() {
         {
             break;
         }
+        srv.advance(1);
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let hooks: Vec<&Received> = calls.iter().filter(|c| c.path == "/hook").collect();
@@ -1707,4 +1738,78 @@ async fn shutdown_waits_for_webhooks_in_flight_then_reports_the_rest() {
         .drain(std::time::Duration::from_secs(30))
         .await;
     assert_eq!(left, 0);
+}
+
+/// A delivery that could not be made is still in the store after a
+/// restart, and the restarted server makes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_deliveries_survive_a_restart() {
+    // A port nobody listens on yet: the first server's attempt is refused.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = listener.local_addr().expect("addr");
+    drop(listener);
+    let settings = || -> Settings {
+        toml::from_str(&format!("[[webhooks]]\nurl = \"http://{hook}/later\"\n")).expect("settings")
+    };
+    let srv = Server::start_with(settings()).await;
+    let alice = token("alice", "payments:refund", &[]);
+    let (status, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &refund_details(500))],
+        )
+        .await;
+    assert_eq!(status, 200, "{ask}");
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    let text = loop_until_metric(
+        &srv,
+        r#"greenlight_webhook_deliveries_total{outcome="retried"} 1"#,
+    )
+    .await;
+    assert!(
+        text.is_some(),
+        "the first attempt failed and a retry was scheduled"
+    );
+    assert_eq!(srv.state.store.pending_deliveries().await, Ok(1));
+    let dir = srv.stop().await;
+
+    let (_, seen, _release) =
+        receiver_on(tokio::net::TcpListener::bind(hook).await.expect("rebind"));
+    let srv = Server::start_in(settings(), dir).await;
+    let mut calls = Vec::new();
+    for _ in 0..200 {
+        calls = seen.lock().expect("lock").clone();
+        if !calls.is_empty() {
+            break;
+        }
+        srv.advance(1);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let event: Value = serde_json::from_slice(&calls[0].body).expect("JSON event");
+    assert_eq!(event["approval"]["id"], id.as_str());
+    for _ in 0..100 {
+        if srv.state.store.pending_deliveries().await == Ok(0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(srv.state.store.pending_deliveries().await, Ok(0));
+}
+
+/// Polls /metrics until `line` appears (a generous deadline, no timing
+/// claim); the text when it did.
+async fn loop_until_metric(srv: &Server, line: &str) -> Option<String> {
+    for _ in 0..200 {
+        let (_, t) = srv.call("GET", "/metrics", None, None).await;
+        let text = t.as_str().expect("text").to_owned();
+        if text.lines().any(|l| l == line) {
+            return Some(text);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    None
 }

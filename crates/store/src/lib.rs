@@ -48,7 +48,8 @@ mod sqlite;
 pub use error::StoreError;
 pub use model::{
     Approval, AuditEvent, ConsumedToken, Decision, Grant, GrantMode, NewApproval, NewAuditEvent,
-    Obligation, SYSTEM_ACTOR, SigningKey, Status, Vote, VoteOutcome, events,
+    NewWebhookDelivery, Obligation, SYSTEM_ACTOR, SigningKey, Status, Vote, VoteOutcome,
+    WebhookDelivery, events,
 };
 
 /// Length of generated ids in bytes: 128 bits, too many to guess.
@@ -306,6 +307,51 @@ impl Store {
     /// Forgets used tokens whose `expires_at < now`; returns how many.
     pub async fn purge_ledger(&self, now: i64) -> Result<u64, StoreError> {
         dispatch!(self, purge_ledger(now))
+    }
+
+    // ----- webhook outbox -----
+
+    /// Stores deliveries to attempt, due at `now`.
+    pub async fn enqueue_deliveries(
+        &self,
+        deliveries: &[NewWebhookDelivery],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, enqueue_deliveries(deliveries, now))
+    }
+
+    /// Claims up to `limit` deliveries due at `now` for one attempt each,
+    /// moving their next attempt to `lease_until` (so a replica that dies
+    /// mid-attempt leaves them to be retried then). Of concurrent callers,
+    /// one claims each delivery.
+    pub async fn claim_due_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        dispatch!(self, claim_due_deliveries(now, lease_until, limit))
+    }
+
+    /// Records a delivered attempt.
+    pub async fn delivery_succeeded(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        dispatch!(self, delivery_succeeded(id, now))
+    }
+
+    /// Records a failed attempt: retried at `retry_at`, or given up on.
+    pub async fn delivery_failed(
+        &self,
+        id: &str,
+        now: i64,
+        retry_at: Option<i64>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, delivery_failed(id, now, retry_at, error))
+    }
+
+    /// Deliveries neither delivered nor given up on.
+    pub async fn pending_deliveries(&self) -> Result<u64, StoreError> {
+        dispatch!(self, pending_deliveries())
     }
 
     // ----- signing keys -----

@@ -288,6 +288,34 @@ pub struct Grant {
     pub revoked_at: Option<i64>,
 }
 
+/// A webhook delivery to store before it is attempted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewWebhookDelivery {
+    /// The delivery id (`greenlight-delivery`), the same on every attempt.
+    pub id: String,
+    /// Hex SHA-256 of the receiver's URL, to find it in the settings.
+    pub hook: String,
+    /// The event name, e.g. `approval.requested`.
+    pub event: String,
+    /// The exact body to send.
+    pub body: String,
+}
+
+/// A webhook delivery claimed for one attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// The delivery id.
+    pub id: String,
+    /// Hex SHA-256 of the receiver's URL.
+    pub hook: String,
+    /// The event name.
+    pub event: String,
+    /// The exact body to send.
+    pub body: String,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+}
+
 /// A used single-use token id, remembered until its token expires.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumedToken {

@@ -32,7 +32,7 @@ pub use error::ApiError;
 pub use keys::Signer;
 pub use settings::Settings;
 
-/// How long a graceful shutdown waits for webhook deliveries in flight.
+/// How long a graceful shutdown waits for webhook attempts in flight.
 pub const WEBHOOK_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The largest request body accepted, in bytes: decisions and approval
@@ -143,7 +143,12 @@ pub async fn prepare(
     )?;
     config.settings.check()?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let notifier = notify::Notifier::new(&config.settings.webhooks, metrics.clone())?;
+    let notifier = notify::Notifier::new(
+        &config.settings.webhooks,
+        metrics.clone(),
+        store.clone(),
+        clock.clone(),
+    )?;
     Ok(Arc::new(AppState {
         policy,
         config: bundle_config,
@@ -216,16 +221,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, policy_hash = %state.policy.policy_hash(), "serving");
     let sweeper = tokio::spawn(housekeeping(state.clone()));
+    let deliverer = tokio::spawn(state.notifier.clone().work());
     let served = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();
-    // Webhook retries live in memory: give those in flight a little time.
-    let lost = state.notifier.drain(WEBHOOK_DRAIN).await;
-    if lost > 0 {
+    deliverer.abort();
+    // Let attempts in flight finish; what is left stays in the outbox.
+    let left = state.notifier.drain(WEBHOOK_DRAIN).await;
+    if left > 0 {
         tracing::warn!(
-            lost,
-            "shutting down with webhook deliveries still being retried; they are dropped"
+            left,
+            "shutting down during webhook attempts; they are retried at the next start"
         );
     }
     served?;

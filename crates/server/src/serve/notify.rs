@@ -12,9 +12,14 @@
 //! so a receiver recomputes the HMAC over the delivery id, the timestamp
 //! and the raw body, compares in constant time, rejects a timestamp outside
 //! its tolerance (a replay), and drops a delivery id it has seen (a retry it
-//! already processed; the id is signed, so a replay cannot change it). A failed attempt (a connection error, a timeout or a non-2xx
-//! status) is retried with exponential backoff; the request that created the
-//! approval never waits for any of it.
+//! already processed; the id is signed, so a replay cannot change it).
+//!
+//! Deliveries are stored (the `webhook_deliveries` outbox) before they are
+//! attempted, and a worker claims due ones: a failed attempt (a connection
+//! error, a timeout or a non-2xx status) is retried with exponential backoff
+//! (1 s, doubling, at most a minute), a restart resumes what was pending,
+//! and with replicas each attempt is made by one of them. The request that
+//! created the approval never waits for a receiver.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,15 +34,21 @@ use super::settings::{Webhook, WebhookFormat};
 /// The event a new approval produces.
 pub const EVENT_REQUESTED: &str = "approval.requested";
 
-/// The delay before the first retry; each further retry waits twice as long.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-/// The longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Seconds before the first retry; each further retry waits twice as long.
+const FIRST_BACKOFF: i64 = 1;
+/// The longest wait between two attempts, in seconds.
+const MAX_BACKOFF: i64 = 60;
+/// How often the worker looks for due deliveries when nothing wakes it.
+const POLL: Duration = Duration::from_secs(1);
+/// Deliveries claimed at a time.
+const BATCH: u32 = 32;
 
 /// One receiver, with its key read from the environment at start.
 #[derive(Clone)]
 struct Hook {
     config: Webhook,
+    /// Hex SHA-256 of the URL: how stored deliveries name it.
+    id: String,
     key: Option<Vec<u8>>,
     /// Scheme, host and port only: what logs may show. A Slack webhook's
     /// path is its secret.
@@ -64,6 +75,9 @@ pub struct Notifier {
     client: reqwest::Client,
     metrics: Arc<Metrics>,
     in_flight: Arc<InFlight>,
+    store: greenlight_store::Store,
+    clock: super::Clock,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// Deliveries still being attempted, so a graceful shutdown can wait.
@@ -112,8 +126,14 @@ pub fn signature(key: &[u8], delivery: &str, timestamp: i64, body: &[u8]) -> Str
 }
 
 impl Notifier {
-    /// A notifier for `webhooks`, reading each `secret_env` now.
-    pub fn new(webhooks: &[Webhook], metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    /// A notifier for `webhooks`, reading each key now, with its outbox in
+    /// `store` and `clock` for scheduling.
+    pub fn new(
+        webhooks: &[Webhook],
+        metrics: Arc<Metrics>,
+        store: greenlight_store::Store,
+        clock: super::Clock,
+    ) -> anyhow::Result<Self> {
         let hooks = webhooks
             .iter()
             .map(|w| {
@@ -132,8 +152,13 @@ impl Notifier {
                     ),
                     (None, None) => None,
                 };
+                let id: String = <sha2::Sha256 as sha2::Digest>::digest(w.url.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 Ok(Hook {
                     config: w.clone(),
+                    id,
                     key,
                     target: target_of(&w.url),
                 })
@@ -148,6 +173,9 @@ impl Notifier {
             client,
             metrics,
             in_flight: Arc::default(),
+            store,
+            clock,
+            wake: Arc::default(),
         })
     }
 
@@ -158,9 +186,9 @@ impl Notifier {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Waits up to `limit` for the deliveries in flight to finish (a
-    /// graceful shutdown calls it); returns how many were still going.
-    /// Those are lost: deliveries live in memory, not in the store.
+    /// Waits up to `limit` for the attempts in flight to finish (a graceful
+    /// shutdown calls it); returns how many were still going. Those stay in
+    /// the outbox and are attempted again after their lease.
     pub async fn drain(&self, limit: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
@@ -175,97 +203,152 @@ impl Notifier {
         }
     }
 
-    /// Announces a new approval (`approval` is its JSON, `links` where to
-    /// see and decide it) to every webhook, each in a task of its own.
-    pub fn approval_requested(&self, approval: &Value, links: &Value, now: i64) {
+    /// Stores the announcement of a new approval (`approval` is its JSON,
+    /// `links` where to see and decide it) for every webhook and wakes the
+    /// worker. A store failure is logged: the approval stands, unannounced.
+    pub async fn approval_requested(&self, approval: &Value, links: &Value, now: i64) {
+        let mut deliveries = Vec::with_capacity(self.hooks.len());
         for hook in self.hooks.iter() {
             let body = match hook.config.format {
                 WebhookFormat::Greenlight => greenlight_body(approval, links, now),
                 WebhookFormat::Slack => slack_body(approval, links),
             };
-            let delivery = match greenlight_store::new_id() {
-                Ok(id) => id,
-                Err(e) => {
-                    tracing::error!(error = %e, "no id for a webhook delivery; not sent");
-                    self.metrics.webhook("failed");
-                    continue;
-                }
-            };
-            self.in_flight
-                .count
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let flying = Flying(self.in_flight.clone());
-            let task = Delivery {
-                client: self.client.clone(),
-                hook: hook.clone(),
-                body: body.to_string().into_bytes(),
-                delivery,
-                metrics: self.metrics.clone(),
-            };
-            tokio::spawn(async move {
-                let _flying = flying;
-                task.run().await;
-            });
+            match greenlight_store::new_id() {
+                Ok(id) => deliveries.push(greenlight_store::NewWebhookDelivery {
+                    id,
+                    hook: hook.id.clone(),
+                    event: EVENT_REQUESTED.to_owned(),
+                    body: body.to_string(),
+                }),
+                Err(e) => tracing::error!(error = %e, "no id for a webhook delivery; not sent"),
+            }
         }
-    }
-}
-
-/// One event on its way to one webhook.
-struct Delivery {
-    client: reqwest::Client,
-    hook: Hook,
-    body: Vec<u8>,
-    delivery: String,
-    metrics: Arc<Metrics>,
-}
-
-impl Delivery {
-    async fn run(self) {
-        let attempts = self.hook.config.attempts.unwrap_or(5);
-        let timeout = Duration::from_secs(self.hook.config.timeout.unwrap_or(10));
-        let mut backoff = FIRST_BACKOFF;
-        for attempt in 1..=attempts {
-            match self.attempt(timeout).await {
-                Ok(()) => {
-                    tracing::info!(to = %self.hook.target, delivery = %self.delivery, attempt, "webhook delivered");
-                    self.metrics.webhook("delivered");
-                    return;
-                }
-                Err(why) if attempt < attempts => {
-                    tracing::warn!(to = %self.hook.target, delivery = %self.delivery, attempt, %why, "webhook failed; retrying");
-                    self.metrics.webhook("retried");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-                Err(why) => {
-                    tracing::error!(to = %self.hook.target, delivery = %self.delivery, attempt, %why, "webhook failed; giving up");
+        if deliveries.is_empty() {
+            return;
+        }
+        match self.store.enqueue_deliveries(&deliveries, now).await {
+            Ok(()) => self.wake.notify_one(),
+            Err(e) => {
+                tracing::error!(error = %e, approval = %approval["id"], "cannot store webhook deliveries; the approval is not announced");
+                for _ in &deliveries {
                     self.metrics.webhook("failed");
                 }
             }
         }
     }
 
-    async fn attempt(&self, timeout: Duration) -> Result<(), String> {
-        let mut req = self
-            .client
-            .post(&self.hook.config.url)
+    /// The delivery worker: claims due deliveries (when woken, or every
+    /// second) and attempts each in a task of its own. Runs until aborted.
+    pub async fn work(self) {
+        if self.hooks.is_empty() {
+            return;
+        }
+        let longest = self
+            .hooks
+            .iter()
+            .map(|h| h.config.timeout.unwrap_or(10))
+            .max()
+            .unwrap_or(10);
+        loop {
+            let now = (self.clock)();
+            // A replica that dies mid-attempt leaves the delivery to be
+            // claimed again once the longest attempt could have ended.
+            let lease = now + i64::try_from(longest).unwrap_or(60) + 5;
+            match self.store.claim_due_deliveries(now, lease, BATCH).await {
+                Ok(due) => {
+                    for d in due {
+                        self.in_flight
+                            .count
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let flying = Flying(self.in_flight.clone());
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            let _flying = flying;
+                            me.deliver(d).await;
+                        });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot read the webhook outbox"),
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// One attempt of one stored delivery, and its outcome recorded.
+    async fn deliver(&self, d: greenlight_store::WebhookDelivery) {
+        let Some(hook) = self.hooks.iter().find(|h| h.id == d.hook) else {
+            let now = (self.clock)();
+            if let Err(e) = self
+                .store
+                .delivery_failed(&d.id, now, None, "the webhook is no longer configured")
+                .await
+            {
+                tracing::error!(error = %e, delivery = %d.id, "cannot record a webhook attempt");
+            }
+            self.metrics.webhook("failed");
+            return;
+        };
+        let attempts = hook.config.attempts.unwrap_or(5);
+        let timeout = Duration::from_secs(hook.config.timeout.unwrap_or(10));
+        let outcome = attempt(&self.client, hook, &d, timeout).await;
+        let now = (self.clock)();
+        let recorded = match &outcome {
+            Ok(()) => {
+                tracing::info!(to = %hook.target, delivery = %d.id, attempt = d.attempt, "webhook delivered");
+                self.metrics.webhook("delivered");
+                self.store.delivery_succeeded(&d.id, now).await
+            }
+            Err(why) if d.attempt < attempts => {
+                let shift = d.attempt.saturating_sub(1).min(16);
+                let wait = (FIRST_BACKOFF << shift).min(MAX_BACKOFF);
+                tracing::warn!(to = %hook.target, delivery = %d.id, attempt = d.attempt, %why, wait, "webhook failed; retrying");
+                self.metrics.webhook("retried");
+                self.store
+                    .delivery_failed(&d.id, now, Some(now + wait), why)
+                    .await
+            }
+            Err(why) => {
+                tracing::error!(to = %hook.target, delivery = %d.id, attempt = d.attempt, %why, "webhook failed; giving up");
+                self.metrics.webhook("failed");
+                self.store.delivery_failed(&d.id, now, None, why).await
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, delivery = %d.id, "cannot record a webhook attempt; it is retried after its lease");
+        }
+    }
+}
+
+/// POSTs one stored delivery to its receiver, signed when it has a key.
+async fn attempt(
+    client: &reqwest::Client,
+    hook: &Hook,
+    d: &greenlight_store::WebhookDelivery,
+    timeout: Duration,
+) -> Result<(), String> {
+    {
+        let mut req = client
+            .post(&hook.config.url)
             .timeout(timeout)
             .header("content-type", "application/json")
-            .header("greenlight-event", EVENT_REQUESTED)
-            .header("greenlight-delivery", &self.delivery);
-        if let Some(key) = &self.hook.key {
+            .header("greenlight-event", d.event.as_str())
+            .header("greenlight-delivery", d.id.as_str());
+        if let Some(key) = &hook.key {
             // Signed at each attempt, so the timestamp is fresh.
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                .map(|t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX))
                 .unwrap_or(0);
             req = req.header(
                 "greenlight-signature",
-                signature(key, &self.delivery, now, &self.body),
+                signature(key, &d.id, now, d.body.as_bytes()),
             );
         }
         let res = req
-            .body(self.body.clone())
+            .body(d.body.clone())
             .send()
             .await
             // reqwest's message would end with the URL, secret path and all.

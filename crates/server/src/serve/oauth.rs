@@ -243,7 +243,7 @@ async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened, ApiError> 
             "deny": st.url(&format!("{base}/deny")),
         });
         let v = serde_json::to_value(&approval).unwrap_or(Value::Null);
-        st.notifier.approval_requested(&v, &links, now);
+        st.notifier.approval_requested(&v, &links, now).await;
     }
     Ok(Opened::Pending(approval))
 }

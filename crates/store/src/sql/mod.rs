@@ -18,6 +18,7 @@ mod audit;
 mod grants;
 mod keys;
 mod ledger;
+mod outbox;
 
 pub(crate) use approvals::{
     claim_delivery, create_or_get_pending, expire_due, get_approval, list_approvals, record_poll,
@@ -27,6 +28,10 @@ pub(crate) use audit::{append_audit, audit_for, audit_since};
 pub(crate) use grants::{create_grant, find_active_grant, grant_for_approval};
 pub(crate) use keys::{insert_signing_key, retire_signing_key, signing_keys};
 pub(crate) use ledger::{consume_token, consumed_token, purge_ledger};
+pub(crate) use outbox::{
+    claim_due_deliveries, delivery_failed, delivery_succeeded, enqueue_deliveries,
+    pending_deliveries,
+};
 
 /// This backend's connection pool.
 type Pool = sqlx::Pool<Db>;
