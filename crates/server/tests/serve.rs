@@ -80,6 +80,18 @@ impl Server {
         self.dir.take().expect("a folder")
     }
 
+    /// POSTs a form to `/oauth/token` without a bearer (token exchange).
+    async fn token_endpoint(&self, fields: &[(&str, &str)]) -> (u16, Value) {
+        let body = common::form(fields);
+        self.call(
+            "POST",
+            "/oauth/token",
+            None,
+            Some(("application/x-www-form-urlencoded", body)),
+        )
+        .await
+    }
+
     fn advance(&self, seconds: i64) {
         self.clock.fetch_add(seconds, Ordering::SeqCst);
     }
@@ -833,20 +845,12 @@ async fn token_exchange_mints_at_once_or_opens_the_pending_approval() {
     let exchange = |details: String, token: String| {
         let srv = &srv;
         async move {
-            srv.call(
-                "POST",
-                "/oauth/token",
-                None,
-                Some((
-                    "application/x-www-form-urlencoded",
-                    common::form(&[
-                        ("grant_type", EXCHANGE),
-                        ("subject_token", &token),
-                        ("subject_token_type", ACCESS_TOKEN_TYPE),
-                        ("authorization_details", &details),
-                    ]),
-                )),
-            )
+            srv.token_endpoint(&[
+                ("grant_type", EXCHANGE),
+                ("subject_token", &token),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ("authorization_details", &details),
+            ])
             .await
         }
     };
@@ -929,42 +933,26 @@ async fn token_exchange_mints_at_once_or_opens_the_pending_approval() {
         "{e}"
     );
     let (status, e) = srv
-        .call(
-            "POST",
-            "/oauth/token",
-            None,
-            Some((
-                "application/x-www-form-urlencoded",
-                common::form(&[
-                    ("grant_type", EXCHANGE),
-                    ("subject_token", &alice),
-                    ("authorization_details", &refund_details(50)),
-                ]),
-            )),
-        )
+        .token_endpoint(&[
+            ("grant_type", EXCHANGE),
+            ("subject_token", &alice),
+            ("authorization_details", &refund_details(50)),
+        ])
         .await;
     assert_eq!(
         (status, e["error_description"].as_str()),
         (400, Some("subject_token_type is required"))
     );
     let (status, e) = srv
-        .call(
-            "POST",
-            "/oauth/token",
-            None,
-            Some((
-                "application/x-www-form-urlencoded",
-                common::form(&[
-                    ("grant_type", EXCHANGE),
-                    ("subject_token", &alice),
-                    (
-                        "subject_token_type",
-                        "urn:ietf:params:oauth:token-type:id_token",
-                    ),
-                    ("authorization_details", &refund_details(50)),
-                ]),
-            )),
-        )
+        .token_endpoint(&[
+            ("grant_type", EXCHANGE),
+            ("subject_token", &alice),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:id_token",
+            ),
+            ("authorization_details", &refund_details(50)),
+        ])
         .await;
     assert_eq!(
         (status, e["error_description"].as_str()),
@@ -1274,20 +1262,12 @@ async fn keys_rotate_and_the_old_key_stays_published_until_its_tokens_expire() {
         let (srv, alice) = (&srv, alice.clone());
         async move {
             let (status, t) = srv
-                .call(
-                    "POST",
-                    "/oauth/token",
-                    None,
-                    Some((
-                        "application/x-www-form-urlencoded",
-                        common::form(&[
-                            ("grant_type", EXCHANGE),
-                            ("subject_token", &alice),
-                            ("subject_token_type", ACCESS_TOKEN_TYPE),
-                            ("authorization_details", &details),
-                        ]),
-                    )),
-                )
+                .token_endpoint(&[
+                    ("grant_type", EXCHANGE),
+                    ("subject_token", &alice),
+                    ("subject_token_type", ACCESS_TOKEN_TYPE),
+                    ("authorization_details", &details),
+                ])
                 .await;
             assert_eq!(status, 200, "{t}");
             t["access_token"].as_str().expect("token").to_owned()
