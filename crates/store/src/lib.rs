@@ -147,7 +147,20 @@ impl Store {
         new: NewApproval,
         now: i64,
     ) -> Result<(Approval, bool), StoreError> {
-        dispatch!(self, create_or_get_pending(new, now))
+        dispatch!(self, create_or_get_pending(new, now, &|_| Vec::new()))
+    }
+
+    /// [`Store::create_or_get_pending`], storing the webhook deliveries
+    /// `announce` builds from a newly created approval in the same
+    /// transaction: an approval is never committed unannounced, nor an
+    /// announcement of one that was not. Not called for an existing one.
+    pub async fn create_or_get_pending_announced(
+        &self,
+        new: NewApproval,
+        now: i64,
+        announce: &(dyn Fn(&Approval) -> Vec<NewWebhookDelivery> + Sync),
+    ) -> Result<(Approval, bool), StoreError> {
+        dispatch!(self, create_or_get_pending(new, now, announce))
     }
 
     /// The approval with this id, if any. Its `status` is as stored: use

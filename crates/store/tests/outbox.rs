@@ -4,13 +4,14 @@
 #[macro_use]
 mod common;
 
-use common::{T0, TestDb};
-use greenlight_store::NewWebhookDelivery;
+use common::{T0, TestDb, new_approval};
+use greenlight_store::{GrantMode, NewWebhookDelivery};
 
 backend_tests! {
     a_delivery_is_claimed_once_then_retried_then_delivered,
     concurrent_claims_take_each_delivery_once,
     a_delivery_given_up_on_is_never_claimed_again,
+    a_new_approval_commits_with_its_announcements_and_only_a_new_one,
 }
 
 fn delivery(id: &str) -> NewWebhookDelivery {
@@ -117,5 +118,47 @@ async fn a_delivery_given_up_on_is_never_claimed_again(db: &mut TestDb) {
     assert_eq!(
         db.store.claim_due_deliveries(T0 + 999, T0 + 1029, 10).await,
         Ok(vec![])
+    );
+}
+
+/// Announcements are stored with the approval that creates them, built
+/// from the stored approval; asking again for the pending one announces
+/// nothing.
+async fn a_new_approval_commits_with_its_announcements_and_only_a_new_one(db: &mut TestDb) {
+    let announce = |a: &greenlight_store::Approval| vec![delivery(&format!("for-{}", a.id))];
+    let (approval, created) = db
+        .store
+        .create_or_get_pending_announced(
+            new_approval("alice", "digest-1", 1, GrantMode::Once),
+            T0,
+            &announce,
+        )
+        .await
+        .expect("created");
+    assert!(created);
+    let due = db
+        .store
+        .claim_due_deliveries(T0, T0 + 30, 10)
+        .await
+        .expect("claim");
+    assert_eq!(
+        due.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        vec![format!("for-{}", approval.id)]
+    );
+    let (again, created) = db
+        .store
+        .create_or_get_pending_announced(
+            new_approval("alice", "digest-1", 1, GrantMode::Once),
+            T0 + 1,
+            &announce,
+        )
+        .await
+        .expect("found");
+    assert!(!created);
+    assert_eq!(again.id, approval.id);
+    assert_eq!(
+        db.store.pending_deliveries().await,
+        Ok(1),
+        "no second announcement"
     );
 }

@@ -203,10 +203,15 @@ impl Notifier {
         }
     }
 
-    /// Stores the announcement of a new approval (`approval` is its JSON,
-    /// `links` where to see and decide it) for every webhook and wakes the
-    /// worker. A store failure is logged: the approval stands, unannounced.
-    pub async fn approval_requested(&self, approval: &Value, links: &Value, now: i64) {
+    /// The deliveries announcing a new approval (`approval` is its JSON,
+    /// `links` where to see and decide it), one per webhook, for the store
+    /// to commit with the approval.
+    pub fn announcements(
+        &self,
+        approval: &Value,
+        links: &Value,
+        now: i64,
+    ) -> Vec<greenlight_store::NewWebhookDelivery> {
         let mut deliveries = Vec::with_capacity(self.hooks.len());
         for hook in self.hooks.iter() {
             let body = match hook.config.format {
@@ -220,21 +225,18 @@ impl Notifier {
                     event: EVENT_REQUESTED.to_owned(),
                     body: body.to_string(),
                 }),
-                Err(e) => tracing::error!(error = %e, "no id for a webhook delivery; not sent"),
-            }
-        }
-        if deliveries.is_empty() {
-            return;
-        }
-        match self.store.enqueue_deliveries(&deliveries, now).await {
-            Ok(()) => self.wake.notify_one(),
-            Err(e) => {
-                tracing::error!(error = %e, approval = %approval["id"], "cannot store webhook deliveries; the approval is not announced");
-                for _ in &deliveries {
+                Err(e) => {
+                    tracing::error!(error = %e, "no id for a webhook delivery; not sent");
                     self.metrics.webhook("failed");
                 }
             }
         }
+        deliveries
+    }
+
+    /// Tells the worker that deliveries were stored.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// The delivery worker: claims due deliveries (when woken, or every

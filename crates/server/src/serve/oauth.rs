@@ -211,9 +211,20 @@ async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened, ApiError> 
     let obligation = serde_json::to_value(&challenge.obligation)
         .and_then(serde_json::from_value)
         .map_err(ApiError::internal)?;
+    // A new approval's webhook deliveries commit with it.
+    let announce = |a: &greenlight_store::Approval| {
+        let base = format!("/v1/approvals/{}", a.id);
+        let links = json!({
+            "approval": st.url(&base),
+            "approve": st.url(&format!("{base}/approve")),
+            "deny": st.url(&format!("{base}/deny")),
+        });
+        let v = serde_json::to_value(a).unwrap_or(Value::Null);
+        st.notifier.announcements(&v, &links, now)
+    };
     let (approval, created) = st
         .store
-        .create_or_get_pending(
+        .create_or_get_pending_announced(
             NewApproval {
                 id: None,
                 requester: who.subject.clone(),
@@ -231,19 +242,13 @@ async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened, ApiError> 
                 requester_tenant: Some(who.tenant.clone()).filter(|t| !t.is_empty()),
             },
             now,
+            &announce,
         )
         .await?;
     tracing::info!(auth_req_id = %approval.id, created, requester = %who.subject, action = %asked.action, "approval requested");
     if created {
         st.metrics.approvals("requested", 1);
-        let base = format!("/v1/approvals/{}", approval.id);
-        let links = json!({
-            "approval": st.url(&base),
-            "approve": st.url(&format!("{base}/approve")),
-            "deny": st.url(&format!("{base}/deny")),
-        });
-        let v = serde_json::to_value(&approval).unwrap_or(Value::Null);
-        st.notifier.approval_requested(&v, &links, now).await;
+        st.notifier.wake();
     }
     Ok(Opened::Pending(approval))
 }

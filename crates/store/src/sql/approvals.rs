@@ -169,6 +169,7 @@ pub(crate) async fn create_or_get_pending(
     pool: &Pool,
     new: NewApproval,
     now: i64,
+    announce: &(dyn Fn(&Approval) -> Vec<crate::NewWebhookDelivery> + Sync),
 ) -> Result<(Approval, bool), StoreError> {
     validate(&new, now)?;
     let id = match &new.id {
@@ -245,6 +246,8 @@ pub(crate) async fn create_or_get_pending(
             )
             .await?;
             let approval = reread(&mut tx, &id).await?;
+            // Its announcements commit with it, or neither does.
+            super::outbox::insert_deliveries(&mut tx, &announce(&approval), now).await?;
             tx.commit().await?;
             return Ok((approval, true));
         }

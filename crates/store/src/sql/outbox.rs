@@ -3,7 +3,7 @@
 
 use sqlx::FromRow;
 
-use super::{Pool, begin_write};
+use super::{Conn, Pool, begin_write};
 use crate::{NewWebhookDelivery, StoreError, WebhookDelivery};
 
 pub(crate) async fn enqueue_deliveries(
@@ -12,6 +12,17 @@ pub(crate) async fn enqueue_deliveries(
     now: i64,
 ) -> Result<(), StoreError> {
     let mut tx = begin_write(pool).await?;
+    insert_deliveries(&mut tx, deliveries, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Stores deliveries, due at `now`, in the caller's transaction.
+pub(super) async fn insert_deliveries(
+    conn: &mut Conn,
+    deliveries: &[NewWebhookDelivery],
+    now: i64,
+) -> Result<(), StoreError> {
     for d in deliveries {
         sqlx::query(
             "INSERT INTO webhook_deliveries (id, hook, event, body, created_at, next_attempt_at) \
@@ -22,10 +33,9 @@ pub(crate) async fn enqueue_deliveries(
         .bind(&d.event)
         .bind(&d.body)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
