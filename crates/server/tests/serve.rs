@@ -1793,3 +1793,49 @@ async fn loop_until_metric(srv: &Server, line: &str) -> Option<String> {
     }
     None
 }
+
+/// A one-time action token ends no later than the base token that
+/// collected it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_once_token_ends_no_later_than_the_base_token_that_collected_it() {
+    let srv = Server::start().await;
+    let alice = dev_token(
+        &root().join("examples/bundle"),
+        &DevTokenRequest {
+            subject: "alice".to_owned(),
+            scope: Some("payments:refund".to_owned()),
+            claims: vec![],
+            ttl: 120,
+            now: u64::try_from(T0).expect("positive"),
+        },
+    )
+    .expect("dev token");
+    let (_, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &refund_details(500))],
+        )
+        .await;
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    for who in ["bob", "carol"] {
+        let (status, v) = srv
+            .json(
+                "POST",
+                &format!("/v1/approvals/{id}/approve"),
+                Some(&token(who, "", &["finance"])),
+                json!({ "reason": "checked" }),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    srv.advance(20);
+    let (status, t) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!((status, t["expires_in"].as_i64()), (200, Some(100)), "{t}");
+}

@@ -589,9 +589,15 @@ async fn ciba_poll(
         .ok_or_else(|| ApiError::internal("no [action_tokens] section"))?;
     let window = approval.obligation.grant == greenlight_store::GrantMode::Window;
     let lifetime = if window {
+        // The grant outlives any one base token: the client may refresh it.
         approval.obligation.window_seconds
     } else {
-        cfg.ttl.min(approval.obligation.ttl_seconds)
+        // A one-time token ends no later than the token that collected it.
+        let left = bearer(headers)
+            .ok()
+            .and_then(|t| token_exp(&t))
+            .map_or(0, |exp| u64::try_from(exp - now).unwrap_or(0));
+        cfg.ttl.min(approval.obligation.ttl_seconds).min(left)
     };
     let approvers: Vec<String> = st
         .store
