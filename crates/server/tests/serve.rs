@@ -142,18 +142,26 @@ impl Drop for Server {
     }
 }
 
-fn token(sub: &str, scope: &str, groups: &[&str]) -> String {
+/// A token of the demo issuer, issued at `T0`.
+fn dev(sub: &str, scope: Option<&str>, claims: &[(&str, Value)], ttl: u64) -> String {
     dev_token(
         &root().join("examples/bundle"),
         &DevTokenRequest {
             subject: sub.to_owned(),
-            scope: Some(scope.to_owned()),
-            claims: vec![("groups".to_owned(), json!(groups).to_string())],
-            ttl: 7200,
+            scope: scope.map(str::to_owned),
+            claims: claims
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_string()))
+                .collect(),
+            ttl,
             now: u64::try_from(T0).expect("positive"),
         },
     )
     .expect("dev token")
+}
+
+fn token(sub: &str, scope: &str, groups: &[&str]) -> String {
+    dev(sub, Some(scope), &[("groups", json!(groups))], 7200)
 }
 
 fn refund(amount: i64, token: &str) -> Value {
@@ -182,13 +190,10 @@ fn refund_details(amount: i64) -> String {
 
 /// The `kid` of a compact JWS.
 fn kid_of(token: &str) -> String {
-    use base64::Engine as _;
-    let head = token.split('.').next().expect("header");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(head)
-        .expect("base64url header");
-    let v: Value = serde_json::from_slice(&bytes).expect("JSON header");
-    v["kid"].as_str().expect("kid").to_owned()
+    greenlight_core::jws::parse(token)
+        .expect("a JWS")
+        .kid
+        .expect("kid")
 }
 
 /// The whole refund story: challenge, ask (twice: one approval), pending and
@@ -876,17 +881,7 @@ async fn token_exchange_mints_at_once_or_opens_the_pending_approval() {
     assert_eq!(d["verdict"]["code"], "action-token-digest-mismatch", "{d}");
 
     // An action token never outlives the token it was exchanged for.
-    let short = dev_token(
-        &root().join("examples/bundle"),
-        &DevTokenRequest {
-            subject: "alice".to_owned(),
-            scope: Some("payments:refund".to_owned()),
-            claims: vec![],
-            ttl: 120,
-            now: u64::try_from(T0).expect("positive"),
-        },
-    )
-    .expect("dev token");
+    let short = dev("alice", Some("payments:refund"), &[], 120);
     let (status, t) = exchange(refund_details(50), short).await;
     assert_eq!((status, t["expires_in"].as_i64()), (200, Some(120)), "{t}");
 
@@ -1394,20 +1389,7 @@ async fn the_sweep_expires_due_approvals() {
 
 /// A token with any claims (JSON values), from the demo issuer.
 fn token_with(sub: &str, claims: &[(&str, Value)]) -> String {
-    dev_token(
-        &root().join("examples/bundle"),
-        &DevTokenRequest {
-            subject: sub.to_owned(),
-            scope: None,
-            claims: claims
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.to_string()))
-                .collect(),
-            ttl: 7200,
-            now: u64::try_from(T0).expect("positive"),
-        },
-    )
-    .expect("dev token")
+    dev(sub, None, claims, 7200)
 }
 
 /// `group:tenant-owner@tenant`: an owner of another tenant is not an
@@ -1799,17 +1781,7 @@ async fn loop_until_metric(srv: &Server, line: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_once_token_ends_no_later_than_the_base_token_that_collected_it() {
     let srv = Server::start().await;
-    let alice = dev_token(
-        &root().join("examples/bundle"),
-        &DevTokenRequest {
-            subject: "alice".to_owned(),
-            scope: Some("payments:refund".to_owned()),
-            claims: vec![],
-            ttl: 120,
-            now: u64::try_from(T0).expect("positive"),
-        },
-    )
-    .expect("dev token");
+    let alice = dev("alice", Some("payments:refund"), &[], 120);
     let (_, ask) = srv
         .form(
             "/oauth/bc-authorize",

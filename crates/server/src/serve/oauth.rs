@@ -437,12 +437,8 @@ async fn exchange(st: &AppState, form: TokenRequest) -> Result<Json<Value>, ApiE
 /// The `exp` of a compact JWT the engine has already verified (its payload
 /// is only decoded here, never trusted unverified).
 fn token_exp(token: &str) -> Option<i64> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    serde_json::from_slice::<Value>(&bytes).ok()?["exp"].as_i64()
+    let jws = greenlight_core::jws::parse(token).ok()?;
+    serde_json::from_slice::<Value>(&jws.payload).ok()?["exp"].as_i64()
 }
 
 /// What an action token says.
