@@ -4,10 +4,14 @@
 #
 #   examples/demo.sh
 #
-# The first run builds the workspace (wasmtime, Cedar, the component): on two
-# cores that takes a while; later runs take seconds.
+# Needs only Rust through rustup: the wasm32-wasip2 target is added if it is
+# missing. The first run builds the workspace (wasmtime, Cedar, the
+# component): on two cores that takes about 15 minutes; later runs take
+# seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/wasm-target
+echo "== building greenlight (the first build takes a while)" >&2
 cargo build -q -p greenlight
 gl=${CARGO_TARGET_DIR:-target}/debug/greenlight
 
