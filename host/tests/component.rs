@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use greenlight_core::{DenialCode, HttpRequest, LoadError, Verdict};
+
 use greenlight_host::{Engine, HostError, Limits};
 
 fn demo_files() -> Vec<(String, String)> {
@@ -233,4 +234,133 @@ fn authenticate_matches_the_core_and_refuses_action_tokens() {
                 .into(),
         })
     );
+}
+
+fn tokens_files() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/bundles/tokens");
+    greenlight_host::read_bundle_dir(&dir).expect("tokens bundle")
+}
+
+/// `inspect` gives the claims enforcement checked, the same as the native
+/// core; it refuses what enforcement refuses (an expired token, past the
+/// leeway) with the same code, and refuses access tokens.
+#[test]
+fn inspect_gives_the_claims_enforcement_checked() {
+    let policy = engine().load_bundle(tokens_files()).expect("bundle");
+    let native = greenlight_core::Engine::load(&tokens_files()).expect("bundle");
+    let (token, now) = vector_token("058-action-once-allowed-with-consume.json");
+    let claims = policy.inspect(&token, now).expect("a valid action token");
+    assert_eq!(claims, native.inspect(&token, now).expect("natively too"));
+    assert_eq!(
+        (
+            claims.principal.subject.as_str(),
+            claims.principal.client_id.as_str(),
+            claims.principal.issuer.as_str(),
+            claims.token_id.as_str(),
+            claims.expires_at,
+            claims.grant,
+            claims.approval_id.as_deref(),
+        ),
+        (
+            "bob",
+            "cli",
+            "https://greenlight.test",
+            "at-1",
+            now + 120,
+            greenlight_types::GrantMode::Once,
+            Some("apr-1")
+        )
+    );
+    // Within the leeway after `exp` both still accept; past it both refuse.
+    assert!(policy.inspect(&token, now + 120 + 59).is_ok());
+    let expired = greenlight_core::Denial::new(
+        DenialCode::TokenExpired,
+        format!("the action token expired at {}", now + 120),
+    );
+    assert_eq!(policy.inspect(&token, now + 120 + 60), Err(expired));
+    let (access, now) = vector_token("043-keys-eddsa-allowed.json");
+    assert_eq!(
+        policy.inspect(&access, now),
+        Err(greenlight_core::Denial::new(
+            DenialCode::ActionTokenInvalid,
+            "an access token is not an action token"
+        ))
+    );
+}
+
+/// `describe` tells a host what it would otherwise parse `greenlight.toml`
+/// for, exactly as the native core reads the bundle.
+#[test]
+fn describe_names_what_the_bundle_configures() {
+    let policy = engine().load_bundle(demo_files()).expect("bundle");
+    let native = greenlight_core::Engine::load(&demo_files()).expect("bundle");
+    let info = policy.info();
+    assert_eq!(*info, native.describe());
+    assert_eq!(info.policy_hash, policy.policy_hash());
+    let settings = info.action_tokens.as_ref().expect("[action_tokens]");
+    assert_eq!(
+        (
+            settings.issuer.as_str(),
+            settings.audience.as_str(),
+            settings.ttl_seconds,
+            settings.leeway_seconds
+        ),
+        (
+            "https://greenlight.example.com",
+            "https://api.example.com",
+            300,
+            60
+        )
+    );
+    assert_eq!(info.issuers.len(), 1);
+    assert_eq!(info.issuers[0].issuer, "https://idp.example.com");
+    assert_eq!(info.issuers[0].jwks_uri, None);
+    assert_eq!(info.approvals.poll_interval_seconds, 5);
+    assert_eq!(info.claims.groups, "groups");
+    assert!(info.development, "the demo bundle has a [dev] key");
+    let tokens = engine().load_bundle(tokens_files()).expect("bundle");
+    let uri = tokens
+        .info()
+        .issuers
+        .iter()
+        .find(|i| i.issuer == "https://uri.example")
+        .expect("the jwks_uri issuer");
+    assert_eq!(
+        uri.jwks_uri.as_deref(),
+        Some("https://uri.example/.well-known/jwks.json")
+    );
+    assert!(!tokens.info().development);
+}
+
+/// Every token check is counted, and only a cache miss is a signature
+/// verification: the same token twice is two checks, one verification.
+#[test]
+fn stats_count_token_checks_and_signature_verifications() {
+    let policy = engine().load_bundle(demo_files()).expect("bundle");
+    let (token, now) = vector_token("010-demo-payment-read-allowed.json");
+    let before = policy.stats();
+    let request = HttpRequest {
+        method: "GET".into(),
+        path: "/payments/pay_123".into(),
+        headers: vec![("authorization".into(), format!("Bearer {token}"))],
+        ..HttpRequest::default()
+    };
+    for _ in 0..2 {
+        assert!(matches!(
+            policy.evaluate_http(&request, now).verdict,
+            Verdict::Allow(_)
+        ));
+    }
+    let after = policy.stats();
+    assert_eq!(after.token_checks - before.token_checks, 2);
+    assert_eq!(after.signature_checks - before.signature_checks, 1);
+    // A key change drops the instances; their counts are kept.
+    let jwks = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bundle/idp.jwks.json"),
+    )
+    .expect("jwks");
+    policy
+        .set_keys("https://idp.example.com", &jwks)
+        .expect("keys");
+    assert_eq!(policy.stats(), after);
 }

@@ -35,7 +35,7 @@ fn call(policy: &greenlight_host::Policy, path: &str) -> greenlight_core::Decisi
 fn assert_served(policy: &greenlight_host::Policy) {
     let d = call(policy, "/ok");
     match d.verdict {
-        Verdict::Allow(a) => assert_eq!(a.subject, "hostile"),
+        Verdict::Allow(a) => assert_eq!(a.principal.subject, "hostile"),
         other => panic!("the host did not serve after a failure: {other:?}"),
     }
 }
@@ -113,4 +113,37 @@ fn bytes_that_are_not_a_component_are_refused() {
         ),
         other => panic!("expected HostError::Component, got {other:?}"),
     }
+}
+
+/// A module that answers a deny with a pass-through (the hostile one does,
+/// for every decision) cannot let the request through: the host answers
+/// `503` with `engine-invalid-output`. Its pass-through for an allow is
+/// accepted, since that is the right answer.
+#[test]
+fn a_module_that_answers_a_deny_with_a_pass_through_gets_a_503() {
+    let policy = hostile();
+    let denied = call(&policy, "/trap");
+    let answer = policy.respond(&denied, "https://gl.example");
+    assert_eq!(answer.status, 503);
+    assert_eq!(
+        answer.body,
+        serde_json::json!({
+            "error": "temporarily_unavailable",
+            "error_description": "the policy module answered wrongly: status 0 with no body does not answer a deny `engine-trap`",
+            "code": "engine-invalid-output",
+        })
+    );
+    assert_eq!(
+        answer.headers,
+        vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("cache-control".to_owned(), "no-store".to_owned()),
+        ]
+    );
+    let allowed = call(&policy, "/ok");
+    let pass = policy.respond(&allowed, "https://gl.example");
+    assert_eq!(
+        (pass.status, pass.headers.len(), pass.body),
+        (0, 0, serde_json::Value::Null)
+    );
 }

@@ -4,16 +4,17 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
+use greenlight_types::bundle::{
+    ActionTokenSettings, ApprovalSettings, BundleInfo, ClaimNames, IssuerInfo,
+};
+use greenlight_types::{
+    AccessRequest, Action, ActionToken, Allowance, Challenge, Decision, Denial, DenialCode,
+    EngineStats, GrantMode, HttpRequest, LoadError, Principal, SingleUse, Verdict,
+};
 use serde_json::{Map, Value};
 
-use crate::bundle::{Bundle, LoadError};
-use crate::decision::{
-    Allowance, Challenge, Decision, Denial, DenialCode, GrantMode, SingleUse, Verdict,
-};
-use crate::digest::Action;
-use crate::jws::denial;
-use crate::policy::{Outcome, Principal};
+use crate::bundle::Bundle;
+use crate::policy::Outcome;
 use crate::routes::{self, RequestView};
 use crate::token::{self, TokenKind, Verified};
 
@@ -25,42 +26,13 @@ pub const TOKEN_CACHE_CAPACITY: usize = 256;
 /// The largest request parameters document accepted, in bytes.
 pub const MAX_PARAMS_BYTES: usize = 64 * 1024;
 
-/// An HTTP request as a gateway sees it (the WIT `http-request`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HttpRequest {
-    /// The method.
-    pub method: String,
-    /// The path, without the query.
-    pub path: String,
-    /// The raw query string.
-    pub query: String,
-    /// The headers.
-    pub headers: Vec<(String, String)>,
-    /// The JSON parameters (usually the body), as text.
-    pub params: Option<String>,
-}
-
-/// An AuthZEN-shaped request (the WIT `access-request`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessRequest {
-    /// The bearer token.
-    pub token: String,
-    /// The action id.
-    pub action: String,
-    /// The resource's entity type.
-    pub resource_type: String,
-    /// The resource's id.
-    pub resource_id: String,
-    /// Resource attributes, as a JSON object.
-    pub resource_properties: Option<String>,
-    /// The action's parameters, as a JSON object.
-    pub context: Option<String>,
-}
-
+/// Verified tokens by their exact text, oldest first out, with the
+/// engine's counters.
 #[derive(Default)]
 struct TokenCache {
     entries: HashMap<String, Verified>,
     order: VecDeque<String>,
+    stats: EngineStats,
 }
 
 impl TokenCache {
@@ -84,6 +56,7 @@ impl TokenCache {
         self.entries.insert(token.to_owned(), verified);
     }
 
+    /// Forgets every token (the counters stay).
     fn clear(&mut self) {
         self.entries.clear();
         self.order.clear();
@@ -106,8 +79,11 @@ impl std::fmt::Debug for Engine {
 
 /// The action a request performs, with everything Cedar needs.
 struct Target {
+    /// The action, its bound parameters and its digest.
     action: Action,
+    /// The resource's attributes.
     resource_attrs: Map<String, Value>,
+    /// Every parameter of the request, bound or not.
     context: Map<String, Value>,
 }
 
@@ -116,7 +92,7 @@ fn parse_object(text: Option<&str>, what: &str) -> Result<Map<String, Value>, De
         return Ok(Map::new());
     };
     if text.len() > MAX_PARAMS_BYTES {
-        return Err(denial(
+        return Err(Denial::new(
             DenialCode::RequestInvalid,
             format!(
                 "the {what} have {} bytes, more than the {MAX_PARAMS_BYTES} accepted",
@@ -126,11 +102,11 @@ fn parse_object(text: Option<&str>, what: &str) -> Result<Map<String, Value>, De
     }
     match serde_json::from_str(text) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(denial(
+        Ok(_) => Err(Denial::new(
             DenialCode::RequestInvalid,
             format!("the {what} must be a JSON object"),
         )),
-        Err(e) => Err(denial(
+        Err(e) => Err(Denial::new(
             DenialCode::RequestInvalid,
             format!("the {what} are not valid JSON: {e}"),
         )),
@@ -147,23 +123,23 @@ pub fn bearer(headers: &[(String, String)]) -> Result<&str, Denial> {
         .map(|(_, v)| v.as_str());
     let value = values
         .next()
-        .ok_or_else(|| denial(DenialCode::TokenMissing, "no bearer token was presented"))?;
+        .ok_or_else(|| Denial::new(DenialCode::TokenMissing, "no bearer token was presented"))?;
     if values.next().is_some() {
-        return Err(denial(
+        return Err(Denial::new(
             DenialCode::RequestInvalid,
             "more than one `authorization` header",
         ));
     }
     let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(denial(
+        return Err(Denial::new(
             DenialCode::TokenMissing,
             format!("authorization scheme `{scheme}` is not `Bearer`"),
         ));
     }
     let token = token.trim();
     if token.is_empty() {
-        return Err(denial(
+        return Err(Denial::new(
             DenialCode::TokenMissing,
             "the bearer token is empty",
         ));
@@ -207,7 +183,15 @@ impl Engine {
     /// Verifies a token (from the cache when it was verified before) and
     /// checks its time claims against `now` on every call.
     pub fn verify_token(&self, token: &str, now: u64) -> Result<Verified, Denial> {
-        let verified = match self.with_cache(|c| c.get(token)) {
+        let cached = self.with_cache(|c| {
+            c.stats.token_checks = c.stats.token_checks.saturating_add(1);
+            let hit = c.get(token);
+            if hit.is_none() {
+                c.stats.signature_checks = c.stats.signature_checks.saturating_add(1);
+            }
+            hit
+        });
+        let verified = match cached {
             Some(v) => v,
             None => {
                 let v = token::verify(
@@ -224,13 +208,85 @@ impl Engine {
         Ok(verified)
     }
 
+    /// How many tokens this engine checked, and how many of those took a
+    /// signature verification (the rest came from the cache).
+    pub fn stats(&self) -> EngineStats {
+        self.with_cache(|c| c.stats)
+    }
+
+    /// Verifies a Greenlight action token at `now` with exactly the rules a
+    /// decision applies to it (signature, issuer, audience, `typ`, time
+    /// claims with leeway, Greenlight's claims) and returns its claims. An
+    /// access token is refused (`action-token-invalid`).
+    pub fn inspect(&self, token: &str, now: u64) -> Result<ActionToken, Denial> {
+        let verified = self.verify_token(token, now)?;
+        match verified.kind {
+            TokenKind::Action(claims) => Ok(ActionToken {
+                principal: verified.principal,
+                audience: verified.audience,
+                token_id: claims.token_id,
+                issued_at: verified.iat,
+                expires_at: verified.exp,
+                digest: claims.digest,
+                grant: claims.grant,
+                approval_id: claims.approval_id,
+                approvers: claims.approvers,
+                authorization_details: claims.authorization_details,
+            }),
+            TokenKind::Access => Err(Denial::new(
+                DenialCode::ActionTokenInvalid,
+                "an access token is not an action token",
+            )),
+        }
+    }
+
+    /// What a host needs to know about the loaded bundle.
+    pub fn describe(&self) -> BundleInfo {
+        let config = &self.bundle.config;
+        BundleInfo {
+            policy_hash: self.bundle.hash.clone(),
+            claims: ClaimNames {
+                entity_type: config.principal.entity_type.clone(),
+                scope: config.principal.scope_claim.clone(),
+                groups: config.principal.groups_claim.clone(),
+                roles: config.principal.roles_claim.clone(),
+                tenant: config.principal.tenant_claim.clone(),
+            },
+            issuers: config
+                .issuers
+                .iter()
+                .map(|i| IssuerInfo {
+                    issuer: i.issuer.clone(),
+                    audience: i.audience.clone(),
+                    jwks_uri: i.jwks_uri.clone(),
+                })
+                .collect(),
+            action_tokens: self
+                .bundle
+                .action_issuer
+                .as_ref()
+                .zip(config.action_tokens.as_ref())
+                .map(|(issuer, cfg)| ActionTokenSettings {
+                    issuer: issuer.issuer.clone(),
+                    audience: issuer.audience.clone(),
+                    ttl_seconds: cfg.ttl,
+                    leeway_seconds: issuer.leeway,
+                }),
+            approvals: ApprovalSettings {
+                default_ttl_seconds: config.approvals.default_ttl,
+                poll_interval_seconds: config.approvals.poll_interval,
+            },
+            development: config.dev.is_some(),
+        }
+    }
+
     /// Verifies an access token at `now` and returns who it names; action
     /// tokens are refused, since they authorise one action, not a person.
     pub fn authenticate(&self, token: &str, now: u64) -> Result<Principal, Denial> {
         let verified = self.verify_token(token, now)?;
         match verified.kind {
             TokenKind::Access => Ok(verified.principal),
-            TokenKind::Action(_) => Err(denial(
+            TokenKind::Action(_) => Err(Denial::new(
                 DenialCode::ActionTokenInvalid,
                 "an action token authorises one action; it does not authenticate a person",
             )),
@@ -250,9 +306,9 @@ impl Engine {
                 body: Some(&body),
             };
             let matched = routes::match_request(&self.bundle.routes, &req.method, &req.path, &view)
-                .map_err(|e| denial(DenialCode::RequestInvalid, e))?
+                .map_err(|e| Denial::new(DenialCode::RequestInvalid, e))?
                 .ok_or_else(|| {
-                    denial(
+                    Denial::new(
                         DenialCode::RouteNotFound,
                         format!(
                             "no route for `{} {}`",
@@ -273,12 +329,12 @@ impl Engine {
                 .filter_map(|(attr, p)| matched.params.get(p).map(|v| (attr.clone(), v.clone())))
                 .collect();
             let target = Target {
-                action: Action {
-                    action: route.action.clone(),
-                    resource_type: route.resource_type.clone(),
-                    resource_id: matched.resource_id,
-                    params: bound,
-                },
+                action: Action::new(
+                    &route.action,
+                    &route.resource_type,
+                    matched.resource_id,
+                    bound,
+                ),
                 resource_attrs,
                 context: matched.params,
             };
@@ -311,13 +367,13 @@ impl Engine {
     pub fn evaluate_as(&self, subject: &Principal, req: &AccessRequest, now: u64) -> Decision {
         let result = (|| {
             if !req.token.is_empty() {
-                return Err(denial(
+                return Err(Denial::new(
                     DenialCode::RequestInvalid,
                     "a request for a vouched subject carries no token",
                 ));
             }
             if subject.subject.is_empty() {
-                return Err(denial(
+                return Err(Denial::new(
                     DenialCode::RequestInvalid,
                     "the vouched subject is empty",
                 ));
@@ -378,7 +434,7 @@ impl Engine {
                     .unwrap_or_default(),
             };
             if needs_token && req.token.is_empty() {
-                return Err(denial(
+                return Err(Denial::new(
                     DenialCode::TokenMissing,
                     "no bearer token was presented",
                 ));
@@ -389,19 +445,19 @@ impl Engine {
                 ("resource id", &req.resource_id),
             ] {
                 if value.is_empty() {
-                    return Err(denial(
+                    return Err(Denial::new(
                         DenialCode::RequestInvalid,
                         format!("the {name} is empty"),
                     ));
                 }
             }
             Ok(Target {
-                action: Action {
-                    action: req.action.clone(),
-                    resource_type: req.resource_type.clone(),
-                    resource_id: req.resource_id.clone(),
-                    params: context.clone(),
-                },
+                action: Action::new(
+                    &req.action,
+                    &req.resource_type,
+                    &req.resource_id,
+                    context.clone(),
+                ),
                 resource_attrs,
                 context,
             })
@@ -413,94 +469,83 @@ impl Engine {
     }
 
     fn decide(&self, verified: &Verified, target: Target) -> Decision {
-        let digest = target.action.digest();
+        let Target {
+            action,
+            resource_attrs,
+            context,
+        } = target;
         if let TokenKind::Action(claims) = &verified.kind
-            && claims.digest != digest
+            && claims.digest != action.digest
         {
-            return self.denied(denial(
+            return self.denied(Denial::new(
                 DenialCode::ActionTokenDigestMismatch,
-                format!(
-                    "the action token was issued for another action than `{}` on `{}::{}`",
-                    target.action.action, target.action.resource_type, target.action.resource_id
-                ),
+                format!("the action token was issued for another action than {action}"),
             ));
         }
         let outcome = self.bundle.policies.decide(
             &verified.principal,
-            &target.action.action,
-            &target.action.resource_type,
-            &target.action.resource_id,
-            target.resource_attrs,
-            target.context,
+            &action.name,
+            &action.resource_type,
+            &action.resource_id,
+            resource_attrs,
+            context,
         );
-        let allow = |reasons: Vec<String>| {
-            let mut forward_headers = vec![
-                (
-                    "x-greenlight-subject".to_owned(),
-                    verified.principal.subject.clone(),
-                ),
-                (
-                    "x-greenlight-action".to_owned(),
-                    target.action.action.clone(),
-                ),
-            ];
-            let consume = match &verified.kind {
-                TokenKind::Action(c) => {
-                    if let Some(id) = &c.approval_id {
-                        forward_headers.push(("x-greenlight-approval".to_owned(), id.clone()));
-                    }
+        let decision = |verdict, reasons| Decision {
+            verdict,
+            reasons,
+            policy_hash: self.bundle.hash.clone(),
+        };
+        let allow = |action: Action, reasons| {
+            let (approval_id, consume) = match &verified.kind {
+                TokenKind::Action(c) => (
+                    c.approval_id.clone(),
                     (c.grant == GrantMode::Once).then(|| SingleUse {
                         token_id: c.token_id.clone(),
                         expires_at: verified.exp,
-                    })
-                }
-                TokenKind::Access => None,
+                    }),
+                ),
+                TokenKind::Access => (None, None),
             };
-            Decision {
-                verdict: Verdict::Allow(Allowance {
-                    subject: verified.principal.subject.clone(),
+            decision(
+                Verdict::Allow(Allowance::new(
+                    verified.principal.clone(),
+                    action,
+                    approval_id,
                     consume,
-                    forward_headers,
-                }),
+                )),
                 reasons,
-                policy_hash: self.bundle.hash.clone(),
-            }
+            )
         };
-        let on = format!(
-            "`{}` on `{}::{}`",
-            target.action.action, target.action.resource_type, target.action.resource_id
-        );
         match outcome {
-            Outcome::Allow(reasons) => allow(reasons),
+            Outcome::Allow(reasons) => allow(action, reasons),
             Outcome::ApprovalRequired(_, reasons)
                 if matches!(verified.kind, TokenKind::Action(_)) =>
             {
-                allow(reasons)
+                allow(action, reasons)
             }
-            Outcome::ApprovalRequired(obligation, reasons) => Decision {
-                verdict: Verdict::ApprovalRequired(Challenge {
-                    authorization_details: target
-                        .action
-                        .authorization_details(&verified.audience, &digest),
-                    action_digest: digest,
+            Outcome::ApprovalRequired(obligation, reasons) => decision(
+                Verdict::ApprovalRequired(Challenge {
+                    requester: verified.principal.clone(),
+                    authorization_details: action.authorization_details(&verified.audience),
+                    action,
                     obligation,
                 }),
                 reasons,
-                policy_hash: self.bundle.hash.clone(),
-            },
-            Outcome::Forbidden(reasons) => Decision {
-                verdict: Verdict::Deny(Denial {
-                    code: DenialCode::PolicyForbidden,
-                    message: format!("{on} is forbidden by policy `{}`", reasons.join("`, `")),
-                }),
+            ),
+            Outcome::Forbidden(reasons) => decision(
+                Verdict::Deny(Denial::new(
+                    DenialCode::PolicyForbidden,
+                    format!("{action} is forbidden by policy `{}`", reasons.join("`, `")),
+                )),
                 reasons,
-                policy_hash: self.bundle.hash.clone(),
-            },
-            Outcome::NoPermit => self.denied(denial(
+            ),
+            Outcome::NoPermit => self.denied(Denial::new(
                 DenialCode::PolicyNoPermit,
-                format!("no policy permits {on}"),
+                format!("no policy permits {action}"),
             )),
-            Outcome::Invalid(message) => self.denied(denial(DenialCode::RequestInvalid, message)),
+            Outcome::Invalid(message) => {
+                self.denied(Denial::new(DenialCode::RequestInvalid, message))
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
-use crate::decision::{Denial, DenialCode};
+use greenlight_types::{Denial, DenialCode};
 
 /// The largest token accepted, in bytes, checked before any decoding. An
 /// RS512 token with a generous claim set is about 2 KiB; 8 KiB leaves room
@@ -190,7 +190,7 @@ impl Key {
         if let Some(bound) = self.alg
             && bound != alg
         {
-            return Err(denial(
+            return Err(Denial::new(
                 DenialCode::TokenKeyMismatch,
                 format!(
                     "key `{}` is bound to `{}`, not `{}`",
@@ -201,7 +201,7 @@ impl Key {
             ));
         }
         if self.family != alg.family() {
-            return Err(denial(
+            return Err(Denial::new(
                 DenialCode::TokenKeyMismatch,
                 format!(
                     "key `{}` cannot verify `{}`",
@@ -292,7 +292,7 @@ impl KeySet {
                 .iter()
                 .find(|k| k.kid.as_deref() == Some(kid))
                 .ok_or_else(|| {
-                    denial(
+                    Denial::new(
                         DenialCode::TokenUnknownKey,
                         format!("no key with kid `{kid}`"),
                     )
@@ -302,13 +302,13 @@ impl KeySet {
                 match (fitting.next(), fitting.next()) {
                     (Some(k), None) => k,
                     (None, _) => {
-                        return Err(denial(
+                        return Err(Denial::new(
                             DenialCode::TokenUnknownKey,
                             format!("no key for `{}`", alg.name()),
                         ));
                     }
                     (Some(_), Some(_)) => {
-                        return Err(denial(
+                        return Err(Denial::new(
                             DenialCode::TokenUnknownKey,
                             "the token has no kid and several keys fit",
                         ));
@@ -357,16 +357,9 @@ pub struct Unverified<'a> {
     signature: &'a str,
 }
 
-pub(crate) fn denial(code: DenialCode, message: impl Into<String>) -> Denial {
-    Denial {
-        code,
-        message: message.into(),
-    }
-}
-
 fn b64(part: &str, what: &str) -> Result<Vec<u8>, Denial> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| {
-        denial(
+        Denial::new(
             DenialCode::TokenMalformed,
             format!("the {what} is not base64url"),
         )
@@ -377,7 +370,7 @@ fn b64(part: &str, what: &str) -> Result<Vec<u8>, Denial> {
 /// shape, supported algorithm, `crit`. The signature is not checked yet.
 pub fn parse(token: &str) -> Result<Unverified<'_>, Denial> {
     if token.len() > MAX_TOKEN_BYTES {
-        return Err(denial(
+        return Err(Denial::new(
             DenialCode::TokenTooLarge,
             format!(
                 "the token has {} bytes, more than the {MAX_TOKEN_BYTES} accepted",
@@ -387,13 +380,13 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, Denial> {
     }
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() == 5 {
-        return Err(denial(
+        return Err(Denial::new(
             DenialCode::TokenMalformed,
             "encrypted tokens (JWE) are not accepted",
         ));
     }
     let [header, payload, signature] = parts[..] else {
-        return Err(denial(
+        return Err(Denial::new(
             DenialCode::TokenMalformed,
             format!(
                 "a JWS compact token has 3 dot-separated parts, this one has {}",
@@ -403,7 +396,7 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, Denial> {
     };
     let header_bytes = b64(header, "header")?;
     let header: Map<String, Value> = serde_json::from_slice(&header_bytes).map_err(|_| {
-        denial(
+        Denial::new(
             DenialCode::TokenMalformed,
             "the header is not a JSON object",
         )
@@ -411,28 +404,28 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, Denial> {
     let alg_name = match header.get("alg") {
         Some(Value::String(s)) => s.as_str(),
         _ => {
-            return Err(denial(
+            return Err(Denial::new(
                 DenialCode::TokenMalformed,
                 "the header has no `alg` string",
             ));
         }
     };
     let alg = Alg::parse(alg_name).ok_or_else(|| {
-        denial(
+        Denial::new(
             DenialCode::TokenUnsupportedAlgorithm,
             format!("algorithm `{alg_name}` is not supported"),
         )
     })?;
     if let Some(crit) = header.get("crit") {
         let names = crit.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
-            denial(
+            Denial::new(
                 DenialCode::TokenMalformed,
                 "`crit` must be a non-empty array",
             )
         })?;
         // Greenlight understands no JWS extension, so any listed one is unknown.
         let first = names.first().and_then(Value::as_str).unwrap_or("");
-        return Err(denial(
+        return Err(Denial::new(
             DenialCode::TokenUnknownCriticalHeader,
             format!("critical header parameter `{first}` is not understood"),
         ));
@@ -441,7 +434,7 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, Denial> {
         match header.get(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(denial(
+            Some(_) => Err(Denial::new(
                 DenialCode::TokenMalformed,
                 format!("the header's `{name}` is not a string"),
             )),
@@ -451,7 +444,10 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, Denial> {
     let typ = string_field("typ")?;
     let payload_bytes = b64(payload, "payload")?;
     if signature.is_empty() {
-        return Err(denial(DenialCode::TokenMalformed, "the signature is empty"));
+        return Err(Denial::new(
+            DenialCode::TokenMalformed,
+            "the signature is empty",
+        ));
     }
     Ok(Unverified {
         alg,
@@ -480,11 +476,11 @@ impl Unverified<'_> {
             self.alg.jsonwebtoken(),
         ) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(denial(
+            Ok(false) => Err(Denial::new(
                 DenialCode::TokenBadSignature,
                 "the signature does not verify",
             )),
-            Err(e) => Err(denial(
+            Err(e) => Err(Denial::new(
                 DenialCode::TokenBadSignature,
                 format!("the signature cannot be checked: {e}"),
             )),
@@ -497,12 +493,13 @@ impl Unverified<'_> {
 pub fn verify_compact(token: &str, jwk: &str) -> Result<Vec<u8>, Denial> {
     let parsed = parse(token)?;
     let value: Value = serde_json::from_str(jwk).map_err(|e| {
-        denial(
+        Denial::new(
             DenialCode::TokenUnknownKey,
             format!("the JWK is not JSON: {e}"),
         )
     })?;
-    let key = Key::from_jwk_value(&value).map_err(|e| denial(DenialCode::TokenUnknownKey, e))?;
+    let key =
+        Key::from_jwk_value(&value).map_err(|e| Denial::new(DenialCode::TokenUnknownKey, e))?;
     parsed.verify_with(&key)?;
     Ok(parsed.payload)
 }

@@ -5,20 +5,23 @@
 //! ```text
 //! bundle files --Engine::load--> Engine --evaluate_http(request, now)--> Decision
 //! ```
+//!
+//! The values it takes and gives are the plain types of `greenlight-types`,
+//! re-exported here.
 
 pub mod bundle;
 pub mod config;
-pub mod decision;
-pub mod digest;
 pub mod engine;
-pub mod gateway;
 pub mod jws;
 pub mod policy;
 pub mod routes;
 pub mod token;
 
-pub use bundle::{Bundle, LoadError, Problem, ProblemKind};
-pub use decision::{
-    Allowance, Challenge, Decision, Denial, DenialCode, GrantMode, Obligation, SingleUse, Verdict,
+pub use bundle::Bundle;
+pub use engine::Engine;
+pub use greenlight_types as types;
+pub use greenlight_types::{
+    AccessRequest, Action, Allowance, Approver, BundleInfo, Challenge, Decision, Denial,
+    DenialCode, GrantMode, HttpRequest, LoadError, Obligation, Principal, Problem, ProblemKind,
+    SingleUse, Verdict, gateway,
 };
-pub use engine::{AccessRequest, Engine, HttpRequest};

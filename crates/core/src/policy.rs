@@ -14,7 +14,7 @@ use cedar_policy::{
 use miette::Diagnostic;
 use serde_json::{Map, Value, json};
 
-use crate::decision::{GrantMode, Obligation};
+use greenlight_types::{Approver, GrantMode, Obligation, Principal};
 
 /// The annotations Greenlight reads from a permit.
 pub const OBLIGATION_ANNOTATIONS: &[&str] =
@@ -42,27 +42,6 @@ pub struct Policies {
     set: PolicySet,
     obligations: BTreeMap<String, Obligation>,
     schema: Option<Schema>,
-}
-
-/// The subject of a request, as Cedar sees it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Principal {
-    /// The entity type (from the bundle).
-    pub entity_type: String,
-    /// `sub`.
-    pub subject: String,
-    /// `client_id` (or `azp`), empty when absent.
-    pub client_id: String,
-    /// The token's scopes.
-    pub scopes: Vec<String>,
-    /// The subject's groups.
-    pub groups: Vec<String>,
-    /// The subject's roles.
-    pub roles: Vec<String>,
-    /// The subject's tenant, empty when absent.
-    pub tenant: String,
-    /// The token's issuer.
-    pub issuer: String,
 }
 
 /// Cedar's answer, before digests and tokens are considered.
@@ -341,30 +320,17 @@ fn parse_obligation<'a>(
         "quorum",
         "approval annotations need `@approvers(\"group:NAME, group:NAME@tenant, user:SUBJECT, subject\")`".to_owned(),
     ))?;
-    let approvers: Vec<String> = approvers_raw
+    let approvers = approvers_raw
         .split(',')
-        .map(|s| s.trim().to_owned())
+        .map(str::trim)
         .filter(|s| !s.is_empty())
-        .collect();
+        .map(|a| {
+            a.parse::<Approver>()
+                .map_err(|e| ("approvers", e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if approvers.is_empty() {
         return Err(("approvers", "`@approvers` names nobody".to_owned()));
-    }
-    for a in &approvers {
-        // `group:NAME@tenant`: members of NAME within the requester's tenant.
-        // Any other `@` is part of a group's name (`group:ops@example.com`).
-        let group_name = |g: &str| !g.is_empty();
-        let ok = a == "subject"
-            || a.strip_prefix("group:")
-                .is_some_and(|n| group_name(n.strip_suffix("@tenant").unwrap_or(n)))
-            || a.strip_prefix("user:").is_some_and(|n| !n.is_empty());
-        if !ok {
-            return Err((
-                "approvers",
-                format!(
-                    "approver `{a}` should be `group:NAME`, `group:NAME@tenant`, `user:SUBJECT` or `subject`"
-                ),
-            ));
-        }
     }
     let quorum = match get("quorum") {
         None => 1,
@@ -378,7 +344,7 @@ fn parse_obligation<'a>(
             }
         },
     };
-    if approvers == ["subject"] && quorum != 1 {
+    if approvers == [Approver::Subject] && quorum != 1 {
         return Err((
             "quorum",
             "only the subject approves here, so the quorum can only be 1".to_owned(),

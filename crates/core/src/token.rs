@@ -5,9 +5,9 @@
 use serde_json::{Map, Value};
 
 use crate::config::PrincipalConfig;
-use crate::decision::{Denial, DenialCode, GrantMode};
-use crate::jws::{self, Alg, KeySet, denial};
-use crate::policy::Principal;
+use greenlight_types::{Denial, DenialCode, GrantMode, Principal};
+
+use crate::jws::{self, Alg, KeySet};
 
 /// The rules for one issuer's tokens.
 #[derive(Clone, Debug)]
@@ -46,6 +46,10 @@ pub struct ActionClaims {
     pub token_id: String,
     /// The approval that produced it, when the claim is present.
     pub approval_id: Option<String>,
+    /// `approvers`: who approved; empty when absent.
+    pub approvers: Vec<String>,
+    /// `authorization_details` (RFC 9396); `null` when absent.
+    pub authorization_details: Value,
 }
 
 /// A token whose signature, issuer and audience have been checked. Time
@@ -76,7 +80,7 @@ impl Verified {
             TokenKind::Action(_) => "the action token",
         };
         if now >= self.exp.saturating_add(self.leeway) {
-            return Err(denial(
+            return Err(Denial::new(
                 DenialCode::TokenExpired,
                 format!("{what} expired at {}", self.exp),
             ));
@@ -84,7 +88,7 @@ impl Verified {
         if let Some(nbf) = self.nbf
             && now.saturating_add(self.leeway) < nbf
         {
-            return Err(denial(
+            return Err(Denial::new(
                 DenialCode::TokenNotYetValid,
                 format!("{what} is not valid before {nbf}"),
             ));
@@ -92,7 +96,7 @@ impl Verified {
         if let Some(iat) = self.iat
             && iat > now.saturating_add(self.leeway)
         {
-            return Err(denial(
+            return Err(Denial::new(
                 DenialCode::TokenIssuedInFuture,
                 format!("{what} was issued in the future, at {iat}"),
             ));
@@ -102,7 +106,7 @@ impl Verified {
 }
 
 fn missing(claim: &str) -> Denial {
-    denial(
+    Denial::new(
         DenialCode::TokenMissingClaim,
         format!("claim `{claim}` is missing or not of the right type"),
     )
@@ -147,7 +151,7 @@ pub fn verify(
 ) -> Result<Verified, Denial> {
     let parsed = jws::parse(token)?;
     let claims: Map<String, Value> = serde_json::from_slice(&parsed.payload).map_err(|_| {
-        denial(
+        Denial::new(
             DenialCode::TokenMalformed,
             "the payload is not a JSON object",
         )
@@ -160,7 +164,7 @@ pub fn verify(
         Some(a) => (a, true),
         None => (
             issuers.iter().find(|i| i.issuer == iss).ok_or_else(|| {
-                denial(
+                Denial::new(
                     DenialCode::TokenUnknownIssuer,
                     format!("issuer `{iss}` is not trusted"),
                 )
@@ -169,7 +173,7 @@ pub fn verify(
         ),
     };
     if !issuer.algorithms.contains(&parsed.alg) {
-        return Err(denial(
+        return Err(Denial::new(
             DenialCode::TokenAlgorithmNotAllowed,
             format!("issuer `{iss}` does not sign with `{}`", parsed.alg.name()),
         ));
@@ -182,7 +186,7 @@ pub fn verify(
                 || t == format!("application/{}", required.to_ascii_lowercase())
         });
         if !ok {
-            return Err(denial(
+            return Err(Denial::new(
                 DenialCode::TokenWrongType,
                 format!(
                     "type `{}` is not the required `{required}`",
@@ -192,7 +196,7 @@ pub fn verify(
         }
     }
     if issuer.keys.is_empty() {
-        return Err(denial(
+        return Err(Denial::new(
             DenialCode::TokenUnknownKey,
             format!("no keys are loaded for issuer `{iss}`"),
         ));
@@ -206,7 +210,7 @@ pub fn verify(
         Some(_) => false,
     };
     if !aud_ok {
-        return Err(denial(
+        return Err(Denial::new(
             DenialCode::TokenWrongAudience,
             format!("the audience does not include `{}`", issuer.audience),
         ));
@@ -228,7 +232,7 @@ pub fn verify(
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .ok_or_else(|| {
-                    denial(
+                    Denial::new(
                         DenialCode::ActionTokenInvalid,
                         format!("action tokens carry `{name}`"),
                     )
@@ -238,7 +242,7 @@ pub fn verify(
             "once" => GrantMode::Once,
             "window" => GrantMode::Window,
             other => {
-                return Err(denial(
+                return Err(Denial::new(
                     DenialCode::ActionTokenInvalid,
                     format!("grant `{other}` is not `once` or `window`"),
                 ));
@@ -252,6 +256,11 @@ pub fn verify(
                 .get("approval_id")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            approvers: string_list(&claims, "approvers", false),
+            authorization_details: claims
+                .get("authorization_details")
+                .cloned()
+                .unwrap_or(Value::Null),
         })
     } else {
         TokenKind::Access

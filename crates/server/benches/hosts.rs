@@ -85,7 +85,7 @@ fn main() {
                 std::hint::black_box(policy.evaluate_http(&r, now));
             })
         } else if let Some(r) = v["request"].get("vouched") {
-            let subject: greenlight_core::policy::Principal =
+            let subject: greenlight_core::Principal =
                 serde_json::from_value(r["subject"].clone()).unwrap();
             let r: AccessRequest = serde_json::from_value(r["access"].clone()).unwrap();
             Box::new(move || {

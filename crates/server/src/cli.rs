@@ -270,7 +270,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
                     settings,
                 };
                 let state =
-                    crate::serve::prepare(&config, addr, crate::serve::system_clock()).await?;
+                    crate::serve::prepare(&config, addr, crate::serve::Clock::system()).await?;
                 writeln!(out, "greenlight serving on http://{addr}")?;
                 out.flush()?;
                 crate::serve::run(listener, state, crate::serve::shutdown_signal()).await

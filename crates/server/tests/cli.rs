@@ -78,7 +78,7 @@ fn check_gives_approval_required_for_500_and_allow_for_50_in_both_engines() {
     );
     assert_eq!(big["verdict"]["obligation"]["quorum"], 2);
     assert_eq!(
-        big["verdict"]["action_digest"],
+        big["verdict"]["action"]["digest"],
         "37yCphGUEolWZQHCog7QpuCi5VA8GMxvuXmGzRBmyYc"
     );
     assert_eq!(big["reasons"], serde_json::json!(["refund-large"]));
@@ -89,7 +89,7 @@ fn check_gives_approval_required_for_500_and_allow_for_50_in_both_engines() {
 
     let small = check("examples/requests/refund-50.json", &token, "wasm");
     assert_eq!(small["verdict"]["kind"], "allow");
-    assert_eq!(small["verdict"]["subject"], "alice");
+    assert_eq!(small["verdict"]["principal"]["subject"], "alice");
     assert_eq!(small["reasons"], serde_json::json!(["refund-small"]));
     assert_eq!(
         small,

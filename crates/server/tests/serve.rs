@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 mod common;
 
 use greenlight::dev::{DevTokenRequest, dev_token};
-use greenlight::serve::{AppState, ServeConfig, Settings, prepare, run};
+use greenlight::serve::{AppState, Clock, ServeConfig, Settings, prepare, run};
 use serde_json::{Value, json};
 
 /// 2026-01-01T00:00:00Z.
@@ -51,9 +51,13 @@ impl Server {
             public_url: None,
             settings,
         };
-        let state = prepare(&config, addr, Arc::new(move || c.load(Ordering::SeqCst)))
-            .await
-            .expect("server prepares");
+        let state = prepare(
+            &config,
+            addr,
+            Clock::new(move || u64::try_from(c.load(Ordering::SeqCst)).unwrap_or(0)),
+        )
+        .await
+        .expect("server prepares");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(run(listener, state.clone(), async {
             let _ = rx.await;
@@ -397,7 +401,7 @@ async fn refund_of_500_needs_two_finance_approvals_and_its_token_works_once() {
         .json("POST", "/v1/check", None, refund(500, &action_token))
         .await;
     assert_eq!(d["verdict"]["kind"], "allow", "{d}");
-    assert_eq!(d["verdict"]["subject"], "alice");
+    assert_eq!(d["verdict"]["principal"]["subject"], "alice");
     assert_eq!(d["reasons"], json!(["refund-large"]));
     let (_, d) = srv
         .json("POST", "/v1/check", None, refund(500, &action_token))
@@ -873,7 +877,7 @@ async fn token_exchange_mints_at_once_or_opens_the_pending_approval() {
     let at = t["access_token"].as_str().expect("access_token").to_owned();
     let (_, d) = srv.json("POST", "/v1/check", None, refund(50, &at)).await;
     assert_eq!(d["verdict"]["kind"], "allow", "{d}");
-    assert_eq!(d["verdict"]["subject"], "alice");
+    assert_eq!(d["verdict"]["principal"]["subject"], "alice");
     let (_, d) = srv.json("POST", "/v1/check", None, refund(50, &at)).await;
     assert_eq!(d["verdict"]["code"], "action-token-replayed", "{d}");
     // It is good for that refund only.

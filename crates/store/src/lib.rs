@@ -46,10 +46,13 @@ mod postgres;
 mod sqlite;
 
 pub use error::StoreError;
+/// The policy's demand recorded with an approval, and its grant mode: the
+/// decision's own types, stored as the decision's JSON.
+pub use greenlight_types::{Approver, GrantMode, Obligation};
 pub use model::{
-    Approval, AuditEvent, ConsumedToken, Decision, Grant, GrantMode, NewApproval, NewAuditEvent,
-    NewWebhookDelivery, Obligation, SYSTEM_ACTOR, SigningKey, Status, Vote, VoteOutcome,
-    WebhookDelivery, events,
+    Approval, AuditEvent, ConsumedToken, Decision, Grant, NewApproval, NewAuditEvent,
+    NewWebhookDelivery, SYSTEM_ACTOR, SigningKey, Status, Vote, VoteOutcome, WebhookDelivery,
+    events,
 };
 
 /// Length of generated ids in bytes: 128 bits, too many to guess.

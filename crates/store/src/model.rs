@@ -10,6 +10,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use greenlight_types::Obligation;
+
 use crate::StoreError;
 
 /// The actor recorded for changes nobody asked for (expiry, housekeeping).
@@ -111,41 +113,6 @@ impl FromStr for Decision {
             ))),
         }
     }
-}
-
-/// What an approval yields: one single-use token, or a reusable window.
-///
-/// Same names as `greenlight_core::GrantMode`, so the two convert through
-/// serde.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum GrantMode {
-    /// One action token, consumed on first use.
-    Once,
-    /// The subject may repeat the action until the window closes.
-    Window,
-}
-
-/// The policy's demand that was attached to the approval when it was asked
-/// for; stored as JSON so the approval is judged by the rule in force then.
-///
-/// Same fields and JSON shape as `greenlight_core::Obligation`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Obligation {
-    /// Who may approve (`group:NAME`, `user:SUBJECT`, `subject`).
-    pub approvers: Vec<String>,
-    /// Distinct approvers needed; at least 1.
-    pub quorum: u32,
-    /// How long the pending approval stays open, in seconds.
-    pub ttl_seconds: u64,
-    /// Single-use token or window grant.
-    pub grant: GrantMode,
-    /// The window length for `window`, 0 for `once`.
-    pub window_seconds: u64,
-    /// Whether approvers must give a reason.
-    pub reason_required: bool,
-    /// The policy's message for approvers, possibly empty.
-    pub message: String,
 }
 
 /// A request to perform one specific action, waiting for (or past) a
@@ -440,6 +407,7 @@ pub mod events {
 
 #[cfg(test)]
 mod tests {
+    use greenlight_types::GrantMode;
     use serde_json::json;
 
     use super::*;

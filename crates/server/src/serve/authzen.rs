@@ -26,12 +26,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::HeaderMap;
-use greenlight_core::{AccessRequest, Decision, Verdict};
-use greenlight_host::Principal;
+use greenlight_types::{AccessRequest, Decision, Principal, Verdict};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::api::{Caller, act, authenticate, decision_json};
+use super::auth::authenticate;
+use super::check::decision_json;
+use super::enforce::act;
 use super::{ApiError, AppState};
 
 /// The most evaluations one batch may carry.
@@ -143,7 +144,7 @@ fn subject_of(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<Subjec
         .id
         .clone()
         .ok_or_else(|| ApiError::invalid_request("`subject.id` is required"))?;
-    let entity_type = &st.config.principal.entity_type;
+    let entity_type = &st.info().claims.entity_type;
     match subject.kind.as_deref() {
         Some("bearer") => Ok(Subject::Token(id)),
         Some(t) if t == entity_type => {
@@ -198,7 +199,7 @@ fn decide_one(st: &AppState, subject: &Subject, e: &Evaluation) -> Result<Decisi
             .as_ref()
             .map(|c| Value::Object(c.clone()).to_string()),
     };
-    let now = u64::try_from(st.now()).unwrap_or(0);
+    let now = st.clock.now();
     Ok(match subject {
         Subject::Token(t) => {
             request.token = t.clone();
@@ -226,11 +227,7 @@ fn answer(st: &AppState, d: &Decision) -> Value {
 async fn evaluate(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<Value, ApiError> {
     let subject = subject_of(st, pep, e)?;
     let d = decide_one(st, &subject, e).map_err(ApiError::invalid_request)?;
-    let caller = match &subject {
-        Subject::Token(t) => Caller::Token(t),
-        Subject::Vouched(p) => Caller::Subject(&p.subject),
-    };
-    let d = act(st, caller, d).await;
+    let d = act(st, d).await;
     st.metrics.decision("authzen", &d);
     Ok(answer(st, &d))
 }

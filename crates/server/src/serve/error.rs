@@ -78,6 +78,19 @@ impl ApiError {
         Self::new(status, code, text)
     }
 
+    /// The answer to a denial the component gave about the caller's own
+    /// request, with the status the gateway mapping gives its code
+    /// (`greenlight_types::gateway::status_of`): 400 `invalid_request`, 401
+    /// `invalid_token`, 403 `access_denied` or 503 `temporarily_unavailable`.
+    pub fn from_denial(d: &greenlight_types::Denial) -> Self {
+        let (status, error) = greenlight_types::gateway::status_of(d.code);
+        Self::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            error,
+            d.to_string(),
+        )
+    }
+
     /// 401 `invalid_token`: the caller's own token was refused.
     pub fn invalid_token(description: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "invalid_token", description)

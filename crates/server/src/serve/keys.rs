@@ -155,31 +155,6 @@ impl Signer {
         &self.jwks
     }
 
-    /// Verifies a token this server signed, against the published keys, at
-    /// `now`; returns its claims, or `None` for anything else (a foreign,
-    /// forged, malformed or expired token).
-    pub fn verify(&self, token: &str, issuer: &str, audience: &str, now: i64) -> Option<Value> {
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        let kid = header.kid?;
-        let jwk = self.jwks["keys"]
-            .as_array()?
-            .iter()
-            .find(|k| k["kid"] == kid.as_str())?;
-        let jwk: Jwk = serde_json::from_value(jwk.clone()).ok()?;
-        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
-        let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
-        // Time is checked below against the server's clock, not the wall clock.
-        validation.validate_exp = false;
-        validation.required_spec_claims.clear();
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
-            .ok()?
-            .claims;
-        let exp = claims["exp"].as_i64()?;
-        (now < exp).then_some(claims)
-    }
-
     /// Signs claims as an RFC 9068 access token (`typ: at+jwt`).
     pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
         let mut header = Header::new(Algorithm::EdDSA);

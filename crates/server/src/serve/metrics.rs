@@ -9,7 +9,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use greenlight_core::{Decision, Verdict};
+use greenlight_types::{Decision, EngineStats, Verdict};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -59,6 +59,10 @@ pub struct Metrics {
     webhooks: Family<OutcomeLabels, Counter>,
     requests: Family<RouteLabels, Counter>,
     latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
+    token_checks: Counter,
+    signature_checks: Counter,
+    /// The engine's counts at the last scrape, to add only what is new.
+    seen: std::sync::Mutex<EngineStats>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,6 +112,18 @@ impl Metrics {
             "Time to answer an HTTP request, by method and route",
             latency.clone(),
         );
+        let token_checks = Counter::default();
+        registry.register(
+            "greenlight_token_checks",
+            "Tokens the policy module checked (each decision, authentication or inspection checks one)",
+            token_checks.clone(),
+        );
+        let signature_checks = Counter::default();
+        registry.register(
+            "greenlight_signature_checks",
+            "Token checks that took a signature verification (the rest came from the module's cache)",
+            signature_checks.clone(),
+        );
         Self {
             registry,
             decisions,
@@ -115,6 +131,9 @@ impl Metrics {
             webhooks,
             requests,
             latency,
+            token_checks,
+            signature_checks,
+            seen: std::sync::Mutex::new(EngineStats::default()),
         }
     }
 
@@ -142,6 +161,18 @@ impl Metrics {
         self.webhooks
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
+    }
+
+    /// Brings the token counters up to the engine's own counts (which
+    /// only grow, but for an instance lost to a trap: then nothing is added).
+    pub fn engine(&self, now: EngineStats) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        self.token_checks
+            .inc_by(now.token_checks.saturating_sub(seen.token_checks));
+        self.signature_checks
+            .inc_by(now.signature_checks.saturating_sub(seen.signature_checks));
+        seen.token_checks = seen.token_checks.max(now.token_checks);
+        seen.signature_checks = seen.signature_checks.max(now.signature_checks);
     }
 
     /// The OpenMetrics text.
@@ -188,6 +219,7 @@ pub async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) ->
 
 /// `GET /metrics`.
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    st.metrics.engine(st.policy.stats());
     (
         StatusCode::OK,
         [(

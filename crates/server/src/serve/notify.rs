@@ -252,7 +252,7 @@ impl Notifier {
             .max()
             .unwrap_or(10);
         loop {
-            let now = (self.clock)();
+            let now = self.clock.at();
             // A replica that dies mid-attempt leaves the delivery to be
             // claimed again once the longest attempt could have ended.
             let lease = now + i64::try_from(longest).unwrap_or(60) + 5;
@@ -282,7 +282,7 @@ impl Notifier {
     /// One attempt of one stored delivery, and its outcome recorded.
     async fn deliver(&self, d: greenlight_store::WebhookDelivery) {
         let Some(hook) = self.hooks.iter().find(|h| h.id == d.hook) else {
-            let now = (self.clock)();
+            let now = self.clock.at();
             if let Err(e) = self
                 .store
                 .delivery_failed(&d.id, now, None, "the webhook is no longer configured")
@@ -296,7 +296,7 @@ impl Notifier {
         let attempts = hook.config.attempts.unwrap_or(5);
         let timeout = Duration::from_secs(hook.config.timeout.unwrap_or(10));
         let outcome = attempt(&self.client, hook, &d, timeout).await;
-        let now = (self.clock)();
+        let now = self.clock.at();
         let recorded = match &outcome {
             Ok(()) => {
                 tracing::info!(to = %hook.target, delivery = %d.id, attempt = d.attempt, "webhook delivered");

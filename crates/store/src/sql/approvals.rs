@@ -363,32 +363,21 @@ pub(crate) async fn vote(
             recorded: false,
         });
     }
-    if previous.is_some() {
-        // Only an approve can precede a deny while the approval is pending.
-        sqlx::query(
-            "UPDATE votes SET decision = $3, reason = $4, at = $5 \
-             WHERE approval_id = $1 AND approver = $2",
-        )
-        .bind(approval_id)
-        .bind(approver)
-        .bind(decision.as_str())
-        .bind(reason)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    } else {
-        sqlx::query(
-            "INSERT INTO votes (approval_id, approver, decision, reason, at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(approval_id)
-        .bind(approver)
-        .bind(decision.as_str())
-        .bind(reason)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
+    // A first vote, or (only an approve can precede a deny while the
+    // approval is pending) a changed one: one statement either way.
+    sqlx::query(
+        "INSERT INTO votes (approval_id, approver, decision, reason, at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (approval_id, approver) DO UPDATE \
+         SET decision = excluded.decision, reason = excluded.reason, at = excluded.at",
+    )
+    .bind(approval_id)
+    .bind(approver)
+    .bind(decision.as_str())
+    .bind(reason)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     insert_audit(
         &mut tx,
         now,

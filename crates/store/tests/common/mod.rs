@@ -167,7 +167,7 @@ impl Drop for TestDb {
 /// The obligation of the fixture approvals.
 pub fn obligation(quorum: u32, grant: GrantMode) -> Obligation {
     Obligation {
-        approvers: vec!["group:finance".to_owned()],
+        approvers: vec![greenlight_store::Approver::Group("finance".to_owned())],
         quorum,
         ttl_seconds: TTL as u64,
         grant,

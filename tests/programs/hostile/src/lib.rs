@@ -1,4 +1,4 @@
-#![allow(
+#![expect(
     unsafe_code,
     reason = "wit-bindgen generates the canonical-ABI glue with unsafe code; this crate writes none"
 )]
@@ -11,6 +11,10 @@
 //! - `/trap`: executes `unreachable` (a trap);
 //! - anything else: an allow for subject `hostile`, so a test can show the
 //!   host serves again after each failure.
+//!
+//! Its `gateway.respond` answers every decision with a pass-through (status
+//! 0), so a test can show a host refuses to let a deny through on a
+//! module's word.
 #![allow(
     missing_docs,
     reason = "wit-bindgen generates the exported items; the WIT documents each of them"
@@ -22,6 +26,7 @@ wit_bindgen::generate!({
 });
 
 use exports::greenlight::approval::engine::{Guest as EngineGuest, GuestPolicy, Policy};
+use exports::greenlight::approval::gateway::{Guest as GatewayGuest, HttpAnswer};
 use exports::greenlight::approval::jose::Guest as JoseGuest;
 use exports::greenlight::approval::types as wit;
 
@@ -36,7 +41,25 @@ impl EngineGuest for Component {
 fn allow() -> wit::Decision {
     wit::Decision {
         verdict: wit::Verdict::Allow(wit::Allowance {
-            subject: "hostile".to_owned(),
+            principal: wit::Principal {
+                entity_type: "User".to_owned(),
+                subject: "hostile".to_owned(),
+                client_id: String::new(),
+                scopes: Vec::new(),
+                groups: Vec::new(),
+                roles: Vec::new(),
+                tenant: String::new(),
+                issuer: "hostile".to_owned(),
+            },
+            action: wit::Action {
+                name: "hostile".to_owned(),
+                resource_type: "Hostile".to_owned(),
+                resource_id: "hostile".to_owned(),
+                params: "{}".to_owned(),
+                // The true digest of this action: the host checks it.
+                digest: "erF0EfDnttDOVv9WNrqnsf34DPlnUOKXRSZuQUe9npY".to_owned(),
+            },
+            approval_id: None,
             consume: None,
             forward_headers: Vec::new(),
         }),
@@ -94,8 +117,48 @@ impl GuestPolicy for Hostile {
         })
     }
 
-    fn policy_hash(&self) -> String {
-        "hostile".to_owned()
+    fn inspect(&self, _token: String, _now: u64) -> Result<wit::ActionToken, wit::Denial> {
+        Err(wit::Denial {
+            code: wit::DenialCode::TokenBadSignature,
+            message: "hostile".to_owned(),
+        })
+    }
+
+    fn describe(&self) -> wit::BundleInfo {
+        wit::BundleInfo {
+            policy_hash: "hostile".to_owned(),
+            claims: wit::ClaimNames {
+                entity_type: "User".to_owned(),
+                scope: "scope".to_owned(),
+                groups: "groups".to_owned(),
+                roles: "roles".to_owned(),
+                tenant: "tenant".to_owned(),
+            },
+            issuers: Vec::new(),
+            action_tokens: None,
+            approvals: wit::ApprovalSettings {
+                default_ttl_seconds: 900,
+                poll_interval_seconds: 5,
+            },
+            development: false,
+        }
+    }
+
+    fn stats(&self) -> wit::EngineStats {
+        wit::EngineStats {
+            token_checks: 0,
+            signature_checks: 0,
+        }
+    }
+}
+
+impl GatewayGuest for Component {
+    fn respond(_decision: wit::Decision, _service_url: String) -> HttpAnswer {
+        HttpAnswer {
+            status: 0,
+            headers: Vec::new(),
+            body: None,
+        }
     }
 }
 

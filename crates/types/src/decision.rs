@@ -1,7 +1,14 @@
-//! The decision types: the same shapes as the WIT `types` interface, with
-//! the JSON form `greenlight check` prints and the conformance vectors pin.
+//! The decision: what was decided, why, and everything a host must act on,
+//! as fields. A host never re-parses a header or a JSON string the engine
+//! produced: who acts, on what, under which approval, and what single-use
+//! record to keep are all here. The JSON form is what `greenlight check`
+//! prints and the conformance vectors pin.
 
 use serde::{Deserialize, Serialize};
+
+use crate::action::Action;
+use crate::approver::Approver;
+use crate::principal::Principal;
 
 /// The answer to one request, with the policies that determined it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,10 +26,7 @@ impl Decision {
     /// A deny with no determining policies.
     pub fn deny(code: DenialCode, message: impl Into<String>, policy_hash: &str) -> Self {
         Self {
-            verdict: Verdict::Deny(Denial {
-                code,
-                message: message.into(),
-            }),
+            verdict: Verdict::Deny(Denial::new(code, message)),
             reasons: Vec::new(),
             policy_hash: policy_hash.to_owned(),
         }
@@ -48,16 +52,71 @@ pub enum Verdict {
     ApprovalRequired(Challenge),
 }
 
+/// The headers a gateway adds upstream for an allowance: who acts, what,
+/// and under which approval. Derived here only, from the typed fields.
+pub mod forward {
+    /// The verified subject.
+    pub const SUBJECT: &str = "x-greenlight-subject";
+    /// The action id.
+    pub const ACTION: &str = "x-greenlight-action";
+    /// The approval that allowed the action, when one did.
+    pub const APPROVAL: &str = "x-greenlight-approval";
+    /// What every forward header starts with: a gateway strips client
+    /// headers with this prefix (also read with `_` for `-`).
+    pub const PREFIX: &str = "x-greenlight-";
+}
+
 /// The request may proceed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Allowance {
-    /// The authenticated subject.
-    pub subject: String,
+    /// Who acts: the principal of the verified token (an access token, or
+    /// the action token the approval produced), or the vouched subject.
+    pub principal: Principal,
+    /// What they do.
+    pub action: Action,
+    /// The approval that allowed it: set when an action token, or a window
+    /// grant the host found, allowed the action. The host checks that the
+    /// approval was not revoked before letting the request through.
+    pub approval_id: Option<String>,
     /// Set for a single-use action token: the host must consume it first.
     pub consume: Option<SingleUse>,
-    /// Headers for the upstream request.
+    /// Headers for the upstream request, derived from the fields above
+    /// ([`Allowance::new`]).
     pub forward_headers: Vec<(String, String)>,
+}
+
+impl Allowance {
+    /// An allowance with its forward headers derived from who acts, what,
+    /// and the approval (the only place they are made).
+    pub fn new(
+        principal: Principal,
+        action: Action,
+        approval_id: Option<String>,
+        consume: Option<SingleUse>,
+    ) -> Self {
+        let mut forward_headers = vec![
+            (forward::SUBJECT.to_owned(), principal.subject.clone()),
+            (forward::ACTION.to_owned(), action.name.clone()),
+        ];
+        if let Some(id) = &approval_id {
+            forward_headers.push((forward::APPROVAL.to_owned(), id.clone()));
+        }
+        Self {
+            principal,
+            action,
+            approval_id,
+            consume,
+            forward_headers,
+        }
+    }
+
+    /// Whether a gateway must ask the approval service before letting it
+    /// through: a single-use token to consume, or an approval that may
+    /// have been revoked.
+    pub fn needs_service(&self) -> bool {
+        self.consume.is_some() || self.approval_id.is_some()
+    }
 }
 
 /// A single-use action token the host must record.
@@ -80,20 +139,50 @@ pub struct Denial {
     pub message: String,
 }
 
-/// What a client needs to ask for approval.
+impl Denial {
+    /// A denial with its code and message.
+    pub fn new(code: DenialCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Denial {
+    /// `code: message`, as logs and error descriptions show a denial.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Denial {}
+
+/// What a client needs to ask for approval, and what a host needs to
+/// record the request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Challenge {
+    /// Who asks: the verified principal of the request.
+    pub requester: Principal,
+    /// The action to approve.
+    pub action: Action,
     /// RFC 9396 `authorization_details` for this exact action.
     pub authorization_details: serde_json::Value,
-    /// base64url SHA-256 of the canonical action.
-    pub action_digest: String,
     /// What the approval requires.
     pub obligation: Obligation,
 }
 
+impl Challenge {
+    /// Whether a gateway must ask the approval service, which may hold an
+    /// active window grant for this action.
+    pub fn needs_service(&self) -> bool {
+        self.obligation.grant == GrantMode::Window
+    }
+}
+
 /// How long a grant lasts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GrantMode {
     /// One token, one use.
@@ -102,12 +191,22 @@ pub enum GrantMode {
     Window,
 }
 
+impl GrantMode {
+    /// `once` or `window`, as in JSON and action tokens.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Once => "once",
+            Self::Window => "window",
+        }
+    }
+}
+
 /// What must happen before the action may proceed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Obligation {
-    /// Who may approve (`group:NAME`, `user:SUBJECT`, `subject`).
-    pub approvers: Vec<String>,
+    /// Who may approve.
+    pub approvers: Vec<Approver>,
     /// Distinct approvals needed.
     pub quorum: u32,
     /// How long the pending approval stays open, in seconds.
@@ -120,6 +219,18 @@ pub struct Obligation {
     pub reason_required: bool,
     /// The policy's `@message`, possibly empty.
     pub message: String,
+}
+
+impl Verdict {
+    /// Whether a gateway must ask the approval service about this verdict
+    /// instead of answering it alone (docs/gateway.md).
+    pub fn needs_service(&self) -> bool {
+        match self {
+            Self::Allow(a) => a.needs_service(),
+            Self::ApprovalRequired(c) => c.needs_service(),
+            Self::Deny(_) => false,
+        }
+    }
 }
 
 macro_rules! denial_codes {

@@ -2,15 +2,17 @@
 //! `tests/bundles/tokens/` from the private keys in `tests/keys/`.
 //!
 //! ```sh
-//! cargo run -p greenlight --example make-vectors
+//! cargo run -p greenlight-conformance --bin make-vectors
 //! ```
 //!
 //! Tokens are signed here; every expected decision is written out by hand
 //! below (verdict, code, message, reasons), never computed by the engine,
 //! so the vectors check the engine rather than echo it. Only the bundle
-//! hash and the action digests are computed, from their definitions.
-//! The gateway answer (`response`) is `greenlight_core::gateway::respond`
-//! of the written expectation: a pin that the Python and Node mappings are
+//! hash, the action digests and the principals are computed, each from
+//! its definition (the principal from the very claims this program
+//! signed). The gateway answer (`response`) is
+//! `greenlight_types::gateway::respond` of the written expectation: a pin
+//! that every host's answer (through the component's `gateway.respond`) is
 //! held to, and that a change of docs/gateway.md must update.
 
 use std::path::{Path, PathBuf};
@@ -198,43 +200,73 @@ fn http_q(
     }})
 }
 
-fn allow(sub: &str, action: &str, consume: Value, approval: Option<&str>) -> Value {
+/// The principal a verified token with these claims names, by the rules of
+/// README "How a decision is made": `sub`; `client_id`, else `azp`; the
+/// `scope` string split on spaces; the `groups` and `roles` arrays; the
+/// `tenant` string; `iss`. Both bundles use the default claim names and
+/// the entity type `User`.
+fn principal(claims: &Value) -> Value {
+    let list = |name: &str| claims.get(name).cloned().unwrap_or_else(|| json!([]));
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or("");
+    let client = claims
+        .get("client_id")
+        .or_else(|| claims.get("azp"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    json!({
+        "entity_type": "User",
+        "subject": text("sub"),
+        "client_id": client,
+        "scopes": text("scope").split_whitespace().collect::<Vec<_>>(),
+        "groups": list("groups"),
+        "roles": list("roles"),
+        "tenant": text("tenant"),
+        "issuer": text("iss"),
+    })
+}
+
+/// One action as a decision names it, with its digest.
+fn action(name: &str, rtype: &str, rid: &str, params: Value) -> Value {
+    json!({
+        "name": name,
+        "resource_type": rtype,
+        "resource_id": rid,
+        "params": params.clone(),
+        "digest": digest(name, rtype, rid, params),
+    })
+}
+
+fn allow(who: Value, act: Value, consume: Value, approval: Option<&str>) -> Value {
     let mut headers = vec![
-        json!(["x-greenlight-subject", sub]),
-        json!(["x-greenlight-action", action]),
+        json!(["x-greenlight-subject", who["subject"]]),
+        json!(["x-greenlight-action", act["name"]]),
     ];
     if let Some(a) = approval {
         headers.push(json!(["x-greenlight-approval", a]));
     }
-    json!({ "kind": "allow", "subject": sub, "consume": consume, "forward_headers": headers })
+    json!({ "kind": "allow", "principal": who, "action": act, "approval_id": approval,
+            "consume": consume, "forward_headers": headers })
 }
 
 fn deny(code: &str, message: &str) -> Value {
     json!({ "kind": "deny", "code": code, "message": message })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn challenge(
-    location: &str,
-    action: &str,
-    rtype: &str,
-    rid: &str,
-    params: Value,
-    obligation: Value,
-) -> Value {
-    let d = digest(action, rtype, rid, params.clone());
+fn challenge(location: &str, who: Value, act: Value, obligation: Value) -> Value {
     json!({
         "kind": "approval-required",
+        "requester": who,
         "authorization_details": [{
             "type": "urn:greenlight:action",
             "locations": [location],
-            "actions": [action],
-            "identifier": format!("{rtype}::{rid}"),
-            "resource": { "type": rtype, "id": rid },
-            "params": params,
-            "action_digest": d,
+            "actions": [act["name"]],
+            "identifier": format!("{}::{}", act["resource_type"].as_str().unwrap_or(""),
+                                  act["resource_id"].as_str().unwrap_or("")),
+            "resource": { "type": act["resource_type"], "id": act["resource_id"] },
+            "params": act["params"],
+            "action_digest": act["digest"],
         }],
-        "action_digest": d,
+        "action": act,
         "obligation": obligation,
     })
 }
@@ -291,6 +323,7 @@ fn main() {
     let attacker = Signer::ed("tests/keys/attacker.pem", "idp-dev-1");
     let token = demo_claims(json!({}));
     let good = idp.sign("at+jwt", &token);
+    let alice = principal(&token);
     let refund = |amount: i64| json!({ "amount": amount, "currency": "EUR" });
     const DEMO: &str = "examples/bundle";
     const TOK: &str = "tests/bundles/tokens";
@@ -320,7 +353,12 @@ fn main() {
             Some(&good),
             Some(refund(50)),
         ),
-        allow("alice", "payment.refund", Value::Null, None),
+        allow(
+            alice.clone(),
+            action("payment.refund", "Payment", "pay_123", refund(50)),
+            Value::Null,
+            None,
+        ),
         vec!["refund-small"],
     );
     add(
@@ -335,10 +373,8 @@ fn main() {
         ),
         challenge(
             api,
-            "payment.refund",
-            "Payment",
-            "pay_123",
-            refund(500),
+            alice.clone(),
+            action("payment.refund", "Payment", "pay_123", refund(500)),
             refund_obligation(),
         ),
         vec!["refund-large"],
@@ -458,7 +494,12 @@ fn main() {
         "reading a payment needs only payments:read",
         DEMO,
         http("GET", "/payments/pay_123", Some(&good), None),
-        allow("alice", "payment.read", Value::Null, None),
+        allow(
+            alice.clone(),
+            action("payment.read", "Payment", "pay_123", json!({})),
+            Value::Null,
+            None,
+        ),
         vec!["payment-read"],
     );
     add(
@@ -489,10 +530,13 @@ fn main() {
         ),
         challenge(
             api,
-            "file.write",
-            "File",
-            "report.txt",
-            json!({ "owner": "alice" }),
+            alice.clone(),
+            action(
+                "file.write",
+                "File",
+                "report.txt",
+                json!({ "owner": "alice" }),
+            ),
             json!({
             "approvers": ["subject"], "quorum": 1, "ttl_seconds": 300, "grant": "window",
             "window_seconds": 300, "reason_required": false,
@@ -516,12 +560,10 @@ fn main() {
         ),
         vec!["file-owner-only"],
     );
-    let admin = idp.sign(
-        "at+jwt",
-        &demo_claims(
-            json!({ "sub": "dana", "roles": ["tenant-admin"], "tenant": "acme", "scope": null }),
-        ),
+    let admin_claims = demo_claims(
+        json!({ "sub": "dana", "roles": ["tenant-admin"], "tenant": "acme", "scope": null }),
     );
+    let admin = idp.sign("at+jwt", &admin_claims);
     add(
         "demo-tenant-delete-needs-owner",
         "a tenant admin deleting a user's data needs the tenant owner",
@@ -534,10 +576,13 @@ fn main() {
         ),
         challenge(
             api,
-            "user-data.delete",
-            "TenantUser",
-            "acme/u-42",
-            json!({ "tenant": "acme" }),
+            principal(&admin_claims),
+            action(
+                "user-data.delete",
+                "TenantUser",
+                "acme/u-42",
+                json!({ "tenant": "acme" }),
+            ),
             json!({
             "approvers": ["group:tenant-owner@tenant"], "quorum": 1, "ttl_seconds": 3600, "grant": "once",
             "window_seconds": 0, "reason_required": true,
@@ -586,7 +631,12 @@ fn main() {
         "path parameters are percent-decoded before they name the resource",
         DEMO,
         http("GET", "/payments/pay%5F9", Some(&good), None),
-        allow("alice", "payment.read", Value::Null, None),
+        allow(
+            alice.clone(),
+            action("payment.read", "Payment", "pay_9", json!({})),
+            Value::Null,
+            None,
+        ),
         vec!["payment-read"],
     );
 
@@ -636,7 +686,12 @@ fn main() {
         "a token expired 30 s ago is within the 60 s leeway",
         DEMO,
         http("GET", "/payments/pay_123", Some(&leeway), None),
-        allow("alice", "payment.read", Value::Null, None),
+        allow(
+            alice.clone(),
+            action("payment.read", "Payment", "pay_123", json!({})),
+            Value::Null,
+            None,
+        ),
         vec!["payment-read"],
     );
     let nbf = idp.sign("at+jwt", &demo_claims(json!({ "nbf": NOW + 600 })));
@@ -687,7 +742,12 @@ fn main() {
         "an audience list that names the API is accepted",
         DEMO,
         http("GET", "/payments/pay_123", Some(&aud_list), None),
-        allow("alice", "payment.read", Value::Null, None),
+        allow(
+            alice.clone(),
+            action("payment.read", "Payment", "pay_123", json!({})),
+            Value::Null,
+            None,
+        ),
         vec!["payment-read"],
     );
     let iss = idp.sign(
@@ -747,7 +807,12 @@ fn main() {
         "typ may be given as the full media type application/at+jwt",
         DEMO,
         http("GET", "/payments/pay_123", Some(&media_type), None),
-        allow("alice", "payment.read", Value::Null, None),
+        allow(
+            alice.clone(),
+            action("payment.read", "Payment", "pay_123", json!({})),
+            Value::Null,
+            None,
+        ),
         vec!["payment-read"],
     );
     let tampered = {
@@ -913,13 +978,20 @@ fn main() {
 
     // ---- key families and key binding (tokens bundle) --------------------
     let read = |t: &str| http("GET", "/things/t-1", Some(t), None);
-    let ok = || allow("bob", "thing.read", Value::Null, None);
+    let ok = |iss: &str| {
+        allow(
+            principal(&test_claims(iss, json!({}))),
+            action("thing.read", "Thing", "t-1", json!({})),
+            Value::Null,
+            None,
+        )
+    };
     add(
         "keys-eddsa-allowed",
         "EdDSA (Ed25519) with at+jwt",
         TOK,
         read(&ed.sign("at+jwt", &test_claims("https://ed.example", json!({})))),
-        ok(),
+        ok("https://ed.example"),
         vec!["thing-read"],
     );
     add(
@@ -927,7 +999,7 @@ fn main() {
         "ES256 with a P-256 key",
         TOK,
         read(&ec256.sign("JWT", &test_claims("https://ec.example", json!({})))),
-        ok(),
+        ok("https://ec.example"),
         vec!["thing-read"],
     );
     add(
@@ -935,7 +1007,7 @@ fn main() {
         "ES384 with a P-384 key",
         TOK,
         read(&ec384.sign("JWT", &test_claims("https://ec.example", json!({})))),
-        ok(),
+        ok("https://ec.example"),
         vec!["thing-read"],
     );
     for (name, desc, alg) in [
@@ -976,7 +1048,7 @@ fn main() {
             desc,
             TOK,
             read(&s.sign("JWT", &test_claims("https://rsa.example", json!({})))),
-            ok(),
+            ok("https://rsa.example"),
             vec!["thing-read"],
         );
     }
@@ -985,7 +1057,7 @@ fn main() {
         "HS256 works where the bundle configures a shared secret",
         TOK,
         read(&hs.sign("JWT", &test_claims("https://hs.example", json!({})))),
-        ok(),
+        ok("https://hs.example"),
         vec!["thing-read"],
     );
     let ps_on_bound = Signer::rsa(Algorithm::PS256, "rsa-bound")
@@ -1043,7 +1115,7 @@ fn main() {
         bundle: TOK,
         keys: vec![("https://uri.example", "tests/bundles/tokens/ed.jwks.json")],
         request: read(&ed.sign("at+jwt", &test_claims("https://uri.example", json!({})))),
-        verdict: ok(),
+        verdict: ok("https://uri.example"),
         reasons: vec!["thing-read"],
     });
 
@@ -1061,7 +1133,8 @@ fn main() {
         )
     };
     let del = |t: &str| http("POST", "/things/t-1/delete", Some(t), None);
-    let access = ed.sign("at+jwt", &test_claims("https://ed.example", json!({})));
+    let access_claims = test_claims("https://ed.example", json!({}));
+    let access = ed.sign("at+jwt", &access_claims);
     add(
         "action-required-for-delete",
         "deleting a thing needs an admin's approval",
@@ -1069,10 +1142,8 @@ fn main() {
         del(&access),
         challenge(
             "https://api.test",
-            "thing.delete",
-            "Thing",
-            "t-1",
-            json!({}),
+            principal(&access_claims),
+            action("thing.delete", "Thing", "t-1", json!({})),
             json!({
             "approvers": ["group:admins"], "quorum": 1, "ttl_seconds": 900, "grant": "once",
             "window_seconds": 0, "reason_required": false, "message": "" }),
@@ -1086,8 +1157,8 @@ fn main() {
         TOK,
         del(&once),
         allow(
-            "bob",
-            "thing.delete",
+            principal(&action_claims(json!({}))),
+            action("thing.delete", "Thing", "t-1", json!({})),
             json!({ "token_id": "at-1", "expires_at": NOW + 120 }),
             Some("apr-1"),
         ),
@@ -1186,10 +1257,8 @@ fn main() {
         ),
         challenge(
             "https://api.test",
-            "thing.share",
-            "Thing",
-            "t-1",
-            share_params.clone(),
+            principal(&access_claims),
+            action("thing.share", "Thing", "t-1", share_params.clone()),
             json!({
             "approvers": ["user:owner"], "quorum": 1, "ttl_seconds": 900, "grant": "window",
             "window_seconds": 600, "reason_required": false, "message": "" }),
@@ -1210,7 +1279,12 @@ fn main() {
             Some(&window),
             Some(share_params.clone()),
         ),
-        allow("bob", "thing.share", Value::Null, Some("apr-1")),
+        allow(
+            principal(&action_claims(json!({}))),
+            action("thing.share", "Thing", "t-1", share_params.clone()),
+            Value::Null,
+            Some("apr-1"),
+        ),
         vec!["thing-share"],
     );
 
@@ -1227,7 +1301,12 @@ fn main() {
         "the AuthZEN shape gives the same allow as the HTTP route",
         DEMO,
         access_req(50),
-        allow("alice", "payment.refund", Value::Null, None),
+        allow(
+            alice.clone(),
+            action("payment.refund", "Payment", "pay_123", refund(50)),
+            Value::Null,
+            None,
+        ),
         vec!["refund-small"],
     );
     add(
@@ -1237,10 +1316,8 @@ fn main() {
         access_req(500),
         challenge(
             api,
-            "payment.refund",
-            "Payment",
-            "pay_123",
-            refund(500),
+            alice.clone(),
+            action("payment.refund", "Payment", "pay_123", refund(500)),
             refund_obligation(),
         ),
         vec!["refund-large"],
@@ -1269,12 +1346,22 @@ fn main() {
                 "context": refund(amount).to_string() },
         }})
     };
+    // What the policies see of a vouched subject: its properties, with the
+    // bundle's entity type in place of the one the host named.
+    let vouched_who = json!({ "entity_type": "User", "subject": "alice",
+        "client_id": "api-gateway", "scopes": ["payments:refund"], "groups": [], "roles": [],
+        "tenant": "", "issuer": "https://idp.example.com" });
     add(
         "vouched-refund-50-allowed",
         "a subject a trusted host vouches for is decided like its token would be",
         DEMO,
         vouched(json!(["payments:refund"]), "", 50),
-        allow("alice", "payment.refund", Value::Null, None),
+        allow(
+            vouched_who.clone(),
+            action("payment.refund", "Payment", "pay_123", refund(50)),
+            Value::Null,
+            None,
+        ),
         vec!["refund-small"],
     );
     add(
@@ -1284,10 +1371,8 @@ fn main() {
         vouched(json!(["payments:refund"]), "", 500),
         challenge(
             api,
-            "payment.refund",
-            "Payment",
-            "pay_123",
-            refund(500),
+            vouched_who.clone(),
+            action("payment.refund", "Payment", "pay_123", refund(500)),
             refund_obligation(),
         ),
         vec!["refund-large"],
@@ -1336,9 +1421,9 @@ fn main() {
             greenlight_core::bundle::bundle_hash(&map)
         });
         let expect = json!({ "verdict": vec.verdict, "reasons": vec.reasons, "policy_hash": hash });
-        let decision: greenlight_core::Decision =
+        let decision: greenlight_types::Decision =
             serde_json::from_value(expect.clone()).expect("the expectation is a decision");
-        let response = greenlight_core::gateway::respond(&decision, SERVICE);
+        let response = greenlight_types::gateway::respond(&decision, SERVICE);
         let doc = json!({
             "description": vec.description,
             "bundle": vec.bundle,

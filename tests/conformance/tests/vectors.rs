@@ -2,12 +2,14 @@
 //! is decided by the native core and by `greenlight.wasm` in wasmtime; the
 //! native decision must equal the vector's expectation and the component's
 //! decision JSON must be byte-identical to the native one; the gateway
-//! answer for it must equal the vector's `response`.
+//! answer the component gives for it (`gateway.respond`) must equal the
+//! vector's `response`, as must the native mapping's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use greenlight_core::{AccessRequest, Decision, Engine as NativeEngine, HttpRequest};
+use greenlight_core::Engine as NativeEngine;
+use greenlight_types::{AccessRequest, Decision, HttpRequest, Principal};
 use serde::Deserialize;
 
 /// The fewest vectors the suite accepts; fewer means files went missing.
@@ -23,7 +25,7 @@ struct Vector {
     request: RequestSpec,
     expect: Decision,
     /// The gateway's answer for `expect` (docs/gateway.md).
-    response: greenlight_core::gateway::Response,
+    response: greenlight_types::gateway::Response,
 }
 
 /// The approval service the vectors' gateway answers name.
@@ -43,7 +45,7 @@ enum RequestSpec {
     Access(AccessRequest),
     /// `evaluate-as`: a subject the host vouches for, and the request.
     Vouched {
-        subject: greenlight_core::policy::Principal,
+        subject: Principal,
         access: AccessRequest,
     },
 }
@@ -109,11 +111,12 @@ fn decide_native(v: &Vector, files: &[(String, String)]) -> Decision {
     }
 }
 
+/// The component's first and cached decisions, and its gateway answer.
 fn decide_wasm(
     v: &Vector,
     engine: &greenlight_host::Engine,
     files: &[(String, String)],
-) -> (Decision, Decision) {
+) -> (Decision, Decision, greenlight_types::gateway::Response) {
     let policy = engine
         .load_bundle(files.to_vec())
         .expect("bundle loads in the component");
@@ -128,7 +131,10 @@ fn decide_wasm(
         RequestSpec::Vouched { subject, access } => policy.evaluate_as(subject, access, v.now),
     };
     // The second run is answered from the instance's token cache.
-    (run(), run())
+    let first = run();
+    let cached = run();
+    let answer = policy.respond(&first, SERVICE);
+    (first, cached, answer)
 }
 
 /// Every vector: native equals the expectation, the component equals native
@@ -152,7 +158,7 @@ fn every_vector_gives_the_expected_decision_in_both_engines() {
             })
             .clone();
         let native = decide_native(v, &files);
-        let (wasm, wasm_cached) = decide_wasm(v, &engine, &files);
+        let (wasm, wasm_cached, wasm_answer) = decide_wasm(v, &engine, &files);
         if native != v.expect {
             failures.push(format!(
                 "{name} ({})\n  expected {}\n  native   {}",
@@ -161,13 +167,15 @@ fn every_vector_gives_the_expected_decision_in_both_engines() {
                 native.to_json()
             ));
         }
-        let answer = greenlight_core::gateway::respond(&native, SERVICE);
-        if answer != v.response {
-            failures.push(format!(
-                "{name}: the gateway answer differs\n  expected {}\n  got      {}",
-                serde_json::to_string(&v.response).unwrap_or_default(),
-                serde_json::to_string(&answer).unwrap_or_default()
-            ));
+        let answer = greenlight_types::gateway::respond(&native, SERVICE);
+        for (host, got) in [("native", &answer), ("component", &wasm_answer)] {
+            if *got != v.response {
+                failures.push(format!(
+                    "{name}: the {host} gateway answer differs\n  expected {}\n  got      {}",
+                    serde_json::to_string(&v.response).unwrap_or_default(),
+                    serde_json::to_string(got).unwrap_or_default()
+                ));
+            }
         }
         if wasm.to_json() != native.to_json() {
             failures.push(format!(
@@ -220,7 +228,7 @@ fn published_jose_vectors_verify_in_both_engines() {
                 let d = native.expect_err("ES512 is refused");
                 assert_eq!(
                     d.code,
-                    greenlight_core::DenialCode::TokenUnsupportedAlgorithm,
+                    greenlight_types::DenialCode::TokenUnsupportedAlgorithm,
                     "{name}"
                 );
                 assert_eq!(d.message, "algorithm `ES512` is not supported", "{name}");
@@ -229,7 +237,7 @@ fn published_jose_vectors_verify_in_both_engines() {
                 let d = native.expect_err("alg none is refused");
                 assert_eq!(
                     d.code,
-                    greenlight_core::DenialCode::TokenUnsupportedAlgorithm,
+                    greenlight_types::DenialCode::TokenUnsupportedAlgorithm,
                     "{name}"
                 );
                 assert_eq!(d.message, "algorithm `none` is not supported", "{name}");
@@ -249,7 +257,7 @@ fn published_jose_vectors_verify_in_both_engines() {
                     .expect_err("a flipped signature fails");
                 assert_eq!(
                     d.code,
-                    greenlight_core::DenialCode::TokenBadSignature,
+                    greenlight_types::DenialCode::TokenBadSignature,
                     "{name}"
                 );
                 assert_eq!(

@@ -2,9 +2,11 @@
 //!
 //! Every host turns a decision into the same answer: an allow passes
 //! through, approval-required is a `401` challenge carrying what the client
-//! needs to ask, a deny gets the status its code calls for. The vectors pin
-//! the answer per decision, so the Python and Node middlewares can be held to
-//! this one mapping.
+//! needs to ask, a deny gets the status its code calls for. This is the one
+//! mapping: the component exports it (`gateway.respond`), and the Rust host,
+//! the Python and Node middlewares and every other gateway call that export
+//! rather than keep a table of their own. The vectors pin the answer per
+//! decision.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -44,7 +46,7 @@ pub fn respond(decision: &Decision, service: &str) -> Response {
                 "error_description": description,
                 "code": "approval-required",
                 "authorization_details": c.authorization_details,
-                "action_digest": c.action_digest,
+                "action_digest": c.action.digest,
                 "obligation": c.obligation,
                 "ask": {
                     "backchannel_authentication_endpoint": format!("{service}/oauth/bc-authorize"),
@@ -82,8 +84,11 @@ pub fn respond(decision: &Decision, service: &str) -> Response {
     }
 }
 
-/// The status and OAuth error of a denial code.
-fn status_of(code: DenialCode) -> (u16, &'static str) {
+/// The HTTP status and OAuth `error` of a denial code: `400
+/// invalid_request`, `401 invalid_token` (the credential is at fault),
+/// `403 access_denied` (the credential is fine, the action is not) or
+/// `503 temporarily_unavailable` (the engine or the store failed).
+pub fn status_of(code: DenialCode) -> (u16, &'static str) {
     use DenialCode as C;
     match code {
         C::RequestInvalid => (400, "invalid_request"),
@@ -186,8 +191,11 @@ mod tests {
         for (code, status, error) in table {
             let d: Decision = if code == "approval-required" {
                 serde_json::from_value(json!({
-                    "verdict": { "kind": "approval-required", "authorization_details": [],
-                        "action_digest": "d", "obligation": { "approvers": ["subject"],
+                    "verdict": { "kind": "approval-required",
+                        "requester": { "entity_type": "User", "subject": "alice", "issuer": "i" },
+                        "action": { "name": "a", "resource_type": "T", "resource_id": "1",
+                                    "params": {}, "digest": "d" },
+                        "authorization_details": [], "obligation": { "approvers": ["subject"],
                         "quorum": 1, "ttl_seconds": 60, "grant": "once", "window_seconds": 0,
                         "reason_required": false, "message": "" } },
                     "reasons": [], "policy_hash": "h" }))

@@ -1,0 +1,42 @@
+//! Who is calling: the bearer token of the caller's own `authorization`
+//! header, verified by the component.
+
+use axum::http::HeaderMap;
+use greenlight_types::Principal;
+
+use super::{ApiError, AppState};
+
+/// Reads the bearer token of the caller's own `authorization` header.
+pub(super) fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::invalid_token("no bearer token was presented"))?
+        .to_str()
+        .map_err(|_| ApiError::invalid_token("the authorization header is not text"))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim().to_owned())
+        }
+        _ => Err(ApiError::invalid_token(
+            "the authorization header is not `Bearer <token>`",
+        )),
+    }
+}
+
+/// Authenticates the caller with their own access token.
+pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let token = bearer(headers)?;
+    st.policy
+        .authenticate(&token, st.clock.now())
+        .map_err(|d| ApiError::invalid_token(d.to_string()))
+}
+
+/// The `exp` of a compact JWT the component has already verified in this
+/// request: its payload is only decoded here (core's JWS parser), never
+/// trusted unverified.
+pub(super) fn token_exp(token: &str) -> Option<u64> {
+    let jws = greenlight_core::jws::parse(token).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&jws.payload).ok()?["exp"].as_u64()
+}

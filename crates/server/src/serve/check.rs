@@ -1,0 +1,49 @@
+//! `/healthz`, `/v1/check` and the answer for any other path.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use greenlight_types::{Decision, Verdict};
+use serde_json::{Value, json};
+
+use super::enforce::act;
+use super::{ApiError, AppState};
+use crate::request::RequestFile;
+
+/// `GET /healthz`.
+pub async fn healthz(State(st): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({ "status": "ok", "policy_hash": st.policy.policy_hash() }))
+}
+
+/// Any other path.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// The decision as JSON, with where to ask when approval is required.
+pub(super) fn decision_json(st: &AppState, d: &Decision) -> Value {
+    let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
+    if matches!(d.verdict, Verdict::ApprovalRequired(_)) {
+        v["ask"] = json!({
+            "backchannel_authentication_endpoint": st.url("/oauth/bc-authorize"),
+            "token_endpoint": st.url("/oauth/token"),
+        });
+    }
+    v
+}
+
+/// `POST /v1/check`: the request JSON of `greenlight check`, the same
+/// decision JSON back (plus `ask` when approval is required).
+pub async fn check(
+    State(st): State<Arc<AppState>>,
+    body: Result<Json<RequestFile>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(file) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
+    let req = file.into_http(None);
+    let decision = st.policy.evaluate_http(&req, st.clock.now());
+    let decision = act(&st, decision).await;
+    st.metrics.decision("check", &decision);
+    Ok(Json(decision_json(&st, &decision)))
+}

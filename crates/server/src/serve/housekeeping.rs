@@ -1,0 +1,71 @@
+//! Housekeeping, every `housekeeping.interval` seconds on every replica:
+//! expiries, the replay ledger, and the signing keys' life.
+
+use std::sync::Arc;
+
+use greenlight_types::bundle::ACTION_ISSUER_NAME;
+
+use super::AppState;
+use super::keys::Signer;
+use super::state::seconds;
+
+/// Runs [`sweep`] every `housekeeping.interval` seconds.
+pub(super) async fn every_interval(st: Arc<AppState>) {
+    let every = std::time::Duration::from_secs(st.settings.sweep_interval());
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = sweep(&st).await {
+            tracing::error!(error = %e, "housekeeping failed; retrying at the next sweep");
+        }
+    }
+}
+
+/// One housekeeping pass: marks approvals past their expiry as expired
+/// (audited), forgets consumed tokens that can no longer be presented, adds
+/// the next signing key when the newest is older than
+/// `signing.rotate_after`, picks up keys another replica (or `greenlight
+/// keys rotate`) created, signs with a new key once it has been published
+/// for the grace period, and retires the keys it supersedes.
+pub async fn sweep(st: &AppState) -> anyhow::Result<()> {
+    let now = st.now();
+    let expired = st.store.expire_due(now).await?;
+    if expired > 0 {
+        tracing::info!(expired, "approvals expired");
+        st.metrics.approvals("expired", expired);
+    }
+    st.store.purge_ledger(now).await?;
+    if let Some(after) = st.settings.signing.rotate_after
+        && Signer::newest_since(&st.store)
+            .await?
+            .is_some_and(|since| now - since >= seconds(after))
+    {
+        Signer::rotate(&st.store, now).await?;
+    }
+    refresh_keys(st).await?;
+    // A replica still signing with a superseded key does so for at most one
+    // more sweep (the grace is two), so `retain_for` plus the grace covers
+    // every token the old key signed.
+    let retain = seconds(st.settings.signing.retain_for());
+    let until = now
+        .saturating_add(retain)
+        .saturating_add(st.settings.key_grace());
+    st.signer().retire_superseded(&st.store, now, until).await?;
+    Ok(())
+}
+
+/// Reloads the signing keys from the store; when they changed, signs with
+/// the newest and hands the engine the new JWKS.
+pub async fn refresh_keys(st: &AppState) -> anyhow::Result<()> {
+    let fresh = Signer::load_or_create(&st.store, st.now(), st.settings.key_grace()).await?;
+    let current = st.signer();
+    if fresh.kid() == current.kid() && fresh.jwks() == current.jwks() {
+        return Ok(());
+    }
+    st.policy
+        .set_keys(ACTION_ISSUER_NAME, &fresh.jwks().to_string())?;
+    tracing::info!(kid = %fresh.kid(), "signing keys refreshed");
+    *st.signer
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Asking for approval of one action, the step CIBA's `bc-authorize` and
+//! token exchange share: the action named in `authorization_details` is
+//! decided again with the caller's own token (a gateway's verdict is never
+//! trusted), and the decision's typed fields say who asks and what.
+
+use greenlight_store::{Approval, NewApproval};
+use greenlight_types::{AccessRequest, Allowance, Verdict};
+use serde_json::{Value, json};
+
+use super::super::state::seconds;
+use super::super::{ApiError, AppState};
+
+/// A 400 `invalid_authorization_details`.
+pub(super) fn details_error(description: impl Into<String>) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "invalid_authorization_details",
+        description,
+    )
+}
+
+/// The action an `authorization_details` document names, as the client
+/// sent it (decided again before anything is believed).
+struct Asked {
+    action: String,
+    resource_type: String,
+    resource_id: String,
+    params: Value,
+    digest: Option<String>,
+}
+
+fn parse_details(text: &str) -> Result<Asked, ApiError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| details_error(format!("authorization_details is not JSON: {e}")))?;
+    let entries = v
+        .as_array()
+        .ok_or_else(|| details_error("authorization_details must be a JSON array"))?;
+    let [entry] = entries.as_slice() else {
+        return Err(details_error(format!(
+            "authorization_details must name exactly one action, it names {}",
+            entries.len()
+        )));
+    };
+    if entry["type"] != greenlight_types::AUTHORIZATION_DETAILS_TYPE {
+        return Err(details_error(format!(
+            "authorization_details type must be `{}`",
+            greenlight_types::AUTHORIZATION_DETAILS_TYPE
+        )));
+    }
+    let text = |v: &Value, what: &str| {
+        v.as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| details_error(format!("authorization_details needs {what}")))
+    };
+    let actions = entry["actions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let [action] = actions else {
+        return Err(details_error(
+            "authorization_details needs exactly one entry in `actions`",
+        ));
+    };
+    let params = entry.get("params").cloned().unwrap_or_else(|| json!({}));
+    if !params.is_object() {
+        return Err(details_error(
+            "authorization_details `params` must be an object",
+        ));
+    }
+    Ok(Asked {
+        action: text(action, "an action name")?,
+        resource_type: text(&entry["resource"]["type"], "`resource.type`")?,
+        resource_id: text(&entry["resource"]["id"], "`resource.id`")?,
+        params,
+        digest: entry["action_digest"].as_str().map(str::to_owned),
+    })
+}
+
+/// What asking led to.
+pub(super) enum Opened {
+    /// Policy allows the action outright: no approval is needed.
+    Allowed(Box<Allowance>),
+    /// An approval is pending (new, or the one already open).
+    Pending(Box<Approval>),
+}
+
+/// What the client sends with an asked-for action.
+pub(super) struct Ask<'a> {
+    /// The caller's base access token.
+    pub token: &'a str,
+    /// RFC 9396 `authorization_details`, as text.
+    pub details: &'a str,
+    /// Shown to approvers.
+    pub binding_message: Option<String>,
+    /// Why the requester wants to act.
+    pub reason: Option<String>,
+    /// Seconds the requester is willing to wait; never beyond the policy's TTL.
+    pub requested_expiry: Option<u64>,
+}
+
+/// Decides the asked-for action with the caller's own token (one
+/// verification), then opens an approval or returns the one already
+/// pending for the same requester and action. A new approval is announced
+/// to the webhooks, its deliveries committed with it.
+pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened, ApiError> {
+    let asked = parse_details(ask.details)?;
+    let decision = st.policy.evaluate(
+        &AccessRequest {
+            token: ask.token.to_owned(),
+            action: asked.action,
+            resource_type: asked.resource_type,
+            resource_id: asked.resource_id,
+            resource_properties: None,
+            context: Some(asked.params.to_string()),
+        },
+        st.clock.now(),
+    );
+    let policy_hash = decision.policy_hash;
+    let challenge = match decision.verdict {
+        Verdict::ApprovalRequired(ch) => ch,
+        Verdict::Allow(a) => {
+            if asked.digest.as_ref().is_some_and(|d| *d != a.action.digest) {
+                return Err(details_error(
+                    "action_digest does not match the action, resource and params given",
+                ));
+            }
+            return Ok(Opened::Allowed(Box::new(a)));
+        }
+        Verdict::Deny(d) => return Err(ApiError::from_denial(&d)),
+    };
+    if asked
+        .digest
+        .as_ref()
+        .is_some_and(|d| *d != challenge.action.digest)
+    {
+        return Err(details_error(
+            "action_digest does not match the action, resource and params given",
+        ));
+    }
+    let now = st.now();
+    let who = &challenge.requester;
+    let action = &challenge.action;
+    // Already approved for a window: no new approval, no announcement.
+    if let Some(grant) = st
+        .store
+        .find_active_grant(&who.subject, &action.digest, now)
+        .await?
+    {
+        return Err(ApiError::invalid_request(format!(
+            "{action} is already approved (approval `{}`) until {}: act with your access token",
+            grant.approval_id, grant.expires_at
+        )));
+    }
+    let ttl = challenge.obligation.ttl_seconds;
+    let wait = ask.requested_expiry.map_or(ttl, |r| r.clamp(1, ttl));
+    // A new approval's webhook deliveries commit with it.
+    let announce = |a: &Approval| {
+        let base = format!("/v1/approvals/{}", a.id);
+        let links = json!({
+            "approval": st.url(&base),
+            "approve": st.url(&format!("{base}/approve")),
+            "deny": st.url(&format!("{base}/deny")),
+        });
+        let v = serde_json::to_value(a).unwrap_or(Value::Null);
+        st.notifier.announcements(&v, &links, now)
+    };
+    let (approval, created) = st
+        .store
+        .create_or_get_pending_announced(
+            NewApproval {
+                id: None,
+                requester: who.subject.clone(),
+                client_id: who.client_id.clone(),
+                action_digest: action.digest.clone(),
+                action: action.name.clone(),
+                authorization_details: challenge.authorization_details.clone(),
+                obligation: challenge.obligation.clone(),
+                binding_message: ask.binding_message,
+                reason: ask.reason,
+                policy_hash,
+                expires_at: now.saturating_add(seconds(wait)),
+                poll_interval_seconds: seconds(st.info().approvals.poll_interval_seconds.max(1)),
+                requester_tenant: Some(who.tenant.clone()).filter(|t| !t.is_empty()),
+            },
+            now,
+            &announce,
+        )
+        .await?;
+    tracing::info!(auth_req_id = %approval.id, created, requester = %who.subject, action = %action.name, "approval requested");
+    if created {
+        st.metrics.approvals("requested", 1);
+        st.notifier.wake();
+    }
+    Ok(Opened::Pending(Box::new(approval)))
+}
+
+/// The CIBA answer for a pending approval.
+pub(super) fn pending_json(approval: &Approval, now: i64) -> Value {
+    json!({
+        "auth_req_id": approval.id,
+        "expires_in": (approval.expires_at - now).max(0),
+        "interval": approval.poll_interval_seconds,
+    })
+}

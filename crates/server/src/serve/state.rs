@@ -1,0 +1,109 @@
+//! What every request shares: the policy in the component, the store, the
+//! signing key, metrics, webhooks, settings and the clock.
+
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use greenlight_store::Store;
+use greenlight_types::BundleInfo;
+use greenlight_types::bundle::ActionTokenSettings;
+
+use super::keys::Signer;
+use super::settings::Settings;
+use super::{metrics, notify};
+
+/// A source of the current time in Unix seconds; tests substitute their own.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Clock").field(&self.now()).finish()
+    }
+}
+
+impl Clock {
+    /// A clock that reads `now` from a function.
+    pub fn new(now: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    /// The wall clock.
+    pub fn system() -> Self {
+        Self::new(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        })
+    }
+
+    /// Now, in Unix seconds: what the engine is given.
+    pub fn now(&self) -> u64 {
+        (self.0)()
+    }
+
+    /// Now as the store counts time (a signed 64-bit column); saturates
+    /// past the year 292 billion.
+    pub fn at(&self) -> i64 {
+        i64::try_from(self.now()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Seconds as the store counts them, saturating.
+pub fn seconds(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Shared by every request.
+pub struct AppState {
+    /// The loaded bundle in the component.
+    pub policy: greenlight_host::Policy,
+    /// What the component said about the bundle; the action-token settings
+    /// are known to be present ([`super::prepare`] refuses a bundle without).
+    pub action_tokens: ActionTokenSettings,
+    /// Approvals, grants, the replay ledger, keys, audit.
+    pub store: Store,
+    /// Greenlight's signing key, replaced when keys rotate.
+    pub signer: RwLock<Arc<Signer>>,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Sends new approvals to webhooks.
+    pub notifier: notify::Notifier,
+    /// The server's own settings.
+    pub settings: Settings,
+    /// The base URL for metadata and challenges.
+    pub public_url: String,
+    /// The time source.
+    pub clock: Clock,
+}
+
+impl AppState {
+    /// Now, in Unix seconds, as the store counts time.
+    pub fn now(&self) -> i64 {
+        self.clock.at()
+    }
+
+    /// What the component said about the bundle.
+    pub fn info(&self) -> &BundleInfo {
+        self.policy.info()
+    }
+
+    /// The signing key in use now.
+    pub fn signer(&self) -> Arc<Signer> {
+        // A poisoned lock still holds a valid signer: writers only swap it.
+        self.signer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// An absolute URL on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url.trim_end_matches('/'))
+    }
+
+    /// The approval service's base URL, as challenges name it.
+    pub fn base_url(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+}
