@@ -1,5 +1,13 @@
-//! A minimal HTTP/1.1 client for driving a real server in tests: one
-//! request per connection (`connection: close`), JSON bodies back.
+//! Test support: a minimal HTTP/1.1 client for driving a real server (one
+//! request per connection, `connection: close`, JSON bodies back), and in
+//! `server` a `greenlight serve` on port 0 with a test clock.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset; an `expect` would fail in those that use them all"
+)]
+
+pub mod server;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,0 +1,276 @@
+//! `greenlight serve` over real HTTP: The approvals API: who may decide, votes, denial, expiry, tenant-scoped
+//! approvers.
+
+use common::server::*;
+use serde_json::json;
+
+mod common;
+
+/// A deny ends the approval; the client is told `access_denied` and later
+/// votes are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_ends_the_approval() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let bob = token("bob", "", &["finance"]);
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(700, &alice))
+        .await;
+    let details = d["verdict"]["authorization_details"].to_string();
+    let (_, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &details)],
+        )
+        .await;
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    let (status, v) = srv
+        .json(
+            "POST",
+            &format!("/v1/approvals/{id}/deny"),
+            Some(&bob),
+            json!({ "reason": "duplicate refund" }),
+        )
+        .await;
+    assert_eq!((status, v["status"].as_str()), (200, Some("denied")));
+    let (status, e) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("access_denied")));
+    let (status, e) = srv
+        .json(
+            "POST",
+            &format!("/v1/approvals/{id}/approve"),
+            Some(&bob),
+            json!({ "reason": "changed my mind" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str(), e["error_description"].as_str()),
+        (
+            409,
+            Some("approval_not_pending"),
+            Some(format!("approval `{id}` is already denied").as_str())
+        )
+    );
+}
+
+/// An approval nobody decides expires: the client gets `expired_token` and
+/// a late vote is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecided_approval_expires() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let bob = token("bob", "", &["finance"]);
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(900, &alice))
+        .await;
+    let details = d["verdict"]["authorization_details"].to_string();
+    let (_, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[
+                ("authorization_details", &details),
+                ("requested_expiry", "60"),
+            ],
+        )
+        .await;
+    assert_eq!(ask["expires_in"], 60);
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    srv.advance(61);
+    let (status, e) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("expired_token")));
+    let (status, e) = srv
+        .json(
+            "POST",
+            &format!("/v1/approvals/{id}/approve"),
+            Some(&bob),
+            json!({ "reason": "late" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (409, Some("approval_expired"))
+    );
+    // The late vote recorded the expiry, once; a second late vote does not
+    // count it again, nor does the sweep.
+    srv.json(
+        "POST",
+        &format!("/v1/approvals/{id}/approve"),
+        Some(&bob),
+        json!({ "reason": "late again" }),
+    )
+    .await;
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+    let (_, text) = srv.call("GET", "/metrics", None, None).await;
+    assert!(
+        text.as_str()
+            .expect("text")
+            .lines()
+            .any(|l| l == r#"greenlight_approvals_total{outcome="expired"} 1"#),
+        "{text}"
+    );
+}
+
+/// The periodic sweep marks approvals past their expiry as expired in the
+/// store and audits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_expires_due_approvals() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let (_, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &refund_details(500))],
+        )
+        .await;
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    srv.advance(899);
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+    let a = srv
+        .state
+        .store
+        .get_approval(&id)
+        .await
+        .expect("store")
+        .expect("approval");
+    assert_eq!(a.status, greenlight_store::Status::Pending);
+    srv.advance(1);
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+    let a = srv
+        .state
+        .store
+        .get_approval(&id)
+        .await
+        .expect("store")
+        .expect("approval");
+    assert_eq!(a.status, greenlight_store::Status::Expired);
+    let events: Vec<String> = srv
+        .state
+        .store
+        .audit_for(&id)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(events, vec!["approval.created", "approval.expired"]);
+    let (_, text) = srv.call("GET", "/metrics", None, None).await;
+    assert!(
+        text.as_str()
+            .expect("text")
+            .lines()
+            .any(|l| l == r#"greenlight_approvals_total{outcome="expired"} 1"#),
+        "{text}"
+    );
+}
+
+/// `group:tenant-owner@tenant`: an owner of another tenant is not an
+/// approver of this tenant's deletion; the requester's own tenant owner is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_scoped_approvers_come_from_the_requesters_tenant() {
+    let srv = Server::start().await;
+    let dave = token_with(
+        "dave",
+        &[
+            ("roles", json!(["tenant-admin"])),
+            ("tenant", json!("acme")),
+        ],
+    );
+    let erin = token_with(
+        "erin",
+        &[
+            ("groups", json!(["tenant-owner"])),
+            ("tenant", json!("globex")),
+        ],
+    );
+    let olga = token_with(
+        "olga",
+        &[
+            ("groups", json!(["tenant-owner"])),
+            ("tenant", json!("acme")),
+        ],
+    );
+    let (_, d) = srv
+        .json(
+            "POST",
+            "/v1/check",
+            None,
+            json!({
+                "method": "DELETE",
+                "path": "/tenants/acme/users/u1/data",
+                "headers": { "authorization": format!("Bearer {dave}") },
+            }),
+        )
+        .await;
+    assert_eq!(d["verdict"]["kind"], "approval-required", "{d}");
+    assert_eq!(
+        d["verdict"]["obligation"]["approvers"],
+        json!(["group:tenant-owner@tenant"])
+    );
+    let details = d["verdict"]["authorization_details"].to_string();
+    let (status, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &dave,
+            &[("authorization_details", &details)],
+        )
+        .await;
+    assert_eq!(status, 200, "{ask}");
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+
+    let (_, list) = srv
+        .call("GET", "/v1/approvals?status=pending", Some(&erin), None)
+        .await;
+    assert_eq!(
+        list["approvals"],
+        json!([]),
+        "another tenant's owner sees nothing"
+    );
+    let path = format!("/v1/approvals/{id}/approve");
+    let (status, e) = srv
+        .json(
+            "POST",
+            &path,
+            Some(&erin),
+            json!({ "reason": "looks fine" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            403,
+            Some("`erin` is not among the approvers (group:tenant-owner@tenant)")
+        )
+    );
+    let (_, list) = srv
+        .call("GET", "/v1/approvals?status=pending", Some(&olga), None)
+        .await;
+    assert_eq!(list["approvals"][0]["id"], id.as_str());
+    let (status, v) = srv
+        .json(
+            "POST",
+            &path,
+            Some(&olga),
+            json!({ "reason": "requested by the user" }),
+        )
+        .await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("approved")),
+        "{v}"
+    );
+}

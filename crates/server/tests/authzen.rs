@@ -1,0 +1,260 @@
+//! `greenlight serve` over real HTTP: OpenID AuthZEN 1.0 evaluations, with tokens and with vouched subjects.
+
+use common::server::*;
+use serde_json::{Value, json};
+
+mod common;
+
+/// AuthZEN: the same decisions as /v1/check in the AuthZEN shape, single
+/// and batched, with approval-required as `decision: false` plus the
+/// challenge, and the short-circuit semantics honoured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authzen_evaluations_answer_like_check() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let eval = |amount: i64| {
+        json!({
+            "subject": { "type": "bearer", "id": alice },
+            "action": { "name": "payment.refund" },
+            "resource": { "type": "Payment", "id": "pay_123" },
+            "context": { "amount": amount, "currency": "EUR" },
+        })
+    };
+    let (status, a) = srv
+        .json("POST", "/access/v1/evaluation", None, eval(50))
+        .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["decision"], true);
+    assert_eq!(a["context"]["reasons"], json!(["refund-small"]));
+    let (_, a) = srv
+        .json("POST", "/access/v1/evaluation", None, eval(500))
+        .await;
+    assert_eq!(a["decision"], false);
+    assert_eq!(
+        a["context"]["approval_required"]["kind"],
+        "approval-required"
+    );
+    assert_eq!(a["context"]["approval_required"]["obligation"]["quorum"], 2);
+    let (_, a) = srv
+        .json("POST", "/access/v1/evaluation", None, eval(20000))
+        .await;
+    assert_eq!(
+        (a["decision"].as_bool(), a["context"]["code"].as_str()),
+        (Some(false), Some("policy-forbidden"))
+    );
+
+    let batch = |semantic: &str| {
+        json!({
+            "subject": { "type": "bearer", "id": alice },
+            "action": { "name": "payment.refund" },
+            "resource": { "type": "Payment", "id": "pay_123" },
+            "options": { "evaluations_semantic": semantic },
+            "evaluations": [
+                { "context": { "amount": 50, "currency": "EUR" } },
+                { "context": { "amount": 500, "currency": "EUR" } },
+                { "context": { "amount": 60, "currency": "EUR" } },
+            ],
+        })
+    };
+    let (_, b) = srv
+        .json("POST", "/access/v1/evaluations", None, batch("execute_all"))
+        .await;
+    let decisions: Vec<bool> = b["evaluations"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["decision"] == true)
+        .collect();
+    assert_eq!(decisions, [true, false, true]);
+    let (_, b) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluations",
+            None,
+            batch("deny_on_first_deny"),
+        )
+        .await;
+    assert_eq!(b["evaluations"].as_array().map(Vec::len), Some(2));
+    let (_, b) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluations",
+            None,
+            batch("permit_on_first_permit"),
+        )
+        .await;
+    assert_eq!(b["evaluations"].as_array().map(Vec::len), Some(1));
+    let (status, e) = srv
+        .json("POST", "/access/v1/evaluations", None, batch("sometimes"))
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            400,
+            Some(
+                "evaluations_semantic `\"sometimes\"` is not one of execute_all, deny_on_first_deny, permit_on_first_permit"
+            )
+        )
+    );
+    let (status, e) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            None,
+            json!({ "subject": { "type": "user", "id": "alice" } }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            400,
+            Some(
+                "`subject.type` must be `bearer`, with the token as `subject.id`, or `User` from a trusted PEP"
+            )
+        )
+    );
+}
+
+/// A trusted PEP (its own token's client_id in `[authzen] trusted_clients`)
+/// may name a subject by id and properties; anyone else may not, and
+/// bearer subjects keep working without any PEP credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_pep_may_vouch_for_a_subject_by_id() {
+    let settings: Settings =
+        toml::from_str("[authzen]\ntrusted_clients = [\"api-gateway\"]").expect("settings");
+    let srv = Server::start_with(settings).await;
+    // A client-credentials token: the gateway speaking for itself.
+    let pep = token_with("api-gateway", &[("client_id", json!("api-gateway"))]);
+    let stranger = token_with("someone", &[]);
+    // A user's token issued to the gateway's client is not the gateway.
+    let users = token_with("mallory", &[("client_id", json!("api-gateway"))]);
+    let vouched = |amount: i64, props: Value| {
+        json!({
+            "subject": { "type": "User", "id": "alice", "properties": props },
+            "action": { "name": "payment.refund" },
+            "resource": { "type": "Payment", "id": "pay_123" },
+            "context": { "amount": amount, "currency": "EUR" },
+        })
+    };
+    let refund_scope = json!({ "scopes": ["payments:refund"] });
+
+    let (status, a) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            Some(&pep),
+            vouched(50, refund_scope.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["decision"], true, "{a}");
+    assert_eq!(a["context"]["reasons"], json!(["refund-small"]));
+    let (_, a) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            Some(&pep),
+            vouched(500, refund_scope.clone()),
+        )
+        .await;
+    assert_eq!(a["decision"], false, "{a}");
+    assert_eq!(
+        a["context"]["approval_required"]["kind"],
+        "approval-required"
+    );
+    assert_eq!(
+        a["context"]["approval_required"]["obligation"]["approvers"],
+        json!(["group:finance"])
+    );
+    let (_, a) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            Some(&pep),
+            vouched(50, json!({})),
+        )
+        .await;
+    assert_eq!(
+        (a["decision"].as_bool(), a["context"]["code"].as_str()),
+        (Some(false), Some("policy-no-permit")),
+        "without the scope: {a}"
+    );
+
+    // Refused: no PEP credential, an untrusted client, bad properties.
+    let (status, e) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            None,
+            vouched(50, refund_scope.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (401, Some("no bearer token was presented"))
+    );
+    let (status, e) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            Some(&stranger),
+            vouched(50, refund_scope.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            403,
+            Some(
+                "client `greenlight-dev` is not trusted to vouch for subjects; forward the subject's token as {\"type\": \"bearer\", \"id\": TOKEN}"
+            )
+        )
+    );
+    let (status, e) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            Some(&pep),
+            vouched(50, json!({ "scope": "x" })),
+        )
+        .await;
+    let (status_u, e_u) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            Some(&users),
+            vouched(50, refund_scope.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status_u, e_u["error_description"].as_str()),
+        (
+            403,
+            Some(
+                "only client `api-gateway`'s own token (sub = client_id, as the client-credentials grant gives) may vouch for subjects, not `mallory`'s"
+            )
+        )
+    );
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(
+        e["error_description"],
+        "`subject.properties` do not fit: unknown field `scope`, expected one of `scopes`, `groups`, `roles`, `tenant`"
+    );
+
+    // A bearer subject needs no PEP credential.
+    let alice = token("alice", "payments:refund", &[]);
+    let (status, a) = srv
+        .json(
+            "POST",
+            "/access/v1/evaluation",
+            None,
+            json!({
+                "subject": { "type": "bearer", "id": alice },
+                "action": { "name": "payment.refund" },
+                "resource": { "type": "Payment", "id": "pay_123" },
+                "context": { "amount": 50, "currency": "EUR" },
+            }),
+        )
+        .await;
+    assert_eq!((status, a["decision"].as_bool()), (200, Some(true)), "{a}");
+}

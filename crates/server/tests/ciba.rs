@@ -1,0 +1,299 @@
+//! `greenlight serve` over real HTTP: `/oauth/bc-authorize` and the CIBA grant at `/oauth/token`: asking for
+//! approval of one action, polling, and collecting its action token once.
+
+use common::server::*;
+use serde_json::json;
+
+mod common;
+
+/// The whole refund story: challenge, ask (twice: one approval), pending and
+/// slow_down, a vote that counts once, self-approval refused, quorum, the
+/// token delivered once, act, replay denied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_of_500_needs_two_finance_approvals_and_its_token_works_once() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &["finance"]);
+    let bob = token("bob", "", &["finance"]);
+    let carol = token("carol", "", &["finance"]);
+    let mallory = token("mallory", "", &["sales"]);
+
+    // 1. Challenge.
+    let (status, d) = srv
+        .json("POST", "/v1/check", None, refund(500, &alice))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(d["verdict"]["kind"], "approval-required");
+    assert_eq!(
+        d["ask"]["backchannel_authentication_endpoint"],
+        format!("http://{}/oauth/bc-authorize", srv.addr)
+    );
+    let details = d["verdict"]["authorization_details"].to_string();
+
+    // 2. Ask, twice: the same pending action is one approval.
+    let (status, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[
+                ("authorization_details", &details),
+                ("binding_message", "R-7"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{ask}");
+    let id = ask["auth_req_id"].as_str().expect("auth_req_id").to_owned();
+    assert_eq!(ask["expires_in"], 900);
+    assert_eq!(ask["interval"], 5);
+    let (_, again) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &details)],
+        )
+        .await;
+    assert_eq!(again["auth_req_id"], id.as_str());
+
+    // 3. Poll: pending, then too fast.
+    let (status, e) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("authorization_pending"))
+    );
+    let (status, e) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("slow_down")));
+    assert_eq!(e["error_description"], "poll at most every 5 seconds");
+
+    // 4. Votes. A reason is required; the requester cannot approve; an
+    //    outsider cannot; the same approver twice counts once.
+    let path = format!("/v1/approvals/{id}/approve");
+    let (status, e) = srv.json("POST", &path, Some(&bob), json!({})).await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            400,
+            Some(format!("approval `{id}` requires a reason with every decision").as_str())
+        )
+    );
+    let (status, e) = srv
+        .json("POST", &path, Some(&alice), json!({ "reason": "mine" }))
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            403,
+            Some("`alice` asked for this action and cannot approve their own request")
+        )
+    );
+    let (status, e) = srv
+        .json(
+            "POST",
+            &path,
+            Some(&mallory),
+            json!({ "reason": "why not" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            403,
+            Some("`mallory` is not among the approvers (group:finance)")
+        )
+    );
+    let (status, v) = srv
+        .json(
+            "POST",
+            &path,
+            Some(&bob),
+            json!({ "reason": "customer R-7 verified" }),
+        )
+        .await;
+    assert_eq!(
+        (status, v["status"].as_str(), v["approve_count"].as_u64()),
+        (200, Some("pending"), Some(1))
+    );
+    let (_, v) = srv
+        .json("POST", &path, Some(&bob), json!({ "reason": "again" }))
+        .await;
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["approve_count"].as_u64(),
+            v["recorded"].as_bool()
+        ),
+        (Some("pending"), Some(1), Some(false))
+    );
+    let (status, list) = srv
+        .call("GET", "/v1/approvals?status=pending", Some(&carol), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["approvals"].as_array().map(Vec::len), Some(1));
+    let (_, v) = srv
+        .json(
+            "POST",
+            &path,
+            Some(&carol),
+            json!({ "reason": "second pair of eyes" }),
+        )
+        .await;
+    assert_eq!(
+        (v["status"].as_str(), v["approve_count"].as_u64()),
+        (Some("approved"), Some(2))
+    );
+
+    // 5. The token, once.
+    srv.advance(5);
+    let (status, t) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 300);
+    let action_token = t["access_token"].as_str().expect("token").to_owned();
+    srv.advance(5);
+    let (status, e) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            400,
+            Some(format!("the action token for `{id}` was already delivered").as_str())
+        )
+    );
+
+    // Introspection describes the unused token...
+    let (status, i) = srv
+        .form("/oauth/introspect", &bob, &[("token", &action_token)])
+        .await;
+    assert_eq!(status, 200, "{i}");
+    assert_eq!(
+        (
+            i["active"].as_bool(),
+            i["sub"].as_str(),
+            i["grant"].as_str()
+        ),
+        (Some(true), Some("alice"), Some("once"))
+    );
+    assert_eq!(i["approval_id"], id.as_str());
+    assert_eq!(i["approvers"], json!(["bob", "carol"]));
+    // ...and an access token it did not issue as inactive.
+    let (_, i) = srv
+        .form("/oauth/introspect", &bob, &[("token", &alice)])
+        .await;
+    assert_eq!(i, json!({ "active": false }));
+
+    // 6. Act, then replay.
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(500, &action_token))
+        .await;
+    assert_eq!(d["verdict"]["kind"], "allow", "{d}");
+    assert_eq!(d["verdict"]["principal"]["subject"], "alice");
+    assert_eq!(d["reasons"], json!(["refund-large"]));
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(500, &action_token))
+        .await;
+    let jti = d["verdict"]["message"].as_str().unwrap_or("").to_owned();
+    assert_eq!(d["verdict"]["code"], "action-token-replayed", "{d}");
+    assert!(
+        jti.starts_with("action token `") && jti.ends_with("` was already used"),
+        "{jti}"
+    );
+    // A consumed single-use token is inactive (RFC 7662).
+    let (_, i) = srv
+        .form("/oauth/introspect", &bob, &[("token", &action_token)])
+        .await;
+    assert_eq!(i, json!({ "active": false }));
+    // The token is for 500 on pay_123 only.
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(501, &action_token))
+        .await;
+    assert_eq!(d["verdict"]["code"], "action-token-digest-mismatch");
+}
+
+/// A one-time action token ends no later than the base token that
+/// collected it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_once_token_ends_no_later_than_the_base_token_that_collected_it() {
+    let srv = Server::start().await;
+    let alice = dev("alice", Some("payments:refund"), &[], 120);
+    let (_, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &refund_details(500))],
+        )
+        .await;
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    for who in ["bob", "carol"] {
+        let (status, v) = srv
+            .json(
+                "POST",
+                &format!("/v1/approvals/{id}/approve"),
+                Some(&token(who, "", &["finance"])),
+                json!({ "reason": "checked" }),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    srv.advance(20);
+    let (status, t) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!((status, t["expires_in"].as_i64()), (200, Some(100)), "{t}");
+}
+
+/// Asking for approval verifies the caller's token once: the decision's
+/// requester is who asks, not a second authentication. Collecting the
+/// token checks the caller's token once more (its own request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_approval_verifies_the_token_once() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let (checks, signatures) = srv.checks().await;
+    let (status, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &refund_details(500))],
+        )
+        .await;
+    assert_eq!(status, 200, "{ask}");
+    assert_eq!(srv.checks().await, (checks + 1, signatures + 1));
+    let id = ask["auth_req_id"].as_str().expect("auth_req_id");
+    let (status, e) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", id)],
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("authorization_pending"))
+    );
+    assert_eq!(srv.checks().await.0, checks + 2);
+}

@@ -1,0 +1,242 @@
+//! A `greenlight serve` on port 0 for tests: a temporary SQLite store, a
+//! test clock that makes polling intervals and expiries exact, tokens
+//! signed by the demo issuer's development key, and a small client.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use greenlight::dev::{DevTokenRequest, dev_token};
+pub use greenlight::serve::Settings;
+use greenlight::serve::{AppState, Clock, ServeConfig, prepare, run};
+use serde_json::{Value, json};
+
+/// 2026-01-01T00:00:00Z.
+pub const T0: i64 = 1_767_225_600;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A running server and what a test needs of it.
+pub struct Server {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// The test clock every request reads; see [`Server::advance`].
+    clock: Arc<AtomicI64>,
+    /// Its state, for looking into the store and the policy.
+    pub state: Arc<AppState>,
+    dir: Option<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        Self::start_with(Settings::default()).await
+    }
+
+    pub async fn start_with(settings: Settings) -> Self {
+        Self::start_in(settings, tempfile::tempdir().expect("tempdir")).await
+    }
+
+    /// A server on the store in `dir` (a restart reuses one).
+    pub async fn start_in(settings: Settings, dir: tempfile::TempDir) -> Self {
+        let clock = Arc::new(AtomicI64::new(T0));
+        let c = clock.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let config = ServeConfig {
+            bundle: root().join("examples/bundle"),
+            store: format!("sqlite://{}", dir.path().join("greenlight.db").display()),
+            public_url: None,
+            settings,
+        };
+        let state = prepare(
+            &config,
+            addr,
+            Clock::new(move || u64::try_from(c.load(Ordering::SeqCst)).unwrap_or(0)),
+        )
+        .await
+        .expect("server prepares");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(listener, state.clone(), async {
+            let _ = rx.await;
+        }));
+        Server {
+            addr,
+            clock,
+            state,
+            dir: Some(dir),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Shuts down gracefully, waits until it has, and hands back the store's
+    /// folder.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("joins").expect("serves");
+        }
+        self.dir.take().expect("a folder")
+    }
+
+    /// POSTs a form to `/oauth/token` without a bearer (token exchange).
+    pub async fn token_endpoint(&self, fields: &[(&str, &str)]) -> (u16, Value) {
+        let body = super::form(fields);
+        self.call(
+            "POST",
+            "/oauth/token",
+            None,
+            Some(("application/x-www-form-urlencoded", body)),
+        )
+        .await
+    }
+
+    /// Token checks and signature verifications the component has made so
+    /// far, as `/metrics` reports them.
+    pub async fn checks(&self) -> (u64, u64) {
+        let (status, text) = self.call("GET", "/metrics", None, None).await;
+        assert_eq!(status, 200);
+        let text = text.as_str().expect("OpenMetrics text").to_owned();
+        let read = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("no `{name}` in\n{text}"))
+        };
+        (
+            read("greenlight_token_checks_total"),
+            read("greenlight_signature_checks_total"),
+        )
+    }
+
+    /// An action token for a refund of `amount` by token exchange (the
+    /// demo allows refunds up to 100 outright).
+    pub async fn exchanged(&self, amount: i64, subject_token: &str) -> String {
+        let (status, t) = self
+            .token_endpoint(&[
+                ("grant_type", EXCHANGE),
+                ("subject_token", subject_token),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ("authorization_details", &refund_details(amount)),
+            ])
+            .await;
+        assert_eq!(status, 200, "{t}");
+        t["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// Advances the test clock by `seconds`.
+    pub fn advance(&self, seconds: i64) {
+        self.clock.fetch_add(seconds, Ordering::SeqCst);
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, String)>,
+    ) -> (u16, Value) {
+        super::call(self.addr, method, path, token, body).await
+    }
+
+    pub async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (u16, Value) {
+        self.call(
+            method,
+            path,
+            token,
+            Some(("application/json", body.to_string())),
+        )
+        .await
+    }
+
+    pub async fn form(&self, path: &str, token: &str, fields: &[(&str, &str)]) -> (u16, Value) {
+        let body = super::form(fields);
+        self.call(
+            "POST",
+            path,
+            Some(token),
+            Some(("application/x-www-form-urlencoded", body)),
+        )
+        .await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A token of the demo issuer, issued at `T0`.
+pub fn dev(sub: &str, scope: Option<&str>, claims: &[(&str, Value)], ttl: u64) -> String {
+    dev_token(
+        &root().join("examples/bundle"),
+        &DevTokenRequest {
+            subject: sub.to_owned(),
+            scope: scope.map(str::to_owned),
+            claims: claims
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_string()))
+                .collect(),
+            ttl,
+            now: u64::try_from(T0).expect("positive"),
+        },
+    )
+    .expect("dev token")
+}
+
+pub fn token(sub: &str, scope: &str, groups: &[&str]) -> String {
+    dev(sub, Some(scope), &[("groups", json!(groups))], 7200)
+}
+
+pub fn refund(amount: i64, token: &str) -> Value {
+    json!({
+        "method": "POST",
+        "path": "/payments/pay_123/refund",
+        "headers": { "authorization": format!("Bearer {token}") },
+        "params": { "amount": amount, "currency": "EUR" },
+    })
+}
+
+pub const CIBA: &str = "urn:openid:params:grant-type:ciba";
+pub const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// `authorization_details` for a refund of `amount` EUR of `pay_123`.
+pub fn refund_details(amount: i64) -> String {
+    json!([{
+        "type": "urn:greenlight:action",
+        "actions": ["payment.refund"],
+        "resource": { "type": "Payment", "id": "pay_123" },
+        "params": { "amount": amount, "currency": "EUR" },
+    }])
+    .to_string()
+}
+
+/// The `kid` of a compact JWS.
+pub fn kid_of(token: &str) -> String {
+    greenlight_core::jws::parse(token)
+        .expect("a JWS")
+        .kid
+        .expect("kid")
+}
+
+/// A token with any claims (JSON values), from the demo issuer.
+pub fn token_with(sub: &str, claims: &[(&str, Value)]) -> String {
+    dev(sub, None, claims, 7200)
+}
