@@ -2,10 +2,9 @@
     unsafe_code,
     reason = "wit-bindgen generates the canonical-ABI glue with unsafe code; this crate writes none"
 )]
-#![allow(
+#![expect(
     missing_docs,
-    reason = "wit-bindgen generates the exported items; the WIT documents each of them (an \
-              `expect` would fail where the generated code happens to carry docs)"
+    reason = "wit-bindgen generates the exported items; the WIT documents each of them"
 )]
 //! `greenlight.wasm`: wit-bindgen glue that exports `greenlight-core` as the
 //! `greenlight:approval/approver` world. No logic lives here; every

@@ -1,4 +1,3 @@
-#![allow(missing_docs, reason = "criterion_group! generates undocumented items")]
 //! One decision through the native core and through greenlight.wasm in
 //! wasmtime, on the same requests:
 //!

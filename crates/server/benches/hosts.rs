@@ -9,8 +9,7 @@
 //! cargo bench -p greenlight --bench hosts [-- ITERATIONS]
 //! ```
 
-#![allow(missing_docs, reason = "a benchmark binary")]
-#![allow(
+#![expect(
     clippy::unwrap_used,
     reason = "a benchmark binary: a broken vector should stop it"
 )]

@@ -30,7 +30,7 @@ const SELECT_APPROVAL_FOR_UPDATE: &str = concat!(
 const MAX_CONNECTIONS: u32 = 10;
 
 #[path = "sql/mod.rs"]
-#[allow(clippy::duplicate_mod, reason = "compiled once per backend on purpose")]
+#[expect(clippy::duplicate_mod, reason = "compiled once per backend on purpose")]
 pub(crate) mod sql;
 
 /// Connects and applies migrations (serialised across replicas by sqlx's

@@ -38,7 +38,7 @@ const MAX_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[path = "sql/mod.rs"]
-#[allow(clippy::duplicate_mod, reason = "compiled once per backend on purpose")]
+#[expect(clippy::duplicate_mod, reason = "compiled once per backend on purpose")]
 pub(crate) mod sql;
 
 /// Opens (creating if missing) the database and applies migrations.

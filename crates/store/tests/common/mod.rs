@@ -7,7 +7,10 @@
 //! skipped.
 
 // Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset; an `expect` would fail in those that use them all"
+)]
 
 use greenlight_store::{Approval, Decision, GrantMode, NewApproval, Obligation, Store, new_id};
 use serde_json::json;

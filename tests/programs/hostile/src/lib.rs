@@ -15,7 +15,7 @@
 //! Its `gateway.respond` answers every decision with a pass-through (status
 //! 0), so a test can show a host refuses to let a deny through on a
 //! module's word.
-#![allow(
+#![expect(
     missing_docs,
     reason = "wit-bindgen generates the exported items; the WIT documents each of them"
 )]
