@@ -1,7 +1,6 @@
 //! The engine: a loaded bundle answering requests, with a bounded cache of
 //! verified tokens.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use greenlight_types::bundle::{
@@ -14,54 +13,14 @@ use greenlight_types::{
 use serde_json::{Map, Value};
 
 use crate::bundle::Bundle;
+pub use crate::cache::TOKEN_CACHE_CAPACITY;
+use crate::cache::TokenCache;
 use crate::policy::Outcome;
 use crate::routes::{self, RequestView};
 use crate::token::{self, TokenKind, Verified};
 
-/// How many verified tokens one engine remembers. Gateways see a few hot
-/// tokens per client; 256 entries of at most 8 KiB each bound the cache to
-/// about 2 MiB, well inside a guest's memory cap.
-pub const TOKEN_CACHE_CAPACITY: usize = 256;
-
 /// The largest request parameters document accepted, in bytes.
 pub const MAX_PARAMS_BYTES: usize = 64 * 1024;
-
-/// Verified tokens by their exact text, oldest first out, with the
-/// engine's counters.
-#[derive(Default)]
-struct TokenCache {
-    entries: HashMap<String, Verified>,
-    order: VecDeque<String>,
-    stats: EngineStats,
-}
-
-impl TokenCache {
-    fn get(&self, token: &str) -> Option<Verified> {
-        self.entries.get(token).cloned()
-    }
-
-    fn insert(&mut self, token: &str, verified: Verified) {
-        if self.entries.contains_key(token) {
-            return;
-        }
-        while self.entries.len() >= TOKEN_CACHE_CAPACITY {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.entries.remove(&old);
-                }
-                None => break,
-            }
-        }
-        self.order.push_back(token.to_owned());
-        self.entries.insert(token.to_owned(), verified);
-    }
-
-    /// Forgets every token (the counters stay).
-    fn clear(&mut self) {
-        self.entries.clear();
-        self.order.clear();
-    }
-}
 
 /// A loaded bundle that answers requests.
 pub struct Engine {

@@ -10,6 +10,7 @@
 //! re-exported here.
 
 pub mod bundle;
+mod cache;
 pub mod config;
 pub mod engine;
 pub mod jws;
