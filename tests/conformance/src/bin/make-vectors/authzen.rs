@@ -1,0 +1,119 @@
+//! AuthZEN-shaped requests, and subjects a trusted host vouches for.
+
+use super::*;
+
+/// Adds this group's vectors, in order.
+pub fn add(ctx: &Ctx, v: &mut Vectors) {
+    let good = ctx.good.clone();
+    let alice = ctx.alice.clone();
+    let access_req = |amount: i64| {
+        json!({ "access": {
+            "token": good, "action": "payment.refund", "resource_type": "Payment",
+            "resource_id": "pay_123", "resource_properties": null,
+            "context": refund(amount).to_string(),
+        }})
+    };
+    v.add(
+        "authzen-refund-50-allowed",
+        "the AuthZEN shape gives the same allow as the HTTP route",
+        DEMO,
+        access_req(50),
+        allow(
+            alice.clone(),
+            action("payment.refund", "Payment", "pay_123", refund(50)),
+            Value::Null,
+            None,
+        ),
+        vec!["refund-small"],
+    );
+    v.add(
+        "authzen-refund-500-needs-finance",
+        "the AuthZEN shape gives the same challenge as the HTTP route",
+        DEMO,
+        access_req(500),
+        challenge(
+            API,
+            alice.clone(),
+            action("payment.refund", "Payment", "pay_123", refund(500)),
+            refund_obligation(),
+        ),
+        vec!["refund-large"],
+    );
+    v.add(
+        "authzen-context-misfit-invalid",
+        "a context that does not fit the schema is refused",
+        DEMO,
+        json!({ "access": { "token": good, "action": "payment.refund", "resource_type": "Payment",
+            "resource_id": "pay_123", "resource_properties": null, "context": "{\"amount\": 5}" }}),
+        deny(
+            "request-invalid",
+            "the request's context does not fit: while parsing context, expected the record to have an attribute `currency`, but it does not",
+        ),
+        vec![],
+    );
+
+    // ---- vouched subjects (WIT evaluate-as) ---------------------------------
+    let vouched = |scopes: Value, token: &str, amount: i64| {
+        json!({ "vouched": {
+            "subject": { "entity_type": "Anything", "subject": "alice", "client_id": "api-gateway",
+                "scopes": scopes, "groups": [], "roles": [], "tenant": "",
+                "issuer": "https://idp.example.com" },
+            "access": { "token": token, "action": "payment.refund", "resource_type": "Payment",
+                "resource_id": "pay_123", "resource_properties": null,
+                "context": refund(amount).to_string() },
+        }})
+    };
+    // What the policies see of a vouched subject: its properties, with the
+    // bundle's entity type in place of the one the host named.
+    let vouched_who = json!({ "entity_type": "User", "subject": "alice",
+        "client_id": "api-gateway", "scopes": ["payments:refund"], "groups": [], "roles": [],
+        "tenant": "", "issuer": "https://idp.example.com" });
+    v.add(
+        "vouched-refund-50-allowed",
+        "a subject a trusted host vouches for is decided like its token would be",
+        DEMO,
+        vouched(json!(["payments:refund"]), "", 50),
+        allow(
+            vouched_who.clone(),
+            action("payment.refund", "Payment", "pay_123", refund(50)),
+            Value::Null,
+            None,
+        ),
+        vec!["refund-small"],
+    );
+    v.add(
+        "vouched-refund-500-needs-finance",
+        "a vouched subject gets the same challenge",
+        DEMO,
+        vouched(json!(["payments:refund"]), "", 500),
+        challenge(
+            API,
+            vouched_who.clone(),
+            action("payment.refund", "Payment", "pay_123", refund(500)),
+            refund_obligation(),
+        ),
+        vec!["refund-large"],
+    );
+    v.add(
+        "vouched-without-scope-no-permit",
+        "the vouched properties are what the policies see",
+        DEMO,
+        vouched(json!([]), "", 50),
+        deny(
+            "policy-no-permit",
+            "no policy permits `payment.refund` on `Payment::pay_123`",
+        ),
+        vec![],
+    );
+    v.add(
+        "vouched-with-a-token-invalid",
+        "a vouched request carrying a token is refused, never half-used",
+        DEMO,
+        vouched(json!(["payments:refund"]), good.as_str(), 50),
+        deny(
+            "request-invalid",
+            "a request for a vouched subject carries no token",
+        ),
+        vec![],
+    );
+}
