@@ -205,6 +205,13 @@ fn approver(a: wit::Approver) -> Result<Approver, String> {
         }
     };
     Ok(match a {
+        // Written out, `group:NAME@tenant` would read back as the
+        // tenant-scoped group NAME: such a name is refused, not reinterpreted.
+        wit::Approver::Group(g) if g.ends_with("@tenant") => {
+            return Err(format!(
+                "a group named `{g}` would read back as a tenant-scoped group"
+            ));
+        }
         wit::Approver::Group(g) => Approver::Group(named(g)?),
         wit::Approver::TenantGroup(g) => Approver::TenantGroup(named(g)?),
         wit::Approver::User(u) => Approver::User(named(u)?),
@@ -487,5 +494,32 @@ pub(crate) fn access_request(r: &AccessRequest) -> wit::AccessRequest {
         resource_id: r.resource_id.clone(),
         resource_properties: r.resource_properties.clone(),
         context: r.context.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module cannot name a plain group that reads back as another
+    /// approver: `group("finance@tenant")` would be stored as
+    /// `group:finance@tenant`, the tenant-scoped group `finance`.
+    #[test]
+    fn a_plain_group_named_like_a_tenant_group_is_refused() {
+        assert_eq!(
+            approver(wit::Approver::Group("finance@tenant".to_owned())),
+            Err(
+                "a group named `finance@tenant` would read back as a tenant-scoped group"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            approver(wit::Approver::Group("ops@example.com".to_owned())),
+            Ok(Approver::Group("ops@example.com".to_owned()))
+        );
+        assert_eq!(
+            approver(wit::Approver::User(String::new())),
+            Err("an approver without a name".to_owned())
+        );
     }
 }

@@ -282,6 +282,8 @@ impl Engine {
                 .iter()
                 .filter_map(|b| matched.params.get(b).map(|v| (b.clone(), v.clone())))
                 .collect();
+            greenlight_types::check_exact(&bound)
+                .map_err(|e| Denial::new(DenialCode::RequestInvalid, e))?;
             let resource_attrs = route
                 .resource_attrs
                 .iter()
@@ -372,6 +374,8 @@ impl Engine {
     fn access_target(&self, req: &AccessRequest, needs_token: bool) -> Result<Target, Denial> {
         {
             let context = parse_object(req.context.as_deref(), "context")?;
+            greenlight_types::check_exact(&context)
+                .map_err(|e| Denial::new(DenialCode::RequestInvalid, e))?;
             let resource_attrs = match req.resource_properties.as_deref() {
                 Some(text) => parse_object(Some(text), "resource properties")?,
                 // Without properties, a route for the same action and

@@ -31,6 +31,44 @@ pub struct Action {
     pub digest: String,
 }
 
+/// The largest integer every host represents exactly (2^53 - 1): RFC 8785
+/// writes numbers as IEEE doubles, so a larger one would be rounded in the
+/// digest while the policy saw it exact, and two different values could
+/// share one approval.
+pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
+
+/// Refuses parameters an action cannot be bound to exactly: an integer
+/// beyond ±(2^53 - 1), at any depth. The error names the parameter.
+pub fn check_exact(params: &Map<String, Value>) -> Result<(), String> {
+    fn walk(path: &str, v: &Value) -> Result<(), String> {
+        match v {
+            Value::Number(n) => {
+                let exact = n
+                    .as_u64()
+                    .map(|u| u <= MAX_EXACT_INTEGER)
+                    .or_else(|| n.as_i64().map(|i| i.unsigned_abs() <= MAX_EXACT_INTEGER))
+                    .unwrap_or(true);
+                if exact {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "parameter `{path}` is `{n}`, beyond ±2^53: an approval cannot be bound to it exactly"
+                    ))
+                }
+            }
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, item)| walk(&format!("{path}[{i}]"), item)),
+            Value::Object(m) => m
+                .iter()
+                .try_for_each(|(k, item)| walk(&format!("{path}.{k}"), item)),
+            _ => Ok(()),
+        }
+    }
+    params.iter().try_for_each(|(k, v)| walk(k, v))
+}
+
 /// RFC 8785 canonical bytes of a value. Canonicalising a value parsed from
 /// or built as JSON cannot fail (serde_json has no NaN or infinity); an
 /// empty result would give a digest no token carries.
@@ -169,6 +207,38 @@ mod tests {
             a.params_json(),
             r#"{"a":{"y":[{"c":2,"d":1}],"z":true},"b":1}"#
         );
+    }
+
+    #[test]
+    fn integers_beyond_two_to_the_53_are_refused_at_any_depth() {
+        assert_eq!(
+            check_exact(&params(
+                json!({"n": 9_007_199_254_740_991_u64, "m": -9_007_199_254_740_991_i64, "f": 1e300})
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            check_exact(&params(json!({"amount": 9_007_199_254_740_993_u64}))),
+            Err("parameter `amount` is `9007199254740993`, beyond ±2^53: an approval cannot be bound to it exactly".to_owned())
+        );
+        assert_eq!(
+            check_exact(&params(json!({"a": {"b": [1, -9_007_199_254_740_992_i64]}}))),
+            Err("parameter `a.b[1]` is `-9007199254740992`, beyond ±2^53: an approval cannot be bound to it exactly".to_owned())
+        );
+        // The reason: both would share one digest.
+        let a = Action::new(
+            "a",
+            "T",
+            "1",
+            params(json!({"n": 9_007_199_254_740_993_u64})),
+        );
+        let b = Action::new(
+            "a",
+            "T",
+            "1",
+            params(json!({"n": 9_007_199_254_740_992_u64})),
+        );
+        assert_eq!(a.digest, b.digest);
     }
 
     #[test]

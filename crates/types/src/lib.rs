@@ -25,7 +25,7 @@ pub mod principal;
 pub mod request;
 pub mod token;
 
-pub use action::{AUTHORIZATION_DETAILS_TYPE, Action};
+pub use action::{AUTHORIZATION_DETAILS_TYPE, Action, check_exact};
 pub use approver::{Approver, ApproverError};
 pub use bundle::{BundleInfo, LoadError, Problem, ProblemKind};
 pub use decision::{

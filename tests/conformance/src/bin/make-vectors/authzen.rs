@@ -116,4 +116,36 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         ),
         vec![],
     );
+
+    // Numbered after every other vector, so none is renumbered.
+    let beyond = "parameter `amount` is `9007199254740993`, beyond ±2^53: an approval cannot be bound to it exactly";
+    for (name, description, request) in [
+        (
+            "demo-refund-beyond-2-53-invalid",
+            "an amount beyond ±2^53 is refused: its digest could not tell it from its neighbour",
+            http(
+                "POST",
+                "/payments/pay_123/refund",
+                Some(&good),
+                Some(json!({ "amount": 9_007_199_254_740_993_u64, "currency": "EUR" })),
+            ),
+        ),
+        (
+            "authzen-context-beyond-2-53-invalid",
+            "the AuthZEN shape refuses an amount beyond ±2^53 the same way",
+            json!({ "access": { "token": good, "action": "payment.refund",
+                "resource_type": "Payment", "resource_id": "pay_123", "resource_properties": null,
+                "context": json!({ "amount": 9_007_199_254_740_993_u64, "currency": "EUR" }).to_string() }}),
+        ),
+    ] {
+        v.extra.push(Vector {
+            name,
+            description,
+            bundle: DEMO,
+            keys: Vec::new(),
+            request,
+            verdict: deny("request-invalid", beyond),
+            reasons: Vec::new(),
+        });
+    }
 }

@@ -147,9 +147,11 @@ pub fn deny(code: &str, message: &str) -> Value {
 }
 
 pub fn challenge(location: &str, who: Value, act: Value, obligation: Value) -> Value {
+    // Members in the order the decision's JSON has them.
     json!({
         "kind": "approval-required",
         "requester": who,
+        "action": act.clone(),
         "authorization_details": [{
             "type": "urn:greenlight:action",
             "locations": [location],
@@ -160,7 +162,6 @@ pub fn challenge(location: &str, who: Value, act: Value, obligation: Value) -> V
             "params": act["params"],
             "action_digest": act["digest"],
         }],
-        "action": act,
         "obligation": obligation,
     })
 }
