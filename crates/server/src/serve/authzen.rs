@@ -31,7 +31,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::authenticate;
-use super::check::decision_json;
 use super::enforce::act;
 use super::{ApiError, AppState};
 
@@ -211,7 +210,7 @@ fn decide_one(st: &AppState, subject: &Subject, e: &Evaluation) -> Result<Decisi
 
 /// AuthZEN's answer shape for one decision.
 fn answer(st: &AppState, d: &Decision) -> Value {
-    let full = decision_json(st, d);
+    let full = st.decision_json(d);
     match &d.verdict {
         Verdict::Allow(_) => {
             json!({ "decision": true, "context": { "reasons": d.reasons, "policy_hash": d.policy_hash } })

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use greenlight_types::{Decision, Verdict};
 use serde_json::{Value, json};
 
 use super::enforce::act;
@@ -22,18 +21,6 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
 
-/// The decision as JSON, with where to ask when approval is required.
-pub(super) fn decision_json(st: &AppState, d: &Decision) -> Value {
-    let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
-    if matches!(d.verdict, Verdict::ApprovalRequired(_)) {
-        v["ask"] = json!({
-            "backchannel_authentication_endpoint": st.url("/oauth/bc-authorize"),
-            "token_endpoint": st.url("/oauth/token"),
-        });
-    }
-    v
-}
-
 /// `POST /v1/check`: the request JSON of `greenlight check`, the same
 /// decision JSON back (plus `ask` when approval is required).
 pub async fn check(
@@ -45,5 +32,5 @@ pub async fn check(
     let decision = st.policy.evaluate_http(&req, st.clock.now());
     let decision = act(&st, decision).await;
     st.metrics.decision("check", &decision);
-    Ok(Json(decision_json(&st, &decision)))
+    Ok(Json(st.decision_json(&decision)))
 }

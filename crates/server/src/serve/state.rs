@@ -5,8 +5,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use greenlight_store::Store;
-use greenlight_types::BundleInfo;
 use greenlight_types::bundle::ActionTokenSettings;
+use greenlight_types::{BundleInfo, Decision, Verdict};
+use serde_json::{Value, json};
 
 use super::keys::Signer;
 use super::settings::Settings;
@@ -102,8 +103,16 @@ impl AppState {
         format!("{}{path}", self.public_url.trim_end_matches('/'))
     }
 
-    /// The approval service's base URL, as challenges name it.
-    pub fn base_url(&self) -> &str {
-        self.public_url.trim_end_matches('/')
+    /// A decision as the service's JSON answers show it: the decision's
+    /// own JSON, plus `ask` (where to ask) when approval is required.
+    pub fn decision_json(&self, d: &Decision) -> Value {
+        let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
+        if matches!(d.verdict, Verdict::ApprovalRequired(_)) {
+            v["ask"] = json!({
+                "backchannel_authentication_endpoint": self.url("/oauth/bc-authorize"),
+                "token_endpoint": self.url("/oauth/token"),
+            });
+        }
+        v
     }
 }
