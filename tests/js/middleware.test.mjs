@@ -1,16 +1,18 @@
 // The Node middleware over real HTTP, against a stand-in approval service:
-// what reaches the handler on allow, the exact answers for the rest, and
-// the decisions that go to the service (one-time and window action tokens,
-// window grants: the service decides; unreachable or nonsense answers deny)
-// and those that do not. The clock is pinned to the vectors' `now` so their
-// tokens are valid. The real service is exercised in examples/node-gateway.
+// what reaches the handler on allow, the exact answers for the rest (the
+// component's), and the decisions that go to the service (one-time and
+// window action tokens, window grants, read from typed fields: the service
+// decides; unreachable or nonsense answers deny) and those that do not. The
+// clock is pinned to the vectors' `now` so their tokens are valid. The real
+// service is exercised in examples/node-gateway.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Engine, respond, withGreenlight } from '../../bindings/js/src/index.js';
+import { denied, Engine, needsService, withGreenlight } from '../../bindings/js/src/index.js';
+import { GEN_DIR } from '../../bindings/js/src/engine.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const NOW = 1767225600;
@@ -22,6 +24,22 @@ function vector(prefix) {
 }
 
 const bearer = (v) => v.request.http.headers.find(([k]) => k === 'authorization')[1];
+
+/**
+ * The allow the service gives for a challenge it holds a window grant for
+ * (the Rust `Allowance::new(requester, action, Some(id), None)`).
+ */
+function granted(challenge, approvalId) {
+  const v = challenge.verdict;
+  return {
+    kind: 'allow',
+    principal: v.requester,
+    action: v.action,
+    approval_id: approvalId,
+    consume: null,
+    forward_headers: [['x-greenlight-subject', v.requester.subject], ['x-greenlight-action', v.action.name], ['x-greenlight-approval', approvalId]],
+  };
+}
 
 /** Listens on a free loopback port; resolves to the base URL. */
 function listen(server) {
@@ -149,7 +167,7 @@ describe('the middleware in front of the demo bundle', () => {
       headers: { authorization: bearer(v), 'content-type': 'application/json' },
       body: v.request.http.params,
     });
-    const expected = respond(v.expect, serviceUrl);
+    const expected = policy.respond(v.expect, serviceUrl);
     assert.equal(r.status, 401);
     assert.equal(r.headers.get('www-authenticate'), 'Bearer error="insufficient_authorization", error_description="approval required"');
     assert.equal(r.headers.get('content-type'), 'application/json');
@@ -258,7 +276,7 @@ describe('a one-time action token goes to the approval service', () => {
     assert.equal(r.status, 503);
     assert.deepEqual(r.body, {
       error: 'temporarily_unavailable',
-      error_description: "the approval service's answer is not a decision: the allowance lacks `consume`",
+      error_description: "the approval service's answer is not a decision: the allowance has an unknown field `subject`",
       code: 'engine-unavailable',
     });
   });
@@ -346,12 +364,7 @@ describe('window action tokens and window grants go to the approval service', ()
   });
 
   test('approval-required with a window grant goes to the service, whose allow passes with its headers', async () => {
-    const allow = {
-      kind: 'allow',
-      subject: 'bob',
-      consume: null,
-      forward_headers: [['x-greenlight-subject', 'bob'], ['x-greenlight-action', 'thing.share'], ['x-greenlight-approval', 'apr-7']],
-    };
+    const allow = granted(windowRequired.expect, 'apr-7');
     service.check = () => [200, answer(allow)];
     const before = service.checks.length;
     const r = await rawCall(base, {
@@ -400,7 +413,7 @@ describe('window action tokens and window grants go to the approval service', ()
     assert.equal(service.checks.length, before + 1);
     assert.equal(r.status, 401);
     assert.equal(r.headers.get('www-authenticate'), 'Bearer error="insufficient_authorization", error_description="approval required"');
-    assert.deepEqual(r.body, respond(windowRequired.expect, serviceUrl).body);
+    assert.deepEqual(r.body, policy.respond(windowRequired.expect, serviceUrl).body);
     assert.equal(r.body.obligation.grant, 'window');
     assert.equal(r.body.ask.token_endpoint, `${serviceUrl}/oauth/token`);
   });
@@ -413,7 +426,7 @@ describe('window action tokens and window grants go to the approval service', ()
     assert.equal(r.status, 401);
     assert.equal(r.headers.get('www-authenticate'), 'Bearer error="insufficient_authorization", error_description="approval required"');
     assert.equal(r.body.obligation.grant, 'once');
-    assert.deepEqual(r.body, respond(onceRequired.expect, serviceUrl).body);
+    assert.deepEqual(r.body, policy.respond(onceRequired.expect, serviceUrl).body);
   });
 
   for (const [name, v] of [['a window action token', windowToken], ['a window grant', windowRequired]]) {
@@ -466,4 +479,58 @@ describe('keys are fetched again when a token names an unknown one', () => {
       policy.close();
     }
   });
+});
+
+test('the service is asked on typed fields, never on a header', () => {
+  // needsService reads `consume`, `approval_id` and the grant: an
+  // `x-greenlight-approval` forward header without an approval id asks
+  // nothing, an approval id without the header asks.
+  const once = vector('058-').expect;
+  const window = vector('066-').expect;
+  const allow = vector('001-').expect;
+  assert.deepEqual([needsService(once), needsService(window), needsService(allow)], [true, true, false]);
+  const headerOnly = { ...allow, verdict: { ...allow.verdict, forward_headers: [...allow.verdict.forward_headers, ['x-greenlight-approval', 'apr-1']] } };
+  assert.equal(needsService(headerOnly), false);
+  const idOnly = { ...window, verdict: { ...window.verdict, forward_headers: window.verdict.forward_headers.slice(0, 2) } };
+  assert.equal(needsService(idOnly), true);
+  assert.equal(needsService({ ...once, verdict: { ...once.verdict, approval_id: null } }), true);
+  assert.deepEqual([needsService(vector('065-').expect), needsService(vector('057-').expect)], [true, false]);
+  assert.equal(needsService(denied('policy-forbidden', 'no', 'h')), false);
+});
+
+test('every answer comes from the component', async () => {
+  // Behind the hostile module (whose `respond` passes everything through),
+  // a deny is answered 503 engine-invalid-output: the middleware gives the
+  // component's answer, checked, never its own.
+  const defaults = JSON.parse(readFileSync(join(GEN_DIR, 'default.json'), 'utf8'));
+  const path = process.env.GREENLIGHT_HOSTILE_WASM ?? join(dirname(defaults.wasm), 'greenlight_test_hostile.wasm');
+  assert.ok(existsSync(path), `the hostile component is not at ${path} (set GREENLIGHT_HOSTILE_WASM)`);
+  const hostile = await Engine.load(path);
+  const policy = hostile.loadBundle([]);
+  const service = new FakeService(GREENLIGHT_JWKS);
+  const serviceUrl = await listen(service.server);
+  const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, log: () => {} }, echo);
+  const app = createServer(handler);
+  const base = await listen(app);
+  try {
+    await handler.ready;
+    const r = await call(base, { path: '/trap' });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('content-type'), 'application/json');
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+    assert.equal(r.headers.get('www-authenticate'), null);
+    assert.deepEqual(r.body, {
+      error: 'temporarily_unavailable',
+      error_description: 'the policy module answered wrongly: status 0 with no body does not answer a deny `engine-trap`',
+      code: 'engine-invalid-output',
+    });
+    const ok = await call(base, { path: '/ok' }); // the hostile allow reaches the handler
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body.decision.verdict.principal.subject, 'hostile');
+  } finally {
+    app.close();
+    service.server.close();
+    policy.close();
+    hostile.close();
+  }
 });

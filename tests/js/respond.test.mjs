@@ -1,121 +1,236 @@
-// respond() beside greenlight_core::gateway's own tests, and the checks on
-// what a policy module returns (the guest is untrusted, like any input).
+// The HTTP mapping of docs/gateway.md as the component answers it
+// (`policy.respond` calls its `gateway.respond`), the binding's checks on
+// that answer, and the checks on what a policy module returns (the guest is
+// untrusted, like any input).
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { denied, respond } from '../../bindings/js/src/index.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { DENIAL_CODES, denied, Engine } from '../../bindings/js/src/index.js';
 import { checkDecision, fromWit, InvalidOutput } from '../../bindings/js/src/decision.js';
+import { checkAnswer } from '../../bindings/js/src/respond.js';
 
-test('a missing token gets a bare Bearer challenge', () => {
-  const r = respond(denied('token-missing', 'no bearer token', 'h'), 'https://gl.example');
-  assert.deepEqual(r, {
-    status: 401,
-    headers: [['www-authenticate', 'Bearer'], ['content-type', 'application/json'], ['cache-control', 'no-store']],
-    body: { error: 'invalid_token', error_description: 'no bearer token', code: 'token-missing' },
+const root = resolve(import.meta.dirname, '..', '..');
+const JSON_HEADERS = [['content-type', 'application/json'], ['cache-control', 'no-store']];
+
+/** The vector whose file name starts with `prefix`. */
+function vector(prefix) {
+  const name = readdirSync(join(root, 'tests/vectors')).find((n) => n.startsWith(prefix));
+  return JSON.parse(readFileSync(join(root, 'tests/vectors', name), 'utf8'));
+}
+
+/** The table of docs/gateway.md, written out by hand: code -> [status, error]. */
+const TABLE = {
+  'request-invalid': [400, 'invalid_request'],
+  ...Object.fromEntries(
+    [
+      'token-missing', 'token-too-large', 'token-malformed', 'token-unsupported-algorithm', 'token-algorithm-not-allowed',
+      'token-unknown-issuer', 'token-unknown-key', 'token-key-mismatch', 'token-bad-signature', 'token-wrong-type',
+      'token-unknown-critical-header', 'token-wrong-audience', 'token-expired', 'token-not-yet-valid',
+      'token-issued-in-future', 'token-missing-claim', 'action-token-invalid', 'action-token-replayed',
+    ].map((c) => [c, [401, 'invalid_token']]),
+  ),
+  ...Object.fromEntries(
+    ['route-not-found', 'policy-forbidden', 'policy-no-permit', 'action-token-digest-mismatch'].map((c) => [c, [403, 'access_denied']]),
+  ),
+  ...Object.fromEntries(
+    ['engine-trap', 'engine-timeout', 'engine-memory-exceeded', 'engine-invalid-output', 'engine-unavailable'].map((c) => [
+      c,
+      [503, 'temporarily_unavailable'],
+    ]),
+  ),
+};
+
+describe('the component answers a decision', () => {
+  let engine;
+  let demo;
+  before(async () => {
+    engine = await Engine.load();
+    demo = engine.loadBundleDir(join(root, 'examples/bundle'));
+  });
+  after(() => {
+    demo.close();
+    engine.close();
+  });
+
+  test('a missing token gets a bare Bearer challenge', () => {
+    assert.deepEqual(demo.respond(denied('token-missing', 'no bearer token', 'h'), 'https://gl.example'), {
+      status: 401,
+      headers: [['www-authenticate', 'Bearer'], ...JSON_HEADERS],
+      body: { error: 'invalid_token', error_description: 'no bearer token', code: 'token-missing' },
+    });
+  });
+
+  test('quotes, backslashes and control characters cannot break the header', () => {
+    const r = demo.respond(denied('token-malformed', 'bad "x\\y"\n\x7f\u0085é', 'h'), 's');
+    assert.equal(r.status, 401);
+    assert.equal(r.headers[0][1], 'Bearer error="invalid_token", error_description="bad \'x/y\'   é"');
+    assert.equal(r.body.error_description, 'bad "x\\y"\n\x7f\u0085é');
+  });
+
+  test('engine failures are 503 without a challenge', () => {
+    assert.deepEqual(demo.respond(denied('engine-timeout', 'slow', 'h'), 's'), {
+      status: 503,
+      headers: JSON_HEADERS,
+      body: { error: 'temporarily_unavailable', error_description: 'slow', code: 'engine-timeout' },
+    });
+  });
+
+  test('the table names every denial code', () => {
+    assert.deepEqual(Object.keys(TABLE).sort(), [...DENIAL_CODES].sort());
+  });
+
+  for (const [code, [status, error]] of Object.entries(TABLE)) {
+    test(`${code} is ${status} ${error}`, () => {
+      const r = demo.respond(denied(code, 'm', 'h'), 's');
+      const challenge = status !== 401 ? [] : [['www-authenticate', code === 'token-missing' ? 'Bearer' : 'Bearer error="invalid_token", error_description="m"']];
+      assert.deepEqual(r, { status, headers: [...challenge, ...JSON_HEADERS], body: { error, error_description: 'm', code } });
+    });
+  }
+
+  test('an approval challenge without a message says approval required, in the documented key order', () => {
+    const d = vector('065-').expect; // a window grant whose @message is empty
+    assert.equal(d.verdict.obligation.message, '');
+    const r = demo.respond(d, 'https://gl.example');
+    assert.equal(r.status, 401);
+    assert.equal(r.body.error_description, 'approval required');
+    assert.equal(r.body.action_digest, d.verdict.action.digest);
+    assert.deepEqual(Object.keys(r.body), ['error', 'error_description', 'code', 'authorization_details', 'action_digest', 'obligation', 'ask']);
+    assert.deepEqual(r.body.ask, {
+      backchannel_authentication_endpoint: 'https://gl.example/oauth/bc-authorize',
+      token_endpoint: 'https://gl.example/oauth/token',
+    });
+  });
+
+  test('an allow is a pass-through', () => {
+    assert.deepEqual(demo.respond(vector('001-').expect, 's'), { status: 0, headers: [], body: null });
+  });
+
+  test('a decision that cannot be a WIT value is answered 503', () => {
+    const d = vector('002-').expect;
+    const forged = { ...d, verdict: { ...d.verdict, obligation: { ...d.verdict.obligation, grant: 'forever' } } };
+    assert.deepEqual(demo.respond(forged, 's'), {
+      status: 503,
+      headers: JSON_HEADERS,
+      body: {
+        error: 'temporarily_unavailable',
+        error_description: 'the decision cannot be answered: the grant mode is unknown',
+        code: 'engine-invalid-output',
+      },
+    });
   });
 });
 
-test('quotes, backslashes and control characters cannot break the header', () => {
-  const r = respond(denied('token-malformed', 'bad "x\\y"\n', 'h'), 's');
-  assert.equal(r.headers[0][1], 'Bearer error="invalid_token", error_description="bad \'x/y\' "');
-  assert.equal(r.body.error_description, 'bad "x\\y"\n');
+test('an answer that does not fit its decision is refused with the Rust host reason', () => {
+  const deny = denied('policy-forbidden', 'no', 'h');
+  const answer = (status, body, headers = []) => ({ status, headers, body });
+  const refused = (raw, decision, why) =>
+    assert.throws(() => checkAnswer(raw, decision), (e) => e instanceof InvalidOutput && e.message === why, why);
+  refused(answer(0), deny, 'status 0 with no body does not answer a deny `policy-forbidden`');
+  refused(answer(200, '{}'), deny, 'status 200 with a body does not answer a deny `policy-forbidden`');
+  refused(answer(403, '[]'), deny, 'status 403 with a body does not answer a deny `policy-forbidden`');
+  refused(answer(403, 'null'), deny, 'status 403 with no body does not answer a deny `policy-forbidden`');
+  refused(answer(403, '{'), deny, "the answer's body is not JSON: Expected property name or '}' in JSON at position 1");
+  refused(answer(403, '{}', [['bad name', 'v']]), deny, 'header `bad name` is not a valid HTTP header');
+  refused(answer(403, '{}', [['x-a', '1\r\nset-cookie: x']]), deny, 'header `x-a` is not a valid HTTP header');
+  refused(answer(403, '{}', Array(65).fill(['x-a', '1'])), deny, "the answer's headers has 65 entries");
+  refused(answer(401, '{}'), vector('001-').expect, 'status 401 with a body does not answer an allow');
+  refused(answer(0), vector('002-').expect, 'status 0 with no body does not answer an approval-required');
+  assert.deepEqual(checkAnswer(answer(403, '{"a":1}', [['x-a', '1']]), deny), { status: 403, headers: [['x-a', '1']], body: { a: 1 } });
 });
 
-test('engine failures are 503 without a challenge', () => {
-  const r = respond(denied('engine-timeout', 'slow', 'h'), 's');
-  assert.equal(r.status, 503);
-  assert.deepEqual(r.headers, [['content-type', 'application/json'], ['cache-control', 'no-store']]);
-  assert.deepEqual(r.body, { error: 'temporarily_unavailable', error_description: 'slow', code: 'engine-timeout' });
-});
-
-test('every denial code has its status and error', () => {
-  const cases = {
-    'request-invalid': [400, 'invalid_request'],
-    'route-not-found': [403, 'access_denied'],
-    'policy-forbidden': [403, 'access_denied'],
-    'policy-no-permit': [403, 'access_denied'],
-    'action-token-digest-mismatch': [403, 'access_denied'],
-    'token-expired': [401, 'invalid_token'],
-    'action-token-invalid': [401, 'invalid_token'],
-    'action-token-replayed': [401, 'invalid_token'],
-    'engine-unavailable': [503, 'temporarily_unavailable'],
-  };
-  for (const [code, [status, error]] of Object.entries(cases)) {
-    const r = respond(denied(code, 'm', 'h'), 's');
-    assert.deepEqual([r.status, r.body.error], [status, error], code);
-  }
-});
-
-test('an approval challenge without a message says approval required', () => {
-  const d = {
+/** A well-formed allow as jco lifts it: vector 058's, with `over` in the allowance. */
+const allow = (over = {}) => {
+  const v = vector('058-').expect;
+  const p = v.verdict.principal;
+  const a = v.verdict.action;
+  return {
     verdict: {
-      kind: 'approval-required',
-      authorization_details: [{ type: 'urn:greenlight:action' }],
-      action_digest: 'dig',
-      obligation: { approvers: ['subject'], quorum: 1, ttl_seconds: 300, grant: 'window', window_seconds: 300, reason_required: false, message: '' },
+      tag: 'allow',
+      val: {
+        principal: { entityType: p.entity_type, subject: p.subject, clientId: p.client_id, scopes: p.scopes, groups: p.groups, roles: p.roles, tenant: p.tenant, issuer: p.issuer },
+        action: { name: a.name, resourceType: a.resource_type, resourceId: a.resource_id, params: '{}', digest: a.digest },
+        approvalId: 'apr-1',
+        consume: { tokenId: 'at-1', expiresAt: 1767225720n },
+        forwardHeaders: v.verdict.forward_headers,
+        ...over,
+      },
     },
-    reasons: ['p'],
-    policy_hash: 'h',
+    reasons: v.reasons,
+    policyHash: v.policy_hash,
   };
-  const r = respond(d, 'https://gl.example');
-  assert.equal(r.status, 401);
-  assert.equal(
-    JSON.stringify(r.body),
-    '{"error":"insufficient_authorization","error_description":"approval required","code":"approval-required",' +
-      '"authorization_details":[{"type":"urn:greenlight:action"}],"action_digest":"dig",' +
-      '"obligation":{"approvers":["subject"],"quorum":1,"ttl_seconds":300,"grant":"window","window_seconds":300,"reason_required":false,"message":""},' +
-      '"ask":{"backchannel_authentication_endpoint":"https://gl.example/oauth/bc-authorize","token_endpoint":"https://gl.example/oauth/token"}}',
-  );
-});
-
-/** A well-formed allow as jco lifts it. */
-const allow = (over = {}) => ({
-  verdict: { tag: 'allow', val: { subject: 'bob', consume: undefined, forwardHeaders: [['x-greenlight-subject', 'bob']], ...over } },
-  reasons: [],
-  policyHash: 'h',
-});
+};
 
 test('a well-formed guest decision converts to the Rust JSON', () => {
-  assert.equal(
-    JSON.stringify(fromWit(allow({ consume: { tokenId: 'at-1', expiresAt: 1767225720n } }))),
-    '{"verdict":{"kind":"allow","subject":"bob","consume":{"token_id":"at-1","expires_at":1767225720},"forward_headers":[["x-greenlight-subject","bob"]]},"reasons":[],"policy_hash":"h"}',
-  );
+  // An allow's keys are in the Rust order in the vector file.
+  assert.equal(JSON.stringify(fromWit(allow())), JSON.stringify(vector('058-').expect));
 });
 
 test('malformed guest decisions are refused, each with its reason', () => {
-  const refused = (raw, why) => assert.throws(() => fromWit(raw), (e) => e instanceof InvalidOutput && e.message === why);
-  refused(allow({ subject: '' }), 'an allow without a subject');
+  const refused = (raw, why) => assert.throws(() => fromWit(raw), (e) => e instanceof InvalidOutput && e.message === why, why);
+  const p = allow().verdict.val.principal;
+  const a = allow().verdict.val.action;
+  refused(allow({ principal: { ...p, subject: '' } }), 'an allow without a subject');
   refused(allow({ forwardHeaders: [['x-a', 'b\r\nset-cookie: x']] }), 'header `x-a` is not a valid HTTP header');
   refused(allow({ forwardHeaders: [['bad name', 'v']] }), 'header `bad name` is not a valid HTTP header');
   refused(allow({ consume: { tokenId: '', expiresAt: 1n } }), 'a single-use token without an id');
   refused(allow({ consume: { tokenId: 'a', expiresAt: 2n ** 60n } }), 'expires_at (1152921504606846976) is out of range');
+  refused(allow({ action: { ...a, params: '[]' } }), "the action's params are not a JSON object");
+  refused(allow({ action: { ...a, params: '{"n":9007199254740993}' } }), "the action's params has values JavaScript cannot represent exactly");
+  // The module's order ("10" before "9"), but JavaScript moves integer-like keys into numeric order.
+  refused(allow({ action: { ...a, params: '{"10":1,"9":2}' } }), "the action's params has values JavaScript cannot represent exactly");
   refused({ ...allow(), reasons: Array(65).fill('p') }, 'reasons has 65 entries');
   refused({ ...allow(), policyHash: 'x'.repeat(64 * 1024 + 1) }, 'the policy hash has 65537 bytes');
   refused({ verdict: { tag: 'deny', val: { code: 'no-such-code', message: 'm' } }, reasons: [], policyHash: 'h' }, 'the denial code is unknown');
+  const c = vector('002-').expect.verdict;
   const challenge = (details, obligation = {}) => ({
     verdict: {
       tag: 'approval-required',
       val: {
+        requester: p,
+        action: { name: c.action.name, resourceType: c.action.resource_type, resourceId: c.action.resource_id, params: JSON.stringify(c.action.params), digest: c.action.digest },
         authorizationDetails: details,
-        actionDigest: 'd',
-        obligation: { approvers: ['group:x'], quorum: 1, ttlSeconds: 1n, grant: 'once', windowSeconds: 0n, reasonRequired: false, message: '', ...obligation },
+        obligation: { approvers: [{ tag: 'group', val: 'x' }], quorum: 1, ttlSeconds: 1n, grant: 'once', windowSeconds: 0n, reasonRequired: false, message: '', ...obligation },
       },
     },
     reasons: [],
     policyHash: 'h',
   });
   assert.equal(fromWit(challenge('[{"a":1}]')).verdict.authorization_details[0].a, 1);
+  assert.deepEqual(
+    fromWit(challenge('[]', { approvers: [{ tag: 'tenant-group', val: 'owner' }, { tag: 'user', val: 'carol' }, { tag: 'subject' }] })).verdict.obligation.approvers,
+    ['group:owner@tenant', 'user:carol', 'subject'],
+  );
   refused(challenge('{"a":1}'), 'authorization_details is not an array');
   refused(challenge('[{"a":'), 'authorization_details is not JSON: Unexpected end of JSON input');
   refused(challenge('[{"amount":9007199254740993}]'), 'authorization_details has values JavaScript cannot represent exactly');
   refused(challenge('[]', { approvers: [] }), 'an obligation without approvers or quorum');
   refused(challenge('[]', { quorum: 0 }), 'an obligation without approvers or quorum');
+  refused(challenge('[]', { approvers: [{ tag: 'group', val: '' }] }), 'an approver without a name');
 });
 
 test('a decision in JSON form must have exactly the Rust fields', () => {
   const d = { verdict: { kind: 'deny', code: 'policy-forbidden', message: 'no' }, reasons: ['p'], policy_hash: 'h' };
   assert.deepEqual(checkDecision(d), d);
   assert.throws(() => checkDecision({ ...d, extra: 1 }), /the decision has an unknown field `extra`/);
-  assert.throws(() => checkDecision({ ...d, verdict: { kind: 'allow', subject: 'x' } }), /the allowance lacks `consume`/);
+  assert.throws(() => checkDecision({ ...d, verdict: { kind: 'allow', principal: {} } }), /the allowance lacks `action`$/);
   assert.throws(() => checkDecision(null), /the decision is not an object/);
+  const c = vector('002-').expect;
+  assert.throws(
+    () => checkDecision({ ...c, verdict: { ...c.verdict, obligation: { ...c.verdict.obligation, approvers: ['admins'] } } }),
+    (e) => e.message === 'approver `admins` should be `group:NAME`, `group:NAME@tenant`, `user:SUBJECT` or `subject`',
+  );
+  // A principal reads as serde reads it: only entity_type, subject and issuer are required.
+  const once = vector('058-').expect;
+  const short = { entity_type: 'User', subject: 'bob', issuer: 'https://greenlight.test' };
+  assert.deepEqual(checkDecision({ ...once, verdict: { ...once.verdict, principal: short } }).verdict.principal, {
+    ...short,
+    client_id: '',
+    scopes: [],
+    groups: [],
+    roles: [],
+    tenant: '',
+    issuer: 'https://greenlight.test',
+  });
 });

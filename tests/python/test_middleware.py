@@ -1,12 +1,15 @@
 """The ASGI middleware in-process: what reaches the app, what the approval
-service is asked and when (one-time and window action tokens, window grants;
-never for other decisions), and that every failure of the service denies.
+service is asked and when (one-time and window action tokens, window grants,
+read from typed fields; never for other decisions), that every failure of
+the service denies, and that every answer is the component's.
 
 The app is driven through httpx's ASGI transport; the approval service is an
-httpx mock, so each test decides exactly what the service answers.
+httpx mock, so each test decides exactly what the service answers. The clock
+is pinned to the vectors' `now`, so their tokens are valid.
 """
 
 import asyncio
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from greenlight import Decision
+from greenlight import Decision, Engine
 from greenlight.asgi import GreenlightMiddleware
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +100,16 @@ def decision_json(verdict: dict) -> httpx.Response:
                                      "policy_hash": ONCE["expect"]["policy_hash"]})
 
 
+def granted(challenge: dict, approval_id: str) -> dict:
+    """The allow the service gives for a challenge it holds a window grant
+    for (the Rust `Allowance::new(requester, action, Some(id), None)`)."""
+    v = challenge["verdict"]
+    return {"kind": "allow", "principal": v["requester"], "action": v["action"], "approval_id": approval_id,
+            "consume": None, "forward_headers": [["x-greenlight-subject", v["requester"]["subject"]],
+                                                 ["x-greenlight-action", v["action"]["name"]],
+                                                 ["x-greenlight-approval", approval_id]]}
+
+
 def sent_headers(authorization: str, *more: tuple, body: bytes = b"") -> list:
     """The headers httpx sends for `call`, as the `[name, value]` pairs the
     middleware must forward to /v1/check: httpx's own, then the test's
@@ -140,7 +153,9 @@ def test_a_body_that_is_not_json_is_not_params(engine):
 
 
 def test_a_once_token_is_consumed_by_the_service_and_its_decision_wins(engine):
-    allow = {"kind": "allow", "subject": "bob", "consume": None,
+    # What the service answers once it consumed the token: the same allow,
+    # here with other forward headers so the test sees whose decision won.
+    allow = {**ONCE["expect"]["verdict"],
              "forward_headers": [["x-greenlight-subject", "bob"], ["x-greenlight-approval", "apr-1"]]}
     service = Service(check=[decision_json(allow)])
     mw, app = gateway(engine, ROOT / "tests/bundles/tokens", service)
@@ -205,10 +220,7 @@ def test_a_window_token_the_service_allows_reaches_the_app(engine):
 
 
 def test_a_window_grant_held_by_the_service_turns_approval_required_into_an_allow(engine):
-    allow = {"kind": "allow", "subject": "bob", "consume": None,
-             "forward_headers": [["x-greenlight-subject", "bob"], ["x-greenlight-action", "thing.share"],
-                                 ["x-greenlight-approval", "apr-7"]]}
-    service = Service(check=[decision_json(allow)])
+    service = Service(check=[decision_json(granted(WINDOW_REQUIRED["expect"], "apr-7"))])
     mw, app = gateway(engine, ROOT / "tests/bundles/tokens", service)
     r = call(mw, "POST", "/things/t-1/share",
              [("authorization", token_of(WINDOW_REQUIRED)), ("x-greenlight-approval", "forged")],
@@ -262,7 +274,7 @@ def test_approval_required_with_a_once_grant_is_answered_without_the_service(eng
      "the approval service's answer is not a decision: Expecting value: line 1 column 1 (char 0)"),
     (httpx.Response(200, json={"verdict": {"kind": "allow"}, "reasons": [], "policy_hash": "h"}),
      "the approval service's answer is not a decision: the allow lacks "
-     "['consume', 'forward_headers', 'subject'] or has unknown []"),
+     "['action', 'approval_id', 'consume', 'forward_headers', 'principal'] or has unknown []"),
     (httpx.Response(200, json={"verdict": {"kind": "deny", "code": "no-such-code", "message": ""},
                                "reasons": [], "policy_hash": "h"}),
      "the approval service's answer is not a decision: unknown denial code 'no-such-code'"),
@@ -293,8 +305,8 @@ def bundle_without_action_keys(tmp_path: Path) -> Path:
 
 def test_keys_are_fetched_again_when_a_token_names_an_unknown_key(engine, tmp_path):
     jwks = (ROOT / "tests/bundles/tokens/greenlight.jwks.json").read_text()
-    allow = {"kind": "allow", "subject": "bob", "consume": None, "forward_headers": []}
-    service = Service(check=[decision_json(allow)], jwks=[httpx.Response(503), httpx.Response(200, text=jwks)])
+    service = Service(check=[httpx.Response(200, json=ONCE["expect"])],
+                      jwks=[httpx.Response(503), httpx.Response(200, text=jwks)])
     mw, app = gateway(engine, bundle_without_action_keys(tmp_path), service, key_refresh_seconds=0)
     r = call(mw, "POST", "/things/t-1/delete", [("authorization", token_of(ONCE))])
     assert (r.status_code, r.text) == (200, "upstream")
@@ -331,6 +343,43 @@ def test_a_body_over_the_limit_is_refused(engine):
 
 
 def test_a_decision_read_back_from_json_is_the_same_decision():
-    for name in ("001", "002", "058", "011"):
+    for name in ("001", "002", "058", "011", "015", "066", "071"):
         expect = vector(name)["expect"]
         assert Decision.from_dict(expect).to_dict() == expect
+
+
+def test_the_service_is_asked_on_typed_fields_never_on_a_header():
+    """`needs_service` reads `consume`, `approval_id` and the grant: an
+    `x-greenlight-approval` forward header without an approval id asks
+    nothing, an approval id without the header asks."""
+    once, window = Decision.from_dict(ONCE["expect"]), Decision.from_dict(WINDOW["expect"])
+    allow = Decision.from_dict(REFUND["expect"])
+    assert (once.needs_service, window.needs_service, allow.needs_service) == (True, True, False)
+    header_only = dataclasses.replace(allow, verdict=dataclasses.replace(
+        allow.verdict, forward_headers=(*allow.verdict.forward_headers, ("x-greenlight-approval", "apr-1"))))
+    assert header_only.needs_service is False
+    id_only = dataclasses.replace(window, verdict=dataclasses.replace(
+        window.verdict, forward_headers=window.verdict.forward_headers[:2]))
+    assert id_only.needs_service is True
+    consume_only = dataclasses.replace(once, verdict=dataclasses.replace(once.verdict, approval_id=None))
+    assert consume_only.needs_service is True
+    challenges = [Decision.from_dict(v["expect"]) for v in (WINDOW_REQUIRED, ONCE_REQUIRED)]
+    assert [c.needs_service for c in challenges] == [True, False]
+    assert Decision.deny("policy-forbidden", "no", "h").needs_service is False
+
+
+def test_every_answer_comes_from_the_component(hostile_path):
+    """Behind the hostile module (whose `respond` passes everything
+    through), a deny is answered 503 `engine-invalid-output`: the
+    middleware gives the component's answer, checked, never its own."""
+    mw, app = gateway(Engine(hostile_path), ROOT / "tests/bundles/tokens", Service())
+    r = call(mw, "GET", "/trap")
+    assert r.status_code == 503
+    assert [(k, v) for k, v in r.headers.items() if k != "content-length"] == [
+        ("content-type", "application/json"), ("cache-control", "no-store")]
+    assert r.json() == {"error": "temporarily_unavailable", "code": "engine-invalid-output",
+                        "error_description": "the policy module answered wrongly: status 0 with no body "
+                                             "does not answer a deny `engine-trap`"}
+    assert app.seen == []
+    r = call(mw, "GET", "/ok")  # the hostile allow reaches the app
+    assert (r.status_code, r.text) == (200, "upstream")

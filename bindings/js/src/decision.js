@@ -1,20 +1,30 @@
 // Decisions as plain objects in the JSON form of the Rust
-// `greenlight_core::Decision` (crates/core/src/decision.rs): the same field
-// names, kebab-case kinds and codes, `consume: null` when absent, and the
-// key order serde writes, so `JSON.stringify(decision)` is byte for byte
-// what `greenlight check` prints. What a policy module (or the approval
-// service) returns is untrusted: it is checked here before anyone acts on it.
+// `greenlight_types::Decision` (crates/types/src/decision.rs): the same field
+// names, kebab-case kinds and codes, `null` for an absent `approval_id` or
+// `consume`, approvers as their policy text, and the key order serde writes
+// (the order of the Rust structs), so `JSON.stringify(decision)` is byte for
+// byte what `greenlight check` prints. Everything a host acts on is a field:
+// who acts (`principal`), on what (`action`, with its digest), under which
+// approval (`approval_id`), which single-use token to consume (`consume`).
+// What a policy module (or the approval service) returns is untrusted: its
+// shape is checked here before anyone acts on it, as the Rust host checks it
+// (host/src/convert.rs). The action's digest is passed through as given: it
+// is checked once, in the Rust host, not recomputed here.
 
 /**
- * @typedef {{kind: 'allow', subject: string,
+ * @typedef {{entity_type: string, subject: string, client_id: string, scopes: string[],
+ *            groups: string[], roles: string[], tenant: string, issuer: string}} Principal
+ * @typedef {{name: string, resource_type: string, resource_id: string,
+ *            params: object, digest: string}} Action
+ * @typedef {{kind: 'allow', principal: Principal, action: Action, approval_id: string | null,
  *            consume: {token_id: string, expires_at: number} | null,
  *            forward_headers: [string, string][]}} Allow
  * @typedef {{kind: 'deny', code: string, message: string}} Deny
  * @typedef {{approvers: string[], quorum: number, ttl_seconds: number,
  *            grant: 'once' | 'window', window_seconds: number,
  *            reason_required: boolean, message: string}} Obligation
- * @typedef {{kind: 'approval-required', authorization_details: object[],
- *            action_digest: string, obligation: Obligation}} ApprovalRequired
+ * @typedef {{kind: 'approval-required', requester: Principal, action: Action,
+ *            authorization_details: object[], obligation: Obligation}} ApprovalRequired
  * @typedef {{verdict: Allow | Deny | ApprovalRequired, reasons: string[],
  *            policy_hash: string}} Decision
  */
@@ -60,6 +70,9 @@ export const MAX_GUEST_LIST = 64;
 /** Something a policy module or the approval service returned is malformed. */
 export class InvalidOutput extends Error {}
 
+/** The suffix that scopes an approver group to the requester's tenant. */
+const TENANT_SUFFIX = '@tenant';
+
 /**
  * A deny with no determining policies.
  * @param {string} code one of DENIAL_CODES
@@ -71,11 +84,13 @@ export function denied(code, message, policyHash) {
   return { verdict: { kind: 'deny', code, message }, reasons: [], policy_hash: policyHash };
 }
 
-function fail(why) {
+/** Throws InvalidOutput with `why`. */
+export function fail(why) {
   throw new InvalidOutput(why);
 }
 
-function str(v, what) {
+/** A string of at most MAX_GUEST_STRING UTF-8 bytes. */
+export function str(v, what) {
   if (typeof v !== 'string') fail(`${what} is not a string`);
   if (v.length > MAX_GUEST_STRING / 3 && Buffer.byteLength(v) > MAX_GUEST_STRING) {
     fail(`${what} has ${Buffer.byteLength(v)} bytes`);
@@ -83,14 +98,15 @@ function str(v, what) {
   return v;
 }
 
-function list(v, what, each) {
+/** A list of at most MAX_GUEST_LIST entries, each checked by `each`. */
+export function list(v, what, each) {
   if (!Array.isArray(v)) fail(`${what} is not a list`);
   if (v.length > MAX_GUEST_LIST) fail(`${what} has ${v.length} entries`);
   return v.map((x) => each(x, `an entry of ${what}`));
 }
 
 /** A u64 as a JSON number: beyond 2^53 JavaScript cannot print it exactly. */
-function u64(v, what) {
+export function u64(v, what) {
   const n = typeof v === 'bigint' ? v : Number.isInteger(v) ? BigInt(v) : fail(`${what} is not an integer`);
   if (n < 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) fail(`${what} (${n}) is out of range`);
   return Number(n);
@@ -106,16 +122,21 @@ function bool(v, what) {
   return v;
 }
 
-/** Only the keys listed, as serde's `deny_unknown_fields` demands. */
-function fields(o, what, keys) {
+/**
+ * Only the keys listed, as serde's `deny_unknown_fields` demands: `keys`
+ * must be there, `optional` may be (serde's defaults).
+ */
+function fields(o, what, keys, optional = []) {
   if (o === null || typeof o !== 'object' || Array.isArray(o)) fail(`${what} is not an object`);
-  for (const k of Object.keys(o)) if (!keys.includes(k)) fail(`${what} has an unknown field \`${k}\``);
+  for (const k of Object.keys(o)) {
+    if (!keys.includes(k) && !optional.includes(k)) fail(`${what} has an unknown field \`${k}\``);
+  }
   for (const k of keys) if (!Object.hasOwn(o, k)) fail(`${what} lacks \`${k}\``);
   return o;
 }
 
 /** A header name is a token (RFC 9110 §5.6.2); a value has no CR, LF or NUL. */
-function header(pair, what) {
+export function header(pair, what) {
   if (!Array.isArray(pair) || pair.length !== 2) fail(`${what} is not a [name, value] pair`);
   const [name, value] = [str(pair[0], what), str(pair[1], what)];
   if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name) || /[\r\n\0]/.test(value) || value.length > 8192) {
@@ -124,12 +145,75 @@ function header(pair, what) {
   return [name, value];
 }
 
+/** A principal in JSON form, read as serde reads the Rust `Principal`. */
+export function principal(p, what = 'the principal') {
+  fields(p, what, ['entity_type', 'subject', 'issuer'], ['client_id', 'scopes', 'groups', 'roles', 'tenant']);
+  return {
+    entity_type: str(p.entity_type, 'the entity type'),
+    subject: str(p.subject, 'the subject'),
+    client_id: str(p.client_id ?? '', 'the client id'),
+    scopes: list(p.scopes ?? [], 'scopes', str),
+    groups: list(p.groups ?? [], 'groups', str),
+    roles: list(p.roles ?? [], 'roles', str),
+    tenant: str(p.tenant ?? '', 'the tenant'),
+    issuer: str(p.issuer, 'the issuer'),
+  };
+}
+
+/** An action in JSON form: its params a JSON object, its digest passed through as given. */
+function action(a) {
+  fields(a, 'the action', ['name', 'resource_type', 'resource_id', 'params', 'digest']);
+  const out = {
+    name: str(a.name, 'the action'),
+    resource_type: str(a.resource_type, 'the resource type'),
+    resource_id: str(a.resource_id, 'the resource id'),
+    params: a.params,
+    digest: str(a.digest, 'the action digest'),
+  };
+  if (out.params === null || typeof out.params !== 'object' || Array.isArray(out.params)) {
+    fail("the action's params are not a JSON object");
+  }
+  return out;
+}
+
+/**
+ * The WIT `approver` case of its policy text, `{tag, val}` (no `val` for
+ * `subject`): the grammar of the Rust `Approver`.
+ * @param {string} text
+ */
+export function approverCase(text) {
+  if (text === 'subject') return { tag: 'subject' };
+  if (text.startsWith('group:')) {
+    const group = text.slice('group:'.length);
+    if (group.endsWith(TENANT_SUFFIX)) {
+      if (group.length > TENANT_SUFFIX.length) return { tag: 'tenant-group', val: group.slice(0, -TENANT_SUFFIX.length) };
+    } else if (group !== '') {
+      return { tag: 'group', val: group };
+    }
+  } else if (text.startsWith('user:') && text.length > 'user:'.length) {
+    return { tag: 'user', val: text.slice('user:'.length) };
+  }
+  return fail(`approver \`${text}\` should be \`group:NAME\`, \`group:NAME@tenant\`, \`user:SUBJECT\` or \`subject\``);
+}
+
+/** The policy text of a WIT `approver` as jco lifts it (`{tag, val}`). */
+function approverText(a) {
+  if (a?.tag === 'subject') return 'subject';
+  if (!['group', 'tenant-group', 'user'].includes(a?.tag) || typeof a.val !== 'string') fail('an approver is unknown');
+  if (a.val === '') fail('an approver without a name');
+  const name = str(a.val, 'an approver');
+  return a.tag === 'group' ? `group:${name}` : a.tag === 'tenant-group' ? `group:${name}${TENANT_SUFFIX}` : `user:${name}`;
+}
+
 function obligation(o) {
   fields(o, 'the obligation', [
     'approvers', 'quorum', 'ttl_seconds', 'grant', 'window_seconds', 'reason_required', 'message',
   ]);
   const out = {
-    approvers: list(o.approvers, 'approvers', str),
+    approvers: list(o.approvers, 'approvers', (a, what) => {
+      approverCase(str(a, what));
+      return a;
+    }),
     quorum: u32(o.quorum, 'the quorum'),
     ttl_seconds: u64(o.ttl_seconds, 'ttl_seconds'),
     grant: o.grant === 'once' || o.grant === 'window' ? o.grant : fail('the grant mode is unknown'),
@@ -145,9 +229,9 @@ function verdict(v) {
   if (v === null || typeof v !== 'object') fail('the verdict is not an object');
   switch (v.kind) {
     case 'allow': {
-      fields(v, 'the allowance', ['kind', 'subject', 'consume', 'forward_headers']);
-      const subject = str(v.subject, 'the subject');
-      if (subject === '') fail('an allow without a subject');
+      fields(v, 'the allowance', ['kind', 'principal', 'action', 'approval_id', 'consume', 'forward_headers']);
+      const who = principal(v.principal);
+      if (who.subject === '') fail('an allow without a subject');
       let consume = null;
       if (v.consume !== null) {
         fields(v.consume, 'consume', ['token_id', 'expires_at']);
@@ -155,20 +239,23 @@ function verdict(v) {
         if (tokenId === '') fail('a single-use token without an id');
         consume = { token_id: tokenId, expires_at: u64(v.consume.expires_at, 'expires_at') };
       }
+      const approvalId = v.approval_id === null ? null : str(v.approval_id, 'the approval id');
+      const what = action(v.action);
       const forwardHeaders = list(v.forward_headers, 'forward headers', header);
-      return { kind: 'allow', subject, consume, forward_headers: forwardHeaders };
+      return { kind: 'allow', principal: who, action: what, approval_id: approvalId, consume, forward_headers: forwardHeaders };
     }
     case 'deny':
       fields(v, 'the denial', ['kind', 'code', 'message']);
       if (!CODES.has(v.code)) fail('the denial code is unknown');
       return { kind: 'deny', code: v.code, message: str(v.message, 'the denial message') };
     case 'approval-required': {
-      fields(v, 'the challenge', ['kind', 'authorization_details', 'action_digest', 'obligation']);
+      fields(v, 'the challenge', ['kind', 'requester', 'action', 'authorization_details', 'obligation']);
       if (!Array.isArray(v.authorization_details)) fail('authorization_details is not an array');
       return {
         kind: 'approval-required',
+        requester: principal(v.requester, 'the requester'),
+        action: action(v.action),
         authorization_details: v.authorization_details,
-        action_digest: str(v.action_digest, 'the action digest'),
         obligation: obligation(v.obligation),
       };
     }
@@ -194,9 +281,68 @@ export function checkDecision(d) {
 }
 
 /**
+ * Whether a gateway must ask the approval service about this decision
+ * instead of answering it alone (docs/gateway.md), read from typed fields
+ * only, never from a forward header: an allow with `consume` (a `once`
+ * action token to consume) or an `approval_id` (an approval that may have
+ * been revoked), or approval-required with a `window` grant (the service
+ * may hold one for this subject and action).
+ * @param {Decision} decision
+ */
+export function needsService(decision) {
+  const v = decision.verdict;
+  if (v.kind === 'allow') return v.consume !== null || v.approval_id !== null;
+  if (v.kind === 'approval-required') return v.obligation.grant === 'window';
+  return false;
+}
+
+/**
+ * A JSON text from the guest, parsed; it must print back identically, or a
+ * value would be shown other than the module gave it and
+ * `JSON.stringify(decision)` would differ from the Rust host's (an integer
+ * beyond 2^53, an integer-like key JavaScript moves to the front). The core
+ * itself refuses bound integers beyond ±2^53 (`request-invalid`, vectors
+ * 075 and 076); this guards against a module that sends them anyway.
+ */
+function exactJson(text, what) {
+  str(text, what);
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    fail(`${what} is not JSON: ${e.message}`);
+  }
+  if (JSON.stringify(value) !== text) fail(`${what} has values JavaScript cannot represent exactly`);
+  return value;
+}
+
+/** A WIT `principal` as jco lifts it, in JSON form (checked by `principal`). */
+export function principalFromWit(p) {
+  if (p === null || typeof p !== 'object') fail('the principal is not a record');
+  return {
+    entity_type: p.entityType,
+    subject: p.subject,
+    client_id: p.clientId,
+    scopes: p.scopes,
+    groups: p.groups,
+    roles: p.roles,
+    tenant: p.tenant,
+    issuer: p.issuer,
+  };
+}
+
+function actionFromWit(a) {
+  if (a === null || typeof a !== 'object') fail('the action is not a record');
+  const params = exactJson(a.params, "the action's params");
+  if (params === null || typeof params !== 'object' || Array.isArray(params)) fail("the action's params are not a JSON object");
+  return { name: a.name, resource_type: a.resourceType, resource_id: a.resourceId, params, digest: a.digest };
+}
+
+/**
  * Converts a decision as jco lifts it from the component (variants as
- * `{tag, val}`, camelCase fields, u64 as BigInt, `authorization-details` as
- * a JSON string) to its JSON form, and checks it.
+ * `{tag, val}`, camelCase fields, options as undefined, u64 as BigInt,
+ * `params` and `authorization-details` as JSON strings) to its JSON form,
+ * and checks it.
  * @param {any} raw
  * @returns {Decision}
  */
@@ -210,32 +356,25 @@ export function fromWit(raw) {
   if (tag === 'allow') {
     v = {
       kind: 'allow',
-      subject: val.subject,
+      principal: principalFromWit(val.principal),
+      action: actionFromWit(val.action),
+      approval_id: val.approvalId ?? null,
       consume: val.consume === undefined ? null : { token_id: val.consume?.tokenId, expires_at: val.consume?.expiresAt },
       forward_headers: val.forwardHeaders,
     };
   } else if (tag === 'deny') {
     v = { kind: 'deny', code: val.code, message: val.message };
   } else if (tag === 'approval-required') {
-    const text = str(val.authorizationDetails, 'authorization_details');
-    let details;
-    try {
-      details = JSON.parse(text);
-    } catch (e) {
-      fail(`authorization_details is not JSON: ${e.message}`);
-    }
-    // JavaScript must print it back exactly, or the client would be shown
-    // another action than the one decided (e.g. an integer beyond 2^53).
-    if (JSON.stringify(details) !== text) {
-      fail('authorization_details has values JavaScript cannot represent exactly');
-    }
     const o = val.obligation ?? {};
     v = {
       kind: 'approval-required',
-      authorization_details: details,
-      action_digest: val.actionDigest,
+      requester: principalFromWit(val.requester),
+      action: actionFromWit(val.action),
+      // JavaScript must print it back exactly, or the client would be shown
+      // another action than the one decided (e.g. an integer beyond 2^53).
+      authorization_details: exactJson(val.authorizationDetails, 'authorization_details'),
       obligation: {
-        approvers: o.approvers,
+        approvers: list(o.approvers, 'approvers', approverText),
         quorum: o.quorum,
         ttl_seconds: o.ttlSeconds,
         grant: o.grant,
@@ -248,4 +387,67 @@ export function fromWit(raw) {
     fail('the verdict has no known kind');
   }
   return checkDecision({ verdict: v, reasons: raw.reasons, policy_hash: raw.policyHash });
+}
+
+function principalToWit(p) {
+  return {
+    entityType: p.entity_type,
+    subject: p.subject,
+    clientId: p.client_id,
+    scopes: p.scopes,
+    groups: p.groups,
+    roles: p.roles,
+    tenant: p.tenant,
+    issuer: p.issuer,
+  };
+}
+
+function actionToWit(a) {
+  // `params` as plain JSON text: the guest parses it with serde_json and needs no canonical form.
+  return { name: a.name, resourceType: a.resource_type, resourceId: a.resource_id, params: JSON.stringify(a.params), digest: a.digest };
+}
+
+/**
+ * A checked decision (see checkDecision) in the shape jco lowers into the
+ * component: the exact values a module's decision converts from. For the
+ * component's `gateway.respond`.
+ * @param {Decision} d
+ */
+export function toWit(d) {
+  const v = d.verdict;
+  let wit;
+  if (v.kind === 'allow') {
+    wit = {
+      tag: 'allow',
+      val: {
+        principal: principalToWit(v.principal),
+        action: actionToWit(v.action),
+        approvalId: v.approval_id ?? undefined,
+        consume: v.consume === null ? undefined : { tokenId: v.consume.token_id, expiresAt: BigInt(v.consume.expires_at) },
+        forwardHeaders: v.forward_headers.map(([k, x]) => [k, x]),
+      },
+    };
+  } else if (v.kind === 'deny') {
+    wit = { tag: 'deny', val: { code: v.code, message: v.message } };
+  } else {
+    const o = v.obligation;
+    wit = {
+      tag: 'approval-required',
+      val: {
+        requester: principalToWit(v.requester),
+        action: actionToWit(v.action),
+        authorizationDetails: JSON.stringify(v.authorization_details),
+        obligation: {
+          approvers: o.approvers.map(approverCase),
+          quorum: o.quorum,
+          ttlSeconds: BigInt(o.ttl_seconds),
+          grant: o.grant,
+          windowSeconds: BigInt(o.window_seconds),
+          reasonRequired: o.reason_required,
+          message: o.message,
+        },
+      },
+    };
+  }
+  return { verdict: wit, reasons: [...d.reasons], policyHash: d.policy_hash };
 }

@@ -1,14 +1,17 @@
 // The policy module (greenlight.wasm, transpiled by jco) for Node: load a
-// bundle, decide requests. Every call runs in a worker thread with a time
-// budget and a memory cap; a trap, an overrun or malformed output is a deny,
-// and the instance is discarded for a fresh one, as in the Rust host.
+// bundle, decide requests, answer them (the component's `gateway.respond`).
+// Every call runs in a worker thread with a time budget and a memory cap; a
+// trap, an overrun or malformed output is a deny (or a 503 answer), and the
+// instance is discarded for a fresh one, as in the Rust host.
 
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import { DENIAL_CODES, denied, fromWit, InvalidOutput, MAX_GUEST_LIST, MAX_GUEST_STRING } from './decision.js';
+import { checkDecision, DENIAL_CODES, denied, fromWit, InvalidOutput, MAX_GUEST_STRING, principal as checkPrincipal, principalFromWit, toWit } from './decision.js';
+import { actionTokenFromWit, bundleInfoFromWit, statsFromWit } from './info.js';
+import { checkAnswer, unavailable } from './respond.js';
 
 /** Where `npm run build` puts the transpiled components, one folder per SHA-256. */
 export const GEN_DIR = resolve(import.meta.dirname, '..', 'gen');
@@ -63,8 +66,9 @@ export class BundleError extends Error {
 }
 
 /**
- * A refusal with a denial code: a token `authenticate` or `verifyCompact`
- * refused, or a module that failed (`engine-*`) while loading or answering.
+ * A refusal with a denial code: a token `authenticate`, `inspect` or
+ * `verifyCompact` refused, or a module that failed (`engine-*`) while
+ * loading or answering.
  */
 export class DenialError extends Error {
   /** @param {string} code @param {string} message */
@@ -238,7 +242,15 @@ export class Engine {
       instance.close();
       throw new DenialError(started.fail.code, started.fail.message);
     }
-    return new Policy(this, files, instance, started.ok);
+    let info;
+    try {
+      info = bundleInfoFromWit(started.ok);
+    } catch (e) {
+      instance.close();
+      if (!(e instanceof InvalidOutput)) throw e;
+      throw new DenialError('engine-invalid-output', `the policy module described the bundle wrongly: ${e.message}`);
+    }
+    return new Policy(this, files, instance, info);
   }
 
   /**
@@ -330,7 +342,7 @@ class Instance {
     return received.message;
   }
 
-  /** The start-up answer: `{ok: policyHash | null}`, `{err: loadError}` or `{fail}`. */
+  /** The start-up answer: `{ok: bundleInfo | null}`, `{err: loadError}` or `{fail}`. */
   started() {
     this.#started ??= this.#wait(this.#limits.loadBudgetMs - (performance.now() - this.#spawnedAt), ' while loading');
     return this.#started;
@@ -370,19 +382,33 @@ export class Policy {
   #files;
   #keys = new Map();
   #instance;
+  #info;
   #hash;
 
   /** @private Use `engine.loadBundle()` or `engine.loadBundleDir()`. */
-  constructor(engine, files, instance, hash) {
+  constructor(engine, files, instance, info) {
     this.#engine = engine;
     this.#files = files;
     this.#instance = instance;
-    this.#hash = hash;
+    this.#info = info;
+    this.#hash = info.policy_hash;
   }
 
   /** The bundle's hex SHA-256, as reported in every decision. */
   get policyHash() {
     return this.#hash;
+  }
+
+  /**
+   * What the module said about the bundle when it was loaded (the WIT
+   * `describe`): `{policy_hash, claims, issuers, action_tokens, approvals,
+   * development}`, as the Rust `BundleInfo` serialises. A host reads these
+   * (e.g. an issuer's `jwks_uri`, the action tokens' `leeway_seconds`)
+   * instead of parsing greenlight.toml.
+   * @returns {import('./info.js').BundleInfo}
+   */
+  get info() {
+    return structuredClone(this.#info);
   }
 
   /**
@@ -492,33 +518,100 @@ export class Policy {
    * tokens are refused (`action-token-invalid`).
    * @param {string} token
    * @param {number | bigint} now
-   * @returns {{entity_type: string, subject: string, client_id: string, scopes: string[],
-   *            groups: string[], roles: string[], tenant: string, issuer: string}}
+   * @returns {import('./decision.js').Principal}
    * @throws {DenialError} with the token's denial code, or `engine-*`
    */
   authenticate(token, now) {
-    const answer = this.#call('authenticate', [String(token), seconds(now)]);
+    const ok = this.#result('authenticate', [String(token), seconds(now)]);
+    try {
+      return checkPrincipal(principalFromWit(ok));
+    } catch (e) {
+      if (!(e instanceof InvalidOutput)) throw e;
+      throw new DenialError('engine-invalid-output', `the policy module returned a malformed principal: ${e.message}`);
+    }
+  }
+
+  /**
+   * Verifies a Greenlight action token at `now` with exactly the rules of
+   * enforcement (signature, issuer, audience, `typ`, time claims with the
+   * leeway) and returns its claims (the WIT `inspect`), e.g. for RFC 7662
+   * introspection; access tokens are refused (`action-token-invalid`). What
+   * only the host knows (a consumed token, a revoked approval) is for the
+   * caller to add.
+   * @param {string} token
+   * @param {number | bigint} now
+   * @returns {import('./info.js').ActionToken}
+   * @throws {DenialError} with the token's denial code, or `engine-*`
+   */
+  inspect(token, now) {
+    const ok = this.#result('inspect', [String(token), seconds(now)]);
+    try {
+      return actionTokenFromWit(ok);
+    } catch (e) {
+      if (!(e instanceof InvalidOutput)) throw e;
+      throw new DenialError('engine-invalid-output', `the policy module returned a malformed action token: ${e.message}`);
+    }
+  }
+
+  /** The `ok` of a `result<_, denial>` call, or throws DenialError. */
+  #result(op, args) {
+    const answer = this.#call(op, args);
     if (answer.fail !== undefined) throw new DenialError(answer.fail.code, answer.fail.message);
     if (answer.err !== undefined) throw new DenialError(...jwsError(answer.err));
+    return answer.ok;
+  }
+
+  /**
+   * How many tokens this policy's instance checked, and how many of those
+   * took a signature verification (the WIT `stats`). An instance that failed
+   * is replaced and its counts are lost, as in the Rust host; a module that
+   * cannot answer counts zero.
+   * @returns {import('./info.js').EngineStats}
+   */
+  stats() {
+    const answer = this.#call('stats', []);
     try {
-      const p = answer.ok;
-      const one = (v, what) => checkString(v, what);
-      const many = (v, what) => {
-        if (!Array.isArray(v) || v.length > MAX_GUEST_LIST) throw new InvalidOutput(`${what} is not a short list`);
-        return v.map((s) => one(s, what));
-      };
-      return {
-        entity_type: one(p.entityType, 'the entity type'),
-        subject: one(p.subject, 'the subject'),
-        client_id: one(p.clientId, 'the client id'),
-        scopes: many(p.scopes, 'scopes'),
-        groups: many(p.groups, 'groups'),
-        roles: many(p.roles, 'roles'),
-        tenant: one(p.tenant, 'the tenant'),
-        issuer: one(p.issuer, 'the issuer'),
-      };
+      if (answer.ok !== undefined) return statsFromWit(answer.ok);
     } catch (e) {
-      throw new DenialError('engine-invalid-output', `the policy module returned a malformed principal: ${e.message}`);
+      if (!(e instanceof InvalidOutput)) throw e;
+    }
+    return { token_checks: 0, signature_checks: 0 };
+  }
+
+  /**
+   * The HTTP answer a gateway gives for `decision` (docs/gateway.md), with
+   * the approval service at `serviceUrl` (its base URL, without a trailing
+   * slash) named in challenges: the component's `gateway.respond`, the one
+   * mapping every host calls. `{status: 0, headers: [], body: null}` for an
+   * allow, which the upstream answers.
+   *
+   * Fails closed: an answer that does not fit the decision (a pass-through
+   * for anything but an allow, a body that is not a JSON object, a
+   * malformed header) is a 503 `engine-invalid-output`; a module that traps
+   * or overruns is a 503 with that failure's code. Never throws for what
+   * the module does.
+   * @param {import('./decision.js').Decision} decision
+   * @param {string} serviceUrl
+   * @returns {import('./respond.js').Answer}
+   */
+  respond(decision, serviceUrl) {
+    const url = text(serviceUrl, 'serviceUrl');
+    let checked;
+    let wit;
+    try {
+      checked = checkDecision(decision);
+      wit = toWit(checked);
+    } catch (e) {
+      if (!(e instanceof InvalidOutput)) throw e;
+      return unavailable('engine-invalid-output', `the decision cannot be answered: ${e.message}`);
+    }
+    const answer = this.#call('respond', [wit, url]);
+    if (answer.fail !== undefined) return unavailable(answer.fail.code, answer.fail.message);
+    try {
+      return checkAnswer(answer.ok, checked);
+    } catch (e) {
+      if (!(e instanceof InvalidOutput)) throw e;
+      return unavailable('engine-invalid-output', `the policy module answered wrongly: ${e.message}`);
     }
   }
 
@@ -527,11 +620,6 @@ export class Policy {
     this.#instance?.close();
     this.#instance = null;
   }
-}
-
-function checkString(v, what) {
-  if (typeof v !== 'string' || Buffer.byteLength(v) > MAX_GUEST_STRING) throw new InvalidOutput(`${what} is not a string`);
-  return v;
 }
 
 /** Unix seconds as the u64 the WIT wants. */

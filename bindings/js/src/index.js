@@ -4,9 +4,8 @@
 //   const policy = engine.loadBundleDir('examples/bundle');
 //   const decision = policy.evaluateHttp({method, path, query, headers, params}, now);
 //   JSON.stringify(decision);              // exactly what `greenlight check` prints
-//   respond(decision, serviceUrl);         // the HTTP answer of docs/gateway.md
+//   policy.respond(decision, serviceUrl);  // the HTTP answer of docs/gateway.md, from the component
 
 export { Engine, Policy, BundleError, DenialError, readBundleDir } from './engine.js';
-export { DENIAL_CODES, checkDecision, denied } from './decision.js';
-export { respond } from './respond.js';
+export { DENIAL_CODES, checkDecision, denied, needsService } from './decision.js';
 export { greenlight, withGreenlight } from './middleware.js';

@@ -1,10 +1,10 @@
 // Greenlight in front of a Node service: Express middleware and a plain
 // `http` wrapper that decide every request with the policy module and answer
-// as docs/gateway.md says. Fail closed: whatever goes wrong, the request
-// does not reach the handler.
+// with the component's mapping of docs/gateway.md (`policy.respond`, the
+// component's `gateway.respond`; this module has no table of its own). Fail
+// closed: whatever goes wrong, the request does not reach the handler.
 
-import { checkDecision, denied, InvalidOutput } from './decision.js';
-import { respond } from './respond.js';
+import { checkDecision, denied, InvalidOutput, needsService } from './decision.js';
 
 /** JSON bodies become the engine's `params`; other bodies are not parameters. */
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
@@ -29,10 +29,10 @@ const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
  * For each request it builds the engine's http-request (lower-cased headers
  * as received; `params` = the body when it is JSON), decides it at the wall
  * clock's time, and then:
- * - a decision that needs the approval service's state (`needsService`:
- *   an allow with `consume`, i.e. a one-time action token; an allow that
- *   forwards `x-greenlight-approval`, i.e. a window action token whose
- *   approval may have been revoked; approval-required with a `window`
+ * - a decision that needs the approval service's state (`needsService`,
+ *   read from typed fields only: an allow with `consume`, i.e. a one-time
+ *   action token; an allow with an `approval_id`, i.e. an action token
+ *   whose approval may have been revoked; approval-required with a `window`
  *   grant, which the service may already hold): the request goes to
  *   `${serviceUrl}/v1/check`, headers as the `[name, value]` pairs
  *   received, and the service's decision replaces the local one.
@@ -42,7 +42,9 @@ const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
  *   decision's forward headers to `req.headers`, sets `req.greenlight` to
  *   the decision and calls `next()`. The body was read: `req.body` holds
  *   the parsed JSON (or a Buffer for other types), `req.rawBody` the bytes.
- * - deny or approval-required: the answer of `respond()`.
+ * - deny or approval-required: the component's answer (`policy.respond()`),
+ *   checked: a module that answers wrongly or fails gives a 503, never a
+ *   pass-through.
  *
  * At start, and when a token names an unknown key (at most every
  * `keysRefreshMs`), it fetches `${serviceUrl}/.well-known/jwks.json` into
@@ -159,7 +161,7 @@ export function greenlight(options) {
       next();
       return;
     }
-    const answer = respond(decision, serviceUrl);
+    const answer = policy.respond(decision, serviceUrl);
     if (res.headersSent) {
       res.destroy();
       return;
@@ -240,22 +242,6 @@ async function httpRequest(req, maxBodyBytes) {
     }
   }
   return request;
-}
-
-/**
- * Whether a decision needs state only the approval service has
- * (docs/gateway.md, "Decisions that need the service"): an allow with
- * `consume` (a one-time action token), an allow forwarding
- * `x-greenlight-approval` (a window action token, whose approval may have
- * been revoked), or approval-required with a `window` grant (the service
- * may hold one for this subject and action).
- * @param {import('./decision.js').Decision} decision
- */
-function needsService(decision) {
-  const v = decision.verdict;
-  if (v.kind === 'allow') return v.consume !== null || v.forward_headers.some(([name]) => name === 'x-greenlight-approval');
-  if (v.kind === 'approval-required') return v.obligation.grant === 'window';
-  return false;
 }
 
 function isJsonObject(text) {

@@ -1,88 +1,74 @@
-// From a decision to the HTTP answer a gateway gives: the mapping of
-// docs/gateway.md, the same as greenlight_core::gateway in Rust.
+// From a decision to the HTTP answer a gateway gives (docs/gateway.md).
+//
+// The mapping itself is the component's: `policy.respond()` calls its
+// `greenlight:approval/gateway.respond`, the one mapping every host calls,
+// and this binding keeps no table of its own. What is here is the host's
+// part, as in the Rust host (host/src/convert.rs fn `answer`,
+// host/src/policy.rs fn `unavailable`): the module's answer is checked
+// before anyone acts on it, and an answer that does not fit its decision,
+// or a module that fails, gets a 503 instead. Never a pass-through.
 
-/** The status and OAuth `error` of every denial code. */
-const STATUS = new Map([
-  ['request-invalid', [400, 'invalid_request']],
-  ['route-not-found', [403, 'access_denied']],
-  ['policy-forbidden', [403, 'access_denied']],
-  ['policy-no-permit', [403, 'access_denied']],
-  ['action-token-digest-mismatch', [403, 'access_denied']],
-  ['action-token-invalid', [401, 'invalid_token']],
-  ['action-token-replayed', [401, 'invalid_token']],
-]);
+import { fail, header, list, str } from './decision.js';
 
 /**
- * The status and OAuth error of a denial code; an unknown code is treated
- * as an engine failure (503), never as something that lets a request pass.
+ * The answer a gateway gives of its own, or none for an allow.
+ * @typedef {{status: number, headers: [string, string][], body: object | null}} Answer
+ *   `status` 0 for an allow (the upstream answers); `headers` lower-case
+ *   `[name, value]` pairs (`www-authenticate` when there is one, then
+ *   `content-type` and `cache-control`); `body` the JSON body, parsed, or
+ *   null for an allow.
+ */
+
+/**
+ * The answer when the module cannot give one: a 503 with the code of what
+ * failed, never letting the request through.
  * @param {string} code
- * @returns {[number, string]}
- */
-function statusOf(code) {
-  if (STATUS.has(code)) return STATUS.get(code);
-  if (code.startsWith('token-')) return [401, 'invalid_token'];
-  return [503, 'temporarily_unavailable'];
-}
-
-/**
- * A message made safe for one quoted string of a `www-authenticate` header:
- * `"` becomes `'`, `\` becomes `/`, control characters become spaces.
  * @param {string} message
+ * @returns {Answer}
  */
-function quoted(message) {
-  return message.replace(/["\\\p{Cc}]/gu, (c) => (c === '"' ? "'" : c === '\\' ? '/' : ' '));
+export function unavailable(code, message) {
+  return {
+    status: 503,
+    headers: [['content-type', 'application/json'], ['cache-control', 'no-store']],
+    body: { error: 'temporarily_unavailable', error_description: message, code },
+  };
 }
 
-function jsonResponse(status, challenge, body) {
-  const headers = [];
-  if (challenge !== undefined) headers.push(['www-authenticate', challenge]);
-  headers.push(['content-type', 'application/json'], ['cache-control', 'no-store']);
-  return { status, headers, body };
+/** What a verdict is called in the reason an answer does not fit it. */
+function what(decision) {
+  const v = decision.verdict;
+  if (v.kind === 'allow') return 'an allow';
+  if (v.kind === 'deny') return `a deny \`${v.code}\``;
+  return 'an approval-required';
 }
 
 /**
- * The answer a gateway gives for `decision` (docs/gateway.md), with the
- * approval service at `serviceUrl` (no trailing slash) named in challenges.
- *
- * An allow is `{status: 0, headers: [], body: null}`: the upstream answers.
- * Anything else is a JSON answer with lower-case `[name, value]` headers:
- * `www-authenticate` when there is one, `content-type`, `cache-control`.
- *
+ * The module's WIT `http-answer` (as jco lifts it: `body` undefined for
+ * none) for `decision`, checked as the Rust host checks it: a JSON body, a
+ * status that fits the verdict (0 with no body for an allow only; 400 to
+ * 599 with a JSON object for anything else), valid HTTP headers. Throws
+ * InvalidOutput with the Rust host's reason otherwise.
+ * @param {any} raw
  * @param {import('./decision.js').Decision} decision
- * @param {string} serviceUrl
- * @returns {{status: number, headers: [string, string][], body: object | null}}
+ * @returns {Answer}
  */
-export function respond(decision, serviceUrl) {
-  const v = decision.verdict;
-  if (v.kind === 'allow') return { status: 0, headers: [], body: null };
-  if (v.kind === 'approval-required') {
-    return jsonResponse(
-      401,
-      'Bearer error="insufficient_authorization", error_description="approval required"',
-      {
-        error: 'insufficient_authorization',
-        error_description: v.obligation.message === '' ? 'approval required' : v.obligation.message,
-        code: 'approval-required',
-        authorization_details: v.authorization_details,
-        action_digest: v.action_digest,
-        obligation: v.obligation,
-        ask: {
-          backchannel_authentication_endpoint: `${serviceUrl}/oauth/bc-authorize`,
-          token_endpoint: `${serviceUrl}/oauth/token`,
-        },
-      },
-    );
+export function checkAnswer(raw, decision) {
+  if (raw === null || typeof raw !== 'object') fail('the answer is not a record');
+  let body = null;
+  if (raw.body !== undefined) {
+    const text = str(raw.body, "the answer's body");
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
+      fail(`the answer's body is not JSON: ${e.message}`);
+    }
   }
-  // A deny, or anything unexpected: refuse.
-  const code = v.kind === 'deny' ? v.code : 'engine-invalid-output';
-  const message = v.kind === 'deny' ? v.message : 'the decision has no known verdict';
-  const [status, error] = statusOf(code);
-  let challenge;
-  if (status === 401) {
-    challenge =
-      code === 'token-missing'
-        ? 'Bearer'
-        : `Bearer error="invalid_token", error_description="${quoted(message)}"`;
+  const status = raw.status;
+  const object = body !== null && typeof body === 'object' && !Array.isArray(body);
+  const fits =
+    decision.verdict.kind === 'allow' ? status === 0 && body === null : Number.isInteger(status) && status >= 400 && status <= 599 && object;
+  if (!fits) {
+    fail(`status ${status} with ${body === null ? 'no' : 'a'} body does not answer ${what(decision)}`);
   }
-  return jsonResponse(status, challenge, { error, error_description: message, code });
+  return { status, headers: list(raw.headers, "the answer's headers", header), body };
 }

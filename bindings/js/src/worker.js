@@ -3,8 +3,9 @@
 // interruption does for the Rust host. The calling thread waits on `flag`
 // and reads the answer with receiveMessageOnPort (engine.js).
 //
-// Protocol: the first message on `port` is the start-up answer, then one
-// answer per request `{op, args}`. An answer is `{ok: value}`, `{err:
+// Protocol: the first message on `port` is the start-up answer (the
+// module's `describe` of the bundle, or null for a worker without one), then
+// one answer per request `{op, args}`. An answer is `{ok: value}`, `{err:
 // payload}` for a WIT `err` result, or `{fail: {code, message}}` when the
 // module trapped or misbehaved (the caller then discards this worker).
 
@@ -68,7 +69,7 @@ run(() => {
   if (files === null) return null;
   policy = root.engine.Policy.load(files);
   for (const [issuer, jwks] of keys) policy.setKeys(issuer, jwks);
-  return policy.policyHash();
+  return policy.describe();
 });
 
 const ops = {
@@ -76,9 +77,12 @@ const ops = {
   evaluate: (request, now) => policy.evaluate(request, now),
   evaluateAs: (subject, request, now) => policy.evaluateAs(subject, request, now),
   authenticate: (token, now) => policy.authenticate(token, now),
+  inspect: (token, now) => policy.inspect(token, now),
+  stats: () => policy.stats(),
   setKeys: (issuer, jwks) => policy.setKeys(issuer, jwks),
-  policyHash: () => policy.policyHash(),
   verifyCompact: (token, jwk) => root.jose.verifyCompact(token, jwk),
+  // The free function of `greenlight:approval/gateway`: the HTTP answer for a decision.
+  respond: (decision, serviceUrl) => root.gateway.respond(decision, serviceUrl),
 };
 
 port.on('message', ({ op, args }) => run(() => ops[op](...args)));

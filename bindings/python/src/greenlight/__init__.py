@@ -1,27 +1,32 @@
 """Greenlight for Python: `greenlight.wasm` in wasmtime-py.
 
-    from greenlight import Engine, respond
+    from greenlight import Engine
     policy = Engine("greenlight.wasm").load_bundle_dir("examples/bundle")
     decision = policy.evaluate_http({"method": "POST", "path": "/payments/p-1/refund",
                                      "headers": [["authorization", "Bearer ..."]],
                                      "params": '{"amount": 50, "currency": "EUR"}'}, now)
-    status, headers, body = respond(decision, "https://greenlight.example.com")
+    status, headers, body = policy.respond(decision, "https://greenlight.example.com")
 
-The ASGI middleware is `greenlight.asgi.GreenlightMiddleware` (needs httpx).
+The HTTP answer comes from the component (`gateway.respond`), never from a
+table of this package. The ASGI middleware is
+`greenlight.asgi.GreenlightMiddleware` (needs httpx).
 """
 
 from .decision import (
     DENIAL_CODES,
+    Action,
     Allow,
     ApprovalRequired,
     Decision,
     Deny,
     InvalidOutput,
     Obligation,
+    Principal,
     SingleUse,
 )
 from .engine import (
     ACTION_ISSUER,
+    WIT_VERSION,
     AccessRequest,
     BundleError,
     Denied,
@@ -30,33 +35,49 @@ from .engine import (
     HttpRequest,
     Limits,
     Policy,
-    Principal,
     Problem,
     read_bundle_dir,
 )
-from .gateway import respond, status_of
+from .gateway import Response
+from .info import (
+    ActionToken,
+    ActionTokenSettings,
+    ApprovalSettings,
+    BundleInfo,
+    ClaimNames,
+    EngineStats,
+    IssuerInfo,
+)
 
 __all__ = [
     "ACTION_ISSUER",
     "DENIAL_CODES",
+    "WIT_VERSION",
     "AccessRequest",
+    "Action",
+    "ActionToken",
+    "ActionTokenSettings",
     "Allow",
     "ApprovalRequired",
+    "ApprovalSettings",
     "BundleError",
+    "BundleInfo",
+    "ClaimNames",
     "Decision",
     "Denied",
     "Deny",
     "Engine",
     "EngineError",
+    "EngineStats",
     "HttpRequest",
     "InvalidOutput",
+    "IssuerInfo",
     "Limits",
     "Obligation",
     "Policy",
     "Principal",
     "Problem",
+    "Response",
     "SingleUse",
     "read_bundle_dir",
-    "respond",
-    "status_of",
 ]

@@ -6,17 +6,20 @@ query, lower-case headers, the body text as `params` when the body is JSON
 or untyped, as docs/gateway.md says),
 decides it with `greenlight.wasm` at the wall clock's time, and then:
 
-- when the decision needs the approval service's state (`needs_service`:
-  an allow with `consume`, i.e. a `once` action token; an allow forwarding
-  `x-greenlight-approval`, i.e. a `window` action token whose approval may
-  have been revoked; approval-required with a `window` grant, which the
-  service may already hold): sends the request to the service's
-  `POST /v1/check`, headers as the `[name, value]` pairs received, and acts
-  on that decision instead; when the service cannot be reached or does not
-  answer with a decision, denies with `engine-unavailable`;
+- when the decision needs the approval service's state
+  (`Decision.needs_service`, read from typed fields only: an allow with
+  `consume`, i.e. a `once` action token; an allow with an `approval_id`,
+  i.e. an action token whose approval may have been revoked; approval-required
+  with a `window` grant, which the service may already hold): sends the
+  request to the service's `POST /v1/check`, headers as the `[name, value]`
+  pairs received, and acts on that decision instead; when the service
+  cannot be reached or does not answer with a decision, denies with
+  `engine-unavailable`;
 - allow: removes the client's `x-greenlight-*` headers, adds the decision's
   `forward_headers`, and calls the app (the body is replayed to it);
-- deny or approval-required: answers as `greenlight.gateway.respond` says.
+- deny or approval-required: answers with what the component's
+  `gateway.respond` says (`Policy.respond`), checked; this module has no
+  mapping of its own.
 
 The approval service's public keys (`/.well-known/jwks.json`) are fetched at
 startup and again, at most every `key_refresh_seconds`, when a token names
@@ -38,9 +41,8 @@ from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
 import httpx
 
 from . import _json
-from .decision import Allow, ApprovalRequired, Decision, InvalidOutput
+from .decision import Allow, Decision, InvalidOutput
 from .engine import ACTION_ISSUER, BundleError, EngineError, Engine, HttpRequest, Limits, Policy
-from .gateway import respond
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -171,7 +173,8 @@ class GreenlightMiddleware:
 
     async def decide(self, request: HttpRequest) -> Decision:
         """The decision for `request` at the wall clock's time, replaced by
-        the approval service's when it `needs_service`."""
+        the approval service's when it `needs_service` (typed fields only:
+        never a forward header)."""
         if self._keys_tried_at is None:
             await self.refresh_keys()
         decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
@@ -181,7 +184,7 @@ class GreenlightMiddleware:
             # rate-limited), then decide again: the keys may be new either way.
             await self.refresh_keys()
             decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
-        if needs_service(decision):
+        if decision.needs_service:
             decision = await self._check_with_service(request, decision.policy_hash)
         return decision
 
@@ -250,7 +253,10 @@ class GreenlightMiddleware:
         await self.app({**scope, "headers": headers}, replay, send)
 
     async def _answer(self, decision: Decision, send: Send) -> None:
-        status, headers, body = respond(decision, self.service_url)
+        """Answers a deny or approval-required with the component's mapping
+        (a `503` when the module fails or answers wrongly, never a
+        pass-through: `Policy.respond` refuses status 0 for these)."""
+        status, headers, body = await asyncio.to_thread(self.policy.respond, decision, self.service_url)
         raw = _json.dumps(body).encode("utf-8")
         await send({
             "type": "http.response.start",
@@ -259,21 +265,6 @@ class GreenlightMiddleware:
             + [(b"content-length", str(len(raw)).encode())],
         })
         await send({"type": "http.response.body", "body": raw})
-
-
-def needs_service(decision: Decision) -> bool:
-    """Whether `decision` needs state only the approval service has
-    (docs/gateway.md, "Decisions that need the service"): an allow with
-    `consume` (a `once` action token), an allow forwarding
-    `x-greenlight-approval` (a `window` action token, whose approval may
-    have been revoked), or approval-required with a `window` grant (the
-    service may hold one for this subject and action)."""
-    v = decision.verdict
-    if isinstance(v, Allow):
-        return v.consume is not None or any(k == "x-greenlight-approval" for k, _ in v.forward_headers)
-    if isinstance(v, ApprovalRequired):
-        return v.obligation.grant == "window"
-    return False
 
 
 def http_request(scope: Scope, params: Optional[str]) -> HttpRequest:

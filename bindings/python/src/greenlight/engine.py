@@ -1,4 +1,5 @@
-"""`greenlight.wasm` in wasmtime-py: load a bundle, decide requests.
+"""`greenlight.wasm` in wasmtime-py: load a bundle, decide requests,
+answer them.
 
 The component is compiled once per `Engine`. A `Policy` keeps a small pool of
 instances, each with the bundle (and the keys set since) loaded in it, so
@@ -7,7 +8,13 @@ interruption) and every instance a memory cap. A trap, an overrun or a
 malformed answer is a deny (`engine-trap`, `engine-timeout`,
 `engine-memory-exceeded`, `engine-invalid-output`), never an exception; the
 instance is discarded and the next call gets a fresh one, as in the Rust
-host (`host/src/lib.rs`).
+host (`host/src/policy.rs`, `host/src/pool.rs`).
+
+wasmtime-py lifts a WIT record as an object with the WIT's (dashed) field
+names as attributes, a variant whose cases Python cannot tell apart as a
+`Variant(tag, payload)`, an option as `None` or its value, an enum as its
+case name. It lowers the same shapes, except that an `option<record>` must
+hold a `wasmtime.component.Record`.
 """
 
 from __future__ import annotations
@@ -25,29 +32,47 @@ from types import SimpleNamespace
 from typing import Any, Optional, Sequence, Union
 
 import wasmtime
-from wasmtime.component import Component, Linker, ResourceAny, Variant
+from wasmtime.component import Component, Linker, Record, ResourceAny, Variant
 
+from . import _json
 from .decision import (
     DENIAL_CODES,
+    GRANT_MODES,
+    Action,
     Allow,
     ApprovalRequired,
     Decision,
     Deny,
     InvalidOutput,
     Obligation,
+    Principal,
     SingleUse,
     _check_list,
     _check_str,
+    _text_tuple,
+    approver_case,
+    approver_text,
     validated,
+)
+from .gateway import Response, checked_answer, unavailable
+from .info import (
+    ActionToken,
+    ActionTokenSettings,
+    ApprovalSettings,
+    BundleInfo,
+    ClaimNames,
+    EngineStats,
+    IssuerInfo,
 )
 
 log = logging.getLogger("greenlight")
 
 #: The WIT package version this binding speaks.
-WIT_VERSION = "0.3.0"
+WIT_VERSION = "0.4.0"
 _ENGINE_IFACE = f"greenlight:approval/engine@{WIT_VERSION}"
 _JOSE_IFACE = f"greenlight:approval/jose@{WIT_VERSION}"
-_METHODS = ("set-keys", "evaluate-http", "evaluate", "evaluate-as", "authenticate", "policy-hash")
+_GATEWAY_IFACE = f"greenlight:approval/gateway@{WIT_VERSION}"
+_METHODS = ("set-keys", "evaluate-http", "evaluate", "evaluate-as", "authenticate", "inspect", "describe", "stats")
 
 #: The bundle files read from a folder besides the `*.json` key sets.
 BUNDLE_FILES = ("greenlight.toml", "policy.cedar", "schema.cedarschema")
@@ -124,46 +149,13 @@ class EngineError(Exception):
 
 
 class Denied(Exception):
-    """When `authenticate` or `verify_compact` refuses: `code` (one of the
-    denial codes) and `message`, as in a `Deny`."""
+    """When `authenticate`, `inspect` or `verify_compact` refuses: `code`
+    (one of the denial codes) and `message`, as in a `Deny`."""
 
     def __init__(self, code: str, message: str):
         self.code = code
         self.message = message
         super().__init__(f"{code}: {message}")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a verified access token names, as the policies see them (the WIT
-    `principal`): what `Policy.authenticate` returns, and the subject
-    `Policy.evaluate_as` decides for."""
-
-    #: The Cedar entity type of principals in the bundle, e.g. `User`
-    #: (`evaluate_as` replaces it with the bundle's).
-    entity_type: str
-    #: `sub`.
-    subject: str
-    #: `client_id` (or `azp`); empty when absent.
-    client_id: str
-    #: The token's scopes.
-    scopes: tuple[str, ...]
-    #: The subject's groups.
-    groups: tuple[str, ...]
-    #: The subject's roles.
-    roles: tuple[str, ...]
-    #: The subject's tenant; empty when absent.
-    tenant: str
-    #: The token's issuer.
-    issuer: str
-
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> "Principal":
-        """From the JSON shape of the vectors (snake_case keys); the lists
-        default to empty, `client_id` and `tenant` to the empty string."""
-        return Principal(d["entity_type"], d["subject"], d.get("client_id", ""),
-                         _text_list(d.get("scopes", ()), "scopes"), _text_list(d.get("groups", ()), "groups"),
-                         _text_list(d.get("roles", ()), "roles"), d.get("tenant", ""), d["issuer"])
 
 
 @dataclass(frozen=True)
@@ -389,12 +381,14 @@ class Engine:
         self._exports = {}
         engine_iface = self._component.get_export_index(_ENGINE_IFACE)
         jose_iface = self._component.get_export_index(_JOSE_IFACE)
-        if engine_iface is None or jose_iface is None:
-            raise EngineError(f"the component does not export {_ENGINE_IFACE} and {_JOSE_IFACE}")
+        gateway_iface = self._component.get_export_index(_GATEWAY_IFACE)
+        if engine_iface is None or jose_iface is None or gateway_iface is None:
+            raise EngineError(f"the component does not export {_ENGINE_IFACE}, {_JOSE_IFACE} and {_GATEWAY_IFACE}")
         names = {"load": "[static]policy.load", **{m: f"[method]policy.{m}" for m in _METHODS}}
         for short, full in names.items():
             self._exports[short] = self._component.get_export_index(full, engine_iface)
         self._exports["verify-compact"] = self._component.get_export_index("verify-compact", jose_iface)
+        self._exports["respond"] = self._component.get_export_index("respond", gateway_iface)
         missing = [k for k, v in self._exports.items() if v is None]
         if missing:
             raise EngineError(f"the component lacks {', '.join(missing)}")
@@ -447,21 +441,32 @@ class Policy:
         #: (busy while the keys changed) is dropped, not pooled again.
         self._generation = 0
         self._pool: list[_Slot] = []
+        #: The counters of instances no longer in use (see `stats`).
+        self._retired = EngineStats(0, 0)
         self._lock = threading.Lock()
         slot = self._new_slot()
         try:
-            h = slot.call("policy-hash", engine.limits.call_budget, slot.policy)
+            raw = slot.call("describe", engine.limits.call_budget, slot.policy)
+            self._info = _bundle_info(raw)
         except _Failure as f:
             raise EngineError(f.message) from None
-        if not isinstance(h, str) or len(h) > 1024:
-            raise EngineError("the policy module returned a malformed policy hash")
-        self._hash = h
+        except (InvalidOutput, AttributeError, TypeError, ValueError) as e:
+            raise EngineError(f"the policy module described the bundle wrongly: {e}") from None
+        self._hash = self._info.policy_hash
         self._put_back(slot)
 
     @property
     def policy_hash(self) -> str:
         """The bundle's hex SHA-256, as reported in every decision."""
         return self._hash
+
+    @property
+    def info(self) -> BundleInfo:
+        """What the module said about the bundle when it was loaded (the WIT
+        `describe`): its hash, issuers (with the `jwks_uri` a host fetches
+        keys from), action-token and approval settings, claim names. A host
+        reads these instead of parsing `greenlight.toml`."""
+        return self._info
 
     def _new_slot(self) -> _Slot:
         limits = self._engine.limits
@@ -491,6 +496,23 @@ class Policy:
         with self._lock:
             if slot.generation == self._generation and len(self._pool) < self._engine.limits.pool_size:
                 self._pool.append(slot)
+                return
+        self._retire(slot)
+
+    def _slot_stats(self, slot: _Slot) -> EngineStats:
+        """One instance's counters; zero when it cannot answer."""
+        try:
+            raw = slot.call("stats", self._engine.limits.call_budget, slot.policy)
+            return EngineStats(_u64(getattr(raw, "token-checks"), "token checks"),
+                               _u64(getattr(raw, "signature-checks"), "signature checks"))
+        except (_Failure, InvalidOutput, AttributeError):
+            return EngineStats(0, 0)
+
+    def _retire(self, slot: _Slot) -> None:
+        """Keeps the counters of an instance about to be dropped."""
+        stats = self._slot_stats(slot)
+        with self._lock:
+            self._retired += stats
 
     def set_keys(self, issuer: str, jwks: str) -> None:
         """Replaces one issuer's key set (`greenlight` for action tokens)
@@ -511,7 +533,24 @@ class Policy:
             # plus this one: current only if no other set_keys came between.
             current = slot.generation + 1 == self._generation
             slot.generation = self._generation
-            self._pool = [slot] if current else []
+            old, self._pool = self._pool, [slot] if current else []
+        # Instances with the old keys are dropped; their counts are kept.
+        for s in old if current else [*old, slot]:
+            self._retire(s)
+
+    def stats(self) -> EngineStats:
+        """How many tokens this bundle's instances checked, and how many of
+        those took a signature verification (the WIT `stats`): the idle
+        instances' counts plus those of instances dropped since (an instance
+        busy right now is counted when it comes back; one that failed is
+        lost with its counts), as the Rust host counts."""
+        # Idle instances are asked under the lock, so no call takes one
+        # meanwhile (a stats call takes microseconds).
+        with self._lock:
+            total = self._retired
+            for slot in self._pool:
+                total += self._slot_stats(slot)
+        return total
 
     def _run(self, name: str, request: Any, now: int, subject: Any = None) -> Decision:
         """Calls `name` with `request` and `now` (after `subject` for
@@ -533,6 +572,19 @@ class Policy:
         except (InvalidOutput, AttributeError, TypeError, ValueError) as e:
             return Decision.deny("engine-invalid-output",
                                  f"the policy module returned a malformed decision: {e}", self._hash)
+
+    def _ask(self, name: str, *args: Any, policy: bool = True) -> Any:
+        """Calls `name` (a method of the loaded policy unless `policy` is
+        false) on a pooled instance; raises `_Failure`, the instance then
+        dropped."""
+        try:
+            slot = self._take()
+        except (EngineError, BundleError) as e:
+            raise _Failure("engine-unavailable", f"no policy instance is available: {e}") from None
+        resource = (slot.policy,) if policy else ()
+        answer = slot.call(name, self._engine.limits.call_budget, *resource, *args)
+        self._put_back(slot)
+        return answer
 
     def evaluate_http(self, request: Union[HttpRequest, dict[str, Any]], now: int) -> Decision:
         """Decides an HTTP request at `now` (Unix seconds): verifies its
@@ -566,52 +618,83 @@ class Policy:
         subject from a claimed one, so never pass a subject a client merely
         claims. Never raises for what the module does."""
         s = subject if isinstance(subject, Principal) else Principal.from_dict(subject)
-        who = SimpleNamespace(**{
-            "entity-type": _text(s.entity_type, "the entity type"),
-            "subject": _text(s.subject, "the subject"),
-            "client-id": _text(s.client_id, "the client id"),
-            "scopes": list(_text_list(s.scopes, "scopes")),
-            "groups": list(_text_list(s.groups, "groups")),
-            "roles": list(_text_list(s.roles, "roles")),
-            "tenant": _text(s.tenant, "the tenant"),
-            "issuer": _text(s.issuer, "the issuer"),
-        })
-        return self._run("evaluate-as", _access_request(request), now, who)
+        return self._run("evaluate-as", _access_request(request), now, _principal_out(s))
 
     def authenticate(self, token: str, now: int) -> Principal:
         """Verifies an access token of one of the bundle's issuers at `now`
         and returns who it names. Action tokens are refused. Raises `Denied`
         with the denial's code (an `engine-*` code when the module fails)."""
         _check_now(now)
+        answer = self._result("authenticate", _text(token, "the token"), now)
         try:
-            slot = self._take()
-        except (EngineError, BundleError) as e:
-            raise Denied("engine-unavailable", f"no policy instance is available: {e}") from None
-        try:
-            answer = slot.call("authenticate", self._engine.limits.call_budget, slot.policy,
-                               _text(token, "the token"), now)
-        except _Failure as f:
-            raise Denied(f.code, f.message) from None
-        self._put_back(slot)
-        try:
-            if not isinstance(answer, Variant) or answer.tag not in ("ok", "err"):
-                raise InvalidOutput("not a result")
-            p = answer.payload
-            if answer.tag == "err":
-                code, message = p.code, p.message
-                if code not in DENIAL_CODES or not isinstance(message, str):
-                    raise InvalidOutput("a malformed denial")
-                _check_str(message, "the denial message")
-                err = Denied(code, message)
-            else:
-                lists = {k: _strings(getattr(p, k), k) for k in ("scopes", "groups", "roles")}
-                one = {k: _strings([getattr(p, k)], k)[0]
-                       for k in ("entity-type", "subject", "client-id", "tenant", "issuer")}
-                return Principal(one["entity-type"], one["subject"], one["client-id"], lists["scopes"],
-                                 lists["groups"], lists["roles"], one["tenant"], one["issuer"])
+            return _principal(answer)
         except (InvalidOutput, AttributeError, TypeError) as e:
             raise Denied("engine-invalid-output", f"the policy module returned a malformed principal: {e}") from None
-        raise err
+
+    def inspect(self, token: str, now: int) -> ActionToken:
+        """Verifies a Greenlight action token at `now` (Unix seconds) with
+        exactly the rules of enforcement (signature, issuer, audience,
+        `typ`, time claims with the leeway) and returns its claims (the WIT
+        `inspect`), e.g. for RFC 7662 introspection. An access token is
+        refused (`action-token-invalid`). What only the host knows (a
+        consumed token, a revoked approval) is for the caller to add.
+        Raises `Denied` with the denial's code (an `engine-*` code when the
+        module fails)."""
+        _check_now(now)
+        answer = self._result("inspect", _text(token, "the token"), now)
+        try:
+            return _action_token(answer)
+        except (InvalidOutput, AttributeError, TypeError, ValueError) as e:
+            raise Denied("engine-invalid-output",
+                         f"the policy module returned a malformed action token: {e}") from None
+
+    def _result(self, name: str, *args: Any) -> Any:
+        """The `ok` of a `result<_, denial>` method, or raises `Denied`."""
+        try:
+            answer = self._ask(name, *args)
+        except _Failure as f:
+            raise Denied(f.code, f.message) from None
+        if not isinstance(answer, Variant) or answer.tag not in ("ok", "err"):
+            raise Denied("engine-invalid-output", f"the policy module returned a malformed result: {answer!r:.100}")
+        if answer.tag == "ok":
+            return answer.payload
+        code, message = getattr(answer.payload, "code", None), getattr(answer.payload, "message", None)
+        if code not in DENIAL_CODES or not isinstance(message, str):
+            raise Denied("engine-invalid-output", "the policy module returned a malformed denial")
+        raise Denied(code, message[:MAX_GUEST_STRING])
+
+    def respond(self, decision: Decision, service_url: str) -> Response:
+        """The HTTP answer a gateway gives for `decision` (docs/gateway.md),
+        with the approval service at `service_url` (its base URL, without a
+        trailing slash) named in challenges: the component's
+        `gateway.respond`, the one mapping every host calls. Returns
+        `Response(status, headers, body)`: `(0, [], None)` for an allow,
+        which the upstream answers.
+
+        Fails closed: an answer that does not fit the decision (a
+        pass-through for anything but an allow, a body that is not a JSON
+        object, a malformed header) is a `503` `engine-invalid-output`; a
+        module that traps or overruns is a `503` with that failure's code.
+        Never raises for what the module does; `TypeError` for a
+        `service_url` that is not a str."""
+        url = _text(service_url, "the service URL")
+        try:
+            wit = _decision_out(validated(decision))
+        except (InvalidOutput, AttributeError, TypeError, ValueError) as e:
+            return unavailable("engine-invalid-output", f"the decision cannot be answered: {e}")
+        try:
+            raw = self._ask("respond", wit, url, policy=False)
+        except _Failure as f:
+            return unavailable(f.code, f.message)
+        try:
+            return checked_answer(raw, decision)
+        except (InvalidOutput, AttributeError, TypeError, ValueError) as e:
+            log.warning("the policy module answered a decision wrongly: %s", e)
+            return unavailable("engine-invalid-output", f"the policy module answered wrongly: {e}")
+
+
+#: The most text kept of a denial message from the module (as the Rust host).
+MAX_GUEST_STRING = 64 * 1024
 
 
 def _access_request(request: Union[AccessRequest, dict[str, Any]]) -> SimpleNamespace:
@@ -647,9 +730,7 @@ def _opt_text(v: Any, what: str) -> Optional[str]:
 
 def _text_list(v: Any, what: str) -> tuple[str, ...]:
     """A list or tuple of str (a lone str is refused, not split into characters)."""
-    if not isinstance(v, (list, tuple)):
-        raise TypeError(f"{what} must be a list of str")
-    return tuple(_text(s, f"an entry of {what}") for s in v)
+    return tuple(_text(s, f"an entry of {what}") for s in _text_tuple(v, what))
 
 
 def _strings(v: Any, what: str) -> tuple[str, ...]:
@@ -661,9 +742,31 @@ def _strings(v: Any, what: str) -> tuple[str, ...]:
     return tuple(v)
 
 
+def _string(v: Any, what: str) -> str:
+    if not isinstance(v, str):
+        raise InvalidOutput(f"{what} is not a string")
+    _check_str(v, what)
+    return v
+
+
+def _u64(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**64:
+        raise InvalidOutput(f"{what} is not a u64")
+    return v
+
+
 def _no_constant(name: str) -> Any:
     # serde_json, like RFC 8259, has no NaN or Infinity.
     raise ValueError(f"`{name}` is not JSON")
+
+
+def _json_text(text: Any, what: str) -> Any:
+    """A JSON text from the module, parsed (as serde_json reads it)."""
+    _string(text, what)
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except ValueError as e:
+        raise InvalidOutput(f"{what} is not JSON: {e}") from None
 
 
 def _load_error(e: Any) -> Exception:
@@ -686,6 +789,36 @@ def _load_error(e: Any) -> Exception:
     return EngineError("the policy module returned a malformed load error")
 
 
+# ---- from the module's WIT values (lifted by wasmtime-py) ---------------------
+
+
+def _principal(p: Any) -> Principal:
+    """A WIT `principal` from the module, checked."""
+    lists = {k: _strings(getattr(p, k), k) for k in ("scopes", "groups", "roles")}
+    one = {k: _string(getattr(p, k), f"the {k.replace('-', ' ')}")
+           for k in ("entity-type", "subject", "client-id", "tenant", "issuer")}
+    return Principal(one["entity-type"], one["subject"], one["client-id"], lists["scopes"],
+                     lists["groups"], lists["roles"], one["tenant"], one["issuer"])
+
+
+def _action(a: Any) -> Action:
+    """A WIT `action` from the module: `params` a JSON object (in the order
+    the module gave it). Its digest is passed through as the module gave
+    it: the Rust host checks it (`host/src/convert.rs`)."""
+    params = _json_text(a.params, "the action's params")
+    if not isinstance(params, dict):
+        raise InvalidOutput("the action's params are not a JSON object")
+    return Action(_string(a.name, "the action"), _string(getattr(a, "resource-type"), "the resource type"),
+                  _string(getattr(a, "resource-id"), "the resource id"), params,
+                  _string(a.digest, "the action digest"))
+
+
+def _approver(a: Any) -> str:
+    if not isinstance(a, Variant):
+        raise InvalidOutput("an approver is not a variant")
+    return approver_text(a.tag, a.payload)
+
+
 def _decision(d: Any) -> Decision:
     """Converts and validates a module's decision: the module is untrusted too."""
     v = d.verdict
@@ -694,27 +827,126 @@ def _decision(d: Any) -> Decision:
     p = v.payload
     if v.tag == "allow":
         c = p.consume
-        consume = None if c is None else SingleUse(getattr(c, "token-id"), getattr(c, "expires-at"))
+        consume = None if c is None else SingleUse(_string(getattr(c, "token-id"), "the token id"),
+                                                   _u64(getattr(c, "expires-at"), "`expires_at`"))
+        approval_id = getattr(p, "approval-id")
         headers = getattr(p, "forward-headers")
         _check_list(headers, "forward headers")
-        verdict: Any = Allow(p.subject, consume, tuple((k, val) for k, val in headers))
+        verdict: Any = Allow(_principal(p.principal), _action(p.action),
+                             None if approval_id is None else _string(approval_id, "the approval id"),
+                             consume, tuple((k, val) for k, val in headers))
     elif v.tag == "deny":
-        verdict = Deny(p.code, p.message)
+        verdict = Deny(p.code, _string(p.message, "the denial message"))
     elif v.tag == "approval-required":
-        details_text = getattr(p, "authorization-details")
-        _check_str(details_text, "authorization_details")
-        try:
-            details = json.loads(details_text, parse_constant=_no_constant)
-        except ValueError as e:
-            raise InvalidOutput(f"authorization_details is not JSON: {e}") from None
+        details = _json_text(getattr(p, "authorization-details"), "authorization_details")
         o = p.obligation
         approvers = list(o.approvers)
         _check_list(approvers, "approvers")
-        verdict = ApprovalRequired(details, getattr(p, "action-digest"), Obligation(
-            tuple(approvers), o.quorum, getattr(o, "ttl-seconds"), o.grant,
-            getattr(o, "window-seconds"), getattr(o, "reason-required"), o.message))
+        verdict = ApprovalRequired(_principal(p.requester), _action(p.action), details, Obligation(
+            tuple(_approver(a) for a in approvers), o.quorum, getattr(o, "ttl-seconds"), o.grant,
+            getattr(o, "window-seconds"), getattr(o, "reason-required"), _string(o.message, "the obligation message")))
     else:
         raise InvalidOutput(f"unknown verdict {v.tag!r}")
     reasons = list(d.reasons)
     _check_list(reasons, "reasons")
     return validated(Decision(verdict, tuple(reasons), getattr(d, "policy-hash")))
+
+
+def _action_token(t: Any) -> ActionToken:
+    """A WIT `action-token` from the module, checked as the Rust host does."""
+    token_id = _string(getattr(t, "token-id"), "the token id")
+    if not token_id:
+        raise InvalidOutput("an action token without an id")
+    issued_at, approval_id = getattr(t, "issued-at"), getattr(t, "approval-id")
+    if t.grant not in GRANT_MODES:
+        raise InvalidOutput(f"unknown grant mode {t.grant!r}")
+    return ActionToken(
+        principal=_principal(t.principal),
+        audience=_string(t.audience, "the audience"),
+        token_id=token_id,
+        issued_at=None if issued_at is None else _u64(issued_at, "`iat`"),
+        expires_at=_u64(getattr(t, "expires-at"), "`exp`"),
+        digest=_string(t.digest, "the action digest"),
+        grant=t.grant,
+        approval_id=None if approval_id is None else _string(approval_id, "the approval id"),
+        approvers=_strings(t.approvers, "approvers"),
+        authorization_details=_json_text(getattr(t, "authorization-details"), "authorization_details"),
+    )
+
+
+def _bundle_info(b: Any) -> BundleInfo:
+    """A WIT `bundle-info` from the module, checked."""
+    c, a, at = b.claims, b.approvals, getattr(b, "action-tokens")
+    issuers = list(b.issuers)
+    _check_list(issuers, "issuers")
+    return BundleInfo(
+        policy_hash=_string(getattr(b, "policy-hash"), "the policy hash"),
+        claims=ClaimNames(_string(getattr(c, "entity-type"), "the entity type"),
+                          _string(c.scope, "the scope claim"), _string(c.groups, "the groups claim"),
+                          _string(c.roles, "the roles claim"), _string(c.tenant, "the tenant claim")),
+        issuers=tuple(IssuerInfo(_string(i.issuer, "an issuer"), _string(i.audience, "an audience"),
+                                 None if getattr(i, "jwks-uri") is None
+                                 else _string(getattr(i, "jwks-uri"), "a jwks_uri"))
+                      for i in issuers),
+        action_tokens=None if at is None else ActionTokenSettings(
+            _string(at.issuer, "the action-token issuer"), _string(at.audience, "the action-token audience"),
+            _u64(getattr(at, "ttl-seconds"), "the action-token ttl"),
+            _u64(getattr(at, "leeway-seconds"), "the action-token leeway")),
+        approvals=ApprovalSettings(_u64(getattr(a, "default-ttl-seconds"), "the default ttl"),
+                                   _u64(getattr(a, "poll-interval-seconds"), "the poll interval")),
+        development=b.development is True,
+    )
+
+
+# ---- to the module's WIT values (lowered by wasmtime-py) ----------------------
+
+
+def _record(**fields: Any) -> Record:
+    """A WIT record for wasmtime-py: its (dashed) field names as
+    attributes. A `Record`, since that is what an `option<record>` accepts."""
+    r = Record()
+    for name, value in fields.items():
+        setattr(r, name.replace("_", "-"), value)
+    return r
+
+
+def _principal_out(p: Principal) -> Record:
+    return _record(entity_type=_text(p.entity_type, "the entity type"),
+                   subject=_text(p.subject, "the subject"),
+                   client_id=_text(p.client_id, "the client id"),
+                   scopes=list(_text_list(p.scopes, "scopes")),
+                   groups=list(_text_list(p.groups, "groups")),
+                   roles=list(_text_list(p.roles, "roles")),
+                   tenant=_text(p.tenant, "the tenant"),
+                   issuer=_text(p.issuer, "the issuer"))
+
+
+def _action_out(a: Action) -> Record:
+    # `params` as plain JSON text: the guest parses it with serde_json and
+    # needs no canonical form.
+    return _record(name=a.name, resource_type=a.resource_type, resource_id=a.resource_id,
+                   params=_json.dumps(a.params), digest=a.digest)
+
+
+def _decision_out(d: Decision) -> Record:
+    """A (validated) decision in its WIT form, to hand to the module's
+    `respond`: the exact values a module's decision converts from."""
+    v = d.verdict
+    if isinstance(v, Allow):
+        consume = None if v.consume is None else _record(token_id=v.consume.token_id,
+                                                         expires_at=v.consume.expires_at)
+        verdict = Variant("allow", _record(principal=_principal_out(v.principal), action=_action_out(v.action),
+                                           approval_id=v.approval_id, consume=consume,
+                                           forward_headers=[(k, val) for k, val in v.forward_headers]))
+    elif isinstance(v, Deny):
+        verdict = Variant("deny", _record(code=v.code, message=v.message))
+    else:
+        o = v.obligation
+        verdict = Variant("approval-required", _record(
+            requester=_principal_out(v.requester),
+            action=_action_out(v.action),
+            authorization_details=_json.dumps(v.authorization_details),
+            obligation=_record(approvers=[Variant(*approver_case(a)) for a in o.approvers], quorum=o.quorum,
+                               ttl_seconds=o.ttl_seconds, grant=o.grant, window_seconds=o.window_seconds,
+                               reason_required=o.reason_required, message=o.message)))
+    return _record(verdict=verdict, reasons=list(d.reasons), policy_hash=d.policy_hash)

@@ -1,110 +1,79 @@
 """From a decision to the HTTP answer a gateway gives (docs/gateway.md).
 
-The same mapping as the Rust `greenlight_core::gateway::respond`; each
-conformance vector pins its `response`, so every host gives the same answer.
+The mapping itself is the component's: `Policy.respond` calls its
+`greenlight:approval/gateway.respond`, the one mapping every host calls, and
+this binding keeps no table of its own. What is here is the host's part, as
+in the Rust host (`host/src/convert.rs` fn `answer`, `host/src/policy.rs` fn
+`unavailable`): the module's answer is checked before anyone acts on it, and
+an answer that does not fit its decision, or a module that fails, gets a
+`503` instead. Never a pass-through.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import json
+from typing import Any, NamedTuple
 
-from .decision import Allow, ApprovalRequired, Decision
-
-#: The answer a gateway gives of its own: status (0 for an allow, which the
-#: upstream answers), lower-case `(name, value)` headers, the JSON body
-#: (`None` for an allow).
-Response = tuple[int, list[tuple[str, str]], Any]
-
-_INVALID_TOKEN = frozenset(
-    {
-        "token-missing",
-        "token-too-large",
-        "token-malformed",
-        "token-unsupported-algorithm",
-        "token-algorithm-not-allowed",
-        "token-unknown-issuer",
-        "token-unknown-key",
-        "token-key-mismatch",
-        "token-bad-signature",
-        "token-wrong-type",
-        "token-unknown-critical-header",
-        "token-wrong-audience",
-        "token-expired",
-        "token-not-yet-valid",
-        "token-issued-in-future",
-        "token-missing-claim",
-        "action-token-invalid",
-        "action-token-replayed",
-    }
-)
-_FORBIDDEN = frozenset(
-    {"route-not-found", "policy-forbidden", "policy-no-permit", "action-token-digest-mismatch"}
-)
+from .decision import Allow, Decision, Deny, InvalidOutput, MAX_LIST, _check_str, check_header
 
 
-def status_of(code: str) -> tuple[int, str]:
-    """The HTTP status and OAuth `error` of a denial code. An unknown code
-    is treated as an engine failure (503): fail closed."""
-    if code == "request-invalid":
-        return 400, "invalid_request"
-    if code in _INVALID_TOKEN:
-        return 401, "invalid_token"
-    if code in _FORBIDDEN:
-        return 403, "access_denied"
-    return 503, "temporarily_unavailable"
+class Response(NamedTuple):
+    """The answer a gateway gives of its own, or none for an allow. Unpacks
+    as `status, headers, body`."""
+
+    #: The HTTP status; 0 for an allow, which the upstream answers.
+    status: int
+    #: Lower-case `(name, value)` pairs: `www-authenticate` when there is
+    #: one, then `content-type` and `cache-control`. Empty for an allow.
+    headers: list[tuple[str, str]]
+    #: The JSON body, parsed; `None` for an allow.
+    body: Any
 
 
-def respond(decision: Decision, service_url: str) -> Response:
-    """The answer for `decision`, with the approval service at `service_url`
-    (its base URL without a trailing slash) named in challenges.
+def unavailable(code: str, message: str) -> Response:
+    """The answer when the module cannot give one: a `503` with the code of
+    what failed, never letting the request through."""
+    return Response(503, [("content-type", "application/json"), ("cache-control", "no-store")],
+                    {"error": "temporarily_unavailable", "error_description": message, "code": code})
 
-    Returns `(status, headers, body)`: `(0, [], None)` for an allow, which
-    the upstream answers; otherwise a JSON body with its status and headers.
-    """
+
+def checked_answer(raw: Any, decision: Decision) -> Response:
+    """The module's WIT `http-answer` for `decision`, checked as the Rust
+    host checks it: a JSON body, a status that fits the verdict (0 with no
+    body for an allow only; 400 to 599 with a JSON object for anything
+    else), valid HTTP headers. Raises `InvalidOutput` with the Rust host's
+    reason otherwise."""
+    status, headers, text = raw.status, raw.headers, raw.body
+    body = None
+    if text is not None:
+        _check_str(text, "the answer's body")
+        try:
+            body = json.loads(text, parse_constant=_no_constant)
+        except ValueError as e:
+            raise InvalidOutput(f"the answer's body is not JSON: {e}") from None
+    if isinstance(decision.verdict, Allow):
+        fits = status == 0 and body is None
+    else:
+        fits = 400 <= status <= 599 and isinstance(body, dict)
+    if not fits:
+        raise InvalidOutput(f"status {status} with {'no' if body is None else 'a'} body "
+                            f"does not answer {_what(decision)}")
+    if len(headers) > MAX_LIST:
+        raise InvalidOutput(f"the answer's headers has {len(headers)} entries")
+    for name, value in headers:
+        check_header(name, value)
+    return Response(status, [(name, value) for name, value in headers], body)
+
+
+def _what(decision: Decision) -> str:
     v = decision.verdict
     if isinstance(v, Allow):
-        return 0, [], None
-    if isinstance(v, ApprovalRequired):
-        body = {
-            "error": "insufficient_authorization",
-            "error_description": v.obligation.message or "approval required",
-            "code": "approval-required",
-            "authorization_details": v.authorization_details,
-            "action_digest": v.action_digest,
-            "obligation": decision.to_dict()["verdict"]["obligation"],
-            "ask": {
-                "backchannel_authentication_endpoint": f"{service_url}/oauth/bc-authorize",
-                "token_endpoint": f"{service_url}/oauth/token",
-            },
-        }
-        challenge = 'Bearer error="insufficient_authorization", error_description="approval required"'
-        return _json_response(401, challenge, body)
-    status, error = status_of(v.code)
-    challenge: Optional[str] = None
-    if status == 401:
-        if v.code == "token-missing":
-            challenge = "Bearer"
-        else:
-            challenge = f'Bearer error="invalid_token", error_description="{quoted(v.message)}"'
-    body = {"error": error, "error_description": v.message, "code": v.code}
-    return _json_response(status, challenge, body)
+        return "an allow"
+    if isinstance(v, Deny):
+        return f"a deny `{v.code}`"
+    return "an approval-required"
 
 
-def quoted(message: str) -> str:
-    """`message` made safe for one quoted string of a `www-authenticate`
-    header: `"` becomes `'`, `\\` becomes `/`, control characters spaces."""
-    return "".join(
-        "'" if c == '"' else "/" if c == "\\" else " " if _is_control(c) else c for c in message
-    )
-
-
-def _is_control(c: str) -> bool:
-    # Rust's char::is_control: the Unicode Cc category.
-    o = ord(c)
-    return o < 0x20 or 0x7F <= o <= 0x9F
-
-
-def _json_response(status: int, challenge: Optional[str], body: Any) -> Response:
-    headers = [] if challenge is None else [("www-authenticate", challenge)]
-    headers += [("content-type", "application/json"), ("cache-control", "no-store")]
-    return status, headers, body
+def _no_constant(name: str) -> Any:
+    # serde_json, like RFC 8259, has no NaN or Infinity.
+    raise ValueError(f"`{name}` is not JSON")

@@ -1,0 +1,105 @@
+// What the policy module tells a host outside a decision: the loaded
+// bundle's settings (`describe`), a verified action token's claims
+// (`inspect`) and its counters (`stats`), converted from what jco lifts
+// (camelCase, options as undefined, u64 as BigInt) to the snake_case JSON
+// form of the Rust `greenlight_types` (BundleInfo, ActionToken,
+// EngineStats) and checked as the Rust host checks them. A host reads these
+// instead of parsing `greenlight.toml` or a token itself.
+
+import { fail, list, principal, principalFromWit, str, u64 } from './decision.js';
+
+/**
+ * @typedef {{policy_hash: string,
+ *            claims: {entity_type: string, scope: string, groups: string, roles: string, tenant: string},
+ *            issuers: {issuer: string, audience: string, jwks_uri: string | null}[],
+ *            action_tokens: {issuer: string, audience: string, ttl_seconds: number, leeway_seconds: number} | null,
+ *            approvals: {default_ttl_seconds: number, poll_interval_seconds: number},
+ *            development: boolean}} BundleInfo
+ * @typedef {{principal: import('./decision.js').Principal, audience: string, token_id: string,
+ *            issued_at: number | null, expires_at: number, digest: string, grant: 'once' | 'window',
+ *            approval_id: string | null, approvers: string[], authorization_details: unknown}} ActionToken
+ * @typedef {{token_checks: number, signature_checks: number}} EngineStats
+ */
+
+function record(v, what) {
+  if (v === null || typeof v !== 'object') fail(`${what} is not a record`);
+  return v;
+}
+
+/**
+ * The WIT `bundle-info`, checked.
+ * @returns {BundleInfo}
+ */
+export function bundleInfoFromWit(raw) {
+  const b = record(raw, 'the bundle info');
+  const c = record(b.claims, 'the claim names');
+  const a = record(b.approvals, 'the approval settings');
+  const t = b.actionTokens;
+  return {
+    policy_hash: str(b.policyHash, 'the policy hash'),
+    claims: {
+      entity_type: str(c.entityType, 'the entity type'),
+      scope: str(c.scope, 'the scope claim'),
+      groups: str(c.groups, 'the groups claim'),
+      roles: str(c.roles, 'the roles claim'),
+      tenant: str(c.tenant, 'the tenant claim'),
+    },
+    issuers: list(b.issuers, 'issuers', (i) => ({
+      issuer: str(i?.issuer, 'an issuer'),
+      audience: str(i?.audience, 'an audience'),
+      jwks_uri: i?.jwksUri === undefined ? null : str(i.jwksUri, 'a jwks_uri'),
+    })),
+    action_tokens:
+      t === undefined
+        ? null
+        : {
+            issuer: str(record(t, 'the action-token settings').issuer, 'the action-token issuer'),
+            audience: str(t.audience, 'the action-token audience'),
+            ttl_seconds: u64(t.ttlSeconds, 'the action-token ttl'),
+            leeway_seconds: u64(t.leewaySeconds, 'the action-token leeway'),
+          },
+    approvals: {
+      default_ttl_seconds: u64(a.defaultTtlSeconds, 'the default ttl'),
+      poll_interval_seconds: u64(a.pollIntervalSeconds, 'the poll interval'),
+    },
+    development: b.development === true,
+  };
+}
+
+/**
+ * The WIT `action-token`, checked.
+ * @returns {ActionToken}
+ */
+export function actionTokenFromWit(raw) {
+  const t = record(raw, 'the action token');
+  const tokenId = str(t.tokenId, 'the token id');
+  if (tokenId === '') fail('an action token without an id');
+  const text = str(t.authorizationDetails, 'authorization_details');
+  let details;
+  try {
+    details = JSON.parse(text);
+  } catch (e) {
+    fail(`authorization_details is not JSON: ${e.message}`);
+  }
+  return {
+    principal: principal(principalFromWit(t.principal)),
+    audience: str(t.audience, 'the audience'),
+    token_id: tokenId,
+    issued_at: t.issuedAt === undefined ? null : u64(t.issuedAt, 'iat'),
+    expires_at: u64(t.expiresAt, 'exp'),
+    digest: str(t.digest, 'the action digest'),
+    grant: t.grant === 'once' || t.grant === 'window' ? t.grant : fail('the grant mode is unknown'),
+    approval_id: t.approvalId === undefined ? null : str(t.approvalId, 'the approval id'),
+    approvers: list(t.approvers, 'approvers', str),
+    authorization_details: details,
+  };
+}
+
+/**
+ * The WIT `engine-stats`, checked.
+ * @returns {EngineStats}
+ */
+export function statsFromWit(raw) {
+  const s = record(raw, 'the stats');
+  return { token_checks: u64(s.tokenChecks, 'token checks'), signature_checks: u64(s.signatureChecks, 'signature checks') };
+}

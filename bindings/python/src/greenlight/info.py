@@ -1,0 +1,130 @@
+"""What the policy module tells a host outside a decision: the loaded
+bundle's settings (`describe`), a verified action token's claims
+(`inspect`) and its counters (`stats`), as the WIT `bundle-info`,
+`action-token` and `engine-stats` (`wit/types.wit`).
+
+A host reads these instead of parsing `greenlight.toml` or a token itself,
+so it uses exactly what the module enforces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from .decision import Principal
+
+
+@dataclass(frozen=True)
+class ClaimNames:
+    """The claims that build a principal (`[principal]`)."""
+
+    #: The principal's Cedar entity type, e.g. `User`.
+    entity_type: str
+    #: The scopes claim, e.g. `scope`.
+    scope: str
+    #: The groups claim.
+    groups: str
+    #: The roles claim.
+    roles: str
+    #: The tenant claim.
+    tenant: str
+
+
+@dataclass(frozen=True)
+class IssuerInfo:
+    """One issuer of access tokens (`[[issuers]]`)."""
+
+    #: The exact `iss`.
+    issuer: str
+    #: The audience its tokens must name.
+    audience: str
+    #: Where a host fetches its keys (then hands them to `set_keys`), when
+    #: the bundle does not carry them.
+    jwks_uri: Optional[str]
+
+
+@dataclass(frozen=True)
+class ActionTokenSettings:
+    """How Greenlight's action tokens are minted and checked (`[action_tokens]`)."""
+
+    #: The `iss` of minted tokens.
+    issuer: str
+    #: The `aud` of minted tokens.
+    audience: str
+    #: The longest life of a minted token, in seconds.
+    ttl_seconds: int
+    #: The clock leeway enforcement allows, in seconds: a consumed token id
+    #: must be remembered this long past the token's `exp`.
+    leeway_seconds: int
+
+
+@dataclass(frozen=True)
+class ApprovalSettings:
+    """The approval workflow's settings (`[approvals]`)."""
+
+    #: How long a pending approval stays open when a policy has no `@ttl`.
+    default_ttl_seconds: int
+    #: The CIBA polling interval clients are told, in seconds.
+    poll_interval_seconds: int
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """What a host needs to know about a loaded bundle (`Policy.info`)."""
+
+    #: The bundle's hex SHA-256, as reported in every decision.
+    policy_hash: str
+    #: The claims that build a principal, for hosts that mint tokens.
+    claims: ClaimNames
+    #: The issuers of access tokens.
+    issuers: tuple[IssuerInfo, ...]
+    #: Greenlight's action tokens, when the bundle accepts them.
+    action_tokens: Optional[ActionTokenSettings]
+    #: The approval workflow's settings.
+    approvals: ApprovalSettings
+    #: Whether the bundle has a `[dev]` signing key (never for production).
+    development: bool
+
+
+@dataclass(frozen=True)
+class ActionToken:
+    """The claims of a Greenlight action token, verified with exactly the
+    rules a decision applies to it (`Policy.inspect`)."""
+
+    #: Who it was minted for, as a decision sees them; `issuer` is Greenlight's.
+    principal: Principal
+    #: The audience it was checked against.
+    audience: str
+    #: `jti`.
+    token_id: str
+    #: `iat`, in Unix seconds, when present.
+    issued_at: Optional[int]
+    #: `exp`, in Unix seconds.
+    expires_at: int
+    #: `act_digest`: the digest of the one action it allows.
+    digest: str
+    #: `grant`: `once` or `window`.
+    grant: str
+    #: `approval_id`: the approval that produced it, when present.
+    approval_id: Optional[str]
+    #: `approvers`: who approved; empty when absent.
+    approvers: tuple[str, ...]
+    #: `authorization_details` (RFC 9396), parsed; `None` when absent.
+    authorization_details: Any
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """How many tokens a policy's instances checked, and how many of those
+    took a signature verification (the rest came from the cache of verified
+    tokens). Counts only grow."""
+
+    #: Tokens checked: each decision, authentication or inspection checks one.
+    token_checks: int
+    #: Signature verifications: token checks the cache could not answer.
+    signature_checks: int
+
+    def __add__(self, other: "EngineStats") -> "EngineStats":
+        return EngineStats(self.token_checks + other.token_checks,
+                           self.signature_checks + other.signature_checks)

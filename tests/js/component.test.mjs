@@ -1,0 +1,191 @@
+// What the component tells besides decisions (`inspect`, `describe`,
+// `stats`), and that the HTTP answer is the component's: a module that
+// answers a deny with a pass-through gets a 503, never a pass-through, and
+// the binding keeps no status table of its own.
+
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as binding from '../../bindings/js/src/index.js';
+import { DenialError, Engine } from '../../bindings/js/src/index.js';
+import { GEN_DIR } from '../../bindings/js/src/engine.js';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const JSON_HEADERS = [['content-type', 'application/json'], ['cache-control', 'no-store']];
+
+/** The vector whose file name starts with `prefix`. */
+function vector(prefix) {
+  const name = readdirSync(join(root, 'tests/vectors')).find((n) => n.startsWith(prefix));
+  return JSON.parse(readFileSync(join(root, 'tests/vectors', name), 'utf8'));
+}
+const tokenOf = (v) => v.request.http.headers.find(([k]) => k === 'authorization')[1].replace(/^Bearer /, '');
+/** Asserts `f` throws a DenialError with exactly this code and message. */
+function denies(f, code, message) {
+  assert.throws(f, (e) => {
+    assert.ok(e instanceof DenialError, String(e));
+    assert.deepEqual([e.code, e.denial], [code, message]);
+    return true;
+  });
+}
+
+const ONCE = vector('058-'); // a `once` action token of tests/bundles/tokens: exp = now + 120
+
+const engine = await Engine.load();
+after(() => engine.close());
+
+describe('inspect', () => {
+  let policy;
+  before(() => {
+    policy = engine.loadBundleDir(join(root, 'tests/bundles/tokens'));
+  });
+  after(() => policy.close());
+
+  test('gives the claims enforcement checked', () => {
+    const now = ONCE.now;
+    assert.deepEqual(policy.inspect(tokenOf(ONCE), now), {
+      principal: {
+        entity_type: 'User',
+        subject: 'bob',
+        client_id: 'cli',
+        scopes: ['things:write'],
+        groups: [],
+        roles: [],
+        tenant: '',
+        issuer: 'https://greenlight.test',
+      },
+      audience: 'https://api.test',
+      token_id: 'at-1',
+      issued_at: now - 10,
+      expires_at: now + 120,
+      digest: '7ZQSWV3eYaqJ6cMbAJfAsdgaWanaPxy71Q_2u9nT0ns',
+      grant: 'once',
+      approval_id: 'apr-1',
+      approvers: [],
+      authorization_details: null,
+    });
+    // The digest is the one the decision's action names.
+    assert.equal(ONCE.expect.verdict.action.digest, '7ZQSWV3eYaqJ6cMbAJfAsdgaWanaPxy71Q_2u9nT0ns');
+  });
+
+  test('allows the leeway and refuses past it', () => {
+    const exp = ONCE.now + 120;
+    assert.equal(policy.inspect(tokenOf(ONCE), exp + 59).token_id, 'at-1');
+    denies(() => policy.inspect(tokenOf(ONCE), exp + 60), 'token-expired', `the action token expired at ${exp}`);
+  });
+
+  test('refuses an access token', () => {
+    const access = vector('043-'); // an EdDSA access token of the same bundle
+    denies(() => policy.inspect(tokenOf(access), access.now), 'action-token-invalid', 'an access token is not an action token');
+  });
+});
+
+describe('describe', () => {
+  test('names what the demo bundle configures', () => {
+    const policy = engine.loadBundleDir(join(root, 'examples/bundle'));
+    try {
+      assert.equal(policy.policyHash, vector('001-').expect.policy_hash);
+      assert.deepEqual(policy.info, {
+        policy_hash: vector('001-').expect.policy_hash,
+        claims: { entity_type: 'User', scope: 'scope', groups: 'groups', roles: 'roles', tenant: 'tenant' },
+        issuers: [{ issuer: 'https://idp.example.com', audience: 'https://api.example.com', jwks_uri: null }],
+        action_tokens: { issuer: 'https://greenlight.example.com', audience: 'https://api.example.com', ttl_seconds: 300, leeway_seconds: 60 },
+        approvals: { default_ttl_seconds: 900, poll_interval_seconds: 5 },
+        development: true,
+      });
+    } finally {
+      policy.close();
+    }
+  });
+
+  test('gives the jwks_uri a host must fetch', () => {
+    const policy = engine.loadBundleDir(join(root, 'tests/bundles/tokens'));
+    try {
+      assert.deepEqual(
+        policy.info.issuers.filter((i) => i.jwks_uri !== null),
+        [{ issuer: 'https://uri.example', audience: 'https://api.test', jwks_uri: 'https://uri.example/.well-known/jwks.json' }],
+      );
+      assert.equal(policy.info.development, false);
+    } finally {
+      policy.close();
+    }
+  });
+});
+
+test('stats count token checks and signature verifications', () => {
+  const policy = engine.loadBundleDir(join(root, 'examples/bundle'));
+  try {
+    const read = vector('010-'); // alice reads a payment
+    const before = policy.stats();
+    for (let i = 0; i < 2; i++) assert.deepEqual(policy.evaluateHttp(read.request.http, read.now), read.expect);
+    const after = policy.stats();
+    // The same token twice: two checks, one signature verification (the
+    // second came from the cache of verified tokens).
+    assert.deepEqual(
+      [after.token_checks - before.token_checks, after.signature_checks - before.signature_checks],
+      [2, 1],
+    );
+  } finally {
+    policy.close();
+  }
+});
+
+describe('a module whose respond passes everything through', () => {
+  const defaults = JSON.parse(readFileSync(join(GEN_DIR, 'default.json'), 'utf8'));
+  const path = process.env.GREENLIGHT_HOSTILE_WASM ?? join(dirname(defaults.wasm), 'greenlight_test_hostile.wasm');
+  let hostile;
+  let policy;
+  before(async () => {
+    assert.ok(existsSync(path), `the hostile component is not at ${path} (set GREENLIGHT_HOSTILE_WASM)`);
+    hostile = await Engine.load(path);
+    policy = hostile.loadBundle([]);
+  });
+  after(() => {
+    policy.close();
+    hostile.close();
+  });
+
+  test('gets a 503 for a deny: the proof that the answer is the module\'s', () => {
+    const d = policy.evaluateHttp({ method: 'GET', path: '/trap', headers: [] }, ONCE.now);
+    assert.equal(d.verdict.code, 'engine-trap');
+    assert.deepEqual(policy.respond(d, 'https://gl.example'), {
+      status: 503,
+      headers: JSON_HEADERS,
+      body: {
+        error: 'temporarily_unavailable',
+        error_description: 'the policy module answered wrongly: status 0 with no body does not answer a deny `engine-trap`',
+        code: 'engine-invalid-output',
+      },
+    });
+  });
+
+  test('gets a 503 for a challenge', () => {
+    assert.deepEqual(policy.respond(vector('002-').expect, 'https://gl.example'), {
+      status: 503,
+      headers: JSON_HEADERS,
+      body: {
+        error: 'temporarily_unavailable',
+        error_description: 'the policy module answered wrongly: status 0 with no body does not answer an approval-required',
+        code: 'engine-invalid-output',
+      },
+    });
+  });
+
+  test('passes an allow through', () => {
+    const d = policy.evaluateHttp({ method: 'GET', path: '/ok', headers: [] }, ONCE.now);
+    assert.equal(d.verdict.kind, 'allow');
+    assert.deepEqual(policy.respond(d, 'https://gl.example'), { status: 0, headers: [], body: null });
+  });
+});
+
+test('the binding keeps no status table', () => {
+  // No `respond` of its own is exported, and no source names an OAuth error
+  // or builds a challenge: those come from the component only (the hostile
+  // tests above prove the answers do).
+  assert.equal(binding.respond, undefined);
+  const dir = join(root, 'bindings/js/src');
+  for (const name of readdirSync(dir).filter((n) => n.endsWith('.js'))) {
+    const found = readFileSync(join(dir, name), 'utf8').match(/invalid_token|access_denied|invalid_request|insufficient_authorization|Bearer error|\/oauth\//g);
+    assert.equal(found, null, `${name} names ${found}`);
+  }
+});
