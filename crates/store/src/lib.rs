@@ -373,7 +373,9 @@ impl Store {
     // ----- signing keys -----
 
     /// Stores a signing key. Audits `key.created` (kid and algorithm only).
-    /// Errors: `Conflict` if the kid exists.
+    /// Errors: `Conflict` if the kid exists, or another key already
+    /// succeeds the same key (`SigningKey::succeeds`): a concurrent first
+    /// start or rotation won, and its key is the one to use.
     pub async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
         dispatch!(self, insert_signing_key(key))
     }

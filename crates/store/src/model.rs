@@ -317,6 +317,11 @@ pub struct SigningKey {
     /// keep verifying until they expire; `None` with `retired_at` set means
     /// no longer published.
     pub publish_until: Option<i64>,
+    /// The key it succeeds: `""` for the first key of a store, the newest
+    /// key's id for the next one. No two keys succeed the same key, so
+    /// concurrent first starts and rotations create exactly one key.
+    /// `None` for keys from before succession was recorded.
+    pub succeeds: Option<String>,
 }
 
 impl SigningKey {
@@ -341,6 +346,7 @@ impl fmt::Debug for SigningKey {
             .field("created_at", &self.created_at)
             .field("retired_at", &self.retired_at)
             .field("publish_until", &self.publish_until)
+            .field("succeeds", &self.succeeds)
             .finish()
     }
 }
@@ -445,6 +451,7 @@ mod tests {
             created_at: 1,
             retired_at: None,
             publish_until: None,
+            succeeds: Some(String::new()),
         };
         assert!(!format!("{key:?}").contains("secret"));
         let json = serde_json::to_value(&key).expect("serialises");

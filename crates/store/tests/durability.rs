@@ -16,6 +16,7 @@ backend_tests! {
     state_survives_closing_and_reopening_the_store,
     signing_keys_list_newest_first_and_retired_keys_publish_until_their_deadline,
     inserting_a_signing_key_twice_is_a_conflict,
+    only_one_key_succeeds_a_key_even_when_inserted_at_once,
 }
 
 /// The whole refund story leaves one audit event per change, in the order
@@ -226,6 +227,7 @@ fn key(kid: &str, at: i64) -> SigningKey {
         created_at: at,
         retired_at: None,
         publish_until: None,
+        succeeds: None,
     }
 }
 
@@ -329,4 +331,71 @@ async fn an_in_memory_sqlite_store_keeps_its_data_while_open() {
         .expect("ask");
     let stored = store.get_approval(&approval.id).await.expect("read works");
     assert_eq!(stored, Some(approval));
+}
+
+/// The succession index settles concurrent first starts and rotations: of
+/// keys inserted at once that succeed the same key (`""`: the store's
+/// first), exactly one is stored; the others are a conflict. Keys from
+/// before succession was recorded (`None`) are not constrained.
+async fn only_one_key_succeeds_a_key_even_when_inserted_at_once(db: &mut TestDb) {
+    let store = &db.store;
+    let candidates: Vec<SigningKey> = (0..4)
+        .map(|i| SigningKey {
+            succeeds: Some(String::new()),
+            ..key(&format!("first-{i}"), T0)
+        })
+        .collect();
+    let mut racing = tokio::task::JoinSet::new();
+    for (i, k) in candidates.iter().cloned().enumerate() {
+        let store = store.clone();
+        racing.spawn(async move { (i, store.insert_signing_key(&k).await) });
+    }
+    let mut results: Vec<(usize, Result<(), StoreError>)> = racing.join_all().await;
+    results.sort_by_key(|(i, _)| *i);
+    let results: Vec<Result<(), StoreError>> = results.into_iter().map(|(_, r)| r).collect();
+    let stored: Vec<&SigningKey> = candidates
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(stored.len(), 1, "{results:?}");
+    for (k, r) in candidates.iter().zip(&results) {
+        if k.kid != stored[0].kid {
+            assert_eq!(
+                r,
+                &Err(StoreError::Conflict(format!(
+                    "signing key {} exists, or another key succeeds ``",
+                    k.kid
+                )))
+            );
+        }
+    }
+    let keys = store.signing_keys().await.expect("keys");
+    assert_eq!(
+        keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+        vec![stored[0].kid.as_str()]
+    );
+    let next = SigningKey {
+        succeeds: Some(stored[0].kid.clone()),
+        ..key("second", T0 + 1)
+    };
+    store
+        .insert_signing_key(&next)
+        .await
+        .expect("the successor");
+    let rival = SigningKey {
+        succeeds: Some(stored[0].kid.clone()),
+        ..key("rival", T0 + 1)
+    };
+    assert!(matches!(
+        store.insert_signing_key(&rival).await,
+        Err(StoreError::Conflict(_))
+    ));
+    for kid in ["old-1", "old-2"] {
+        store
+            .insert_signing_key(&key(kid, T0 - 10))
+            .await
+            .expect("keys without succession are not constrained");
+    }
 }

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use greenlight_store::{SigningKey, Store};
+use greenlight_store::{SigningKey, Store, StoreError};
 use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -32,7 +32,9 @@ impl std::fmt::Debug for Signer {
     }
 }
 
-fn generate(now: i64) -> anyhow::Result<SigningKey> {
+/// A new Ed25519 key created at `now`, succeeding the key `succeeds`
+/// (`""` for a store's first key).
+fn generate(now: i64, succeeds: &str) -> anyhow::Result<SigningKey> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no entropy for a signing key: {e}"))?;
     let mut der = ED25519_PKCS8_PREFIX.to_vec();
@@ -54,6 +56,7 @@ fn generate(now: i64) -> anyhow::Result<SigningKey> {
         created_at: now,
         retired_at: None,
         publish_until: None,
+        succeeds: Some(succeeds.to_owned()),
     })
 }
 
@@ -69,11 +72,20 @@ impl Signer {
         // Newest first, as the store lists them.
         let mut keys = store.signing_keys().await?;
         if !keys.iter().any(SigningKey::is_active) {
-            // First start: nobody holds a token yet, so sign at once.
-            let k = generate(now)?;
-            store.insert_signing_key(&k).await?;
-            tracing::info!(kid = %k.kid, "generated a new signing key");
-            keys.insert(0, k);
+            // First start (or every key withdrawn): nobody holds a token
+            // signed by a key to come, so it signs at once. Replicas that
+            // get here together race on the store's succession index; one
+            // key wins and every replica uses it.
+            let predecessor = keys.first().map_or("", |k| k.kid.as_str()).to_owned();
+            let k = generate(now, &predecessor)?;
+            match store.insert_signing_key(&k).await {
+                Ok(()) => tracing::info!(kid = %k.kid, "generated a new signing key"),
+                Err(StoreError::Conflict(_)) => {
+                    tracing::info!("another replica generated the signing key first; using it")
+                }
+                Err(e) => return Err(e.into()),
+            }
+            keys = store.signing_keys().await?;
         }
         let active: Vec<&SigningKey> = keys.iter().filter(|k| k.is_active()).collect();
         let signing = active
@@ -106,12 +118,32 @@ impl Signer {
     /// Adds the next signing key. It is published at once and signs once it
     /// has been published for the servers' grace period
     /// ([`Signer::load_or_create`]); the keys it replaces are then retired
-    /// by [`Signer::retire_superseded`]. Returns the new key id.
+    /// by [`Signer::retire_superseded`]. Returns the new key id, or, when
+    /// another replica added the successor of the same key at the same
+    /// time, that key's id.
     pub async fn rotate(store: &Store, now: i64) -> anyhow::Result<String> {
-        let new = generate(now)?;
-        store.insert_signing_key(&new).await?;
-        tracing::info!(kid = %new.kid, "added the next signing key; it signs after the grace period");
-        Ok(new.kid)
+        let newest = store
+            .signing_keys()
+            .await?
+            .first()
+            .map_or_else(String::new, |k| k.kid.clone());
+        let new = generate(now, &newest)?;
+        match store.insert_signing_key(&new).await {
+            Ok(()) => {
+                tracing::info!(kid = %new.kid, "added the next signing key; it signs after the grace period");
+                Ok(new.kid)
+            }
+            // Another replica (or `keys rotate`) added the successor of the
+            // same key at the same time: that one is the next key.
+            Err(StoreError::Conflict(_)) => store
+                .signing_keys()
+                .await?
+                .into_iter()
+                .find(|k| k.succeeds.as_deref() == Some(newest.as_str()))
+                .map(|k| k.kid)
+                .ok_or_else(|| anyhow::anyhow!("the next signing key was added and is gone")),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Retires every active key older than the one signing now, keeping

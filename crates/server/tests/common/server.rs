@@ -32,16 +32,26 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server with default settings on a new SQLite store.
     pub async fn start() -> Self {
         Self::start_with(Settings::default()).await
     }
 
+    /// A server with `settings` on a new SQLite store.
     pub async fn start_with(settings: Settings) -> Self {
         Self::start_in(settings, tempfile::tempdir().expect("tempdir")).await
     }
 
     /// A server on the store in `dir` (a restart reuses one).
     pub async fn start_in(settings: Settings, dir: tempfile::TempDir) -> Self {
+        let store = format!("sqlite://{}", dir.path().join("greenlight.db").display());
+        let mut srv = Self::start_on(settings, &store).await;
+        srv.dir = Some(dir);
+        srv
+    }
+
+    /// A server on the store at `store` (a URL; replicas share one).
+    pub async fn start_on(settings: Settings, store: &str) -> Self {
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -50,7 +60,7 @@ impl Server {
         let addr = listener.local_addr().expect("addr");
         let config = ServeConfig {
             bundle: root().join("examples/bundle"),
-            store: format!("sqlite://{}", dir.path().join("greenlight.db").display()),
+            store: store.to_owned(),
             public_url: None,
             settings,
         };
@@ -69,7 +79,7 @@ impl Server {
             addr,
             clock,
             state,
-            dir: Some(dir),
+            dir: None,
             stop: Some(tx),
             task: Some(task),
         }

@@ -13,7 +13,7 @@ use crate::{SYSTEM_ACTOR, SigningKey, StoreError, events};
 /// statements stay `&'static str`).
 macro_rules! key_columns {
     () => {
-        "kid, algorithm, private_key_pem, public_jwk, created_at, retired_at, publish_until"
+        "kid, algorithm, private_key_pem, public_jwk, created_at, retired_at, publish_until, succeeds"
     };
 }
 
@@ -27,6 +27,7 @@ struct KeyRow {
     created_at: i64,
     retired_at: Option<i64>,
     publish_until: Option<i64>,
+    succeeds: Option<String>,
 }
 
 impl From<KeyRow> for SigningKey {
@@ -39,6 +40,7 @@ impl From<KeyRow> for SigningKey {
             created_at: row.created_at,
             retired_at: row.retired_at,
             publish_until: row.publish_until,
+            succeeds: row.succeeds,
         }
     }
 }
@@ -48,7 +50,7 @@ pub(crate) async fn insert_signing_key(pool: &Pool, key: &SigningKey) -> Result<
     let inserted = sqlx::query(concat!(
         "INSERT INTO signing_keys (",
         key_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     ))
     .bind(&key.kid)
     .bind(&key.algorithm)
@@ -57,14 +59,18 @@ pub(crate) async fn insert_signing_key(pool: &Pool, key: &SigningKey) -> Result<
     .bind(key.created_at)
     .bind(key.retired_at)
     .bind(key.publish_until)
+    .bind(key.succeeds.as_deref())
     .execute(&mut *tx)
     .await;
     match inserted {
         Err(err) if is_unique_violation(&err) => {
-            return Err(StoreError::Conflict(format!(
-                "signing key {} exists",
-                key.kid
-            )));
+            return Err(StoreError::Conflict(match &key.succeeds {
+                Some(p) => format!(
+                    "signing key {} exists, or another key succeeds `{p}`",
+                    key.kid
+                ),
+                None => format!("signing key {} exists", key.kid),
+            }));
         }
         other => other?,
     };
