@@ -308,6 +308,7 @@ pub fn bundle_info(b: BundleInfo) -> wit::BundleInfo {
         approvals: wit::ApprovalSettings {
             default_ttl_seconds: b.approvals.default_ttl_seconds,
             poll_interval_seconds: b.approvals.poll_interval_seconds,
+            confirm_max_age_seconds: b.approvals.confirm_max_age_seconds,
         },
         development: b.development,
     }

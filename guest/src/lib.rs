@@ -78,11 +78,16 @@ impl GuestPolicy for PolicyImpl {
         convert::decision(self.0.borrow().evaluate_as(&subject, &request, now))
     }
 
-    fn authenticate(&self, token: String, now: u64) -> Result<wit::Principal, wit::Denial> {
+    fn authenticate(&self, token: String, now: u64) -> Result<wit::Credential, wit::Denial> {
         self.0
             .borrow()
             .authenticate(&token, now)
-            .map(convert::principal)
+            .map(|c| wit::Credential {
+                principal: convert::principal(c.principal),
+                expires_at: c.expires_at,
+                auth_time: c.auth_time,
+                approver: c.approver,
+            })
             .map_err(convert::denial)
     }
 

@@ -7,9 +7,9 @@ use greenlight_types::bundle::{
 };
 use greenlight_types::gateway::Response;
 use greenlight_types::{
-    AccessRequest, Action, ActionToken, Allowance, Approver, Challenge, Decision, Denial,
-    DenialCode, EngineStats, GrantMode, HttpRequest, LoadError, Obligation, Principal, Problem,
-    ProblemKind, SingleUse, Verdict,
+    AccessRequest, Action, ActionToken, Allowance, Approver, Challenge, Credential, Decision,
+    Denial, DenialCode, EngineStats, GrantMode, HttpRequest, LoadError, Obligation, Principal,
+    Problem, ProblemKind, SingleUse, Verdict,
 };
 use serde_json::{Map, Value};
 
@@ -166,6 +166,19 @@ pub(crate) fn principal(p: wit::Principal) -> Result<Principal, String> {
         roles: texts(p.roles, "roles")?,
         tenant: text(p.tenant, "the tenant")?,
         issuer: text(p.issuer, "the issuer")?,
+    })
+}
+
+pub(crate) fn credential(c: wit::Credential) -> Result<Credential, String> {
+    let principal = principal(c.principal)?;
+    if principal.subject.is_empty() || principal.issuer.is_empty() {
+        return Err("a credential without a subject or issuer".to_owned());
+    }
+    Ok(Credential {
+        principal,
+        expires_at: c.expires_at,
+        auth_time: c.auth_time,
+        approver: c.approver,
     })
 }
 
@@ -464,6 +477,7 @@ pub(crate) fn bundle_info(b: wit::BundleInfo) -> Result<BundleInfo, String> {
         approvals: ApprovalSettings {
             default_ttl_seconds: b.approvals.default_ttl_seconds,
             poll_interval_seconds: b.approvals.poll_interval_seconds,
+            confirm_max_age_seconds: b.approvals.confirm_max_age_seconds,
         },
         development: b.development,
     })

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use greenlight_types::gateway::Response;
 use greenlight_types::{
-    AccessRequest, ActionToken, BundleInfo, Decision, Denial, DenialCode, EngineStats, HttpRequest,
-    Principal,
+    AccessRequest, ActionToken, BundleInfo, Credential, Decision, Denial, DenialCode, EngineStats,
+    HttpRequest, Principal,
 };
 use serde_json::json;
 use wasmtime::Store;
@@ -176,10 +176,11 @@ impl Policy {
         })
     }
 
-    /// Verifies an access token at `now` and returns who it names (the
-    /// WIT `authenticate`); action tokens are refused. A failing module is
-    /// a denial too.
-    pub fn authenticate(&self, token: &str, now: u64) -> Result<Principal, Denial> {
+    /// Verifies an access token at `now` and returns who it names, when it
+    /// expires, when the person signed in and whether it is meant for
+    /// approving (the WIT `authenticate`); action tokens are refused. A
+    /// failing module is a denial too.
+    pub fn authenticate(&self, token: &str, now: u64) -> Result<Credential, Denial> {
         let answer = self
             .with_slot(|b, s, p| {
                 b.greenlight_approval_engine()
@@ -188,10 +189,10 @@ impl Policy {
             })
             .map_err(|f| Denial::new(f.code, f.message))?;
         match answer {
-            Ok(p) => convert::principal(p).map_err(|why| {
+            Ok(c) => convert::credential(c).map_err(|why| {
                 Denial::new(
                     DenialCode::EngineInvalidOutput,
-                    format!("the policy module returned a malformed principal: {why}"),
+                    format!("the policy module returned a malformed credential: {why}"),
                 )
             }),
             Err(d) => Err(convert::denial(d.code, d.message)),

@@ -188,20 +188,30 @@ fn vector_token(name: &str) -> (String, u64) {
     (token, v["now"].as_u64().expect("now"))
 }
 
-/// `authenticate` names the same principal as the native core, refuses
-/// action tokens, and denies malformed tokens with their code.
+/// `authenticate` names the same credential as the native core (the
+/// requesting app's token is not one meant for approving), refuses action
+/// tokens, and denies malformed tokens with their code.
 #[test]
 fn authenticate_matches_the_core_and_refuses_action_tokens() {
     let policy = engine().load_bundle(demo_files()).expect("bundle");
     let native = greenlight_core::Engine::load(&demo_files()).expect("bundle");
     let (token, now) = vector_token("010-demo-payment-read-allowed.json");
-    let principal = policy
+    let credential = policy
         .authenticate(&token, now)
         .expect("a valid access token");
     assert_eq!(
-        principal,
+        credential,
         native.authenticate(&token, now).expect("natively too")
     );
+    assert_eq!(
+        (
+            credential.expires_at,
+            credential.auth_time,
+            credential.approver
+        ),
+        (now + 3600, None, false)
+    );
+    let principal = credential.principal;
     assert_eq!(principal.entity_type, "User");
     assert_eq!(principal.subject, "alice");
     assert_eq!(principal.client_id, "shop-backend");

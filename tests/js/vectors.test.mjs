@@ -152,7 +152,7 @@ describe('the decision JSON is what the Rust binary prints', () => {
 
 const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const NOW = 1767225600;
-const DEMO_HASH = '7d42a18dd6edb3b38370fa5f7855255e54950d389a4bcc53b46e009e0f6a7aac';
+const DEMO_HASH = 'cee629d384481bd8f5b52370832ea897bed868950245c74918f2fae758ee9932';
 /** Alice's refund of 50 as an AuthZEN request without a token, for evaluateAs. */
 const VOUCHED_REFUND = {
   token: '',

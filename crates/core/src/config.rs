@@ -54,6 +54,19 @@ pub struct IssuerConfig {
     pub require_typ: Option<String>,
     /// Clock leeway in seconds. Defaults to 60.
     pub leeway: Option<u64>,
+    /// The groups this issuer's tokens may assert (`["*"]` for any); a
+    /// group a token names outside this list is dropped, so a less trusted
+    /// provider cannot make its users members of another's groups.
+    /// Defaults to `["*"]` for the first issuer and `[]` for the others.
+    pub groups: Option<Vec<String>>,
+    /// The clients of this issuer whose tokens are meant for approving:
+    /// only such a token (or one with `approval_scope`) may vote. Defaults
+    /// to none.
+    #[serde(default)]
+    pub approver_clients: Vec<String>,
+    /// A scope that makes a token of this issuer one meant for approving.
+    /// Defaults to none.
+    pub approval_scope: Option<String>,
 }
 
 /// Greenlight's own action tokens.
@@ -121,13 +134,24 @@ pub struct ApprovalsConfig {
     pub default_ttl: u64,
     /// The CIBA polling interval clients are told, in seconds. Defaults to 5.
     pub poll_interval: u64,
+    /// How recent the sign-in (`auth_time`) behind a token must be, in
+    /// seconds, for its subject to confirm their own action
+    /// (`@approvers("subject")`). Defaults to 300.
+    pub confirm_max_age: u64,
 }
+
+/// How recent a sign-in must be for a person to confirm their own action
+/// when a bundle names no `confirm_max_age`: five minutes, long enough to
+/// read the request, short enough that a token an app kept for hours does
+/// not count as the person being there.
+pub const DEFAULT_CONFIRM_MAX_AGE_SECONDS: u64 = 300;
 
 impl Default for ApprovalsConfig {
     fn default() -> Self {
         Self {
             default_ttl: DEFAULT_APPROVAL_TTL_SECONDS,
             poll_interval: 5,
+            confirm_max_age: DEFAULT_CONFIRM_MAX_AGE_SECONDS,
         }
     }
 }

@@ -7,8 +7,8 @@ use greenlight_types::bundle::{
     ActionTokenSettings, ApprovalSettings, BundleInfo, ClaimNames, IssuerInfo,
 };
 use greenlight_types::{
-    AccessRequest, Action, ActionToken, Allowance, Challenge, Decision, Denial, DenialCode,
-    EngineStats, GrantMode, HttpRequest, LoadError, Principal, SingleUse, Verdict,
+    AccessRequest, Action, ActionToken, Allowance, Challenge, Credential, Decision, Denial,
+    DenialCode, EngineStats, GrantMode, HttpRequest, LoadError, Principal, SingleUse, Verdict,
 };
 use serde_json::{Map, Value};
 
@@ -234,17 +234,25 @@ impl Engine {
             approvals: ApprovalSettings {
                 default_ttl_seconds: config.approvals.default_ttl,
                 poll_interval_seconds: config.approvals.poll_interval,
+                confirm_max_age_seconds: config.approvals.confirm_max_age,
             },
             development: config.dev.is_some(),
         }
     }
 
-    /// Verifies an access token at `now` and returns who it names; action
-    /// tokens are refused, since they authorise one action, not a person.
-    pub fn authenticate(&self, token: &str, now: u64) -> Result<Principal, Denial> {
+    /// Verifies an access token at `now` and returns who it names, with
+    /// its expiry, its `auth_time` and whether it is meant for approving;
+    /// action tokens are refused, since they authorise one action, not a
+    /// person.
+    pub fn authenticate(&self, token: &str, now: u64) -> Result<Credential, Denial> {
         let verified = self.verify_token(token, now)?;
         match verified.kind {
-            TokenKind::Access => Ok(verified.principal),
+            TokenKind::Access => Ok(Credential {
+                principal: verified.principal,
+                expires_at: verified.exp,
+                auth_time: verified.auth_time,
+                approver: verified.approver,
+            }),
             TokenKind::Action(_) => Err(Denial::new(
                 DenialCode::ActionTokenInvalid,
                 "an action token authorises one action; it does not authenticate a person",
@@ -359,6 +367,8 @@ impl Engine {
                 iat: None,
                 leeway: 0,
                 audience,
+                auth_time: None,
+                approver: false,
             };
             Ok((verified, target))
         })();

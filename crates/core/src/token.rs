@@ -24,6 +24,24 @@ pub struct Issuer {
     pub require_typ: Option<String>,
     /// Clock leeway in seconds.
     pub leeway: u64,
+    /// The groups its tokens may assert; `None` for any.
+    pub groups: Option<Vec<String>>,
+    /// Its clients whose tokens are meant for approving.
+    pub approver_clients: Vec<String>,
+    /// The scope that makes one of its tokens meant for approving.
+    pub approval_scope: Option<String>,
+}
+
+impl Issuer {
+    /// Whether a token of this issuer for `client_id` with `scopes` is one
+    /// meant for approving.
+    pub fn approves(&self, client_id: &str, scopes: &[String]) -> bool {
+        (!client_id.is_empty() && self.approver_clients.iter().any(|c| c == client_id))
+            || self
+                .approval_scope
+                .as_ref()
+                .is_some_and(|s| scopes.iter().any(|x| x == s))
+    }
 }
 
 /// What kind of token was verified.
@@ -70,6 +88,11 @@ pub struct Verified {
     pub leeway: u64,
     /// The audience it was checked against (for `authorization_details`).
     pub audience: String,
+    /// `auth_time`: when the person last signed in, if the token says.
+    pub auth_time: Option<u64>,
+    /// Whether it is an access token meant for approving (from one of its
+    /// issuer's approver clients, or with its approval scope).
+    pub approver: bool,
 }
 
 impl Verified {
@@ -270,12 +293,20 @@ pub fn verify(
         .find_map(|c| claims.get(*c).and_then(Value::as_str))
         .unwrap_or("")
         .to_owned();
+    let auth_time = numeric_date(&claims, "auth_time")?;
+    let mut groups = string_list(&claims, &principal_cfg.groups_claim, false);
+    // Only the groups this issuer is authoritative for count.
+    if let Some(allowed) = &issuer.groups {
+        groups.retain(|g| allowed.iter().any(|a| a == "*" || a == g));
+    }
+    let scopes = string_list(&claims, &principal_cfg.scope_claim, true);
+    let approver = !is_action && issuer.approves(&client_id, &scopes);
     let principal = Principal {
         entity_type: principal_cfg.entity_type.clone(),
         subject: subject.to_owned(),
         client_id,
-        scopes: string_list(&claims, &principal_cfg.scope_claim, true),
-        groups: string_list(&claims, &principal_cfg.groups_claim, false),
+        scopes,
+        groups,
         roles: string_list(&claims, &principal_cfg.roles_claim, false),
         tenant: claims
             .get(&principal_cfg.tenant_claim)
@@ -292,5 +323,7 @@ pub fn verify(
         iat,
         leeway: issuer.leeway,
         audience: issuer.audience.clone(),
+        auth_time,
+        approver,
     })
 }

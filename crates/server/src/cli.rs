@@ -92,7 +92,12 @@ pub enum Command {
         /// Space-separated scopes.
         #[arg(long)]
         scope: Option<String>,
-        /// Extra claims as key=value; a JSON value (`groups=["finance"]`) stays JSON.
+        /// The client the token is issued to (`client_id`). Defaults to
+        /// `greenlight-dev`.
+        #[arg(long)]
+        client: Option<String>,
+        /// Extra claims as key=value; a JSON value (`groups=["finance"]`)
+        /// stays JSON, and `null` removes the claim (`auth_time=null`).
         #[arg(long = "claim", value_name = "KEY=VALUE")]
         claims: Vec<String>,
         /// Lifetime in seconds.
@@ -363,6 +368,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
             bundle,
             sub,
             scope,
+            client,
             claims,
             ttl,
             now,
@@ -376,6 +382,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
                 &DevTokenRequest {
                     subject: sub,
                     scope,
+                    client_id: client,
                     claims,
                     ttl,
                     now: now.unwrap_or_else(unix_now),

@@ -15,7 +15,10 @@ pub struct DevTokenRequest {
     pub subject: String,
     /// `scope`, space-separated.
     pub scope: Option<String>,
-    /// Extra claims; a value that parses as JSON is used as JSON, otherwise as a string.
+    /// `client_id`; `greenlight-dev` when `None`.
+    pub client_id: Option<String>,
+    /// Extra claims; a value that parses as JSON is used as JSON, otherwise
+    /// as a string; `null` removes the claim.
     pub claims: Vec<(String, String)>,
     /// Lifetime in seconds.
     pub ttl: u64,
@@ -50,8 +53,13 @@ pub fn dev_token(bundle_dir: &Path, req: &DevTokenRequest) -> anyhow::Result<Str
     claims.insert("iss".into(), json!(issuer.issuer));
     claims.insert("aud".into(), json!(issuer.audience));
     claims.insert("sub".into(), json!(req.subject));
-    claims.insert("client_id".into(), json!("greenlight-dev"));
+    claims.insert(
+        "client_id".into(),
+        json!(req.client_id.as_deref().unwrap_or("greenlight-dev")),
+    );
     claims.insert("iat".into(), json!(req.now));
+    // A development token stands for a person who has just signed in.
+    claims.insert("auth_time".into(), json!(req.now));
     claims.insert("exp".into(), json!(req.now + req.ttl));
     claims.insert(
         "jti".into(),
@@ -61,8 +69,11 @@ pub fn dev_token(bundle_dir: &Path, req: &DevTokenRequest) -> anyhow::Result<Str
         claims.insert("scope".into(), json!(scope));
     }
     for (k, v) in &req.claims {
-        let value = serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.clone()));
-        claims.insert(k.clone(), value);
+        match serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.clone())) {
+            // `null` removes a claim (say, `auth_time=null`).
+            Value::Null => claims.remove(k),
+            value => claims.insert(k.clone(), value),
+        };
     }
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(dev.key_id.clone());

@@ -12,7 +12,7 @@ mod common;
 async fn a_deny_ends_the_approval() {
     let srv = Server::start().await;
     let alice = token("alice", "payments:refund", &[]);
-    let bob = token("bob", "", &["finance"]);
+    let bob = approver("bob", &["finance"]);
     let (_, d) = srv
         .json("POST", "/v1/check", None, refund(700, &alice))
         .await;
@@ -66,7 +66,7 @@ async fn a_deny_ends_the_approval() {
 async fn an_undecided_approval_expires() {
     let srv = Server::start().await;
     let alice = token("alice", "payments:refund", &[]);
-    let bob = token("bob", "", &["finance"]);
+    let bob = approver("bob", &["finance"]);
     let (_, d) = srv
         .json("POST", "/v1/check", None, refund(900, &alice))
         .await;
@@ -195,6 +195,7 @@ async fn tenant_scoped_approvers_come_from_the_requesters_tenant() {
         &[
             ("groups", json!(["tenant-owner"])),
             ("tenant", json!("globex")),
+            ("client_id", json!(APPROVALS_APP)),
         ],
     );
     let olga = token_with(
@@ -202,6 +203,7 @@ async fn tenant_scoped_approvers_come_from_the_requesters_tenant() {
         &[
             ("groups", json!(["tenant-owner"])),
             ("tenant", json!("acme")),
+            ("client_id", json!(APPROVALS_APP)),
         ],
     );
     let (_, d) = srv

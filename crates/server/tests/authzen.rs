@@ -115,13 +115,17 @@ async fn authzen_evaluations_answer_like_check() {
     );
 }
 
-/// A trusted PEP (its own token's client_id in `[authzen] trusted_clients`)
+/// A trusted PEP (its own token's issuer and client_id in `[authzen]
+/// trusted_clients`)
 /// may name a subject by id and properties; anyone else may not, and
 /// bearer subjects keep working without any PEP credential.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trusted_pep_may_vouch_for_a_subject_by_id() {
     let settings: Settings =
-        toml::from_str("[authzen]\ntrusted_clients = [\"api-gateway\"]").expect("settings");
+        toml::from_str(
+            "[[authzen.trusted_clients]]\nissuer = \"https://idp.example.com\"\nclient_id = \"api-gateway\"",
+        )
+        .expect("settings");
     let srv = Server::start_with(settings).await;
     // A client-credentials token: the gateway speaking for itself.
     let pep = token_with("api-gateway", &[("client_id", json!("api-gateway"))]);
@@ -206,7 +210,7 @@ async fn a_trusted_pep_may_vouch_for_a_subject_by_id() {
         (
             403,
             Some(
-                "client `greenlight-dev` is not trusted to vouch for subjects; forward the subject's token as {\"type\": \"bearer\", \"id\": TOKEN}"
+                "client `greenlight-dev` of `https://idp.example.com` is not trusted to vouch for subjects; forward the subject's token as {\"type\": \"bearer\", \"id\": TOKEN}"
             )
         )
     );

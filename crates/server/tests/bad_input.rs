@@ -85,7 +85,7 @@ async fn bad_input_is_refused_with_a_reason() {
     let (status, e) = srv.call("GET", "/admin", None, None).await;
     assert_eq!((status, e["error"].as_str()), (404, Some("not_found")));
     // Nothing was written by any of that.
-    let bob = token("bob", "", &["finance"]);
+    let bob = approver("bob", &["finance"]);
     let (_, list) = srv.call("GET", "/v1/approvals", Some(&bob), None).await;
     assert_eq!(list["approvals"], json!([]));
 }

@@ -6,12 +6,16 @@ use serde_json::json;
 
 mod common;
 
-/// The user's own confirmation opens a window: the same write is allowed
-/// again without a new approval until the window closes.
+/// The user's own confirmation, signed in to the approvals app, opens a
+/// window for the app that asked: the same write is allowed again without
+/// a new approval until the window closes, and never for another app
+/// holding a token of the same user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_grant_is_reused_then_expires() {
     let srv = Server::start().await;
     let alice = token("alice", "files:write", &[]);
+    let alice_signed_in = approver("alice", &[]);
+    let other_app = dev_through(Some("other-app"), "alice", Some("files:write"), &[], 7200);
     let write = json!({ "method": "PUT", "path": "/users/alice/files/report.txt/content",
                         "headers": { "authorization": format!("Bearer {alice}") } });
     let (_, d) = srv.json("POST", "/v1/check", None, write.clone()).await;
@@ -32,7 +36,7 @@ async fn a_window_grant_is_reused_then_expires() {
         .json(
             "POST",
             &format!("/v1/approvals/{id}/approve"),
-            Some(&alice),
+            Some(&alice_signed_in),
             json!({}),
         )
         .await;
@@ -79,6 +83,11 @@ async fn a_window_grant_is_reused_then_expires() {
             json!(["x-greenlight-approval", id])
         );
     }
+    // Another app holding alice's token does not act in her window.
+    let elsewhere = json!({ "method": "PUT", "path": "/users/alice/files/report.txt/content",
+                            "headers": { "authorization": format!("Bearer {other_app}") } });
+    let (_, d) = srv.json("POST", "/v1/check", None, elsewhere).await;
+    assert_eq!(d["verdict"]["kind"], "approval-required", "{d}");
     srv.advance(301);
     let (_, d) = srv.json("POST", "/v1/check", None, write).await;
     assert_eq!(d["verdict"]["kind"], "approval-required");

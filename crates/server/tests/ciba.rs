@@ -13,9 +13,9 @@ mod common;
 async fn refund_of_500_needs_two_finance_approvals_and_its_token_works_once() {
     let srv = Server::start().await;
     let alice = token("alice", "payments:refund", &["finance"]);
-    let bob = token("bob", "", &["finance"]);
-    let carol = token("carol", "", &["finance"]);
-    let mallory = token("mallory", "", &["sales"]);
+    let bob = approver("bob", &["finance"]);
+    let carol = approver("carol", &["finance"]);
+    let mallory = approver("mallory", &["sales"]);
 
     // 1. Challenge.
     let (status, d) = srv
@@ -86,8 +86,27 @@ async fn refund_of_500_needs_two_finance_approvals_and_its_token_works_once() {
             Some(format!("approval `{id}` requires a reason with every decision").as_str())
         )
     );
+    // alice's app cannot vote on what it asked for, whoever's token it holds.
     let (status, e) = srv
         .json("POST", &path, Some(&alice), json!({ "reason": "mine" }))
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (
+            403,
+            Some("client `greenlight-dev` asked for this action and cannot vote on it")
+        )
+    );
+    // alice herself, signed in to the approvals app and in finance, cannot
+    // approve her own request either.
+    let alice_approver = approver("alice", &["finance"]);
+    let (status, e) = srv
+        .json(
+            "POST",
+            &path,
+            Some(&alice_approver),
+            json!({ "reason": "mine" }),
+        )
         .await;
     assert_eq!(
         (status, e["error_description"].as_str()),
@@ -249,7 +268,7 @@ async fn a_once_token_ends_no_later_than_the_base_token_that_collected_it() {
             .json(
                 "POST",
                 &format!("/v1/approvals/{id}/approve"),
-                Some(&token(who, "", &["finance"])),
+                Some(&approver(who, &["finance"])),
                 json!({ "reason": "checked" }),
             )
             .await;

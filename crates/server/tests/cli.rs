@@ -126,7 +126,7 @@ fn bundle_validate_accepts_the_demo_bundle() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(
         stdout(&o),
-        "bundle `examples/bundle` is valid (policy hash 7d42a18dd6edb3b38370fa5f7855255e54950d389a4bcc53b46e009e0f6a7aac)\n"
+        "bundle `examples/bundle` is valid (policy hash cee629d384481bd8f5b52370832ea897bed868950245c74918f2fae758ee9932)\n"
     );
 }
 

@@ -117,8 +117,8 @@ async fn a_token_of_another_type_is_inactive_and_denied() {
 async fn the_token_of_a_revoked_approval_is_inactive_and_denied() {
     let srv = Server::start().await;
     let alice = token("alice", "payments:refund", &[]);
-    let bob = token("bob", "", &["finance"]);
-    let carol = token("carol", "", &["finance"]);
+    let bob = approver("bob", &["finance"]);
+    let carol = approver("carol", &["finance"]);
     let (status, ask) = srv
         .form(
             "/oauth/bc-authorize",

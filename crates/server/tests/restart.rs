@@ -45,7 +45,8 @@ fn start(db: &Path) -> (Child, SocketAddr) {
     (child, addr)
 }
 
-fn token(sub: &str, scope: &str, groups: &[&str]) -> String {
+/// A token on the wall clock, for the requesting app or (`client`) another.
+fn token_through(client: Option<&str>, sub: &str, scope: &str, groups: &[&str]) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
@@ -55,6 +56,7 @@ fn token(sub: &str, scope: &str, groups: &[&str]) -> String {
         &DevTokenRequest {
             subject: sub.to_owned(),
             scope: Some(scope.to_owned()),
+            client_id: client.map(str::to_owned),
             claims: vec![("groups".to_owned(), json!(groups).to_string())],
             ttl: 3600,
             now,
@@ -63,14 +65,23 @@ fn token(sub: &str, scope: &str, groups: &[&str]) -> String {
     .expect("dev token")
 }
 
+fn token(sub: &str, scope: &str, groups: &[&str]) -> String {
+    token_through(None, sub, scope, groups)
+}
+
+/// A token of the approvals app: one meant for approving.
+fn approver(sub: &str, groups: &[&str]) -> String {
+    token_through(Some("approvals-app"), sub, "", groups)
+}
+
 /// Kill after quorum, restart, poll: one token, then `invalid_grant`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_still_delivers_the_token_exactly_once_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("greenlight.db");
     let alice = token("alice", "payments:refund", &[]);
-    let bob = token("bob", "", &["finance"]);
-    let carol = token("carol", "", &["finance"]);
+    let bob = approver("bob", &["finance"]);
+    let carol = approver("carol", &["finance"]);
 
     let (mut server, addr) = start(&db);
     let check = json!({ "method": "POST", "path": "/payments/pay_9/refund",

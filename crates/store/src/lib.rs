@@ -18,7 +18,7 @@
 //!   reads a clock, so the same calls give the same results.
 //! - A change is committed before the function returns `Ok`, and the audit
 //!   events describing it are committed in the same transaction.
-//! - The store enforces state: one pending approval per requester and action
+//! - The store enforces state: one pending approval per requester (issuer, subject), client and action
 //!   digest, quorum counted over distinct approvers, exactly-once token
 //!   delivery, replay detection. It does not decide *who* may vote; the
 //!   server checks that before calling [`Store::vote`].
@@ -33,7 +33,7 @@
 /// and stay `&'static str`, as sqlx requires.
 macro_rules! approval_columns {
     () => {
-        "id, status, requester, client_id, action_digest, action, \
+        "id, status, requester, requester_issuer, client_id, action_digest, action, \
          authorization_details, obligation, binding_message, reason, policy_hash, \
          created_at, expires_at, decided_at, poll_interval_seconds, last_polled_at, \
          delivered_at, delivered_jti, requester_tenant"
@@ -51,8 +51,8 @@ pub use error::StoreError;
 pub use greenlight_types::{Approver, GrantMode, Obligation};
 pub use model::{
     Approval, AuditEvent, ConsumedToken, Decision, Grant, NewApproval, NewAuditEvent,
-    NewWebhookDelivery, SYSTEM_ACTOR, SigningKey, Status, Vote, VoteOutcome, WebhookDelivery,
-    events,
+    NewWebhookDelivery, SYSTEM_ACTOR, SigningKey, Status, Vote, VoteOutcome, Voter,
+    WebhookDelivery, events,
 };
 
 /// Length of generated ids in bytes: 128 bits, too many to guess.
@@ -194,19 +194,20 @@ impl Store {
     ///   anyone entitled to approve may stop it before quorum.
     ///
     /// Audits `approval.vote`, then `approval.approved` or `approval.denied`
-    /// when the vote decided it. Errors: `Invalid` (empty approver);
+    /// when the vote decided it; the vote records the voter's issuer,
+    /// subject and client. Errors: `Invalid` (empty subject or issuer);
     /// `NotFound`; `Expired` (pending but past `expires_at`: it is marked
     /// `expired` and that is committed; also for one already `expired`);
     /// `NotPending` (approved, denied or revoked).
     pub async fn vote(
         &self,
         approval_id: &str,
-        approver: &str,
+        voter: &Voter,
         decision: Decision,
         reason: Option<&str>,
         now: i64,
     ) -> Result<VoteOutcome, StoreError> {
-        dispatch!(self, vote(approval_id, approver, decision, reason, now))
+        dispatch!(self, vote(approval_id, voter, decision, reason, now))
     }
 
     /// The votes on an approval, in the order they were cast.
@@ -247,11 +248,11 @@ impl Store {
     pub async fn revoke_approval(
         &self,
         id: &str,
-        actor: &str,
+        by: &Voter,
         reason: Option<&str>,
         now: i64,
     ) -> Result<Approval, StoreError> {
-        dispatch!(self, revoke_approval(id, actor, reason, now))
+        dispatch!(self, revoke_approval(id, by, reason, now))
     }
 
     /// Marks every pending approval whose `expires_at` has come (`<= now`)
@@ -276,15 +277,16 @@ impl Store {
         dispatch!(self, create_grant(approval_id, expires_at, now))
     }
 
-    /// An unrevoked grant letting `subject` repeat the action with `digest`
-    /// at `now` (`now < expires_at`), the longest-lived if several.
+    /// An unrevoked grant letting `holder` (issuer, subject, and the client
+    /// that asked) repeat the action with `digest` at `now` (`now <
+    /// expires_at`), the longest-lived if several.
     pub async fn find_active_grant(
         &self,
-        subject: &str,
+        holder: &Voter,
         digest: &str,
         now: i64,
     ) -> Result<Option<Grant>, StoreError> {
-        dispatch!(self, find_active_grant(subject, digest, now))
+        dispatch!(self, find_active_grant(holder, digest, now))
     }
 
     /// The grant an approval produced, if any, revoked or not.

@@ -125,6 +125,9 @@ pub struct Approval {
     pub status: Status,
     /// The subject (`sub`) of the base token that asked.
     pub requester: String,
+    /// The issuer of that token: the requester is (`requester_issuer`,
+    /// `requester`). `''` for approvals from before it was recorded.
+    pub requester_issuer: String,
     /// The OAuth client that asked on the requester's behalf.
     pub client_id: String,
     /// SHA-256 digest of the canonical action (`act_digest`); the same
@@ -182,6 +185,8 @@ pub struct NewApproval {
     pub id: Option<String>,
     /// The subject (`sub`) of the base token that asks.
     pub requester: String,
+    /// The issuer of that token.
+    pub requester_issuer: String,
     /// The OAuth client that asks.
     pub client_id: String,
     /// The action digest (`act_digest`).
@@ -206,6 +211,18 @@ pub struct NewApproval {
     pub requester_tenant: Option<String>,
 }
 
+/// Who casts a vote or revokes: a person's identity (issuer, subject) and
+/// the client their token was issued to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Voter {
+    /// The token's issuer.
+    pub issuer: String,
+    /// The token's subject.
+    pub subject: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+}
+
 /// One approver's recorded answer. Each approver has at most one vote per
 /// approval.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +231,11 @@ pub struct Vote {
     pub approval_id: String,
     /// The approver's subject.
     pub approver: String,
+    /// The approver's issuer: the approver is (`approver_issuer`,
+    /// `approver`).
+    pub approver_issuer: String,
+    /// The client the vote came through.
+    pub approver_client: String,
     /// Approve or deny.
     pub decision: Decision,
     /// The approver's reason, if given.
@@ -245,6 +267,10 @@ pub struct Grant {
     pub approval_id: String,
     /// Who may repeat the action (the approval's requester).
     pub subject: String,
+    /// The requester's issuer.
+    pub issuer: String,
+    /// The client that asked: the only one that may repeat the action.
+    pub client_id: String,
     /// The action digest it covers (the approval's).
     pub action_digest: String,
     /// When it was created.
@@ -466,6 +492,7 @@ mod tests {
             id: "a".to_owned(),
             status: Status::Pending,
             requester: "alice".to_owned(),
+            requester_issuer: "https://idp.example.com".to_owned(),
             client_id: "app".to_owned(),
             action_digest: "d".to_owned(),
             action: "refund".to_owned(),

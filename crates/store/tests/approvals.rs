@@ -4,8 +4,8 @@
 #[macro_use]
 mod common;
 
-use common::{T0, TTL, TestDb, event_names, new_approval};
-use greenlight_store::{Decision, GrantMode, Status, StoreError, events};
+use common::{T0, TTL, TestDb, event_names, new_approval, who};
+use greenlight_store::{Decision, GrantMode, Status, StoreError, Voter, events};
 
 backend_tests! {
     eight_concurrent_creates_for_one_action_make_one_pending_approval,
@@ -22,6 +22,90 @@ backend_tests! {
     record_poll_returns_the_previous_poll_time,
     expire_due_expires_only_lapsed_pending_approvals,
     list_approvals_filters_by_status_newest_first,
+    identities_are_issuer_and_subject_and_clients_ask_apart,
+}
+
+/// Another issuer's `alice`, and alice through another client, each get
+/// their own pending approval of the same action; the same subject at two
+/// issuers votes as two approvers, and each vote records its issuer and
+/// client.
+async fn identities_are_issuer_and_subject_and_clients_ask_apart(db: &mut TestDb) {
+    let store = &db.store;
+    let (first, created) = store
+        .create_or_get_pending(new_approval("alice", "digest-1", 2, GrantMode::Once), T0)
+        .await
+        .expect("alice asks");
+    assert!(created);
+    let mut other_issuer = new_approval("alice", "digest-1", 2, GrantMode::Once);
+    other_issuer.requester_issuer = "https://other-idp.example.com".to_owned();
+    let mut other_client = new_approval("alice", "digest-1", 2, GrantMode::Once);
+    other_client.client_id = "another-app".to_owned();
+    for new in [other_issuer, other_client] {
+        let (approval, created) = store
+            .create_or_get_pending(new.clone(), T0)
+            .await
+            .expect("asks");
+        assert!(created, "{new:?} shares {}", first.id);
+        assert_ne!(approval.id, first.id);
+        assert_eq!(
+            (approval.requester_issuer, approval.client_id),
+            (new.requester_issuer, new.client_id)
+        );
+    }
+
+    let carol_elsewhere = Voter {
+        issuer: "https://other-idp.example.com".to_owned(),
+        client_id: "their-app".to_owned(),
+        ..who("carol")
+    };
+    let one = store
+        .vote(&first.id, &who("carol"), Decision::Approve, None, T0 + 1)
+        .await
+        .expect("carol votes");
+    assert_eq!(
+        (one.approve_count, one.approval.status),
+        (1, Status::Pending)
+    );
+    let two = store
+        .vote(&first.id, &carol_elsewhere, Decision::Approve, None, T0 + 2)
+        .await
+        .expect("the other carol votes");
+    assert_eq!(
+        (two.approve_count, two.approval.status),
+        (2, Status::Approved)
+    );
+    let votes = store.votes(&first.id).await.expect("votes");
+    assert_eq!(
+        votes
+            .iter()
+            .map(|v| (
+                v.approver_issuer.as_str(),
+                v.approver.as_str(),
+                v.approver_client.as_str()
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            (common::ISSUER, "carol", "approvals-app"),
+            ("https://other-idp.example.com", "carol", "their-app"),
+        ]
+    );
+    let audit = store.audit_for(&first.id).await.expect("audit");
+    let vote_event = audit
+        .iter()
+        .find(|e| e.event == events::APPROVAL_VOTE)
+        .expect("a vote event");
+    assert_eq!(
+        (
+            &vote_event.actor,
+            &vote_event.detail["issuer"],
+            &vote_event.detail["client_id"]
+        ),
+        (
+            &"carol".to_owned(),
+            &serde_json::json!(common::ISSUER),
+            &serde_json::json!("approvals-app")
+        )
+    );
 }
 
 /// Eight concurrent asks for the same action by the same requester create
@@ -193,7 +277,7 @@ async fn quorum_of_two_needs_two_distinct_approvers(db: &mut TestDb) {
         .store
         .vote(
             &approval.id,
-            "carol",
+            &who("carol"),
             Decision::Approve,
             Some("looks right"),
             T0 + 1,
@@ -206,7 +290,7 @@ async fn quorum_of_two_needs_two_distinct_approvers(db: &mut TestDb) {
 
     let repeat = db
         .store
-        .vote(&approval.id, "carol", Decision::Approve, None, T0 + 2)
+        .vote(&approval.id, &who("carol"), Decision::Approve, None, T0 + 2)
         .await
         .expect("carol approves again");
     assert_eq!(repeat.approve_count, 1);
@@ -216,7 +300,7 @@ async fn quorum_of_two_needs_two_distinct_approvers(db: &mut TestDb) {
 
     let second = db
         .store
-        .vote(&approval.id, "dave", Decision::Approve, None, T0 + 3)
+        .vote(&approval.id, &who("dave"), Decision::Approve, None, T0 + 3)
         .await
         .expect("dave approves");
     assert_eq!(second.approve_count, 2);
@@ -264,7 +348,7 @@ async fn four_concurrent_approvers_reach_a_quorum_of_four_once(db: &mut TestDb) 
         let id = approval.id.clone();
         tasks.spawn(async move {
             store
-                .vote(&id, approver, Decision::Approve, None, T0 + 1)
+                .vote(&id, &who(approver), Decision::Approve, None, T0 + 1)
                 .await
                 .expect("every approver's vote is taken")
         });
@@ -319,7 +403,7 @@ async fn a_deny_ends_the_approval_and_a_later_vote_is_not_pending(db: &mut TestD
         .store
         .vote(
             &approval.id,
-            "carol",
+            &who("carol"),
             Decision::Deny,
             Some("not our customer"),
             T0 + 5,
@@ -332,7 +416,7 @@ async fn a_deny_ends_the_approval_and_a_later_vote_is_not_pending(db: &mut TestD
 
     let err = db
         .store
-        .vote(&approval.id, "dave", Decision::Approve, None, T0 + 6)
+        .vote(&approval.id, &who("dave"), Decision::Approve, None, T0 + 6)
         .await
         .expect_err("the approval is decided");
     assert_eq!(
@@ -366,14 +450,14 @@ async fn an_approver_who_approved_then_denies_ends_the_approval(db: &mut TestDb)
         .await
         .expect("ask");
     db.store
-        .vote(&approval.id, "carol", Decision::Approve, None, T0 + 1)
+        .vote(&approval.id, &who("carol"), Decision::Approve, None, T0 + 1)
         .await
         .expect("carol approves");
     let outcome = db
         .store
         .vote(
             &approval.id,
-            "carol",
+            &who("carol"),
             Decision::Deny,
             Some("changed my mind"),
             T0 + 2,
@@ -408,7 +492,13 @@ async fn a_vote_after_expiry_is_expired_and_the_approval_becomes_expired(db: &mu
     };
     let err = db
         .store
-        .vote(&approval.id, "carol", Decision::Approve, None, T0 + TTL)
+        .vote(
+            &approval.id,
+            &who("carol"),
+            Decision::Approve,
+            None,
+            T0 + TTL,
+        )
         .await
         .expect_err("too late");
     assert_eq!(err, expired);
@@ -431,7 +521,13 @@ async fn a_vote_after_expiry_is_expired_and_the_approval_becomes_expired(db: &mu
 
     let again = db
         .store
-        .vote(&approval.id, "carol", Decision::Approve, None, T0 + TTL + 1)
+        .vote(
+            &approval.id,
+            &who("carol"),
+            Decision::Approve,
+            None,
+            T0 + TTL + 1,
+        )
         .await
         .expect_err("still too late");
     assert_eq!(again, expired);
@@ -450,7 +546,7 @@ async fn a_vote_after_expiry_is_expired_and_the_approval_becomes_expired(db: &mu
 async fn a_vote_on_an_unknown_approval_is_not_found(db: &mut TestDb) {
     let err = db
         .store
-        .vote("nope", "carol", Decision::Approve, None, T0)
+        .vote("nope", &who("carol"), Decision::Approve, None, T0)
         .await
         .expect_err("no such approval");
     assert_eq!(
@@ -516,7 +612,7 @@ async fn expire_due_expires_only_lapsed_pending_approvals(db: &mut TestDb) {
         .await
         .expect("ask decided");
     store
-        .vote(&decided.id, "carol", Decision::Approve, None, T0 + 1)
+        .vote(&decided.id, &who("carol"), Decision::Approve, None, T0 + 1)
         .await
         .expect("carol approves");
 
@@ -556,7 +652,7 @@ async fn list_approvals_filters_by_status_newest_first(db: &mut TestDb) {
         ids.push(approval.id);
     }
     store
-        .vote(&ids[1], "carol", Decision::Deny, None, T0 + 5)
+        .vote(&ids[1], &who("carol"), Decision::Deny, None, T0 + 5)
         .await
         .expect("carol denies d2");
 

@@ -3,7 +3,7 @@
 #[macro_use]
 mod common;
 
-use common::{T0, TestDb, event_names, new_approval};
+use common::{T0, TestDb, event_names, new_approval, who};
 use greenlight_store::{
     Decision, GrantMode, NewAuditEvent, SYSTEM_ACTOR, SigningKey, Status, Store, StoreError, events,
 };
@@ -28,15 +28,21 @@ async fn every_change_of_an_approval_is_audited_in_order(db: &mut TestDb) {
         .await
         .expect("ask");
     store
-        .vote(&approval.id, "carol", Decision::Approve, Some("ok"), T0 + 1)
+        .vote(
+            &approval.id,
+            &who("carol"),
+            Decision::Approve,
+            Some("ok"),
+            T0 + 1,
+        )
         .await
         .expect("carol approves");
     store
-        .vote(&approval.id, "carol", Decision::Approve, None, T0 + 2)
+        .vote(&approval.id, &who("carol"), Decision::Approve, None, T0 + 2)
         .await
         .expect("carol approves again (no change)");
     store
-        .vote(&approval.id, "dave", Decision::Approve, None, T0 + 3)
+        .vote(&approval.id, &who("dave"), Decision::Approve, None, T0 + 3)
         .await
         .expect("dave approves");
     assert_eq!(
@@ -159,7 +165,7 @@ async fn state_survives_closing_and_reopening_the_store(db: &mut TestDb) {
         .expect("ask");
     let approved = db
         .store
-        .vote(&approval.id, "carol", Decision::Approve, None, T0 + 1)
+        .vote(&approval.id, &who("carol"), Decision::Approve, None, T0 + 1)
         .await
         .expect("carol approves")
         .approval;

@@ -3,8 +3,8 @@
 #[macro_use]
 mod common;
 
-use common::{T0, TestDb, event_names, new_approval};
-use greenlight_store::{Decision, GrantMode, Status, StoreError, events};
+use common::{T0, TestDb, event_names, holder, new_approval, who};
+use greenlight_store::{Decision, GrantMode, Status, StoreError, Voter, events};
 
 backend_tests! {
     a_window_grant_is_found_before_expiry_and_not_after,
@@ -33,20 +33,50 @@ async fn a_window_grant_is_found_before_expiry_and_not_after(db: &mut TestDb) {
 
     let store = &db.store;
     assert_eq!(
-        store.find_active_grant("alice", "digest-1", T0 + 59).await,
+        store
+            .find_active_grant(&holder("alice"), "digest-1", T0 + 59)
+            .await,
         Ok(Some(grant.clone()))
     );
     assert_eq!(
-        store.find_active_grant("alice", "digest-1", T0 + 60).await,
+        store
+            .find_active_grant(&holder("alice"), "digest-1", T0 + 60)
+            .await,
         Ok(None)
     );
     assert_eq!(
-        store.find_active_grant("bob", "digest-1", T0 + 30).await,
+        store
+            .find_active_grant(&holder("bob"), "digest-1", T0 + 30)
+            .await,
         Ok(None)
     );
     assert_eq!(
-        store.find_active_grant("alice", "digest-2", T0 + 30).await,
+        store
+            .find_active_grant(&holder("alice"), "digest-2", T0 + 30)
+            .await,
         Ok(None)
+    );
+    // Another client of alice's, and another issuer's alice, hold nothing.
+    let other_client = Voter {
+        client_id: "another-app".to_owned(),
+        ..holder("alice")
+    };
+    let other_issuer = Voter {
+        issuer: "https://other-idp.example.com".to_owned(),
+        ..holder("alice")
+    };
+    for someone_else in [other_client, other_issuer] {
+        assert_eq!(
+            store
+                .find_active_grant(&someone_else, "digest-1", T0 + 30)
+                .await,
+            Ok(None),
+            "{someone_else:?}"
+        );
+    }
+    assert_eq!(
+        (grant.issuer.as_str(), grant.client_id.as_str()),
+        (common::ISSUER, common::REQUESTING_CLIENT)
     );
     let audit = store
         .audit_for(&approval.id)
@@ -101,7 +131,7 @@ async fn a_grant_needs_an_approved_window_approval(db: &mut TestDb) {
         .await
         .expect("ask");
     db.store
-        .vote(&once.id, "carol", Decision::Approve, None, T0 + 1)
+        .vote(&once.id, &who("carol"), Decision::Approve, None, T0 + 1)
         .await
         .expect("carol approves");
     assert_eq!(
@@ -136,7 +166,7 @@ async fn revoking_an_approval_revokes_its_grant(db: &mut TestDb) {
         .store
         .revoke_approval(
             &approval.id,
-            "security-officer",
+            &who("security-officer"),
             Some("fraud suspected"),
             T0 + 10,
         )
@@ -148,7 +178,9 @@ async fn revoking_an_approval_revokes_its_grant(db: &mut TestDb) {
 
     let store = &db.store;
     assert_eq!(
-        store.find_active_grant("alice", "digest-1", T0 + 11).await,
+        store
+            .find_active_grant(&holder("alice"), "digest-1", T0 + 11)
+            .await,
         Ok(None)
     );
     let stored = store
@@ -181,7 +213,7 @@ async fn revoking_an_approval_revokes_its_grant(db: &mut TestDb) {
 
     assert_eq!(
         store
-            .revoke_approval(&approval.id, "security-officer", None, T0 + 11)
+            .revoke_approval(&approval.id, &who("security-officer"), None, T0 + 11)
             .await,
         Err(StoreError::NotRevocable {
             id: approval.id.clone(),
@@ -199,14 +231,14 @@ async fn a_pending_approval_can_be_revoked_and_then_takes_no_votes(db: &mut Test
         .expect("ask");
     let revoked = db
         .store
-        .revoke_approval(&pending.id, "alice", Some("no longer needed"), T0 + 5)
+        .revoke_approval(&pending.id, &who("alice"), Some("no longer needed"), T0 + 5)
         .await
         .expect("the approval is revoked");
     assert_eq!(revoked.status, Status::Revoked);
     assert_eq!(revoked.decided_at, Some(T0 + 5));
     assert_eq!(
         db.store
-            .vote(&pending.id, "carol", Decision::Approve, None, T0 + 6)
+            .vote(&pending.id, &who("carol"), Decision::Approve, None, T0 + 6)
             .await,
         Err(StoreError::NotPending {
             id: pending.id.clone(),
@@ -223,12 +255,12 @@ async fn a_denied_approval_cannot_be_revoked(db: &mut TestDb) {
         .await
         .expect("ask");
     db.store
-        .vote(&approval.id, "carol", Decision::Deny, None, T0 + 1)
+        .vote(&approval.id, &who("carol"), Decision::Deny, None, T0 + 1)
         .await
         .expect("carol denies");
     assert_eq!(
         db.store
-            .revoke_approval(&approval.id, "carol", None, T0 + 2)
+            .revoke_approval(&approval.id, &who("carol"), None, T0 + 2)
             .await,
         Err(StoreError::NotRevocable {
             id: approval.id.clone(),

@@ -3,7 +3,7 @@
 #[macro_use]
 mod common;
 
-use common::{T0, TestDb, event_names, new_approval};
+use common::{T0, TestDb, event_names, new_approval, who};
 use greenlight_store::{ConsumedToken, Decision, GrantMode, StoreError, events};
 
 backend_tests! {
@@ -76,7 +76,7 @@ async fn claim_delivery_of_an_unapproved_or_unknown_approval_is_refused(db: &mut
         Ok(false)
     );
     db.store
-        .vote(&pending.id, "carol", Decision::Deny, None, T0 + 2)
+        .vote(&pending.id, &who("carol"), Decision::Deny, None, T0 + 2)
         .await
         .expect("carol denies");
     assert_eq!(

@@ -136,4 +136,7 @@ pub struct ApprovalSettings {
     pub default_ttl_seconds: u64,
     /// The CIBA polling interval clients are told, in seconds.
     pub poll_interval_seconds: u64,
+    /// How recent the sign-in behind a token must be, in seconds, for its
+    /// subject to confirm their own action.
+    pub confirm_max_age_seconds: u64,
 }

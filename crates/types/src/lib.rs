@@ -31,6 +31,6 @@ pub use bundle::{BundleInfo, LoadError, Problem, ProblemKind};
 pub use decision::{
     Allowance, Challenge, Decision, Denial, DenialCode, GrantMode, Obligation, SingleUse, Verdict,
 };
-pub use principal::Principal;
+pub use principal::{Credential, Principal};
 pub use request::{AccessRequest, HttpRequest};
 pub use token::{ActionToken, EngineStats};

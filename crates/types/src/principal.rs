@@ -29,3 +29,21 @@ pub struct Principal {
     /// The token's issuer.
     pub issuer: String,
 }
+
+/// A verified access token (the WIT `credential`): who it names, and what a
+/// host needs to know of the token itself to let its bearer act as a person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    /// Who the token names; their identity is (`issuer`, `subject`).
+    pub principal: Principal,
+    /// `exp`, in Unix seconds.
+    pub expires_at: u64,
+    /// `auth_time`, in Unix seconds: when the person last signed in, if
+    /// the token says.
+    pub auth_time: Option<u64>,
+    /// Whether the token is meant for approving: from a client its issuer
+    /// lists in `approver_clients`, or with its `approval_scope`. Only such
+    /// a token may vote.
+    pub approver: bool,
+}

@@ -133,6 +133,22 @@ pub(super) fn issuers(
                 ),
             );
         }
+        // The first issuer is authoritative for every group unless it says
+        // otherwise; any other only for the groups it lists.
+        let groups = match &ic.groups {
+            Some(g) if g.iter().any(|n| n == "*") => None,
+            Some(g) => Some(g.clone()),
+            None if issuers.is_empty() => None,
+            None => Some(Vec::new()),
+        };
+        if ic.approval_scope.as_deref() == Some("") {
+            problems.add(
+                ProblemKind::InvalidConfig,
+                CONFIG_FILE,
+                at,
+                format!("issuer `{}` has an empty `approval_scope`", ic.issuer),
+            );
+        }
         issuers.push(Issuer {
             issuer: ic.issuer.clone(),
             audience: ic.audience.clone(),
@@ -140,6 +156,9 @@ pub(super) fn issuers(
             keys,
             require_typ: ic.require_typ.clone(),
             leeway: ic.leeway.unwrap_or(DEFAULT_LEEWAY_SECONDS),
+            groups,
+            approver_clients: ic.approver_clients.clone(),
+            approval_scope: ic.approval_scope.clone(),
         });
     }
 
@@ -193,6 +212,11 @@ pub(super) fn action_issuer(
             keys,
             require_typ: Some("at+jwt".to_owned()),
             leeway: ac.leeway.unwrap_or(DEFAULT_LEEWAY_SECONDS),
+            // Greenlight's tokens carry the groups their requester's issuer
+            // was authoritative for; they never vote.
+            groups: None,
+            approver_clients: Vec::new(),
+            approval_scope: None,
         }
     })
 }

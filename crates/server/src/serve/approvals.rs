@@ -1,5 +1,18 @@
-//! The approvals API: list, read, approve, deny, revoke. Who may decide is
-//! the obligation's typed approvers against the caller's principal.
+//! The approvals API: list, read, approve, deny, revoke.
+//!
+//! Who may vote (README, "Security model"):
+//! - only with a credential meant for approving: a token from a client its
+//!   issuer lists in `approver_clients`, or carrying its `approval_scope`;
+//! - never through the client that asked for the action, whoever holds
+//!   its token;
+//! - a person who is one of the obligation's approvers, by identity
+//!   (issuer, subject): a group the token's issuer is authoritative for,
+//!   a tenant-scoped group within the requester's own issuer and tenant,
+//!   a named user of the bundle's first issuer, or the requester for a
+//!   `subject` confirmation;
+//! - the requester confirms their own action only with a fresh sign-in
+//!   (`auth_time` within `confirm_max_age`), and never approves it
+//!   otherwise.
 
 use std::sync::Arc;
 
@@ -7,42 +20,52 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use greenlight_store::{Approval, Status, StoreError};
-use greenlight_types::{Approver, Principal};
+use greenlight_types::{Approver, Credential, Principal};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::authenticate;
+use super::auth::{authenticate, voter};
 use super::{ApiError, AppState};
 
 /// The most approvals one listing returns.
 const LIST_LIMIT: u32 = 200;
 
-/// Whether `who` is one of the approvers `a` names for `approval`.
-fn names(a: &Approver, approval: &Approval, who: &Principal) -> bool {
+/// Whether `who` is the person who asked for `approval`.
+fn is_requester(approval: &Approval, who: &Principal) -> bool {
+    who.issuer == approval.requester_issuer && who.subject == approval.requester
+}
+
+/// Whether `who` is one of the approvers `a` names for `approval`; `first`
+/// is the bundle's first issuer, whose subjects `user:` names.
+fn names(a: &Approver, approval: &Approval, who: &Principal, first: &str) -> bool {
     match a {
-        Approver::Subject => who.subject == approval.requester,
+        Approver::Subject => is_requester(approval, who),
+        // The engine keeps only groups the token's issuer is authoritative for.
         Approver::Group(group) => who.groups.iter().any(|g| g == group),
-        // Only members within the requester's own tenant.
+        // Only members within the requester's own tenant, of the same issuer.
         Approver::TenantGroup(group) => {
             who.groups.iter().any(|g| g == group)
                 && !who.tenant.is_empty()
+                && who.issuer == approval.requester_issuer
                 && approval.requester_tenant.as_deref() == Some(who.tenant.as_str())
         }
-        Approver::User(user) => who.subject == *user,
+        Approver::User(user) => who.issuer == first && who.subject == *user,
     }
 }
 
-/// Whether `who` may decide `approval`; the reason when not.
-pub(super) fn may_decide(approval: &Approval, who: &Principal) -> Result<(), String> {
+/// Whether the person `who` is among `approval`'s approvers (identity and
+/// membership only; see [`may_vote`] for the credential); the reason when
+/// not.
+fn is_approver(st: &AppState, approval: &Approval, who: &Principal) -> Result<(), String> {
     let approvers = &approval.obligation.approvers;
-    let is_requester = who.subject == approval.requester;
-    if is_requester && !approvers.contains(&Approver::Subject) {
+    let first = st.info().issuers.first().map_or("", |i| i.issuer.as_str());
+    if is_requester(approval, who) && !approvers.contains(&Approver::Subject) {
         return Err(format!(
             "`{}` asked for this action and cannot approve their own request",
             who.subject
         ));
     }
-    if !approvers.iter().any(|a| names(a, approval, who)) {
+    if !approvers.iter().any(|a| names(a, approval, who, first)) {
         return Err(format!(
             "`{}` is not among the approvers ({})",
             who.subject,
@@ -54,6 +77,56 @@ pub(super) fn may_decide(approval: &Approval, who: &Principal) -> Result<(), Str
         ));
     }
     Ok(())
+}
+
+/// Whether `cred` may vote on (or revoke) `approval` at `now`; the reason
+/// when not.
+pub(super) fn may_vote(
+    st: &AppState,
+    approval: &Approval,
+    cred: &Credential,
+    now: u64,
+) -> Result<(), String> {
+    let who = &cred.principal;
+    if who.issuer == approval.requester_issuer && who.client_id == approval.client_id {
+        return Err(format!(
+            "client `{}` asked for this action and cannot vote on it",
+            who.client_id
+        ));
+    }
+    if !cred.approver {
+        return Err(format!(
+            "a token of client `{}` is not meant for approving: votes are cast with a token \
+             from one of the issuer's approver clients or with its approval scope",
+            who.client_id
+        ));
+    }
+    is_approver(st, approval, who)?;
+    if is_requester(approval, who) {
+        // A confirmation of one's own action: the person must have signed
+        // in just now, not an app holding an old token of theirs.
+        let max_age = st.info().approvals.confirm_max_age_seconds;
+        let fresh = cred
+            .auth_time
+            .is_some_and(|t| t <= now.saturating_add(60) && now.saturating_sub(t) <= max_age);
+        if !fresh {
+            return Err(format!(
+                "confirming your own action needs a sign-in within the last {max_age} seconds \
+                 (`auth_time` {})",
+                cred.auth_time
+                    .map_or_else(|| "is missing".to_owned(), |t| format!("is {t}"))
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `cred` may see `approval`: the requester through the client
+/// that asked, or a person who may vote on it.
+fn may_see(st: &AppState, approval: &Approval, cred: &Credential, now: u64) -> bool {
+    let who = &cred.principal;
+    (is_requester(approval, who) && who.client_id == approval.client_id)
+        || may_vote(st, approval, cred, now).is_ok()
 }
 
 /// `?status=`.
@@ -80,12 +153,13 @@ pub async fn list_approvals(
         })?),
     };
     let now = st.now();
+    let at = st.clock.now();
     let list: Vec<Value> = st
         .store
         .list_approvals(status, LIST_LIMIT)
         .await?
         .into_iter()
-        .filter(|a| may_decide(a, &who).is_ok())
+        .filter(|a| may_vote(&st, a, &who, at).is_ok())
         .filter(|a| status.is_none_or(|s| a.status_at(now) == s))
         .map(|a| approval_json(&a, now))
         .collect();
@@ -114,7 +188,7 @@ pub async fn get_approval(
 ) -> Result<Json<Value>, ApiError> {
     let who = authenticate(&st, &headers)?;
     let a = load(&st, &id).await?;
-    if who.subject != a.requester && may_decide(&a, &who).is_err() {
+    if !may_see(&st, &a, &who, st.clock.now()) {
         // Not the caller's business: say no more than that it is not found.
         return Err(ApiError::not_found(format!("no approval `{id}`")));
     }
@@ -150,7 +224,7 @@ async fn vote(
     let who = authenticate(&st, &headers)?;
     let body = vote_body(&body)?;
     let a = load(&st, &id).await?;
-    may_decide(&a, &who).map_err(ApiError::forbidden)?;
+    may_vote(&st, &a, &who, st.clock.now()).map_err(ApiError::forbidden)?;
     let reason = body.reason.filter(|r| !r.trim().is_empty());
     if a.obligation.reason_required && reason.is_none() {
         return Err(ApiError::invalid_request(format!(
@@ -160,7 +234,13 @@ async fn vote(
     let now = st.now();
     match st
         .store
-        .vote(&id, &who.subject, decision, reason.as_deref(), now)
+        .vote(
+            &id,
+            &voter(&who.principal),
+            decision,
+            reason.as_deref(),
+            now,
+        )
         .await
     {
         Ok(outcome) => {
@@ -231,11 +311,11 @@ pub async fn revoke(
     let who = authenticate(&st, &headers)?;
     let body = vote_body(&body)?;
     let a = load(&st, &id).await?;
-    may_decide(&a, &who).map_err(ApiError::forbidden)?;
+    may_vote(&st, &a, &who, st.clock.now()).map_err(ApiError::forbidden)?;
     let now = st.now();
     match st
         .store
-        .revoke_approval(&id, &who.subject, body.reason.as_deref(), now)
+        .revoke_approval(&id, &voter(&who.principal), body.reason.as_deref(), now)
         .await
     {
         Ok(a) => {

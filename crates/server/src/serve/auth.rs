@@ -2,7 +2,7 @@
 //! header, verified by the component.
 
 use axum::http::HeaderMap;
-use greenlight_types::Principal;
+use greenlight_types::{Credential, Principal};
 
 use super::{ApiError, AppState};
 
@@ -25,12 +25,23 @@ pub(super) fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
     }
 }
 
-/// Authenticates the caller with their own access token.
-pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+/// Authenticates the caller with their own access token: who they are,
+/// through which client, and whether the token is meant for approving.
+pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Credential, ApiError> {
     let token = bearer(headers)?;
     st.policy
         .authenticate(&token, st.clock.now())
         .map_err(|d| ApiError::invalid_token(d.to_string()))
+}
+
+/// A person's identity and the client acting for them, as the store keeps
+/// them beside every approval, vote and grant.
+pub(super) fn voter(p: &Principal) -> greenlight_store::Voter {
+    greenlight_store::Voter {
+        issuer: p.issuer.clone(),
+        subject: p.subject.clone(),
+        client_id: p.client_id.clone(),
+    }
 }
 
 /// The `exp` of a compact JWT the component has already verified in this

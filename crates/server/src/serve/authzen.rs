@@ -96,11 +96,17 @@ impl Pep<'_> {
     fn trusted(&mut self, st: &AppState) -> Result<&Principal, ApiError> {
         let headers = self.headers;
         let result = self.trusted.get_or_insert_with(|| {
-            let pep = authenticate(st, headers)?;
-            if !st.settings.authzen.trusted_clients.contains(&pep.client_id) {
+            let pep = authenticate(st, headers)?.principal;
+            let trusted = st
+                .settings
+                .authzen
+                .trusted_clients
+                .iter()
+                .any(|t| t.issuer == pep.issuer && t.client_id == pep.client_id);
+            if !trusted {
                 Err(ApiError::forbidden(format!(
-                    "client `{}` is not trusted to vouch for subjects; forward the subject's token as {{\"type\": \"bearer\", \"id\": TOKEN}}",
-                    pep.client_id
+                    "client `{}` of `{}` is not trusted to vouch for subjects; forward the subject's token as {{\"type\": \"bearer\", \"id\": TOKEN}}",
+                    pep.client_id, pep.issuer
                 )))
             } else if pep.subject != pep.client_id {
                 // A user's token issued to the gateway's client is not the

@@ -8,6 +8,7 @@ use greenlight_store::{Status, StoreError};
 use greenlight_types::{Allowance, Decision, DenialCode, Verdict};
 
 use super::AppState;
+use super::auth::voter;
 use super::state::seconds;
 
 fn deny(code: DenialCode, message: String, hash: &str) -> Decision {
@@ -77,7 +78,7 @@ pub(super) async fn act(st: &AppState, decision: Decision) -> Decision {
         Verdict::ApprovalRequired(ch) if ch.needs_service() => {
             match st
                 .store
-                .find_active_grant(&ch.requester.subject, &ch.action.digest, now)
+                .find_active_grant(&voter(&ch.requester), &ch.action.digest, now)
                 .await
             {
                 Ok(Some(grant)) => Decision {

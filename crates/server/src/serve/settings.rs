@@ -17,8 +17,9 @@
 //! [housekeeping]
 //! interval = 30            # seconds between expiry sweeps and key refreshes
 //!
-//! [authzen]
-//! trusted_clients = ["api-gateway"]   # PEPs that may vouch for subjects by id
+//! [[authzen.trusted_clients]]         # PEPs that may vouch for subjects by id
+//! issuer = "https://idp.example.com"  # a client is its issuer's: (issuer, client_id)
+//! client_id = "api-gateway"
 //! ```
 
 use std::path::Path;
@@ -48,14 +49,24 @@ pub struct Settings {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthZen {
-    /// The `client_id`s of policy enforcement points trusted to vouch for
-    /// subjects: such a PEP calls with its own access token (from one of
-    /// the bundle's issuers, with `sub` equal to `client_id`, as the
+    /// The policy enforcement points trusted to vouch for subjects, each
+    /// a client of one issuer: such a PEP calls with its own access token
+    /// (from that issuer, with `sub` equal to `client_id`, as the
     /// client-credentials grant issues) and may name a subject by id and
     /// properties instead of forwarding the subject's token. Empty: only
     /// tokens.
     #[serde(default)]
-    pub trusted_clients: Vec<String>,
+    pub trusted_clients: Vec<TrustedClient>,
+}
+
+/// One client of one issuer: a client id means nothing without its issuer.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedClient {
+    /// The issuer of the client's tokens (`iss`).
+    pub issuer: String,
+    /// The client's id at that issuer.
+    pub client_id: String,
 }
 
 /// The body shape a webhook receives.

@@ -52,6 +52,20 @@ impl Server {
 
     /// A server on the store at `store` (a URL; replicas share one).
     pub async fn start_on(settings: Settings, store: &str) -> Self {
+        Self::start_full(settings, store, &root().join("examples/bundle")).await
+    }
+
+    /// A server on a new SQLite store with the bundle in `bundle`.
+    pub async fn start_with_bundle(bundle: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = format!("sqlite://{}", dir.path().join("greenlight.db").display());
+        let mut srv = Self::start_full(Settings::default(), &store, bundle).await;
+        srv.dir = Some(dir);
+        srv
+    }
+
+    /// A server with `settings`, on the store at `store`, with `bundle`.
+    pub async fn start_full(settings: Settings, store: &str, bundle: &Path) -> Self {
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -59,7 +73,7 @@ impl Server {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let config = ServeConfig {
-            bundle: root().join("examples/bundle"),
+            bundle: bundle.to_owned(),
             store: store.to_owned(),
             public_url: None,
             settings,
@@ -192,13 +206,30 @@ impl Drop for Server {
     }
 }
 
-/// A token of the demo issuer, issued at `T0`.
+/// The demo's approvals app: its tokens are meant for approving.
+pub const APPROVALS_APP: &str = "approvals-app";
+
+/// A token of the demo issuer, issued at `T0` to the requesting app
+/// (`greenlight-dev`), signed in at `T0`.
 pub fn dev(sub: &str, scope: Option<&str>, claims: &[(&str, Value)], ttl: u64) -> String {
+    dev_through(None, sub, scope, claims, ttl)
+}
+
+/// A token of the demo issuer issued at `T0` to `client` (the requesting
+/// app when `None`).
+pub fn dev_through(
+    client: Option<&str>,
+    sub: &str,
+    scope: Option<&str>,
+    claims: &[(&str, Value)],
+    ttl: u64,
+) -> String {
     dev_token(
         &root().join("examples/bundle"),
         &DevTokenRequest {
             subject: sub.to_owned(),
             scope: scope.map(str::to_owned),
+            client_id: client.map(str::to_owned),
             claims: claims
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.to_string()))
@@ -210,8 +241,21 @@ pub fn dev(sub: &str, scope: Option<&str>, claims: &[(&str, Value)], ttl: u64) -
     .expect("dev token")
 }
 
+/// A token of the requesting app for `sub`, with `scope` and `groups`.
 pub fn token(sub: &str, scope: &str, groups: &[&str]) -> String {
     dev(sub, Some(scope), &[("groups", json!(groups))], 7200)
+}
+
+/// A token of the approvals app for `sub` in `groups`: one meant for
+/// approving.
+pub fn approver(sub: &str, groups: &[&str]) -> String {
+    dev_through(
+        Some(APPROVALS_APP),
+        sub,
+        None,
+        &[("groups", json!(groups))],
+        7200,
+    )
 }
 
 pub fn refund(amount: i64, token: &str) -> Value {

@@ -10,7 +10,7 @@ use super::{Conn, Pool, SELECT_APPROVAL_FOR_UPDATE, begin_write, count_u32, limi
 use crate::error::is_unique_violation;
 use crate::{
     Approval, Decision, NewApproval, Obligation, SYSTEM_ACTOR, Status, StoreError, Vote,
-    VoteOutcome, events, new_id,
+    VoteOutcome, Voter, events, new_id,
 };
 
 /// How often `create_or_get_pending` retries when the pending approval that
@@ -26,11 +26,13 @@ const SELECT_APPROVAL: &str = concat!(
     " FROM approvals WHERE id = $1"
 );
 
-/// Reads the pending approval of a requester and action digest.
+/// Reads the pending approval of a requester (issuer, subject), client and
+/// action digest.
 const SELECT_PENDING: &str = concat!(
     "SELECT ",
     approval_columns!(),
-    " FROM approvals WHERE requester = $1 AND action_digest = $2 AND status = 'pending'"
+    " FROM approvals WHERE requester_issuer = $1 AND requester = $2 AND client_id = $3 \
+     AND action_digest = $4 AND status = 'pending'"
 );
 
 /// An `approvals` row as stored.
@@ -39,6 +41,7 @@ pub(super) struct ApprovalRow {
     id: String,
     status: String,
     requester: String,
+    requester_issuer: String,
     client_id: String,
     action_digest: String,
     action: String,
@@ -65,6 +68,7 @@ impl TryFrom<ApprovalRow> for Approval {
             id: row.id,
             status: row.status.parse()?,
             requester: row.requester,
+            requester_issuer: row.requester_issuer,
             client_id: row.client_id,
             action_digest: row.action_digest,
             action: row.action,
@@ -151,6 +155,8 @@ fn validate(new: &NewApproval, now: i64) -> Result<(), StoreError> {
         "the approval id is empty"
     } else if new.requester.is_empty() {
         "the requester is empty"
+    } else if new.requester_issuer.is_empty() {
+        "the requester's issuer is empty"
     } else if new.action_digest.is_empty() {
         "the action digest is empty"
     } else if new.obligation.quorum == 0 {
@@ -181,11 +187,14 @@ pub(crate) async fn create_or_get_pending(
 
         // A lapsed pending approval gives way to a new one.
         let lapsed: Vec<(String, i64)> = sqlx::query_as(
-            "UPDATE approvals SET status = 'expired', decided_at = $3 \
-             WHERE requester = $1 AND action_digest = $2 AND status = 'pending' \
-             AND expires_at <= $3 RETURNING id, expires_at",
+            "UPDATE approvals SET status = 'expired', decided_at = $5 \
+             WHERE requester_issuer = $1 AND requester = $2 AND client_id = $3 \
+             AND action_digest = $4 AND status = 'pending' \
+             AND expires_at <= $5 RETURNING id, expires_at",
         )
+        .bind(&new.requester_issuer)
         .bind(&new.requester)
+        .bind(&new.client_id)
         .bind(&new.action_digest)
         .bind(now)
         .fetch_all(&mut *tx)
@@ -194,15 +203,16 @@ pub(crate) async fn create_or_get_pending(
             audit_expired(&mut tx, lapsed_id, *expires_at, now).await?;
         }
 
-        // The partial unique index admits one pending row per requester and
-        // digest; a concurrent insert of the same action waits for ours (or
-        // we for it) and then does nothing.
+        // The partial unique index admits one pending row per requester,
+        // client and digest; a concurrent insert of the same action waits
+        // for ours (or we for it) and then does nothing.
         let inserted = sqlx::query(
             "INSERT INTO approvals (id, status, requester, client_id, action_digest, action, \
              authorization_details, obligation, binding_message, reason, policy_hash, \
-             created_at, expires_at, poll_interval_seconds, requester_tenant) \
-             VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT (requester, action_digest) WHERE status = 'pending' DO NOTHING",
+             created_at, expires_at, poll_interval_seconds, requester_tenant, requester_issuer) \
+             VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (requester_issuer, requester, client_id, action_digest) \
+             WHERE status = 'pending' DO NOTHING",
         )
         .bind(&id)
         .bind(&new.requester)
@@ -218,6 +228,7 @@ pub(crate) async fn create_or_get_pending(
         .bind(new.expires_at)
         .bind(new.poll_interval_seconds)
         .bind(new.requester_tenant.as_deref())
+        .bind(&new.requester_issuer)
         .execute(&mut *tx)
         .await;
         let inserted = match inserted {
@@ -236,6 +247,7 @@ pub(crate) async fn create_or_get_pending(
                 events::APPROVAL_CREATED,
                 Some(&id),
                 json!({
+                    "issuer": new.requester_issuer,
                     "client_id": new.client_id,
                     "action": new.action,
                     "action_digest": new.action_digest,
@@ -253,7 +265,9 @@ pub(crate) async fn create_or_get_pending(
         }
 
         let existing: Option<ApprovalRow> = sqlx::query_as(SELECT_PENDING)
+            .bind(&new.requester_issuer)
             .bind(&new.requester)
+            .bind(&new.client_id)
             .bind(&new.action_digest)
             .fetch_optional(&mut *tx)
             .await?;
@@ -304,7 +318,7 @@ pub(crate) async fn list_approvals(
 async fn approvers(conn: &mut Conn, approval_id: &str) -> Result<Vec<String>, StoreError> {
     let approvers: Vec<String> = sqlx::query_scalar(
         "SELECT approver FROM votes WHERE approval_id = $1 AND decision = 'approve' \
-         ORDER BY at, approver",
+         ORDER BY at, approver_issuer, approver",
     )
     .bind(approval_id)
     .fetch_all(conn)
@@ -315,14 +329,17 @@ async fn approvers(conn: &mut Conn, approval_id: &str) -> Result<Vec<String>, St
 pub(crate) async fn vote(
     pool: &Pool,
     approval_id: &str,
-    approver: &str,
+    voter: &Voter,
     decision: Decision,
     reason: Option<&str>,
     now: i64,
 ) -> Result<VoteOutcome, StoreError> {
-    if approver.is_empty() {
-        return Err(StoreError::Invalid("the approver is empty".to_owned()));
+    if voter.subject.is_empty() || voter.issuer.is_empty() {
+        return Err(StoreError::Invalid(
+            "the approver's subject or issuer is empty".to_owned(),
+        ));
     }
+    let approver = voter.subject.as_str();
     let mut tx = begin_write(pool).await?;
     let approval = lock_approval(&mut tx, approval_id).await?;
     match approval.status_at(now) {
@@ -345,12 +362,15 @@ pub(crate) async fn vote(
         }
     }
 
-    let previous: Option<String> =
-        sqlx::query_scalar("SELECT decision FROM votes WHERE approval_id = $1 AND approver = $2")
-            .bind(approval_id)
-            .bind(approver)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let previous: Option<String> = sqlx::query_scalar(
+        "SELECT decision FROM votes \
+         WHERE approval_id = $1 AND approver_issuer = $2 AND approver = $3",
+    )
+    .bind(approval_id)
+    .bind(&voter.issuer)
+    .bind(approver)
+    .fetch_optional(&mut *tx)
+    .await?;
     let previous = previous.map(|text| text.parse::<Decision>()).transpose()?;
 
     if previous == Some(decision) {
@@ -366,16 +386,19 @@ pub(crate) async fn vote(
     // A first vote, or (only an approve can precede a deny while the
     // approval is pending) a changed one: one statement either way.
     sqlx::query(
-        "INSERT INTO votes (approval_id, approver, decision, reason, at) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (approval_id, approver) DO UPDATE \
-         SET decision = excluded.decision, reason = excluded.reason, at = excluded.at",
+        "INSERT INTO votes (approval_id, approver, decision, reason, at, approver_issuer, \
+         approver_client) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (approval_id, approver_issuer, approver) DO UPDATE \
+         SET decision = excluded.decision, reason = excluded.reason, at = excluded.at, \
+         approver_client = excluded.approver_client",
     )
     .bind(approval_id)
     .bind(approver)
     .bind(decision.as_str())
     .bind(reason)
     .bind(now)
+    .bind(&voter.issuer)
+    .bind(&voter.client_id)
     .execute(&mut *tx)
     .await?;
     insert_audit(
@@ -388,6 +411,8 @@ pub(crate) async fn vote(
             "decision": decision,
             "reason": reason,
             "changed_from": previous,
+            "issuer": voter.issuer,
+            "client_id": voter.client_id,
         }),
     )
     .await?;
@@ -431,6 +456,8 @@ pub(crate) async fn vote(
 struct VoteRow {
     approval_id: String,
     approver: String,
+    approver_issuer: String,
+    approver_client: String,
     decision: String,
     reason: Option<String>,
     at: i64,
@@ -438,8 +465,8 @@ struct VoteRow {
 
 pub(crate) async fn votes(pool: &Pool, approval_id: &str) -> Result<Vec<Vote>, StoreError> {
     let rows: Vec<VoteRow> = sqlx::query_as(
-        "SELECT approval_id, approver, decision, reason, at FROM votes \
-         WHERE approval_id = $1 ORDER BY at, approver",
+        "SELECT approval_id, approver, approver_issuer, approver_client, decision, reason, at \
+         FROM votes WHERE approval_id = $1 ORDER BY at, approver_issuer, approver",
     )
     .bind(approval_id)
     .fetch_all(pool)
@@ -449,6 +476,8 @@ pub(crate) async fn votes(pool: &Pool, approval_id: &str) -> Result<Vec<Vote>, S
             Ok(Vote {
                 approval_id: row.approval_id,
                 approver: row.approver,
+                approver_issuer: row.approver_issuer,
+                approver_client: row.approver_client,
                 decision: row.decision.parse()?,
                 reason: row.reason,
                 at: row.at,
@@ -512,10 +541,11 @@ pub(crate) async fn claim_delivery(
 pub(crate) async fn revoke_approval(
     pool: &Pool,
     id: &str,
-    actor: &str,
+    by: &Voter,
     reason: Option<&str>,
     now: i64,
 ) -> Result<Approval, StoreError> {
+    let actor = by.subject.as_str();
     let mut tx = begin_write(pool).await?;
     let approval = lock_approval(&mut tx, id).await?;
     match approval.status_at(now) {
@@ -560,7 +590,8 @@ pub(crate) async fn revoke_approval(
         actor,
         events::APPROVAL_REVOKED,
         Some(id),
-        json!({ "reason": reason, "previous_status": approval.status, "grants": grants }),
+        json!({ "reason": reason, "previous_status": approval.status, "grants": grants,
+                "issuer": by.issuer, "client_id": by.client_id }),
     )
     .await?;
     for grant in &grants {

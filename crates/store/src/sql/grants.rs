@@ -7,13 +7,13 @@ use sqlx::FromRow;
 use super::approvals::lock_approval;
 use super::audit::insert_audit;
 use super::{Pool, begin_write};
-use crate::{Grant, GrantMode, SYSTEM_ACTOR, Status, StoreError, events, new_id};
+use crate::{Grant, GrantMode, SYSTEM_ACTOR, Status, StoreError, Voter, events, new_id};
 
 /// The columns read for a grant, in `Grant` field order (a macro so
 /// statements stay `&'static str`).
 macro_rules! grant_columns {
     () => {
-        "id, approval_id, subject, action_digest, created_at, expires_at, revoked_at"
+        "id, approval_id, subject, action_digest, created_at, expires_at, revoked_at, issuer, client_id"
     };
 }
 
@@ -27,6 +27,8 @@ struct GrantRow {
     created_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    issuer: String,
+    client_id: String,
 }
 
 impl From<GrantRow> for Grant {
@@ -35,6 +37,8 @@ impl From<GrantRow> for Grant {
             id: row.id,
             approval_id: row.approval_id,
             subject: row.subject,
+            issuer: row.issuer,
+            client_id: row.client_id,
             action_digest: row.action_digest,
             created_at: row.created_at,
             expires_at: row.expires_at,
@@ -88,6 +92,8 @@ pub(crate) async fn create_grant(
         id: new_id()?,
         approval_id: approval_id.to_owned(),
         subject: approval.requester,
+        issuer: approval.requester_issuer,
+        client_id: approval.client_id,
         action_digest: approval.action_digest,
         created_at: now,
         expires_at,
@@ -96,7 +102,7 @@ pub(crate) async fn create_grant(
     sqlx::query(concat!(
         "INSERT INTO grants (",
         grant_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     ))
     .bind(&grant.id)
     .bind(&grant.approval_id)
@@ -105,6 +111,8 @@ pub(crate) async fn create_grant(
     .bind(grant.created_at)
     .bind(grant.expires_at)
     .bind(grant.revoked_at)
+    .bind(&grant.issuer)
+    .bind(&grant.client_id)
     .execute(&mut *tx)
     .await?;
     insert_audit(
@@ -116,6 +124,8 @@ pub(crate) async fn create_grant(
         json!({
             "grant_id": grant.id,
             "subject": grant.subject,
+            "issuer": grant.issuer,
+            "client_id": grant.client_id,
             "action_digest": grant.action_digest,
             "expires_at": grant.expires_at,
         }),
@@ -127,18 +137,20 @@ pub(crate) async fn create_grant(
 
 pub(crate) async fn find_active_grant(
     pool: &Pool,
-    subject: &str,
+    holder: &Voter,
     digest: &str,
     now: i64,
 ) -> Result<Option<Grant>, StoreError> {
     let row: Option<GrantRow> = sqlx::query_as(concat!(
         "SELECT ",
         grant_columns!(),
-        " FROM grants WHERE subject = $1 AND action_digest = $2 \
-         AND revoked_at IS NULL AND expires_at > $3 \
+        " FROM grants WHERE issuer = $1 AND subject = $2 AND client_id = $3 \
+         AND action_digest = $4 AND revoked_at IS NULL AND expires_at > $5 \
          ORDER BY expires_at DESC, id LIMIT 1"
     ))
-    .bind(subject)
+    .bind(&holder.issuer)
+    .bind(&holder.subject)
+    .bind(&holder.client_id)
     .bind(digest)
     .bind(now)
     .fetch_optional(pool)

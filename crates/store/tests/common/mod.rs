@@ -12,7 +12,9 @@
     reason = "each test binary uses a different subset; an `expect` would fail in those that use them all"
 )]
 
-use greenlight_store::{Approval, Decision, GrantMode, NewApproval, Obligation, Store, new_id};
+use greenlight_store::{
+    Approval, Decision, GrantMode, NewApproval, Obligation, Store, Voter, new_id,
+};
 use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -180,13 +182,38 @@ pub fn obligation(quorum: u32, grant: GrantMode) -> Obligation {
     }
 }
 
+/// The issuer of every fixture identity.
+pub const ISSUER: &str = "https://idp.example.com";
+
+/// The client fixture approvals are asked through.
+pub const REQUESTING_CLIENT: &str = "billing-app";
+
+/// `subject` at [`ISSUER`], voting through the approvals app.
+pub fn who(subject: &str) -> Voter {
+    Voter {
+        issuer: ISSUER.to_owned(),
+        subject: subject.to_owned(),
+        client_id: "approvals-app".to_owned(),
+    }
+}
+
+/// `subject` at [`ISSUER`] through the client fixture approvals are asked
+/// through: the holder of their window grants.
+pub fn holder(subject: &str) -> Voter {
+    Voter {
+        client_id: REQUESTING_CLIENT.to_owned(),
+        ..who(subject)
+    }
+}
+
 /// A request for approval of refund `digest` by `requester`, asked at `T0`
 /// and pending until `T0 + TTL`.
 pub fn new_approval(requester: &str, digest: &str, quorum: u32, grant: GrantMode) -> NewApproval {
     NewApproval {
         id: None,
         requester: requester.to_owned(),
-        client_id: "billing-app".to_owned(),
+        requester_issuer: ISSUER.to_owned(),
+        client_id: REQUESTING_CLIENT.to_owned(),
         action_digest: digest.to_owned(),
         action: "refund".to_owned(),
         authorization_details: json!([{
@@ -219,7 +246,7 @@ pub async fn approved(db: &TestDb, digest: &str, grant: GrantMode) -> Approval {
         .await
         .expect("ask");
     db.store
-        .vote(&approval.id, "carol", Decision::Approve, None, T0 + 1)
+        .vote(&approval.id, &who("carol"), Decision::Approve, None, T0 + 1)
         .await
         .expect("carol approves")
         .approval

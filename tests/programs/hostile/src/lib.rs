@@ -110,7 +110,7 @@ impl GuestPolicy for Hostile {
         allow()
     }
 
-    fn authenticate(&self, _token: String, _now: u64) -> Result<wit::Principal, wit::Denial> {
+    fn authenticate(&self, _token: String, _now: u64) -> Result<wit::Credential, wit::Denial> {
         Err(wit::Denial {
             code: wit::DenialCode::TokenBadSignature,
             message: "hostile".to_owned(),
@@ -139,6 +139,7 @@ impl GuestPolicy for Hostile {
             approvals: wit::ApprovalSettings {
                 default_ttl_seconds: 900,
                 poll_interval_seconds: 5,
+                confirm_max_age_seconds: 300,
             },
             development: false,
         }

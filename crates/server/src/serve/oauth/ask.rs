@@ -7,6 +7,7 @@ use greenlight_store::{Approval, NewApproval};
 use greenlight_types::{AccessRequest, Allowance, Verdict};
 use serde_json::{Value, json};
 
+use super::super::auth::voter;
 use super::super::state::seconds;
 use super::super::{ApiError, AppState};
 
@@ -144,7 +145,7 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
     // Already approved for a window: no new approval, no announcement.
     if let Some(grant) = st
         .store
-        .find_active_grant(&who.subject, &action.digest, now)
+        .find_active_grant(&voter(who), &action.digest, now)
         .await?
     {
         return Err(ApiError::invalid_request(format!(
@@ -171,6 +172,7 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
             NewApproval {
                 id: None,
                 requester: who.subject.clone(),
+                requester_issuer: who.issuer.clone(),
                 client_id: who.client_id.clone(),
                 action_digest: action.digest.clone(),
                 action: action.name.clone(),

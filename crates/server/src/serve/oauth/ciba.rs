@@ -13,7 +13,7 @@ use greenlight_types::GrantMode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::super::auth::{authenticate, bearer, token_exp};
+use super::super::auth::{authenticate, bearer};
 use super::super::{ApiError, AppState};
 use super::ask::{Ask, Opened, open_approval, pending_json};
 use super::mint::{Mint, mint};
@@ -72,7 +72,8 @@ pub(super) async fn poll(
     headers: &HeaderMap,
     form: TokenRequest,
 ) -> Result<Json<Value>, ApiError> {
-    let who = authenticate(st, headers)?;
+    let cred = authenticate(st, headers)?;
+    let who = &cred.principal;
     let id = form
         .auth_req_id
         .ok_or_else(|| ApiError::invalid_request("auth_req_id is required"))?;
@@ -80,7 +81,12 @@ pub(super) async fn poll(
         .store
         .get_approval(&id)
         .await?
-        .filter(|a| a.requester == who.subject && a.client_id == who.client_id)
+        // The requester (issuer and subject) through the client that asked.
+        .filter(|a| {
+            a.requester_issuer == who.issuer
+                && a.requester == who.subject
+                && a.client_id == who.client_id
+        })
         .ok_or_else(|| {
             token_error(
                 "invalid_grant",
@@ -131,12 +137,8 @@ pub(super) async fn poll(
         // The grant outlives any one base token: the client may refresh it.
         approval.obligation.window_seconds
     } else {
-        // A one-time token ends no later than the token that collected it
-        // (verified above; its `exp` is only read here).
-        let left = bearer(headers)
-            .ok()
-            .and_then(|t| token_exp(&t))
-            .map_or(0, |exp| exp.saturating_sub(st.clock.now()));
+        // A one-time token ends no later than the token that collected it.
+        let left = cred.expires_at.saturating_sub(st.clock.now());
         st.action_tokens
             .ttl_seconds
             .min(approval.obligation.ttl_seconds)
@@ -152,7 +154,7 @@ pub(super) async fn poll(
         .collect();
     let minted = mint(
         st,
-        &who,
+        who,
         Mint {
             authorization_details: approval.authorization_details.clone(),
             digest: approval.action_digest.clone(),

@@ -148,4 +148,57 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
             reasons: Vec::new(),
         });
     }
+
+    // Groups count only from an issuer authoritative for them: the tokens
+    // bundle's first issuer (`ed.example`) for any, the others for none.
+    let admins = json!({ "groups": ["admins"] });
+    let delete_challenge = |who: Value| {
+        challenge(
+            "https://api.test",
+            who,
+            action("thing.delete", "Thing", "t-1", json!({})),
+            json!({
+            "approvers": ["group:admins"], "quorum": 1, "ttl_seconds": 900, "grant": "once",
+            "window_seconds": 0, "reason_required": false, "message": "" }),
+        )
+    };
+    let first = test_claims("https://ed.example", admins.clone());
+    let other = test_claims("https://ec.example", admins);
+    // Written by hand: the principal without the group the issuer may not assert.
+    let mut other_who = principal(&other);
+    other_who["groups"] = json!([]);
+    for (name, description, request, verdict) in [
+        (
+            "keys-groups-from-the-first-issuer-count",
+            "the first issuer is authoritative for every group: its token's groups are the principal's",
+            http(
+                "POST",
+                "/things/t-1/delete",
+                Some(&ctx.ed.sign("at+jwt", &first)),
+                None,
+            ),
+            delete_challenge(principal(&first)),
+        ),
+        (
+            "keys-groups-from-another-issuer-are-dropped",
+            "another issuer names no groups unless configured: a token of it claiming `admins` is no member",
+            http(
+                "POST",
+                "/things/t-1/delete",
+                Some(&ctx.ec256.sign("JWT", &other)),
+                None,
+            ),
+            delete_challenge(other_who),
+        ),
+    ] {
+        v.extra.push(Vector {
+            name,
+            description,
+            bundle: TOK,
+            keys: Vec::new(),
+            request,
+            verdict,
+            reasons: vec!["thing-delete"],
+        });
+    }
 }

@@ -1,0 +1,37 @@
+-- Identity is (issuer, subject), and the client that acts is recorded
+-- beside it: a second provider's `alice` is not the first provider's, and
+-- another client of the same user is not the client that asked.
+-- Rows from before have '' where the issuer or client was not recorded;
+-- an approval pending across the upgrade matches nobody and must be asked
+-- again. Keep in step with ../postgres/0005_identity_is_issuer_and_subject.sql.
+
+ALTER TABLE approvals ADD COLUMN requester_issuer TEXT NOT NULL DEFAULT '';
+-- The same pending action from the same requester through the same client
+-- is one approval; another client of that person asks on its own.
+DROP INDEX approvals_one_pending;
+CREATE UNIQUE INDEX approvals_one_pending
+    ON approvals (requester_issuer, requester, client_id, action_digest)
+    WHERE status = 'pending';
+
+-- One vote per approver identity; the client it came through is recorded.
+-- SQLite cannot change a primary key in place: the table is rebuilt.
+CREATE TABLE votes_by_identity (
+    approval_id     TEXT    NOT NULL REFERENCES approvals (id),
+    approver_issuer TEXT    NOT NULL,
+    approver        TEXT    NOT NULL,
+    approver_client TEXT    NOT NULL,
+    decision        TEXT    NOT NULL CHECK (decision IN ('approve', 'deny')),
+    reason          TEXT,
+    at              INTEGER NOT NULL,
+    PRIMARY KEY (approval_id, approver_issuer, approver)
+);
+INSERT INTO votes_by_identity (approval_id, approver_issuer, approver, approver_client, decision, reason, at)
+    SELECT approval_id, '', approver, '', decision, reason, at FROM votes;
+DROP TABLE votes;
+ALTER TABLE votes_by_identity RENAME TO votes;
+
+-- A window grant is the requester's, through the client that asked.
+ALTER TABLE grants ADD COLUMN issuer TEXT NOT NULL DEFAULT '';
+ALTER TABLE grants ADD COLUMN client_id TEXT NOT NULL DEFAULT '';
+DROP INDEX grants_lookup;
+CREATE INDEX grants_lookup ON grants (issuer, subject, client_id, action_digest, expires_at);
