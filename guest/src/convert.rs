@@ -75,6 +75,7 @@ denial_codes!(
     TokenNotYetValid,
     TokenIssuedInFuture,
     TokenMissingClaim,
+    TokenInvalidClaim,
     PolicyForbidden,
     PolicyNoPermit,
     ActionTokenDigestMismatch,

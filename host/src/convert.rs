@@ -56,6 +56,7 @@ denial_codes!(
     TokenNotYetValid,
     TokenIssuedInFuture,
     TokenMissingClaim,
+    TokenInvalidClaim,
     PolicyForbidden,
     PolicyNoPermit,
     ActionTokenDigestMismatch,

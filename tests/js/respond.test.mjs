@@ -28,7 +28,7 @@ const TABLE = {
       'token-missing', 'token-too-large', 'token-malformed', 'token-unsupported-algorithm', 'token-algorithm-not-allowed',
       'token-unknown-issuer', 'token-unknown-key', 'token-key-mismatch', 'token-bad-signature', 'token-wrong-type',
       'token-unknown-critical-header', 'token-wrong-audience', 'token-expired', 'token-not-yet-valid',
-      'token-issued-in-future', 'token-missing-claim', 'action-token-invalid', 'action-token-replayed',
+      'token-issued-in-future', 'token-missing-claim', 'token-invalid-claim', 'action-token-invalid', 'action-token-replayed',
     ].map((c) => [c, [401, 'invalid_token']]),
   ),
   ...Object.fromEntries(

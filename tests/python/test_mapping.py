@@ -54,7 +54,7 @@ TABLE = {
         "token-missing", "token-too-large", "token-malformed", "token-unsupported-algorithm",
         "token-algorithm-not-allowed", "token-unknown-issuer", "token-unknown-key", "token-key-mismatch",
         "token-bad-signature", "token-wrong-type", "token-unknown-critical-header", "token-wrong-audience",
-        "token-expired", "token-not-yet-valid", "token-issued-in-future", "token-missing-claim",
+        "token-expired", "token-not-yet-valid", "token-issued-in-future", "token-missing-claim", "token-invalid-claim",
         "action-token-invalid", "action-token-replayed")},
     **{c: (403, "access_denied") for c in (
         "route-not-found", "policy-forbidden", "policy-no-permit", "action-token-digest-mismatch")},

@@ -49,6 +49,7 @@ export const DENIAL_CODES = Object.freeze([
   'token-not-yet-valid',
   'token-issued-in-future',
   'token-missing-claim',
+  'token-invalid-claim',
   'policy-forbidden',
   'policy-no-permit',
   'action-token-digest-mismatch',

@@ -395,11 +395,15 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, Denial> {
         ));
     };
     let header_bytes = b64(header, "header")?;
-    let header: Map<String, Value> = serde_json::from_slice(&header_bytes).map_err(|_| {
-        Denial::new(
+    let header: Map<String, Value> = crate::strict::object(&header_bytes).map_err(|e| match e {
+        crate::strict::StrictError::Duplicate(name) => Denial::new(
+            DenialCode::TokenMalformed,
+            format!("the header names `{name}` twice"),
+        ),
+        crate::strict::StrictError::Malformed => Denial::new(
             DenialCode::TokenMalformed,
             "the header is not a JSON object",
-        )
+        ),
     })?;
     let alg_name = match header.get("alg") {
         Some(Value::String(s)) => s.as_str(),

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod jws;
 pub mod policy;
 pub mod routes;
+pub mod strict;
 pub mod token;
 
 pub use bundle::Bundle;

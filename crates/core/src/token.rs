@@ -135,19 +135,27 @@ fn missing(claim: &str) -> Denial {
     )
 }
 
-/// A NumericDate: a non-negative number of seconds (fractions truncated).
+/// The latest time a token may name: 9999-12-31T23:59:59Z. A larger
+/// value is a mistake or an attack (`1e300`, `2^70`) that would otherwise
+/// saturate to "never expires".
+pub const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
+
+/// A NumericDate: whole seconds from 0 to [`MAX_NUMERIC_DATE`]. A string
+/// or other type is a missing claim; a number outside that (a fraction, a
+/// negative, a huge one) is refused as invalid.
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Denial> {
     match claims.get(name) {
         None => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .or_else(|| {
-                v.as_f64()
-                    .filter(|f| *f >= 0.0 && f.is_finite())
-                    .map(|f| f as u64)
-            })
-            .map(Some)
-            .ok_or_else(|| missing(name)),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(t) if t <= MAX_NUMERIC_DATE => Ok(Some(t)),
+            _ => Err(Denial::new(
+                DenialCode::TokenInvalidClaim,
+                format!(
+                    "claim `{name}` must be whole seconds from 0 to {MAX_NUMERIC_DATE}, not `{n}`"
+                ),
+            )),
+        },
+        Some(_) => Err(missing(name)),
     }
 }
 
@@ -173,12 +181,17 @@ pub fn verify(
     principal_cfg: &PrincipalConfig,
 ) -> Result<Verified, Denial> {
     let parsed = jws::parse(token)?;
-    let claims: Map<String, Value> = serde_json::from_slice(&parsed.payload).map_err(|_| {
-        Denial::new(
-            DenialCode::TokenMalformed,
-            "the payload is not a JSON object",
-        )
-    })?;
+    let claims: Map<String, Value> =
+        crate::strict::object(&parsed.payload).map_err(|e| match e {
+            crate::strict::StrictError::Duplicate(name) => Denial::new(
+                DenialCode::TokenInvalidClaim,
+                format!("claim `{name}` is given twice"),
+            ),
+            crate::strict::StrictError::Malformed => Denial::new(
+                DenialCode::TokenMalformed,
+                "the payload is not a JSON object",
+            ),
+        })?;
     let iss = claims
         .get("iss")
         .and_then(Value::as_str)

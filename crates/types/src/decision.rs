@@ -291,6 +291,9 @@ denial_codes! {
     TokenIssuedInFuture => "token-issued-in-future",
     /// When a required claim is absent or mistyped.
     TokenMissingClaim => "token-missing-claim",
+    /// When a claim is given twice, or a time claim is not whole seconds
+    /// within range.
+    TokenInvalidClaim => "token-invalid-claim",
     /// When a `forbid` policy matched.
     PolicyForbidden => "policy-forbidden",
     /// When no `permit` matched.

@@ -108,6 +108,7 @@ pub fn status_of(code: DenialCode) -> (u16, &'static str) {
         | C::TokenNotYetValid
         | C::TokenIssuedInFuture
         | C::TokenMissingClaim
+        | C::TokenInvalidClaim
         | C::ActionTokenInvalid
         | C::ActionTokenReplayed => (401, "invalid_token"),
         C::RouteNotFound
@@ -157,7 +158,7 @@ mod tests {
     /// here by hand rather than derived from `status_of`.
     #[test]
     fn every_denial_code_gets_the_status_of_the_documented_table() {
-        let table: [(&str, u16, &str); 29] = [
+        let table: [(&str, u16, &str); 30] = [
             ("request-invalid", 400, "invalid_request"),
             ("route-not-found", 403, "access_denied"),
             ("token-missing", 401, "invalid_token"),
@@ -176,6 +177,7 @@ mod tests {
             ("token-not-yet-valid", 401, "invalid_token"),
             ("token-issued-in-future", 401, "invalid_token"),
             ("token-missing-claim", 401, "invalid_token"),
+            ("token-invalid-claim", 401, "invalid_token"),
             ("policy-forbidden", 403, "access_denied"),
             ("policy-no-permit", 403, "access_denied"),
             ("action-token-digest-mismatch", 403, "access_denied"),

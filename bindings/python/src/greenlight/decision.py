@@ -42,6 +42,7 @@ DENIAL_CODES: tuple[str, ...] = (
     "token-not-yet-valid",
     "token-issued-in-future",
     "token-missing-claim",
+    "token-invalid-claim",
     "policy-forbidden",
     "policy-no-permit",
     "action-token-digest-mismatch",
@@ -82,8 +83,8 @@ class InvalidOutput(ValueError):
 class Principal:
     """Who a verified token names, as the policies see them (the WIT
     `principal`): who acts in an `Allow`, who asks in an `ApprovalRequired`,
-    what `Policy.authenticate` returns, and the subject `Policy.evaluate_as`
-    decides for."""
+    whom the `Credential` of `Policy.authenticate` names, and the subject
+    `Policy.evaluate_as` decides for."""
 
     #: The Cedar entity type of principals in the bundle, e.g. `User`
     #: (`evaluate_as` replaces it with the bundle's).
@@ -94,7 +95,9 @@ class Principal:
     client_id: str
     #: The token's scopes.
     scopes: tuple[str, ...]
-    #: The subject's groups.
+    #: The subject's groups: from a token, only those its issuer is
+    #: authoritative for (the bundle's first issuer: any; another: those its
+    #: `[[issuers]]` entry lists in `groups`).
     groups: tuple[str, ...]
     #: The subject's roles.
     roles: tuple[str, ...]

@@ -201,4 +201,59 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
             reasons: vec!["thing-delete"],
         });
     }
+
+    // A member named twice is refused, never read as its last value; a time
+    // claim is whole seconds within range (RFC 7519 §4 and §2).
+    let idp = &ctx.idp;
+    let read = |t: &str| http("GET", "/payments/pay_123", Some(t), None);
+    let claims_text = ctx.token.to_string();
+    let twice = format!("{},\"sub\":\"admin\"}}", claims_text.trim_end_matches('}'));
+    let header = r#"{"alg":"EdDSA","kid":"idp-dev-1","typ":"at+jwt"}"#;
+    let huge = demo_claims(json!({ "exp": 1e300 }));
+    let fraction = demo_claims(json!({ "exp": NOW as f64 + 3600.5 }));
+    for (name, description, token, verdict) in [
+        (
+            "token-claim-given-twice",
+            "a claim named twice (`sub` alice, then admin) is refused, not read as `admin`",
+            idp.sign_raw(header, &twice),
+            deny("token-invalid-claim", "claim `sub` is given twice"),
+        ),
+        (
+            "token-header-member-given-twice",
+            "a header naming `alg` twice is malformed",
+            idp.sign_raw(
+                r#"{"alg":"none","alg":"EdDSA","kid":"idp-dev-1","typ":"at+jwt"}"#,
+                &claims_text,
+            ),
+            deny("token-malformed", "the header names `alg` twice"),
+        ),
+        (
+            "token-exp-out-of-range",
+            "an `exp` of 1e300 is refused, not read as never expiring",
+            idp.sign("at+jwt", &huge),
+            deny(
+                "token-invalid-claim",
+                "claim `exp` must be whole seconds from 0 to 253402300799, not `1e+300`",
+            ),
+        ),
+        (
+            "token-exp-not-whole-seconds",
+            "an `exp` that is not whole seconds is refused",
+            idp.sign("at+jwt", &fraction),
+            deny(
+                "token-invalid-claim",
+                "claim `exp` must be whole seconds from 0 to 253402300799, not `1767229200.5`",
+            ),
+        ),
+    ] {
+        v.extra.push(Vector {
+            name,
+            description,
+            bundle: DEMO,
+            keys: Vec::new(),
+            request: read(&token),
+            verdict,
+            reasons: Vec::new(),
+        });
+    }
 }
