@@ -140,9 +140,12 @@ def answer_headers(r: httpx.Response) -> list:
 
 
 def test_the_refund_story(service, gateway):
+    # Alice's app (the default client, greenlight-dev) asks; bob and carol,
+    # in finance, sign in to the approvals app, the one client of the demo
+    # IdP whose tokens are meant for approving (`approver_clients`).
     alice = dev_token("alice", "--scope", "payments:refund")
-    bob = dev_token("bob", "--claim", 'groups=["finance"]')
-    carol = dev_token("carol", "--claim", 'groups=["finance"]')
+    bob = dev_token("bob", "--client", "approvals-app", "--claim", 'groups=["finance"]')
+    carol = dev_token("carol", "--client", "approvals-app", "--claim", 'groups=["finance"]')
     gw = httpx.Client(base_url=gateway, timeout=30)
     gl = httpx.Client(base_url=service, timeout=30)
 
@@ -194,11 +197,25 @@ def test_the_refund_story(service, gateway):
     assert (r.status_code, r.json()) == (400, {"error": "authorization_pending",
                                                "error_description": "the approvers have not decided yet"})
 
-    # Alice cannot approve her own refund; bob and carol from finance can.
+    # The app that asked cannot vote on its own request, whoever's token it
+    # holds; alice cannot approve her own refund even through the approvals
+    # app; bob's token held by another app is not meant for approving; bob
+    # and carol from finance, through the approvals app, can.
     r = gl.post(f"/v1/approvals/{approval_id}/approve", headers=bearer(alice), json={"reason": "mine"})
     assert (r.status_code, r.json()) == (403, {
         "error": "access_denied",
+        "error_description": "client `greenlight-dev` asked for this action and cannot vote on it"})
+    r = gl.post(f"/v1/approvals/{approval_id}/approve", json={"reason": "mine"},
+                headers=bearer(dev_token("alice", "--client", "approvals-app")))
+    assert (r.status_code, r.json()) == (403, {
+        "error": "access_denied",
         "error_description": "`alice` asked for this action and cannot approve their own request"})
+    r = gl.post(f"/v1/approvals/{approval_id}/approve", json={"reason": "customer verified"},
+                headers=bearer(dev_token("bob", "--client", "shop-backend", "--claim", 'groups=["finance"]')))
+    assert (r.status_code, r.json()) == (403, {
+        "error": "access_denied",
+        "error_description": "a token of client `shop-backend` is not meant for approving: votes are cast "
+                             "with a token from one of the issuer's approver clients or with its approval scope"})
     r = gl.post(f"/v1/approvals/{approval_id}/approve", headers=bearer(bob), json={"reason": "customer verified"})
     assert r.status_code == 200
     assert (r.json()["approve_count"], r.json()["status"]) == (1, "pending")

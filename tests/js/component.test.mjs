@@ -1,15 +1,18 @@
-// What the component tells besides decisions (`inspect`, `describe`,
-// `stats`), and that the HTTP answer is the component's: a module that
+// What the component tells besides decisions (`authenticate`, `inspect`,
+// `describe`, `stats`), and that the HTTP answer is the component's: a module that
 // answers a deny with a pass-through gets a 503, never a pass-through, and
 // the binding keeps no status table of its own.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as binding from '../../bindings/js/src/index.js';
 import { DenialError, Engine } from '../../bindings/js/src/index.js';
 import { GEN_DIR } from '../../bindings/js/src/engine.js';
+import { credentialFromWit } from '../../bindings/js/src/info.js';
+import { InvalidOutput } from '../../bindings/js/src/decision.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const JSON_HEADERS = [['content-type', 'application/json'], ['cache-control', 'no-store']];
@@ -80,6 +83,61 @@ describe('inspect', () => {
   });
 });
 
+describe('authenticate', () => {
+  const bin = process.env.GREENLIGHT_BIN;
+  /** `greenlight dev-token` for the demo bundle (its development IdP key). */
+  const devToken = (...args) => {
+    assert.ok(bin !== undefined && existsSync(bin), `GREENLIGHT_BIN must name the greenlight binary (got ${bin})`);
+    return execFileSync(bin, ['dev-token', '--bundle', join(root, 'examples/bundle'), ...args], { encoding: 'utf8' }).trim();
+  };
+  const ISSUED = 1767225600;
+  let policy;
+  before(() => {
+    policy = engine.loadBundleDir(join(root, 'examples/bundle'));
+  });
+  after(() => policy.close());
+
+  test("gives an approver's credential for a token of the approvals app", () => {
+    // The bundle's first issuer lists `approvals-app` in `approver_clients`;
+    // dev-token sets `auth_time` to the issue time; the first issuer's groups count.
+    const token = devToken('--sub', 'bob', '--client', 'approvals-app', '--claim', 'groups=["finance"]', '--now', String(ISSUED));
+    assert.deepEqual(policy.authenticate(token, ISSUED + 10), {
+      principal: {
+        entity_type: 'User',
+        subject: 'bob',
+        client_id: 'approvals-app',
+        scopes: [],
+        groups: ['finance'],
+        roles: [],
+        tenant: '',
+        issuer: 'https://idp.example.com',
+      },
+      expires_at: ISSUED + 3600,
+      auth_time: ISSUED,
+      approver: true,
+    });
+  });
+
+  test('the same person through another client is not an approver', () => {
+    const token = devToken('--sub', 'bob', '--client', 'shop-backend', '--claim', 'auth_time=null', '--now', String(ISSUED));
+    const { principal, auth_time, approver } = policy.authenticate(token, ISSUED);
+    assert.deepEqual([principal.client_id, auth_time, approver], ['shop-backend', null, false]);
+  });
+
+  test('a credential without a subject or issuer is refused, as the Rust host refuses it', () => {
+    const wit = (who) => ({
+      principal: { entityType: 'User', subject: 'bob', clientId: 'approvals-app', scopes: [], groups: [], roles: [], tenant: '', issuer: 'https://idp.example.com', ...who },
+      expiresAt: 1n,
+      authTime: undefined,
+      approver: true,
+    });
+    assert.equal(credentialFromWit(wit({})).principal.subject, 'bob');
+    for (const who of [{ subject: '' }, { issuer: '' }]) {
+      assert.throws(() => credentialFromWit(wit(who)), (e) => e instanceof InvalidOutput && e.message === 'a credential without a subject or issuer');
+    }
+  });
+});
+
 describe('describe', () => {
   test('names what the demo bundle configures', () => {
     const policy = engine.loadBundleDir(join(root, 'examples/bundle'));
@@ -90,7 +148,7 @@ describe('describe', () => {
         claims: { entity_type: 'User', scope: 'scope', groups: 'groups', roles: 'roles', tenant: 'tenant' },
         issuers: [{ issuer: 'https://idp.example.com', audience: 'https://api.example.com', jwks_uri: null }],
         action_tokens: { issuer: 'https://greenlight.example.com', audience: 'https://api.example.com', ttl_seconds: 300, leeway_seconds: 60 },
-        approvals: { default_ttl_seconds: 900, poll_interval_seconds: 5 },
+        approvals: { default_ttl_seconds: 900, poll_interval_seconds: 5, confirm_max_age_seconds: 300 },
         development: true,
       });
     } finally {

@@ -277,7 +277,7 @@ describe('fail closed', () => {
   });
 
   test('evaluateAs decides for an authenticated principal as evaluate does for its token', () => {
-    const vouched = demo.evaluateAs(demo.authenticate(ALICE_TOKEN, NOW), VOUCHED_REFUND, NOW);
+    const vouched = demo.evaluateAs(demo.authenticate(ALICE_TOKEN, NOW).principal, VOUCHED_REFUND, NOW);
     assert.deepEqual(vouched, demo.evaluate({ ...VOUCHED_REFUND, token: ALICE_TOKEN }, NOW));
     assert.equal(vouched.verdict.principal.subject, 'alice');
     assert.deepEqual(vouched.reasons, ['refund-small']);
@@ -287,6 +287,33 @@ describe('fail closed', () => {
     assert.throws(() => demo.evaluateAs({ ...ALICE_VOUCHED, scopes: 'payments:refund' }, VOUCHED_REFUND, NOW), TypeError);
     assert.throws(() => demo.evaluateAs({ ...ALICE_VOUCHED, subject: undefined }, VOUCHED_REFUND, NOW), TypeError);
     assert.throws(() => demo.evaluateAs(null, VOUCHED_REFUND, NOW), TypeError);
+  });
+
+  test('authenticate gives the credential of the requesting app\'s token', () => {
+    // Vector 010's token: alice through client shop-backend, which is not
+    // meant for approving, and which does not say when she signed in.
+    const read = named('demo-payment-read-allowed');
+    const token = read.request.http.headers.find(([k]) => k === 'authorization')[1].replace(/^Bearer /, '');
+    assert.deepEqual(demo.authenticate(token, read.now), {
+      principal: {
+        entity_type: 'User',
+        subject: 'alice',
+        client_id: 'shop-backend',
+        scopes: ['payments:read', 'payments:refund', 'files:write'],
+        groups: [],
+        roles: [],
+        tenant: '',
+        issuer: 'https://idp.example.com',
+      },
+      expires_at: read.now + 3600,
+      auth_time: null,
+      approver: false,
+    });
+    assert.throws(() => demo.authenticate(token, read.now + 86400), (e) => {
+      assert.ok(e instanceof DenialError);
+      assert.deepEqual([e.code, e.denial], ['token-expired', 'the token expired at 1767229200']);
+      return true;
+    });
   });
 
   test('authenticate refuses a malformed token with its code', () => {

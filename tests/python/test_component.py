@@ -1,11 +1,14 @@
-"""What the component tells besides decisions (`inspect`, `describe`,
-`stats`), and that the HTTP answer is the component's: a module that
+"""What the component tells besides decisions (`authenticate`, `inspect`,
+`describe`, `stats`), and that the HTTP answer is the component's: a module that
 answers a deny with a pass-through gets a 503, never a pass-through, and the
 binding keeps no status table of its own."""
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,6 +17,7 @@ from greenlight import (
     ActionTokenSettings,
     ApprovalSettings,
     ClaimNames,
+    Credential,
     Decision,
     Denied,
     Engine,
@@ -76,7 +80,8 @@ def test_describe_names_what_the_demo_bundle_configures(engine):
         issuer="https://greenlight.example.com", audience="https://api.example.com", ttl_seconds=300,
         leeway_seconds=60)
     assert info.issuers == (IssuerInfo("https://idp.example.com", "https://api.example.com", None),)
-    assert info.approvals == ApprovalSettings(default_ttl_seconds=900, poll_interval_seconds=5)
+    assert info.approvals == ApprovalSettings(default_ttl_seconds=900, poll_interval_seconds=5,
+                                              confirm_max_age_seconds=300)
     assert info.claims == ClaimNames("User", "scope", "groups", "roles", "tenant")
     assert info.development is True
 
@@ -86,6 +91,50 @@ def test_describe_gives_a_jwks_uri_the_host_must_fetch(engine):
     assert [i for i in info.issuers if i.jwks_uri is not None] == [
         IssuerInfo("https://uri.example", "https://api.test", "https://uri.example/.well-known/jwks.json")]
     assert info.development is False
+
+
+def dev_token(*args: str) -> str:
+    """`greenlight dev-token` for the demo bundle (its development IdP key)."""
+    binary = os.environ.get("GREENLIGHT_BIN")
+    if not binary or not Path(binary).is_file():
+        pytest.fail(f"GREENLIGHT_BIN must name the greenlight binary (got {binary!r})", pytrace=False)
+    return subprocess.run([binary, "dev-token", "--bundle", str(ROOT / "examples/bundle"), *args],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_authenticate_gives_an_approvers_credential(engine):
+    """A token of the bundle's first issuer issued to one of its
+    `approver_clients` (`approvals-app`) is meant for approving; dev-token
+    sets `auth_time` to the issue time, and the first issuer's groups count."""
+    policy = engine.load_bundle_dir(ROOT / "examples/bundle")
+    issued = 1767225600
+    token = dev_token("--sub", "bob", "--client", "approvals-app", "--claim", 'groups=["finance"]',
+                      "--now", str(issued))
+    assert policy.authenticate(token, issued + 10) == Credential(
+        principal=Principal("User", "bob", "approvals-app", (), ("finance",), (), "", "https://idp.example.com"),
+        expires_at=issued + 3600, auth_time=issued, approver=True)
+    # The same person through another client: not meant for approving.
+    token = dev_token("--sub", "bob", "--client", "shop-backend", "--claim", "auth_time=null", "--now", str(issued))
+    credential = policy.authenticate(token, issued)
+    assert (credential.principal.client_id, credential.auth_time, credential.approver) == (
+        "shop-backend", None, False)
+
+
+@pytest.mark.parametrize("who", [{"subject": ""}, {"issuer": ""}])
+def test_a_credential_without_a_subject_or_issuer_is_refused(engine, monkeypatch, who):
+    """As the Rust host (`host/src/convert.rs`): a module naming nobody is a
+    malformed answer, never a credential."""
+    policy = engine.load_bundle_dir(ROOT / "examples/bundle")
+    principal = {"entity-type": "User", "subject": "bob", "client-id": "approvals-app", "scopes": [],
+                 "groups": [], "roles": [], "tenant": "", "issuer": "https://idp.example.com", **who}
+    answer = SimpleNamespace(**{"principal": SimpleNamespace(**principal), "expires-at": 1, "auth-time": None,
+                                "approver": True})
+    monkeypatch.setattr(policy, "_result", lambda name, *args: answer)
+    with pytest.raises(Denied) as err:
+        policy.authenticate("t", 0)
+    assert (err.value.code, err.value.message) == (
+        "engine-invalid-output",
+        "the policy module returned a malformed credential: a credential without a subject or issuer")
 
 
 def test_stats_count_token_checks_and_signature_verifications(engine):

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from greenlight import AccessRequest, BundleError, Denied, Engine, EngineError, Limits, Principal, Problem
+from greenlight import (
+    AccessRequest,
+    BundleError,
+    Credential,
+    Denied,
+    Engine,
+    EngineError,
+    Limits,
+    Principal,
+    Problem,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples/bundle"
@@ -156,7 +166,7 @@ def test_evaluate_as_decides_for_an_authenticated_principal_as_for_its_token(eng
     policy = engine.load_bundle_dir(DEMO)
     token = ALICE.removeprefix("Bearer ")
     as_token = policy.evaluate(dataclasses.replace(VOUCHED_REFUND, token=token), NOW)
-    vouched = policy.evaluate_as(policy.authenticate(token, NOW), VOUCHED_REFUND, NOW)
+    vouched = policy.evaluate_as(policy.authenticate(token, NOW).principal, VOUCHED_REFUND, NOW)
     assert vouched.to_dict() == as_token.to_dict()
     assert vouched.verdict.principal.subject == "alice" and vouched.reasons == ("refund-small",)
 
@@ -169,14 +179,18 @@ def test_evaluate_as_refuses_a_subject_of_the_wrong_shape(engine):
         policy.evaluate_as(Principal("User", None, "", (), (), (), "", "i"), VOUCHED_REFUND, NOW)
 
 
-def test_authenticate_names_the_principal_and_refuses_bad_tokens(engine):
+def test_authenticate_gives_the_credential_and_refuses_bad_tokens(engine):
     policy = engine.load_bundle_dir(DEMO)
-    p = policy.authenticate(ALICE.removeprefix("Bearer "), NOW)
-    assert (p.entity_type, p.subject, p.client_id, p.scopes, p.issuer) == (
-        "User", "alice", "shop-backend", ("payments:read", "payments:refund", "files:write"),
-        "https://idp.example.com")
+    read = json.loads((ROOT / "tests/vectors/010-demo-payment-read-allowed.json").read_text())
+    token, now = dict(read["request"]["http"]["headers"])["authorization"].removeprefix("Bearer "), read["now"]
+    # The requesting app's token (client shop-backend): not meant for
+    # approving, and it does not say when alice signed in.
+    assert policy.authenticate(token, now) == Credential(
+        principal=Principal("User", "alice", "shop-backend", ("payments:read", "payments:refund", "files:write"),
+                            (), (), "", "https://idp.example.com"),
+        expires_at=now + 3600, auth_time=None, approver=False)
     with pytest.raises(Denied) as err:
-        policy.authenticate(ALICE.removeprefix("Bearer "), NOW + 86400)
+        policy.authenticate(token, now + 86400)
     assert (err.value.code, err.value.message) == ("token-expired", "the token expired at 1767229200")
 
 

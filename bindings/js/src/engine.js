@@ -9,8 +9,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import { checkDecision, DENIAL_CODES, denied, fromWit, InvalidOutput, MAX_GUEST_STRING, principal as checkPrincipal, principalFromWit, toWit } from './decision.js';
-import { actionTokenFromWit, bundleInfoFromWit, statsFromWit } from './info.js';
+import { checkDecision, DENIAL_CODES, denied, fromWit, InvalidOutput, MAX_GUEST_STRING, toWit } from './decision.js';
+import { actionTokenFromWit, bundleInfoFromWit, credentialFromWit, statsFromWit } from './info.js';
 import { checkAnswer, unavailable } from './respond.js';
 
 /** Where `npm run build` puts the transpiled components, one folder per SHA-256. */
@@ -501,7 +501,8 @@ export class Policy {
    * a claimed one, so never pass a subject a client merely claims.
    * @param {{entity_type: string, subject: string, client_id?: string, scopes?: string[],
    *          groups?: string[], roles?: string[], tenant?: string, issuer: string}} subject
-   *   a principal as `authenticate` returns it (camelCase names are accepted too)
+   *   a principal, such as the `principal` of what `authenticate` returns
+   *   (camelCase names are accepted too)
    * @param {{token: string, action: string, resource_type: string,
    *          resource_id: string, resource_properties?: string | object | null,
    *          context?: string | object | null}} request as for `evaluate`; `token` is ''
@@ -514,20 +515,28 @@ export class Policy {
   }
 
   /**
-   * Verifies an access token at `now` and returns who it names; action
+   * Verifies an access token of one of the bundle's issuers at `now` (Unix
+   * seconds), with every rule `evaluateHttp` applies to tokens, and returns
+   * its credential: who it names (`principal`, with only the groups its
+   * issuer is authoritative for), when it expires (`expires_at`), when the
+   * person signed in (`auth_time`, null when the token does not say) and
+   * whether it is meant for approving (`approver`: issued to one of the
+   * issuer's `approver_clients`, or carrying its `approval_scope`). Action
    * tokens are refused (`action-token-invalid`).
    * @param {string} token
    * @param {number | bigint} now
-   * @returns {import('./decision.js').Principal}
+   * @returns {import('./info.js').Credential}
    * @throws {DenialError} with the token's denial code, or `engine-*`
+   *   (`engine-invalid-output` for a malformed credential, such as one
+   *   without a subject or issuer, as the Rust host)
    */
   authenticate(token, now) {
     const ok = this.#result('authenticate', [String(token), seconds(now)]);
     try {
-      return checkPrincipal(principalFromWit(ok));
+      return credentialFromWit(ok);
     } catch (e) {
       if (!(e instanceof InvalidOutput)) throw e;
-      throw new DenialError('engine-invalid-output', `the policy module returned a malformed principal: ${e.message}`);
+      throw new DenialError('engine-invalid-output', `the policy module returned a malformed credential: ${e.message}`);
     }
   }
 

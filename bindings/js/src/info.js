@@ -1,10 +1,11 @@
 // What the policy module tells a host outside a decision: the loaded
-// bundle's settings (`describe`), a verified action token's claims
-// (`inspect`) and its counters (`stats`), converted from what jco lifts
-// (camelCase, options as undefined, u64 as BigInt) to the snake_case JSON
-// form of the Rust `greenlight_types` (BundleInfo, ActionToken,
-// EngineStats) and checked as the Rust host checks them. A host reads these
-// instead of parsing `greenlight.toml` or a token itself.
+// bundle's settings (`describe`), a verified access token (`authenticate`),
+// a verified action token's claims (`inspect`) and its counters (`stats`),
+// converted from what jco lifts (camelCase, options as undefined, u64 as
+// BigInt) to the snake_case JSON form of the Rust `greenlight_types`
+// (BundleInfo, Credential, ActionToken, EngineStats) and checked as the
+// Rust host checks them. A host reads these instead of parsing
+// `greenlight.toml` or a token itself.
 
 import { fail, list, principal, principalFromWit, str, u64 } from './decision.js';
 
@@ -13,8 +14,11 @@ import { fail, list, principal, principalFromWit, str, u64 } from './decision.js
  *            claims: {entity_type: string, scope: string, groups: string, roles: string, tenant: string},
  *            issuers: {issuer: string, audience: string, jwks_uri: string | null}[],
  *            action_tokens: {issuer: string, audience: string, ttl_seconds: number, leeway_seconds: number} | null,
- *            approvals: {default_ttl_seconds: number, poll_interval_seconds: number},
+ *            approvals: {default_ttl_seconds: number, poll_interval_seconds: number,
+ *                        confirm_max_age_seconds: number},
  *            development: boolean}} BundleInfo
+ * @typedef {{principal: import('./decision.js').Principal, expires_at: number,
+ *            auth_time: number | null, approver: boolean}} Credential
  * @typedef {{principal: import('./decision.js').Principal, audience: string, token_id: string,
  *            issued_at: number | null, expires_at: number, digest: string, grant: 'once' | 'window',
  *            approval_id: string | null, approvers: string[], authorization_details: unknown}} ActionToken
@@ -61,8 +65,27 @@ export function bundleInfoFromWit(raw) {
     approvals: {
       default_ttl_seconds: u64(a.defaultTtlSeconds, 'the default ttl'),
       poll_interval_seconds: u64(a.pollIntervalSeconds, 'the poll interval'),
+      confirm_max_age_seconds: u64(a.confirmMaxAgeSeconds, 'the confirm max age'),
     },
     development: b.development === true,
+  };
+}
+
+/**
+ * The WIT `credential`, checked as the Rust host checks it
+ * (host/src/convert.rs): its principal names a subject and an issuer.
+ * `auth_time` is null when the token does not say.
+ * @returns {Credential}
+ */
+export function credentialFromWit(raw) {
+  const c = record(raw, 'the credential');
+  const who = principal(principalFromWit(c.principal));
+  if (who.subject === '' || who.issuer === '') fail('a credential without a subject or issuer');
+  return {
+    principal: who,
+    expires_at: u64(c.expiresAt, 'exp'),
+    auth_time: c.authTime === undefined ? null : u64(c.authTime, 'auth_time'),
+    approver: typeof c.approver === 'boolean' ? c.approver : fail('approver is not a boolean'),
   };
 }
 

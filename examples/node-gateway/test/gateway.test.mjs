@@ -88,9 +88,12 @@ before(async () => {
     assert.ok(Date.now() < deadline, `greenlight serve did not answer /healthz within 60 s:\n${serviceLog}`);
     await new Promise((ok) => setTimeout(ok, 100));
   }
+  // Alice's app (the default client, greenlight-dev) asks; bob and carol, in
+  // finance, sign in to the approvals app, the one client of the demo IdP
+  // whose tokens are meant for approving (`approver_clients`).
   alice = token('--sub', 'alice', '--scope', 'payments:refund');
-  bob = token('--sub', 'bob', '--claim', 'groups=["finance"]');
-  carol = token('--sub', 'carol', '--claim', 'groups=["finance"]');
+  bob = token('--sub', 'bob', '--client', 'approvals-app', '--claim', 'groups=["finance"]');
+  carol = token('--sub', 'carol', '--client', 'approvals-app', '--claim', 'groups=["finance"]');
   gateway = await createApp({ bundleDir: bundle, serviceUrl });
   server = gateway.app.listen(0, '127.0.0.1');
   await new Promise((ok) => server.once('listening', ok));
@@ -187,8 +190,17 @@ test('a refund of 500 goes through after two finance approvals, exactly once', a
 
   const approve = (bearer, reason) => send(`${serviceUrl}/v1/approvals/${id}/approve`, bearer, { json: { reason } });
 
-  await t.test('alice cannot approve her own refund', async () => {
+  await t.test('the app that asked cannot vote on its own request', async () => {
     const r = await approve(alice, 'trust me');
+    assert.equal(r.status, 403);
+    assert.deepEqual(r.body, {
+      error: 'access_denied',
+      error_description: 'client `greenlight-dev` asked for this action and cannot vote on it',
+    });
+  });
+
+  await t.test('alice cannot approve her own refund, even through the approvals app', async () => {
+    const r = await approve(token('--sub', 'alice', '--client', 'approvals-app'), 'trust me');
     assert.equal(r.status, 403);
     assert.deepEqual(r.body, {
       error: 'access_denied',
@@ -196,7 +208,17 @@ test('a refund of 500 goes through after two finance approvals, exactly once', a
     });
   });
 
-  await t.test('bob and carol from finance approve', async () => {
+  await t.test("bob's token held by another app is not meant for approving", async () => {
+    const r = await approve(token('--sub', 'bob', '--client', 'shop-backend', '--claim', 'groups=["finance"]'), 'customer verified');
+    assert.equal(r.status, 403);
+    assert.deepEqual(r.body, {
+      error: 'access_denied',
+      error_description:
+        "a token of client `shop-backend` is not meant for approving: votes are cast with a token from one of the issuer's approver clients or with its approval scope",
+    });
+  });
+
+  await t.test('bob and carol from finance approve through the approvals app', async () => {
     const first = await approve(bob, 'customer verified');
     assert.equal(first.status, 200);
     assert.deepEqual([first.body.status, first.body.approve_count, first.body.recorded], ['pending', 1, true]);

@@ -45,6 +45,7 @@ from .info import (
     ApprovalSettings,
     BundleInfo,
     ClaimNames,
+    Credential,
     EngineStats,
     IssuerInfo,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "BundleError",
     "BundleInfo",
     "ClaimNames",
+    "Credential",
     "Decision",
     "Denied",
     "Deny",

@@ -61,6 +61,7 @@ from .info import (
     ApprovalSettings,
     BundleInfo,
     ClaimNames,
+    Credential,
     EngineStats,
     IssuerInfo,
 )
@@ -620,16 +621,23 @@ class Policy:
         s = subject if isinstance(subject, Principal) else Principal.from_dict(subject)
         return self._run("evaluate-as", _access_request(request), now, _principal_out(s))
 
-    def authenticate(self, token: str, now: int) -> Principal:
+    def authenticate(self, token: str, now: int) -> Credential:
         """Verifies an access token of one of the bundle's issuers at `now`
-        and returns who it names. Action tokens are refused. Raises `Denied`
-        with the denial's code (an `engine-*` code when the module fails)."""
+        (Unix seconds), with every rule `evaluate_http` applies to tokens,
+        and returns a `Credential`: who it names (`principal`, with only the
+        groups its issuer is authoritative for), when it expires
+        (`expires_at`), when the person signed in (`auth_time`, `None` when
+        the token does not say) and whether it is meant for approving
+        (`approver`). Action tokens are refused (`action-token-invalid`).
+        Raises `Denied` with the denial's code (an `engine-*` code when the
+        module fails; `engine-invalid-output` for a malformed credential,
+        such as one without a subject or issuer, as the Rust host)."""
         _check_now(now)
         answer = self._result("authenticate", _text(token, "the token"), now)
         try:
-            return _principal(answer)
-        except (InvalidOutput, AttributeError, TypeError) as e:
-            raise Denied("engine-invalid-output", f"the policy module returned a malformed principal: {e}") from None
+            return _credential(answer)
+        except (InvalidOutput, AttributeError, TypeError, ValueError) as e:
+            raise Denied("engine-invalid-output", f"the policy module returned a malformed credential: {e}") from None
 
     def inspect(self, token: str, now: int) -> ActionToken:
         """Verifies a Greenlight action token at `now` (Unix seconds) with
@@ -801,6 +809,19 @@ def _principal(p: Any) -> Principal:
                      lists["groups"], lists["roles"], one["tenant"], one["issuer"])
 
 
+def _credential(c: Any) -> Credential:
+    """A WIT `credential` from the module, checked as the Rust host does
+    (`host/src/convert.rs`): its principal names a subject and an issuer."""
+    principal = _principal(c.principal)
+    if not principal.subject or not principal.issuer:
+        raise InvalidOutput("a credential without a subject or issuer")
+    auth_time, approver = getattr(c, "auth-time"), c.approver
+    if not isinstance(approver, bool):
+        raise InvalidOutput("`approver` is not a bool")
+    return Credential(principal, _u64(getattr(c, "expires-at"), "`exp`"),
+                      None if auth_time is None else _u64(auth_time, "`auth_time`"), approver)
+
+
 def _action(a: Any) -> Action:
     """A WIT `action` from the module: `params` a JSON object (in the order
     the module gave it). Its digest is passed through as the module gave
@@ -893,7 +914,8 @@ def _bundle_info(b: Any) -> BundleInfo:
             _u64(getattr(at, "ttl-seconds"), "the action-token ttl"),
             _u64(getattr(at, "leeway-seconds"), "the action-token leeway")),
         approvals=ApprovalSettings(_u64(getattr(a, "default-ttl-seconds"), "the default ttl"),
-                                   _u64(getattr(a, "poll-interval-seconds"), "the poll interval")),
+                                   _u64(getattr(a, "poll-interval-seconds"), "the poll interval"),
+                                   _u64(getattr(a, "confirm-max-age-seconds"), "the confirm max age")),
         development=b.development is True,
     )
 

@@ -1,7 +1,8 @@
 """What the policy module tells a host outside a decision: the loaded
-bundle's settings (`describe`), a verified action token's claims
-(`inspect`) and its counters (`stats`), as the WIT `bundle-info`,
-`action-token` and `engine-stats` (`wit/types.wit`).
+bundle's settings (`describe`), a verified access token (`authenticate`), a
+verified action token's claims (`inspect`) and its counters (`stats`), as
+the WIT `bundle-info`, `credential`, `action-token` and `engine-stats`
+(`wit/types.wit`).
 
 A host reads these instead of parsing `greenlight.toml` or a token itself,
 so it uses exactly what the module enforces.
@@ -67,6 +68,9 @@ class ApprovalSettings:
     default_ttl_seconds: int
     #: The CIBA polling interval clients are told, in seconds.
     poll_interval_seconds: int
+    #: How recent the sign-in (`auth_time`) behind a token must be, in
+    #: seconds, for its subject to confirm their own action.
+    confirm_max_age_seconds: int
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,27 @@ class BundleInfo:
     approvals: ApprovalSettings
     #: Whether the bundle has a `[dev]` signing key (never for production).
     development: bool
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A verified access token (`Policy.authenticate`): who it names, and
+    what a host needs to know of the token itself to let its bearer act as
+    a person."""
+
+    #: Who the token names; their identity is (`issuer`, `subject`), both
+    #: non-empty. `groups` holds only those the token's issuer is
+    #: authoritative for.
+    principal: Principal
+    #: `exp`, in Unix seconds.
+    expires_at: int
+    #: `auth_time`, in Unix seconds: when the person last signed in, if the
+    #: token says; `None` when it does not.
+    auth_time: Optional[int]
+    #: Whether the token is meant for approving: issued to a client its
+    #: issuer lists in `approver_clients`, or carrying its `approval_scope`.
+    #: Only such a token may vote; a host refuses a vote from any other.
+    approver: bool
 
 
 @dataclass(frozen=True)
