@@ -2,7 +2,9 @@
 //!
 //! A satisfied `forbid` denies. A satisfied `permit` without `@approvers`
 //! allows. When every satisfied permit carries `@approvers`, the verdict is
-//! approval-required with the obligation of the first of them in id order.
+//! approval-required with the strictest of their obligations: `once` over
+//! `window` (then the shorter window), the larger quorum, the shorter TTL,
+//! a required reason over an optional one, then the first by policy id.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -285,18 +287,33 @@ impl Policies {
                     .cloned()
                     .collect();
                 if plain.is_empty() {
-                    let first = reasons
-                        .first()
-                        .and_then(|id| self.obligations.get(id))
+                    let strictest = reasons
+                        .iter()
+                        .filter_map(|id| self.obligations.get(id))
+                        .min_by_key(|o| strictness(o))
                         .cloned()
                         .ok_or("an allow without determining policies")?;
-                    Outcome::ApprovalRequired(first, reasons)
+                    Outcome::ApprovalRequired(strictest, reasons)
                 } else {
                     Outcome::Allow(plain)
                 }
             }
         })
     }
+}
+
+/// Orders obligations from strictest to mildest: a single use before a
+/// window (and a short window before a long one), more approvers, less
+/// time to decide, a required reason. `min_by_key` keeps the first of
+/// equals, and reasons come sorted by policy id.
+fn strictness(o: &Obligation) -> (bool, u64, std::cmp::Reverse<u32>, u64, bool) {
+    (
+        o.grant == GrantMode::Window,
+        o.window_seconds,
+        std::cmp::Reverse(o.quorum),
+        o.ttl_seconds,
+        !o.reason_required,
+    )
 }
 
 fn uid(entity_type: &str, id: &str) -> Result<EntityUid, String> {

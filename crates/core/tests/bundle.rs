@@ -323,3 +323,61 @@ fn a_refused_key_set_keeps_the_old_keys() {
         "the old keys are still there"
     );
 }
+
+/// When several approval policies match, the strictest obligation applies,
+/// whatever the policies' ids: the one-time grant over the window, then
+/// the larger quorum, then the shorter TTL.
+#[test]
+fn the_strictest_matching_obligation_applies() {
+    let policy = r#"
+@id("a-lenient") @approvers("group:ops") @quorum("1") @ttl("3600") @grant("window:600")
+permit (principal, action == Action::"thing.delete", resource);
+@id("b-strict") @approvers("group:admins") @quorum("2") @ttl("600") @grant("once")
+permit (principal, action == Action::"thing.delete", resource);
+@id("c-stricter-quorum") @approvers("group:admins") @quorum("3") @ttl("900") @grant("once")
+permit (principal, action == Action::"thing.delete", resource);
+"#;
+    let config = format!(
+        "{CONFIG}\n[[routes]]\nmethod = \"POST\"\npath = \"/things/{{id}}/delete\"\naction = \"thing.delete\"\nresource = {{ type = \"Thing\", id = \"{{id}}\" }}\n"
+    );
+    let engine = Engine::load(&files(&[
+        ("greenlight.toml", config.as_str()),
+        ("policy.cedar", policy),
+        ("idp.jwks.json", JWKS),
+    ]))
+    .expect("the bundle loads");
+    let principal = greenlight_core::Principal {
+        entity_type: "User".into(),
+        subject: "bob".into(),
+        issuer: "https://idp.example.com".into(),
+        ..greenlight_core::Principal::default()
+    };
+    let d = engine.evaluate_as(
+        &principal,
+        &greenlight_core::AccessRequest {
+            action: "thing.delete".into(),
+            resource_type: "Thing".into(),
+            resource_id: "t-1".into(),
+            ..greenlight_core::AccessRequest::default()
+        },
+        0,
+    );
+    match d.verdict {
+        greenlight_core::Verdict::ApprovalRequired(c) => {
+            assert_eq!(
+                (
+                    c.obligation.quorum,
+                    c.obligation.ttl_seconds,
+                    c.obligation.grant
+                ),
+                (3, 900, greenlight_core::GrantMode::Once)
+            );
+            assert_eq!(
+                c.obligation.approvers,
+                vec![greenlight_core::Approver::Group("admins".into())]
+            );
+        }
+        other => panic!("expected approval-required, got {other:?}"),
+    }
+    assert_eq!(d.reasons, ["a-lenient", "b-strict", "c-stricter-quorum"]);
+}

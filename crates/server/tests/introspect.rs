@@ -68,9 +68,10 @@ async fn introspection_and_enforcement_agree_around_exp_and_after_use() {
     );
 }
 
-/// A token signed with Greenlight's own key but typed `JWT` rather than
-/// `at+jwt` is inactive and denied; the same claims typed `at+jwt` are
-/// active (so the type is the only difference).
+/// A token signed with Greenlight's own key but typed `at+jwt` (an access
+/// token's type) rather than `greenlight-action+jwt` is inactive and
+/// denied; the same claims typed `greenlight-action+jwt` are active (so the
+/// type is the only difference).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_of_another_type_is_inactive_and_denied() {
     let srv = Server::start().await;
@@ -92,7 +93,7 @@ async fn a_token_of_another_type_is_inactive_and_denied() {
             .expect("the stored key");
         jsonwebtoken::encode(&header, &payload, &secret).expect("signs")
     };
-    let plain = sign("JWT");
+    let plain = sign("at+jwt");
     assert_eq!(
         introspect(&srv, &alice, &plain).await,
         json!({ "active": false })
@@ -100,9 +101,9 @@ async fn a_token_of_another_type_is_inactive_and_denied() {
     assert_eq!(
         enforce(&srv, 50, &plain).await,
         json!({ "kind": "deny", "code": "token-wrong-type",
-                "message": "type `JWT` is not the required `at+jwt`" })
+                "message": "type `at+jwt` is not the required `greenlight-action+jwt`" })
     );
-    let typed = sign("at+jwt");
+    let typed = sign("greenlight-action+jwt");
     let i = introspect(&srv, &alice, &typed).await;
     assert_eq!(
         (i["active"].as_bool(), &i["jti"]),

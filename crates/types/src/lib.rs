@@ -33,4 +33,4 @@ pub use decision::{
 };
 pub use principal::{Credential, Principal};
 pub use request::{AccessRequest, HttpRequest};
-pub use token::{ActionToken, EngineStats};
+pub use token::{ACTION_TOKEN_TYP, ActionToken, EngineStats};

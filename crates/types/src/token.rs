@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 use crate::decision::GrantMode;
 use crate::principal::Principal;
 
+/// The `typ` of Greenlight's action tokens (RFC 8725 §3.11: explicit
+/// typing), so no resource server that accepts access tokens (`at+jwt`)
+/// can mistake one for an access token, and an access token of
+/// Greenlight's issuer is never taken for an action token.
+pub const ACTION_TOKEN_TYP: &str = "greenlight-action+jwt";
+
 /// The claims of a Greenlight action token verified with exactly the rules
 /// of enforcement (the WIT `action-token`, from `inspect`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -210,7 +210,7 @@ pub(super) fn action_issuer(
             audience: ac.audience.clone(),
             algorithms,
             keys,
-            require_typ: Some("at+jwt".to_owned()),
+            require_typ: Some(greenlight_types::ACTION_TOKEN_TYP.to_owned()),
             leeway: ac.leeway.unwrap_or(DEFAULT_LEEWAY_SECONDS),
             // Greenlight's tokens carry the groups their requester's issuer
             // was authoritative for; they never vote.

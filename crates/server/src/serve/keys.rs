@@ -187,10 +187,10 @@ impl Signer {
         &self.jwks
     }
 
-    /// Signs claims as an RFC 9068 access token (`typ: at+jwt`).
+    /// Signs the claims of an action token, typed `greenlight-action+jwt`.
     pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
         let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some("at+jwt".to_owned());
+        header.typ = Some(greenlight_types::ACTION_TOKEN_TYP.to_owned());
         header.kid = Some(self.kid.clone());
         Ok(jsonwebtoken::encode(&header, claims, &self.key)?)
     }

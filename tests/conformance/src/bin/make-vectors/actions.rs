@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// The `typ` Greenlight's action tokens carry (written out here, not taken
+/// from the engine).
+const ACTION_TYP: &str = "greenlight-action+jwt";
+
 /// Adds this group's vectors, in order.
 pub fn add(ctx: &Ctx, v: &mut Vectors) {
     let attacker = &ctx.attacker;
@@ -37,7 +41,7 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         ),
         vec!["thing-delete"],
     );
-    let once = gl.sign("at+jwt", &action_claims(json!({})));
+    let once = gl.sign(ACTION_TYP, &action_claims(json!({})));
     v.add(
         "action-once-allowed-with-consume",
         "a valid once action token allows and tells the host to consume its jti",
@@ -80,7 +84,7 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         vec![],
     );
     let old = gl.sign(
-        "at+jwt",
+        ACTION_TYP,
         &action_claims(json!({ "iat": NOW - 900, "exp": NOW - 300 })),
     );
     v.add(
@@ -95,7 +99,7 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         vec![],
     );
     let foreign = gl.sign(
-        "at+jwt",
+        ACTION_TYP,
         &action_claims(json!({ "iss": "https://greenlight.evil" })),
     );
     v.add(
@@ -110,7 +114,7 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         vec![],
     );
     let forged = attacker.sign_with(
-        json!({ "typ": "at+jwt", "kid": "gl-1" }),
+        json!({ "typ": ACTION_TYP, "kid": "gl-1" }),
         &action_claims(json!({})),
     );
     v.add(
@@ -121,7 +125,7 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         deny("token-bad-signature", "the signature does not verify"),
         vec![],
     );
-    let no_digest = gl.sign("at+jwt", &action_claims(json!({ "act_digest": null })));
+    let no_digest = gl.sign(ACTION_TYP, &action_claims(json!({ "act_digest": null })));
     v.add(
         "action-token-without-digest",
         "an action token without act_digest is invalid",
@@ -153,7 +157,7 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         vec!["thing-share"],
     );
     let window = gl.sign(
-        "at+jwt",
+        ACTION_TYP,
         &action_claims(json!({ "act_digest": share_digest, "grant": "window", "jti": "at-2" })),
     );
     v.add(

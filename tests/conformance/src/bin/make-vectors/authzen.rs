@@ -256,4 +256,28 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
             reasons: Vec::new(),
         });
     }
+
+    // An action token is typed `greenlight-action+jwt`: the same claims
+    // typed as an access token are refused (RFC 8725 §3.11).
+    let as_access_token = ctx.gl.sign(
+        "at+jwt",
+        &json!({
+            "iss": "https://greenlight.test", "aud": "https://api.test", "sub": "bob",
+            "client_id": "cli", "iat": NOW - 10, "exp": NOW + 120, "jti": "at-9",
+            "scope": "things:write", "grant": "once", "approval_id": "apr-1",
+            "act_digest": digest("thing.delete", "Thing", "t-1", json!({})),
+        }),
+    );
+    v.extra.push(Vector {
+        name: "action-token-typed-as-an-access-token",
+        description: "an action token typed at+jwt, not greenlight-action+jwt, is refused",
+        bundle: TOK,
+        keys: Vec::new(),
+        request: http("POST", "/things/t-1/delete", Some(&as_access_token), None),
+        verdict: deny(
+            "token-wrong-type",
+            "type `at+jwt` is not the required `greenlight-action+jwt`",
+        ),
+        reasons: Vec::new(),
+    });
 }
