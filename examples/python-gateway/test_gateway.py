@@ -83,7 +83,7 @@ def service(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("store")
     log = open(tmp / "serve.log", "wb")  # read it when a test fails
     proc = subprocess.Popen(
-        [binary(), "serve", "--bundle", str(BUNDLE), "--store", f"sqlite://{tmp / 'gl.db'}",
+        [binary(), "serve", "--dev", "--bundle", str(BUNDLE), "--store", f"sqlite://{tmp / 'gl.db'}",
          "--listen", f"127.0.0.1:{port}"],
         stdout=log, stderr=subprocess.STDOUT,
     )

@@ -62,6 +62,11 @@ pub enum Command {
         /// housekeeping. See `greenlight::serve::settings`.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Serve a development bundle (one with a `[dev]` signing key,
+        /// whose tokens anyone holding that key can mint). Without it such
+        /// a bundle is refused.
+        #[arg(long)]
+        dev: bool,
     },
     /// Manage Greenlight's signing keys in a store.
     Keys {
@@ -257,6 +262,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
             store,
             public_url,
             config: settings_file,
+            dev,
         } => {
             let settings = match &settings_file {
                 Some(path) => crate::serve::Settings::load(path)?,
@@ -273,6 +279,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
                     store,
                     public_url,
                     settings,
+                    development: dev,
                 };
                 let state =
                     crate::serve::prepare(&config, addr, crate::serve::Clock::system()).await?;

@@ -316,3 +316,107 @@ async fn asking_for_approval_verifies_the_token_once() {
     );
     assert_eq!(srv.checks().await.0, checks + 2);
 }
+
+/// A yes is for acting now: an approved action not collected within
+/// `approvals.collect_within` (300 s) of the approval is `expired_token`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_not_collected_in_time_cannot_be_collected() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let (_, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &alice,
+            &[("authorization_details", &refund_details(500))],
+        )
+        .await;
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    for who in ["bob", "carol"] {
+        let (status, v) = srv
+            .json(
+                "POST",
+                &format!("/v1/approvals/{id}/approve"),
+                Some(&approver(who, &["finance"])),
+                json!({ "reason": "checked" }),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    srv.advance(301);
+    let (status, e) = srv
+        .form(
+            "/oauth/token",
+            &alice,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str(), e["error_description"].as_str()),
+        (
+            400,
+            Some("expired_token"),
+            Some("the approval was not collected within 300 seconds of being given")
+        )
+    );
+}
+
+/// A window runs from the approval, not from its collection; the token
+/// that collects it ends no later than the base token that collected it,
+/// while the grant lasts the window for a refreshed base token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_runs_from_the_approval_and_its_token_ends_with_its_base_token() {
+    let srv = Server::start().await;
+    let short = dev("alice", Some("files:write"), &[], 120);
+    let write = |token: &str| {
+        json!({ "method": "PUT", "path": "/users/alice/files/report.txt/content",
+                "headers": { "authorization": format!("Bearer {token}") } })
+    };
+    let (_, d) = srv.json("POST", "/v1/check", None, write(&short)).await;
+    let details = d["verdict"]["authorization_details"].to_string();
+    let (_, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &short,
+            &[("authorization_details", &details)],
+        )
+        .await;
+    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    let (status, v) = srv
+        .json(
+            "POST",
+            &format!("/v1/approvals/{id}/approve"),
+            Some(&approver("alice", &[])),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("approved")),
+        "{v}"
+    );
+    srv.advance(50);
+    let (status, t) = srv
+        .form(
+            "/oauth/token",
+            &short,
+            &[("grant_type", CIBA), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!(status, 200, "{t}");
+    // 250 s of window are left, but the base token has 70.
+    assert_eq!(t["expires_in"], 70);
+    // A base token refreshed later acts under the grant until T0 + 300.
+    srv.advance(200);
+    let fresh = dev_through(
+        None,
+        "alice",
+        Some("files:write"),
+        &[("iat", json!(T0 + 250))],
+        7200,
+    );
+    let (_, d) = srv.json("POST", "/v1/check", None, write(&fresh)).await;
+    assert_eq!(d["verdict"]["kind"], "allow", "{d}");
+    srv.advance(50);
+    let (_, d) = srv.json("POST", "/v1/check", None, write(&fresh)).await;
+    assert_eq!(d["verdict"]["kind"], "approval-required", "{d}");
+}

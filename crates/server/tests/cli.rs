@@ -214,3 +214,30 @@ fn component_path_and_export_give_the_same_component() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(std::fs::read(&out).expect("written"), built);
 }
+
+/// `serve` refuses a bundle with a `[dev]` signing key (whose private half
+/// is public in this repository) unless told `--dev`, and says why before
+/// opening any store or port.
+#[test]
+fn serve_refuses_a_development_bundle_without_dev() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("sqlite://{}", dir.path().join("gl.db").display());
+    let o = greenlight(&[
+        "serve",
+        "--bundle",
+        "examples/bundle",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &store,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert_eq!(
+        stderr(&o),
+        "greenlight: bundle examples/bundle has a `[dev]` signing key: anyone holding it mints tokens the bundle accepts. It is for trying things; serve it with --dev, or remove `[dev]`\n"
+    );
+    assert!(
+        !dir.path().join("gl.db").exists(),
+        "no store is created for a refused bundle"
+    );
+}

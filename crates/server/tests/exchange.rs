@@ -124,3 +124,39 @@ async fn token_exchange_mints_at_once_or_opens_the_pending_approval() {
         )
     );
 }
+
+/// Token responses, successful or not, are never cached (RFC 6749 §5.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_responses_are_never_cached() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    for fields in [
+        vec![
+            ("grant_type", EXCHANGE),
+            ("subject_token", alice.as_str()),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("authorization_details", &refund_details(50)),
+        ],
+        vec![("grant_type", "password")],
+    ] {
+        let (status, headers, body) = common::call_full(
+            srv.addr,
+            "POST",
+            "/oauth/token",
+            None,
+            Some(("application/x-www-form-urlencoded", common::form(&fields))),
+        )
+        .await;
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            (header("cache-control"), header("pragma")),
+            (Some("no-store"), Some("no-cache")),
+            "{status} {body}"
+        );
+    }
+}

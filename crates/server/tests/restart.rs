@@ -21,7 +21,7 @@ fn root() -> PathBuf {
 /// Starts `greenlight serve` on a free port and waits for its banner.
 fn start(db: &Path) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_greenlight"))
-        .args(["serve", "--bundle"])
+        .args(["serve", "--dev", "--bundle"])
         .arg(root().join("examples/bundle"))
         .args(["--listen", "127.0.0.1:0", "--store"])
         .arg(format!("sqlite://{}", db.display()))

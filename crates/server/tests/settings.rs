@@ -26,6 +26,10 @@ fn bad_settings_are_refused() {
         "signing.rotate_after must be at least 1 second"
     );
     assert_eq!(
+        check("[approvals]\ncollect_within = 0").expect_err("zero"),
+        "approvals.collect_within must be at least 1 second"
+    );
+    assert_eq!(
         check("[[webhooks]]\nurl = \"http://x\"\nbogus = 1").expect_err("unknown field"),
         "TOML parse error at line 3, column 1\n  |\n3 | bogus = 1\n  | ^^^^^\nunknown field `bogus`, expected one of `url`, `secret_env`, `secret_file`, `format`, `attempts`, `timeout`\n"
     );

@@ -71,7 +71,7 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'greenlight-node-'));
   const port = await freePort();
   serviceUrl = `http://127.0.0.1:${port}`;
-  service = spawn(bin, ['serve', '--bundle', bundle, '--store', `sqlite://${join(tmp, 'gl.db')}`, '--listen', `127.0.0.1:${port}`], {
+  service = spawn(bin, ['serve', '--dev', '--bundle', bundle, '--store', `sqlite://${join(tmp, 'gl.db')}`, '--listen', `127.0.0.1:${port}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   service.stdout.on('data', (d) => (serviceLog += d));

@@ -58,6 +58,9 @@ pub struct ServeConfig {
     /// The server's own settings (`--config`): webhooks, key rotation,
     /// housekeeping.
     pub settings: Settings,
+    /// Whether a development bundle (with a `[dev]` signing key) may be
+    /// served (`--dev`). Defaults to refusing one.
+    pub development: bool,
 }
 
 /// Loads the bundle into the component, opens the store (running
@@ -72,6 +75,13 @@ pub async fn prepare(
         .with_context(|| format!("cannot read bundle {}", config.bundle.display()))?;
     let engine = greenlight_host::Engine::load(greenlight_component::GREENLIGHT_WASM)?;
     let policy = engine.load_bundle(files)?;
+    if policy.info().development && !config.development {
+        anyhow::bail!(
+            "bundle {} has a `[dev]` signing key: anyone holding it mints tokens the bundle \
+             accepts. It is for trying things; serve it with --dev, or remove `[dev]`",
+            config.bundle.display()
+        );
+    }
     let Some(action_tokens) = policy.info().action_tokens.clone() else {
         anyhow::bail!(
             "the bundle has no `[action_tokens]` section, so the server cannot mint action tokens"
@@ -118,9 +128,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/v1/approvals/{id}/revoke", post(approvals::revoke))
-        .route("/oauth/bc-authorize", post(oauth::bc_authorize))
-        .route("/oauth/token", post(oauth::token))
-        .route("/oauth/introspect", post(oauth::introspect))
+        .route(
+            "/oauth/bc-authorize",
+            post(oauth::bc_authorize).layer(axum::middleware::map_response(no_store)),
+        )
+        .route(
+            "/oauth/token",
+            post(oauth::token).layer(axum::middleware::map_response(no_store)),
+        )
+        .route(
+            "/oauth/introspect",
+            post(oauth::introspect).layer(axum::middleware::map_response(no_store)),
+        )
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .route(
             "/.well-known/oauth-authorization-server",
@@ -134,6 +153,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(check::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Marks an OAuth answer as never to be cached (RFC 6749 §5.1): tokens and
+/// what is said about them stay out of every cache.
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        axum::http::header::PRAGMA,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    response
 }
 
 /// Resolves on Ctrl-C or SIGTERM, so `greenlight serve` shuts down

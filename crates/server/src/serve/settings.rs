@@ -17,6 +17,9 @@
 //! [housekeeping]
 //! interval = 30            # seconds between expiry sweeps and key refreshes
 //!
+//! [approvals]
+//! collect_within = 300     # seconds after approval the client may collect its token
+//!
 //! [[authzen.trusted_clients]]         # PEPs that may vouch for subjects by id
 //! issuer = "https://idp.example.com"  # a client is its issuer's: (issuer, client_id)
 //! client_id = "api-gateway"
@@ -43,6 +46,33 @@ pub struct Settings {
     /// The AuthZEN API.
     #[serde(default)]
     pub authzen: AuthZen,
+    /// Collecting approved actions.
+    #[serde(default)]
+    pub approvals: Approvals,
+}
+
+/// How long an approval's yes lasts before its token is collected.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approvals {
+    /// Seconds after an approval is decided within which the client must
+    /// collect its action token; later, the poll says `expired_token`. A
+    /// yes is for acting now, not whenever suits the requester. Defaults
+    /// to 300.
+    pub collect_within: Option<u64>,
+}
+
+/// How long an approved action may wait to be collected when
+/// `approvals.collect_within` is not set: five minutes, the order of a
+/// client's polling loop around a person's decision.
+pub const DEFAULT_COLLECT_WITHIN_SECONDS: u64 = 300;
+
+impl Approvals {
+    /// `collect_within`, or its default.
+    pub fn collect_within(&self) -> u64 {
+        self.collect_within
+            .unwrap_or(DEFAULT_COLLECT_WITHIN_SECONDS)
+    }
 }
 
 /// The AuthZEN API.
@@ -143,6 +173,9 @@ impl Settings {
 
     /// Refuses settings that cannot work, naming what is wrong.
     pub fn check(&self) -> anyhow::Result<()> {
+        if self.approvals.collect_within == Some(0) {
+            anyhow::bail!("approvals.collect_within must be at least 1 second");
+        }
         for (i, w) in self.webhooks.iter().enumerate() {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
                 anyhow::bail!("webhooks[{i}].url `{}` is not an http(s) URL", w.url);

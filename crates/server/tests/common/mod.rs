@@ -21,6 +21,18 @@ pub async fn call(
     token: Option<&str>,
     body: Option<(&str, String)>,
 ) -> (u16, Value) {
+    let (status, _, json) = call_full(addr, method, path, token, body).await;
+    (status, json)
+}
+
+/// As [`call`], with the response's headers (names lower-cased).
+pub async fn call_full(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, String)>,
+) -> (u16, Vec<(String, String)>, Value) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
     if let Some(t) = token {
@@ -42,12 +54,18 @@ pub async fn call(
     let text = String::from_utf8(raw).expect("utf-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
     let status: u16 = head[9..12].parse().expect("status");
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
     let json = if body.is_empty() {
         Value::Null
     } else {
         serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()))
     };
-    (status, json)
+    (status, headers, json)
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.

@@ -77,6 +77,7 @@ impl Server {
             store: store.to_owned(),
             public_url: None,
             settings,
+            development: true,
         };
         let state = prepare(
             &config,

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::super::auth::{authenticate, bearer};
+use super::super::state::seconds;
 use super::super::{ApiError, AppState};
 use super::ask::{Ask, Opened, open_approval, pending_json};
 use super::mint::{Mint, mint};
@@ -132,17 +133,41 @@ pub(super) async fn poll(
             format!("the action token for `{id}` was already delivered"),
         ));
     }
+    // A yes is for acting now: it is collected soon after it was given,
+    // and a window runs from the approval, not from whenever the client
+    // chooses to start it.
+    let decided = approval.decided_at.unwrap_or(now);
+    let collect_within = seconds(st.settings.approvals.collect_within());
+    if now > decided.saturating_add(collect_within) {
+        return Err(token_error(
+            "expired_token",
+            format!(
+                "the approval was not collected within {collect_within} seconds of being given"
+            ),
+        ));
+    }
     let window = approval.obligation.grant == GrantMode::Window;
-    let lifetime = if window {
-        // The grant outlives any one base token: the client may refresh it.
-        approval.obligation.window_seconds
+    // No action token outlives the token that collected it.
+    let base_left = cred.expires_at.saturating_sub(st.clock.now());
+    let (lifetime, grant_until) = if window {
+        let until = decided.saturating_add(seconds(approval.obligation.window_seconds));
+        if until <= now {
+            return Err(token_error(
+                "expired_token",
+                "the approved window ended before it was collected",
+            ));
+        }
+        let left = u64::try_from(until.saturating_sub(now)).unwrap_or(0);
+        // The grant lasts the window; the token collecting it no longer
+        // than its base token (a refreshed base token acts under the grant).
+        (left.min(base_left), until)
     } else {
-        // A one-time token ends no later than the token that collected it.
-        let left = cred.expires_at.saturating_sub(st.clock.now());
-        st.action_tokens
+        let lifetime = st
+            .action_tokens
             .ttl_seconds
             .min(approval.obligation.ttl_seconds)
-            .min(left)
+            .min(base_left);
+        (lifetime, 0)
     };
     let approvers: Vec<String> = st
         .store
@@ -172,7 +197,7 @@ pub(super) async fn poll(
     }
     st.metrics.approvals("token_delivered", 1);
     if window {
-        match st.store.create_grant(&id, minted.exp, now).await {
+        match st.store.create_grant(&id, grant_until, now).await {
             Ok(_) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
