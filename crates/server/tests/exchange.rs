@@ -160,3 +160,43 @@ async fn token_responses_are_never_cached() {
         );
     }
 }
+
+/// An action token is spent on its one action: exchanging it for another
+/// (which once gave as many single-use tokens as asked for, each outliving
+/// the approval's revocation) or asking with it is refused, and the
+/// original still works once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_token_cannot_be_exchanged_or_ask_again() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let at = srv.exchanged(50, &alice).await;
+    let refused =
+        "an action token cannot ask for an approval or another token: ask with your access token";
+    let (status, e) = srv
+        .token_endpoint(&[
+            ("grant_type", EXCHANGE),
+            ("subject_token", &at),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("authorization_details", &refund_details(50)),
+        ])
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str(), e["error_description"].as_str()),
+        (400, Some("invalid_request"), Some(refused))
+    );
+    let (status, e) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &at,
+            &[("authorization_details", &refund_details(50))],
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_description"].as_str()),
+        (400, Some(refused))
+    );
+    let (_, d) = srv.json("POST", "/v1/check", None, refund(50, &at)).await;
+    assert_eq!(d["verdict"]["kind"], "allow", "{d}");
+    let (_, d) = srv.json("POST", "/v1/check", None, refund(50, &at)).await;
+    assert_eq!(d["verdict"]["code"], "action-token-replayed", "{d}");
+}

@@ -120,6 +120,15 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
     let policy_hash = decision.policy_hash;
     let challenge = match decision.verdict {
         Verdict::ApprovalRequired(ch) => ch,
+        // An action token decides too, but it is spent on its one action:
+        // it never asks for an approval or is exchanged for another token
+        // (that would turn one use into as many as asked for, and outlive
+        // the approval's revocation).
+        Verdict::Allow(a) if a.consume.is_some() || a.approval_id.is_some() => {
+            return Err(ApiError::invalid_request(
+                "an action token cannot ask for an approval or another token: ask with your access token",
+            ));
+        }
         Verdict::Allow(a) => {
             if asked.digest.as_ref().is_some_and(|d| *d != a.action.digest) {
                 return Err(details_error(
@@ -153,7 +162,7 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
             grant.approval_id, grant.expires_at
         )));
     }
-    let ttl = challenge.obligation.ttl_seconds;
+    let ttl = challenge.obligation.ttl_seconds.max(1);
     let wait = ask.requested_expiry.map_or(ttl, |r| r.clamp(1, ttl));
     // A new approval's webhook deliveries commit with it.
     let announce = |a: &Approval| {
