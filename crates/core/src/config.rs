@@ -174,6 +174,12 @@ pub struct RouteConfig {
     /// The parameters that bind an approval to this action (enter the
     /// action digest). Defaults to every parameter.
     pub bind: Option<Vec<String>>,
+    /// Whether a path variable may contain `/` written as `%2F`. A
+    /// framework that decodes before routing would read such a path as
+    /// more segments than Greenlight matched, so it is refused unless the
+    /// route says its ids may hold slashes. Defaults to `false`.
+    #[serde(default)]
+    pub encoded_slashes: bool,
 }
 
 /// The resource of a route.
@@ -196,7 +202,9 @@ pub struct ResourceConfig {
 pub struct ParamConfig {
     /// `path.NAME`, `query.NAME`, `body.a.b` or `header.NAME`.
     pub from: String,
-    /// `string`, `long` or `bool`. Defaults to `string`.
+    /// `string`, `long`, `bool`, or `list` (every value of a repeated query
+    /// parameter or header, or a JSON array of strings, as a set of
+    /// strings). A scalar given twice is refused. Defaults to `string`.
     #[serde(rename = "type", default = "default_param_type")]
     pub kind: String,
     /// Whether a request without it is refused. Defaults to `true`.

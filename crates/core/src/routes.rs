@@ -28,6 +28,9 @@ pub enum ParamType {
     Long,
     /// A Cedar boolean.
     Bool,
+    /// A Cedar set of strings: every value of a repeated query parameter
+    /// or header, or a JSON array of strings.
+    List,
 }
 
 /// One parameter of a route.
@@ -64,6 +67,8 @@ pub struct Route {
     pub params: BTreeMap<String, Param>,
     /// The names of the parameters that enter the action digest.
     pub bind: Vec<String>,
+    /// Whether path variables may contain an encoded `/`.
+    encoded_slashes: bool,
 }
 
 /// A route matched against a request, with its parameters read and typed.
@@ -220,10 +225,12 @@ impl Route {
             resource_attrs: cfg.resource.attrs.clone(),
             params,
             bind,
+            encoded_slashes: cfg.encoded_slashes,
         })
     }
 
-    /// Matches a method and path; returns the path variables.
+    /// Matches a method and path; returns the path variables (a variable
+    /// holding an encoded `/` is kept for [`match_request`] to refuse).
     fn match_path(&self, method: &str, path: &str) -> Option<BTreeMap<String, String>> {
         if !self.method.eq_ignore_ascii_case(method) {
             return None;
@@ -263,12 +270,18 @@ fn compile_param(name: &str, p: &ParamConfig, path_vars: &[&str]) -> Result<Para
         "string" => ParamType::String,
         "long" => ParamType::Long,
         "bool" => ParamType::Bool,
+        "list" => ParamType::List,
         other => {
             return Err(format!(
-                "parameter `{name}`: type `{other}` is not one of `string`, `long`, `bool`"
+                "parameter `{name}`: type `{other}` is not one of `string`, `long`, `bool`, `list`"
             ));
         }
     };
+    if kind == ParamType::List && matches!(source, Source::Path(_)) {
+        return Err(format!(
+            "parameter `{name}`: a path variable holds one value, not a `list`"
+        ));
+    }
     Ok(Param {
         source,
         kind,
@@ -298,16 +311,44 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn query_value(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(&k.replace('+', " "))?;
-        if k == name {
-            percent_decode(&v.replace('+', " "))
-        } else {
-            None
-        }
-    })
+/// Every value the query gives `name`, in order (a malformed escape makes
+/// a pair unreadable, and it is skipped as before).
+fn query_values(query: &str, name: &str) -> Vec<String> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = percent_decode(&k.replace('+', " "))?;
+            if k == name {
+                percent_decode(&v.replace('+', " "))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// One value from `values`, or the whole list for a `list` parameter. A
+/// scalar given more than once is refused: Greenlight reading the first
+/// while the application reads the last would decide on one value and act
+/// on another.
+fn one_or_list(
+    name: &str,
+    p: &Param,
+    values: Vec<String>,
+    from: &str,
+) -> Result<Option<Value>, String> {
+    if p.kind == ParamType::List {
+        return Ok((!values.is_empty())
+            .then(|| Value::Array(values.into_iter().map(Value::String).collect())));
+    }
+    match values.len() {
+        0 => Ok(None),
+        1 => Ok(values.into_iter().next().map(Value::String)),
+        n => Err(format!(
+            "parameter `{name}` is given {n} times in the {from}; the route reads one (declare `type = \"list\"` for several)"
+        )),
+    }
 }
 
 /// Finds the route for a method and path and reads its parameters. `Ok(None)`
@@ -325,16 +366,37 @@ pub fn match_request<'r>(
     else {
         return Ok(None);
     };
+    if !route.encoded_slashes
+        && let Some((name, _)) = vars.iter().find(|(_, v)| v.contains('/'))
+    {
+        return Err(format!(
+            "path variable `{name}` holds an encoded `/` (%2F), which route `{} {}` does not allow",
+            route.method,
+            route
+                .segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Literal(l) => l.clone(),
+                    Segment::Var(v) => format!("{{{v}}}"),
+                })
+                .fold(String::new(), |acc, s| acc + "/" + &s)
+        ));
+    }
     let mut params = Map::new();
     for (name, p) in &route.params {
         let raw: Option<Value> = match &p.source {
             Source::Path(v) => vars.get(v).cloned().map(Value::String),
-            Source::Query(q) => query_value(req.query, q).map(Value::String),
-            Source::Header(h) => req
-                .headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(h))
-                .map(|(_, v)| Value::String(v.clone())),
+            Source::Query(q) => one_or_list(name, p, query_values(req.query, q), "query")?,
+            Source::Header(h) => one_or_list(
+                name,
+                p,
+                req.headers
+                    .iter()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(h))
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+                "headers",
+            )?,
             Source::Body(path) => {
                 let mut cur = req.body;
                 for key in path {
@@ -378,6 +440,9 @@ fn coerce(name: &str, p: &Param, v: Value) -> Result<Value, String> {
             .map(Value::from)
             .map_err(|_| format!("parameter `{name}` must be an integer, got `{s}`")),
         (ParamType::Bool, Value::Bool(b)) => Ok(Value::Bool(b)),
+        (ParamType::List, Value::Array(items)) if items.iter().all(Value::is_string) => {
+            Ok(Value::Array(items))
+        }
         (ParamType::Bool, Value::String(s)) if from_text => match s.as_str() {
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),
@@ -391,6 +456,7 @@ fn coerce(name: &str, p: &Param, v: Value) -> Result<Value, String> {
                 ParamType::String => "a string",
                 ParamType::Long => "an integer",
                 ParamType::Bool => "a boolean",
+                ParamType::List => "a list of strings",
             }
         )),
     }

@@ -121,7 +121,7 @@ params.amount = { from = "body.amount", type = "decimal" }
                 ProblemKind::InvalidConfig,
                 "greenlight.toml",
                 Some((9, 8)),
-                "route `POST /payments/{payment_id}/refund`: parameter `amount`: type `decimal` is not one of `string`, `long`, `bool`"
+                "route `POST /payments/{payment_id}/refund`: parameter `amount`: type `decimal` is not one of `string`, `long`, `bool`, `list`"
             ),
         ]
     );

@@ -280,4 +280,47 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         ),
         reasons: Vec::new(),
     });
+
+    // What the application reads must be what Greenlight decided on: an
+    // encoded `/` in a path variable and a scalar given twice are refused.
+    let access = ctx
+        .ed
+        .sign("at+jwt", &test_claims("https://ed.example", json!({})));
+    for (name, description, bundle, request, message) in [
+        (
+            "demo-encoded-slash-in-a-path-variable-refused",
+            "`%2F` in a path variable is refused: a framework decoding before routing reads another path",
+            DEMO,
+            http(
+                "GET",
+                "/payments/pay_1%2Fsecrets%2Fexport",
+                Some(&good),
+                None,
+            ),
+            "path variable `payment_id` holds an encoded `/` (%2F), which route `GET /payments/{payment_id}` does not allow",
+        ),
+        (
+            "action-repeated-query-parameter-refused",
+            "a query parameter given twice is refused: which value would the application act on?",
+            TOK,
+            http_q(
+                "POST",
+                "/things/t-1/delete",
+                "reason=cleanup&reason=everything",
+                Some(&access),
+                None,
+            ),
+            "parameter `reason` is given 2 times in the query; the route reads one (declare `type = \"list\"` for several)",
+        ),
+    ] {
+        v.extra.push(Vector {
+            name,
+            description,
+            bundle,
+            keys: Vec::new(),
+            request,
+            verdict: deny("request-invalid", message),
+            reasons: Vec::new(),
+        });
+    }
 }
