@@ -275,10 +275,27 @@ fn action_out(a: &Action) -> wit::Action {
     }
 }
 
+/// The largest quorum a host accepts (the core refuses more at load).
+const MAX_QUORUM: u32 = 32;
+
 fn obligation(o: wit::Obligation) -> Result<Obligation, String> {
     let approvers = list(o.approvers, "approvers", approver)?;
     if approvers.is_empty() || o.quorum == 0 {
         return Err("an obligation without approvers or quorum".to_owned());
+    }
+    if o.quorum > MAX_QUORUM {
+        return Err(format!("an obligation with a quorum of {}", o.quorum));
+    }
+    if o.ttl_seconds == 0 {
+        return Err("an obligation that expires at once".to_owned());
+    }
+    let window = matches!(o.grant, wit::GrantMode::Window);
+    if window == (o.window_seconds == 0) {
+        return Err(format!(
+            "a {} grant with a window of {} seconds",
+            if window { "window" } else { "once" },
+            o.window_seconds
+        ));
     }
     Ok(Obligation {
         approvers,
@@ -515,6 +532,46 @@ pub(crate) fn access_request(r: &AccessRequest) -> wit::AccessRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn obligation_of(quorum: u32, ttl: u64, grant: wit::GrantMode, window: u64) -> wit::Obligation {
+        wit::Obligation {
+            approvers: vec![wit::Approver::Subject],
+            quorum,
+            ttl_seconds: ttl,
+            grant,
+            window_seconds: window,
+            reason_required: false,
+            message: String::new(),
+        }
+    }
+
+    /// A module's obligation that cannot work is refused, not stored.
+    #[test]
+    fn an_obligation_that_cannot_work_is_refused() {
+        let once = wit::GrantMode::Once;
+        let window = wit::GrantMode::Window;
+        for (o, why) in [
+            (
+                obligation_of(33, 60, once, 0),
+                "an obligation with a quorum of 33",
+            ),
+            (
+                obligation_of(1, 0, once, 0),
+                "an obligation that expires at once",
+            ),
+            (
+                obligation_of(1, 60, window, 0),
+                "a window grant with a window of 0 seconds",
+            ),
+            (
+                obligation_of(1, 60, once, 30),
+                "a once grant with a window of 30 seconds",
+            ),
+        ] {
+            assert_eq!(obligation(o).map(|_| ()), Err(why.to_owned()));
+        }
+        assert!(obligation(obligation_of(32, 60, window, 30)).is_ok());
+    }
 
     /// A module cannot name a plain group that reads back as another
     /// approver: `group("finance@tenant")` would be stored as

@@ -355,8 +355,25 @@ impl Engine {
                 .or_else(|| self.bundle.issuers.first())
                 .map(|i| i.audience.clone())
                 .unwrap_or_default();
+            // A vouched subject's groups count as a token's would: only those
+            // its issuer is authoritative for (none for an unknown issuer).
+            let mut groups = subject.groups.clone();
+            match self
+                .bundle
+                .issuers
+                .iter()
+                .find(|i| i.issuer == subject.issuer)
+            {
+                Some(issuer) => {
+                    if let Some(allowed) = &issuer.groups {
+                        groups.retain(|g| allowed.iter().any(|a| a == "*" || a == g));
+                    }
+                }
+                None => groups.clear(),
+            }
             let principal = Principal {
                 entity_type: self.bundle.config.principal.entity_type.clone(),
+                groups,
                 ..subject.clone()
             };
             let verified = Verified {

@@ -2,9 +2,10 @@
 //!
 //! A satisfied `forbid` denies. A satisfied `permit` without `@approvers`
 //! allows. When every satisfied permit carries `@approvers`, the verdict is
-//! approval-required with the strictest of their obligations: `once` over
-//! `window` (then the shorter window), the larger quorum, the shorter TTL,
-//! a required reason over an optional one, then the first by policy id.
+//! approval-required with the strictest of their obligations: others'
+//! approval over the requester's own confirmation, `once` over `window`
+//! (then the shorter window), the larger quorum, the shorter TTL, a
+//! required reason over an optional one, then the first by policy id.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -302,12 +303,14 @@ impl Policies {
     }
 }
 
-/// Orders obligations from strictest to mildest: a single use before a
-/// window (and a short window before a long one), more approvers, less
-/// time to decide, a required reason. `min_by_key` keeps the first of
-/// equals, and reasons come sorted by policy id.
-fn strictness(o: &Obligation) -> (bool, u64, std::cmp::Reverse<u32>, u64, bool) {
+/// Orders obligations from strictest to mildest: one that others approve
+/// before the requester's own confirmation, a single use before a window
+/// (and a short window before a long one), more approvers, less time to
+/// decide, a required reason. `min_by_key` keeps the first of equals, and
+/// reasons come sorted by policy id.
+fn strictness(o: &Obligation) -> (bool, bool, u64, std::cmp::Reverse<u32>, u64, bool) {
     (
+        o.approvers == [Approver::Subject],
         o.grant == GrantMode::Window,
         o.window_seconds,
         std::cmp::Reverse(o.quorum),

@@ -325,12 +325,15 @@ fn a_refused_key_set_keeps_the_old_keys() {
 }
 
 /// When several approval policies match, the strictest obligation applies,
-/// whatever the policies' ids: the one-time grant over the window, then
-/// the larger quorum, then the shorter TTL.
+/// whatever the policies' ids: others' approval over the requester's own
+/// confirmation (even with a shorter TTL), the one-time grant over the
+/// window, then the larger quorum, then the shorter TTL.
 #[test]
 fn the_strictest_matching_obligation_applies() {
     let policy = r#"
 @id("a-lenient") @approvers("group:ops") @quorum("1") @ttl("3600") @grant("window:600")
+permit (principal, action == Action::"thing.delete", resource);
+@id("a-self") @approvers("subject") @ttl("60") @grant("once")
 permit (principal, action == Action::"thing.delete", resource);
 @id("b-strict") @approvers("group:admins") @quorum("2") @ttl("600") @grant("once")
 permit (principal, action == Action::"thing.delete", resource);
@@ -379,5 +382,55 @@ permit (principal, action == Action::"thing.delete", resource);
         }
         other => panic!("expected approval-required, got {other:?}"),
     }
-    assert_eq!(d.reasons, ["a-lenient", "b-strict", "c-stricter-quorum"]);
+    assert_eq!(
+        d.reasons,
+        ["a-lenient", "a-self", "b-strict", "c-stricter-quorum"]
+    );
+}
+
+/// A vouched subject's groups count only as far as its issuer is
+/// authoritative for them: the first issuer for any, another for none
+/// unless listed, an issuer the bundle does not know for none.
+#[test]
+fn vouched_groups_count_only_from_an_authoritative_issuer() {
+    let config = format!(
+        "{CONFIG}\n[[issuers]]\nissuer = \"https://partner.example.com\"\naudience = \"https://api.example.com\"\nalgorithms = [\"EdDSA\"]\njwks = \"idp.jwks.json\"\ngroups = [\"ops\"]\n\n[[routes]]\nmethod = \"POST\"\npath = \"/things/{{id}}/delete\"\naction = \"thing.delete\"\nresource = {{ type = \"Thing\", id = \"{{id}}\" }}\n"
+    );
+    let policy = r#"@id("delete") @approvers("group:admins")
+permit (principal, action == Action::"thing.delete", resource);"#;
+    let engine = Engine::load(&files(&[
+        ("greenlight.toml", config.as_str()),
+        ("policy.cedar", policy),
+        ("idp.jwks.json", JWKS),
+    ]))
+    .expect("the bundle loads");
+    let groups_seen = |issuer: &str| {
+        let who = greenlight_core::Principal {
+            entity_type: "User".into(),
+            subject: "bob".into(),
+            issuer: issuer.into(),
+            groups: vec!["admins".into(), "ops".into()],
+            ..greenlight_core::Principal::default()
+        };
+        let d = engine.evaluate_as(
+            &who,
+            &greenlight_core::AccessRequest {
+                action: "thing.delete".into(),
+                resource_type: "Thing".into(),
+                resource_id: "t-1".into(),
+                ..greenlight_core::AccessRequest::default()
+            },
+            0,
+        );
+        match d.verdict {
+            greenlight_core::Verdict::ApprovalRequired(c) => c.requester.groups,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(groups_seen("https://idp.example.com"), ["admins", "ops"]);
+    assert_eq!(groups_seen("https://partner.example.com"), ["ops"]);
+    assert_eq!(
+        groups_seen("https://unknown.example.com"),
+        Vec::<String>::new()
+    );
 }

@@ -9,6 +9,11 @@ use super::AppState;
 use super::keys::Signer;
 use super::state::seconds;
 
+/// How long past its expiry a consumed token id is still kept: the most
+/// two replicas' clocks are expected to disagree by (five minutes, far
+/// beyond NTP's error, short enough to keep the ledger small).
+pub const LEDGER_SKEW_MARGIN: i64 = 300;
+
 /// Runs [`sweep`] every `housekeeping.interval` seconds.
 pub(super) async fn every_interval(st: Arc<AppState>) {
     let every = std::time::Duration::from_secs(st.settings.sweep_interval());
@@ -33,7 +38,11 @@ pub async fn sweep(st: &AppState) -> anyhow::Result<()> {
         tracing::info!(expired, "approvals expired");
         st.metrics.approvals("expired", expired);
     }
-    st.store.purge_ledger(now).await?;
+    // Forget a consumed token only well after it expired, so a replica
+    // whose clock runs behind never accepts it again.
+    st.store
+        .purge_ledger(now.saturating_sub(LEDGER_SKEW_MARGIN))
+        .await?;
     if let Some(after) = st.settings.signing.rotate_after
         && Signer::newest_since(&st.store)
             .await?

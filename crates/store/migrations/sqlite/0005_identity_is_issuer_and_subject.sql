@@ -1,11 +1,14 @@
 -- Identity is (issuer, subject), and the client that acts is recorded
 -- beside it: a second provider's `alice` is not the first provider's, and
 -- another client of the same user is not the client that asked.
--- Rows from before have '' where the issuer or client was not recorded;
--- an approval pending across the upgrade matches nobody and must be asked
--- again. Keep in step with ../postgres/0005_identity_is_issuer_and_subject.sql.
+-- Rows from before have '' where the issuer or client was not recorded.
+-- An approval pending across the upgrade could not tell its requester from
+-- anyone else's, nor one approver's old vote from their new one: it is
+-- expired here (decided_at: when it was created, its true decision time
+-- being unknown) and must be asked again. Keep in step with ../postgres/0005_identity_is_issuer_and_subject.sql.
 
 ALTER TABLE approvals ADD COLUMN requester_issuer TEXT NOT NULL DEFAULT '';
+UPDATE approvals SET status = 'expired', decided_at = created_at WHERE status = 'pending';
 -- The same pending action from the same requester through the same client
 -- is one approval; another client of that person asks on its own.
 DROP INDEX approvals_one_pending;
