@@ -42,6 +42,27 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) mod sql;
 
 /// Opens (creating if missing) the database and applies migrations.
+/// Creates the database file readable and writable by its owner only
+/// (`0600`) when it does not exist yet: it holds approvals, the audit log
+/// and Greenlight's signing keys. SQLite gives its `-wal` and `-shm` files
+/// the same permissions. An existing file is left as its owner set it.
+fn private_file(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Invalid(format!(
+            "cannot create the SQLite file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 pub(crate) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let options = SqliteConnectOptions::from_str(url)?
@@ -59,6 +80,7 @@ pub(crate) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
             .connect_with(options)
             .await?
     } else {
+        private_file(options.get_filename())?;
         // WAL lets readers proceed during a write; FULL makes a commit
         // durable (synced) before it returns, as the store promises.
         let options = options

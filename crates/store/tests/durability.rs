@@ -405,3 +405,67 @@ async fn only_one_key_succeeds_a_key_even_when_inserted_at_once(db: &mut TestDb)
             .expect("keys without succession are not constrained");
     }
 }
+
+/// A new SQLite store is readable by its owner only, and so are the files
+/// SQLite keeps beside it: it holds approvals, the audit log and signing
+/// keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sqlite_file_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("greenlight.db");
+    let store = greenlight_store::Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("the store opens");
+    store
+        .insert_signing_key(&key("k1", T0))
+        .await
+        .expect("a write, so the WAL exists");
+    for name in ["greenlight.db", "greenlight.db-wal", "greenlight.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} has mode {mode:o}");
+    }
+    store.close().await;
+}
+
+/// PostgreSQL over TLS, as the URL's `sslmode` says: `require` encrypts
+/// the connection (the server sees it as SSL), and `verify-full` refuses a
+/// server whose certificate no trusted authority signed (the test server's
+/// is self-signed), rather than falling back to plaintext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_honours_sslmode() {
+    use sqlx::{Connection, PgConnection};
+    let server = std::env::var("GREENLIGHT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| common::DEFAULT_POSTGRES_URL.to_owned());
+    let separator = if server.contains('?') { '&' } else { '?' };
+    let name = format!("gl-tls-{}", greenlight_store::new_id().expect("id"));
+    let store = greenlight_store::Store::connect(&format!(
+        "{server}{separator}sslmode=require&application_name={name}"
+    ))
+    .await
+    .expect("the store connects over TLS");
+    let mut admin = PgConnection::connect(&server).await.expect("admin");
+    let encrypted: Vec<bool> = sqlx::query_scalar(
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = $1",
+    )
+    .bind(&name)
+    .fetch_all(&mut admin)
+    .await
+    .expect("pg_stat_ssl");
+    assert!(
+        !encrypted.is_empty() && encrypted.iter().all(|e| *e),
+        "the store's connections are not all encrypted: {encrypted:?}"
+    );
+    store.close().await;
+    let refused = greenlight_store::Store::connect(&format!("{server}{separator}sslmode=verify-full"))
+        .await
+        .expect_err("an untrusted certificate is refused");
+    assert!(
+        refused.to_string().to_lowercase().contains("certificate"),
+        "{refused}"
+    );
+}
