@@ -135,6 +135,10 @@ pub enum KeysCommand {
         /// The store: `sqlite://FILE` or `postgres://...`.
         #[arg(long)]
         store: String,
+        /// The servers' settings, for the key-encryption key that seals the
+        /// new key as theirs are sealed.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// List the keys: kid, state, created, published until.
     List {
@@ -293,10 +297,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 match command {
-                    KeysCommand::Rotate { store } => {
+                    KeysCommand::Rotate { store, config } => {
+                        let settings = match &config {
+                            Some(path) => crate::serve::Settings::load(path)?,
+                            None => crate::serve::Settings::default(),
+                        };
+                        let seal = settings.signing.seal()?;
                         let store = greenlight_store::Store::connect(&store).await?;
                         let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-                        let kid = crate::serve::Signer::rotate(&store, now).await?;
+                        let kid = crate::serve::Signer::rotate(&store, now, &seal).await?;
                         writeln!(
                             out,
                             "added {kid}: servers publish it at their next sweep and sign with it after two"

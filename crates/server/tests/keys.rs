@@ -122,3 +122,81 @@ async fn keys_rotate_and_the_old_key_stays_published_until_its_tokens_expire() {
     let (_, jwks) = srv.call("GET", "/.well-known/jwks.json", None, None).await;
     assert_eq!(kids(&jwks), vec![new_kid]);
 }
+
+/// Settings that seal signing keys under the key-encryption key in `file`.
+fn sealed_settings(file: &std::path::Path) -> Settings {
+    toml::from_str(&format!(
+        "[signing]\nkey_encryption_key_file = \"{}\"",
+        file.display()
+    ))
+    .expect("settings")
+}
+
+/// Prepares a server on the store in `dir` with `settings`, as `serve`
+/// would at start; the error when it refuses.
+async fn prepared(dir: &std::path::Path, settings: Settings) -> Result<(), String> {
+    let config = greenlight::serve::ServeConfig {
+        bundle: root().join("examples/bundle"),
+        store: format!("sqlite://{}", dir.join("greenlight.db").display()),
+        public_url: None,
+        settings,
+        development: true,
+    };
+    greenlight::serve::prepare(
+        &config,
+        "127.0.0.1:0".parse().expect("addr"),
+        greenlight::serve::Clock::new(|| u64::try_from(T0).unwrap_or(0)),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// With a key-encryption key the signing key is sealed in the store: no
+/// private key is readable there, the server signs, and a restart needs
+/// the same key (another, or none, is refused by name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_keys_are_sealed_at_rest_under_the_key_encryption_key() {
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let kek = secrets.path().join("kek");
+    std::fs::write(&kek, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").expect("kek");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("sqlite://{}", dir.path().join("greenlight.db").display());
+    let srv = Server::start_on(sealed_settings(&kek), &store).await;
+    let alice = token("alice", "payments:refund", &[]);
+    let at = srv.exchanged(50, &alice).await;
+    let (_, d) = srv.json("POST", "/v1/check", None, refund(50, &at)).await;
+    assert_eq!(d["verdict"]["kind"], "allow", "{d}");
+    let keys = srv.state.store.signing_keys().await.expect("keys");
+    assert_eq!(keys.len(), 1);
+    assert!(
+        keys[0].private_key_pem.starts_with("greenlight-sealed:v1:")
+            && !keys[0].private_key_pem.contains("PRIVATE KEY"),
+        "stored in the clear"
+    );
+    for file in ["greenlight.db", "greenlight.db-wal"] {
+        let raw = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&raw).contains("BEGIN PRIVATE KEY"),
+            "a private key is readable in {file}"
+        );
+    }
+    let kid = keys[0].kid.clone();
+    drop(srv);
+
+    let other = secrets.path().join("other");
+    std::fs::write(&other, "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=").expect("kek");
+    assert_eq!(
+        prepared(dir.path(), sealed_settings(&other)).await,
+        Err(format!(
+            "signing key `{kid}` cannot be opened with this key-encryption key"
+        ))
+    );
+    assert_eq!(
+        prepared(dir.path(), Settings::default()).await,
+        Err(format!(
+            "signing key `{kid}` is sealed with a key-encryption key: set [signing] key_encryption_key_env or key_encryption_key_file"
+        ))
+    );
+    assert_eq!(prepared(dir.path(), sealed_settings(&kek)).await, Ok(()));
+}

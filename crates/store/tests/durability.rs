@@ -461,9 +461,10 @@ async fn postgres_honours_sslmode() {
         "the store's connections are not all encrypted: {encrypted:?}"
     );
     store.close().await;
-    let refused = greenlight_store::Store::connect(&format!("{server}{separator}sslmode=verify-full"))
-        .await
-        .expect_err("an untrusted certificate is refused");
+    let refused =
+        greenlight_store::Store::connect(&format!("{server}{separator}sslmode=verify-full"))
+            .await
+            .expect_err("an untrusted certificate is refused");
     assert!(
         refused.to_string().to_lowercase().contains("certificate"),
         "{refused}"

@@ -48,7 +48,7 @@ pub async fn sweep(st: &AppState) -> anyhow::Result<()> {
             .await?
             .is_some_and(|since| now - since >= seconds(after))
     {
-        Signer::rotate(&st.store, now).await?;
+        Signer::rotate(&st.store, now, &st.seal).await?;
     }
     refresh_keys(st).await?;
     // A replica still signing with a superseded key does so for at most one
@@ -65,7 +65,8 @@ pub async fn sweep(st: &AppState) -> anyhow::Result<()> {
 /// Reloads the signing keys from the store; when they changed, signs with
 /// the newest and hands the engine the new JWKS.
 pub async fn refresh_keys(st: &AppState) -> anyhow::Result<()> {
-    let fresh = Signer::load_or_create(&st.store, st.now(), st.settings.key_grace()).await?;
+    let fresh =
+        Signer::load_or_create(&st.store, st.now(), st.settings.key_grace(), &st.seal).await?;
     let current = st.signer();
     if fresh.kid() == current.kid() && fresh.jwks() == current.jwks() {
         return Ok(());

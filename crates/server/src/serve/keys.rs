@@ -6,6 +6,8 @@ use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use greenlight_store::{SigningKey, Store, StoreError};
+
+use super::seal::Seal;
 use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -33,8 +35,8 @@ impl std::fmt::Debug for Signer {
 }
 
 /// A new Ed25519 key created at `now`, succeeding the key `succeeds`
-/// (`""` for a store's first key).
-fn generate(now: i64, succeeds: &str) -> anyhow::Result<SigningKey> {
+/// (`""` for a store's first key), its private half sealed by `seal`.
+fn generate(now: i64, succeeds: &str, seal: &Seal) -> anyhow::Result<SigningKey> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no entropy for a signing key: {e}"))?;
     let mut der = ED25519_PKCS8_PREFIX.to_vec();
@@ -46,12 +48,14 @@ fn generate(now: i64, succeeds: &str) -> anyhow::Result<SigningKey> {
     public["kid"] = json!(kid);
     public["use"] = json!("sig");
     let body = STANDARD.encode(&der);
+    let private_key_pem = seal.seal(
+        &kid,
+        &format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"),
+    )?;
     Ok(SigningKey {
         kid,
         algorithm: "EdDSA".to_owned(),
-        private_key_pem: format!(
-            "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
-        ),
+        private_key_pem,
         public_jwk: public,
         created_at: now,
         retired_at: None,
@@ -68,7 +72,12 @@ impl Signer {
     /// is published first, so every replica and gateway can fetch it before
     /// any token carries it. With none old enough, the oldest active key
     /// signs.
-    pub async fn load_or_create(store: &Store, now: i64, grace: i64) -> anyhow::Result<Self> {
+    pub async fn load_or_create(
+        store: &Store,
+        now: i64,
+        grace: i64,
+        seal: &Seal,
+    ) -> anyhow::Result<Self> {
         // Newest first, as the store lists them.
         let mut keys = store.signing_keys().await?;
         if !keys.iter().any(SigningKey::is_active) {
@@ -77,7 +86,7 @@ impl Signer {
             // get here together race on the store's succession index; one
             // key wins and every replica uses it.
             let predecessor = keys.first().map_or("", |k| k.kid.as_str()).to_owned();
-            let k = generate(now, &predecessor)?;
+            let k = generate(now, &predecessor, seal)?;
             match store.insert_signing_key(&k).await {
                 Ok(()) => tracing::info!(kid = %k.kid, "generated a new signing key"),
                 Err(StoreError::Conflict(_)) => {
@@ -95,7 +104,8 @@ impl Signer {
             .copied()
             .ok_or_else(|| anyhow::anyhow!("no active signing key"))?
             .clone();
-        let key = EncodingKey::from_ed_pem(signing.private_key_pem.as_bytes())
+        let pem = seal.open(&signing.kid, &signing.private_key_pem)?;
+        let key = EncodingKey::from_ed_pem(pem.as_bytes())
             .context("the stored signing key is not an Ed25519 PKCS#8 key")?;
         let published: Vec<Value> = keys
             .iter()
@@ -121,13 +131,13 @@ impl Signer {
     /// by [`Signer::retire_superseded`]. Returns the new key id, or, when
     /// another replica added the successor of the same key at the same
     /// time, that key's id.
-    pub async fn rotate(store: &Store, now: i64) -> anyhow::Result<String> {
+    pub async fn rotate(store: &Store, now: i64, seal: &Seal) -> anyhow::Result<String> {
         let newest = store
             .signing_keys()
             .await?
             .first()
             .map_or_else(String::new, |k| k.kid.clone());
-        let new = generate(now, &newest)?;
+        let new = generate(now, &newest, seal)?;
         match store.insert_signing_key(&new).await {
             Ok(()) => {
                 tracing::info!(kid = %new.kid, "added the next signing key; it signs after the grace period");

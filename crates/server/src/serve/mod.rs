@@ -17,6 +17,7 @@ mod keys;
 pub mod metrics;
 pub mod notify;
 mod oauth;
+pub mod seal;
 pub mod settings;
 mod state;
 
@@ -90,7 +91,14 @@ pub async fn prepare(
     let store = Store::connect(&config.store)
         .await
         .with_context(|| "cannot open the store")?;
-    let signer = Signer::load_or_create(&store, clock.at(), config.settings.key_grace()).await?;
+    let seal = config.settings.signing.seal()?;
+    if !seal.is_sealing() {
+        tracing::warn!(
+            "signing keys are stored unsealed: set [signing] key_encryption_key_env or key_encryption_key_file"
+        );
+    }
+    let signer =
+        Signer::load_or_create(&store, clock.at(), config.settings.key_grace(), &seal).await?;
     policy.set_keys(ACTION_ISSUER_NAME, &signer.jwks().to_string())?;
     config.settings.check()?;
     let metrics = Arc::new(metrics::Metrics::new());
@@ -105,6 +113,7 @@ pub async fn prepare(
         action_tokens,
         store,
         signer: RwLock::new(Arc::new(signer)),
+        seal,
         metrics,
         notifier,
         settings: config.settings.clone(),

@@ -13,6 +13,8 @@
 //! [signing]
 //! rotate_after = 2592000   # seconds a key signs before a new one replaces it
 //! retain_for = 86400       # seconds a retired key stays published (the longest token life)
+//! key_encryption_key_env = "GREENLIGHT_KEK"  # seals signing keys in the store (base64 of 32 bytes)
+//! # key_encryption_key_file = "/run/secrets/kek"
 //!
 //! [housekeeping]
 //! interval = 30            # seconds between expiry sweeps and key refreshes
@@ -142,9 +144,43 @@ pub struct Signing {
     /// most this long (a longer window is cut to it), so no token outlives
     /// its key. Default 86400.
     pub retain_for: Option<u64>,
+    /// An environment variable holding the key-encryption key (base64 of
+    /// 32 bytes) that seals signing keys in the store.
+    pub key_encryption_key_env: Option<String>,
+    /// A file holding the key-encryption key, instead of the environment.
+    pub key_encryption_key_file: Option<std::path::PathBuf>,
 }
 
 impl Signing {
+    /// How signing keys are sealed in the store: under the configured
+    /// key-encryption key, or not at all.
+    pub fn seal(&self) -> anyhow::Result<super::seal::Seal> {
+        use super::seal::Seal;
+        match (&self.key_encryption_key_env, &self.key_encryption_key_file) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "signing sets both key_encryption_key_env and key_encryption_key_file; choose one"
+            ),
+            (Some(var), None) => {
+                let value = std::env::var(var).map_err(|_| {
+                    anyhow::anyhow!(
+                        "signing.key_encryption_key_env names `{var}`, which is not set"
+                    )
+                })?;
+                Seal::from_base64(&value, &format!("`{var}`"))
+            }
+            (None, Some(path)) => {
+                let value = std::fs::read_to_string(path).with_context(|| {
+                    format!(
+                        "signing.key_encryption_key_file {} cannot be read",
+                        path.display()
+                    )
+                })?;
+                Seal::from_base64(&value, &path.display().to_string())
+            }
+            (None, None) => Ok(Seal::none()),
+        }
+    }
+
     /// Seconds a retired key stays published, and the longest token life.
     pub fn retain_for(&self) -> u64 {
         self.retain_for.unwrap_or(86_400)
@@ -173,6 +209,7 @@ impl Settings {
 
     /// Refuses settings that cannot work, naming what is wrong.
     pub fn check(&self) -> anyhow::Result<()> {
+        self.signing.seal()?;
         if self.approvals.collect_within == Some(0) {
             anyhow::bail!("approvals.collect_within must be at least 1 second");
         }

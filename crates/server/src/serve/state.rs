@@ -66,6 +66,8 @@ pub struct AppState {
     pub store: Store,
     /// Greenlight's signing key, replaced when keys rotate.
     pub signer: RwLock<Arc<Signer>>,
+    /// How signing keys are sealed in the store.
+    pub seal: super::seal::Seal,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     /// Sends new approvals to webhooks.
