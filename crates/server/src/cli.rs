@@ -140,7 +140,19 @@ pub enum KeysCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// List the keys: kid, state, created, published until.
+    /// Withdraw a key at once, as after a leak: it stops signing and is no
+    /// longer published, so tokens it signed are refused. Servers on
+    /// PostgreSQL reload their keys at once; on SQLite at the next sweep.
+    /// If it was the key signing, a new one takes over.
+    Revoke {
+        /// The store: `sqlite://FILE` or `postgres://...`.
+        #[arg(long)]
+        store: String,
+        /// The key id to withdraw (a thumbprint may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
+    /// List the keys: kid, algorithm, state (active, retired, revoked), created, published until.
     List {
         /// The store: `sqlite://FILE` or `postgres://...`.
         #[arg(long)]
@@ -311,10 +323,25 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
                             "added {kid}: servers publish it at their next sweep and sign with it after two"
                         )?;
                     }
+                    KeysCommand::Revoke { store, kid } => {
+                        let store = greenlight_store::Store::connect(&store).await?;
+                        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+                        store.revoke_signing_key(&kid, now).await?;
+                        writeln!(
+                            out,
+                            "revoked {kid}: no longer published or signing; servers on PostgreSQL drop it now, others at their next sweep"
+                        )?;
+                    }
                     KeysCommand::List { store } => {
                         let store = greenlight_store::Store::connect(&store).await?;
                         for k in store.signing_keys().await? {
-                            let state = if k.is_active() { "active" } else { "retired" };
+                            // Retired keys stay published for a while;
+                            // a revoked one is withdrawn at once.
+                            let state = match (k.is_active(), k.publish_until) {
+                                (true, _) => "active",
+                                (false, Some(_)) => "retired",
+                                (false, None) => "revoked",
+                            };
                             let until = k
                                 .publish_until
                                 .map_or_else(|| "-".to_owned(), |u| u.to_string());

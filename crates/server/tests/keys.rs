@@ -200,3 +200,112 @@ async fn signing_keys_are_sealed_at_rest_under_the_key_encryption_key() {
     );
     assert_eq!(prepared(dir.path(), sealed_settings(&kek)).await, Ok(()));
 }
+
+/// Runs the `greenlight` binary with `args`: exit code, stdout, stderr.
+fn greenlight(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_greenlight"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `greenlight keys revoke` on SQLite, as after a leak: at the server's
+/// next sweep the key is no longer published, its tokens are refused, and
+/// a new key signs; `keys list` shows it revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_is_withdrawn_at_the_next_sweep() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("sqlite://{}", dir.path().join("greenlight.db").display());
+    let srv = Server::start_on(Settings::default(), &store).await;
+    let alice = token("alice", "payments:refund", &[]);
+    let leaked = srv.exchanged(50, &alice).await;
+    let kid = kid_of(&leaked);
+
+    let (code, out, err) = greenlight(&["keys", "revoke", "--store", &store, &kid]);
+    assert_eq!((code, err.as_str()), (Some(0), ""), "{out}");
+    assert_eq!(
+        out,
+        format!(
+            "revoked {kid}: no longer published or signing; servers on PostgreSQL drop it now, others at their next sweep\n"
+        )
+    );
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+
+    let (_, jwks) = srv.call("GET", "/.well-known/jwks.json", None, None).await;
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert_eq!(published.len(), 1, "{jwks}");
+    assert_ne!(published[0], kid);
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(50, &leaked))
+        .await;
+    assert_eq!(
+        (&d["verdict"]["code"], &d["verdict"]["message"]),
+        (
+            &json!("token-unknown-key"),
+            &json!(format!("no key with kid `{kid}`"))
+        ),
+        "{d}"
+    );
+    let fresh = srv.exchanged(51, &alice).await;
+    assert_eq!(kid_of(&fresh), published[0]);
+    let (_, d) = srv
+        .json("POST", "/v1/check", None, refund(51, &fresh))
+        .await;
+    assert_eq!(d["verdict"]["kind"], "allow", "{d}");
+
+    let (code, out, _) = greenlight(&["keys", "list", "--store", &store]);
+    assert_eq!(code, Some(0));
+    let mut states: Vec<(&str, &str)> = out
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0], f[2])
+        })
+        .collect();
+    // Both were created in the same (test) second, so in either order.
+    states.sort_unstable_by_key(|s| s.1);
+    assert_eq!(
+        states,
+        vec![(published[0], "active"), (kid.as_str(), "revoked")]
+    );
+
+    // Revoking twice keeps it revoked; an unknown key is named (and a kid
+    // may begin with `-`, as a base64url thumbprint can).
+    assert_eq!(
+        greenlight(&["keys", "revoke", "--store", &store, &kid]).0,
+        Some(0)
+    );
+    assert_eq!(
+        greenlight(&["keys", "revoke", "--store", &store, "-nope"]),
+        (
+            Some(2),
+            String::new(),
+            "greenlight: signing key -nope not found\n".to_owned()
+        )
+    );
+
+    // The replacement revoked in the same second: a third key follows it
+    // (the succession, not the creation time, says which key is last).
+    let second = published[0].to_owned();
+    let (code, _, err) = greenlight(&["keys", "revoke", "--store", &store, &second]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    greenlight::serve::sweep(&srv.state).await.expect("sweep");
+    let third = kid_of(&srv.exchanged(52, &alice).await);
+    assert!(third != kid && third != second, "{third}");
+    let keys = srv.state.store.signing_keys().await.expect("keys");
+    let succeeds = keys
+        .iter()
+        .find(|k| k.kid == third)
+        .and_then(|k| k.succeeds.clone());
+    assert_eq!(succeeds, Some(second));
+}

@@ -92,3 +92,98 @@ async fn replicas_started_at_once_share_one_key_from_the_first_request() {
         drop_schema(&server, &schema).await;
     }
 }
+
+/// `greenlight keys revoke` on a shared PostgreSQL store: both replicas
+/// stop publishing the key and refuse the tokens it signed without waiting
+/// for a sweep, and a new key signs at once on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_key_is_refused_by_every_replica_at_once() {
+    let alice = token("alice", "payments:refund", &[]);
+    let (url, server, schema) = fresh_schema(0).await;
+    // No sweep during the test: only the announcement can reload the keys.
+    let quiet =
+        || -> Settings { toml::from_str("[housekeeping]\ninterval = 3600").expect("settings") };
+    let (a, b) = tokio::join!(
+        Server::start_on(quiet(), &url),
+        Server::start_on(quiet(), &url),
+    );
+    let leaked = a.exchanged(50, &alice).await;
+    let kid = kid_of(&leaked);
+    let (_, d) = b.json("POST", "/v1/check", None, refund(50, &leaked)).await;
+    assert_eq!(d["verdict"]["kind"], json!("allow"), "before: {d}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_greenlight"))
+        .args(["keys", "revoke", "--store", &url, &kid])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "revoked {kid}: no longer published or signing; servers on PostgreSQL drop it now, others at their next sweep\n"
+        )
+    );
+
+    let published = |jwks: &serde_json::Value| {
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["kid"] == json!(kid))
+    };
+    for r in [&a, &b] {
+        let mut tries = 0;
+        loop {
+            let (_, jwks) = r.call("GET", "/.well-known/jwks.json", None, None).await;
+            if !published(&jwks) {
+                assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1), "{jwks}");
+                break;
+            }
+            tries += 1;
+            assert!(tries < 100, "still published after 10 s: {jwks}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    for r in [&a, &b] {
+        let (_, d) = r.json("POST", "/v1/check", None, refund(50, &leaked)).await;
+        assert_eq!(
+            (
+                &d["verdict"]["kind"],
+                &d["verdict"]["code"],
+                &d["verdict"]["message"]
+            ),
+            (
+                &json!("deny"),
+                &json!("token-unknown-key"),
+                &json!(format!("no key with kid `{kid}`"))
+            ),
+            "{d}"
+        );
+        let (status, v) = r
+            .form("/oauth/introspect", &alice, &[("token", &leaked)])
+            .await;
+        assert_eq!((status, &v), (200, &json!({ "active": false })));
+    }
+    // A new key signs on both, and each accepts the other's tokens.
+    let fresh = a.exchanged(51, &alice).await;
+    let new_kid = kid_of(&fresh);
+    assert_ne!(new_kid, kid);
+    assert_eq!(kid_of(&b.exchanged(52, &alice).await), new_kid);
+    let (_, d) = b.json("POST", "/v1/check", None, refund(51, &fresh)).await;
+    assert_eq!(d["verdict"]["kind"], json!("allow"), "after: {d}");
+
+    // Revoking a key that does not exist says so.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_greenlight"))
+        .args(["keys", "revoke", "--store", &url, "no-such-kid"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        (Some(2), "greenlight: signing key no-such-kid not found\n")
+    );
+    drop((a, b));
+    drop_schema(&server, &schema).await;
+}

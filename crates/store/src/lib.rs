@@ -66,6 +66,21 @@ pub fn new_id() -> Result<String, StoreError> {
     Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
+/// Announced signing-key changes (see [`Store::key_changes`]).
+#[derive(Debug)]
+pub struct KeyChanges {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl KeyChanges {
+    /// Waits for the next change and returns the key id it names. The
+    /// listener reconnects by itself after a dropped connection (changes
+    /// in between are caught by the servers' sweep).
+    pub async fn next(&mut self) -> Result<String, StoreError> {
+        Ok(self.listener.recv().await?.payload().to_owned())
+    }
+}
+
 /// Which database a [`Store`] is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Backend {
@@ -398,6 +413,29 @@ impl Store {
         publish_until: Option<i64>,
     ) -> Result<SigningKey, StoreError> {
         dispatch!(self, retire_signing_key(kid, now, publish_until))
+    }
+
+    /// Withdraws a key at once, as after a leak: it stops signing and
+    /// stops being published now, so every token it signed is refused as
+    /// soon as a server reloads its keys. On PostgreSQL every replica is
+    /// told at commit ([`Store::key_changes`]). Audits `key.revoked`.
+    /// Errors: `NotFound`.
+    pub async fn revoke_signing_key(&self, kid: &str, now: i64) -> Result<SigningKey, StoreError> {
+        dispatch!(self, revoke_signing_key(kid, now))
+    }
+
+    /// Signing-key changes other processes announce, for a server to
+    /// reload its keys at once: on PostgreSQL a listener on the store's
+    /// channel; `None` on SQLite (one server, which notices at its sweep).
+    pub async fn key_changes(&self) -> Result<Option<KeyChanges>, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(_) => Ok(None),
+            Pool::Postgres(pool) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+                listener.listen(postgres::KEYS_CHANNEL).await?;
+                Ok(Some(KeyChanges { listener }))
+            }
+        }
     }
 
     // ----- audit log -----

@@ -435,6 +435,8 @@ pub mod events {
     pub const KEY_CREATED: &str = "key.created";
     /// A signing key stopped signing.
     pub const KEY_RETIRED: &str = "key.retired";
+    /// A signing key was withdrawn at once (`greenlight keys revoke`).
+    pub const KEY_REVOKED: &str = "key.revoked";
 }
 
 #[cfg(test)]

@@ -16,6 +16,12 @@ type Db = sqlx::Postgres;
 /// Starts a transaction that will write.
 const BEGIN_WRITE: &str = "BEGIN";
 
+/// Tells every replica the signing keys changed (delivered on commit).
+const NOTIFY_KEYS: Option<&str> = Some("SELECT pg_notify('greenlight_keys', $1)");
+
+/// The channel replicas listen on for signing-key changes.
+pub(crate) const KEYS_CHANNEL: &str = "greenlight_keys";
+
 /// Reads an approval that the transaction is about to change, locking its
 /// row until commit.
 const SELECT_APPROVAL_FOR_UPDATE: &str = concat!(

@@ -19,6 +19,10 @@ type Db = sqlx::Sqlite;
 /// Starts a transaction that will write: takes the write lock up front.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+/// Tells other processes the signing keys changed: nothing to tell on
+/// SQLite, whose one server notices at its next sweep.
+const NOTIFY_KEYS: Option<&str> = None;
+
 /// Reads an approval that the transaction is about to change. SQLite has no
 /// row locks; the `BEGIN IMMEDIATE` transaction already excludes other
 /// writers.

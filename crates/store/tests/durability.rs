@@ -16,6 +16,7 @@ backend_tests! {
     state_survives_closing_and_reopening_the_store,
     signing_keys_list_newest_first_and_retired_keys_publish_until_their_deadline,
     inserting_a_signing_key_twice_is_a_conflict,
+    a_revoked_key_is_withdrawn_at_once_and_audited,
     only_one_key_succeeds_a_key_even_when_inserted_at_once,
 }
 
@@ -311,6 +312,52 @@ async fn inserting_a_signing_key_twice_is_a_conflict(db: &mut TestDb) {
         Err(StoreError::Conflict("signing key k1 exists".to_owned()))
     );
     assert_eq!(store.signing_keys().await, Ok(vec![key("k1", T0)]));
+}
+
+/// Revoking withdraws a key now, active or retired and still published:
+/// no longer signing, no longer published, audited; an unknown kid is
+/// `NotFound` and audits nothing.
+async fn a_revoked_key_is_withdrawn_at_once_and_audited(db: &mut TestDb) {
+    let store = &db.store;
+    for (kid, at) in [("k1", T0), ("k2", T0 + 100)] {
+        store
+            .insert_signing_key(&key(kid, at))
+            .await
+            .expect("stored");
+    }
+    store
+        .retire_signing_key("k1", T0 + 200, Some(T0 + 900))
+        .await
+        .expect("k1 retired");
+    let k1 = store.revoke_signing_key("k1", T0 + 300).await.expect("k1");
+    let k2 = store.revoke_signing_key("k2", T0 + 300).await.expect("k2");
+    assert_eq!(
+        [
+            (k1.retired_at, k1.publish_until),
+            (k2.retired_at, k2.publish_until)
+        ],
+        [(Some(T0 + 200), None), (Some(T0 + 300), None)]
+    );
+    assert!(!k1.is_published(T0 + 300) && !k2.is_published(T0 + 300));
+    assert_eq!(
+        store.revoke_signing_key("k9", T0 + 300).await,
+        Err(StoreError::NotFound {
+            kind: "signing key",
+            id: "k9".to_owned()
+        })
+    );
+    let audit = store.audit_since(0, 10).await.expect("audit is readable");
+    assert_eq!(
+        event_names(&audit),
+        vec![
+            events::KEY_CREATED,
+            events::KEY_CREATED,
+            events::KEY_RETIRED,
+            events::KEY_REVOKED,
+            events::KEY_REVOKED
+        ]
+    );
+    assert_eq!(audit[4].detail, json!({ "kid": "k2" }));
 }
 
 /// A URL naming neither backend is refused, showing only its scheme (the

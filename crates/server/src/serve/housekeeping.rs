@@ -25,6 +25,38 @@ pub(super) async fn every_interval(st: Arc<AppState>) {
     }
 }
 
+/// Reloads the signing keys the moment another process announces a change
+/// (`greenlight keys revoke` on PostgreSQL), so a withdrawn key is refused
+/// by every replica at once rather than at its next sweep. Returns at once
+/// on a store that announces nothing (SQLite).
+pub(super) async fn watch_keys(st: Arc<AppState>) {
+    loop {
+        let mut changes = match st.store.key_changes().await {
+            Ok(Some(changes)) => changes,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for key changes; retrying in 5 s");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        loop {
+            match changes.next().await {
+                Ok(kid) => {
+                    tracing::info!(%kid, "signing keys changed elsewhere; reloading");
+                    if let Err(e) = refresh_keys(&st).await {
+                        tracing::error!(error = %e, "reloading the signing keys failed");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the key-change listener failed; listening again");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// One housekeeping pass: marks approvals past their expiry as expired
 /// (audited), forgets consumed tokens that can no longer be presented, adds
 /// the next signing key when the newest is older than

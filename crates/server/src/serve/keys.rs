@@ -64,6 +64,16 @@ fn generate(now: i64, succeeds: &str, seal: &Seal) -> anyhow::Result<SigningKey>
     })
 }
 
+/// The last key of the succession, which a new key succeeds: the newest
+/// key no other key succeeds (`""` for an empty store). Not simply the
+/// newest, which two keys created in the same second would leave to
+/// chance.
+fn tip(keys: &[SigningKey]) -> String {
+    keys.iter()
+        .find(|k| !keys.iter().any(|o| o.succeeds.as_deref() == Some(&k.kid)))
+        .map_or_else(String::new, |k| k.kid.clone())
+}
+
 impl Signer {
     /// Loads the keys at `now`, creating and persisting one on first start.
     ///
@@ -85,8 +95,7 @@ impl Signer {
             // signed by a key to come, so it signs at once. Replicas that
             // get here together race on the store's succession index; one
             // key wins and every replica uses it.
-            let predecessor = keys.first().map_or("", |k| k.kid.as_str()).to_owned();
-            let k = generate(now, &predecessor, seal)?;
+            let k = generate(now, &tip(&keys), seal)?;
             match store.insert_signing_key(&k).await {
                 Ok(()) => tracing::info!(kid = %k.kid, "generated a new signing key"),
                 Err(StoreError::Conflict(_)) => {
@@ -132,11 +141,7 @@ impl Signer {
     /// another replica added the successor of the same key at the same
     /// time, that key's id.
     pub async fn rotate(store: &Store, now: i64, seal: &Seal) -> anyhow::Result<String> {
-        let newest = store
-            .signing_keys()
-            .await?
-            .first()
-            .map_or_else(String::new, |k| k.kid.clone());
+        let newest = tip(&store.signing_keys().await?);
         let new = generate(now, &newest, seal)?;
         match store.insert_signing_key(&new).await {
             Ok(()) => {

@@ -205,11 +205,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, policy_hash = %state.policy.policy_hash(), "serving");
     let sweeper = tokio::spawn(housekeeping::every_interval(state.clone()));
+    let watcher = tokio::spawn(housekeeping::watch_keys(state.clone()));
     let deliverer = tokio::spawn(state.notifier.clone().work());
     let served = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();
+    watcher.abort();
     deliverer.abort();
     // Let attempts in flight finish; what is left stays in the outbox.
     let left = state.notifier.drain(WEBHOOK_DRAIN).await;

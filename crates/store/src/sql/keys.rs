@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use sqlx::types::Json;
 
 use super::audit::insert_audit;
-use super::{Pool, begin_write};
+use super::{NOTIFY_KEYS, Pool, begin_write};
 use crate::error::is_unique_violation;
 use crate::{SYSTEM_ACTOR, SigningKey, StoreError, events};
 
@@ -130,6 +130,45 @@ pub(crate) async fn retire_signing_key(
         json!({ "kid": kid, "publish_until": publish_until }),
     )
     .await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+/// Withdraws a key at once: it stops signing and stops being published
+/// now, and every replica is told (on PostgreSQL) to reload its keys.
+pub(crate) async fn revoke_signing_key(
+    pool: &Pool,
+    kid: &str,
+    now: i64,
+) -> Result<SigningKey, StoreError> {
+    let mut tx = begin_write(pool).await?;
+    let row: Option<KeyRow> = sqlx::query_as(concat!(
+        "UPDATE signing_keys SET retired_at = COALESCE(retired_at, $2), publish_until = NULL \
+         WHERE kid = $1 RETURNING ",
+        key_columns!()
+    ))
+    .bind(kid)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Err(StoreError::NotFound {
+            kind: "signing key",
+            id: kid.to_owned(),
+        });
+    };
+    insert_audit(
+        &mut tx,
+        now,
+        SYSTEM_ACTOR,
+        events::KEY_REVOKED,
+        None,
+        json!({ "kid": kid }),
+    )
+    .await?;
+    if let Some(notify) = NOTIFY_KEYS {
+        sqlx::query(notify).bind(kid).execute(&mut *tx).await?;
+    }
     tx.commit().await?;
     Ok(row.into())
 }

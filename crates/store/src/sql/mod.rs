@@ -10,7 +10,7 @@
 
 use sqlx::Transaction;
 
-use super::{BEGIN_WRITE, Db, SELECT_APPROVAL_FOR_UPDATE};
+use super::{BEGIN_WRITE, Db, NOTIFY_KEYS, SELECT_APPROVAL_FOR_UPDATE};
 use crate::StoreError;
 
 mod approvals;
@@ -26,7 +26,7 @@ pub(crate) use approvals::{
 };
 pub(crate) use audit::{append_audit, audit_for, audit_since};
 pub(crate) use grants::{create_grant, find_active_grant, grant_for_approval};
-pub(crate) use keys::{insert_signing_key, retire_signing_key, signing_keys};
+pub(crate) use keys::{insert_signing_key, retire_signing_key, revoke_signing_key, signing_keys};
 pub(crate) use ledger::{consume_token, consumed_token, purge_ledger};
 pub(crate) use outbox::{
     claim_due_deliveries, delivery_failed, delivery_succeeded, enqueue_deliveries,
