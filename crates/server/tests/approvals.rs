@@ -276,3 +276,138 @@ async fn tenant_scoped_approvers_come_from_the_requesters_tenant() {
         "{v}"
     );
 }
+
+/// Asks for a refund of `amount` as `who`; the `auth_req_id`.
+async fn ask_refund(srv: &Server, who: &str, amount: i64) -> String {
+    let (status, ask) = srv
+        .form(
+            "/oauth/bc-authorize",
+            who,
+            &[("authorization_details", &refund_details(amount))],
+        )
+        .await;
+    assert_eq!(status, 200, "{ask}");
+    ask["auth_req_id"].as_str().expect("auth_req_id").to_owned()
+}
+
+/// A flood of approvals the approver may not decide (2,100 of another
+/// requester's confirmations, newer than the refund) shortens the pages
+/// but never hides the refund: the listing stops after reading 2,000 and
+/// says where to go on. Bad paging parameters are refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_others_approvals_never_hides_one_from_its_approvers() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let carol = approver("carol", &["finance"]);
+    let refund_id = ask_refund(&srv, &alice, 500).await;
+
+    let template = srv
+        .state
+        .store
+        .get_approval(&refund_id)
+        .await
+        .expect("read")
+        .expect("the refund");
+    for n in 0..2100 {
+        let flood = greenlight_store::NewApproval {
+            id: None,
+            requester: "mallory".to_owned(),
+            requester_issuer: template.requester_issuer.clone(),
+            client_id: template.client_id.clone(),
+            action_digest: format!("flood-{n}"),
+            action: "file.write".to_owned(),
+            authorization_details: json!([]),
+            obligation: greenlight_store::Obligation {
+                approvers: vec![greenlight_store::Approver::Subject],
+                ..template.obligation.clone()
+            },
+            binding_message: None,
+            reason: None,
+            policy_hash: template.policy_hash.clone(),
+            expires_at: T0 + 900,
+            poll_interval_seconds: 5,
+            requester_tenant: None,
+        };
+        srv.state
+            .store
+            .create_or_get_pending(flood, T0 + 1)
+            .await
+            .expect("flood");
+    }
+
+    let (status, first) = srv
+        .call("GET", "/v1/approvals?status=pending", Some(&carol), None)
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["approvals"], json!([]), "only others' approvals read");
+    let next = first["next"].as_str().expect("where to go on").to_owned();
+    let (status, second) = srv
+        .call(
+            "GET",
+            &format!("/v1/approvals?status=pending&after={next}"),
+            Some(&carol),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{second}");
+    let ids: Vec<&str> = second["approvals"]
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(
+        (ids, &second["next"]),
+        (vec![refund_id.as_str()], &json!(null))
+    );
+
+    for (query, message) in [
+        ("limit=0", "limit 0 is not between 1 and 200"),
+        ("limit=201", "limit 201 is not between 1 and 200"),
+        ("after=nope", "no approval `nope` to list after"),
+    ] {
+        let (status, e) = srv
+            .call("GET", &format!("/v1/approvals?{query}"), Some(&carol), None)
+            .await;
+        assert_eq!(
+            (status, e["error"].as_str(), e["error_description"].as_str()),
+            (400, Some("invalid_request"), Some(message)),
+            "{query}"
+        );
+    }
+}
+
+/// Pages of `limit` walk every approval the approver may decide, newest
+/// first, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_are_listed_in_pages() {
+    let srv = Server::start().await;
+    let carol = approver("carol", &["finance"]);
+    let mut asked = Vec::new();
+    for (n, who) in ["alice", "bob"].iter().enumerate() {
+        let t = token(who, "payments:refund", &[]);
+        for amount in [500, 600, 700] {
+            asked.push(ask_refund(&srv, &t, amount + i64::try_from(n).expect("n")).await);
+            srv.advance(1);
+        }
+    }
+    asked.reverse();
+    let mut seen = Vec::new();
+    let mut path = "/v1/approvals?limit=4".to_owned();
+    loop {
+        let (status, page) = srv.call("GET", &path, Some(&carol), None).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["approvals"]
+                .as_array()
+                .expect("approvals")
+                .iter()
+                .filter_map(|a| a["id"].as_str().map(str::to_owned)),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/approvals?limit=4&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, asked);
+}

@@ -420,3 +420,106 @@ async fn a_window_runs_from_the_approval_and_its_token_ends_with_its_base_token(
     let (_, d) = srv.json("POST", "/v1/check", None, write(&fresh)).await;
     assert_eq!(d["verdict"]["kind"], "approval-required", "{d}");
 }
+
+/// A requester over their quota gets `429 too_many_requests` with
+/// `Retry-After`, whichever of their clients asks, and nothing is stored;
+/// asking again for what is pending still answers, other requesters are
+/// unaffected, and a decided approval frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_over_their_quota_is_told_to_wait() {
+    let settings: Settings =
+        toml::from_str("[approvals]\nmax_pending = 2\nmax_new = 3\nnew_per = 600")
+            .expect("settings");
+    let srv = Server::start_with(settings).await;
+    let alice = token("alice", "payments:refund", &[]);
+    let ask = |who: String, amount: i64| {
+        let srv = &srv;
+        async move {
+            let (status, headers, body) = common::call_full(
+                srv.addr,
+                "POST",
+                "/oauth/bc-authorize",
+                Some(&who),
+                Some((
+                    "application/x-www-form-urlencoded",
+                    common::form(&[("authorization_details", &refund_details(amount))]),
+                )),
+            )
+            .await;
+            let retry = headers
+                .iter()
+                .find(|(n, _)| n == "retry-after")
+                .map(|(_, v)| v.clone());
+            (status, retry, body)
+        }
+    };
+    let (_, _, first) = ask(alice.clone(), 500).await;
+    srv.advance(10);
+    let (_, _, second) = ask(alice.clone(), 501).await;
+    srv.advance(10);
+    let (status, retry, e) = ask(alice.clone(), 502).await;
+    assert_eq!(
+        (status, retry.as_deref(), &e),
+        (
+            429,
+            Some("880"),
+            &json!({
+                "error": "too_many_requests",
+                "error_description": "`alice` has 2 approvals pending, the most allowed at once: \
+                                      wait for one to be decided or to expire",
+            })
+        )
+    );
+    // Through another of alice's clients: still alice.
+    let other_app = dev_through(
+        Some("other-app"),
+        "alice",
+        Some("payments:refund"),
+        &[],
+        7200,
+    );
+    assert_eq!(ask(other_app, 502).await.0, 429);
+    // Asking again for a pending refund answers as before.
+    let (status, _, again) = ask(alice.clone(), 500).await;
+    assert_eq!(
+        (status, &again["auth_req_id"]),
+        (200, &first["auth_req_id"])
+    );
+    // Bob has his own quota.
+    let bob = token("bob", "payments:refund", &[]);
+    assert_eq!(ask(bob, 502).await.0, 200);
+
+    // Decisions free places, but three were opened in ten minutes.
+    let carol = approver("carol", &["finance"]);
+    for asked in [&first, &second] {
+        let id = asked["auth_req_id"].as_str().expect("id");
+        let (status, v) = srv
+            .json(
+                "POST",
+                &format!("/v1/approvals/{id}/deny"),
+                Some(&carol),
+                json!({ "reason": "not now" }),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    assert_eq!(ask(alice.clone(), 502).await.0, 200);
+    let (status, retry, e) = ask(alice.clone(), 503).await;
+    assert_eq!(
+        (status, retry.as_deref(), e["error_description"].as_str()),
+        (
+            429,
+            Some("580"),
+            Some(
+                "`alice` opened 3 approvals in the last 600 seconds, the most allowed: try again later"
+            )
+        )
+    );
+    let all = srv
+        .state
+        .store
+        .list_approvals(None, None, 100)
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 4, "three of alice's and bob's one");
+}

@@ -29,6 +29,16 @@ fn bad_settings_are_refused() {
         check("[approvals]\ncollect_within = 0").expect_err("zero"),
         "approvals.collect_within must be at least 1 second"
     );
+    for zero in ["max_pending = 0", "max_new = 0"] {
+        assert_eq!(
+            check(&format!("[approvals]\n{zero}")).expect_err("zero"),
+            "approvals.max_pending and max_new must be at least 1: 0 would refuse every approval"
+        );
+    }
+    assert_eq!(
+        check("[approvals]\nnew_per = 0").expect_err("zero"),
+        "approvals.new_per must be at least 1 second"
+    );
     assert_eq!(
         check("[[webhooks]]\nurl = \"http://x\"\nbogus = 1").expect_err("unknown field"),
         "TOML parse error at line 3, column 1\n  |\n3 | bogus = 1\n  | ^^^^^\nunknown field `bogus`, expected one of `url`, `secret_env`, `secret_file`, `format`, `attempts`, `timeout`\n"

@@ -55,6 +55,15 @@ pub enum StoreError {
         /// The token's `jti`.
         jti: String,
     },
+    /// The requester has reached a quota ([`crate::Quota`]); nothing was
+    /// stored.
+    #[error("{message}")]
+    QuotaReached {
+        /// Which quota, and its figures, for a person.
+        message: String,
+        /// Seconds until the quota admits another approval, at the least.
+        retry_after: i64,
+    },
     /// A record with that id already exists, or a concurrent change won.
     #[error("conflict: {0}")]
     Conflict(String),

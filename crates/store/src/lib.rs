@@ -51,7 +51,7 @@ pub use error::StoreError;
 pub use greenlight_types::{Approver, GrantMode, Obligation};
 pub use model::{
     Approval, AuditEvent, ConsumedToken, Decision, Grant, NewApproval, NewAuditEvent,
-    NewWebhookDelivery, SYSTEM_ACTOR, SigningKey, Status, Vote, VoteOutcome, Voter,
+    NewWebhookDelivery, Quota, SYSTEM_ACTOR, SigningKey, Status, Vote, VoteOutcome, Voter,
     WebhookDelivery, events,
 };
 
@@ -165,20 +165,28 @@ impl Store {
         new: NewApproval,
         now: i64,
     ) -> Result<(Approval, bool), StoreError> {
-        dispatch!(self, create_or_get_pending(new, now, &|_| Vec::new()))
+        dispatch!(
+            self,
+            create_or_get_pending(new, now, Quota::UNLIMITED, &|_| Vec::new())
+        )
     }
 
-    /// [`Store::create_or_get_pending`], storing the webhook deliveries
-    /// `announce` builds from a newly created approval in the same
-    /// transaction: an approval is never committed unannounced, nor an
-    /// announcement of one that was not. Not called for an existing one.
+    /// [`Store::create_or_get_pending`] within the requester's `quota`,
+    /// storing the webhook deliveries `announce` builds from a newly
+    /// created approval in the same transaction: an approval is never
+    /// committed unannounced, nor an announcement of one that was not. Not
+    /// called for an existing one. The quota is checked and the approval
+    /// inserted under one lock per requester, so concurrent asks on any
+    /// replica never exceed it. Errors as `create_or_get_pending`, and
+    /// `QuotaReached` (nothing stored).
     pub async fn create_or_get_pending_announced(
         &self,
         new: NewApproval,
         now: i64,
+        quota: Quota,
         announce: &(dyn Fn(&Approval) -> Vec<NewWebhookDelivery> + Sync),
     ) -> Result<(Approval, bool), StoreError> {
-        dispatch!(self, create_or_get_pending(new, now, announce))
+        dispatch!(self, create_or_get_pending(new, now, quota, announce))
     }
 
     /// The approval with this id, if any. Its `status` is as stored: use
@@ -188,13 +196,15 @@ impl Store {
     }
 
     /// Up to `limit` approvals, newest first, only those with `status` if
-    /// given.
+    /// given; with `after`, those listed after that approval (the next
+    /// page). Errors: `NotFound` (no approval `after`).
     pub async fn list_approvals(
         &self,
         status: Option<Status>,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Approval>, StoreError> {
-        dispatch!(self, list_approvals(status, limit))
+        dispatch!(self, list_approvals(status, after, limit))
     }
 
     /// Records `approver`'s vote and applies it, in one transaction.

@@ -211,6 +211,28 @@ pub struct NewApproval {
     pub requester_tenant: Option<String>,
 }
 
+/// How many approvals one requester (issuer, subject), across all their
+/// clients, may have pending at once and may open per period. Asking again
+/// for an action already pending never counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// Pending approvals at once.
+    pub max_pending: u32,
+    /// New approvals per `per_seconds`.
+    pub max_new: u32,
+    /// The period `max_new` counts over, in seconds.
+    pub per_seconds: i64,
+}
+
+impl Quota {
+    /// No limit at all (the store's tests, tools).
+    pub const UNLIMITED: Quota = Quota {
+        max_pending: u32::MAX,
+        max_new: u32::MAX,
+        per_seconds: 1,
+    };
+}
+
 /// Who casts a vote or revokes: a person's identity (issuer, subject) and
 /// the client their token was issued to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

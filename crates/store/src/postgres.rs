@@ -19,6 +19,10 @@ const BEGIN_WRITE: &str = "BEGIN";
 /// Tells every replica the signing keys changed (delivered on commit).
 const NOTIFY_KEYS: Option<&str> = Some("SELECT pg_notify('greenlight_keys', $1)");
 
+/// Serialises the quota check of one requester (issuer and subject, in
+/// `$1`) across replicas until the transaction ends.
+const LOCK_REQUESTER: Option<&str> = Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
+
 /// The channel replicas listen on for signing-key changes.
 pub(crate) const KEYS_CHANNEL: &str = "greenlight_keys";
 

@@ -23,6 +23,10 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// SQLite, whose one server notices at its next sweep.
 const NOTIFY_KEYS: Option<&str> = None;
 
+/// Serialises the quota check of one requester: `BEGIN IMMEDIATE` already
+/// excludes every other writer.
+const LOCK_REQUESTER: Option<&str> = None;
+
 /// Reads an approval that the transaction is about to change. SQLite has no
 /// row locks; the `BEGIN IMMEDIATE` transaction already excludes other
 /// writers.

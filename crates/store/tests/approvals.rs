@@ -5,7 +5,7 @@
 mod common;
 
 use common::{T0, TTL, TestDb, event_names, new_approval, who};
-use greenlight_store::{Decision, GrantMode, Status, StoreError, Voter, events};
+use greenlight_store::{Decision, GrantMode, Quota, Status, StoreError, Voter, events};
 
 backend_tests! {
     eight_concurrent_creates_for_one_action_make_one_pending_approval,
@@ -23,6 +23,187 @@ backend_tests! {
     expire_due_expires_only_lapsed_pending_approvals,
     list_approvals_filters_by_status_newest_first,
     identities_are_issuer_and_subject_and_clients_ask_apart,
+    listing_pages_past_an_approval_reach_every_one,
+    a_requesters_quota_caps_pending_and_new_approvals,
+    concurrent_asks_never_exceed_the_pending_quota,
+}
+
+/// Paging with `after` walks every approval exactly once, newest first,
+/// also through approvals created in the same second; an unknown cursor is
+/// `NotFound`.
+async fn listing_pages_past_an_approval_reach_every_one(db: &mut TestDb) {
+    let store = &db.store;
+    let mut ids = Vec::new();
+    for n in 0..7 {
+        // Pairs share a second: the order within it is the insertion order.
+        let now = T0 + n / 2;
+        let mut new = new_approval("alice", &format!("d{n}"), 1, GrantMode::Once);
+        new.expires_at = now + TTL;
+        ids.push(
+            store
+                .create_or_get_pending(new, now)
+                .await
+                .expect("ask")
+                .0
+                .id,
+        );
+    }
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_approvals(Some(Status::Pending), after.as_deref(), 3)
+            .await
+            .expect("a page");
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|a| a.id.clone());
+        seen.extend(page.into_iter().map(|a| a.id));
+    }
+    assert_eq!(seen, ids);
+    assert_eq!(
+        store.list_approvals(None, Some("no-such"), 3).await,
+        Err(StoreError::NotFound {
+            kind: "approval",
+            id: "no-such".to_owned()
+        })
+    );
+}
+
+/// Opens `digest` for `requester` through `client` at `now` within `quota`.
+async fn ask(
+    db: &TestDb,
+    requester: &str,
+    client: &str,
+    digest: &str,
+    now: i64,
+    quota: Quota,
+) -> Result<(String, bool), StoreError> {
+    let mut new = new_approval(requester, digest, 1, GrantMode::Once);
+    new.client_id = client.to_owned();
+    new.expires_at = now + TTL;
+    db.store
+        .create_or_get_pending_announced(new, now, quota, &|_| Vec::new())
+        .await
+        .map(|(a, created)| (a.id, created))
+}
+
+/// Two pending at once and three new per minute, per (issuer, subject)
+/// across clients: asking again for a pending action is free, another
+/// requester has their own quota, a decision frees a pending place, and
+/// the rate counts until its period has passed.
+async fn a_requesters_quota_caps_pending_and_new_approvals(db: &mut TestDb) {
+    let quota = Quota {
+        max_pending: 2,
+        max_new: 3,
+        per_seconds: 60,
+    };
+    let app = "payments-app";
+    let (first, _) = ask(db, "alice", app, "d1", T0, quota).await.expect("d1");
+    ask(db, "alice", app, "d2", T0 + 1, quota)
+        .await
+        .expect("d2");
+    let full = StoreError::QuotaReached {
+        message: "`alice` has 2 approvals pending, the most allowed at once: wait for one \
+                  to be decided or to expire"
+            .to_owned(),
+        retry_after: TTL - 2,
+    };
+    assert_eq!(
+        ask(db, "alice", app, "d3", T0 + 2, quota).await,
+        Err(full.clone())
+    );
+    // Another client of alice's is alice too.
+    assert_eq!(
+        ask(db, "alice", "other-app", "d3", T0 + 2, quota).await,
+        Err(full)
+    );
+    // Asking again for what is pending returns it.
+    assert_eq!(
+        ask(db, "alice", app, "d1", T0 + 2, quota).await,
+        Ok((first.clone(), false))
+    );
+    // Bob, and another issuer's alice, are not alice.
+    ask(db, "bob", app, "d1", T0 + 2, quota).await.expect("bob");
+    let mut elsewhere = new_approval("alice", "d1", 1, GrantMode::Once);
+    elsewhere.requester_issuer = "https://other-idp.example.com".to_owned();
+    db.store
+        .create_or_get_pending_announced(elsewhere, T0 + 2, quota, &|_| Vec::new())
+        .await
+        .expect("the other issuer's alice");
+
+    db.store
+        .vote(&first, &who("carol"), Decision::Deny, None, T0 + 3)
+        .await
+        .expect("denied");
+    ask(db, "alice", app, "d3", T0 + 4, quota)
+        .await
+        .expect("d3");
+    db.store
+        .vote(
+            &ask(db, "alice", app, "d3", T0 + 4, quota)
+                .await
+                .expect("d3")
+                .0,
+            &who("carol"),
+            Decision::Deny,
+            None,
+            T0 + 5,
+        )
+        .await
+        .expect("denied");
+    // One place is free, but three were opened in the last minute.
+    assert_eq!(
+        ask(db, "alice", app, "d4", T0 + 6, quota).await,
+        Err(StoreError::QuotaReached {
+            message: "`alice` opened 3 approvals in the last 60 seconds, the most allowed: \
+                      try again later"
+                .to_owned(),
+            retry_after: 54,
+        })
+    );
+    ask(db, "alice", app, "d4", T0 + 60, quota)
+        .await
+        .expect("d4 a minute after d1");
+    let all = db
+        .store
+        .list_approvals(None, None, 100)
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 6, "nothing refused was stored");
+}
+
+/// Ten concurrent asks for ten actions with room for three: exactly three
+/// are opened, on every backend.
+async fn concurrent_asks_never_exceed_the_pending_quota(db: &mut TestDb) {
+    let quota = Quota {
+        max_pending: 3,
+        max_new: 100,
+        per_seconds: 60,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..10 {
+        let store = db.store.clone();
+        tasks.spawn(async move {
+            let mut new = new_approval("alice", &format!("d{n}"), 1, GrantMode::Once);
+            new.client_id = format!("app-{n}");
+            store
+                .create_or_get_pending_announced(new, T0, quota, &|_| Vec::new())
+                .await
+        });
+    }
+    let mut opened = 0;
+    let mut refused = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result.expect("joins") {
+            Ok((_, true)) => opened += 1,
+            Err(StoreError::QuotaReached { .. }) => refused += 1,
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!((opened, refused), (3, 7));
 }
 
 /// Another issuer's `alice`, and alice through another client, each get
@@ -133,7 +314,7 @@ async fn eight_concurrent_creates_for_one_action_make_one_pending_approval(db: &
     assert!(results.iter().all(|(approval, _)| &approval.id == id));
     let pending = db
         .store
-        .list_approvals(Some(Status::Pending), 100)
+        .list_approvals(Some(Status::Pending), None, 100)
         .await
         .expect("listing works");
     assert_eq!(pending.len(), 1);
@@ -258,7 +439,7 @@ async fn an_approval_with_quorum_zero_is_invalid(db: &mut TestDb) {
     assert_eq!(err, StoreError::Invalid("the quorum is 0".to_owned()));
     let all = db
         .store
-        .list_approvals(None, 10)
+        .list_approvals(None, None, 10)
         .await
         .expect("listing works");
     assert!(all.is_empty());
@@ -658,7 +839,7 @@ async fn list_approvals_filters_by_status_newest_first(db: &mut TestDb) {
 
     let listed = |status, limit| async move {
         store
-            .list_approvals(status, limit)
+            .list_approvals(status, None, limit)
             .await
             .expect("listing works")
             .into_iter()

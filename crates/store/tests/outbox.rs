@@ -5,7 +5,7 @@
 mod common;
 
 use common::{T0, TestDb, new_approval};
-use greenlight_store::{GrantMode, NewWebhookDelivery};
+use greenlight_store::{GrantMode, NewWebhookDelivery, Quota};
 
 backend_tests! {
     a_delivery_is_claimed_once_then_retried_then_delivered,
@@ -131,6 +131,7 @@ async fn a_new_approval_commits_with_its_announcements_and_only_a_new_one(db: &m
         .create_or_get_pending_announced(
             new_approval("alice", "digest-1", 1, GrantMode::Once),
             T0,
+            Quota::UNLIMITED,
             &announce,
         )
         .await
@@ -150,6 +151,7 @@ async fn a_new_approval_commits_with_its_announcements_and_only_a_new_one(db: &m
         .create_or_get_pending_announced(
             new_approval("alice", "digest-1", 1, GrantMode::Once),
             T0 + 1,
+            Quota::UNLIMITED,
             &announce,
         )
         .await

@@ -30,6 +30,16 @@ use super::{ApiError, AppState};
 /// The most approvals one listing returns.
 const LIST_LIMIT: u32 = 200;
 
+/// How many one listing returns unless the caller says.
+const LIST_DEFAULT: u32 = 50;
+
+/// How many approvals are read from the store at a time while listing.
+const LIST_PAGE: u32 = 200;
+
+/// The most approvals one listing reads before it answers with what it
+/// found and where to continue.
+const LIST_SCAN: usize = 2000;
+
 /// Whether `who` is the person who asked for `approval`.
 fn is_requester(approval: &Approval, who: &Principal) -> bool {
     who.issuer == approval.requester_issuer && who.subject == approval.requester
@@ -129,14 +139,23 @@ fn may_see(st: &AppState, approval: &Approval, cred: &Credential, now: u64) -> b
         || may_vote(st, approval, cred, now).is_ok()
 }
 
-/// `?status=`.
+/// `?status=&after=&limit=`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
 }
 
-/// `GET /v1/approvals?status=pending`: the approvals the caller may decide.
+/// `GET /v1/approvals?status=pending&after=ID&limit=N`: the approvals the
+/// caller may decide, newest first, `limit` (default 50, at most 200) at a
+/// time. `next` is the `after` for the following page, `null` at the end.
+///
+/// The store is read in pages and filtered here (who may vote is decided
+/// per approval), at most [`LIST_SCAN`] rows per call: a flood of others'
+/// approvals shortens a page but never hides one, since `next` continues
+/// where the scan stopped.
 pub async fn list_approvals(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -152,18 +171,49 @@ pub async fn list_approvals(
             ))
         })?),
     };
+    let limit = q.limit.unwrap_or(LIST_DEFAULT);
+    if !(1..=LIST_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_request(format!(
+            "limit {limit} is not between 1 and {LIST_LIMIT}"
+        )));
+    }
     let now = st.now();
     let at = st.clock.now();
-    let list: Vec<Value> = st
-        .store
-        .list_approvals(status, LIST_LIMIT)
-        .await?
-        .into_iter()
-        .filter(|a| may_vote(&st, a, &who, at).is_ok())
-        .filter(|a| status.is_none_or(|s| a.status_at(now) == s))
-        .map(|a| approval_json(&a, now))
-        .collect();
-    Ok(Json(json!({ "approvals": list })))
+    let mut list = Vec::new();
+    let mut after = q.after;
+    let mut scanned = 0;
+    let next = loop {
+        let page = match st
+            .store
+            .list_approvals(status, after.as_deref(), LIST_PAGE)
+            .await
+        {
+            Err(StoreError::NotFound { id, .. }) => {
+                return Err(ApiError::invalid_request(format!(
+                    "no approval `{id}` to list after"
+                )));
+            }
+            page => page?,
+        };
+        let full_page = page.len() == LIST_PAGE as usize;
+        for a in page {
+            scanned += 1;
+            after = Some(a.id.clone());
+            if may_vote(&st, &a, &who, at).is_ok() && status.is_none_or(|s| a.status_at(now) == s) {
+                list.push(approval_json(&a, now));
+                if list.len() == limit as usize {
+                    break;
+                }
+            }
+        }
+        if !full_page && list.len() < limit as usize {
+            break None;
+        }
+        if list.len() == limit as usize || scanned >= LIST_SCAN {
+            break after;
+        }
+    };
+    Ok(Json(json!({ "approvals": list, "next": next })))
 }
 
 /// An approval as the API shows it: its status as of `now`.

@@ -15,7 +15,10 @@ pub struct ApiError {
     /// A description for a person.
     pub description: String,
     /// More members of the JSON body (e.g. `auth_req_id`).
-    pub extra: Map<String, Value>,
+    /// (Boxed: most errors have none, and every `Result` carries the size.)
+    pub extra: Box<Map<String, Value>>,
+    /// Seconds to wait before trying again (`Retry-After`), for a `429`.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -25,7 +28,8 @@ impl ApiError {
             status,
             code,
             description: description.into(),
-            extra: Map::new(),
+            extra: Box::default(),
+            retry_after: None,
         }
     }
 
@@ -119,7 +123,17 @@ impl ApiError {
 
 impl From<greenlight_store::StoreError> for ApiError {
     fn from(e: greenlight_store::StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            // A requester over their quota: RFC 6585 §4's `429`, with when.
+            greenlight_store::StoreError::QuotaReached {
+                message,
+                retry_after,
+            } => ApiError {
+                retry_after: Some(u32::try_from(retry_after.max(1)).unwrap_or(u32::MAX)),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+            },
+            e => ApiError::internal(e),
+        }
     }
 }
 
@@ -127,7 +141,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.code, "error_description": self.description });
         if let Value::Object(m) = &mut body {
-            m.extend(self.extra);
+            m.extend(*self.extra);
         }
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -139,6 +153,10 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
+        }
+        if let Some(after) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(after.max(1)));
         }
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -21,6 +21,9 @@
 //!
 //! [approvals]
 //! collect_within = 300     # seconds after approval the client may collect its token
+//! max_pending = 20         # approvals one requester (issuer, subject) may have pending
+//! max_new = 100            # approvals one requester may open per `new_per` seconds
+//! new_per = 3600
 //!
 //! [[authzen.trusted_clients]]         # PEPs that may vouch for subjects by id
 //! issuer = "https://idp.example.com"  # a client is its issuer's: (issuer, client_id)
@@ -62,6 +65,15 @@ pub struct Approvals {
     /// yes is for acting now, not whenever suits the requester. Defaults
     /// to 300.
     pub collect_within: Option<u64>,
+    /// Approvals one requester (issuer and subject, across all their
+    /// clients) may have pending at once; more asks get `429` until one is
+    /// decided or expires, so nobody floods the approvers. Defaults to 20.
+    pub max_pending: Option<u32>,
+    /// Approvals one requester may open per `new_per` seconds. Defaults
+    /// to 100.
+    pub max_new: Option<u32>,
+    /// The period `max_new` counts over, in seconds. Defaults to 3600.
+    pub new_per: Option<u64>,
 }
 
 /// How long an approved action may wait to be collected when
@@ -69,11 +81,33 @@ pub struct Approvals {
 /// client's polling loop around a person's decision.
 pub const DEFAULT_COLLECT_WITHIN_SECONDS: u64 = 300;
 
+/// The most approvals one requester may have pending when
+/// `approvals.max_pending` is not set: more than a person works through at
+/// once, few enough that one requester cannot bury everyone else's.
+pub const DEFAULT_MAX_PENDING: u32 = 20;
+
+/// The most approvals one requester may open per hour when
+/// `approvals.max_new` is not set.
+pub const DEFAULT_MAX_NEW: u32 = 100;
+
+/// The period `approvals.max_new` counts over when `new_per` is not set.
+pub const DEFAULT_NEW_PER_SECONDS: u64 = 3600;
+
 impl Approvals {
     /// `collect_within`, or its default.
     pub fn collect_within(&self) -> u64 {
         self.collect_within
             .unwrap_or(DEFAULT_COLLECT_WITHIN_SECONDS)
+    }
+
+    /// The quota every requester asks within.
+    pub fn quota(&self) -> greenlight_store::Quota {
+        greenlight_store::Quota {
+            max_pending: self.max_pending.unwrap_or(DEFAULT_MAX_PENDING),
+            max_new: self.max_new.unwrap_or(DEFAULT_MAX_NEW),
+            per_seconds: i64::try_from(self.new_per.unwrap_or(DEFAULT_NEW_PER_SECONDS))
+                .unwrap_or(i64::MAX),
+        }
     }
 }
 
@@ -212,6 +246,14 @@ impl Settings {
         self.signing.seal()?;
         if self.approvals.collect_within == Some(0) {
             anyhow::bail!("approvals.collect_within must be at least 1 second");
+        }
+        if self.approvals.max_pending == Some(0) || self.approvals.max_new == Some(0) {
+            anyhow::bail!(
+                "approvals.max_pending and max_new must be at least 1: 0 would refuse every approval"
+            );
+        }
+        if self.approvals.new_per == Some(0) {
+            anyhow::bail!("approvals.new_per must be at least 1 second");
         }
         for (i, w) in self.webhooks.iter().enumerate() {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {

@@ -6,10 +6,12 @@ use sqlx::FromRow;
 use sqlx::types::Json;
 
 use super::audit::insert_audit;
-use super::{Conn, Pool, SELECT_APPROVAL_FOR_UPDATE, begin_write, count_u32, limit_i64};
+use super::{
+    Conn, LOCK_REQUESTER, Pool, SELECT_APPROVAL_FOR_UPDATE, begin_write, count_u32, limit_i64,
+};
 use crate::error::is_unique_violation;
 use crate::{
-    Approval, Decision, NewApproval, Obligation, SYSTEM_ACTOR, Status, StoreError, Vote,
+    Approval, Decision, NewApproval, Obligation, Quota, SYSTEM_ACTOR, Status, StoreError, Vote,
     VoteOutcome, Voter, events, new_id,
 };
 
@@ -171,10 +173,68 @@ fn validate(new: &NewApproval, now: i64) -> Result<(), StoreError> {
     Err(StoreError::Invalid(problem.to_owned()))
 }
 
+/// Refuses a new approval the requester's `quota` does not admit, within
+/// the transaction that will insert it, after taking the requester's lock.
+async fn check_quota(
+    tx: &mut Conn,
+    new: &NewApproval,
+    now: i64,
+    quota: Quota,
+) -> Result<(), StoreError> {
+    if let Some(lock) = LOCK_REQUESTER {
+        sqlx::query(lock)
+            .bind(format!("{} {}", new.requester_issuer, new.requester))
+            .execute(&mut *tx)
+            .await?;
+    }
+    let (pending, soonest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(expires_at) FROM approvals \
+         WHERE requester_issuer = $1 AND requester = $2 AND status = 'pending' \
+         AND expires_at > $3",
+    )
+    .bind(&new.requester_issuer)
+    .bind(&new.requester)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    if pending >= i64::from(quota.max_pending) {
+        return Err(StoreError::QuotaReached {
+            message: format!(
+                "`{}` has {pending} approvals pending, the most allowed at once: wait for \
+                 one to be decided or to expire",
+                new.requester
+            ),
+            retry_after: soonest.map_or(1, |t| (t - now).max(1)),
+        });
+    }
+    let since = now.saturating_sub(quota.per_seconds);
+    let (opened, oldest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(created_at) FROM approvals \
+         WHERE requester_issuer = $1 AND requester = $2 AND created_at > $3",
+    )
+    .bind(&new.requester_issuer)
+    .bind(&new.requester)
+    .bind(since)
+    .fetch_one(&mut *tx)
+    .await?;
+    if opened >= i64::from(quota.max_new) {
+        return Err(StoreError::QuotaReached {
+            message: format!(
+                "`{}` opened {opened} approvals in the last {} seconds, the most allowed: \
+                 try again later",
+                new.requester, quota.per_seconds
+            ),
+            retry_after: oldest.map_or(1, |t| (t + quota.per_seconds - now).max(1)),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) async fn create_or_get_pending(
     pool: &Pool,
     new: NewApproval,
     now: i64,
+    quota: Quota,
     announce: &(dyn Fn(&Approval) -> Vec<crate::NewWebhookDelivery> + Sync),
 ) -> Result<(Approval, bool), StoreError> {
     validate(&new, now)?;
@@ -202,6 +262,13 @@ pub(crate) async fn create_or_get_pending(
         for (lapsed_id, expires_at) in &lapsed {
             audit_expired(&mut tx, lapsed_id, *expires_at, now).await?;
         }
+
+        // Asking again for what is already pending returns it, quota or not.
+        if let Some(existing) = pending_now(&mut tx, &new, now).await? {
+            tx.commit().await?;
+            return Ok((existing, false));
+        }
+        check_quota(&mut tx, &new, now, quota).await?;
 
         // The partial unique index admits one pending row per requester,
         // client and digest; a concurrent insert of the same action waits
@@ -264,21 +331,9 @@ pub(crate) async fn create_or_get_pending(
             return Ok((approval, true));
         }
 
-        let existing: Option<ApprovalRow> = sqlx::query_as(SELECT_PENDING)
-            .bind(&new.requester_issuer)
-            .bind(&new.requester)
-            .bind(&new.client_id)
-            .bind(&new.action_digest)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(existing) = existing {
-            let existing = Approval::try_from(existing)?;
-            // Another replica's clock may have created it with an expiry
-            // that has already passed by ours; then go round and replace it.
-            if existing.status_at(now) == Status::Pending {
-                tx.commit().await?;
-                return Ok((existing, false));
-            }
+        if let Some(existing) = pending_now(&mut tx, &new, now).await? {
+            tx.commit().await?;
+            return Ok((existing, false));
         }
         // The pending approval we collided with was decided before we could
         // read it: start over (the transaction rolls back on drop).
@@ -286,6 +341,26 @@ pub(crate) async fn create_or_get_pending(
     Err(StoreError::Conflict(
         "the pending approval kept changing; try again".to_owned(),
     ))
+}
+
+/// The approval pending for `new`'s requester, client and action that is
+/// still pending at `now`. Another replica's clock may have created one
+/// whose expiry has already passed by ours: that one is not returned, and
+/// the caller goes round to replace it.
+async fn pending_now(
+    tx: &mut Conn,
+    new: &NewApproval,
+    now: i64,
+) -> Result<Option<Approval>, StoreError> {
+    let existing: Option<ApprovalRow> = sqlx::query_as(SELECT_PENDING)
+        .bind(&new.requester_issuer)
+        .bind(&new.requester)
+        .bind(&new.client_id)
+        .bind(&new.action_digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let existing = existing.map(Approval::try_from).transpose()?;
+    Ok(existing.filter(|a| a.status_at(now) == Status::Pending))
 }
 
 pub(crate) async fn get_approval(pool: &Pool, id: &str) -> Result<Option<Approval>, StoreError> {
@@ -299,16 +374,34 @@ pub(crate) async fn get_approval(pool: &Pool, id: &str) -> Result<Option<Approva
 pub(crate) async fn list_approvals(
     pool: &Pool,
     status: Option<Status>,
+    after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<Approval>, StoreError> {
+    // Where the page starts: just past the approval `after`, newest first.
+    let from: Option<(i64, i64)> = match after {
+        None => None,
+        Some(id) => Some(
+            sqlx::query_as("SELECT created_at, seq FROM approvals WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "approval",
+                    id: id.to_owned(),
+                })?,
+        ),
+    };
     let rows: Vec<ApprovalRow> = sqlx::query_as(concat!(
         "SELECT ",
         approval_columns!(),
         " FROM approvals WHERE ($1 IS NULL OR status = $1) \
+         AND ($3 IS NULL OR created_at < $3 OR (created_at = $3 AND seq < $4)) \
          ORDER BY created_at DESC, seq DESC LIMIT $2"
     ))
     .bind(status.map(Status::as_str))
     .bind(limit_i64(limit))
+    .bind(from.map(|f| f.0))
+    .bind(from.map(|f| f.1))
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(Approval::try_from).collect()

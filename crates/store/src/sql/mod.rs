@@ -10,7 +10,7 @@
 
 use sqlx::Transaction;
 
-use super::{BEGIN_WRITE, Db, NOTIFY_KEYS, SELECT_APPROVAL_FOR_UPDATE};
+use super::{BEGIN_WRITE, Db, LOCK_REQUESTER, NOTIFY_KEYS, SELECT_APPROVAL_FOR_UPDATE};
 use crate::StoreError;
 
 mod approvals;

@@ -195,6 +195,7 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
                 requester_tenant: Some(who.tenant.clone()).filter(|t| !t.is_empty()),
             },
             now,
+            st.settings.approvals.quota(),
             &announce,
         )
         .await?;
