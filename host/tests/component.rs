@@ -12,9 +12,15 @@ fn demo_files() -> Vec<(String, String)> {
     greenlight_host::read_bundle_dir(&dir).expect("demo bundle")
 }
 
+/// The artifacts in `dir` (each has its digest beside it).
 fn cwasm_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
-        .map(|r| r.filter_map(Result::ok).map(|e| e.path()).collect())
+        .map(|r| {
+            r.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
