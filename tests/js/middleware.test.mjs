@@ -3,15 +3,18 @@
 // component's), and the decisions that go to the service (one-time and
 // window action tokens, window grants, read from typed fields: the service
 // decides; unreachable or nonsense answers deny) and those that do not. The
-// clock is pinned to the vectors' `now` so their tokens are valid. The real
-// service is exercised in examples/node-gateway.
+// clock is pinned to the vectors' `now` so their tokens are valid. The
+// service URL is checked at construction (https:, or http: on loopback
+// only) and no redirect from the service is followed. The real service is
+// exercised in examples/node-gateway.
 
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { denied, Engine, needsService, withGreenlight } from '../../bindings/js/src/index.js';
+import { denied, Engine, greenlight, needsService, withGreenlight } from '../../bindings/js/src/index.js';
 import { GEN_DIR } from '../../bindings/js/src/engine.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -533,4 +536,226 @@ test('every answer comes from the component', async () => {
     policy.close();
     hostile.close();
   }
+});
+
+// The service URLs refused, with the exact message; bindings/python refuses
+// the same ones with the same messages (tests/python/test_middleware.py).
+const notAbsolute = (url) =>
+  `greenlight: the approval service URL ${JSON.stringify(url)} is not an absolute URL; give its base URL, such as https://greenlight.example.com`;
+const REFUSED_URLS = [
+  ['http://gl.internal:8080', 'greenlight: the approval service URL http://gl.internal:8080 is plain HTTP outside loopback; use https://'],
+  ['http://127.0.0.1.evil.com', 'greenlight: the approval service URL http://127.0.0.1.evil.com is plain HTTP outside loopback; use https://'],
+  ['http://localhost.evil.com:8080', 'greenlight: the approval service URL http://localhost.evil.com:8080 is plain HTTP outside loopback; use https://'],
+  ['http://[::2]:8080', 'greenlight: the approval service URL http://[::2]:8080 is plain HTTP outside loopback; use https://'],
+  // The host is evil.com: what follows `#` is the fragment.
+  ['http://evil.com#@127.0.0.1', 'greenlight: the approval service URL http://evil.com is plain HTTP outside loopback; use https://'],
+  // The host is evil.com: what precedes `@` is a user name.
+  ['http://127.0.0.1@evil.com', 'greenlight: the approval service URL http://evil.com has a user name or password before its host; remove them'],
+  ['http://user:secret@127.0.0.1:8080', 'greenlight: the approval service URL http://127.0.0.1:8080 has a user name or password before its host; remove them'],
+  ['https://user:secret@greenlight.example.com',
+    'greenlight: the approval service URL https://greenlight.example.com has a user name or password before its host; remove them'],
+  ['ftp://greenlight.example.com', 'greenlight: the approval service URL has the scheme ftp:; use https:// (http:// only on loopback)'],
+  ['file:///etc/greenlight', 'greenlight: the approval service URL has the scheme file:; use https:// (http:// only on loopback)'],
+  ['localhost:8080', 'greenlight: the approval service URL has the scheme localhost:; use https:// (http:// only on loopback)'],
+  ['greenlight.example.com', notAbsolute('greenlight.example.com')],
+  ['127.0.0.1:8080', notAbsolute('127.0.0.1:8080')],
+  ['', notAbsolute('')],
+  ['http://', notAbsolute('http://')],
+  ['http://[::1', notAbsolute('http://[::1')],
+  ['http://127.0.0.1:99999', notAbsolute('http://127.0.0.1:99999')],
+  ['https://greenlight.example.com/?x=1',
+    'greenlight: the approval service URL https://greenlight.example.com has a query or fragment; give its base URL only'],
+  ['https://greenlight.example.com/#top',
+    'greenlight: the approval service URL https://greenlight.example.com has a query or fragment; give its base URL only'],
+];
+
+/** tests/bundles/tokens with Greenlight's keys left to the host, in a fresh directory. */
+function bundleWithoutActionKeys() {
+  const dir = mkdtempSync(join(tmpdir(), 'greenlight-bundle-'));
+  cpSync(join(root, 'tests/bundles/tokens'), dir, { recursive: true });
+  unlinkSync(join(dir, 'greenlight.jwks.json'));
+  const toml = join(dir, 'greenlight.toml');
+  const text = readFileSync(toml, 'utf8');
+  assert.ok(text.includes('jwks = "greenlight.jwks.json"\n'));
+  writeFileSync(toml, text.replace('jwks = "greenlight.jwks.json"\n', ''));
+  return dir;
+}
+
+/**
+ * A loopback server: `routes` maps `${method} ${path}` to [status, headers,
+ * body], anything else is a 404; `requests` records `${method} ${path}`.
+ */
+function loopbackServer(routes) {
+  const requests = [];
+  const server = createServer(async (req, res) => {
+    for await (const _ of req); // the body, read and dropped
+    requests.push(`${req.method} ${req.url}`);
+    const [status, headers, body] = routes[`${req.method} ${req.url}`] ?? [404, {}, ''];
+    res.writeHead(status, headers);
+    res.end(body);
+  });
+  return { server, requests };
+}
+
+describe('the approval service URL', () => {
+  const v = vector('058-'); // POST /things/t-1/delete with a `once` action token: it asks the service
+  let policy;
+  before(() => {
+    policy = engine.loadBundleDir(join(root, v.bundle));
+  });
+  after(() => policy.close());
+
+  for (const [url, message] of REFUSED_URLS) {
+    test(`${JSON.stringify(url)} is refused`, () => {
+      // The gateway sends the service the client's bearer tokens and takes
+      // from it the keys that verify action tokens: never over plain HTTP
+      // beyond this machine, never to a URL that only looks like loopback.
+      assert.throws(() => greenlight({ policy, serviceUrl: url }), (e) => {
+        assert.equal(e.constructor, TypeError);
+        assert.equal(e.message, message);
+        return true;
+      });
+      assert.throws(() => withGreenlight({ policy, serviceUrl: url }, echo), { name: 'TypeError', message });
+    });
+  }
+
+  test('a service URL that is not a string is refused', () => {
+    assert.throws(() => greenlight({ policy, serviceUrl: new URL('https://greenlight.example.com') }), {
+      name: 'TypeError',
+      message: 'greenlight() needs {policy, serviceUrl}',
+    });
+  });
+
+  test('https and loopback http are accepted, kept as parsed (trailing slashes and default port dropped)', async () => {
+    // A loopback port nothing listens on, so every call to the service
+    // fails and the deny names the URL the middleware uses.
+    const closed = createServer();
+    const port = Number(new URL(await listen(closed)).port);
+    await new Promise((ok) => closed.close(ok));
+    const accepted = [
+      [`http://127.0.0.1:${port}/`, `http://127.0.0.1:${port}`],
+      [`http://127.0.0.2:${port}`, `http://127.0.0.2:${port}`],
+      [`http://localhost:${port}`, `http://localhost:${port}`],
+      [`http://LOCALHOST:${port}`, `http://localhost:${port}`],
+      [`http://[::1]:${port}/`, `http://[::1]:${port}`],
+      ['https://greenlight.invalid', 'https://greenlight.invalid'],
+      ['https://greenlight.invalid/approvals/', 'https://greenlight.invalid/approvals'],
+      ['HTTPS://Greenlight.Invalid:443//', 'https://greenlight.invalid'],
+      ['https://gl.invalid:8443', 'https://gl.invalid:8443'],
+    ];
+    for (const [serviceUrl, used] of accepted) {
+      const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, log: () => {}, serviceTimeoutMs: 2000 }, echo);
+      const app = createServer(handler);
+      const base = await listen(app);
+      try {
+        await handler.ready;
+        const r = await call(base, { method: 'POST', path: '/things/t-1/delete', headers: { authorization: bearer(v) } });
+        assert.equal(r.status, 503, serviceUrl);
+        assert.deepEqual(r.body, {
+          error: 'temporarily_unavailable',
+          error_description: `the approval service at ${used} cannot be reached`,
+          code: 'engine-unavailable',
+        }, serviceUrl);
+      } finally {
+        app.close();
+      }
+    }
+  });
+
+  test('with a trailing slash, the keys and the challenge use the base URL', async () => {
+    const service = new FakeService(GREENLIGHT_JWKS);
+    const serviceUrl = await listen(service.server);
+    const demo = engine.loadBundleDir(join(root, 'examples/bundle'));
+    const handler = withGreenlight({ policy: demo, serviceUrl: `${serviceUrl}/`, now: () => NOW, log: () => {} }, echo);
+    const app = createServer(handler);
+    const base = await listen(app);
+    try {
+      await handler.ready;
+      assert.equal(service.jwksFetches, 1); // `/.well-known/jwks.json`, not `//.well-known/jwks.json`
+      const refund = vector('002-');
+      const r = await call(base, {
+        method: 'POST',
+        path: refund.request.http.path,
+        headers: { authorization: bearer(refund), 'content-type': 'application/json' },
+        body: refund.request.http.params,
+      });
+      assert.equal(r.status, 401);
+      assert.equal(r.body.ask.backchannel_authentication_endpoint, `${serviceUrl}/oauth/bc-authorize`);
+      assert.deepEqual(r.body, demo.respond(refund.expect, serviceUrl).body);
+    } finally {
+      app.close();
+      service.server.close();
+      demo.close();
+    }
+  });
+});
+
+describe('redirects from the approval service are not followed', () => {
+  const v = vector('058-'); // POST /things/t-1/delete with a `once` action token
+  const elsewhere = loopbackServer({
+    'GET /keys.json': [200, { 'content-type': 'application/json' }, GREENLIGHT_JWKS],
+    'POST /v1/check': [200, { 'content-type': 'application/json' }, JSON.stringify(v.expect)],
+  });
+  let elsewhereUrl;
+  before(async () => {
+    elsewhereUrl = await listen(elsewhere.server);
+  });
+  after(() => elsewhere.server.close());
+
+  /** A gateway for `bundle` whose service answers with the `routes`; runs `act` against it. */
+  async function withService(bundle, routes, act) {
+    const service = loopbackServer(routes);
+    const serviceUrl = await listen(service.server);
+    const policy = engine.loadBundleDir(bundle);
+    const logged = [];
+    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, keysRefreshMs: 0, log: (m) => logged.push(m) }, echo);
+    const app = createServer(handler);
+    const base = await listen(app);
+    try {
+      await handler.ready;
+      await act({ base, service, logged });
+    } finally {
+      app.close();
+      service.server.close();
+      policy.close();
+    }
+  }
+
+  test('a key fetch answered 302 loads nothing: the token still names an unknown key', async () => {
+    // The other server serves the keys that signed the token; following
+    // the redirect would let it through.
+    const bundle = bundleWithoutActionKeys();
+    try {
+      await withService(bundle, { 'GET /.well-known/jwks.json': [302, { location: `${elsewhereUrl}/keys.json` }, ''] }, async ({ base, service, logged }) => {
+        const r = await call(base, { method: 'POST', path: '/things/t-1/delete', headers: { authorization: bearer(v) } });
+        assert.equal(r.status, 401);
+        assert.deepEqual(r.body, {
+          error: 'invalid_token',
+          error_description: 'no keys are loaded for issuer `https://greenlight.test`',
+          code: 'token-unknown-key',
+        });
+        // Fetched at start and again for the unknown key; refused both times.
+        assert.deepEqual(service.requests, ['GET /.well-known/jwks.json', 'GET /.well-known/jwks.json']);
+        assert.deepEqual(logged, Array(2).fill("the approval service's keys could not be loaded: status 302"));
+      });
+    } finally {
+      rmSync(bundle, { recursive: true });
+    }
+    assert.deepEqual(elsewhere.requests, []);
+  });
+
+  test('a check answered 307 denies (engine-unavailable), never reaching the other server', async () => {
+    // The bundle's own keys verify the token; the service's JWKS is a 404.
+    await withService(join(root, v.bundle), { 'POST /v1/check': [307, { location: `${elsewhereUrl}/v1/check` }, ''] }, async ({ base, service }) => {
+      const r = await call(base, { method: 'POST', path: '/things/t-1/delete', headers: { authorization: bearer(v) } });
+      assert.equal(r.status, 503);
+      assert.deepEqual(r.body, {
+        error: 'temporarily_unavailable',
+        error_description: 'the approval service answered with status 307',
+        code: 'engine-unavailable',
+      });
+      assert.deepEqual(service.requests, ['GET /.well-known/jwks.json', 'POST /v1/check']);
+    });
+    assert.deepEqual(elsewhere.requests, []);
+  });
 });

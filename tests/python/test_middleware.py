@@ -4,14 +4,19 @@ read from typed fields; never for other decisions), that every failure of
 the service denies, and that every answer is the component's.
 
 The app is driven through httpx's ASGI transport; the approval service is an
-httpx mock, so each test decides exactly what the service answers. The clock
-is pinned to the vectors' `now`, so their tokens are valid.
+httpx mock, so each test decides exactly what the service answers, except in
+the redirect tests, where it is a loopback HTTP server (so httpx's own
+network stack is what declines to follow). The clock is pinned to the
+vectors' `now`, so their tokens are valid. The service URL is checked at
+construction: `https://`, or `http://` on loopback only.
 """
 
 import asyncio
 import dataclasses
+import http.server
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import httpx
@@ -383,3 +388,193 @@ def test_every_answer_comes_from_the_component(hostile_path):
     assert app.seen == []
     r = call(mw, "GET", "/ok")  # the hostile allow reaches the app
     assert (r.status_code, r.text) == (200, "upstream")
+
+
+# The service URLs refused, with the exact message; bindings/js refuses the
+# same ones with the same messages (tests/js/middleware.test.mjs).
+REFUSED_URLS = [
+    ("http://gl.internal:8080",
+     "greenlight: the approval service URL http://gl.internal:8080 is plain HTTP outside loopback; use https://"),
+    ("http://127.0.0.1.evil.com",
+     "greenlight: the approval service URL http://127.0.0.1.evil.com is plain HTTP outside loopback; use https://"),
+    ("http://localhost.evil.com:8080",
+     "greenlight: the approval service URL http://localhost.evil.com:8080 is plain HTTP outside loopback; "
+     "use https://"),
+    ("http://[::2]:8080",
+     "greenlight: the approval service URL http://[::2]:8080 is plain HTTP outside loopback; use https://"),
+    # The host is evil.com: what follows `#` is the fragment.
+    ("http://evil.com#@127.0.0.1",
+     "greenlight: the approval service URL http://evil.com is plain HTTP outside loopback; use https://"),
+    # The host is evil.com: what precedes `@` is a user name.
+    ("http://127.0.0.1@evil.com",
+     "greenlight: the approval service URL http://evil.com has a user name or password before its host; remove them"),
+    ("http://user:secret@127.0.0.1:8080",
+     "greenlight: the approval service URL http://127.0.0.1:8080 has a user name or password before its host; "
+     "remove them"),
+    ("https://user:secret@greenlight.example.com",
+     "greenlight: the approval service URL https://greenlight.example.com has a user name or password before its "
+     "host; remove them"),
+    ("ftp://greenlight.example.com",
+     "greenlight: the approval service URL has the scheme ftp:; use https:// (http:// only on loopback)"),
+    ("file:///etc/greenlight",
+     "greenlight: the approval service URL has the scheme file:; use https:// (http:// only on loopback)"),
+    ("localhost:8080",
+     "greenlight: the approval service URL has the scheme localhost:; use https:// (http:// only on loopback)"),
+    ("greenlight.example.com",
+     'greenlight: the approval service URL "greenlight.example.com" is not an absolute URL; '
+     "give its base URL, such as https://greenlight.example.com"),
+    ("127.0.0.1:8080",
+     'greenlight: the approval service URL "127.0.0.1:8080" is not an absolute URL; '
+     "give its base URL, such as https://greenlight.example.com"),
+    ("",
+     'greenlight: the approval service URL "" is not an absolute URL; '
+     "give its base URL, such as https://greenlight.example.com"),
+    ("http://",
+     'greenlight: the approval service URL "http://" is not an absolute URL; '
+     "give its base URL, such as https://greenlight.example.com"),
+    ("http://[::1",
+     'greenlight: the approval service URL "http://[::1" is not an absolute URL; '
+     "give its base URL, such as https://greenlight.example.com"),
+    ("http://127.0.0.1:99999",
+     'greenlight: the approval service URL "http://127.0.0.1:99999" is not an absolute URL; '
+     "give its base URL, such as https://greenlight.example.com"),
+    ("https://greenlight.example.com/?x=1",
+     "greenlight: the approval service URL https://greenlight.example.com has a query or fragment; "
+     "give its base URL only"),
+    ("https://greenlight.example.com/#top",
+     "greenlight: the approval service URL https://greenlight.example.com has a query or fragment; "
+     "give its base URL only"),
+]
+
+
+@pytest.mark.parametrize("url, message", REFUSED_URLS, ids=[u or "empty" for u, _ in REFUSED_URLS])
+def test_a_service_url_outside_https_and_loopback_http_is_refused(engine, url, message):
+    """The gateway sends the service the client's bearer tokens and takes
+    from it the keys that verify action tokens: never over plain HTTP
+    beyond this machine, never to a URL that only looks like loopback."""
+    with pytest.raises(ValueError) as refused:
+        GreenlightMiddleware(Echo(), bundle_dir=ROOT / "examples/bundle", service_url=url, engine=engine)
+    assert type(refused.value) is ValueError
+    assert str(refused.value) == message
+
+
+def test_a_service_url_that_is_not_a_str_is_a_type_error(engine):
+    with pytest.raises(TypeError) as refused:
+        GreenlightMiddleware(Echo(), bundle_dir=ROOT / "examples/bundle", service_url=b"https://gl.example",
+                             engine=engine)
+    assert str(refused.value) == "greenlight: the approval service URL must be a str, not bytes"
+
+
+@pytest.mark.parametrize("url, base", [
+    ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+    ("http://127.0.0.2:8080", "http://127.0.0.2:8080"),
+    ("http://localhost:8080", "http://localhost:8080"),
+    ("http://LOCALHOST:8080", "http://localhost:8080"),
+    ("http://[::1]:8080/", "http://[::1]:8080"),
+    ("https://greenlight.example.com", "https://greenlight.example.com"),
+    ("https://greenlight.example.com/approvals/", "https://greenlight.example.com/approvals"),
+    ("HTTPS://Greenlight.Example.com:443//", "https://greenlight.example.com"),
+    ("https://gl.internal:8443", "https://gl.internal:8443"),
+])
+def test_https_and_loopback_http_service_urls_are_accepted(engine, url, base):
+    """Accepted, and kept as the parsed parts give them: trailing slashes
+    and the default port dropped, the scheme and host in lower case."""
+    mw = GreenlightMiddleware(Echo(), bundle_dir=ROOT / "examples/bundle", service_url=url, engine=engine)
+    assert mw.service_url == base
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 in a thread: `routes` maps
+    `(method, path)` to `(status, headers, body)`, anything else is a 404;
+    `requests` records the `(method, path)` of each request received."""
+
+    def __init__(self, routes: dict):
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                length = int(self.headers.get("content-length") or 0)
+                self.rfile.read(length)
+                server.requests.append((self.command, self.path))
+                status, headers, body = routes.get((self.command, self.path), (404, {}, ""))
+                raw = body.encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            do_GET = do_POST = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.requests = []
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def call_over_the_network(mw, method, path, headers=()):
+    """As `call`, then closes the middleware's client in the same event
+    loop (its connections to the loopback servers belong to that loop)."""
+    async def go():
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=mw), base_url="http://api.test") as c:
+                return await c.request(method, path, headers=list(headers))
+        finally:
+            await mw.aclose()
+    return asyncio.run(go())
+
+
+def test_a_redirected_key_fetch_is_not_followed(engine, tmp_path, caplog):
+    """The service's JWKS answers 302 to another server that serves the
+    keys that signed the token: they are not loaded, so the action token
+    still names an unknown key, and the other server is never asked."""
+    jwks = (ROOT / "tests/bundles/tokens/greenlight.jwks.json").read_text()
+    elsewhere = LoopbackServer({("GET", "/keys.json"): (200, {"content-type": "application/json"}, jwks)})
+    with elsewhere, LoopbackServer({("GET", "/.well-known/jwks.json"):
+                                    (302, {"location": f"{elsewhere.url}/keys.json"}, "")}) as service:
+        app = Echo()
+        mw = GreenlightMiddleware(app, bundle_dir=bundle_without_action_keys(tmp_path), service_url=service.url,
+                                  engine=engine, clock=lambda: NOW, key_refresh_seconds=0)
+        r = call_over_the_network(mw, "POST", "/things/t-1/delete", [("authorization", token_of(ONCE))])
+    assert r.status_code == 401
+    assert r.json() == {"error": "invalid_token", "code": "token-unknown-key",
+                        "error_description": "no keys are loaded for issuer `https://greenlight.test`"}
+    # Fetched at the first request and again for the unknown key; refused both times.
+    assert service.requests == [("GET", "/.well-known/jwks.json")] * 2
+    assert elsewhere.requests == []
+    assert [m for name, _, m in caplog.record_tuples if name == "greenlight"] == [
+        f"cannot load the approval service's keys from {service.url}/.well-known/jwks.json: it answered 302"] * 2
+    assert app.seen == []
+
+
+def test_a_redirected_check_is_not_followed_and_denies(engine):
+    """/v1/check answers 307 to another server that would allow: the
+    request is denied as for any other failing status, and the other
+    server never sees the request or its bearer token."""
+    elsewhere = LoopbackServer({("POST", "/v1/check"): (200, {"content-type": "application/json"},
+                                                        json.dumps(ONCE["expect"]))})
+    with elsewhere, LoopbackServer({("POST", "/v1/check"):
+                                    (307, {"location": f"{elsewhere.url}/v1/check"}, "")}) as service:
+        app = Echo()
+        # The bundle's own keys verify the token; the service's JWKS is a 404.
+        mw = GreenlightMiddleware(app, bundle_dir=ROOT / "tests/bundles/tokens", service_url=service.url + "/",
+                                  engine=engine, clock=lambda: NOW)
+        r = call_over_the_network(mw, "POST", "/things/t-1/delete", [("authorization", token_of(ONCE))])
+    assert r.status_code == 503
+    assert r.json() == {"error": "temporarily_unavailable", "code": "engine-unavailable",
+                        "error_description": "the approval service answered 307"}
+    assert service.requests == [("GET", "/.well-known/jwks.json"), ("POST", "/v1/check")]
+    assert elsewhere.requests == []
+    assert app.seen == []

@@ -13,7 +13,9 @@ const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
  * @typedef {object} Options
  * @property {import('./engine.js').Policy} policy the loaded bundle.
  * @property {string} serviceUrl the approval service (`greenlight serve`),
- *   e.g. `https://greenlight.example.com`, without a trailing slash.
+ *   e.g. `https://greenlight.example.com` (a trailing slash is dropped):
+ *   `https:`, or `http:` on loopback only (`localhost`, `127.x.y.z`,
+ *   `[::1]`); see `serviceBaseUrl`.
  * @property {number} [maxBodyBytes=1048576] larger bodies are refused (request-invalid).
  * @property {number} [serviceTimeoutMs=5000] for each call to the service.
  * @property {number} [keysRefreshMs=5000] the least time between two JWKS
@@ -51,15 +53,22 @@ const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
  * the policy's `greenlight` keys so action tokens verify locally. The
  * returned function has `ready`, a promise of that first fetch.
  *
+ * Neither call to the service follows a redirect: a 30x is a failure like
+ * any other status (the keys are not loaded; the check denies), so the
+ * client's tokens and the key fetch cannot be sent elsewhere.
+ *
  * @param {Options} options
+ * @throws {TypeError} without a policy, or for a `serviceUrl` the gateway
+ *   must not talk to (`serviceBaseUrl`)
  * @returns {((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse,
  *             next: (err?: unknown) => void) => Promise<void>) & {ready: Promise<void>}}
  */
 export function greenlight(options) {
-  const { policy, serviceUrl } = options;
-  if (policy === undefined || typeof serviceUrl !== 'string') {
+  const { policy } = options;
+  if (policy === undefined || typeof options.serviceUrl !== 'string') {
     throw new TypeError('greenlight() needs {policy, serviceUrl}');
   }
+  const serviceUrl = serviceBaseUrl(options.serviceUrl);
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20;
   const timeout = options.serviceTimeoutMs ?? 5000;
   const refreshMs = options.keysRefreshMs ?? 5000;
@@ -73,7 +82,10 @@ export function greenlight(options) {
     lastFetch = Date.now();
     fetching ??= (async () => {
       try {
-        const r = await fetch(`${serviceUrl}/.well-known/jwks.json`, { signal: AbortSignal.timeout(timeout) });
+        const r = await fetch(`${serviceUrl}/.well-known/jwks.json`, {
+          redirect: 'manual', // a 30x is a failure (not ok), never followed
+          signal: AbortSignal.timeout(timeout),
+        });
         if (!r.ok) throw new Error(`status ${r.status}`);
         policy.setKeys('greenlight', await r.text());
       } catch (e) {
@@ -108,6 +120,7 @@ export function greenlight(options) {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body,
+        redirect: 'manual', // a 30x is a status other than 200: a deny, never followed
         signal: AbortSignal.timeout(timeout),
       });
     } catch (e) {
@@ -193,6 +206,57 @@ export function withGreenlight(options, handler) {
     });
   wrapped.ready = middleware.ready;
   return wrapped;
+}
+
+/** The schemes a service URL may have (http: on loopback only). */
+const WEB_SCHEMES = new Set(['http:', 'https:']);
+
+/**
+ * Whether `hostname` (as the WHATWG URL parser gives it: lower case, an IPv4
+ * address in dotted decimal, an IPv6 one in brackets) is `localhost`, an
+ * IPv4 address in 127.0.0.0/8 or `[::1]`: names such as
+ * `127.0.0.1.evil.com` or `localhost.evil.com` are not.
+ */
+function isLoopback(hostname) {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/**
+ * The approval service's base URL from `text`; throws a TypeError when the
+ * gateway must not talk to it: the gateway sends it the client's bearer
+ * tokens and takes from it the keys that verify action tokens, so only
+ * `https:` is accepted, or `http:` whose host is loopback (`localhost`,
+ * `127.x.y.z`, `[::1]`). A URL with a user name or password, a query or a
+ * fragment is refused too, and so is anything that is not an absolute URL.
+ * The answer is rebuilt from the parsed parts (scheme, host, port, path;
+ * the default port and trailing slashes dropped), so the URL requested is
+ * the one checked. The messages are those of bindings/python.
+ * @param {string} text
+ * @returns {string}
+ */
+function serviceBaseUrl(text) {
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new TypeError(`greenlight: the approval service URL ${JSON.stringify(text)} is not an absolute URL; ` +
+      'give its base URL, such as https://greenlight.example.com');
+  }
+  if (!WEB_SCHEMES.has(url.protocol)) {
+    throw new TypeError(`greenlight: the approval service URL has the scheme ${url.protocol}; use https:// (http:// only on loopback)`);
+  }
+  // `host` is the host name and a port other than the scheme's default.
+  const shown = `${url.protocol}//${url.host}`;
+  if (url.username !== '' || url.password !== '') {
+    throw new TypeError(`greenlight: the approval service URL ${shown} has a user name or password before its host; remove them`);
+  }
+  if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
+    throw new TypeError(`greenlight: the approval service URL ${shown} is plain HTTP outside loopback; use https://`);
+  }
+  if (url.search !== '' || url.hash !== '') {
+    throw new TypeError(`greenlight: the approval service URL ${shown} has a query or fragment; give its base URL only`);
+  }
+  return `${shown}${url.pathname}`.replace(/\/+$/, '');
 }
 
 /** The engine's view of a Node request; reads the body (once) into req.body and req.rawBody. */

@@ -25,11 +25,18 @@ The approval service's public keys (`/.well-known/jwks.json`) are fetched at
 startup and again, at most every `key_refresh_seconds`, when a token names
 an unknown key, so action tokens verify locally. WebSocket connections are
 refused: the engine decides HTTP requests only.
+
+Both calls to the service carry what an attacker on the path must not see
+or swap (the client's bearer tokens; the keys that verify action tokens),
+so the service URL must be `https://`, or `http://` on loopback only
+(`localhost`, `127.x.y.z`, `[::1]`), and no redirect is followed: a `30x`
+is a failure like any other status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -58,6 +65,66 @@ MAX_BODY = 1 << 20
 _FORWARD_PREFIX = b"x-greenlight-"
 #: Media types whose bodies are the engine's `params` (as in bindings/js).
 _JSON_TYPE = re.compile(rb"^application/(?:[\w.+-]*\+)?json\s*(?:;|$)", re.IGNORECASE)
+
+
+#: The loopback addresses where the service may be reached over plain HTTP.
+_LOOPBACK_V4 = ipaddress.IPv4Network("127.0.0.0/8")
+_LOOPBACK_V6 = ipaddress.IPv6Address("::1")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether `host` (a parsed, lower-case host name without brackets) is
+    `localhost`, an IPv4 address in 127.0.0.0/8 or the IPv6 `::1`: names
+    such as `127.0.0.1.evil.com` or `localhost.evil.com` are not."""
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip in _LOOPBACK_V4 if isinstance(ip, ipaddress.IPv4Address) else ip == _LOOPBACK_V6
+
+
+def _service_base_url(url: str) -> str:
+    """The approval service's base URL from `url`, or `ValueError` when the
+    gateway must not talk to it: the gateway sends it the client's bearer
+    tokens and takes from it the keys that verify action tokens, so only
+    `https://` is accepted, or `http://` whose host is loopback
+    (`localhost`, `127.x.y.z`, `[::1]`). A URL with a user name or password,
+    a query or a fragment is refused too, and so is anything that is not an
+    absolute URL. The answer is rebuilt from the parsed parts (scheme, host,
+    port, path; the default port and trailing slashes dropped), so the URL
+    requested is the one checked. The messages are those of bindings/js."""
+    if not isinstance(url, str):
+        raise TypeError(f"greenlight: the approval service URL must be a str, not {type(url).__name__}")
+    not_absolute = (f"greenlight: the approval service URL {json.dumps(url, ensure_ascii=False)} "
+                    "is not an absolute URL; give its base URL, such as https://greenlight.example.com")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # a port that is not a number in 0-65535 raises
+    except ValueError:
+        raise ValueError(not_absolute) from None
+    if not parts.scheme:
+        raise ValueError(not_absolute)
+    if parts.scheme not in _DEFAULT_PORTS:
+        raise ValueError(f"greenlight: the approval service URL has the scheme {parts.scheme}:; "
+                         "use https:// (http:// only on loopback)")
+    host = parts.hostname
+    if not host:
+        raise ValueError(not_absolute)
+    shown = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}"
+    if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
+        shown += f":{port}"
+    if parts.username or parts.password:
+        raise ValueError(f"greenlight: the approval service URL {shown} has a user name or password "
+                         "before its host; remove them")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ValueError(f"greenlight: the approval service URL {shown} is plain HTTP outside loopback; use https://")
+    if parts.query or parts.fragment:
+        raise ValueError(f"greenlight: the approval service URL {shown} has a query or fragment; "
+                         "give its base URL only")
+    return (shown + parts.path).rstrip("/")
 
 
 def _is_ours(name: bytes) -> bool:
@@ -95,8 +162,11 @@ class GreenlightMiddleware:
         component at `wasm_path` (default: the `GREENLIGHT_WASM` environment
         variable) compiled with `limits`; raises `BundleError` for a bad
         bundle, so a gateway never starts with one. `service_url` is the
-        approval service's base URL. `clock` gives `now` (Unix seconds);
-        `transport` replaces httpx's network transport (for tests)."""
+        approval service's base URL: `https://`, or `http://` on loopback
+        only, else `ValueError` (`_service_base_url`). `clock` gives `now`
+        (Unix seconds); `transport` replaces httpx's network transport (for
+        tests)."""
+        service_url = _service_base_url(service_url)
         if engine is None:
             wasm = wasm_path if wasm_path is not None else os.environ.get("GREENLIGHT_WASM")
             if not wasm:
@@ -104,7 +174,7 @@ class GreenlightMiddleware:
             engine = Engine(wasm, limits)
         self.app = app
         self.policy: Policy = engine.load_bundle_dir(bundle_dir)
-        self.service_url = service_url.rstrip("/")
+        self.service_url = service_url
         self._timeout = service_timeout
         self._refresh_every = key_refresh_seconds
         self._max_body = max_body
@@ -144,15 +214,21 @@ class GreenlightMiddleware:
             self._client = None
 
     def _http_client(self) -> httpx.AsyncClient:
+        """The client for the approval service. It follows no redirect (so
+        a `30x` cannot send the client's tokens, or the key fetch, to
+        another host or to plain HTTP): httpx's default, kept explicit."""
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
+            self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport,
+                                             follow_redirects=False)
         return self._client
 
     async def refresh_keys(self, force: bool = False) -> bool:
         """Fetches the approval service's JWKS and hands it to the engine as
         the `greenlight` issuer's keys. Unless `force`, does nothing when the
         last attempt is under `key_refresh_seconds` old. Returns whether new
-        keys were set; a failure is logged and leaves the old keys serving."""
+        keys were set; a failure (a status other than 200, a redirect
+        included: none is followed) is logged and leaves the old keys
+        serving."""
         if self._keys_lock is None:
             self._keys_lock = asyncio.Lock()
         async with self._keys_lock:
@@ -191,7 +267,8 @@ class GreenlightMiddleware:
     async def _check_with_service(self, request: HttpRequest, policy_hash: str) -> Decision:
         """`POST {service}/v1/check`: the service re-decides with its store
         (consumes a `once` token, refuses a revoked approval's token, applies
-        a window grant) and its decision is the answer."""
+        a window grant) and its decision is the answer; any other status
+        (a redirect included: none is followed) denies."""
         # The headers as received: in order, a repeated one repeated.
         headers = [[k, v] for k, v in request.headers]
         try:
