@@ -280,7 +280,8 @@ fn inspect_gives_the_claims_enforcement_checked() {
         (
             "bob",
             "cli",
-            "https://greenlight.test",
+            // The person's issuer, from `sub_id`: Greenlight only signed.
+            "https://ed.example",
             "at-1",
             now + 120,
             greenlight_types::GrantMode::Once,

@@ -55,7 +55,7 @@ describe('inspect', () => {
         groups: [],
         roles: [],
         tenant: '',
-        issuer: 'https://greenlight.test',
+        issuer: 'https://ed.example', // the person's, from sub_id
       },
       audience: 'https://api.test',
       token_id: 'at-1',

@@ -46,8 +46,9 @@ def test_inspect_gives_the_claims_enforcement_checked(engine):
     policy = engine.load_bundle_dir(ROOT / "tests/bundles/tokens")
     now = ONCE["now"]
     t = policy.inspect(token_of(ONCE), now)
+    # The principal's issuer is the person's, from `sub_id`, not Greenlight's.
     assert t == greenlight.ActionToken(
-        principal=Principal("User", "bob", "cli", ("things:write",), (), (), "", "https://greenlight.test"),
+        principal=Principal("User", "bob", "cli", ("things:write",), (), (), "", "https://ed.example"),
         audience="https://api.test", token_id="at-1", issued_at=now - 10, expires_at=now + 120,
         digest=ONCE["expect"]["verdict"]["action"]["digest"], grant="once", approval_id="apr-1",
         approvers=(), authorization_details=None)

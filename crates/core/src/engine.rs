@@ -472,8 +472,30 @@ impl Engine {
                 format!("the action token was issued for another action than {action}"),
             ));
         }
+        let home = self
+            .bundle
+            .issuers
+            .first()
+            .map_or("", |i| i.issuer.as_str());
+        // Another issuer's subjects are `ISSUER#sub` in Cedar: a subject of
+        // the first issuer spelled that way would pass for one of them.
+        let p = &verified.principal;
+        if p.issuer == home
+            && let Some(other) = self.bundle.issuers[1..]
+                .iter()
+                .find(|i| p.subject.starts_with(&format!("{}#", i.issuer)))
+        {
+            return self.denied(Denial::new(
+                DenialCode::TokenInvalidClaim,
+                format!(
+                    "subject `{}` would pass for a user of `{}`",
+                    p.subject, other.issuer
+                ),
+            ));
+        }
         let outcome = self.bundle.policies.decide(
             &verified.principal,
+            home,
             &action.name,
             &action.resource_type,
             &action.resource_id,

@@ -208,10 +208,16 @@ impl Policies {
         self.schema.is_some()
     }
 
-    /// Evaluates one request.
+    /// Evaluates one request. `home` is the bundle's first issuer, whose
+    /// subjects are Cedar entities by their `sub` alone ([`entity_id`]).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one Cedar request's parts, passed as the engine holds them"
+    )]
     pub fn decide(
         &self,
         principal: &Principal,
+        home: &str,
         action: &str,
         resource_type: &str,
         resource_id: &str,
@@ -220,6 +226,7 @@ impl Policies {
     ) -> Outcome {
         match self.try_decide(
             principal,
+            &entity_id(principal, home),
             action,
             resource_type,
             resource_id,
@@ -231,21 +238,26 @@ impl Policies {
         }
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one Cedar request's parts, passed as the engine holds them"
+    )]
     fn try_decide(
         &self,
         principal: &Principal,
+        principal_id: &str,
         action: &str,
         resource_type: &str,
         resource_id: &str,
         resource_attrs: Map<String, Value>,
         context: Map<String, Value>,
     ) -> Result<Outcome, String> {
-        let principal_uid = uid(&principal.entity_type, &principal.subject)?;
+        let principal_uid = uid(&principal.entity_type, principal_id)?;
         let action_uid = uid("Action", action)?;
         let resource_uid = uid(resource_type, resource_id)?;
         let entities = json!([
             {
-                "uid": { "type": principal.entity_type, "id": principal.subject },
+                "uid": { "type": principal.entity_type, "id": principal_id },
                 "attrs": {
                     "sub": principal.subject,
                     "client_id": principal.client_id,
@@ -317,6 +329,18 @@ fn strictness(o: &Obligation) -> (bool, bool, u64, std::cmp::Reverse<u32>, u64, 
         o.ttl_seconds,
         !o.reason_required,
     )
+}
+
+/// The principal's Cedar entity id: its `sub` for a subject of `home`,
+/// the bundle's first issuer (whose subjects `user:` approvers name too),
+/// and `ISSUER#sub` for any other issuer's, so that
+/// `principal == User::"alice"` never matches another provider's `alice`.
+pub fn entity_id(principal: &Principal, home: &str) -> String {
+    if principal.issuer == home {
+        principal.subject.clone()
+    } else {
+        format!("{}#{}", principal.issuer, principal.subject)
+    }
 }
 
 fn uid(entity_type: &str, id: &str) -> Result<EntityUid, String> {

@@ -172,6 +172,37 @@ fn string_list(claims: &Map<String, Value>, name: &str, split_spaces: bool) -> V
     }
 }
 
+/// The requester's issuer an action token names in `sub_id`, an RFC 9493
+/// subject identifier of format `iss_sub` whose `sub` is the token's and
+/// whose `iss` is one of the bundle's issuers.
+fn requester_issuer_of<'a>(
+    claims: &Map<String, Value>,
+    subject: &str,
+    issuers: &'a [Issuer],
+) -> Result<&'a Issuer, Denial> {
+    let invalid = |why: &str| {
+        Denial::new(
+            DenialCode::ActionTokenInvalid,
+            format!("action tokens carry `sub_id` ({why})"),
+        )
+    };
+    let id = claims
+        .get("sub_id")
+        .and_then(Value::as_object)
+        .ok_or_else(|| invalid("an `iss_sub` subject identifier naming the requester"))?;
+    if id.get("format").and_then(Value::as_str) != Some("iss_sub") {
+        return Err(invalid("of format `iss_sub`"));
+    }
+    if id.get("sub").and_then(Value::as_str) != Some(subject) {
+        return Err(invalid("whose `sub` is the token's"));
+    }
+    let iss = id.get("iss").and_then(Value::as_str).unwrap_or("");
+    issuers
+        .iter()
+        .find(|i| i.issuer == iss)
+        .ok_or_else(|| invalid(&format!("whose `iss` is a trusted issuer, not `{iss}`")))
+}
+
 /// Verifies a token against the configured issuers and, when its `iss` is
 /// Greenlight's, against the action-token rules.
 pub fn verify(
@@ -260,6 +291,9 @@ pub fn verify(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| missing("sub"))?;
 
+    // An action token names the issuer of the person it was minted for
+    // (`sub_id`), who is its principal: not Greenlight, which signed it.
+    let mut requester_issuer = None;
     let kind = if is_action {
         let text = |name: &str| {
             claims
@@ -284,6 +318,7 @@ pub fn verify(
                 ));
             }
         };
+        requester_issuer = Some(requester_issuer_of(&claims, subject, issuers)?);
         TokenKind::Action(ActionClaims {
             digest: text("act_digest")?,
             grant,
@@ -308,8 +343,8 @@ pub fn verify(
         .to_owned();
     let auth_time = numeric_date(&claims, "auth_time")?;
     let mut groups = string_list(&claims, &principal_cfg.groups_claim, false);
-    // Only the groups this issuer is authoritative for count.
-    if let Some(allowed) = &issuer.groups {
+    // Only the groups the person's issuer is authoritative for count.
+    if let Some(allowed) = &requester_issuer.unwrap_or(issuer).groups {
         groups.retain(|g| allowed.iter().any(|a| a == "*" || a == g));
     }
     let scopes = string_list(&claims, &principal_cfg.scope_claim, true);
@@ -326,7 +361,7 @@ pub fn verify(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned(),
-        issuer: iss.to_owned(),
+        issuer: requester_issuer.map_or_else(|| iss.to_owned(), |i| i.issuer.clone()),
     };
     Ok(Verified {
         kind,

@@ -178,3 +178,41 @@ async fn the_token_of_a_revoked_approval_is_inactive_and_denied() {
                 "message": format!("approval `{id}` was revoked") })
     );
 }
+
+/// An action token names its person by issuer and subject (RFC 9493
+/// `sub_id`): introspection says Greenlight issued it for the identity
+/// provider's alice, and enforcement decides for that alice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_token_names_its_person_by_issuer_and_subject() {
+    let srv = Server::start().await;
+    let alice = token("alice", "payments:refund", &[]);
+    let at = srv.exchanged(50, &alice).await;
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(at.split('.').nth(1).expect("a payload"))
+            .expect("base64url"),
+    )
+    .expect("claims");
+    let alice_at_idp =
+        json!({ "format": "iss_sub", "iss": "https://idp.example.com", "sub": "alice" });
+    assert_eq!(
+        (&claims["iss"], &claims["sub_id"]),
+        (&json!("https://greenlight.example.com"), &alice_at_idp)
+    );
+    let i = introspect(&srv, &alice, &at).await;
+    assert_eq!(
+        (&i["iss"], &i["sub"], &i["sub_id"]),
+        (
+            &json!("https://greenlight.example.com"),
+            &json!("alice"),
+            &alice_at_idp
+        ),
+        "{i}"
+    );
+    let (_, d) = srv.json("POST", "/v1/check", None, refund(50, &at)).await;
+    assert_eq!(
+        (&d["verdict"]["kind"], &d["verdict"]["principal"]["issuer"]),
+        (&json!("allow"), &json!("https://idp.example.com")),
+        "{d}"
+    );
+}

@@ -59,8 +59,9 @@ pub async fn introspect(
     let mut out = json!({
         "active": true,
         "token_type": "Bearer",
-        "iss": t.principal.issuer,
+        "iss": st.action_tokens.issuer,
         "sub": t.principal.subject,
+        "sub_id": { "format": "iss_sub", "iss": t.principal.issuer, "sub": t.principal.subject },
         "aud": t.audience,
         "client_id": t.principal.client_id,
         "scope": t.principal.scopes.join(" "),

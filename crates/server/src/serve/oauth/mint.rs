@@ -65,6 +65,8 @@ pub(super) fn mint(st: &AppState, who: &Principal, m: Mint) -> Result<Minted, Ap
         "iss": cfg.issuer,
         "aud": cfg.audience,
         "sub": who.subject,
+        // RFC 9493: the person is (issuer, subject); Greenlight only signs.
+        "sub_id": { "format": "iss_sub", "iss": who.issuer, "sub": who.subject },
         "client_id": who.client_id,
         "iat": now,
         "exp": exp,

@@ -4,7 +4,7 @@ use super::*;
 
 /// The `typ` Greenlight's action tokens carry (written out here, not taken
 /// from the engine).
-const ACTION_TYP: &str = "greenlight-action+jwt";
+pub const ACTION_TYP: &str = "greenlight-action+jwt";
 
 /// Adds this group's vectors, in order.
 pub fn add(ctx: &Ctx, v: &mut Vectors) {
@@ -19,6 +19,7 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
                 "client_id": "cli", "iat": NOW - 10, "exp": NOW + 120, "jti": "at-1",
                 "scope": "things:write", "act_digest": del_digest, "grant": "once",
                 "approval_id": "apr-1",
+                "sub_id": { "format": "iss_sub", "iss": "https://ed.example", "sub": "bob" },
             }),
             over,
         )

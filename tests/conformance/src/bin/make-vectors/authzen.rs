@@ -266,6 +266,7 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
             "client_id": "cli", "iat": NOW - 10, "exp": NOW + 120, "jti": "at-9",
             "scope": "things:write", "grant": "once", "approval_id": "apr-1",
             "act_digest": digest("thing.delete", "Thing", "t-1", json!({})),
+            "sub_id": { "format": "iss_sub", "iss": "https://ed.example", "sub": "bob" },
         }),
     );
     v.extra.push(Vector {
@@ -323,4 +324,133 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
             reasons: Vec::new(),
         });
     }
+    // An action token's person is (issuer, subject) as its `sub_id`
+    // names them, never Greenlight, which only signed it.
+    let delete_claims = |sub_id: Value| {
+        json!({
+            "iss": "https://greenlight.test", "aud": "https://api.test", "sub": "bob",
+            "client_id": "cli", "iat": NOW - 10, "exp": NOW + 120, "jti": "at-7",
+            "scope": "things:write", "grant": "once", "approval_id": "apr-1",
+            "act_digest": digest("thing.delete", "Thing", "t-1", json!({})),
+            "sub_id": sub_id,
+        })
+    };
+    for (name, description, sub_id, why) in [
+        (
+            "action-token-without-sub-id",
+            "an action token that does not name its person's issuer is refused",
+            Value::Null,
+            "an `iss_sub` subject identifier naming the requester",
+        ),
+        (
+            "action-token-sub-id-wrong-format",
+            "sub_id must be of format iss_sub",
+            json!({ "format": "email", "email": "bob@example.com" }),
+            "of format `iss_sub`",
+        ),
+        (
+            "action-token-sub-id-other-subject",
+            "sub_id must name the token's own subject",
+            json!({ "format": "iss_sub", "iss": "https://ed.example", "sub": "mallory" }),
+            "whose `sub` is the token's",
+        ),
+        (
+            "action-token-sub-id-untrusted-issuer",
+            "sub_id must name a trusted issuer: Greenlight's own is none",
+            json!({ "format": "iss_sub", "iss": "https://greenlight.test", "sub": "bob" }),
+            "whose `iss` is a trusted issuer, not `https://greenlight.test`",
+        ),
+    ] {
+        v.extra.push(Vector {
+            name,
+            description,
+            bundle: TOK,
+            keys: Vec::new(),
+            request: http(
+                "POST",
+                "/things/t-1/delete",
+                Some(
+                    &ctx.gl
+                        .sign(super::actions::ACTION_TYP, &delete_claims(sub_id)),
+                ),
+                None,
+            ),
+            verdict: deny(
+                "action-token-invalid",
+                &format!("action tokens carry `sub_id` ({why})"),
+            ),
+            reasons: Vec::new(),
+        });
+    }
+    let other = json!({ "format": "iss_sub", "iss": "https://ec.example", "sub": "bob" });
+    let claims = delete_claims(other);
+    v.extra.push(Vector {
+        name: "action-token-principal-is-the-requester",
+        description: "an action token minted for another trusted issuer's bob acts as that issuer's bob",
+        bundle: TOK,
+        keys: Vec::new(),
+        request: http(
+            "POST",
+            "/things/t-1/delete",
+            Some(&ctx.gl.sign(super::actions::ACTION_TYP, &claims)),
+            None,
+        ),
+        verdict: allow(
+            principal(&claims),
+            action("thing.delete", "Thing", "t-1", json!({})),
+            json!({ "token_id": "at-7", "expires_at": NOW + 120 }),
+            Some("apr-1"),
+        ),
+        reasons: vec!["thing-delete"],
+    });
+
+    // In Cedar a subject of the first issuer is `User::"sub"`, any other
+    // issuer's `User::"ISSUER#sub"`: a policy about the first issuer's
+    // mallory never applies to another provider's mallory, and nobody
+    // passes for another provider's user by spelling their sub that way.
+    let read = |token: &str| http("GET", "/things/t-1", Some(token), None);
+    let home = test_claims("https://ed.example", json!({ "sub": "mallory" }));
+    let away = test_claims("https://ec.example", json!({ "sub": "mallory" }));
+    let spelled = test_claims(
+        "https://ed.example",
+        json!({ "sub": "https://ec.example#mallory" }),
+    );
+    v.extra.push(Vector {
+        name: "cedar-principal-of-the-first-issuer-by-sub",
+        description: "the first issuer's mallory is User::\"mallory\", whom a policy forbids reading",
+        bundle: TOK,
+        keys: Vec::new(),
+        request: read(&ctx.ed.sign("at+jwt", &home)),
+        verdict: deny(
+            "policy-forbidden",
+            "`thing.read` on `Thing::t-1` is forbidden by policy `mallory-may-not-read`",
+        ),
+        reasons: vec!["mallory-may-not-read"],
+    });
+    v.extra.push(Vector {
+        name: "cedar-principal-of-another-issuer-qualified",
+        description: "another issuer's mallory is User::\"https://ec.example#mallory\": the policy about the first issuer's does not apply",
+        bundle: TOK,
+        keys: Vec::new(),
+        request: read(&ctx.ec256.sign("JWT", &away)),
+        verdict: allow(
+            principal(&away),
+            action("thing.read", "Thing", "t-1", json!({})),
+            Value::Null,
+            None,
+        ),
+        reasons: vec!["thing-read"],
+    });
+    v.extra.push(Vector {
+        name: "cedar-principal-spelled-as-another-issuers-user",
+        description: "a first-issuer subject spelled ISSUER#sub of another trusted issuer is refused",
+        bundle: TOK,
+        keys: Vec::new(),
+        request: read(&ctx.ed.sign("at+jwt", &spelled)),
+        verdict: deny(
+            "token-invalid-claim",
+            "subject `https://ec.example#mallory` would pass for a user of `https://ec.example`",
+        ),
+        reasons: Vec::new(),
+    });
 }

@@ -115,7 +115,11 @@ pub fn principal(claims: &Value) -> Value {
         "groups": list("groups"),
         "roles": list("roles"),
         "tenant": text("tenant"),
-        "issuer": text("iss"),
+        // An action token's person is the one its `sub_id` names.
+        "issuer": claims
+            .pointer("/sub_id/iss")
+            .and_then(Value::as_str)
+            .unwrap_or(text("iss")),
     })
 }
 
