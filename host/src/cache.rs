@@ -162,7 +162,11 @@ fn verified(path: &Path, digest_path: &Path, user: u32) -> Result<(), String> {
 /// Writes `bytes` to `path` as a `0600` file, through a temporary file and
 /// a rename, so a concurrent reader never sees half a file.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per process and call: two engines built at once on two
+    // threads never share a temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     // A leftover of a crashed process with the same id goes first, so the
     // file is created here with its mode.
     let _ = std::fs::remove_file(&tmp);

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import stat
 import threading
 import weakref
 from dataclasses import dataclass
@@ -240,31 +241,191 @@ def default_cache_dir() -> Optional[str]:
     return os.path.join(home, ".cache", "greenlight") if home else None
 
 
+#: What `_compile_cached_as` did when it mapped a verified artifact.
+_MAPPED = "mapped"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """What `_compile_cached_as` did when it compiled the component."""
+
+    #: Whether the new artifact (and its digest) was written for next time.
+    stored: bool
+    #: Why no artifact was mapped, when one was found or the directory was
+    #: refused; `None` when there simply was none yet.
+    why: Optional[str] = None
+
+
+class _Untrusted(Exception):
+    """Why a cache directory or file cannot be trusted."""
+
+
+def _current_user() -> Optional[int]:
+    """The effective user of this process; `None` outside Unix, where the
+    ownership and mode checks do not apply (the digest does)."""
+    return os.geteuid() if hasattr(os, "geteuid") else None
+
+
+def _owned(st: os.stat_result, user: Optional[int], private: bool) -> None:
+    """Raises `_Untrusted` unless `st` is owned by `user` and neither group-
+    nor other-writable (`private`: nor readable either)."""
+    if user is None:
+        return
+    if st.st_uid != user:
+        raise _Untrusted(f"owned by uid {st.st_uid}, not {user}")
+    if st.st_mode & (0o077 if private else 0o022):
+        raise _Untrusted(f"mode {st.st_mode & 0o777:o} lets others in")
+
+
+def _private_dir(path: str, user: Optional[int]) -> None:
+    """Makes sure `path` is a private directory of `user`, creating it `0700`
+    or tightening one others can only read; raises `_Untrusted` when it
+    cannot be trusted."""
+    if not os.path.lexists(path):
+        try:
+            os.makedirs(path, mode=0o700)
+            os.chmod(path, 0o700)  # the umask may have taken the owner's bits
+        except FileExistsError:
+            pass  # another process created it meanwhile: checked below
+        except OSError as e:
+            raise _Untrusted(f"cannot create it: {e.strerror or e}") from None
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        raise _Untrusted(e.strerror or str(e)) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise _Untrusted("not a directory (a symlink is not followed)")
+    _owned(st, user, private=False)
+    if user is not None and st.st_mode & 0o077:
+        try:
+            os.chmod(path, 0o700)
+        except OSError as e:
+            raise _Untrusted(f"cannot make it private: {e.strerror or e}") from None
+
+
+def _read_private(path: str, user: Optional[int]) -> bytes:
+    """The contents of `path` if it is a regular file private to `user`;
+    raises `_Untrusted` otherwise."""
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        raise _Untrusted(e.strerror or str(e)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _Untrusted("not a regular file (a symlink is not followed)")
+    _owned(st, user, private=True)
+    try:
+        # O_NOFOLLOW: a symlink put there since the check is not read either.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise _Untrusted(e.strerror or str(e)) from None
+
+
+def _verify(path: str, digest_path: str, user: Optional[int]) -> None:
+    """Raises `_Untrusted` unless the artifact at `path` is private to `user`
+    and matches the SHA-256 recorded in `digest_path`."""
+    try:
+        recorded = _read_private(digest_path, user)
+    except _Untrusted as e:
+        raise _Untrusted(f"its digest: {e}") from None
+    artifact = _read_private(path, user)
+    if recorded.strip() != hashlib.sha256(artifact).hexdigest().encode():
+        raise _Untrusted("its SHA-256 does not match the recorded digest")
+
+
+def _write_private(path: str, data: bytes) -> None:
+    """Writes `data` to `path` as a `0600` file, through a temporary file and
+    a rename, so a concurrent reader never sees half a file."""
+    tmp = f"{path}.tmp{os.getpid()}-{threading.get_ident()}"
+    # A leftover of a crashed process with the same name goes first, so the
+    # file is created here, with its mode.
+    try:
+        os.remove(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    try:
+        with open(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def _compile_cached(engine: wasmtime.Engine, wasm: bytes, cache_dir: Optional[str]) -> Component:
     """Compiles `wasm`, or maps the artifact an earlier run cached in
-    `cache_dir`. The file name holds the component's SHA-256, wasmtime-py's
-    version and the engine settings, so a changed input never maps a stale
-    artifact; wasmtime re-checks its version and settings on loading."""
+    `cache_dir` (`None`: no cache). The file name holds the component's
+    SHA-256, wasmtime-py's version and the engine settings, so a changed
+    input never maps a stale artifact; wasmtime re-checks its version and
+    settings on loading.
+
+    A cached artifact is native code this process will run, so nobody else
+    may have been able to write it (the rules of the Rust host,
+    `host/src/cache.rs`):
+    - the directory is created `0700`; an existing one must be a real
+      directory (not a symlink) owned by this process's user and writable by
+      nobody else (one merely readable by others is tightened to `0700`),
+      else the cache is not used at all;
+    - an artifact is mapped only if it is a regular file (not a symlink),
+      owned by this user, `0600`, and its SHA-256 matches the digest written
+      beside it (`.sha256`), which catches a truncated, corrupted or swapped
+      file; anything else is compiled afresh and replaced.
+    Outside Unix the ownership checks do not apply; the digest does."""
     if cache_dir is None:
         return Component(engine, wasm)
+    compiled, outcome = _compile_cached_as(engine, wasm, cache_dir, _current_user())
+    if isinstance(outcome, _Compiled) and outcome.why is not None:
+        log.warning("not using the cached artifact in %s: %s", cache_dir, outcome.why)
+    return compiled
+
+
+def _compile_cached_as(engine: wasmtime.Engine, wasm: bytes, cache_dir: str,
+                       user: Optional[int]) -> tuple[Component, Union[str, _Compiled]]:
+    """`_compile_cached` for the user `user` (`None`: no ownership checks),
+    saying what it did: `_MAPPED` or a `_Compiled`."""
+    try:
+        _private_dir(cache_dir, user)
+    except _Untrusted as e:
+        return Component(engine, wasm), _Compiled(False, f"the cache directory {cache_dir}: {e}")
     key = hashlib.sha256(wasm).hexdigest()
     version = importlib.metadata.version("wasmtime")
-    path = os.path.join(cache_dir, f"{key}-py-wasmtime-{version}-epoch.cwasm")
-    if os.path.isfile(path):
+    name = f"{key}-py-wasmtime-{version}-epoch.cwasm"
+    path = os.path.join(cache_dir, name)
+    digest_path = f"{path}.sha256"
+    why = None
+    if os.path.lexists(path):
         try:
-            return Component.deserialize_file(engine, path)
-        except wasmtime.WasmtimeError as e:
-            log.warning("ignoring an unusable cached artifact %s: %s", path, e)
+            _verify(path, digest_path, user)
+            # The file is private to this user in a directory only this user
+            # can write, and matches the digest recorded when it was written
+            # with `Component.serialize` for this wasmtime-py version and
+            # engine configuration (both are in its name).
+            return Component.deserialize_file(engine, path), _MAPPED
+        except (_Untrusted, wasmtime.WasmtimeError) as e:
+            why = f"{name}: {str(e).strip()}"
     compiled = Component(engine, wasm)
     try:
-        os.makedirs(cache_dir, exist_ok=True)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(compiled.serialize())
-        os.replace(tmp, path)  # a concurrent reader never maps half a file
-    except OSError as e:
+        data = compiled.serialize()
+        # The old digest goes first: between the two renames a reader finds
+        # no digest and compiles, never a digest of another file.
+        try:
+            os.remove(digest_path)
+        except FileNotFoundError:
+            pass
+        _write_private(path, data)
+        _write_private(digest_path, hashlib.sha256(data).hexdigest().encode())
+        stored = True
+    except (OSError, wasmtime.WasmtimeError) as e:
         log.warning("cannot cache the compiled component in %s: %s", cache_dir, e)
-    return compiled
+        stored = False
+    return compiled, _Compiled(stored, why)
 
 
 class _Ticker:
