@@ -67,6 +67,15 @@ pub struct IssuerConfig {
     /// A scope that makes a token of this issuer one meant for approving.
     /// Defaults to none.
     pub approval_scope: Option<String>,
+    /// The claim that names the person: `sub` by default. A provider whose
+    /// `sub` is pairwise (different for each client, as Microsoft Entra's
+    /// access tokens) names the person stably in another claim (`oid`);
+    /// without it, the approvals app would see a different person than
+    /// the app that asked.
+    pub subject_claim: Option<String>,
+    /// The claim that names the client: `client_id`, else `azp`, by
+    /// default (Entra's v1 tokens: `appid`).
+    pub client_claim: Option<String>,
 }
 
 /// Greenlight's own action tokens.

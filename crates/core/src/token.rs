@@ -30,6 +30,11 @@ pub struct Issuer {
     pub approver_clients: Vec<String>,
     /// The scope that makes one of its tokens meant for approving.
     pub approval_scope: Option<String>,
+    /// The claim naming the person (`sub` unless configured).
+    pub subject_claim: String,
+    /// The claims naming the client, the first present wins
+    /// (`client_id`, `azp` unless configured).
+    pub client_claims: Vec<String>,
 }
 
 impl Issuer {
@@ -286,10 +291,10 @@ pub fn verify(
     let nbf = numeric_date(&claims, "nbf")?;
     let iat = numeric_date(&claims, "iat")?;
     let subject = claims
-        .get("sub")
+        .get(&issuer.subject_claim)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("sub"))?;
+        .ok_or_else(|| missing(&issuer.subject_claim))?;
 
     // An action token names the issuer of the person it was minted for
     // (`sub_id`), who is its principal: not Greenlight, which signed it.
@@ -336,9 +341,10 @@ pub fn verify(
     } else {
         TokenKind::Access
     };
-    let client_id = ["client_id", "azp"]
+    let client_id = issuer
+        .client_claims
         .iter()
-        .find_map(|c| claims.get(*c).and_then(Value::as_str))
+        .find_map(|c| claims.get(c).and_then(Value::as_str))
         .unwrap_or("")
         .to_owned();
     let auth_time = numeric_date(&claims, "auth_time")?;

@@ -434,3 +434,25 @@ permit (principal, action == Action::"thing.delete", resource);"#;
         Vec::<String>::new()
     );
 }
+
+/// An issuer's claim names and approval scope may be left out, never
+/// empty: an empty `subject_claim` would name nobody, an empty
+/// `client_claim` no client.
+#[test]
+fn empty_claim_names_are_refused() {
+    let cfg = format!("{CONFIG}approval_scope = \"\"\nsubject_claim = \"\"\nclient_claim = \"\"\n");
+    let got = problems(&[
+        ("greenlight.toml", &cfg),
+        ("idp.jwks.json", JWKS),
+        ("policy.cedar", "permit(principal, action, resource);"),
+    ]);
+    let messages: Vec<&str> = got.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        vec![
+            "issuer `https://idp.example.com` has an empty `approval_scope`",
+            "issuer `https://idp.example.com` has an empty `subject_claim`",
+            "issuer `https://idp.example.com` has an empty `client_claim`",
+        ]
+    );
+}

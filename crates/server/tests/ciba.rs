@@ -523,3 +523,43 @@ async fn a_requester_over_their_quota_is_told_to_wait() {
         .expect("list");
     assert_eq!(all.len(), 4, "three of alice's and bob's one");
 }
+
+/// A token that names no client cannot ask: the approval, its token and
+/// its window would belong to every client of the person at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_a_client_cannot_ask() {
+    let srv = Server::start().await;
+    let clientless = dev_through(
+        None,
+        "alice",
+        Some("payments:refund"),
+        &[("client_id", json!(null))],
+        7200,
+    );
+    let (status, e) = srv
+        .form(
+            "/oauth/bc-authorize",
+            &clientless,
+            &[("authorization_details", &refund_details(500))],
+        )
+        .await;
+    assert_eq!(
+        (status, &e),
+        (
+            400,
+            &json!({
+                "error": "invalid_request",
+                "error_description": "the token names no client (`client_id` or `azp`, or the issuer's \
+                                      `client_claim`): approvals are asked for by a client, which \
+                                      `https://idp.example.com`'s tokens must name",
+            })
+        )
+    );
+    let all = srv
+        .state
+        .store
+        .list_approvals(None, None, 10)
+        .await
+        .expect("list");
+    assert!(all.is_empty(), "nothing stored: {all:?}");
+}

@@ -141,13 +141,19 @@ pub(super) fn issuers(
             None if issuers.is_empty() => None,
             None => Some(Vec::new()),
         };
-        if ic.approval_scope.as_deref() == Some("") {
-            problems.add(
-                ProblemKind::InvalidConfig,
-                CONFIG_FILE,
-                at,
-                format!("issuer `{}` has an empty `approval_scope`", ic.issuer),
-            );
+        for (name, value) in [
+            ("approval_scope", &ic.approval_scope),
+            ("subject_claim", &ic.subject_claim),
+            ("client_claim", &ic.client_claim),
+        ] {
+            if value.as_deref() == Some("") {
+                problems.add(
+                    ProblemKind::InvalidConfig,
+                    CONFIG_FILE,
+                    at,
+                    format!("issuer `{}` has an empty `{name}`", ic.issuer),
+                );
+            }
         }
         issuers.push(Issuer {
             issuer: ic.issuer.clone(),
@@ -159,6 +165,11 @@ pub(super) fn issuers(
             groups,
             approver_clients: ic.approver_clients.clone(),
             approval_scope: ic.approval_scope.clone(),
+            subject_claim: ic.subject_claim.clone().unwrap_or_else(|| "sub".to_owned()),
+            client_claims: ic
+                .client_claim
+                .clone()
+                .map_or_else(default_client_claims, |c| vec![c]),
         });
     }
 
@@ -217,6 +228,14 @@ pub(super) fn action_issuer(
             groups: None,
             approver_clients: Vec::new(),
             approval_scope: None,
+            // Greenlight writes these claims itself.
+            subject_claim: "sub".to_owned(),
+            client_claims: default_client_claims(),
         }
     })
+}
+
+/// `client_id` (RFC 9068), else `azp` (OpenID Connect).
+fn default_client_claims() -> Vec<String> {
+    vec!["client_id".to_owned(), "azp".to_owned()]
 }

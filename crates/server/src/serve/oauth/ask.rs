@@ -151,6 +151,15 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
     let now = st.now();
     let who = &challenge.requester;
     let action = &challenge.action;
+    // An approval, its token and its window belong to the client that
+    // asked; with none named, every client of the person would share them
+    // and the asking client could not be kept from voting.
+    if who.client_id.is_empty() {
+        return Err(ApiError::invalid_request(format!(
+            "the token names no client (`client_id` or `azp`, or the issuer's `client_claim`): approvals are asked for by a client, which `{}`'s tokens must name",
+            who.issuer
+        )));
+    }
     // Already approved for a window: no new approval, no announcement.
     if let Some(grant) = st
         .store

@@ -453,4 +453,46 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         ),
         reasons: Vec::new(),
     });
+    // A provider with pairwise `sub`s names the person in `oid` and the
+    // client in `appid`: the principal is built from those claims.
+    let pairwise = |over: Value| {
+        test_claims(
+            "https://pairwise.example",
+            merge(
+                json!({ "sub": "pairwise-7f3a", "oid": "bob", "appid": "cli", "client_id": "not-this" }),
+                over,
+            ),
+        )
+    };
+    let claims = pairwise(json!({}));
+    v.extra.push(Vector {
+        name: "claims-subject-and-client-from-configured-claims",
+        description: "an issuer's subject_claim and client_claim name the person and client, not sub and client_id",
+        bundle: TOK,
+        keys: Vec::new(),
+        request: read(&ctx.ed.sign("JWT", &claims)),
+        verdict: allow(
+            merge(
+                principal(&claims),
+                json!({ "subject": "bob", "client_id": "cli" }),
+            ),
+            action("thing.read", "Thing", "t-1", json!({})),
+            Value::Null,
+            None,
+        ),
+        reasons: vec!["thing-read"],
+    });
+    let without_oid = pairwise(json!({ "oid": null }));
+    v.extra.push(Vector {
+        name: "claims-configured-subject-claim-missing",
+        description: "without its subject_claim a token names nobody, whatever its sub",
+        bundle: TOK,
+        keys: Vec::new(),
+        request: read(&ctx.ed.sign("JWT", &without_oid)),
+        verdict: deny(
+            "token-missing-claim",
+            "claim `oid` is missing or not of the right type",
+        ),
+        reasons: Vec::new(),
+    });
 }
