@@ -235,7 +235,7 @@ async fn a_trusted_pep_may_vouch_for_a_subject_by_id() {
         (
             403,
             Some(
-                "only client `api-gateway`'s own token (sub = client_id, as the client-credentials grant gives) may vouch for subjects, not `mallory`'s"
+                "only client `api-gateway`'s own token (subject `api-gateway`, as its client-credentials grant gives) may vouch for subjects, not `mallory`'s"
             )
         )
     );
@@ -261,4 +261,53 @@ async fn a_trusted_pep_may_vouch_for_a_subject_by_id() {
         )
         .await;
     assert_eq!((status, a["decision"].as_bool()), (200, Some(true)), "{a}");
+}
+
+/// Where the client-credentials grant names a service principal rather
+/// than the client (Entra: `sub` = the principal's object id), the trusted
+/// client's `subject` says which: only that token vouches; the same
+/// client's token with its client id as subject, or a person's, does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_pep_is_known_by_its_configured_subject() {
+    let settings: Settings = toml::from_str(
+        "[[authzen.trusted_clients]]\nissuer = \"https://idp.example.com\"\nclient_id = \"api-gateway\"\nsubject = \"sp-7c1e\"",
+    )
+    .expect("settings");
+    let srv = Server::start_with(settings).await;
+    let request = json!({
+        "subject": { "type": "User", "id": "alice", "properties": { "scopes": ["payments:refund"] } },
+        "action": { "name": "payment.refund" },
+        "resource": { "type": "Payment", "id": "pay_123" },
+        "context": { "amount": 50, "currency": "EUR" },
+    });
+    let call = |sub: &'static str| {
+        let (srv, request) = (&srv, request.clone());
+        async move {
+            let token = token_with(sub, &[("client_id", json!("api-gateway"))]);
+            srv.json("POST", "/access/v1/evaluation", Some(&token), request)
+                .await
+        }
+    };
+    let (status, d) = call("sp-7c1e").await;
+    assert_eq!((status, &d["decision"]), (200, &json!(true)), "{d}");
+    for sub in ["api-gateway", "alice"] {
+        let (status, e) = call(sub).await;
+        assert_eq!(
+            (status, e["error_description"].as_str()),
+            (
+                403,
+                Some(format!(
+                    "only client `api-gateway`'s own token (subject `sp-7c1e`, as its client-credentials grant gives) may vouch for subjects, not `{sub}`'s"
+                ).as_str())
+            )
+        );
+    }
+    let empty: Settings = toml::from_str(
+        "[[authzen.trusted_clients]]\nissuer = \"https://idp.example.com\"\nclient_id = \"\"",
+    )
+    .expect("settings");
+    assert_eq!(
+        empty.check().map_err(|e| e.to_string()),
+        Err("authzen.trusted_clients: issuer, client_id and subject may not be empty (a client-less token would pass for the PEP)".to_owned())
+    );
 }

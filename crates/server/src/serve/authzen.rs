@@ -97,22 +97,24 @@ impl Pep<'_> {
         let headers = self.headers;
         let result = self.trusted.get_or_insert_with(|| {
             let pep = authenticate(st, headers)?.principal;
-            let trusted = st
+            let entry = st
                 .settings
                 .authzen
                 .trusted_clients
                 .iter()
-                .any(|t| t.issuer == pep.issuer && t.client_id == pep.client_id);
-            if !trusted {
-                Err(ApiError::forbidden(format!(
+                .find(|t| t.issuer == pep.issuer && t.client_id == pep.client_id);
+            let Some(entry) = entry else {
+                return Err(ApiError::forbidden(format!(
                     "client `{}` of `{}` is not trusted to vouch for subjects; forward the subject's token as {{\"type\": \"bearer\", \"id\": TOKEN}}",
                     pep.client_id, pep.issuer
-                )))
-            } else if pep.subject != pep.client_id {
-                // A user's token issued to the gateway's client is not the
-                // gateway speaking for itself.
+                )));
+            };
+            // A user's token issued to the gateway's client is not the
+            // gateway speaking for itself.
+            let own = entry.subject.as_deref().unwrap_or(&entry.client_id);
+            if pep.subject != own {
                 Err(ApiError::forbidden(format!(
-                    "only client `{}`'s own token (sub = client_id, as the client-credentials grant gives) may vouch for subjects, not `{}`'s",
+                    "only client `{}`'s own token (subject `{own}`, as its client-credentials grant gives) may vouch for subjects, not `{}`'s",
                     pep.client_id, pep.subject
                 )))
             } else {

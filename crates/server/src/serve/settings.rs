@@ -28,6 +28,7 @@
 //! [[authzen.trusted_clients]]         # PEPs that may vouch for subjects by id
 //! issuer = "https://idp.example.com"  # a client is its issuer's: (issuer, client_id)
 //! client_id = "api-gateway"
+//! # subject = "..."                  # its tokens' subject, if not the client_id
 //! ```
 
 use std::path::Path;
@@ -133,6 +134,11 @@ pub struct TrustedClient {
     pub issuer: String,
     /// The client's id at that issuer.
     pub client_id: String,
+    /// The subject the client's own tokens carry: its `client_id` unless
+    /// set (where the client-credentials grant names a service principal
+    /// instead, as Entra's `oid`). Only a token with exactly this subject
+    /// is the PEP speaking for itself, not a person's token issued to it.
+    pub subject: Option<String>,
 }
 
 /// The body shape a webhook receives.
@@ -246,6 +252,13 @@ impl Settings {
         self.signing.seal()?;
         if self.approvals.collect_within == Some(0) {
             anyhow::bail!("approvals.collect_within must be at least 1 second");
+        }
+        for t in &self.authzen.trusted_clients {
+            if t.issuer.is_empty() || t.client_id.is_empty() || t.subject.as_deref() == Some("") {
+                anyhow::bail!(
+                    "authzen.trusted_clients: issuer, client_id and subject may not be empty (a client-less token would pass for the PEP)"
+                );
+            }
         }
         if self.approvals.max_pending == Some(0) || self.approvals.max_new == Some(0) {
             anyhow::bail!(
