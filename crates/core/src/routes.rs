@@ -300,8 +300,11 @@ fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            // Exactly two hex digits: `u8::from_str_radix` alone would also
+            // take a sign (`%+1` read as the byte 0x01).
+            let hi = char::from(*bytes.get(i + 1)?).to_digit(16)?;
+            let lo = char::from(*bytes.get(i + 2)?).to_digit(16)?;
+            out.push(u8::try_from(hi * 16 + lo).ok()?);
             i += 3;
         } else {
             out.push(bytes[i]);

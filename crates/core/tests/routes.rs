@@ -124,3 +124,19 @@ fn a_path_variable_cannot_be_a_list() {
         "{err}"
     );
 }
+
+#[test]
+fn a_percent_escape_is_exactly_two_hex_digits() {
+    // Found by fuzzing (fuzz/regressions/http/percent-plus-escape): `%+1`
+    // was read as the byte 0x01, a resource the application never names.
+    for bad in [
+        "/files/pay%+1",
+        "/files/pay%-1",
+        "/files/pay%1",
+        "/files/pay%zz",
+        "/files/pay% 1",
+    ] {
+        assert_eq!(read(bad, "", &[]), Err("no route".to_owned()), "{bad}");
+    }
+    assert_eq!(read("/files/pay%41%62", "", &[]), Ok("{} payAb".to_owned()));
+}
