@@ -146,13 +146,22 @@ impl Key {
     fn from_jwk(jwk: &Jwk) -> Result<Self, String> {
         let family = match &jwk.algorithm {
             AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                // The verifier takes the first 32 bytes of `x` without
+                // checking its length (a shorter one panicked it): a key
+                // of another length is refused here, when it is loaded.
+                coordinate_length(&p.x, "x", 32)?;
                 Family::Ed25519
             }
-            AlgorithmParameters::EllipticCurve(p) => match p.curve {
-                EllipticCurve::P256 => Family::P256,
-                EllipticCurve::P384 => Family::P384,
-                ref other => return Err(format!("curve `{other:?}` is not supported")),
-            },
+            AlgorithmParameters::EllipticCurve(p) => {
+                let (family, len) = match p.curve {
+                    EllipticCurve::P256 => (Family::P256, 32),
+                    EllipticCurve::P384 => (Family::P384, 48),
+                    ref other => return Err(format!("curve `{other:?}` is not supported")),
+                };
+                coordinate_length(&p.x, "x", len)?;
+                coordinate_length(&p.y, "y", len)?;
+                family
+            }
             AlgorithmParameters::RSA(_) => Family::Rsa,
             AlgorithmParameters::OctetKey(_) => Family::Oct,
             _ => return Err("key type is not supported".to_owned()),
@@ -214,6 +223,23 @@ impl Key {
     }
 }
 
+/// The members of a private RSA or elliptic-curve JWK.
+const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+
+/// Checks that a key's coordinate is base64url of exactly `len` bytes.
+fn coordinate_length(value: &str, name: &str, len: usize) -> Result<(), String> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(value)
+        .map_err(|_| format!("the key's `{name}` is not base64url"))?;
+    if bytes.len() != len {
+        return Err(format!(
+            "the key's `{name}` is {} bytes, not {len}",
+            bytes.len()
+        ));
+    }
+    Ok(())
+}
+
 fn key_algorithm_name(ka: KeyAlgorithm) -> &'static str {
     match ka {
         KeyAlgorithm::HS256 => "HS256",
@@ -253,6 +279,13 @@ impl KeySet {
             .ok_or_else(|| JwksError::msg("a JWKS needs a `keys` array"))?;
         let mut out = Vec::with_capacity(keys.len());
         for (i, value) in keys.iter().enumerate() {
+            // A key set is public: one that holds a private key (RFC 7518
+            // §6.2.2, §6.3.2) was published by mistake, and is refused.
+            if let Some(member) = PRIVATE_MEMBERS.iter().find(|m| value.get(**m).is_some()) {
+                return Err(JwksError::msg(format!(
+                    "key {i}: a key set holds public keys only, and this key has the private member `{member}`"
+                )));
+            }
             let jwk: Jwk = serde_json::from_value(value.clone())
                 .map_err(|e| JwksError::msg(format!("key {i}: not a usable JWK: {e}")))?;
             if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {

@@ -324,6 +324,49 @@ fn a_refused_key_set_keeps_the_old_keys() {
     );
 }
 
+/// A key whose coordinates are not the curve's length, or that carries its
+/// private part, is refused when it is loaded (the first found by fuzzing: a short Ed25519 `x` panicked the verifier
+/// at the first token, fuzz/regressions/bundle/ed25519-short-x).
+#[test]
+fn a_key_of_the_wrong_length_or_with_its_private_part_is_refused_at_load() {
+    let mut engine = Engine::load(&files(&[
+        ("greenlight.toml", CONFIG),
+        ("idp.jwks.json", JWKS),
+        ("policy.cedar", ""),
+    ]))
+    .expect("valid bundle");
+    let cases = [
+        (
+            r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"I2AjEqUYOqUP6_eOvTM6THsPlfCVJVszMQh_05UWsQ"}]}"#,
+            "key 0: the key's `x` is 31 bytes, not 32",
+        ),
+        (
+            r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"I2AjEqUYOqUP6_eOvTM6THsPlfCVJVszMQh_05UWsT4=="}]}"#,
+            "key 0: the key's `x` is not base64url",
+        ),
+        (
+            r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}]}"#,
+            "key 0: the key's `x` is 3 bytes, not 32",
+        ),
+        (
+            r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"I2AjEqUYOqUP6_eOvTM6THsPlfCVJVszMQh_05UWsT4","d":"AAAA"}]}"#,
+            "key 0: a key set holds public keys only, and this key has the private member `d`",
+        ),
+    ];
+    for (jwks, message) in cases {
+        assert_eq!(
+            engine.set_keys("https://idp.example.com", jwks),
+            Err(LoadError::InvalidBundle(vec![p(
+                ProblemKind::InvalidKeys,
+                "jwks of `https://idp.example.com`",
+                None,
+                message
+            )])),
+            "{jwks}"
+        );
+    }
+}
+
 /// When several approval policies match, the strictest obligation applies,
 /// whatever the policies' ids: others' approval over the requester's own
 /// confirmation (even with a shorter TTL), the one-time grant over the
