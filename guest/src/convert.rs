@@ -3,7 +3,7 @@
 //! hands back (a vouched subject, a decision to answer).
 
 use greenlight_core as core;
-use greenlight_types::bundle::{BundleInfo, ClaimNames};
+use greenlight_types::bundle::{BundleInfo, ClaimNames, KeySource};
 use serde_json::{Map, Value};
 
 use crate::exports::greenlight::approval::types as wit;
@@ -92,6 +92,7 @@ pub fn denial(d: core::Denial) -> wit::Denial {
     wit::Denial {
         code: denial_code(d.code),
         message: d.message,
+        issuer: d.issuer,
     }
 }
 
@@ -243,6 +244,7 @@ pub fn decision_in(d: wit::Decision) -> Result<core::Decision, String> {
         wit::Verdict::Deny(den) => core::Verdict::Deny(core::Denial {
             code: denial_code_in(den.code),
             message: den.message,
+            issuer: den.issuer,
         }),
         wit::Verdict::ApprovalRequired(c) => core::Verdict::ApprovalRequired(core::Challenge {
             requester: principal_in(c.requester),
@@ -297,7 +299,11 @@ pub fn bundle_info(b: BundleInfo) -> wit::BundleInfo {
             .map(|i| wit::IssuerInfo {
                 issuer: i.issuer,
                 audience: i.audience,
-                jwks_uri: i.jwks_uri,
+                keys: match i.keys {
+                    KeySource::Bundle => wit::KeySource::Bundle,
+                    KeySource::JwksUri(u) => wit::KeySource::JwksUri(u),
+                    KeySource::Discovery(urls) => wit::KeySource::Discovery(urls),
+                },
             })
             .collect(),
         action_tokens: b.action_tokens.map(|a| wit::ActionTokenSettings {
@@ -312,5 +318,15 @@ pub fn bundle_info(b: BundleInfo) -> wit::BundleInfo {
             confirm_max_age_seconds: b.approvals.confirm_max_age_seconds,
         },
         development: b.development,
+        key_fetch: wit::KeyFetchSettings {
+            connect_timeout_ms: b.key_fetch.connect_timeout_ms,
+            timeout_ms: b.key_fetch.timeout_ms,
+            max_bytes: b.key_fetch.max_bytes,
+            min_age_seconds: b.key_fetch.min_age_seconds,
+            max_age_seconds: b.key_fetch.max_age_seconds,
+            max_stale_seconds: b.key_fetch.max_stale_seconds,
+            unknown_kid_interval_seconds: b.key_fetch.unknown_kid_interval_seconds,
+            allow_http_loopback: b.key_fetch.allow_http_loopback,
+        },
     }
 }

@@ -51,6 +51,13 @@ impl GuestPolicy for PolicyImpl {
             .map_err(convert::load_error)
     }
 
+    fn withdraw_keys(&self, issuer: String, reason: String) -> Result<(), wit::LoadError> {
+        self.0
+            .borrow_mut()
+            .withdraw_keys(&issuer, &reason)
+            .map_err(convert::load_error)
+    }
+
     fn evaluate_http(&self, request: wit::HttpRequest, now: u64) -> wit::Decision {
         let request = core::HttpRequest {
             method: request.method,

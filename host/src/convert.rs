@@ -3,7 +3,8 @@
 //! checked for size and shape here, before the host acts on it.
 
 use greenlight_types::bundle::{
-    ActionTokenSettings, ApprovalSettings, BundleInfo, ClaimNames, IssuerInfo,
+    ActionTokenSettings, ApprovalSettings, BundleInfo, ClaimNames, IssuerInfo, KeyFetchSettings,
+    KeySource,
 };
 use greenlight_types::gateway::Response;
 use greenlight_types::{
@@ -152,9 +153,19 @@ pub(crate) fn load_error(e: wit::LoadError) -> LoadError {
     }
 }
 
-/// A denial the guest returned (from `authenticate`, `inspect`, `jose`).
+/// A denial the guest returned from `jose`.
 pub(crate) fn denial(code: wit::DenialCode, message: String) -> Denial {
     Denial::new(denial_code(code), truncate(message))
+}
+
+/// A denial the guest returned from `authenticate` or `inspect`, with the
+/// issuer whose keys to refresh (a name the bundle has, or it is dropped).
+pub(crate) fn denial_with_issuer(d: wit::Denial, issuers: &[IssuerInfo]) -> Denial {
+    let mut out = denial(d.code, d.message);
+    out.issuer = d
+        .issuer
+        .filter(|i| issuers.iter().any(|known| known.issuer == *i));
+    out
 }
 
 pub(crate) fn principal(p: wit::Principal) -> Result<Principal, String> {
@@ -352,10 +363,14 @@ pub(crate) fn decision(d: wit::Decision) -> Result<Decision, String> {
                 forward_headers: list(a.forward_headers, "forward headers", header)?,
             })
         }
-        wit::Verdict::Deny(den) => Verdict::Deny(Denial::new(
-            denial_code(den.code),
-            text(den.message, "the denial message")?,
-        )),
+        wit::Verdict::Deny(den) => Verdict::Deny(Denial {
+            code: denial_code(den.code),
+            message: text(den.message, "the denial message")?,
+            issuer: den
+                .issuer
+                .map(|i| text(i, "the denial's issuer"))
+                .transpose()?,
+        }),
         wit::Verdict::ApprovalRequired(c) => {
             let details = json(c.authorization_details, "authorization_details")?;
             if !details.is_array() {
@@ -392,6 +407,7 @@ pub(crate) fn decision_out(d: &Decision) -> wit::Decision {
         Verdict::Deny(den) => wit::Verdict::Deny(wit::Denial {
             code: denial_code_out(den.code),
             message: den.message.clone(),
+            issuer: den.issuer.clone(),
         }),
         Verdict::ApprovalRequired(c) => wit::Verdict::ApprovalRequired(wit::Challenge {
             requester: principal_out(&c.requester),
@@ -478,7 +494,13 @@ pub(crate) fn bundle_info(b: wit::BundleInfo) -> Result<BundleInfo, String> {
             Ok(IssuerInfo {
                 issuer: text(i.issuer, "an issuer")?,
                 audience: text(i.audience, "an audience")?,
-                jwks_uri: i.jwks_uri.map(|u| text(u, "a jwks_uri")).transpose()?,
+                keys: match i.keys {
+                    wit::KeySource::Bundle => KeySource::Bundle,
+                    wit::KeySource::JwksUri(u) => KeySource::JwksUri(text(u, "a jwks_uri")?),
+                    wit::KeySource::Discovery(urls) => {
+                        KeySource::Discovery(texts(urls, "metadata URLs")?)
+                    }
+                },
             })
         })?,
         action_tokens: b
@@ -498,6 +520,16 @@ pub(crate) fn bundle_info(b: wit::BundleInfo) -> Result<BundleInfo, String> {
             confirm_max_age_seconds: b.approvals.confirm_max_age_seconds,
         },
         development: b.development,
+        key_fetch: KeyFetchSettings {
+            connect_timeout_ms: b.key_fetch.connect_timeout_ms,
+            timeout_ms: b.key_fetch.timeout_ms,
+            max_bytes: b.key_fetch.max_bytes,
+            min_age_seconds: b.key_fetch.min_age_seconds,
+            max_age_seconds: b.key_fetch.max_age_seconds,
+            max_stale_seconds: b.key_fetch.max_stale_seconds,
+            unknown_kid_interval_seconds: b.key_fetch.unknown_kid_interval_seconds,
+            allow_http_loopback: b.key_fetch.allow_http_loopback,
+        },
     })
 }
 

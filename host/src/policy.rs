@@ -13,7 +13,7 @@ use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
 use crate::bindings::exports::greenlight::approval::types as wit;
-use crate::pool::{Failure, HostState, Pool};
+use crate::pool::{Failure, HostState, KeyChange, Pool};
 use crate::{HostError, bindings, convert};
 
 /// A bundle loaded in the policy module, answering requests. Cheap to
@@ -88,7 +88,15 @@ impl Policy {
     /// instance, present and future. The old keys keep serving when the
     /// new set is refused.
     pub fn set_keys(&self, issuer: &str, jwks: &str) -> Result<(), HostError> {
-        self.pool.set_keys(issuer, jwks)
+        self.pool
+            .change_keys(issuer, &KeyChange::Set(jwks.to_owned()))
+    }
+
+    /// Removes one issuer's keys in every instance, present and future:
+    /// its tokens are denied with `token-unknown-key` saying `reason`.
+    pub fn withdraw_keys(&self, issuer: &str, reason: &str) -> Result<(), HostError> {
+        self.pool
+            .change_keys(issuer, &KeyChange::Withdraw(reason.to_owned()))
     }
 
     /// How many tokens the module checked for this bundle, and how many of
@@ -195,7 +203,7 @@ impl Policy {
                     format!("the policy module returned a malformed credential: {why}"),
                 )
             }),
-            Err(d) => Err(convert::denial(d.code, d.message)),
+            Err(d) => Err(convert::denial_with_issuer(d, &self.info().issuers)),
         }
     }
 
@@ -218,7 +226,7 @@ impl Policy {
                     format!("the policy module returned a malformed action token: {why}"),
                 )
             }),
-            Err(d) => Err(convert::denial(d.code, d.message)),
+            Err(d) => Err(convert::denial_with_issuer(d, &self.info().issuers)),
         }
     }
 

@@ -89,7 +89,7 @@ pub(crate) struct Slot {
     store: Store<HostState>,
     bindings: bindings::Approver,
     policy: ResourceAny,
-    /// The key generation this instance holds (see [`Pool::set_keys`]).
+    /// The key generation this instance holds (see [`Pool::change_keys`]).
     generation: u64,
 }
 
@@ -120,14 +120,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A change to one issuer's keys, replayed into every new instance.
+#[derive(Clone, Debug)]
+pub(crate) enum KeyChange {
+    /// `set-keys` with this JWKS.
+    Set(String),
+    /// `withdraw-keys` with this reason.
+    Withdraw(String),
+}
+
 /// The instances of one loaded bundle, and what every new one replays.
 pub(crate) struct Pool {
     inner: Arc<Inner>,
     /// The bundle's files, loaded into every new instance.
     files: Vec<(String, String)>,
-    /// Keys set after loading, replayed into every new instance.
-    keys: Mutex<Vec<(String, String)>>,
-    /// Bumped, under the `keys` lock, by every `set_keys`: an instance from
+    /// Key changes after loading, the last per issuer, replayed into every
+    /// new instance.
+    keys: Mutex<Vec<(String, KeyChange)>>,
+    /// Bumped, under the `keys` lock, by every key change: an instance from
     /// an older generation (one that was busy while the keys changed) is
     /// dropped instead of going back to the pool.
     generation: AtomicU64,
@@ -174,13 +184,16 @@ impl Pool {
             let keys = lock(&self.keys);
             (keys.clone(), self.generation.load(Ordering::SeqCst))
         };
-        for (issuer, jwks) in &keys {
-            bindings
-                .greenlight_approval_engine()
-                .policy()
-                .call_set_keys(&mut store, policy, issuer, jwks)
-                .map_err(|e| HostError::Instance(classify(&e, &store).message))?
-                .map_err(|e| HostError::Bundle(convert::load_error(e)))?;
+        for (issuer, change) in &keys {
+            let engine = bindings.greenlight_approval_engine().policy();
+            match change {
+                KeyChange::Set(jwks) => engine.call_set_keys(&mut store, policy, issuer, jwks),
+                KeyChange::Withdraw(reason) => {
+                    engine.call_withdraw_keys(&mut store, policy, issuer, reason)
+                }
+            }
+            .map_err(|e| HostError::Instance(classify(&e, &store).message))?
+            .map_err(|e| HostError::Bundle(convert::load_error(e)))?;
         }
         Ok(Slot {
             store,
@@ -219,21 +232,23 @@ impl Pool {
         *retired = *retired + stats;
     }
 
-    /// Replaces one issuer's keys in every instance, present and future.
-    /// The old keys keep serving when the new set is refused.
-    pub(crate) fn set_keys(&self, issuer: &str, jwks: &str) -> Result<(), HostError> {
+    /// Sets or withdraws one issuer's keys in every instance, present and
+    /// future. The old keys keep serving when the change is refused.
+    pub(crate) fn change_keys(&self, issuer: &str, change: &KeyChange) -> Result<(), HostError> {
         // Validate on a fresh instance first, so a bad set changes nothing.
         let mut slot = self.new_slot()?;
         slot.call(self.inner.limits.call_budget, |b, s, p| {
-            b.greenlight_approval_engine()
-                .policy()
-                .call_set_keys(s, p, issuer, jwks)
+            let engine = b.greenlight_approval_engine().policy();
+            match change {
+                KeyChange::Set(jwks) => engine.call_set_keys(s, p, issuer, jwks),
+                KeyChange::Withdraw(reason) => engine.call_withdraw_keys(s, p, issuer, reason),
+            }
         })
         .map_err(|f| HostError::Instance(f.message))?
         .map_err(|e| HostError::Bundle(convert::load_error(e)))?;
         let mut keys = lock(&self.keys);
         keys.retain(|(i, _)| i != issuer);
-        keys.push((issuer.to_owned(), jwks.to_owned()));
+        keys.push((issuer.to_owned(), change.clone()));
         // The validated instance may have been built from older key sets
         // than another concurrent set_keys left: it holds exactly the sets
         // replayed into it plus this one, so it serves only if it was built

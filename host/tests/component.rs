@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use greenlight_core::{DenialCode, HttpRequest, LoadError, Verdict};
+use greenlight_types::bundle::{KeyFetchSettings, KeySource};
 
 use greenlight_host::{Engine, HostError, Limits};
 
@@ -121,6 +122,7 @@ fn a_policy_serves_concurrent_callers_with_the_same_answer() {
         Verdict::Deny(greenlight_core::Denial {
             code: DenialCode::TokenMalformed,
             message: "the header is not base64url".into(),
+            issuer: None,
         })
     );
     std::thread::scope(|s| {
@@ -230,6 +232,7 @@ fn authenticate_matches_the_core_and_refuses_action_tokens() {
         Err(greenlight_core::Denial {
             code: DenialCode::TokenExpired,
             message: format!("the token expired at {}", now + 3600),
+            issuer: None,
         })
     );
     assert_eq!(
@@ -248,6 +251,7 @@ fn authenticate_matches_the_core_and_refuses_action_tokens() {
             code: DenialCode::ActionTokenInvalid,
             message: "an action token authorises one action; it does not authenticate a person"
                 .into(),
+            issuer: None,
         })
     );
 }
@@ -331,7 +335,8 @@ fn describe_names_what_the_bundle_configures() {
     );
     assert_eq!(info.issuers.len(), 1);
     assert_eq!(info.issuers[0].issuer, "https://idp.example.com");
-    assert_eq!(info.issuers[0].jwks_uri, None);
+    assert_eq!(info.issuers[0].keys, KeySource::Bundle);
+    assert_eq!(info.key_fetch, KeyFetchSettings::default());
     assert_eq!(info.approvals.poll_interval_seconds, 5);
     assert_eq!(info.claims.groups, "groups");
     assert!(info.development, "the demo bundle has a [dev] key");
@@ -343,8 +348,8 @@ fn describe_names_what_the_bundle_configures() {
         .find(|i| i.issuer == "https://uri.example")
         .expect("the jwks_uri issuer");
     assert_eq!(
-        uri.jwks_uri.as_deref(),
-        Some("https://uri.example/.well-known/jwks.json")
+        uri.keys,
+        KeySource::JwksUri("https://uri.example/.well-known/jwks.json".to_owned())
     );
     assert!(!tokens.info().development);
 }
@@ -380,4 +385,73 @@ fn stats_count_token_checks_and_signature_verifications() {
         .set_keys("https://idp.example.com", &jwks)
         .expect("keys");
     assert_eq!(policy.stats(), after);
+}
+
+/// A denial for a key the fetched issuer lacks names the issuer (so a host
+/// can fetch again), and a host that withdraws an issuer's keys has its
+/// tokens denied saying why, in every instance, until it sets keys again.
+#[test]
+fn withdrawn_keys_deny_saying_why_and_name_the_issuer_to_refresh() {
+    let policy = engine().load_bundle(tokens_files()).expect("bundle");
+    let (token, now) = vector_token("074-keys-set-by-host.json");
+    let request = HttpRequest {
+        method: "GET".into(),
+        path: "/things/t-1".into(),
+        headers: vec![("authorization".into(), format!("Bearer {token}"))],
+        ..HttpRequest::default()
+    };
+    let deny = |message: &str| {
+        Verdict::Deny(greenlight_core::Denial {
+            code: DenialCode::TokenUnknownKey,
+            message: message.to_owned(),
+            issuer: Some("https://uri.example".to_owned()),
+        })
+    };
+    assert_eq!(
+        policy.evaluate_http(&request, now).verdict,
+        deny("no keys are loaded for issuer `https://uri.example`")
+    );
+    policy
+        .withdraw_keys(
+            "https://uri.example",
+            "fetching its keys failed: GET https://uri.example/.well-known/jwks.json: status 500",
+        )
+        .expect("withdrawn");
+    let why = deny(
+        "no keys are loaded for issuer `https://uri.example`: fetching its keys failed: GET https://uri.example/.well-known/jwks.json: status 500",
+    );
+    // Several callers at once: instances made after the change replay it.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| assert_eq!(policy.evaluate_http(&request, now).verdict, why));
+        }
+    });
+    let jwks = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/bundles/tokens/ed.jwks.json"),
+    )
+    .expect("jwks");
+    policy
+        .set_keys("https://uri.example", &jwks)
+        .expect("keys set");
+    assert!(matches!(
+        policy.evaluate_http(&request, now).verdict,
+        Verdict::Allow(_)
+    ));
+    // A set holding a private key is refused, and the good keys stay.
+    let leaked = jwks.replacen("\"kty\"", "\"d\": \"AAAA\", \"kty\"", 1);
+    assert!(matches!(
+        policy.set_keys("https://uri.example", &leaked),
+        Err(HostError::Bundle(LoadError::InvalidBundle(_)))
+    ));
+    assert!(matches!(
+        policy.evaluate_http(&request, now).verdict,
+        Verdict::Allow(_)
+    ));
+    assert_eq!(
+        policy
+            .withdraw_keys("https://nobody.example", "x")
+            .err()
+            .map(|e| e.to_string()),
+        Some("the bundle has no issuer `https://nobody.example`".to_owned())
+    );
 }

@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as binding from '../../bindings/js/src/index.js';
-import { DenialError, Engine } from '../../bindings/js/src/index.js';
+import { BundleError, DenialError, Engine } from '../../bindings/js/src/index.js';
 import { GEN_DIR } from '../../bindings/js/src/engine.js';
 import { credentialFromWit } from '../../bindings/js/src/info.js';
 import { InvalidOutput } from '../../bindings/js/src/decision.js';
@@ -33,6 +33,17 @@ function denies(f, code, message) {
 }
 
 const ONCE = vector('058-'); // a `once` action token of tests/bundles/tokens: exp = now + 120
+/** The `[key_fetch]` defaults (crates/types/src/bundle.rs, `KeyFetchSettings`). */
+const KEY_FETCH_DEFAULTS = {
+  connect_timeout_ms: 2000,
+  timeout_ms: 5000,
+  max_bytes: 524288,
+  min_age_seconds: 300,
+  max_age_seconds: 86400,
+  max_stale_seconds: 86400,
+  unknown_kid_interval_seconds: 30,
+  allow_http_loopback: false,
+};
 
 const engine = await Engine.load();
 after(() => engine.close());
@@ -146,27 +157,145 @@ describe('describe', () => {
       assert.deepEqual(policy.info, {
         policy_hash: vector('001-').expect.policy_hash,
         claims: { entity_type: 'User', scope: 'scope', groups: 'groups', roles: 'roles', tenant: 'tenant' },
-        issuers: [{ issuer: 'https://idp.example.com', audience: 'https://api.example.com', jwks_uri: null }],
+        issuers: [{ issuer: 'https://idp.example.com', audience: 'https://api.example.com', keys: 'bundle' }],
         action_tokens: { issuer: 'https://greenlight.example.com', audience: 'https://api.example.com', ttl_seconds: 300, leeway_seconds: 60 },
         approvals: { default_ttl_seconds: 900, poll_interval_seconds: 5, confirm_max_age_seconds: 300 },
         development: true,
+        key_fetch: KEY_FETCH_DEFAULTS,
       });
     } finally {
       policy.close();
     }
   });
 
-  test('gives the jwks_uri a host must fetch', () => {
+  test('gives where each issuer\'s keys come from, and how hosts fetch them', () => {
     const policy = engine.loadBundleDir(join(root, 'tests/bundles/tokens'));
     try {
+      const { issuers } = policy.info;
       assert.deepEqual(
-        policy.info.issuers.filter((i) => i.jwks_uri !== null),
-        [{ issuer: 'https://uri.example', audience: 'https://api.test', jwks_uri: 'https://uri.example/.well-known/jwks.json' }],
+        issuers.filter((i) => i.keys !== 'bundle'),
+        [{ issuer: 'https://uri.example', audience: 'https://api.test', keys: { jwks_uri: 'https://uri.example/.well-known/jwks.json' } }],
       );
+      // An issuer whose key set the bundle carries (`jwks = "ed.jwks.json"`).
+      assert.deepEqual(issuers.find((i) => i.issuer === 'https://ed.example'), {
+        issuer: 'https://ed.example',
+        audience: 'https://api.test',
+        keys: 'bundle',
+      });
+      assert.deepEqual(
+        issuers.filter((i) => i.keys === 'bundle').map((i) => i.issuer),
+        ['https://ed.example', 'https://ec.example', 'https://rsa.example', 'https://hs.example', 'https://pairwise.example'],
+      );
+      assert.deepEqual(policy.info.key_fetch, KEY_FETCH_DEFAULTS);
+      assert.deepEqual(Object.values(policy.info.key_fetch), [2000, 5000, 524288, 300, 86400, 86400, 30, false]);
       assert.equal(policy.info.development, false);
     } finally {
       policy.close();
     }
+  });
+});
+
+test('describe gives the discovery URLs of an issuer and the bundle\'s key_fetch settings', () => {
+  // Neither `jwks` nor `jwks_uri`: discovered from its metadata. `[key_fetch]` replaces the defaults it names.
+  const extra = '\n[[issuers]]\nissuer = "https://login.example/tenant-1"\naudience = "https://api.test"\n' +
+    'algorithms = ["EdDSA"]\n\n[key_fetch]\ntimeout_ms = 3000\nmax_stale_seconds = 3600\nallow_http_loopback = true\n';
+  const files = binding.readBundleDir(join(root, 'tests/bundles/tokens'))
+    .map(([n, t]) => [n, n === 'greenlight.toml' ? t.replace('\n[action_tokens]', `${extra}\n[action_tokens]`) : t]);
+  const policy = engine.loadBundle(files);
+  try {
+    assert.deepEqual(policy.info.issuers.at(-1), {
+      issuer: 'https://login.example/tenant-1',
+      audience: 'https://api.test',
+      keys: {
+        discovery: [
+          'https://login.example/tenant-1/.well-known/openid-configuration',
+          'https://login.example/.well-known/oauth-authorization-server/tenant-1',
+        ],
+      },
+    });
+    assert.deepEqual(policy.info.key_fetch, { ...KEY_FETCH_DEFAULTS, timeout_ms: 3000, max_stale_seconds: 3600, allow_http_loopback: true });
+  } finally {
+    policy.close();
+  }
+});
+
+describe('withdrawKeys', () => {
+  const URI = 'https://uri.example';
+  const FETCHED = vector('074-'); // an EdDSA token of https://uri.example, allowed once its keys are set
+  const ED_JWKS = readFileSync(join(root, 'tests/bundles/tokens/ed.jwks.json'), 'utf8');
+  const WITHDRAWN = 'no keys are loaded for issuer `https://uri.example`: fetching its keys failed: boom';
+  let policy;
+  before(() => {
+    assert.deepEqual(FETCHED.keys, [{ issuer: URI, jwks: 'tests/bundles/tokens/ed.jwks.json' }]);
+    policy = engine.loadBundleDir(join(root, FETCHED.bundle));
+  });
+  after(() => policy.close());
+  const readThing = () => policy.evaluateHttp(FETCHED.request.http, FETCHED.now);
+
+  test('denies the issuer\'s tokens, naming it, until setKeys; in new workers too', () => {
+    policy.setKeys(URI, ED_JWKS);
+    assert.deepEqual(readThing(), FETCHED.expect);
+
+    policy.withdrawKeys(URI, 'fetching its keys failed: boom');
+    const d = readThing();
+    assert.deepEqual(d.verdict, { kind: 'deny', code: 'token-unknown-key', message: WITHDRAWN, issuer: URI });
+    assert.equal(
+      JSON.stringify(d),
+      '{"verdict":{"kind":"deny","code":"token-unknown-key","message":"no keys are loaded for issuer ' +
+        '`https://uri.example`: fetching its keys failed: boom","issuer":"https://uri.example"},' +
+        `"reasons":[],"policy_hash":"${policy.policyHash}"}`,
+    );
+    // So does authenticate, naming the issuer (one of the bundle's).
+    assert.throws(() => policy.authenticate(tokenOf(FETCHED), FETCHED.now), (e) => {
+      assert.ok(e instanceof DenialError, String(e));
+      assert.deepEqual([e.code, e.denial, e.issuer], ['token-unknown-key', WITHDRAWN, URI]);
+      return true;
+    });
+    // A new worker replays the withdrawal.
+    policy.close();
+    assert.deepEqual(readThing().verdict, { kind: 'deny', code: 'token-unknown-key', message: WITHDRAWN, issuer: URI });
+
+    policy.setKeys(URI, ED_JWKS);
+    assert.deepEqual(readThing(), FETCHED.expect);
+    policy.close();
+    assert.deepEqual(readThing(), FETCHED.expect);
+  });
+
+  test('a key set with a private member is refused and the old keys keep serving', () => {
+    policy.setKeys(URI, ED_JWKS);
+    const jwks = JSON.parse(ED_JWKS);
+    jwks.keys[0].d = jwks.keys[0].x;
+    assert.throws(() => policy.setKeys(URI, JSON.stringify(jwks)), (e) => {
+      assert.ok(e instanceof BundleError, String(e));
+      assert.deepEqual(e.problems, [{
+        kind: 'invalid-keys',
+        file: 'jwks of `https://uri.example`',
+        line: null,
+        column: null,
+        message: 'key 0: a key set holds public keys only, and this key has the private member `d`',
+      }]);
+      assert.equal(e.other, null);
+      return true;
+    });
+    assert.deepEqual(readThing(), FETCHED.expect);
+    policy.close();
+    assert.deepEqual(readThing(), FETCHED.expect);
+  });
+
+  test('an issuer the bundle lacks is refused and nothing changes', () => {
+    policy.setKeys(URI, ED_JWKS);
+    assert.throws(() => policy.withdrawKeys('https://nobody.example', 'gone'), (e) => {
+      assert.ok(e instanceof BundleError, String(e));
+      assert.deepEqual([e.message, e.other, e.problems], [
+        'the bundle has no issuer `https://nobody.example`',
+        'the bundle has no issuer `https://nobody.example`',
+        [],
+      ]);
+      return true;
+    });
+    assert.deepEqual(readThing(), FETCHED.expect);
+    policy.close();
+    assert.deepEqual(readThing(), FETCHED.expect);
   });
 });
 

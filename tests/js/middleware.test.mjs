@@ -482,6 +482,33 @@ describe('keys are fetched again when a token names an unknown one', () => {
       policy.close();
     }
   });
+
+  test('an unknown key of an issuer whose keys the host fetches does not fetch the service\'s keys', async () => {
+    // The denial names https://uri.example: the service's JWKS cannot bring its keys.
+    const v = vector('056-'); // a token of https://uri.example, whose keys nobody set
+    const service = new FakeService(GREENLIGHT_JWKS);
+    const serviceUrl = await listen(service.server);
+    const policy = engine.loadBundleDir(join(root, v.bundle));
+    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, keysRefreshMs: 0, log: () => {} }, echo);
+    const app = createServer(handler);
+    const base = await listen(app);
+    try {
+      await handler.ready;
+      assert.equal(service.jwksFetches, 1);
+      const r = await call(base, { path: '/things/t-1', headers: { authorization: bearer(v) } });
+      assert.equal(r.status, 401);
+      assert.deepEqual(r.body, {
+        error: 'invalid_token',
+        error_description: 'no keys are loaded for issuer `https://uri.example`',
+        code: 'token-unknown-key',
+      });
+      assert.equal(service.jwksFetches, 1);
+    } finally {
+      app.close();
+      service.server.close();
+      policy.close();
+    }
+  });
 });
 
 test('the service is asked on typed fields, never on a header', () => {

@@ -234,3 +234,25 @@ test('a decision in JSON form must have exactly the Rust fields', () => {
     issuer: 'https://greenlight.test',
   });
 });
+
+test('a deny names its issuer as serde writes it: after the message, only when present', () => {
+  const named = {
+    verdict: { kind: 'deny', code: 'token-unknown-key', message: 'm', issuer: 'https://uri.example' },
+    reasons: [],
+    policy_hash: 'h',
+  };
+  const text = '{"verdict":{"kind":"deny","code":"token-unknown-key","message":"m","issuer":"https://uri.example"},"reasons":[],"policy_hash":"h"}';
+  assert.equal(JSON.stringify(checkDecision(named)), text);
+  assert.equal(JSON.stringify(denied('token-unknown-key', 'm', 'h', 'https://uri.example')), text);
+  // Absent or null: no issuer, and none written.
+  const bare = '{"verdict":{"kind":"deny","code":"policy-forbidden","message":"m"},"reasons":[],"policy_hash":"h"}';
+  for (const verdict of [{ kind: 'deny', code: 'policy-forbidden', message: 'm' }, { kind: 'deny', code: 'policy-forbidden', message: 'm', issuer: null }]) {
+    assert.equal(JSON.stringify(checkDecision({ verdict, reasons: [], policy_hash: 'h' })), bare);
+  }
+  assert.equal(JSON.stringify(denied('policy-forbidden', 'm', 'h')), bare);
+  assert.throws(() => checkDecision({ ...named, verdict: { ...named.verdict, issuer: 5 } }), /the denial's issuer is not a string/);
+  // From the module: a WIT `option<string>`.
+  const wit = (issuer) => ({ verdict: { tag: 'deny', val: { code: 'token-unknown-key', message: 'm', issuer } }, reasons: [], policyHash: 'h' });
+  assert.equal(JSON.stringify(fromWit(wit('https://uri.example'))), text);
+  assert.equal(JSON.stringify(fromWit(wit(undefined))), bare.replace('policy-forbidden', 'token-unknown-key'));
+});

@@ -330,6 +330,21 @@ def test_key_fetches_are_rate_limited_and_an_unknown_key_is_denied(engine, tmp_p
     assert app.seen == []
 
 
+def test_an_unknown_key_of_a_fetched_issuer_does_not_refetch_the_service_keys(engine):
+    """A `token-unknown-key` naming an issuer (one whose keys the host
+    fetches from its `jwks_uri`) is about that issuer's keys: the service's
+    JWKS cannot bring them, so it is not fetched again for it."""
+    unfetched = vector("056")  # a token of https://uri.example, whose keys nobody set
+    service = Service(jwks=[httpx.Response(503)])
+    mw, app = gateway(engine, ROOT / "tests/bundles/tokens", service, key_refresh_seconds=0)
+    r = call(mw, "GET", "/things/t-1", [("authorization", token_of(unfetched))])
+    assert (r.status_code, r.json()) == (401, {
+        "error": "invalid_token", "code": "token-unknown-key",
+        "error_description": "no keys are loaded for issuer `https://uri.example`"})
+    assert service.paths() == ["/.well-known/jwks.json"]
+    assert app.seen == []
+
+
 def test_a_body_that_is_not_utf8_is_refused(engine):
     mw, app = gateway(engine, ROOT / "examples/bundle", Service())
     r = call(mw, "POST", "/payments/pay_123/refund", [("authorization", token_of(REFUND))], b"\xff\xfe")

@@ -1,11 +1,12 @@
 // Decisions as plain objects in the JSON form of the Rust
 // `greenlight_types::Decision` (crates/types/src/decision.rs): the same field
 // names, kebab-case kinds and codes, `null` for an absent `approval_id` or
-// `consume`, approvers as their policy text, and the key order serde writes
-// (the order of the Rust structs), so `JSON.stringify(decision)` is byte for
-// byte what `greenlight check` prints. Everything a host acts on is a field:
-// who acts (`principal`), on what (`action`, with its digest), under which
-// approval (`approval_id`), which single-use token to consume (`consume`).
+// `consume`, a deny's `issuer` only when present, approvers as their policy
+// text, and the key order serde writes (the order of the Rust structs), so
+// `JSON.stringify(decision)` is byte for byte what `greenlight check` prints.
+// Everything a host acts on is a field: who acts (`principal`), on what
+// (`action`, with its digest), under which approval (`approval_id`), which
+// single-use token to consume (`consume`).
 // What a policy module (or the approval service) returns is untrusted: its
 // shape is checked here before anyone acts on it, as the Rust host checks it
 // (host/src/convert.rs). The action's digest is passed through as given: it
@@ -19,7 +20,10 @@
  * @typedef {{kind: 'allow', principal: Principal, action: Action, approval_id: string | null,
  *            consume: {token_id: string, expires_at: number} | null,
  *            forward_headers: [string, string][]}} Allow
- * @typedef {{kind: 'deny', code: string, message: string}} Deny
+ * @typedef {{kind: 'deny', code: string, message: string, issuer?: string}} Deny
+ *   `issuer` is there only for `token-unknown-key` from an issuer whose keys
+ *   the host fetches: fetch them again (no more often than the bundle's
+ *   `key_fetch.unknown_kid_interval_seconds`), `setKeys`, and decide again.
  * @typedef {{approvers: string[], quorum: number, ttl_seconds: number,
  *            grant: 'once' | 'window', window_seconds: number,
  *            reason_required: boolean, message: string}} Obligation
@@ -79,10 +83,13 @@ const TENANT_SUFFIX = '@tenant';
  * @param {string} code one of DENIAL_CODES
  * @param {string} message
  * @param {string} policyHash
+ * @param {string | null} [issuer] the issuer whose keys to fetch again (see Deny)
  * @returns {Decision}
  */
-export function denied(code, message, policyHash) {
-  return { verdict: { kind: 'deny', code, message }, reasons: [], policy_hash: policyHash };
+export function denied(code, message, policyHash, issuer = null) {
+  const verdict = { kind: 'deny', code, message };
+  if (issuer !== null && issuer !== undefined) verdict.issuer = issuer;
+  return { verdict, reasons: [], policy_hash: policyHash };
 }
 
 /** Throws InvalidOutput with `why`. */
@@ -245,10 +252,14 @@ function verdict(v) {
       const forwardHeaders = list(v.forward_headers, 'forward headers', header);
       return { kind: 'allow', principal: who, action: what, approval_id: approvalId, consume, forward_headers: forwardHeaders };
     }
-    case 'deny':
-      fields(v, 'the denial', ['kind', 'code', 'message']);
+    case 'deny': {
+      fields(v, 'the denial', ['kind', 'code', 'message'], ['issuer']);
       if (!CODES.has(v.code)) fail('the denial code is unknown');
-      return { kind: 'deny', code: v.code, message: str(v.message, 'the denial message') };
+      const out = { kind: 'deny', code: v.code, message: str(v.message, 'the denial message') };
+      // As serde reads an `Option` with a default: absent or null is none, and none is not written.
+      if (v.issuer !== undefined && v.issuer !== null) out.issuer = str(v.issuer, "the denial's issuer");
+      return out;
+    }
     case 'approval-required': {
       fields(v, 'the challenge', ['kind', 'requester', 'action', 'authorization_details', 'obligation']);
       if (!Array.isArray(v.authorization_details)) fail('authorization_details is not an array');
@@ -365,6 +376,7 @@ export function fromWit(raw) {
     };
   } else if (tag === 'deny') {
     v = { kind: 'deny', code: val.code, message: val.message };
+    if (val.issuer !== undefined) v.issuer = val.issuer ?? fail("the denial's issuer is not a string");
   } else if (tag === 'approval-required') {
     const o = val.obligation ?? {};
     v = {
@@ -429,7 +441,7 @@ export function toWit(d) {
       },
     };
   } else if (v.kind === 'deny') {
-    wit = { tag: 'deny', val: { code: v.code, message: v.message } };
+    wit = { tag: 'deny', val: { code: v.code, message: v.message, issuer: v.issuer } };
   } else {
     const o = v.obligation;
     wit = {

@@ -71,14 +71,21 @@ export class BundleError extends Error {
  * loading or answering.
  */
 export class DenialError extends Error {
-  /** @param {string} code @param {string} message */
-  constructor(code, message) {
+  /** @param {string} code @param {string} message @param {string | null} [issuer] */
+  constructor(code, message, issuer = null) {
     super(`${code}: ${message}`);
     this.name = 'DenialError';
     /** The denial code, e.g. `token-expired` or `engine-trap`. */
     this.code = code;
     /** The denial's message, for a person. */
     this.denial = message;
+    /**
+     * For `token-unknown-key` from one of the bundle's issuers whose keys
+     * the host fetches: that issuer (fetch its keys again, `setKeys`, and
+     * retry); null otherwise.
+     * @type {string | null}
+     */
+    this.issuer = issuer;
   }
 }
 
@@ -380,6 +387,7 @@ class Instance {
 export class Policy {
   #engine;
   #files;
+  /** Key changes since loading, the last per issuer: issuer → [op, arg], replayed into every new instance. */
   #keys = new Map();
   #instance;
   #info;
@@ -402,9 +410,10 @@ export class Policy {
   /**
    * What the module said about the bundle when it was loaded (the WIT
    * `describe`): `{policy_hash, claims, issuers, action_tokens, approvals,
-   * development}`, as the Rust `BundleInfo` serialises. A host reads these
-   * (e.g. an issuer's `jwks_uri`, the action tokens' `leeway_seconds`)
-   * instead of parsing greenlight.toml.
+   * development, key_fetch}`, as the Rust `BundleInfo` serialises. A host
+   * reads these (e.g. where an issuer's `keys` come from, how to fetch them
+   * by `key_fetch`, the action tokens' `leeway_seconds`) instead of parsing
+   * greenlight.toml.
    * @returns {import('./info.js').BundleInfo}
    */
   get info() {
@@ -417,7 +426,7 @@ export class Policy {
    */
   #call(op, args) {
     try {
-      this.#instance ??= this.#engine.spawn(this.#files, [...this.#keys]);
+      this.#instance ??= this.#engine.spawn(this.#files, this.#replay());
     } catch (e) {
       // No thread could be started (e.g. the process is out of resources).
       return { fail: { code: 'engine-unavailable', message: `no policy instance is available: ${e.message}` } };
@@ -426,7 +435,7 @@ export class Policy {
     if (answer.fail !== undefined) {
       this.#instance = null;
       try {
-        this.#instance = this.#engine.spawn(this.#files, [...this.#keys]);
+        this.#instance = this.#engine.spawn(this.#files, this.#replay());
       } catch {
         // The next call tries again.
       }
@@ -445,21 +454,52 @@ export class Policy {
     }
   }
 
+  /** The key changes a new instance replays, in order: `[issuer, op, arg]`. */
+  #replay() {
+    return [...this.#keys].map(([issuer, [op, arg]]) => [issuer, op, arg]);
+  }
+
+  /**
+   * Makes one key change (`setKeys` or `withdrawKeys`) in the instance, and
+   * remembers it (the last per issuer) for every instance started later;
+   * a refused change changes nothing.
+   */
+  #changeKeys(op, issuer, arg) {
+    const answer = this.#call(op, [issuer, arg]);
+    if (answer.err !== undefined) throw new BundleError(answer.err);
+    if (answer.fail !== undefined) throw new DenialError(answer.fail.code, answer.fail.message);
+    this.#keys.delete(issuer);
+    this.#keys.set(issuer, [op, arg]);
+  }
+
   /**
    * Replaces the key set of one issuer (the bundle's `issuer` string, or
-   * `greenlight` for action tokens) with a JWKS document. The old keys keep
-   * serving when the new set is refused.
+   * `greenlight` for action tokens) with a JWKS document, here and in every
+   * instance started later; it ends a `withdrawKeys`. The old keys keep
+   * serving when the new set is refused (a set holding a private key member,
+   * `d`, `p`, `q`, `dp`, `dq`, `qi` or `oth`, is).
    * @param {string} issuer
    * @param {string} jwks a JWKS JSON document
    * @throws {BundleError} when the module refuses the set
    * @throws {DenialError} when the module fails (`engine-*`)
    */
   setKeys(issuer, jwks) {
-    const answer = this.#call('setKeys', [String(issuer), String(jwks)]);
-    if (answer.err !== undefined) throw new BundleError(answer.err);
-    if (answer.fail !== undefined) throw new DenialError(answer.fail.code, answer.fail.message);
-    this.#keys.delete(issuer);
-    this.#keys.set(issuer, jwks);
+    this.#changeKeys('setKeys', String(issuer), String(jwks));
+  }
+
+  /**
+   * Removes one issuer's keys (named as for `setKeys`), here and in every
+   * instance started later: its tokens are then denied with
+   * `token-unknown-key`, whose message ends with `: ${reason}` (say, the
+   * last fetch error, or that the keys grew too stale), until `setKeys`
+   * gives it keys again.
+   * @param {string} issuer
+   * @param {string} reason
+   * @throws {BundleError} for an issuer the bundle does not have (nothing changes)
+   * @throws {DenialError} when the module fails (`engine-*`)
+   */
+  withdrawKeys(issuer, reason) {
+    this.#changeKeys('withdrawKeys', String(issuer), String(reason));
   }
 
   /**
@@ -562,11 +602,20 @@ export class Policy {
     }
   }
 
-  /** The `ok` of a `result<_, denial>` call, or throws DenialError. */
+  /**
+   * The `ok` of a `result<_, denial>` call, or throws DenialError. The
+   * denial's issuer is kept only when it names one of the bundle's issuers
+   * (as the Rust host's `denial_with_issuer`).
+   */
   #result(op, args) {
     const answer = this.#call(op, args);
     if (answer.fail !== undefined) throw new DenialError(answer.fail.code, answer.fail.message);
-    if (answer.err !== undefined) throw new DenialError(...jwsError(answer.err));
+    if (answer.err !== undefined) {
+      const [code, message] = jwsError(answer.err);
+      const issuer = answer.err.issuer;
+      const known = code === answer.err.code && this.#info.issuers.some((i) => i.issuer === issuer);
+      throw new DenialError(code, message, known ? issuer : null);
+    }
     return answer.ok;
   }
 

@@ -10,13 +10,31 @@
 import { fail, list, principal, principalFromWit, str, u64 } from './decision.js';
 
 /**
+ * Where a host gets an issuer's keys (the WIT `key-source`), as the Rust
+ * `KeySource` serialises: `'bundle'` (the bundle carries them; nothing to
+ * fetch), `{jwks_uri: url}` (fetch the JWKS at `url`) or `{discovery: urls}`
+ * (fetch the provider metadata at `urls`, in order: OpenID Connect discovery,
+ * then RFC 8414; the first whose `issuer` is exactly the issuer's names the
+ * `jwks_uri` to fetch). The keys fetched go to `policy.setKeys`.
+ * @typedef {'bundle' | {jwks_uri: string} | {discovery: string[]}} KeySource
+ * How every host fetches issuers' keys (`[key_fetch]`, the WIT
+ * `key-fetch-settings`), so that every host keeps them alike: HTTPS only
+ * (plain HTTP to loopback when `allow_http_loopback`), no redirect, timeouts
+ * in milliseconds, `max_bytes` of body at most; a fetched set is fresh
+ * between `min_age_seconds` and `max_age_seconds` (whatever the provider's
+ * cache headers say), keeps serving `max_stale_seconds` more while fetches
+ * fail (then `policy.withdrawKeys`), and an unknown `kid` refetches at most
+ * every `unknown_kid_interval_seconds`.
+ * @typedef {{connect_timeout_ms: number, timeout_ms: number, max_bytes: number,
+ *            min_age_seconds: number, max_age_seconds: number, max_stale_seconds: number,
+ *            unknown_kid_interval_seconds: number, allow_http_loopback: boolean}} KeyFetchSettings
  * @typedef {{policy_hash: string,
  *            claims: {entity_type: string, scope: string, groups: string, roles: string, tenant: string},
- *            issuers: {issuer: string, audience: string, jwks_uri: string | null}[],
+ *            issuers: {issuer: string, audience: string, keys: KeySource}[],
  *            action_tokens: {issuer: string, audience: string, ttl_seconds: number, leeway_seconds: number} | null,
  *            approvals: {default_ttl_seconds: number, poll_interval_seconds: number,
  *                        confirm_max_age_seconds: number},
- *            development: boolean}} BundleInfo
+ *            development: boolean, key_fetch: KeyFetchSettings}} BundleInfo
  * @typedef {{principal: import('./decision.js').Principal, expires_at: number,
  *            auth_time: number | null, approver: boolean}} Credential
  * @typedef {{principal: import('./decision.js').Principal, audience: string, token_id: string,
@@ -51,7 +69,7 @@ export function bundleInfoFromWit(raw) {
     issuers: list(b.issuers, 'issuers', (i) => ({
       issuer: str(i?.issuer, 'an issuer'),
       audience: str(i?.audience, 'an audience'),
-      jwks_uri: i?.jwksUri === undefined ? null : str(i.jwksUri, 'a jwks_uri'),
+      keys: keySource(i?.keys),
     })),
     action_tokens:
       t === undefined
@@ -68,6 +86,47 @@ export function bundleInfoFromWit(raw) {
       confirm_max_age_seconds: u64(a.confirmMaxAgeSeconds, 'the confirm max age'),
     },
     development: b.development === true,
+    key_fetch: keyFetch(record(b.keyFetch, 'the key-fetch settings')),
+  };
+}
+
+/**
+ * The WIT `key-source` as jco lifts it (`{tag, val}`), in the JSON form of
+ * the Rust `KeySource`.
+ * @returns {KeySource}
+ */
+function keySource(k) {
+  switch (record(k, 'a key source').tag) {
+    case 'bundle':
+      return 'bundle';
+    case 'jwks-uri':
+      return { jwks_uri: str(k.val, 'a jwks_uri') };
+    case 'discovery':
+      return { discovery: list(k.val, 'metadata URLs', str) };
+    default:
+      return fail('a key source is unknown');
+  }
+}
+
+function u32(v, what) {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) fail(`${what} is not a u32`);
+  return v;
+}
+
+/**
+ * The WIT `key-fetch-settings`, checked.
+ * @returns {KeyFetchSettings}
+ */
+function keyFetch(k) {
+  return {
+    connect_timeout_ms: u32(k.connectTimeoutMs, 'connect_timeout_ms'),
+    timeout_ms: u32(k.timeoutMs, 'timeout_ms'),
+    max_bytes: u32(k.maxBytes, 'max_bytes'),
+    min_age_seconds: u64(k.minAgeSeconds, 'min_age_seconds'),
+    max_age_seconds: u64(k.maxAgeSeconds, 'max_age_seconds'),
+    max_stale_seconds: u64(k.maxStaleSeconds, 'max_stale_seconds'),
+    unknown_kid_interval_seconds: u64(k.unknownKidIntervalSeconds, 'unknown_kid_interval_seconds'),
+    allow_http_loopback: typeof k.allowHttpLoopback === 'boolean' ? k.allowHttpLoopback : fail('allow_http_loopback is not a boolean'),
   };
 }
 

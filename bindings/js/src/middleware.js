@@ -49,9 +49,11 @@ const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
  *   pass-through.
  *
  * At start, and when a token names an unknown key (at most every
- * `keysRefreshMs`), it fetches `${serviceUrl}/.well-known/jwks.json` into
- * the policy's `greenlight` keys so action tokens verify locally. The
- * returned function has `ready`, a promise of that first fetch.
+ * `keysRefreshMs`; a `token-unknown-key` that names no `issuer`: one that
+ * does is about an access-token issuer's fetched keys), it fetches
+ * `${serviceUrl}/.well-known/jwks.json` into the policy's `greenlight` keys
+ * so action tokens verify locally. The returned function has `ready`, a
+ * promise of that first fetch.
  *
  * Neither call to the service follows a redirect: a 30x is a failure like
  * any other status (the keys are not loaded; the check denies), so the
@@ -148,7 +150,10 @@ export function greenlight(options) {
     await ready;
     let decision = policy.evaluateHttp(request, now());
     const v = decision.verdict;
-    if (v.kind === 'deny' && v.code === 'token-unknown-key' && (fetching || Date.now() - lastFetch >= refreshMs)) {
+    // A denial naming an issuer is about that issuer's fetched keys, which
+    // the service's JWKS cannot bring.
+    const unknownKey = v.kind === 'deny' && v.code === 'token-unknown-key' && v.issuer === undefined;
+    if (unknownKey && (fetching || Date.now() - lastFetch >= refreshMs)) {
       // Refresh, or wait for the refresh another request started; then
       // decide again with whatever keys that brought.
       await (fetching ?? refreshKeys());

@@ -63,12 +63,18 @@ try {
   process.exit(0);
 }
 
-// Load the bundle and replay the key sets set so far; a bundle-less worker
-// only serves `jose`.
+// The key changes a policy may replay: `[issuer, op, arg]`.
+const keyChanges = {
+  setKeys: (issuer, jwks) => policy.setKeys(issuer, jwks),
+  withdrawKeys: (issuer, reason) => policy.withdrawKeys(issuer, reason),
+};
+
+// Load the bundle and replay the key changes made so far (set or
+// withdrawn, the last per issuer); a bundle-less worker only serves `jose`.
 run(() => {
   if (files === null) return null;
   policy = root.engine.Policy.load(files);
-  for (const [issuer, jwks] of keys) policy.setKeys(issuer, jwks);
+  for (const [issuer, op, arg] of keys) keyChanges[op](issuer, arg);
   return policy.describe();
 });
 
@@ -79,7 +85,7 @@ const ops = {
   authenticate: (token, now) => policy.authenticate(token, now),
   inspect: (token, now) => policy.inspect(token, now),
   stats: () => policy.stats(),
-  setKeys: (issuer, jwks) => policy.setKeys(issuer, jwks),
+  ...keyChanges,
   verifyCompact: (token, jwk) => root.jose.verifyCompact(token, jwk),
   // The free function of `greenlight:approval/gateway`: the HTTP answer for a decision.
   respond: (decision, serviceUrl) => root.gateway.respond(decision, serviceUrl),

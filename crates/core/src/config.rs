@@ -34,6 +34,9 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// A development signing key for `greenlight dev-token`; never for production.
     pub dev: Option<DevConfig>,
+    /// How hosts fetch the keys of issuers the bundle does not carry.
+    #[serde(default)]
+    pub key_fetch: greenlight_types::bundle::KeyFetchSettings,
 }
 
 /// One trusted issuer of access tokens.
@@ -48,7 +51,9 @@ pub struct IssuerConfig {
     pub algorithms: Vec<String>,
     /// A JWKS file in the bundle.
     pub jwks: Option<String>,
-    /// Where the host fetches the JWKS from, when `jwks` is absent.
+    /// Where the host fetches the JWKS from. With neither `jwks` nor
+    /// `jwks_uri`, the host finds it in the issuer's metadata (OpenID
+    /// Connect discovery, then RFC 8414).
     pub jwks_uri: Option<String>,
     /// When set, the `typ` header must equal it (RFC 9068: `at+jwt`).
     pub require_typ: Option<String>,

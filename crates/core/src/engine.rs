@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use greenlight_types::bundle::{
-    ActionTokenSettings, ApprovalSettings, BundleInfo, ClaimNames, IssuerInfo,
+    ActionTokenSettings, ApprovalSettings, BundleInfo, ClaimNames, IssuerInfo, KeySource,
 };
 use greenlight_types::{
     AccessRequest, Action, ActionToken, Allowance, Challenge, Credential, Decision, Denial,
@@ -132,6 +132,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Removes one issuer's keys (its tokens are then denied, saying
+    /// `reason`) and clears the token cache.
+    pub fn withdraw_keys(&mut self, issuer: &str, reason: &str) -> Result<(), LoadError> {
+        self.bundle.withdraw_keys(issuer, reason)?;
+        self.with_cache(TokenCache::clear);
+        Ok(())
+    }
+
     fn with_cache<R>(&self, f: impl FnOnce(&mut TokenCache) -> R) -> R {
         // A poisoned lock only means another thread panicked mid-insert; the
         // cache holds verified entries only, so it is safe to keep using.
@@ -217,7 +225,12 @@ impl Engine {
                 .map(|i| IssuerInfo {
                     issuer: i.issuer.clone(),
                     audience: i.audience.clone(),
-                    jwks_uri: i.jwks_uri.clone(),
+                    keys: self
+                        .bundle
+                        .issuers
+                        .iter()
+                        .find(|b| b.issuer == i.issuer)
+                        .map_or(KeySource::Bundle, |b| b.source.clone()),
                 })
                 .collect(),
             action_tokens: self
@@ -237,6 +250,7 @@ impl Engine {
                 confirm_max_age_seconds: config.approvals.confirm_max_age,
             },
             development: config.dev.is_some(),
+            key_fetch: config.key_fetch.clone(),
         }
     }
 
@@ -455,7 +469,11 @@ impl Engine {
     }
 
     fn denied(&self, d: Denial) -> Decision {
-        Decision::deny(d.code, d.message, &self.bundle.hash)
+        Decision {
+            verdict: Verdict::Deny(d),
+            reasons: Vec::new(),
+            policy_hash: self.bundle.hash.clone(),
+        }
     }
 
     fn decide(&self, verified: &Verified, target: Target) -> Decision {

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::config::PrincipalConfig;
+use greenlight_types::bundle::KeySource;
 use greenlight_types::{Denial, DenialCode, GrantMode, Principal};
 
 use crate::jws::{self, Alg, KeySet};
@@ -20,6 +21,10 @@ pub struct Issuer {
     pub algorithms: Vec<Alg>,
     /// Verification keys; empty until the host supplies them.
     pub keys: KeySet,
+    /// Where the keys come from.
+    pub source: KeySource,
+    /// Why the host has no keys for it, when it said (`withdraw-keys`).
+    pub keys_note: Option<String>,
     /// The required `typ`, if any.
     pub require_typ: Option<String>,
     /// Clock leeway in seconds.
@@ -267,13 +272,22 @@ pub fn verify(
             ));
         }
     }
+    let fetched = issuer.source != KeySource::Bundle;
+    let refresh = |d: Denial| {
+        if fetched && d.code == DenialCode::TokenUnknownKey {
+            d.for_issuer(iss)
+        } else {
+            d
+        }
+    };
     if issuer.keys.is_empty() {
-        return Err(Denial::new(
-            DenialCode::TokenUnknownKey,
-            format!("no keys are loaded for issuer `{iss}`"),
-        ));
+        let message = match &issuer.keys_note {
+            Some(note) => format!("no keys are loaded for issuer `{iss}`: {note}"),
+            None => format!("no keys are loaded for issuer `{iss}`"),
+        };
+        return Err(refresh(Denial::new(DenialCode::TokenUnknownKey, message)));
     }
-    parsed.verify(&issuer.keys)?;
+    parsed.verify(&issuer.keys).map_err(refresh)?;
 
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => *a == issuer.audience,

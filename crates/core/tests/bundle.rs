@@ -499,3 +499,75 @@ fn empty_claim_names_are_refused() {
         ]
     );
 }
+
+/// Keys fetched from a provider come over HTTPS (plain HTTP only to
+/// loopback, when `[key_fetch]` allows it), never as a published shared
+/// secret, within limits a host can honour; an issuer named alone is
+/// found by discovery, at the two well-known places in order.
+#[test]
+fn fetched_keys_come_over_https_within_sane_limits() {
+    let issuer =
+        |body: &str| format!("[[issuers]]\naudience = \"https://api.example.com\"\n{body}\n");
+    let messages = |config: &str| -> Vec<String> {
+        problems(&[("greenlight.toml", config), ("policy.cedar", "")])
+            .into_iter()
+            .map(|p| p.message)
+            .collect()
+    };
+    assert_eq!(
+        messages(&issuer(
+            "issuer = \"https://idp.example.com\"\nalgorithms = [\"EdDSA\"]\njwks_uri = \"http://keys.example.com/jwks\""
+        )),
+        [
+            "issuer `https://idp.example.com`: its keys are fetched from its jwks_uri `http://keys.example.com/jwks`, which is not an HTTPS URL"
+        ]
+    );
+    assert_eq!(
+        messages(&issuer(
+            "issuer = \"http://127.0.0.1:8080\"\nalgorithms = [\"EdDSA\"]"
+        )),
+        [
+            "issuer `http://127.0.0.1:8080`: its keys are fetched from its issuer `http://127.0.0.1:8080`, which is plain HTTP (allowed to loopback only with `[key_fetch] allow_http_loopback = true`)"
+        ]
+    );
+    assert_eq!(
+        messages(&issuer(
+            "issuer = \"https://idp.example.com\"\nalgorithms = [\"HS256\"]"
+        )),
+        [
+            "issuer `https://idp.example.com` allows HS256, so its keys (a shared secret) must be in the bundle: a published secret is no secret"
+        ]
+    );
+    assert_eq!(
+        messages(&format!(
+            "{}[key_fetch]\nmax_bytes = 0\nmin_age_seconds = 7200\nmax_age_seconds = 3600\n",
+            issuer("issuer = \"https://idp.example.com\"\nalgorithms = [\"EdDSA\"]")
+        )),
+        [
+            "`[key_fetch] max_bytes` must be more than 0",
+            "`[key_fetch] min_age_seconds` (7200) is more than `max_age_seconds` (3600)",
+        ]
+    );
+    let loopback = format!(
+        "{}[key_fetch]\nallow_http_loopback = true\n",
+        issuer("issuer = \"http://127.0.0.1:8080/realms/a\"\nalgorithms = [\"EdDSA\"]")
+    );
+    let engine = Engine::load(&files(&[
+        ("greenlight.toml", &loopback),
+        ("policy.cedar", ""),
+    ]))
+    .expect("loopback HTTP allowed");
+    let info = engine.describe();
+    assert_eq!(
+        info.issuers[0].keys,
+        greenlight_types::bundle::KeySource::Discovery(vec![
+            "http://127.0.0.1:8080/realms/a/.well-known/openid-configuration".to_owned(),
+            "http://127.0.0.1:8080/.well-known/oauth-authorization-server/realms/a".to_owned(),
+        ])
+    );
+    assert!(info.key_fetch.allow_http_loopback);
+    assert_eq!(
+        info.key_fetch.min_age_seconds, 300,
+        "defaults fill the rest"
+    );
+}

@@ -83,6 +83,8 @@ pub struct BundleInfo {
     /// Whether the bundle has a `[dev]` signing key (for trying things,
     /// never for production).
     pub development: bool,
+    /// How hosts fetch the keys of issuers the bundle does not carry.
+    pub key_fetch: KeyFetchSettings,
 }
 
 /// Claim names and the principal's entity type (`[principal]`).
@@ -109,8 +111,70 @@ pub struct IssuerInfo {
     pub issuer: String,
     /// The audience its tokens must name.
     pub audience: String,
-    /// Where the host fetches its keys, when the bundle does not carry them.
-    pub jwks_uri: Option<String>,
+    /// Where its keys come from.
+    pub keys: KeySource,
+}
+
+/// Where a host gets an issuer's keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeySource {
+    /// The bundle carries them (`jwks = "file"`): nothing to fetch.
+    Bundle,
+    /// The host fetches the JWKS at this URL (`jwks_uri`) and hands it to
+    /// `set-keys`.
+    JwksUri(String),
+    /// The host reads the provider's metadata at these URLs, in order
+    /// (OpenID Connect discovery, then RFC 8414), checks that its `issuer`
+    /// is exactly the issuer's, and fetches the `jwks_uri` it names.
+    Discovery(Vec<String>),
+}
+
+/// How every host fetches issuers' keys (`[key_fetch]`; a missing setting
+/// takes its default).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyFetchSettings {
+    /// The longest wait for a connection, in milliseconds.
+    pub connect_timeout_ms: u32,
+    /// The longest wait for a whole response, in milliseconds.
+    pub timeout_ms: u32,
+    /// The largest response body accepted, in bytes.
+    pub max_bytes: u32,
+    /// The shortest time a fetched key set is kept before it is fetched
+    /// again, whatever the provider's cache headers say, in seconds; also
+    /// the freshness of a response that states none.
+    pub min_age_seconds: u64,
+    /// The longest time a fetched key set is kept fresh, whatever the
+    /// provider's cache headers say, in seconds.
+    pub max_age_seconds: u64,
+    /// How long past its freshness a key set keeps serving while fetches
+    /// fail, in seconds; then the issuer's tokens are denied.
+    pub max_stale_seconds: u64,
+    /// The shortest time between two fetches caused by tokens naming a
+    /// `kid` the key set lacks, per issuer, in seconds.
+    pub unknown_kid_interval_seconds: u64,
+    /// Whether plain HTTP may be used to a loopback address (a provider
+    /// on the same machine, as in tests). Never to any other address.
+    pub allow_http_loopback: bool,
+}
+
+impl Default for KeyFetchSettings {
+    /// 2 s to connect, 5 s in all, 512 KiB, fresh between 5 minutes and a
+    /// day, stale for at most a day more, an unknown `kid` refetches at
+    /// most every 30 s, HTTPS only.
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 2_000,
+            timeout_ms: 5_000,
+            max_bytes: 512 * 1024,
+            min_age_seconds: 300,
+            max_age_seconds: 86_400,
+            max_stale_seconds: 86_400,
+            unknown_kid_interval_seconds: 30,
+            allow_http_loopback: false,
+        }
+    }
 }
 
 /// How Greenlight's action tokens are minted and checked (`[action_tokens]`).

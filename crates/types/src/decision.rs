@@ -137,6 +137,12 @@ pub struct Denial {
     pub code: DenialCode,
     /// A message for a person; never parse it.
     pub message: String,
+    /// For `token-unknown-key` from an issuer whose keys a host fetches:
+    /// that issuer, so the host can refresh its keys (no more often than
+    /// the bundle's `[key_fetch]` allows) and decide again. Absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 impl Denial {
@@ -145,7 +151,15 @@ impl Denial {
         Self {
             code,
             message: message.into(),
+            issuer: None,
         }
+    }
+
+    /// The same denial, naming the issuer whose keys to refresh.
+    #[must_use]
+    pub fn for_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
     }
 }
 

@@ -48,6 +48,8 @@ from .info import (
     Credential,
     EngineStats,
     IssuerInfo,
+    KeyFetchSettings,
+    KeySource,
 )
 
 __all__ = [
@@ -74,6 +76,8 @@ __all__ = [
     "HttpRequest",
     "InvalidOutput",
     "IssuerInfo",
+    "KeyFetchSettings",
+    "KeySource",
     "Limits",
     "Obligation",
     "Policy",

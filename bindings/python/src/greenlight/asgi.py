@@ -23,8 +23,10 @@ decides it with `greenlight.wasm` at the wall clock's time, and then:
 
 The approval service's public keys (`/.well-known/jwks.json`) are fetched at
 startup and again, at most every `key_refresh_seconds`, when a token names
-an unknown key, so action tokens verify locally. WebSocket connections are
-refused: the engine decides HTTP requests only.
+an unknown key (a `token-unknown-key` denial that names no issuer: one that
+does is about an access-token issuer's fetched keys), so action tokens
+verify locally. WebSocket connections are refused: the engine decides HTTP
+requests only.
 
 Both calls to the service carry what an attacker on the path must not see
 or swap (the client's bearer tokens; the keys that verify action tokens),
@@ -48,7 +50,7 @@ from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
 import httpx
 
 from . import _json
-from .decision import Allow, Decision, InvalidOutput
+from .decision import Allow, Decision, Deny, InvalidOutput
 from .engine import ACTION_ISSUER, BundleError, EngineError, Engine, HttpRequest, Limits, Policy
 
 Scope = MutableMapping[str, Any]
@@ -255,9 +257,11 @@ class GreenlightMiddleware:
             await self.refresh_keys()
         decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
         v = decision.verdict
-        if not decision.allowed and getattr(v, "code", None) == "token-unknown-key":
+        if isinstance(v, Deny) and v.code == "token-unknown-key" and v.issuer is None:
             # Refresh (or wait for the refresh another request started, or be
             # rate-limited), then decide again: the keys may be new either way.
+            # A denial naming an issuer is about that issuer's fetched keys
+            # (`Deny.issuer`), which the service's JWKS cannot bring.
             await self.refresh_keys()
             decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
         if decision.needs_service:

@@ -2,10 +2,11 @@
 
 `Decision.to_json()` gives exactly the JSON of the Rust
 `greenlight_types::Decision` (compact, serde's field order, kebab-case
-kinds, `null` for an absent `approval_id` or `consume`, approvers as their
-policy text), so a decision can be compared byte for byte with the Rust
-host's. `Decision.from_dict()` reads that JSON back, strictly: it is how a
-gateway reads the approval service's answer.
+kinds, `null` for an absent `approval_id` or `consume`, a deny's `issuer`
+only when present, approvers as their policy text), so a decision can be
+compared byte for byte with the Rust host's. `Decision.from_dict()` reads
+that JSON back, strictly: it is how a gateway reads the approval service's
+answer.
 
 Everything a host acts on is a field: who acts (`principal`), on what
 (`action`, with its digest), under which approval (`approval_id`), which
@@ -192,6 +193,13 @@ class Deny:
     code: str
     #: A message for a person; never parse it, use `code`.
     message: str
+    #: For `token-unknown-key` from an issuer whose keys the host fetches
+    #: (`KeySource` other than `bundle`): that issuer, so the host can fetch
+    #: its keys again (no more often than the bundle's
+    #: `key_fetch.unknown_kid_interval_seconds`), hand them to
+    #: `Policy.set_keys` and decide once more. `None` for every other
+    #: denial, and then absent from the JSON.
+    issuer: Optional[str] = None
     kind = "deny"
 
 
@@ -245,11 +253,12 @@ class Decision:
     policy_hash: str
 
     @staticmethod
-    def deny(code: str, message: str, policy_hash: str) -> "Decision":
-        """A deny with no determining policies (as the Rust `Decision::deny`)."""
+    def deny(code: str, message: str, policy_hash: str, issuer: Optional[str] = None) -> "Decision":
+        """A deny with no determining policies (as the Rust `Decision::deny`),
+        naming `issuer` when given (see `Deny.issuer`)."""
         if code not in DENIAL_CODES:
             raise ValueError(f"unknown denial code `{code}`")
-        return Decision(Deny(code, message), (), policy_hash)
+        return Decision(Deny(code, message, issuer), (), policy_hash)
 
     @property
     def allowed(self) -> bool:
@@ -287,6 +296,8 @@ class Decision:
             }
         elif isinstance(v, Deny):
             verdict = {"kind": "deny", "code": v.code, "message": v.message}
+            if v.issuer is not None:  # serde skips an absent issuer
+                verdict["issuer"] = v.issuer
         else:
             verdict = {
                 "kind": "approval-required",
@@ -330,8 +341,11 @@ class Decision:
             result: Verdict = Allow(_principal(v["principal"], "the principal"), _action(v["action"]),
                                     approval_id, consume, headers)
         elif kind == "deny":
-            v = _obj(verdict, "the deny", {"kind", "code", "message"})
-            result = Deny(_str(v["code"], "the code"), _str(v["message"], "the denial message"))
+            v = _obj(verdict, "the deny", {"kind", "code", "message"}, frozenset({"issuer"}))
+            # As serde reads `Option<String>` with a default: absent or null is none.
+            issuer = v.get("issuer")
+            result = Deny(_str(v["code"], "the code"), _str(v["message"], "the denial message"),
+                          None if issuer is None else _str(issuer, "the denial's issuer"))
         elif kind == "approval-required":
             v = _obj(verdict, "the challenge",
                      {"kind", "requester", "action", "authorization_details", "obligation"})
@@ -435,6 +449,8 @@ def validated(d: Decision) -> Decision:
         if v.code not in DENIAL_CODES:
             raise InvalidOutput(f"unknown denial code {v.code!r}")
         _check_str(v.message, "the denial message")
+        if v.issuer is not None:
+            _check_str(v.issuer, "the denial's issuer")
     else:
         if not isinstance(v.authorization_details, list):
             raise InvalidOutput("authorization_details is not an array")

@@ -2,9 +2,9 @@
 answer them.
 
 The component is compiled once per `Engine`. A `Policy` keeps a small pool of
-instances, each with the bundle (and the keys set since) loaded in it, so
-its cache of verified tokens stays warm. Every call has a time budget (epoch
-interruption) and every instance a memory cap. A trap, an overrun or a
+instances, each with the bundle (and the keys set or withdrawn since) loaded
+in it, so its cache of verified tokens stays warm. Every call has a time
+budget (epoch interruption) and every instance a memory cap. A trap, an overrun or a
 malformed answer is a deny (`engine-trap`, `engine-timeout`,
 `engine-memory-exceeded`, `engine-invalid-output`), never an exception; the
 instance is discarded and the next call gets a fresh one, as in the Rust
@@ -65,20 +65,23 @@ from .info import (
     Credential,
     EngineStats,
     IssuerInfo,
+    KeyFetchSettings,
+    KeySource,
 )
 
 log = logging.getLogger("greenlight")
 
 #: The WIT package version this binding speaks.
-WIT_VERSION = "0.4.1"
+WIT_VERSION = "0.5.0"
 _ENGINE_IFACE = f"greenlight:approval/engine@{WIT_VERSION}"
 _JOSE_IFACE = f"greenlight:approval/jose@{WIT_VERSION}"
 _GATEWAY_IFACE = f"greenlight:approval/gateway@{WIT_VERSION}"
-_METHODS = ("set-keys", "evaluate-http", "evaluate", "evaluate-as", "authenticate", "inspect", "describe", "stats")
+_METHODS = ("set-keys", "withdraw-keys", "evaluate-http", "evaluate", "evaluate-as", "authenticate", "inspect",
+            "describe", "stats")
 
 #: The bundle files read from a folder besides the `*.json` key sets.
 BUNDLE_FILES = ("greenlight.toml", "policy.cedar", "schema.cedarschema")
-#: The name `set_keys` uses for Greenlight's own action-token issuer.
+#: The name `set_keys` and `withdraw_keys` use for Greenlight's own action-token issuer.
 ACTION_ISSUER = "greenlight"
 
 #: Table elements an instance may have; Rust guests use a few hundred.
@@ -152,11 +155,15 @@ class EngineError(Exception):
 
 class Denied(Exception):
     """When `authenticate`, `inspect` or `verify_compact` refuses: `code`
-    (one of the denial codes) and `message`, as in a `Deny`."""
+    (one of the denial codes), `message` and `issuer`, as in a `Deny`.
+    `issuer` is set only for `token-unknown-key` from one of the bundle's
+    issuers whose keys the host fetches (then fetch them again and retry);
+    `None` otherwise."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, issuer: Optional[str] = None):
         self.code = code
         self.message = message
+        self.issuer = issuer
         super().__init__(f"{code}: {message}")
 
 
@@ -457,7 +464,7 @@ class _Slot:
 
     def __init__(self, engine: "Engine", budget: float):
         self.engine = engine
-        #: The key generation this instance holds (see `Policy.set_keys`).
+        #: The key generation this instance holds (see `Policy._change_keys`).
         self.generation = 0
         # The callback must not hold the slot or the store: wasmtime-py keeps
         # it in a global table until the store is freed.
@@ -598,9 +605,13 @@ class Policy:
         """Use `Engine.load_bundle`."""
         self._engine = engine
         self._files = files
-        self._keys: list[tuple[str, str]] = []
-        #: Bumped by every `set_keys`: an instance from an older generation
-        #: (busy while the keys changed) is dropped, not pooled again.
+        #: Key changes since loading, the last per issuer, replayed into every
+        #: new instance: `(issuer, "set-keys", jwks)` or
+        #: `(issuer, "withdraw-keys", reason)`.
+        self._keys: list[tuple[str, str, str]] = []
+        #: Bumped by every key change (`set_keys`, `withdraw_keys`): an
+        #: instance from an older generation (busy while the keys changed)
+        #: is dropped, not pooled again.
         self._generation = 0
         self._pool: list[_Slot] = []
         #: The counters of instances no longer in use (see `stats`).
@@ -625,9 +636,11 @@ class Policy:
     @property
     def info(self) -> BundleInfo:
         """What the module said about the bundle when it was loaded (the WIT
-        `describe`): its hash, issuers (with the `jwks_uri` a host fetches
-        keys from), action-token and approval settings, claim names. A host
-        reads these instead of parsing `greenlight.toml`."""
+        `describe`): its hash, issuers (with the `KeySource` of their keys:
+        the bundle, or a URL the host fetches them from), action-token and
+        approval settings, claim names, and how hosts fetch keys
+        (`key_fetch`). A host reads these instead of parsing
+        `greenlight.toml`."""
         return self._info
 
     def _new_slot(self) -> _Slot:
@@ -640,8 +653,8 @@ class Policy:
             slot.policy = loaded
             with self._lock:
                 keys, slot.generation = list(self._keys), self._generation
-            for issuer, jwks in keys:
-                refused = slot.call("set-keys", limits.load_budget, slot.policy, issuer, jwks)
+            for issuer, method, arg in keys:
+                refused = slot.call(method, limits.load_budget, slot.policy, issuer, arg)
                 if refused is not None:
                     raise _load_error(refused)
         except _Failure as f:
@@ -678,21 +691,39 @@ class Policy:
 
     def set_keys(self, issuer: str, jwks: str) -> None:
         """Replaces one issuer's key set (`greenlight` for action tokens)
-        with a JWKS document, in every instance present and future. Raises
-        `BundleError` when the set is refused; the old keys keep serving."""
-        issuer, jwks = _text(issuer, "the issuer"), _text(jwks, "the key set")
-        slot = self._new_slot()  # validate first: a refused set changes nothing
+        with a JWKS document, in every instance present and future; it ends
+        a `withdraw_keys`. Raises `BundleError` when the set is refused (a
+        set with a private key member, `d`, `p`, `q`, `dp`, `dq`, `qi` or
+        `oth`, is); the old keys keep serving."""
+        self._change_keys(_text(issuer, "the issuer"), "set-keys", _text(jwks, "the key set"))
+
+    def withdraw_keys(self, issuer: str, reason: str) -> None:
+        """Removes one issuer's keys (named as for `set_keys`) in every
+        instance present and future: its tokens are then denied with
+        `token-unknown-key`, whose message ends with `": " + reason` (say,
+        the last fetch error, or that the keys grew too stale), until
+        `set_keys` gives it keys again. Raises `BundleError` for an issuer
+        the bundle does not have; nothing changes then."""
+        self._change_keys(_text(issuer, "the issuer"), "withdraw-keys", _text(reason, "the reason"))
+
+    def _change_keys(self, issuer: str, method: str, arg: str) -> None:
+        """Calls `method` (`set-keys` or `withdraw-keys`) for `issuer` with
+        `arg` in every instance present and future, as the Rust host does
+        (`host/src/pool.rs`): validated on a fresh instance first, then
+        replayed into every new one; idle instances are dropped, and one
+        busy meanwhile is dropped when it comes back."""
+        slot = self._new_slot()  # validate first: a refused change changes nothing
         try:
-            refused = slot.call("set-keys", self._engine.limits.call_budget, slot.policy, issuer, jwks)
+            refused = slot.call(method, self._engine.limits.call_budget, slot.policy, issuer, arg)
         except _Failure as f:
             raise EngineError(f.message) from None
         if refused is not None:
             raise _load_error(refused)
         with self._lock:
-            self._keys = [(i, k) for i, k in self._keys if i != issuer] + [(issuer, jwks)]
+            self._keys = [k for k in self._keys if k[0] != issuer] + [(issuer, method, arg)]
             self._generation += 1
-            # The validated instance holds exactly the sets replayed into it
-            # plus this one: current only if no other set_keys came between.
+            # The validated instance holds exactly the changes replayed into
+            # it plus this one: current only if no other change came between.
             current = slot.generation + 1 == self._generation
             slot.generation = self._generation
             old, self._pool = self._pool, [slot] if current else []
@@ -830,7 +861,12 @@ class Policy:
         code, message = getattr(answer.payload, "code", None), getattr(answer.payload, "message", None)
         if code not in DENIAL_CODES or not isinstance(message, str):
             raise Denied("engine-invalid-output", "the policy module returned a malformed denial")
-        raise Denied(code, message[:MAX_GUEST_STRING])
+        # The issuer whose keys to fetch again is kept only when it names one
+        # of the bundle's issuers (as the Rust host, `denial_with_issuer`).
+        issuer = getattr(answer.payload, "issuer", None)
+        if not any(i.issuer == issuer for i in self._info.issuers):
+            issuer = None
+        raise Denied(code, message[:MAX_GUEST_STRING], issuer)
 
     def respond(self, decision: Decision, service_url: str) -> Response:
         """The HTTP answer a gateway gives for `decision` (docs/gateway.md),
@@ -921,6 +957,12 @@ def _string(v: Any, what: str) -> str:
 def _u64(v: Any, what: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**64:
         raise InvalidOutput(f"{what} is not a u64")
+    return v
+
+
+def _u32(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**32:
+        raise InvalidOutput(f"{what} is not a u32")
     return v
 
 
@@ -1018,7 +1060,9 @@ def _decision(d: Any) -> Decision:
                              None if approval_id is None else _string(approval_id, "the approval id"),
                              consume, tuple((k, val) for k, val in headers))
     elif v.tag == "deny":
-        verdict = Deny(p.code, _string(p.message, "the denial message"))
+        issuer = p.issuer
+        verdict = Deny(p.code, _string(p.message, "the denial message"),
+                       None if issuer is None else _string(issuer, "the denial's issuer"))
     elif v.tag == "approval-required":
         details = _json_text(getattr(p, "authorization-details"), "authorization_details")
         o = p.obligation
@@ -1067,8 +1111,7 @@ def _bundle_info(b: Any) -> BundleInfo:
                           _string(c.scope, "the scope claim"), _string(c.groups, "the groups claim"),
                           _string(c.roles, "the roles claim"), _string(c.tenant, "the tenant claim")),
         issuers=tuple(IssuerInfo(_string(i.issuer, "an issuer"), _string(i.audience, "an audience"),
-                                 None if getattr(i, "jwks-uri") is None
-                                 else _string(getattr(i, "jwks-uri"), "a jwks_uri"))
+                                 _key_source(i.keys))
                       for i in issuers),
         action_tokens=None if at is None else ActionTokenSettings(
             _string(at.issuer, "the action-token issuer"), _string(at.audience, "the action-token audience"),
@@ -1078,6 +1121,47 @@ def _bundle_info(b: Any) -> BundleInfo:
                                    _u64(getattr(a, "poll-interval-seconds"), "the poll interval"),
                                    _u64(getattr(a, "confirm-max-age-seconds"), "the confirm max age")),
         development=b.development is True,
+        key_fetch=_key_fetch(getattr(b, "key-fetch")),
+    )
+
+
+def _key_source(k: Any) -> KeySource:
+    """A WIT `key-source` from the module. wasmtime-py lifts it untagged
+    (its cases' Python types differ): `None` for `bundle`, a str for
+    `jwks-uri`, a list for `discovery`; a `Variant` is read too."""
+    if isinstance(k, Variant):
+        tag, payload = k.tag, k.payload
+        if tag == "bundle" and payload is None:
+            return KeySource.bundle()
+        if tag == "jwks-uri":
+            return KeySource.jwks_uri(_string(payload, "a jwks_uri"))
+        if tag == "discovery":
+            return KeySource.discovery(_strings(payload, "metadata URLs"))
+        raise InvalidOutput(f"unknown key source {tag!r}")
+    if k is None:
+        return KeySource.bundle()
+    if isinstance(k, str):
+        return KeySource.jwks_uri(_string(k, "a jwks_uri"))
+    if isinstance(k, list):
+        return KeySource.discovery(_strings(k, "metadata URLs"))
+    raise InvalidOutput(f"a key source is not a key-source: {k!r:.100}")
+
+
+def _key_fetch(k: Any) -> KeyFetchSettings:
+    """A WIT `key-fetch-settings` from the module, checked."""
+    allow = getattr(k, "allow-http-loopback")
+    if not isinstance(allow, bool):
+        raise InvalidOutput("`allow_http_loopback` is not a bool")
+    return KeyFetchSettings(
+        connect_timeout_ms=_u32(getattr(k, "connect-timeout-ms"), "`connect_timeout_ms`"),
+        timeout_ms=_u32(getattr(k, "timeout-ms"), "`timeout_ms`"),
+        max_bytes=_u32(getattr(k, "max-bytes"), "`max_bytes`"),
+        min_age_seconds=_u64(getattr(k, "min-age-seconds"), "`min_age_seconds`"),
+        max_age_seconds=_u64(getattr(k, "max-age-seconds"), "`max_age_seconds`"),
+        max_stale_seconds=_u64(getattr(k, "max-stale-seconds"), "`max_stale_seconds`"),
+        unknown_kid_interval_seconds=_u64(getattr(k, "unknown-kid-interval-seconds"),
+                                          "`unknown_kid_interval_seconds`"),
+        allow_http_loopback=allow,
     )
 
 
@@ -1122,7 +1206,7 @@ def _decision_out(d: Decision) -> Record:
                                            approval_id=v.approval_id, consume=consume,
                                            forward_headers=[(k, val) for k, val in v.forward_headers]))
     elif isinstance(v, Deny):
-        verdict = Variant("deny", _record(code=v.code, message=v.message))
+        verdict = Variant("deny", _record(code=v.code, message=v.message, issuer=v.issuer))
     else:
         o = v.obligation
         verdict = Variant("approval-required", _record(

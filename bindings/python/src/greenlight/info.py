@@ -1,8 +1,8 @@
 """What the policy module tells a host outside a decision: the loaded
 bundle's settings (`describe`), a verified access token (`authenticate`), a
 verified action token's claims (`inspect`) and its counters (`stats`), as
-the WIT `bundle-info`, `credential`, `action-token` and `engine-stats`
-(`wit/types.wit`).
+the WIT `bundle-info` (with its `key-source` and `key-fetch-settings`),
+`credential`, `action-token` and `engine-stats` (`wit/types.wit`).
 
 A host reads these instead of parsing `greenlight.toml` or a token itself,
 so it uses exactly what the module enforces.
@@ -11,7 +11,7 @@ so it uses exactly what the module enforces.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from .decision import Principal
 
@@ -32,6 +32,53 @@ class ClaimNames:
     tenant: str
 
 
+#: The kinds of `KeySource`, as the Rust `KeySource` serialises them.
+KEY_SOURCE_KINDS: tuple[str, ...] = ("bundle", "jwks_uri", "discovery")
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """Where a host gets an issuer's keys (the WIT `key-source`), to hand
+    them to `Policy.set_keys`. `kind` is one of:
+
+    - `"bundle"`: the bundle carries them (`jwks = "file"`); nothing to fetch;
+    - `"jwks_uri"`: the JWKS at `url` (the issuer's `jwks_uri`);
+    - `"discovery"`: the provider's metadata documents at `urls`, to try in
+      order (OpenID Connect discovery, then RFC 8414): the first that
+      answers with an `issuer` exactly the issuer's names the `jwks_uri` to
+      fetch.
+
+    Build one with `KeySource.bundle()`, `KeySource.jwks_uri(url)` or
+    `KeySource.discovery(urls)`."""
+
+    #: `"bundle"`, `"jwks_uri"` or `"discovery"`.
+    kind: str
+    #: The JWKS URL, for `"jwks_uri"`; `None` otherwise.
+    url: Optional[str] = None
+    #: The metadata URLs, in order, for `"discovery"`; empty otherwise.
+    urls: tuple[str, ...] = ()
+
+    @staticmethod
+    def bundle() -> "KeySource":
+        """The bundle carries the keys."""
+        return KeySource("bundle")
+
+    @staticmethod
+    def jwks_uri(url: str) -> "KeySource":
+        """The JWKS at `url`."""
+        return KeySource("jwks_uri", url=url)
+
+    @staticmethod
+    def discovery(urls: Sequence[str]) -> "KeySource":
+        """The metadata documents at `urls`, tried in order."""
+        return KeySource("discovery", urls=tuple(urls))
+
+    @property
+    def fetched(self) -> bool:
+        """Whether the host fetches these keys (anything but `"bundle"`)."""
+        return self.kind != "bundle"
+
+
 @dataclass(frozen=True)
 class IssuerInfo:
     """One issuer of access tokens (`[[issuers]]`)."""
@@ -40,9 +87,41 @@ class IssuerInfo:
     issuer: str
     #: The audience its tokens must name.
     audience: str
-    #: Where a host fetches its keys (then hands them to `set_keys`), when
-    #: the bundle does not carry them.
-    jwks_uri: Optional[str]
+    #: Where its keys come from: the bundle, or a URL the host fetches them
+    #: from (then hands them to `Policy.set_keys`).
+    keys: KeySource
+
+
+@dataclass(frozen=True)
+class KeyFetchSettings:
+    """How every host fetches issuers' keys (`[key_fetch]`; the WIT
+    `key-fetch-settings`), so that every host keeps them alike. Fetches are
+    HTTPS (plain HTTP to loopback only when `allow_http_loopback`), follow
+    no redirect, and a set that is refused (by the host's checks or by
+    `Policy.set_keys`) leaves the last good set serving."""
+
+    #: The longest wait for a connection, in milliseconds (default 2000).
+    connect_timeout_ms: int
+    #: The longest wait for a whole response, in milliseconds (default 5000).
+    timeout_ms: int
+    #: The largest response body accepted, in bytes (default 524288).
+    max_bytes: int
+    #: A fetched set is kept at least this long, in seconds, whatever the
+    #: provider's `Cache-Control`/`Expires` say; also the freshness of a
+    #: response that states none (default 300).
+    min_age_seconds: int
+    #: A fetched set is fresh at most this long, in seconds; hosts fetch
+    #: again before it ends (default 86400).
+    max_age_seconds: int
+    #: How long past its freshness a set keeps serving while fetches fail,
+    #: in seconds; then the host withdraws it (`Policy.withdraw_keys`) and
+    #: the issuer's tokens are denied (default 86400).
+    max_stale_seconds: int
+    #: The shortest time between two fetches caused by an unknown `kid`,
+    #: per issuer, in seconds (default 30).
+    unknown_kid_interval_seconds: int
+    #: Whether plain HTTP may reach a loopback address (default `False`).
+    allow_http_loopback: bool
 
 
 @dataclass(frozen=True)
@@ -89,6 +168,8 @@ class BundleInfo:
     approvals: ApprovalSettings
     #: Whether the bundle has a `[dev]` signing key (never for production).
     development: bool
+    #: How hosts fetch the keys of issuers the bundle does not carry.
+    key_fetch: KeyFetchSettings
 
 
 @dataclass(frozen=True)

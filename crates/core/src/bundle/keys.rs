@@ -7,6 +7,7 @@ use crate::config::{Config, DEFAULT_LEEWAY_SECONDS};
 use crate::jws::{Alg, KeySet};
 use crate::token::Issuer;
 use greenlight_types::ProblemKind;
+use greenlight_types::bundle::KeySource;
 
 /// Parses an algorithm allow-list; `owner` names its table in messages and
 /// `anchor` is text that locates it in the file.
@@ -94,23 +95,56 @@ pub(super) fn issuers(
                 format!("issuer `{}` is configured twice", ic.issuer),
             );
         }
-        let keys = match (&ic.jwks, &ic.jwks_uri) {
-            (Some(file), None) => load_keys(map, file, cfg_text, problems),
-            (None, Some(_)) => KeySet::default(),
-            _ => {
+        let (keys, source) = match (&ic.jwks, &ic.jwks_uri) {
+            (Some(file), None) => (load_keys(map, file, cfg_text, problems), KeySource::Bundle),
+            (None, Some(uri)) => (KeySet::default(), KeySource::JwksUri(uri.clone())),
+            (None, None) => (
+                KeySet::default(),
+                KeySource::Discovery(discovery_urls(&ic.issuer)),
+            ),
+            (Some(_), Some(_)) => {
                 problems.add(
                     ProblemKind::InvalidConfig,
                     CONFIG_FILE,
                     at,
                     format!(
-                        "issuer `{}` needs exactly one of `jwks` (a file) and `jwks_uri`",
+                        "issuer `{}` names both `jwks` (a file) and `jwks_uri`: keep one",
                         ic.issuer
                     ),
                 );
-                KeySet::default()
+                (KeySet::default(), KeySource::Bundle)
             }
         };
         let hs = algorithms.contains(&Alg::HS256);
+        let fetched: Vec<(&str, &String)> = match &source {
+            KeySource::Bundle => Vec::new(),
+            KeySource::JwksUri(u) => vec![("jwks_uri", u)],
+            KeySource::Discovery(_) => vec![("issuer", &ic.issuer)],
+        };
+        if hs && !fetched.is_empty() {
+            problems.add(
+                ProblemKind::InvalidConfig,
+                CONFIG_FILE,
+                at,
+                format!(
+                    "issuer `{}` allows HS256, so its keys (a shared secret) must be in the bundle: a published secret is no secret",
+                    ic.issuer
+                ),
+            );
+        }
+        for (what, url) in fetched {
+            if let Err(e) = fetchable(url, config.key_fetch.allow_http_loopback) {
+                problems.add(
+                    ProblemKind::InvalidConfig,
+                    CONFIG_FILE,
+                    at,
+                    format!(
+                        "issuer `{}`: its keys are fetched from its {what} `{url}`, which {e}",
+                        ic.issuer
+                    ),
+                );
+            }
+        }
         if hs && !keys.is_empty() && !keys.has_shared_secret() {
             problems.add(
                 ProblemKind::InvalidConfig,
@@ -160,6 +194,8 @@ pub(super) fn issuers(
             audience: ic.audience.clone(),
             algorithms,
             keys,
+            source,
+            keys_note: None,
             require_typ: ic.require_typ.clone(),
             leeway: ic.leeway.unwrap_or(DEFAULT_LEEWAY_SECONDS),
             groups,
@@ -221,6 +257,9 @@ pub(super) fn action_issuer(
             audience: ac.audience.clone(),
             algorithms,
             keys,
+            // The host supplies them (the service: its own signing keys).
+            source: KeySource::Bundle,
+            keys_note: None,
             require_typ: Some(greenlight_types::ACTION_TOKEN_TYP.to_owned()),
             leeway: ac.leeway.unwrap_or(DEFAULT_LEEWAY_SECONDS),
             // Greenlight's tokens carry the groups their requester's issuer
@@ -233,6 +272,50 @@ pub(super) fn action_issuer(
             client_claims: default_client_claims(),
         }
     })
+}
+
+/// Where an issuer's metadata is, in the order a host tries them: OpenID
+/// Connect Discovery 1.0 §4 (`/.well-known/openid-configuration` after the
+/// issuer), then RFC 8414 §3.1 (`/.well-known/oauth-authorization-server`
+/// between the host and the issuer's path).
+pub fn discovery_urls(issuer: &str) -> Vec<String> {
+    let trimmed = issuer.trim_end_matches('/');
+    let oidc = format!("{trimmed}/.well-known/openid-configuration");
+    let (scheme, rest) = trimmed.split_once("://").unwrap_or(("https", trimmed));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let oauth = format!("{scheme}://{authority}/.well-known/oauth-authorization-server{path}");
+    vec![oidc, oauth]
+}
+
+/// Whether keys may be fetched from `url`: `Err` says why not. HTTPS, or
+/// plain HTTP to a loopback address when `allow_http_loopback`.
+pub fn fetchable(url: &str, allow_http_loopback: bool) -> Result<(), &'static str> {
+    if let Some(rest) = url.strip_prefix("https://") {
+        return if rest.is_empty() {
+            Err("has no host")
+        } else {
+            Ok(())
+        };
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err("is not an HTTPS URL");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback());
+    match (loopback, allow_http_loopback) {
+        (true, true) => Ok(()),
+        (true, false) => Err(
+            "is plain HTTP (allowed to loopback only with `[key_fetch] allow_http_loopback = true`)",
+        ),
+        (false, _) => Err("is not an HTTPS URL"),
+    }
 }
 
 /// `client_id` (RFC 9068), else `azp` (OpenID Connect).

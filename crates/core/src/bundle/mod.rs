@@ -139,6 +139,44 @@ fn check_principal_and_dev(config: &Config, cfg_text: &str, problems: &mut Probl
     }
 }
 
+/// `[key_fetch]`: limits a host can honour.
+fn check_key_fetch(config: &Config, cfg_text: &str, problems: &mut Problems) {
+    let k = &config.key_fetch;
+    let mut refuse = |message: String| {
+        problems.add(
+            ProblemKind::InvalidConfig,
+            CONFIG_FILE,
+            find_at(cfg_text, "[key_fetch]"),
+            message,
+        );
+    };
+    for (name, value) in [
+        ("connect_timeout_ms", u64::from(k.connect_timeout_ms)),
+        ("timeout_ms", u64::from(k.timeout_ms)),
+        ("max_bytes", u64::from(k.max_bytes)),
+        ("min_age_seconds", k.min_age_seconds),
+    ] {
+        if value == 0 {
+            refuse(format!("`[key_fetch] {name}` must be more than 0"));
+        }
+    }
+    if k.max_bytes > MAX_KEY_FETCH_BYTES {
+        refuse(format!(
+            "`[key_fetch] max_bytes` is {}, more than the largest allowed ({MAX_KEY_FETCH_BYTES})",
+            k.max_bytes
+        ));
+    }
+    if k.min_age_seconds > k.max_age_seconds {
+        refuse(format!(
+            "`[key_fetch] min_age_seconds` ({}) is more than `max_age_seconds` ({})",
+            k.min_age_seconds, k.max_age_seconds
+        ));
+    }
+}
+
+/// The largest key-fetch response a bundle may allow: 16 MiB.
+const MAX_KEY_FETCH_BYTES: u32 = 16 * 1024 * 1024;
+
 impl Bundle {
     /// Validates and loads a bundle; on failure lists every problem found,
     /// file by file: the set of files, `greenlight.toml` (issuers and their
@@ -180,6 +218,7 @@ impl Bundle {
         let issuers = keys::issuers(&config, cfg_text, &map, &mut problems);
         let action_issuer = keys::action_issuer(&config, cfg_text, &map, &issuers, &mut problems);
         check_principal_and_dev(&config, cfg_text, &mut problems);
+        check_key_fetch(&config, cfg_text, &mut problems);
         let routes = routes::routes(&config, cfg_text, &mut problems);
         let policies = policies::policies(&map, config.approvals.default_ttl, &mut problems);
         match policies {
@@ -219,6 +258,22 @@ impl Bundle {
             )));
         }
         target.keys = keys;
+        target.keys_note = None;
+        Ok(())
+    }
+
+    /// Removes one issuer's keys, so its tokens are denied with
+    /// `token-unknown-key` saying `reason` (a host's last fetch error, or
+    /// that the keys grew too stale).
+    pub fn withdraw_keys(&mut self, issuer: &str, reason: &str) -> Result<(), LoadError> {
+        let target = if issuer == ACTION_ISSUER_NAME {
+            self.action_issuer.as_mut()
+        } else {
+            self.issuers.iter_mut().find(|i| i.issuer == issuer)
+        }
+        .ok_or_else(|| LoadError::Other(format!("the bundle has no issuer `{issuer}`")))?;
+        target.keys = KeySet::default();
+        target.keys_note = Some(reason.to_owned());
         Ok(())
     }
 }

@@ -161,7 +161,7 @@ pub async fn list_approvals(
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = authenticate(&st, &headers)?;
+    let who = authenticate(&st, &headers).await?;
     let Query(q) = query.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
     let status = match q.status.as_deref() {
         None => None,
@@ -236,7 +236,7 @@ pub async fn get_approval(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let who = authenticate(&st, &headers)?;
+    let who = authenticate(&st, &headers).await?;
     let a = load(&st, &id).await?;
     if !may_see(&st, &a, &who, st.clock.now()) {
         // Not the caller's business: say no more than that it is not found.
@@ -271,7 +271,7 @@ async fn vote(
     body: axum::body::Bytes,
     decision: greenlight_store::Decision,
 ) -> Result<Json<Value>, ApiError> {
-    let who = authenticate(&st, &headers)?;
+    let who = authenticate(&st, &headers).await?;
     let body = vote_body(&body)?;
     let a = load(&st, &id).await?;
     may_vote(&st, &a, &who, st.clock.now()).map_err(ApiError::forbidden)?;
@@ -358,7 +358,7 @@ pub async fn revoke(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let who = authenticate(&st, &headers)?;
+    let who = authenticate(&st, &headers).await?;
     let body = vote_body(&body)?;
     let a = load(&st, &id).await?;
     may_vote(&st, &a, &who, st.clock.now()).map_err(ApiError::forbidden)?;

@@ -4,6 +4,7 @@
 use axum::http::HeaderMap;
 use greenlight_types::{Credential, Principal};
 
+use super::keysource::refresh_issuer;
 use super::{ApiError, AppState};
 
 /// Reads the bearer token of the caller's own `authorization` header.
@@ -27,11 +28,21 @@ pub(super) fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
 
 /// Authenticates the caller with their own access token: who they are,
 /// through which client, and whether the token is meant for approving.
-pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Credential, ApiError> {
+/// A token naming a `kid` its issuer's fetched keys lack fetches them
+/// (rate-limited) and is checked once more.
+pub(super) async fn authenticate(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<Credential, ApiError> {
     let token = bearer(headers)?;
-    st.policy
-        .authenticate(&token, st.clock.now())
-        .map_err(|d| ApiError::invalid_token(d.to_string()))
+    let mut answer = st.policy.authenticate(&token, st.clock.now());
+    if let Err(d) = &answer
+        && let Some(issuer) = refresh_issuer(d)
+        && st.key_sources.unknown_kid(issuer, st.policy.as_ref()).await
+    {
+        answer = st.policy.authenticate(&token, st.clock.now());
+    }
+    answer.map_err(|d| ApiError::invalid_token(d.to_string()))
 }
 
 /// A person's identity and the client acting for them, as the store keeps

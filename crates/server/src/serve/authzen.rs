@@ -93,10 +93,21 @@ struct Pep<'a> {
 }
 
 impl Pep<'_> {
-    fn trusted(&mut self, st: &AppState) -> Result<&Principal, ApiError> {
-        let headers = self.headers;
-        let result = self.trusted.get_or_insert_with(|| {
-            let pep = authenticate(st, headers)?.principal;
+    async fn trusted(&mut self, st: &AppState) -> Result<&Principal, ApiError> {
+        if self.trusted.is_none() {
+            self.trusted = Some(Self::check(st, self.headers).await);
+        }
+        match self.trusted.as_ref() {
+            Some(Ok(p)) => Ok(p),
+            Some(Err(e)) => Err(ApiError::new(e.status, e.code, e.description.clone())),
+            None => Err(ApiError::invalid_token("no bearer token was presented")),
+        }
+    }
+
+    /// Authenticates the PEP and checks it is trusted.
+    async fn check(st: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        {
+            let pep = authenticate(st, headers).await?.principal;
             let entry = st
                 .settings
                 .authzen
@@ -120,10 +131,6 @@ impl Pep<'_> {
             } else {
                 Ok(pep)
             }
-        });
-        match result {
-            Ok(p) => Ok(p),
-            Err(e) => Err(ApiError::new(e.status, e.code, e.description.clone())),
         }
     }
 }
@@ -142,7 +149,7 @@ struct Vouched {
     tenant: String,
 }
 
-fn subject_of(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<Subject, ApiError> {
+async fn subject_of(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<Subject, ApiError> {
     let subject = e
         .subject
         .as_ref()
@@ -155,7 +162,7 @@ fn subject_of(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<Subjec
     match subject.kind.as_deref() {
         Some("bearer") => Ok(Subject::Token(id)),
         Some(t) if t == entity_type => {
-            let by = pep.trusted(st)?;
+            let by = pep.trusted(st).await?;
             let props: Vouched = serde_json::from_value(Value::Object(
                 subject.properties.clone().unwrap_or_default(),
             ))
@@ -179,7 +186,7 @@ fn subject_of(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<Subjec
     }
 }
 
-fn decide_one(st: &AppState, subject: &Subject, e: &Evaluation) -> Result<Decision, String> {
+async fn decide_one(st: &AppState, subject: &Subject, e: &Evaluation) -> Result<Decision, String> {
     let action = e
         .action
         .as_ref()
@@ -206,13 +213,12 @@ fn decide_one(st: &AppState, subject: &Subject, e: &Evaluation) -> Result<Decisi
             .as_ref()
             .map(|c| Value::Object(c.clone()).to_string()),
     };
-    let now = st.clock.now();
     Ok(match subject {
         Subject::Token(t) => {
             request.token = t.clone();
-            st.policy.evaluate(&request, now)
+            st.decide(|now| st.policy.evaluate(&request, now)).await
         }
-        Subject::Vouched(p) => st.policy.evaluate_as(p, &request, now),
+        Subject::Vouched(p) => st.policy.evaluate_as(p, &request, st.clock.now()),
     })
 }
 
@@ -232,8 +238,10 @@ fn answer(st: &AppState, d: &Decision) -> Value {
 }
 
 async fn evaluate(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<Value, ApiError> {
-    let subject = subject_of(st, pep, e)?;
-    let d = decide_one(st, &subject, e).map_err(ApiError::invalid_request)?;
+    let subject = subject_of(st, pep, e).await?;
+    let d = decide_one(st, &subject, e)
+        .await
+        .map_err(ApiError::invalid_request)?;
     let d = act(st, d).await;
     st.metrics.decision("authzen", &d);
     Ok(answer(st, &d))

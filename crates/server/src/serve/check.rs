@@ -11,9 +11,20 @@ use super::enforce::act;
 use super::{ApiError, AppState};
 use crate::request::RequestFile;
 
-/// `GET /healthz`.
+/// `GET /healthz`: `ok`, or `degraded` while an issuer whose keys are
+/// fetched has none (its tokens are denied); each such issuer's keys, their
+/// age and the last fetch error. Always 200: the server is serving.
 pub async fn healthz(State(st): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({ "status": "ok", "policy_hash": st.policy.policy_hash() }))
+    let status = if st.key_sources.all_loaded() {
+        "ok"
+    } else {
+        "degraded"
+    };
+    Json(json!({
+        "status": status,
+        "policy_hash": st.policy.policy_hash(),
+        "keys": st.key_sources.health(),
+    }))
 }
 
 /// Any other path.
@@ -29,7 +40,7 @@ pub async fn check(
 ) -> Result<Json<Value>, ApiError> {
     let Json(file) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
     let req = file.into_http(None);
-    let decision = st.policy.evaluate_http(&req, st.clock.now());
+    let decision = st.decide(|now| st.policy.evaluate_http(&req, now)).await;
     let decision = act(&st, decision).await;
     st.metrics.decision("check", &decision);
     Ok(Json(st.decision_json(&decision)))

@@ -1,6 +1,6 @@
 //! Prometheus metrics at `GET /metrics` (OpenMetrics text): decisions by
-//! verdict and code, approval outcomes, webhook deliveries, and latency
-//! histograms per route.
+//! verdict and code, approval outcomes, webhook deliveries, fetches and
+//! ages of issuers' keys, and latency histograms per route.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +13,7 @@ use greenlight_types::{Decision, EngineStats, Verdict};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -39,6 +40,19 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyFetchLabels {
+    /// An issuer of the bundle (a fixed set).
+    issuer: String,
+    /// `ok` or `failed`.
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IssuerLabels {
+    issuer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     method: String,
     route: String,
@@ -61,6 +75,8 @@ pub struct Metrics {
     latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
     token_checks: Counter,
     signature_checks: Counter,
+    key_fetches: Family<KeyFetchLabels, Counter>,
+    key_age: Family<IssuerLabels, Gauge>,
     /// The engine's counts at the last scrape, to add only what is new.
     seen: std::sync::Mutex<EngineStats>,
 }
@@ -124,9 +140,23 @@ impl Metrics {
             "Token checks that took a signature verification (the rest came from the module's cache)",
             signature_checks.clone(),
         );
+        let key_fetches = Family::<KeyFetchLabels, Counter>::default();
+        registry.register(
+            "greenlight_key_fetches",
+            "Fetches of issuers' keys from their providers, by issuer and outcome",
+            key_fetches.clone(),
+        );
+        let key_age = Family::<IssuerLabels, Gauge>::default();
+        registry.register(
+            "greenlight_key_age_seconds",
+            "Age of each fetched issuer's keys in the engine; -1 when it has none",
+            key_age.clone(),
+        );
         Self {
             registry,
             decisions,
+            key_fetches,
+            key_age,
             approvals,
             webhooks,
             requests,
@@ -161,6 +191,26 @@ impl Metrics {
         self.webhooks
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
+    }
+
+    /// Counts one fetch of an issuer's keys.
+    pub fn key_fetch(&self, issuer: &str, outcome: &'static str) {
+        self.key_fetches
+            .get_or_create(&KeyFetchLabels {
+                issuer: issuer.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Sets each fetched issuer's key age (`None`: no keys, shown as -1).
+    pub fn key_ages(&self, ages: Vec<(String, Option<u64>)>) {
+        for (issuer, age) in ages {
+            let value = age.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX));
+            self.key_age
+                .get_or_create(&IssuerLabels { issuer })
+                .set(value);
+        }
     }
 
     /// Brings the token counters up to the engine's own counts (which
@@ -220,6 +270,7 @@ pub async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) ->
 /// `GET /metrics`.
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     st.metrics.engine(st.policy.stats());
+    st.metrics.key_ages(st.key_sources.ages());
     (
         StatusCode::OK,
         [(

@@ -14,6 +14,7 @@ mod enforce;
 mod error;
 mod housekeeping;
 mod keys;
+pub mod keysource;
 pub mod metrics;
 pub mod notify;
 mod oauth;
@@ -102,6 +103,14 @@ pub async fn prepare(
     policy.set_keys(ACTION_ISSUER_NAME, &signer.jwks().to_string())?;
     config.settings.check()?;
     let metrics = Arc::new(metrics::Metrics::new());
+    let key_sources = Arc::new(keysource::KeySources::new(
+        policy.info(),
+        clock.clone(),
+        metrics.clone(),
+    )?);
+    // Start with the providers' keys where they answer; where they do not,
+    // their tokens are denied, saying why, until a later fetch works.
+    key_sources.fetch_all(&policy).await;
     let notifier = notify::Notifier::new(
         &config.settings.webhooks,
         metrics.clone(),
@@ -109,7 +118,8 @@ pub async fn prepare(
         clock.clone(),
     )?;
     Ok(Arc::new(AppState {
-        policy,
+        policy: Arc::new(policy),
+        key_sources,
         action_tokens,
         store,
         signer: RwLock::new(Arc::new(signer)),
@@ -207,12 +217,19 @@ pub async fn run(
     let sweeper = tokio::spawn(housekeeping::every_interval(state.clone()));
     let watcher = tokio::spawn(housekeeping::watch_keys(state.clone()));
     let deliverer = tokio::spawn(state.notifier.clone().work());
+    let key_fetcher = tokio::spawn(
+        state
+            .key_sources
+            .clone()
+            .work(state.policy.clone() as Arc<dyn keysource::KeySink>),
+    );
     let served = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();
     watcher.abort();
     deliverer.abort();
+    key_fetcher.abort();
     // Let attempts in flight finish; what is left stays in the outbox.
     let left = state.notifier.drain(WEBHOOK_DRAIN).await;
     if left > 0 {

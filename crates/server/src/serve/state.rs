@@ -58,7 +58,9 @@ pub fn seconds(n: u64) -> i64 {
 /// Shared by every request.
 pub struct AppState {
     /// The loaded bundle in the component.
-    pub policy: greenlight_host::Policy,
+    pub policy: Arc<greenlight_host::Policy>,
+    /// The issuers whose keys are fetched from their providers.
+    pub key_sources: Arc<super::keysource::KeySources>,
     /// What the component said about the bundle; the action-token settings
     /// are known to be present ([`super::prepare`] refuses a bundle without).
     pub action_tokens: ActionTokenSettings,
@@ -98,6 +100,24 @@ impl AppState {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Decides with `decide` (given now); when the answer is
+    /// `token-unknown-key` for an issuer whose keys are fetched, fetches
+    /// them (rate-limited) and, if they changed, decides once more.
+    pub async fn decide(&self, decide: impl Fn(u64) -> Decision) -> Decision {
+        let decision = decide(self.clock.now());
+        match super::keysource::decision_refresh_issuer(&decision) {
+            Some(issuer)
+                if self
+                    .key_sources
+                    .unknown_kid(issuer, self.policy.as_ref())
+                    .await =>
+            {
+                decide(self.clock.now())
+            }
+            _ => decision,
+        }
     }
 
     /// An absolute URL on this server.

@@ -77,6 +77,10 @@ impl GuestPolicy for Hostile {
         Ok(())
     }
 
+    fn withdraw_keys(&self, _issuer: String, _reason: String) -> Result<(), wit::LoadError> {
+        Ok(())
+    }
+
     fn evaluate_http(&self, request: wit::HttpRequest, _now: u64) -> wit::Decision {
         match request.path.as_str() {
             "/loop" => {
@@ -114,6 +118,7 @@ impl GuestPolicy for Hostile {
         Err(wit::Denial {
             code: wit::DenialCode::TokenBadSignature,
             message: "hostile".to_owned(),
+            issuer: None,
         })
     }
 
@@ -121,6 +126,7 @@ impl GuestPolicy for Hostile {
         Err(wit::Denial {
             code: wit::DenialCode::TokenBadSignature,
             message: "hostile".to_owned(),
+            issuer: None,
         })
     }
 
@@ -142,6 +148,16 @@ impl GuestPolicy for Hostile {
                 confirm_max_age_seconds: 300,
             },
             development: false,
+            key_fetch: wit::KeyFetchSettings {
+                connect_timeout_ms: 2_000,
+                timeout_ms: 5_000,
+                max_bytes: 524_288,
+                min_age_seconds: 300,
+                max_age_seconds: 86_400,
+                max_stale_seconds: 86_400,
+                unknown_kid_interval_seconds: 30,
+                allow_http_loopback: false,
+            },
         }
     }
 

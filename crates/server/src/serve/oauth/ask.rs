@@ -106,17 +106,15 @@ pub(super) struct Ask<'a> {
 /// to the webhooks, its deliveries committed with it.
 pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened, ApiError> {
     let asked = parse_details(ask.details)?;
-    let decision = st.policy.evaluate(
-        &AccessRequest {
-            token: ask.token.to_owned(),
-            action: asked.action,
-            resource_type: asked.resource_type,
-            resource_id: asked.resource_id,
-            resource_properties: None,
-            context: Some(asked.params.to_string()),
-        },
-        st.clock.now(),
-    );
+    let request = AccessRequest {
+        token: ask.token.to_owned(),
+        action: asked.action,
+        resource_type: asked.resource_type,
+        resource_id: asked.resource_id,
+        resource_properties: None,
+        context: Some(asked.params.to_string()),
+    };
+    let decision = st.decide(|now| st.policy.evaluate(&request, now)).await;
     let policy_hash = decision.policy_hash;
     let challenge = match decision.verdict {
         Verdict::ApprovalRequired(ch) => ch,

@@ -73,7 +73,7 @@ pub(super) async fn poll(
     headers: &HeaderMap,
     form: TokenRequest,
 ) -> Result<Json<Value>, ApiError> {
-    let cred = authenticate(st, headers)?;
+    let cred = authenticate(st, headers).await?;
     let who = &cred.principal;
     let id = form
         .auth_req_id

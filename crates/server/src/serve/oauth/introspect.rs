@@ -37,7 +37,7 @@ pub async fn introspect(
     headers: HeaderMap,
     form: Result<Form<Introspect>, FormRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    authenticate(&st, &headers)?;
+    authenticate(&st, &headers).await?;
     let Form(form) = form.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
     let _ = form.token_type_hint;
     let inactive = Json(json!({ "active": false }));

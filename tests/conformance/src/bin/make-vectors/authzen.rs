@@ -495,4 +495,22 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         ),
         reasons: Vec::new(),
     });
+    // The provider signs with a key published after the host fetched: the
+    // denial names the issuer, so the host fetches its keys again. (A
+    // bundle's own issuer names none: vector 033.)
+    let read_thing = |t: &str| http("GET", "/things/t-1", Some(t), None);
+    let rotated = Signer::ed("tests/keys/ed.pem", "ed-next");
+    v.extra.push(Vector {
+        name: "keys-fetched-unknown-kid",
+        description: "a kid the fetched key set lacks: deny, naming the issuer whose keys to fetch again",
+        bundle: TOK,
+        keys: vec![("https://uri.example", "tests/bundles/tokens/ed.jwks.json")],
+        request: read_thing(&rotated.sign("at+jwt", &test_claims("https://uri.example", json!({})))),
+        verdict: deny_for(
+            "token-unknown-key",
+            "no key with kid `ed-next`",
+            "https://uri.example",
+        ),
+        reasons: vec![],
+    });
 }

@@ -150,6 +150,11 @@ pub fn deny(code: &str, message: &str) -> Value {
     json!({ "kind": "deny", "code": code, "message": message })
 }
 
+/// A denial that names the issuer whose fetched keys to refresh.
+pub fn deny_for(code: &str, message: &str, issuer: &str) -> Value {
+    json!({ "kind": "deny", "code": code, "message": message, "issuer": issuer })
+}
+
 pub fn challenge(location: &str, who: Value, act: Value, obligation: Value) -> Value {
     // Members in the order the decision's JSON has them.
     json!({

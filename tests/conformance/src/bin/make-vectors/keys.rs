@@ -134,9 +134,10 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         "an issuer whose jwks_uri the host has not fetched has no keys: deny",
         TOK,
         read(&ed.sign("at+jwt", &test_claims("https://uri.example", json!({})))),
-        deny(
+        deny_for(
             "token-unknown-key",
             "no keys are loaded for issuer `https://uri.example`",
+            "https://uri.example",
         ),
         vec![],
     );
