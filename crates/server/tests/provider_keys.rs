@@ -184,15 +184,21 @@ resource = {{ type = "Doc", id = "{{id}}" }}
 /// The verdict of `GET /docs/d1` with `token`: `allow`, or the denial's
 /// code, message and issuer.
 async fn read(srv: &Server, token: &str) -> Value {
-    let (status, d) = srv
-        .json(
-            "POST",
-            "/v1/check",
-            None,
-            json!({ "method": "GET", "path": "/docs/d1",
-                    "headers": { "authorization": format!("Bearer {token}") } }),
-        )
-        .await;
+    read_at(srv.addr, token.to_owned()).await
+}
+
+/// [`read`] of the server at `addr`, for requests sent at once.
+async fn read_at(addr: std::net::SocketAddr, token: String) -> Value {
+    let body = json!({ "method": "GET", "path": "/docs/d1",
+                       "headers": { "authorization": format!("Bearer {token}") } });
+    let (status, d) = common::call(
+        addr,
+        "POST",
+        "/v1/check",
+        None,
+        Some(("application/json", body.to_string())),
+    )
+    .await;
     assert_eq!(status, 200, "{d}");
     match d["verdict"]["kind"].as_str() {
         Some("allow") => json!("allow"),
@@ -253,9 +259,19 @@ async fn discovery_then_rotation_through_an_unknown_kid() {
     );
     assert_eq!(read(&srv, &k1.token(&iss, "alice", None)).await, "allow");
 
-    // The provider publishes k2 and signs with it.
+    // The provider publishes k2 and signs with it: twenty requests at once
+    // with the new kid all pass (those arriving during the fetch wait for
+    // it), for one fetch.
     idp.set(Jwks::Keys(vec![k1.public.clone(), k2.public.clone()], None));
-    assert_eq!(read(&srv, &k2.token(&iss, "alice", None)).await, "allow");
+    let mut at_once = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        at_once.spawn(read_at(
+            srv.addr,
+            k2.token(&iss, &format!("user-{i}"), None),
+        ));
+    }
+    let verdicts = at_once.join_all().await;
+    assert_eq!(verdicts, vec![json!("allow"); 20]);
     assert_eq!(idp.fetches(), 2, "one fetch for the new kid");
 
     // Made-up kids: denied, and no fetch within the interval.

@@ -35,10 +35,14 @@ pub(super) async fn authenticate(
     headers: &HeaderMap,
 ) -> Result<Credential, ApiError> {
     let token = bearer(headers)?;
+    let seen = st.key_sources.changes();
     let mut answer = st.policy.authenticate(&token, st.clock.now());
     if let Err(d) = &answer
         && let Some(issuer) = refresh_issuer(d)
-        && st.key_sources.unknown_kid(issuer, st.policy.as_ref()).await
+        && st
+            .key_sources
+            .unknown_kid(issuer, seen, st.policy.as_ref())
+            .await
     {
         answer = st.policy.authenticate(&token, st.clock.now());
     }

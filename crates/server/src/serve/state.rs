@@ -106,12 +106,13 @@ impl AppState {
     /// `token-unknown-key` for an issuer whose keys are fetched, fetches
     /// them (rate-limited) and, if they changed, decides once more.
     pub async fn decide(&self, decide: impl Fn(u64) -> Decision) -> Decision {
+        let seen = self.key_sources.changes();
         let decision = decide(self.clock.now());
         match super::keysource::decision_refresh_issuer(&decision) {
             Some(issuer)
                 if self
                     .key_sources
-                    .unknown_kid(issuer, self.policy.as_ref())
+                    .unknown_kid(issuer, seen, self.policy.as_ref())
                     .await =>
             {
                 decide(self.clock.now())

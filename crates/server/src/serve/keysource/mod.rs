@@ -11,6 +11,7 @@
 
 mod fetch;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use greenlight_types::bundle::{KeyFetchSettings, KeySource};
@@ -72,6 +73,8 @@ impl Source {
 /// The issuers whose keys the server fetches, and how.
 pub struct KeySources {
     sources: Vec<Source>,
+    /// Key changes in the engine, for [`Self::changes`].
+    changes: AtomicU64,
     settings: KeyFetchSettings,
     fetcher: Fetcher,
     clock: Clock,
@@ -159,6 +162,7 @@ impl KeySources {
             });
         }
         Ok(Self {
+            changes: AtomicU64::new(0),
             fetcher: Fetcher::new(&settings)?,
             sources,
             settings,
@@ -185,10 +189,22 @@ impl KeySources {
         }
     }
 
+    /// How many times any issuer's keys changed in the engine: a caller
+    /// reads it before deciding, so that a change made meanwhile (by a
+    /// fetch another request started) is seen.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+
     /// Fetches `source`'s keys now (one fetch at a time per issuer) and
     /// hands them to the engine. Returns whether the engine's keys changed.
     async fn refresh(&self, source: &Source, sink: &dyn KeySink, why: &'static str) -> bool {
         let _one = source.single_flight.lock().await;
+        self.fetch_now(source, sink, why).await
+    }
+
+    /// [`Self::refresh`] with the issuer's fetch lock held by the caller.
+    async fn fetch_now(&self, source: &Source, sink: &dyn KeySink, why: &'static str) -> bool {
         let now = self.clock.now();
         let jwks_uri = source.status().jwks_uri.clone();
         let result = match (jwks_uri, &source.origin) {
@@ -228,6 +244,9 @@ impl KeySources {
                 st.failures = 0;
                 st.withdrawn = false;
                 drop(st);
+                if changed {
+                    self.changes.fetch_add(1, Ordering::SeqCst);
+                }
                 self.metrics.key_fetch(&source.issuer, "ok");
                 changed
             }
@@ -306,15 +325,25 @@ impl KeySources {
         }
     }
 
-    /// After a denial for a `kid` that `issuer`'s keys lack: fetches them
-    /// at once unless that was done less than `unknown_kid_interval`
-    /// seconds ago (a flood of made-up `kid`s makes no flood of fetches).
-    /// Returns whether the keys changed, so the request is worth deciding
-    /// again.
-    pub async fn unknown_kid(&self, issuer: &str, sink: &dyn KeySink) -> bool {
+    /// After a denial for a `kid` that `issuer`'s keys lack, the request
+    /// decided when [`Self::changes`] was `seen`: returns whether it is
+    /// worth deciding again. It is when keys changed since (another
+    /// request's fetch, awaited if it is under way: a rotation's first
+    /// requests all pass); otherwise the keys are fetched at once unless
+    /// that was done less than `unknown_kid_interval` seconds ago (a flood
+    /// of made-up `kid`s makes no flood of fetches), and it is when they
+    /// changed.
+    pub async fn unknown_kid(&self, issuer: &str, seen: u64, sink: &dyn KeySink) -> bool {
         let Some(source) = self.source(issuer) else {
             return false;
         };
+        if self.changes() != seen {
+            return true;
+        }
+        let _one = source.single_flight.lock().await;
+        if self.changes() != seen {
+            return true;
+        }
         let now = self.clock.now();
         {
             let mut st = source.status();
@@ -325,7 +354,7 @@ impl KeySources {
             }
             st.last_unknown_kid_fetch = Some(now);
         }
-        self.refresh(source, sink, "unknown kid").await
+        self.fetch_now(source, sink, "unknown kid").await
     }
 
     /// What `/healthz` says of each fetched issuer's keys.
