@@ -214,9 +214,15 @@ impl Pool {
     /// Returns an instance that answered; it is kept unless it holds old
     /// keys or the pool is full.
     pub(crate) fn put_back(&self, mut slot: Slot) {
-        let current = self.generation.load(Ordering::SeqCst);
         {
             let mut idle = lock(&self.idle);
+            // The generation is read under the idle lock: a key change
+            // bumps it before it empties the pool, so an instance either
+            // sees the new generation here and is dropped, or is pushed
+            // before the pool is emptied. (Read before the lock, an
+            // instance with the old keys could slip in after the emptying
+            // and serve them until the next change.)
+            let current = self.generation.load(Ordering::SeqCst);
             if slot.generation == current && idle.len() < self.inner.limits.pool_size {
                 idle.push(slot);
                 return;
@@ -264,10 +270,15 @@ impl Pool {
             self.retire(s);
         }
         if current {
-            lock(&self.idle).push(slot);
-        } else {
-            self.retire(&mut slot);
+            // Kept only if no other change came meanwhile (read under the
+            // idle lock, as in `put_back`).
+            let mut idle = lock(&self.idle);
+            if slot.generation == self.generation.load(Ordering::SeqCst) {
+                idle.push(slot);
+                return Ok(());
+            }
         }
+        self.retire(&mut slot);
         Ok(())
     }
 
