@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tests the Python binding: the conformance vectors, the fail-closed cases,
-# the published JOSE vectors and the middleware (tests/python), and the
+# the published JOSE vectors, the middleware and the issuers' key fetching
+# (tests/python, with a real OpenID provider from tests/idp), and the
 # example gateway end to end against `greenlight serve`
 # (examples/python-gateway).
 #
@@ -43,6 +44,15 @@ export GREENLIGHT_WASM GREENLIGHT_BIN
 for f in "$GREENLIGHT_WASM" "$GREENLIGHT_BIN"; do
   [ -f "$f" ] || { echo "bindings/python/test.sh: $f does not exist" >&2; exit 1; }
 done
+
+# The real OpenID provider of tests/python/test_real_provider.py
+# (node-oidc-provider, pinned in tests/idp/package-lock.json): installed
+# when missing or when the lock file changed. Without node or npm the test
+# fails saying so.
+if command -v npm >/dev/null 2>&1 && { [ ! -d tests/idp/node_modules ] ||
+    [ tests/idp/package-lock.json -nt tests/idp/node_modules/.package-lock.json ]; }; then
+  (cd tests/idp && npm ci --no-audit --no-fund --silent)
+fi
 
 exec "$venv/bin/python" -m pytest -p no:cacheprovider --import-mode=importlib -q \
   tests/python examples/python-gateway "$@"

@@ -69,6 +69,7 @@ class Service:
     def __init__(self, check=(), jwks=(httpx.Response(404),)):
         self.answers = {"/v1/check": list(check), "/.well-known/jwks.json": list(jwks)}
         self.requests = []
+        self.provider_requests = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -81,11 +82,18 @@ class Service:
     def paths(self):
         return [r.url.path for r in self.requests]
 
+    def provider(self, request: httpx.Request) -> httpx.Response:
+        """The providers of the issuers whose keys the middleware fetches
+        (tests/bundles/tokens: https://uri.example): none answers."""
+        self.provider_requests.append(str(request.url))
+        return httpx.Response(404)
+
 
 def gateway(engine, bundle, service: Service, app=None, **kw):
     app = app or Echo()
     mw = GreenlightMiddleware(app, bundle_dir=bundle, service_url=SERVICE + "/", engine=engine,
-                              clock=lambda: NOW, transport=httpx.MockTransport(service), **kw)
+                              clock=lambda: NOW, transport=httpx.MockTransport(service),
+                              key_transport=httpx.MockTransport(service.provider), **kw)
     return mw, app
 
 
@@ -333,15 +341,19 @@ def test_key_fetches_are_rate_limited_and_an_unknown_key_is_denied(engine, tmp_p
 def test_an_unknown_key_of_a_fetched_issuer_does_not_refetch_the_service_keys(engine):
     """A `token-unknown-key` naming an issuer (one whose keys the host
     fetches from its `jwks_uri`) is about that issuer's keys: the service's
-    JWKS cannot bring them, so it is not fetched again for it."""
-    unfetched = vector("056")  # a token of https://uri.example, whose keys nobody set
+    JWKS cannot bring them, so it is not fetched again for it: the
+    issuer's are (at the first request, and once more for the unknown key),
+    and the denial says why they are missing."""
+    unfetched = vector("056")  # a token of https://uri.example, whose provider does not answer
     service = Service(jwks=[httpx.Response(503)])
     mw, app = gateway(engine, ROOT / "tests/bundles/tokens", service, key_refresh_seconds=0)
     r = call(mw, "GET", "/things/t-1", [("authorization", token_of(unfetched))])
     assert (r.status_code, r.json()) == (401, {
         "error": "invalid_token", "code": "token-unknown-key",
-        "error_description": "no keys are loaded for issuer `https://uri.example`"})
+        "error_description": "no keys are loaded for issuer `https://uri.example`: fetching its keys failed: "
+                             "GET https://uri.example/.well-known/jwks.json: status 404"})
     assert service.paths() == ["/.well-known/jwks.json"]
+    assert service.provider_requests == ["https://uri.example/.well-known/jwks.json"] * 2
     assert app.seen == []
 
 

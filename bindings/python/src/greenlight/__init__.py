@@ -9,7 +9,9 @@
 
 The HTTP answer comes from the component (`gateway.respond`), never from a
 table of this package. The ASGI middleware is
-`greenlight.asgi.GreenlightMiddleware` (needs httpx).
+`greenlight.asgi.GreenlightMiddleware` (needs httpx); it fetches the keys
+of issuers the bundle does not carry with `greenlight.keys.KeySources`
+(also needs httpx), which any other host can use as well.
 """
 
 from .decision import (
@@ -39,6 +41,7 @@ from .engine import (
     read_bundle_dir,
 )
 from .gateway import Response
+from .keys import KeySources
 from .info import (
     ActionToken,
     ActionTokenSettings,
@@ -78,6 +81,7 @@ __all__ = [
     "IssuerInfo",
     "KeyFetchSettings",
     "KeySource",
+    "KeySources",
     "Limits",
     "Obligation",
     "Policy",

@@ -25,8 +25,19 @@ The approval service's public keys (`/.well-known/jwks.json`) are fetched at
 startup and again, at most every `key_refresh_seconds`, when a token names
 an unknown key (a `token-unknown-key` denial that names no issuer: one that
 does is about an access-token issuer's fetched keys), so action tokens
-verify locally. WebSocket connections are refused: the engine decides HTTP
-requests only.
+verify locally.
+
+When the bundle has issuers whose keys the host fetches (`jwks_uri`, or
+discovery from the issuer's URL alone), the middleware owns a
+`greenlight.keys.KeySources` (`GreenlightMiddleware.keys`): it fetches them
+at lifespan startup (or, without lifespan, on the first request), refreshes
+them in the background with the bundle's `[key_fetch]` settings, and on a
+`token-unknown-key` denial that names an issuer fetches that issuer's keys
+again (at most once per `unknown_kid_interval_seconds`) and decides once
+more when they changed, as `greenlight serve` does (docs/gateway.md).
+`GreenlightMiddleware.keys.health()` reports them as its `/healthz` does.
+
+WebSocket connections are refused: the engine decides HTTP requests only.
 
 Both calls to the service carry what an attacker on the path must not see
 or swap (the client's bearer tokens; the keys that verify action tokens),
@@ -52,6 +63,7 @@ import httpx
 from . import _json
 from .decision import Allow, Decision, Deny, InvalidOutput
 from .engine import ACTION_ISSUER, BundleError, EngineError, Engine, HttpRequest, Limits, Policy
+from .keys import KeySources
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -159,6 +171,7 @@ class GreenlightMiddleware:
         max_body: int = MAX_BODY,
         clock: Callable[[], float] = time.time,
         transport: Optional[httpx.AsyncBaseTransport] = None,
+        key_transport: Optional[httpx.AsyncBaseTransport] = None,
     ):
         """Loads the bundle in `bundle_dir` into `engine`, or into the
         component at `wasm_path` (default: the `GREENLIGHT_WASM` environment
@@ -166,8 +179,11 @@ class GreenlightMiddleware:
         bundle, so a gateway never starts with one. `service_url` is the
         approval service's base URL: `https://`, or `http://` on loopback
         only, else `ValueError` (`_service_base_url`). `clock` gives `now`
-        (Unix seconds); `transport` replaces httpx's network transport (for
-        tests)."""
+        (Unix seconds), also to the issuers' key fetching (`KeySources`, in
+        whole seconds); `transport` replaces httpx's network transport for
+        the approval service, `key_transport` for the issuers' providers
+        (for tests). A bundle whose fetched issuers have URLs the
+        `[key_fetch]` settings forbid raises `ValueError`."""
         service_url = _service_base_url(service_url)
         if engine is None:
             wasm = wasm_path if wasm_path is not None else os.environ.get("GREENLIGHT_WASM")
@@ -185,6 +201,11 @@ class GreenlightMiddleware:
         self._client: Optional[httpx.AsyncClient] = None
         self._keys_tried_at: Optional[float] = None
         self._keys_lock: Optional[asyncio.Lock] = None
+        #: The issuers' keys the middleware fetches; `None` when the bundle
+        #: carries every issuer's keys.
+        self.keys: Optional[KeySources] = None
+        if any(i.keys.fetched for i in self.policy.info.issuers):
+            self.keys = KeySources(self.policy, now=lambda: int(self._clock()), transport=key_transport)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point: decides HTTP requests, fetches keys at
@@ -203,6 +224,8 @@ class GreenlightMiddleware:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.refresh_keys(force=True)
+                if self.keys is not None:
+                    await self.keys.ensure_started()
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
             return message
@@ -210,7 +233,9 @@ class GreenlightMiddleware:
         return wrapped
 
     async def aclose(self) -> None:
-        """Closes the HTTP client used for the approval service."""
+        """Stops the issuers' key refresh and closes the HTTP clients."""
+        if self.keys is not None:
+            await self.keys.aclose()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -255,9 +280,19 @@ class GreenlightMiddleware:
         never a forward header)."""
         if self._keys_tried_at is None:
             await self.refresh_keys()
+        if self.keys is not None:
+            await self.keys.ensure_started()
+        seen = self.keys.changes if self.keys is not None else 0
         decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
         v = decision.verdict
-        if isinstance(v, Deny) and v.code == "token-unknown-key" and v.issuer is None:
+        if isinstance(v, Deny) and v.code == "token-unknown-key" and v.issuer is not None:
+            # An issuer whose keys are fetched, and a `kid` its set lacks (as
+            # right after the provider rotated): fetch them again (at most
+            # once per `unknown_kid_interval_seconds` for that issuer) and
+            # decide once more if they changed.
+            if self.keys is not None and await self.keys.unknown_kid(v.issuer, seen):
+                decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
+        elif isinstance(v, Deny) and v.code == "token-unknown-key":
             # Refresh (or wait for the refresh another request started, or be
             # rate-limited), then decide again: the keys may be new either way.
             # A denial naming an issuer is about that issuer's fetched keys
