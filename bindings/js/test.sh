@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Node side of the conformance suite: installs the pinned packages,
 # transpiles greenlight.wasm (and the hostile test component) with jco, runs
-# the vectors, fail-closed, middleware and JOSE tests (tests/js) and the
-# example gateway's end-to-end test against the real approval service.
+# the vectors, fail-closed, middleware, JOSE and key-fetching tests (tests/js;
+# the key fetching also against a real OpenID provider, tests/idp/provider.mjs,
+# whose pinned packages it installs) and the example gateway's end-to-end
+# test against the real approval service.
 #
 #   bindings/js/test.sh
 #
@@ -24,6 +26,8 @@ fi
 
 (cd bindings/js && npm ci --no-audit --no-fund)
 (cd examples/node-gateway && npm ci --no-audit --no-fund)
+# The real OpenID provider tests/js/idp.test.mjs decides against (node-oidc-provider).
+(cd tests/idp && npm ci --no-audit --no-fund --silent)
 
 # The default component: GREENLIGHT_WASM, else the workspace's (cargo builds it).
 (cd bindings/js && npm run --silent build)

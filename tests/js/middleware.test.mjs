@@ -6,7 +6,9 @@
 // clock is pinned to the vectors' `now` so their tokens are valid. The
 // service URL is checked at construction (https:, or http: on loopback
 // only) and no redirect from the service is followed. The real service is
-// exercised in examples/node-gateway.
+// exercised in examples/node-gateway. Gateways on tests/bundles/tokens pass
+// `keySources: false` (the host sets its keys) where they are not about
+// https://uri.example's fetched keys; keys.test.mjs tests fetching.
 
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -14,7 +16,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { denied, Engine, greenlight, needsService, withGreenlight } from '../../bindings/js/src/index.js';
+import { denied, Engine, greenlight, KeySources, needsService, withGreenlight } from '../../bindings/js/src/index.js';
 import { GEN_DIR } from '../../bindings/js/src/engine.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -237,7 +239,7 @@ describe('a one-time action token goes to the approval service', () => {
   before(async () => {
     serviceUrl = await listen(service.server);
     policy = engine.loadBundleDir(join(root, v.bundle));
-    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, log: (m) => logged.push(m), serviceTimeoutMs: 2000 }, echo);
+    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, log: (m) => logged.push(m), serviceTimeoutMs: 2000, keySources: false }, echo);
     await handler.ready;
     app = createServer(handler);
     base = await listen(app);
@@ -321,7 +323,7 @@ describe('window action tokens and window grants go to the approval service', ()
   before(async () => {
     serviceUrl = await listen(service.server);
     policy = engine.loadBundleDir(join(root, windowToken.bundle));
-    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, log: (m) => logged.push(m), serviceTimeoutMs: 2000 }, echo);
+    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, log: (m) => logged.push(m), serviceTimeoutMs: 2000, keySources: false }, echo);
     await handler.ready;
     app = createServer(handler);
     base = await listen(app);
@@ -464,7 +466,7 @@ describe('keys are fetched again when a token names an unknown one', () => {
     const service = new FakeService(readFileSync(join(root, 'tests/bundles/tokens/ed.jwks.json'), 'utf8'));
     const serviceUrl = await listen(service.server);
     const policy = engine.loadBundleDir(join(root, v.bundle));
-    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, keysRefreshMs: 0, log: () => {} }, echo);
+    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, keysRefreshMs: 0, log: () => {}, keySources: false }, echo);
     const app = createServer(handler);
     const base = await listen(app);
     try {
@@ -484,26 +486,39 @@ describe('keys are fetched again when a token names an unknown one', () => {
   });
 
   test('an unknown key of an issuer whose keys the host fetches does not fetch the service\'s keys', async () => {
-    // The denial names https://uri.example: the service's JWKS cannot bring its keys.
+    // The denial names https://uri.example: the service's JWKS cannot bring
+    // its keys; its own jwks_uri is fetched again instead (here a stand-in
+    // fetch answering 503: keys.test.mjs fetches over real HTTP).
     const v = vector('056-'); // a token of https://uri.example, whose keys nobody set
     const service = new FakeService(GREENLIGHT_JWKS);
     const serviceUrl = await listen(service.server);
     const policy = engine.loadBundleDir(join(root, v.bundle));
-    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, keysRefreshMs: 0, log: () => {} }, echo);
+    const asked = [];
+    const fetch503 = async (url) => {
+      asked.push(url);
+      return new Response('', { status: 503 });
+    };
+    const keySources = new KeySources(policy, { now: () => NOW, fetch: fetch503, log: () => {} });
+    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, keysRefreshMs: 0, log: () => {}, keySources }, echo);
     const app = createServer(handler);
     const base = await listen(app);
     try {
       await handler.ready;
       assert.equal(service.jwksFetches, 1);
+      assert.equal(handler.keySources, keySources);
       const r = await call(base, { path: '/things/t-1', headers: { authorization: bearer(v) } });
       assert.equal(r.status, 401);
       assert.deepEqual(r.body, {
         error: 'invalid_token',
-        error_description: 'no keys are loaded for issuer `https://uri.example`',
+        error_description: 'no keys are loaded for issuer `https://uri.example`: fetching its keys failed: ' +
+          'GET https://uri.example/.well-known/jwks.json: status 503',
         code: 'token-unknown-key',
       });
       assert.equal(service.jwksFetches, 1);
+      // At start, and once for the unknown kid.
+      assert.deepEqual(asked, Array(2).fill('https://uri.example/.well-known/jwks.json'));
     } finally {
+      handler.close();
       app.close();
       service.server.close();
       policy.close();
@@ -671,7 +686,7 @@ describe('the approval service URL', () => {
       ['https://gl.invalid:8443', 'https://gl.invalid:8443'],
     ];
     for (const [serviceUrl, used] of accepted) {
-      const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, log: () => {}, serviceTimeoutMs: 2000 }, echo);
+      const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, log: () => {}, serviceTimeoutMs: 2000, keySources: false }, echo);
       const app = createServer(handler);
       const base = await listen(app);
       try {
@@ -735,7 +750,7 @@ describe('redirects from the approval service are not followed', () => {
     const serviceUrl = await listen(service.server);
     const policy = engine.loadBundleDir(bundle);
     const logged = [];
-    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, keysRefreshMs: 0, log: (m) => logged.push(m) }, echo);
+    const handler = withGreenlight({ policy, serviceUrl, now: () => NOW, keysRefreshMs: 0, log: (m) => logged.push(m), keySources: false }, echo);
     const app = createServer(handler);
     const base = await listen(app);
     try {

@@ -9,3 +9,4 @@
 export { Engine, Policy, BundleError, DenialError, readBundleDir } from './engine.js';
 export { DENIAL_CODES, checkDecision, denied, needsService } from './decision.js';
 export { greenlight, withGreenlight } from './middleware.js';
+export { KeySources, checkUrl, freshness, refreshIssuer } from './keys.js';

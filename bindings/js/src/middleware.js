@@ -5,6 +5,7 @@
 // closed: whatever goes wrong, the request does not reach the handler.
 
 import { checkDecision, denied, InvalidOutput, needsService } from './decision.js';
+import { KeySources } from './keys.js';
 
 /** JSON bodies become the engine's `params`; other bodies are not parameters. */
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
@@ -22,7 +23,14 @@ const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
  *   fetches caused by tokens that name an unknown key.
  * @property {(message: string) => void} [log] where failures are reported; console.warn by default.
  * @property {() => number} [now] the time of a decision in Unix seconds; the
- *   wall clock by default (tests pin it).
+ *   wall clock by default (tests pin it). Also the clock of the KeySources
+ *   the middleware makes.
+ * @property {KeySources | false} [keySources] the issuers' keys the host
+ *   fetches (`jwks_uri` or discovery in the bundle): by default the
+ *   middleware makes a KeySources of the policy (with `now`, `log`) when the
+ *   policy has such issuers. Give one to share it or drive its clock (the
+ *   middleware starts it, and its `close()` closes it), or `false` when the
+ *   host sets those keys itself (`policy.setKeys`).
  */
 
 /**
@@ -59,11 +67,25 @@ const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
  * any other status (the keys are not loaded; the check denies), so the
  * client's tokens and the key fetch cannot be sent elsewhere.
  *
+ * When the bundle has issuers whose keys the host fetches (a `jwks_uri`,
+ * or discovery), the middleware keeps them with a KeySources (keys.js), as
+ * `greenlight serve` does: `ready` also waits for their first fetch (an
+ * issuer whose fetch failed is withdrawn: its tokens are denied naming the
+ * error), they are refreshed in the background, and a deny
+ * `token-unknown-key` naming an `issuer` fetches that issuer's keys again
+ * (at most every `[key_fetch] unknown_kid_interval_seconds`) and decides
+ * once more when they changed (docs/gateway.md). The returned function's
+ * `close()` stops the background refresh; `keySources` is the KeySources
+ * in use (null when none).
+ *
  * @param {Options} options
  * @throws {TypeError} without a policy, or for a `serviceUrl` the gateway
  *   must not talk to (`serviceBaseUrl`)
+ * @throws {Error} for an issuer's `jwks_uri` or metadata URL that may not be
+ *   fetched (not HTTPS, nor plain HTTP to loopback where the bundle allows it)
  * @returns {((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse,
- *             next: (err?: unknown) => void) => Promise<void>) & {ready: Promise<void>}}
+ *             next: (err?: unknown) => void) => Promise<void>) &
+ *          {ready: Promise<void>, close: () => void, keySources: KeySources | null}}
  */
 export function greenlight(options) {
   const { policy } = options;
@@ -98,7 +120,14 @@ export function greenlight(options) {
     })();
     return fetching;
   }
-  const ready = refreshKeys();
+  let keySources = null;
+  if (options.keySources instanceof KeySources) {
+    keySources = options.keySources;
+  } else if (options.keySources !== false) {
+    const made = new KeySources(policy, { now, log });
+    keySources = made.isEmpty ? null : made;
+  }
+  const ready = Promise.all([refreshKeys(), keySources?.start()]).then(() => {});
 
   /**
    * The service decides with its store (consumes a one-time token, refuses
@@ -159,6 +188,14 @@ export function greenlight(options) {
       await (fetching ?? refreshKeys());
       decision = policy.evaluateHttp(request, now());
     }
+    // A denial naming an issuer: its fetched keys lack the token's kid
+    // (say, the provider rotated); fetch them again (rate-limited) and
+    // decide once more if they changed.
+    const w = decision.verdict;
+    const issuer = w.kind === 'deny' && w.code === 'token-unknown-key' ? w.issuer : undefined;
+    if (keySources !== null && issuer !== undefined && (await keySources.unknownKid(issuer))) {
+      decision = policy.evaluateHttp(request, now());
+    }
     if (needsService(decision)) {
       decision = await checkAtService(request);
     }
@@ -189,6 +226,8 @@ export function greenlight(options) {
     res.end(JSON.stringify(answer.body));
   };
   middleware.ready = ready;
+  middleware.keySources = keySources;
+  middleware.close = () => keySources?.close();
   return middleware;
 }
 
@@ -210,6 +249,8 @@ export function withGreenlight(options, handler) {
       }
     });
   wrapped.ready = middleware.ready;
+  wrapped.keySources = middleware.keySources;
+  wrapped.close = middleware.close;
   return wrapped;
 }
 
