@@ -540,13 +540,23 @@ fn fetched_keys_come_over_https_within_sane_limits() {
     );
     assert_eq!(
         messages(&format!(
-            "{}[key_fetch]\nmax_bytes = 0\nmin_age_seconds = 7200\nmax_age_seconds = 3600\n",
+            "{}[key_fetch]\nmax_bytes = 0\nmin_age_seconds = 7200\nmax_age_seconds = 3600\nunknown_kid_interval_seconds = 0\n",
             issuer("issuer = \"https://idp.example.com\"\nalgorithms = [\"EdDSA\"]")
         )),
         [
             "`[key_fetch] max_bytes` must be more than 0",
+            "`[key_fetch] unknown_kid_interval_seconds` must be more than 0",
             "`[key_fetch] min_age_seconds` (7200) is more than `max_age_seconds` (3600)",
         ]
+    );
+    // `greenlight` names the action tokens' keys (`set-keys`): no access-
+    // token issuer may take that name, or its fetched keys would verify
+    // action tokens.
+    assert_eq!(
+        messages(&issuer(
+            "issuer = \"greenlight\"\nalgorithms = [\"EdDSA\"]\njwks_uri = \"https://evil.example/jwks\""
+        )),
+        ["issuer `greenlight` is the name reserved for Greenlight's own action tokens"]
     );
     let loopback = format!(
         "{}[key_fetch]\nallow_http_loopback = true\n",

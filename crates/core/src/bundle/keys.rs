@@ -95,6 +95,20 @@ pub(super) fn issuers(
                 format!("issuer `{}` is configured twice", ic.issuer),
             );
         }
+        // `set-keys("greenlight", …)` addresses the action tokens' keys: an
+        // access-token issuer of that name would have its fetched keys
+        // verify action tokens.
+        if ic.issuer == greenlight_types::bundle::ACTION_ISSUER_NAME {
+            problems.add(
+                ProblemKind::InvalidConfig,
+                CONFIG_FILE,
+                at,
+                format!(
+                    "issuer `{}` is the name reserved for Greenlight's own action tokens",
+                    ic.issuer
+                ),
+            );
+        }
         let (keys, source) = match (&ic.jwks, &ic.jwks_uri) {
             (Some(file), None) => (load_keys(map, file, cfg_text, problems), KeySource::Bundle),
             (None, Some(uri)) => (KeySet::default(), KeySource::JwksUri(uri.clone())),

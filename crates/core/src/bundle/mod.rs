@@ -155,6 +155,10 @@ fn check_key_fetch(config: &Config, cfg_text: &str, problems: &mut Problems) {
         ("timeout_ms", u64::from(k.timeout_ms)),
         ("max_bytes", u64::from(k.max_bytes)),
         ("min_age_seconds", k.min_age_seconds),
+        (
+            "unknown_kid_interval_seconds",
+            k.unknown_kid_interval_seconds,
+        ),
     ] {
         if value == 0 {
             refuse(format!("`[key_fetch] {name}` must be more than 0"));
