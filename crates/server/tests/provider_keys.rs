@@ -82,6 +82,8 @@ enum Jwks {
 struct Provider {
     base: String,
     jwks: Mutex<Jwks>,
+    /// The `jwks_uri` the discovery document names instead of its own.
+    jwks_uri: Mutex<Option<String>>,
     discoveries: AtomicU64,
     fetches: AtomicU64,
 }
@@ -98,7 +100,13 @@ impl Provider {
 
 async fn discovery(State(p): State<Arc<Provider>>) -> Response {
     p.discoveries.fetch_add(1, Ordering::SeqCst);
-    axum::Json(json!({ "issuer": p.base, "jwks_uri": format!("{}/jwks", p.base) })).into_response()
+    let uri = p
+        .jwks_uri
+        .lock()
+        .expect("lock")
+        .clone()
+        .unwrap_or_else(|| format!("{}/jwks", p.base));
+    axum::Json(json!({ "issuer": p.base, "jwks_uri": uri })).into_response()
 }
 
 async fn jwks(State(p): State<Arc<Provider>>) -> Response {
@@ -131,6 +139,7 @@ async fn provider(jwks: Jwks) -> Arc<Provider> {
     let p = Arc::new(Provider {
         base,
         jwks: Mutex::new(jwks),
+        jwks_uri: Mutex::new(None),
         discoveries: AtomicU64::new(0),
         fetches: AtomicU64::new(0),
     });
@@ -459,4 +468,53 @@ async fn an_issuer_without_keys_yet_fails_closed_naming_the_error() {
         metrics.contains(&format!("greenlight_key_age_seconds{{issuer=\"{iss}\"}} 0")),
         "{metrics}"
     );
+}
+
+/// A discovery document may only send the server to the issuer's own host:
+/// a `jwks_uri` elsewhere (another machine of the provider's network, or
+/// another port) is refused, its tokens denied naming why; naming the
+/// URL in the bundle is how an operator trusts it. The error the provider
+/// controls is kept short and on one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovered_jwks_uri_elsewhere_is_refused() {
+    let k1 = Key::new("k1");
+    let idp = provider(Jwks::Keys(vec![k1.public.clone()], None)).await;
+    let iss = idp.base.clone();
+    let port = iss.rsplit(':').next().expect("port");
+    let elsewhere = format!("http://localhost:{port}/jwks");
+    *idp.jwks_uri.lock().expect("lock") = Some(elsewhere.clone());
+    let dir = bundle(&iss, None);
+    let srv = Server::start_with_bundle(dir.path()).await;
+    let oidc = format!("{iss}/.well-known/openid-configuration");
+    let rfc8414 = format!("{iss}/.well-known/oauth-authorization-server");
+    let error = format!(
+        "discovery failed: {oidc}: its jwks_uri `{elsewhere}` is not on the issuer's host; to trust it, name it as `jwks_uri` in the bundle; GET {rfc8414}: status 404"
+    );
+    let (_, h) = srv.call("GET", "/healthz", None, None).await;
+    assert_eq!(h["keys"][0]["last_error"], json!(error), "{h}");
+    assert_eq!(idp.fetches(), 0, "nothing fetched elsewhere");
+    assert_eq!(
+        read(&srv, &k1.token(&iss, "alice", None)).await,
+        unknown(
+            &format!("no keys are loaded for issuer `{iss}`: fetching its keys failed: {error}"),
+            &iss
+        )
+    );
+
+    // A provider's text is kept to one line of at most 512 characters.
+    let long = format!(
+        "http://127.0.0.1:{port}/{}\nFORGED LOG LINE",
+        "x".repeat(600)
+    );
+    *idp.jwks_uri.lock().expect("lock") = Some(long);
+    srv.advance(60);
+    let h = wait_for(&srv, "the next failure", |h| {
+        h["keys"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.ends_with('…'))
+    })
+    .await;
+    let e = h["keys"][0]["last_error"].as_str().expect("text");
+    assert_eq!(e.chars().count(), 513, "{e}");
+    assert!(!e.contains('\n'), "{e}");
 }

@@ -125,7 +125,21 @@ impl Fetcher {
                     .get("jwks_uri")
                     .and_then(Value::as_str)
                     .ok_or_else(|| format!("{url}: no `jwks_uri`"))?;
-                check_url(uri, &self.settings).map_err(|e| format!("{url}: jwks_uri {e}"))?;
+                let jwks = check_url(uri, &self.settings)
+                    .map_err(|e| format!("{url}: jwks_uri {e}"))?;
+                // The metadata names where to fetch from: only on the
+                // issuer's own host (and port), so that a provider cannot
+                // send the server to another machine of its network. A
+                // provider whose keys live elsewhere is named with
+                // `jwks_uri` in the bundle.
+                let own = check_url(url, &self.settings)?;
+                if (jwks.host_str(), jwks.port_or_known_default())
+                    != (own.host_str(), own.port_or_known_default())
+                {
+                    return Err(format!(
+                        "{url}: its jwks_uri `{uri}` is not on the issuer's host; to trust it, name it as `jwks_uri` in the bundle"
+                    ));
+                }
                 Ok(uri.to_owned())
             }) {
                 Ok(uri) => return Ok(uri),

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use greenlight_types::bundle::{KeyFetchSettings, KeySource};
 use greenlight_types::{BundleInfo, Decision, Denial, DenialCode, LoadError, Verdict};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::metrics::Metrics;
 use super::state::Clock;
@@ -53,6 +54,10 @@ struct Status {
     last_unknown_kid_fetch: Option<u64>,
     /// Whether the keys were withdrawn for being too stale.
     withdrawn: bool,
+    /// The reason given with the last withdrawal, until keys load.
+    withdrawn_for: Option<String>,
+    /// SHA-256 of the key set last handed to the engine.
+    digest: Option<[u8; 32]>,
 }
 
 /// One issuer whose keys the server fetches.
@@ -218,9 +223,18 @@ impl KeySources {
             (None, Origin::JwksUri(uri)) => self.fetcher.jwks(uri).await.map(|f| (uri.clone(), f)),
         };
         let result = result.and_then(|(uri, fetched)| {
-            sink.set_keys(&source.issuer, &fetched.body)
-                .map(|()| (uri, fetched))
-                .map_err(|e| format!("the key set was refused: {e}"))
+            // The same set as the engine holds: nothing to hand over (a
+            // change empties the engine's pool of instances).
+            let digest: [u8; 32] = Sha256::digest(fetched.body.as_bytes()).into();
+            let st = source.status();
+            let same = st.digest == Some(digest) && !st.withdrawn;
+            drop(st);
+            if !same {
+                sink.set_keys(&source.issuer, &fetched.body)
+                    .map_err(|e| format!("the key set was refused: {e}"))?;
+                source.status().digest = Some(digest);
+            }
+            Ok((uri, fetched))
         });
         match result {
             Ok((uri, fetched)) => {
@@ -243,6 +257,7 @@ impl KeySources {
                 st.last_error = None;
                 st.failures = 0;
                 st.withdrawn = false;
+                st.withdrawn_for = None;
                 drop(st);
                 if changed {
                     self.changes.fetch_add(1, Ordering::SeqCst);
@@ -251,6 +266,7 @@ impl KeySources {
                 changed
             }
             Err(error) => {
+                let error = tidy(&error);
                 let mut st = source.status();
                 tracing::warn!(issuer = %source.issuer, %error, why, "fetching the issuer's keys failed; the last good keys keep serving");
                 st.failures = st.failures.saturating_add(1);
@@ -266,10 +282,15 @@ impl KeySources {
                 let never_loaded = st.loaded_at.is_none();
                 drop(st);
                 self.metrics.key_fetch(&source.issuer, "failed");
-                if never_loaded {
-                    let reason = format!("fetching its keys failed: {error}");
-                    if let Err(e) = sink.withdraw_keys(&source.issuer, &reason) {
-                        tracing::error!(issuer = %source.issuer, error = %e, "cannot record why the issuer has no keys");
+                // Said once per reason: a withdrawal empties the engine's
+                // pool of instances, which a repeated failure need not do.
+                let reason = format!("fetching its keys failed: {error}");
+                if never_loaded && source.status().withdrawn_for.as_deref() != Some(&reason) {
+                    match sink.withdraw_keys(&source.issuer, &reason) {
+                        Ok(()) => source.status().withdrawn_for = Some(reason),
+                        Err(e) => {
+                            tracing::error!(issuer = %source.issuer, error = %e, "cannot record why the issuer has no keys");
+                        }
                     }
                 }
                 false
@@ -282,6 +303,11 @@ impl KeySources {
     fn expire_stale(&self, sink: &dyn KeySink) {
         let now = self.clock.now();
         for s in &self.sources {
+            // A fetch under way decides for itself; withdrawing under it
+            // could undo the keys it is about to report loaded.
+            let Ok(_one) = s.single_flight.try_lock() else {
+                continue;
+            };
             let mut st = s.status();
             let limit = st
                 .fresh_until
@@ -297,6 +323,7 @@ impl KeySources {
                 match sink.withdraw_keys(&s.issuer, &reason) {
                     Ok(()) => {
                         st.withdrawn = true;
+                        st.withdrawn_for = Some(reason);
                         st.kids.clear();
                     }
                     Err(e) => {
@@ -403,6 +430,24 @@ impl KeySources {
             })
             .collect()
     }
+}
+
+/// The longest error text kept, logged and given as a reason.
+const MAX_ERROR_CHARS: usize = 512;
+
+/// An error as it is kept, logged, reported and put in denials: control
+/// characters (from a provider's text) as spaces, at most
+/// [`MAX_ERROR_CHARS`] characters.
+fn tidy(error: &str) -> String {
+    let mut out: String = error
+        .chars()
+        .take(MAX_ERROR_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if error.chars().nth(MAX_ERROR_CHARS).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// The issuer whose keys a denial says to refresh: `token-unknown-key` for
