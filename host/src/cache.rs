@@ -240,6 +240,10 @@ pub(crate) fn compile_cached_as(
                     Err(e) => why = Some(format!("{name}: {e:#}")),
                 }
             }
+            // An artifact without its digest is another process between
+            // its two renames (or a digest removed): never mapped, and not
+            // worth a warning, since concurrent first starts meet it.
+            Err(_) if std::fs::symlink_metadata(&digest_path).is_err() => {}
             Err(e) => why = Some(format!("{name}: {e}")),
         }
     }
@@ -348,13 +352,10 @@ mod tests {
         );
         assert_eq!(load(&dir, me), Outcome::Mapped);
 
-        // Without its digest it is not trusted either.
+        // Without its digest it is not trusted either: compiled again,
+        // quietly (another process between its two renames looks so).
         std::fs::remove_file(digest_of(&path)).expect("rm");
-        let why = load(&dir, me);
-        assert!(
-            matches!(&why, Outcome::Compiled { why: Some(w), stored: true } if w.starts_with(&format!("{name}: its digest: "))),
-            "{why:?}"
-        );
+        assert_eq!(load(&dir, me), compiled(None));
         assert_eq!(load(&dir, me), Outcome::Mapped);
     }
 

@@ -205,7 +205,27 @@ impl Pool {
 
     /// An idle instance, or a new one.
     pub(crate) fn take(&self) -> Result<Slot, HostError> {
-        match lock(&self.idle).pop() {
+        let taken = {
+            let mut idle = lock(&self.idle);
+            // Never one from before a key change (one may still be idle
+            // between the change's bump and its emptying of the pool).
+            let current = self.generation.load(Ordering::SeqCst);
+            let mut stale = Vec::new();
+            let mut found = None;
+            while let Some(slot) = idle.pop() {
+                if slot.generation == current {
+                    found = Some(slot);
+                    break;
+                }
+                stale.push(slot);
+            }
+            (found, stale)
+        };
+        let (found, mut stale) = taken;
+        for s in &mut stale {
+            self.retire(s);
+        }
+        match found {
             Some(slot) => Ok(slot),
             None => self.new_slot(),
         }
