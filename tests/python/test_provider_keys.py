@@ -72,12 +72,15 @@ class Provider:
     """The stand-in provider: `/.well-known/openid-configuration` and
     `/jwks`, whose answer `set` changes: ("keys", [jwk...], cache-control
     or None), ("status", n), ("huge",) (10 MB of JSON with its length),
-    ("huge-unsized",) (10 MB with no Content-Length), ("garbage",)."""
+    ("huge-unsized",) (10 MB with no Content-Length), ("garbage",), ("raw",
+    text) (that text as JSON); `jwks_uri` replaces the one its discovery
+    document names."""
 
     def __init__(self, answer):
         self.answer = answer
         self.discoveries = 0
         self.fetches = 0
+        self.jwks_uri = None
         self.lock = threading.Lock()
         provider = self
 
@@ -101,7 +104,7 @@ class Provider:
                 if self.path == "/.well-known/openid-configuration":
                     with provider.lock:
                         provider.discoveries += 1
-                    doc = {"issuer": provider.base, "jwks_uri": f"{provider.base}/jwks"}
+                    doc = {"issuer": provider.base, "jwks_uri": provider.jwks_uri or f"{provider.base}/jwks"}
                     return self.send(200, json.dumps(doc).encode(), [("content-type", "application/json")])
                 if self.path != "/jwks":
                     return self.send(404, b"")
@@ -116,6 +119,8 @@ class Provider:
                     return self.send(200, json.dumps({"keys": answer[1]}).encode(), headers)
                 if kind == "status":
                     return self.send(answer[1], b"", [("location", f"{provider.base}/elsewhere")])
+                if kind == "raw":
+                    return self.send(200, answer[1].encode(), [("content-type", "application/json")])
                 if kind in ("huge", "huge-unsized"):
                     body = b'{"keys":[],"pad":"' + b"x" * 10_000_000 + b'"}'
                     return self.send(200, body, [("content-type", "application/json")], sized=kind == "huge")
@@ -504,3 +509,47 @@ def test_freshness_follows_cache_control_then_expires():
                         "expires": "Sat, 28 Nov 2026 11:00:00 GMT"})) == 60
     assert freshness(h({"expires": "0"})) == 0
     assert freshness(h({})) is None
+
+
+def test_a_hostile_provider_is_a_failed_fetch_and_stops_nothing(engine, tmp_path, provider, keys):
+    """A `max-age` of 5,000 digits (past Python's int() limit), a JSON body
+    nested 100,000 deep, a discovered `jwks_uri` on another host, a
+    5,000-character error with control characters: each is a failed fetch
+    with a short one-line error; the last good keys keep serving and the
+    background work goes on."""
+    k1, _ = keys
+    idp = provider(("keys", [k1.public], None))
+    iss = idp.base
+    port = iss.rsplit(":", 1)[1]
+
+    async def scenario():
+        async with Gateway(engine, bundle(tmp_path, iss)) as gw:
+            token = k1.token(iss, "alice")
+            assert await gw.read(token) == "allow"
+            idp.set(("keys", [k1.public], "max-age=" + "9" * 5000))
+            gw.advance(46)
+            await gw.wait_for("a refresh", lambda h: h[0]["fresh_for_seconds"] == 60 and h[0]["age_seconds"] == 0)
+            assert await gw.read(token) == "allow"
+            idp.set(("raw", "[" * 100_000))
+            gw.advance(46)
+            await gw.wait_for("the nesting refused",
+                              lambda h: (h[0]["last_error"] or "").startswith(f"GET {iss}/jwks: not JSON: "))
+            assert await gw.read(token) == "allow"
+            assert gw.health()[0]["keys"] is True
+
+            # Discovery may not send the host elsewhere; the error is one
+            # short line.
+            idp.jwks_uri = f"http://localhost:{port}/jwks"
+            idp.set(("keys", [k1.public], None))
+            gw.advance(60)
+            oidc = f"{iss}/.well-known/openid-configuration"
+            rfc8414 = f"{iss}/.well-known/oauth-authorization-server"
+            error = (f"discovery failed: {oidc}: its jwks_uri `http://localhost:{port}/jwks` is not on the issuer's "
+                     f"host; to trust it, name it as `jwks_uri` in the bundle; GET {rfc8414}: status 404")
+            await gw.wait_for("the other host refused", lambda h: h[0]["last_error"] == error)
+            idp.jwks_uri = f"{iss}/" + "x" * 5000 + "\u0007"
+            gw.advance(60)
+            h = await gw.wait_for("a long error", lambda h: (h[0]["last_error"] or "").endswith("…"))
+            assert len(h[0]["last_error"]) == 513
+            assert await gw.read(token) == "allow", "the last good keys still serve"
+    asyncio.run(scenario())

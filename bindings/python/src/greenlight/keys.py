@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import ipaddress
 import json
 import logging
@@ -113,6 +114,28 @@ def check_url(url: str, settings: KeyFetchSettings) -> None:
     raise ValueError(f"`{url}` is not HTTPS")
 
 
+#: The longest error text kept, logged and given as a reason.
+MAX_ERROR_CHARS = 512
+
+
+def _tidy(error: str) -> str:
+    """An error as it is kept, logged, reported and put in denials, as the
+    Rust server keeps it: control characters as spaces, at most
+    `MAX_ERROR_CHARS` characters."""
+    out = "".join(" " if (ord(c) < 32 or 127 <= ord(c) < 160) else c for c in error[:MAX_ERROR_CHARS])
+    return out + "…" if len(error) > MAX_ERROR_CHARS else out
+
+
+def _origin(url: str) -> tuple[Optional[str], Optional[int]]:
+    """A URL's host and port (the scheme's default when it has none)."""
+    u = urllib.parse.urlsplit(url)
+    try:
+        port = u.port
+    except ValueError:
+        return (u.hostname, -1)
+    return (u.hostname, port if port is not None else {"https": 443, "http": 80}.get(u.scheme))
+
+
 def freshness(headers: Any) -> Optional[int]:
     """How long a response stays fresh, in seconds (RFC 9111 §4.2.1), from
     its headers (any mapping with a case-insensitive `get`, such as httpx's):
@@ -128,7 +151,11 @@ def freshness(headers: Any) -> Optional[int]:
                 return 0
             if lower.startswith("max-age="):
                 n = lower[len("max-age="):].strip('"')
-                max_age = int(n) if n.isascii() and n.isdigit() else None
+                # At most a u64, as the Rust server reads it (and never
+                # Python's unbounded int() of a hostile header).
+                max_age = int(n) if n.isascii() and n.isdigit() and len(n) <= 20 else None
+                if max_age is not None and max_age > 2**64 - 1:
+                    max_age = None
         if max_age is not None:
             return max_age
     expires = headers.get("expires")
@@ -177,6 +204,10 @@ class _Status:
     failures: int = 0
     #: When a token's unknown `kid` last caused a fetch.
     last_unknown_kid_fetch: Optional[int] = None
+    #: The reason given with the last withdrawal, until keys load.
+    withdrawn_for: Optional[str] = None
+    #: SHA-256 of the key set last handed to the engine.
+    digest: Optional[bytes] = None
     #: Whether the keys were withdrawn for being too stale.
     withdrawn: bool = False
 
@@ -344,7 +375,7 @@ class KeySources:
                 body, _ = await self._get(url)
                 try:
                     doc = json.loads(body)
-                except ValueError as e:
+                except (ValueError, RecursionError) as e:
                     raise _FetchError(f"{url}: not JSON: {e}") from None
                 if not isinstance(doc, dict) or doc.get("issuer") != issuer:
                     raise _FetchError(f"{url}: its `issuer` is not `{issuer}`")
@@ -355,6 +386,12 @@ class KeySources:
                     check_url(uri, self.settings)
                 except ValueError as e:
                     raise _FetchError(f"{url}: jwks_uri {e}") from None
+                # Only on the issuer's own host (and port), as the Rust
+                # server: a provider cannot send the host to another machine
+                # of its network; a JWKS elsewhere is named in the bundle.
+                if _origin(uri) != _origin(url):
+                    raise _FetchError(f"{url}: its jwks_uri `{uri}` is not on the issuer's host; to trust it, "
+                                      "name it as `jwks_uri` in the bundle")
                 return uri
             except _FetchError as e:
                 errors.append(str(e))
@@ -365,7 +402,7 @@ class KeySources:
         body, max_age = await self._get(url)
         try:
             doc = json.loads(body)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise _FetchError(f"GET {url}: not JSON: {e}") from None
         keys = doc.get("keys") if isinstance(doc, dict) else None
         if not isinstance(keys, list):
@@ -401,12 +438,17 @@ class KeySources:
             if uri is None:
                 uri = await self._discover(source.issuer, source.urls)
             fetched = await self._jwks(uri)
-            try:
-                await asyncio.to_thread(self.policy.set_keys, source.issuer, fetched.body)
-            except (BundleError, EngineError) as e:
-                raise _FetchError(f"the key set was refused: {_refusal(e)}") from None
-        except _FetchError as e:
-            error = str(e)
+            # The same set as the engine holds: nothing to hand over (a change
+            # drops the engine's pooled instances).
+            digest = hashlib.sha256(fetched.body.encode()).digest()
+            if st.digest != digest or st.withdrawn:
+                try:
+                    await asyncio.to_thread(self.policy.set_keys, source.issuer, fetched.body)
+                except (BundleError, EngineError) as e:
+                    raise _FetchError(f"the key set was refused: {_refusal(e)}") from None
+                st.digest = digest
+        except Exception as e:  # noqa: BLE001 - whatever a provider sends, a failed fetch
+            error = _tidy(str(e) if isinstance(e, _FetchError) else f"{type(e).__name__}: {e}")
             log.warning("fetching the keys of %s failed (%s); the last good keys keep serving: %s",
                         source.issuer, why, error)
             st.failures += 1
@@ -415,10 +457,12 @@ class KeySources:
             if source.kind == "discovery":
                 st.jwks_uri = None  # the provider may have moved its keys: ask again
             st.last_error = error
-            if st.loaded_at is None:
+            reason = f"fetching its keys failed: {error}"
+            # Said once per reason: a withdrawal drops the pooled instances.
+            if st.loaded_at is None and st.withdrawn_for != reason:
                 try:
-                    await asyncio.to_thread(self.policy.withdraw_keys, source.issuer,
-                                            f"fetching its keys failed: {error}")
+                    await asyncio.to_thread(self.policy.withdraw_keys, source.issuer, reason)
+                    st.withdrawn_for = reason
                 except (BundleError, EngineError) as e:
                     log.error("cannot record why %s has no keys: %s", source.issuer, e)
             return False
@@ -437,6 +481,7 @@ class KeySources:
         st.last_error = None
         st.failures = 0
         st.withdrawn = False
+        st.withdrawn_for = None
         if changed:
             self._changes += 1
         return changed
@@ -457,6 +502,8 @@ class KeySources:
             st = s.status
             if st.loaded_at is None or st.withdrawn or now <= st.fresh_until + self.settings.max_stale_seconds:
                 continue
+            if self._lock(s).locked():
+                continue  # a fetch under way decides for itself
             reason = (f"its keys are too stale: fetched {now - st.loaded_at} s ago, "
                       f"fresh for {max(st.fresh_until - st.loaded_at, 0)} s, and no fetch has worked since "
                       f"({st.last_error if st.last_error is not None else 'no error recorded'})")
@@ -474,10 +521,18 @@ class KeySources:
         (at 3/4 of their freshness, or after a failure's backoff), then
         withdraws those that grew too stale."""
         now = self._now()
-        for s in self._sources:
-            if s.status.next_fetch <= now:
-                await self._refresh(s, "due")
-        await self._expire_stale()
+        try:
+            for s in self._sources:
+                if s.status.next_fetch <= now:
+                    try:
+                        await self._refresh(s, "due")
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:  # noqa: BLE001 - one issuer never stops the others
+                        log.exception("refreshing the keys of %s failed", s.issuer)
+        finally:
+            # Stale keys go whatever happened above.
+            await self._expire_stale()
 
     async def _work(self) -> None:
         while True:
