@@ -58,6 +58,8 @@ class Provider {
   fetches = 0;
   /** How many bytes of a chunked huge body were written before the reader stopped. */
   written = 0;
+  /** The `jwks_uri` its discovery document names instead of its own. */
+  jwksUri = null;
   constructor(answer) {
     this.answer = answer;
     this.server = createServer((req, res) => this.#handle(req, res));
@@ -77,7 +79,7 @@ class Provider {
     if (req.url === '/.well-known/openid-configuration') {
       this.discoveries += 1;
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ issuer: this.base, jwks_uri: `${this.base}/jwks` }));
+      res.end(JSON.stringify({ issuer: this.base, jwks_uri: this.jwksUri ?? `${this.base}/jwks` }));
       return;
     }
     if (req.url !== '/jwks') {
@@ -363,6 +365,39 @@ describe('failed fetches keep the last keys until they are too stale', () => {
       });
       assert.equal(await read(policy, keys, token), 'allow');
       assert.equal((await keys.retry(() => policy.authenticate(token, NOW))).principal.subject, 'alice');
+    } finally {
+      keys.close();
+      policy.close();
+      idp.close();
+    }
+  });
+});
+
+describe('discovery may not send the host elsewhere', () => {
+  // A discovered jwks_uri on another host (or port) is refused, naming how
+  // to trust it; an error a provider controls is kept to one short line.
+  test('as provider_keys.rs a_discovered_jwks_uri_elsewhere_is_refused', async () => {
+    const k1 = new Key('k1');
+    const idp = await new Provider({ keys: [k1.public] }).start();
+    const iss = idp.base;
+    const port = iss.split(':').pop();
+    idp.jwksUri = `http://localhost:${port}/jwks`;
+    const policy = bundle(iss);
+    const c = clock();
+    const keys = new KeySources(policy, { now: c.now, log: () => {} });
+    try {
+      await keys.fetchAll();
+      const error = `discovery failed: ${iss}/.well-known/openid-configuration: its jwks_uri \`http://localhost:${port}/jwks\` is not on the issuer's host; to trust it, name it as \`jwks_uri\` in the bundle; GET ${iss}/.well-known/oauth-authorization-server: status 404`;
+      assert.equal(keys.health()[0].last_error, error);
+      assert.equal(idp.fetches, 0, 'nothing fetched elsewhere');
+      assert.deepEqual(await read(policy, keys, k1.token(iss, 'alice')),
+        unknown(`no keys are loaded for issuer \`${iss}\`: fetching its keys failed: ${error}`, iss));
+      idp.jwksUri = `${iss}/${'x'.repeat(5000)}`;
+      c.advance(60);
+      await keys.tick();
+      const long = keys.health()[0].last_error;
+      assert.equal([...long].length, 513, long);
+      assert.ok(long.endsWith('…'));
     } finally {
       keys.close();
       policy.close();

@@ -11,6 +11,7 @@
 // with the reason, so its tokens are denied with a message that names the
 // last fetch error. The error texts are those of the Rust server.
 
+import { createHash } from 'node:crypto';
 import { BundleError, DenialError } from './engine.js';
 
 /**
@@ -128,6 +129,36 @@ export function freshness(headers) {
 }
 
 /** A fetch error with its cause, as the Rust server words it ("timed out", "cannot connect: ..."). */
+/** The longest error text kept, logged and given as a reason. */
+const MAX_ERROR_CHARS = 512;
+
+/**
+ * An error as it is kept, logged, reported and put in denials, as the Rust
+ * server keeps it: control characters as spaces, at most MAX_ERROR_CHARS
+ * characters (code points).
+ * @param {string} error
+ */
+function tidy(error) {
+  const chars = [...error];
+  // eslint-disable-next-line no-control-regex
+  const out = chars.slice(0, MAX_ERROR_CHARS).join('').replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+  return chars.length > MAX_ERROR_CHARS ? `${out}…` : out;
+}
+
+/**
+ * A URL's host and port (the scheme's default when it has none), for
+ * comparing where two URLs point.
+ * @param {string} url
+ */
+function origin(url) {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
+  } catch {
+    return null;
+  }
+}
+
 function describe(e) {
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timed out';
   const causes = [];
@@ -181,6 +212,10 @@ class Source {
     this.kids = [];
     /** Why the last fetch failed, if it did. @type {string | null} */
     this.lastError = null;
+    /** The reason given with the last withdrawal, until keys load. */
+    this.withdrawnFor = null;
+    /** SHA-256 (hex) of the key set last handed to the engine. */
+    this.digest = null;
     /** Failed fetches in a row (for the backoff). */
     this.failures = 0;
     /** When a token's unknown `kid` last caused a fetch. @type {number | null} */
@@ -381,6 +416,12 @@ export class KeySources {
         } catch (e) {
           throw new Error(`${url}: jwks_uri ${e.message}`);
         }
+        // Only on the issuer's own host (and port), as the Rust server: a
+        // provider cannot send the host to another machine of its network;
+        // a JWKS elsewhere is named in the bundle.
+        if (origin(uri) !== origin(url)) {
+          throw new Error(`${url}: its jwks_uri \`${uri}\` is not on the issuer's host; to trust it, name it as \`jwks_uri\` in the bundle`);
+        }
         return uri;
       } catch (e) {
         errors.push(e.message);
@@ -425,13 +466,19 @@ export class KeySources {
       try {
         uri = source.jwksUri ?? source.origin.jwks_uri ?? (await this.#discover(source.issuer, source.origin.discovery));
         fetched = await this.#jwks(uri);
-        try {
-          this.#policy.setKeys(source.issuer, fetched.body);
-        } catch (e) {
-          throw new Error(`the key set was refused: ${refusal(e)}`);
+        // The same set as the engine holds: nothing to hand over (a change
+        // restarts the engine's workers' key state).
+        const digest = createHash('sha256').update(fetched.body).digest('hex');
+        if (source.digest !== digest || source.withdrawn) {
+          try {
+            this.#policy.setKeys(source.issuer, fetched.body);
+          } catch (e) {
+            throw new Error(`the key set was refused: ${refusal(e)}`);
+          }
+          source.digest = digest;
         }
       } catch (e) {
-        const error = e.message;
+        const error = tidy(String(e?.message ?? e));
         this.#log(`fetching the keys of \`${source.issuer}\` failed (${why}); the last good keys keep serving: ${error}`);
         source.failures += 1;
         // Retry with a backoff: 1 s doubling, at most the minimum age.
@@ -440,9 +487,12 @@ export class KeySources {
         // The provider may have moved its keys: ask again.
         if (source.origin.discovery !== undefined) source.jwksUri = null;
         source.lastError = error;
-        if (source.loadedAt === null) {
+        const reason = `fetching its keys failed: ${error}`;
+        // Said once per reason: a withdrawal is a key change for the engine.
+        if (source.loadedAt === null && source.withdrawnFor !== reason) {
           try {
-            this.#policy.withdrawKeys(source.issuer, `fetching its keys failed: ${error}`);
+            this.#policy.withdrawKeys(source.issuer, reason);
+            source.withdrawnFor = reason;
           } catch (w) {
             this.#log(`cannot record why \`${source.issuer}\` has no keys: ${w.message}`);
           }
@@ -461,6 +511,7 @@ export class KeySources {
       source.lastError = null;
       source.failures = 0;
       source.withdrawn = false;
+      source.withdrawnFor = null;
       return changed;
     });
   }
