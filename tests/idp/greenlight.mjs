@@ -10,9 +10,6 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { RESOURCE } from './provider.mjs';
 
-const bin = process.env.GREENLIGHT_BIN;
-if (!bin) throw new Error('set GREENLIGHT_BIN to the greenlight binary');
-
 export const POLICY = '@id("read") permit (principal, action == Action::"doc.read", resource) when { principal.scopes.contains("docs:read") };\n';
 
 /** greenlight.toml for the provider at `issuer`, keys found by discovery
@@ -53,6 +50,8 @@ async function freePort() {
 
 /** Starts `greenlight serve` on a bundle made of `files`; stopped by PID. */
 export async function serve(files) {
+  const bin = process.env.GREENLIGHT_BIN;
+  if (!bin) throw new Error('set GREENLIGHT_BIN to the greenlight binary');
   const dir = mkdtempSync(join(tmpdir(), 'greenlight-idp-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   const port = await freePort();

@@ -25,33 +25,9 @@ for (const pkg of ['oidc-provider', 'jose']) {
       '(bindings/js/test.sh does) before these tests');
   }
 }
-const { start, CLIENTS, RESOURCE } = await import('../idp/provider.mjs');
-
-const POLICY = '@id("read") permit (principal, action == Action::"doc.read", resource) when { principal.scopes.contains("docs:read") };\n';
-
-/** greenlight.toml for the provider at `issuer`, keys found by discovery
- * (`jwks` absent) or in the bundle's `idp.jwks.json` (as tests/idp). */
-function config(issuer, copied) {
-  return `[[issuers]]
-issuer = "${issuer}"
-audience = "${RESOURCE}"
-algorithms = ["RS256", "ES256", "EdDSA"]
-require_typ = "at+jwt"
-${copied ? 'jwks = "idp.jwks.json"\n' : ''}
-[key_fetch]
-allow_http_loopback = true
-
-[action_tokens]
-issuer = "https://greenlight.example.com"
-audience = "${RESOURCE}"
-
-[[routes]]
-method = "GET"
-path = "/docs/{id}"
-action = "doc.read"
-resource = { type = "Doc", id = "{id}" }
-`;
-}
+const { start, CLIENTS } = await import('../idp/provider.mjs');
+// The bundle tests/idp serves to `greenlight serve`, the same here.
+const { config, POLICY } = await import('../idp/greenlight.mjs');
 
 const listen = (server) => new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(`http://127.0.0.1:${server.address().port}`)));
 const now = () => Math.floor(Date.now() / 1000);

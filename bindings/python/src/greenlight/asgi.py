@@ -49,7 +49,6 @@ is a failure like any other status.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -63,7 +62,7 @@ import httpx
 from . import _json
 from .decision import Allow, Decision, Deny, InvalidOutput
 from .engine import ACTION_ISSUER, BundleError, EngineError, Engine, HttpRequest, Limits, Policy
-from .keys import KeySources
+from .keys import KeySources, is_loopback
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -82,22 +81,7 @@ _JSON_TYPE = re.compile(rb"^application/(?:[\w.+-]*\+)?json\s*(?:;|$)", re.IGNOR
 
 
 #: The loopback addresses where the service may be reached over plain HTTP.
-_LOOPBACK_V4 = ipaddress.IPv4Network("127.0.0.0/8")
-_LOOPBACK_V6 = ipaddress.IPv6Address("::1")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether `host` (a parsed, lower-case host name without brackets) is
-    `localhost`, an IPv4 address in 127.0.0.0/8 or the IPv6 `::1`: names
-    such as `127.0.0.1.evil.com` or `localhost.evil.com` are not."""
-    if host == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return ip in _LOOPBACK_V4 if isinstance(ip, ipaddress.IPv4Address) else ip == _LOOPBACK_V6
 
 
 def _service_base_url(url: str) -> str:
@@ -133,7 +117,7 @@ def _service_base_url(url: str) -> str:
     if parts.username or parts.password:
         raise ValueError(f"greenlight: the approval service URL {shown} has a user name or password "
                          "before its host; remove them")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback(host):
         raise ValueError(f"greenlight: the approval service URL {shown} is plain HTTP outside loopback; use https://")
     if parts.query or parts.fragment:
         raise ValueError(f"greenlight: the approval service URL {shown} has a query or fragment; "
