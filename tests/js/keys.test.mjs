@@ -373,6 +373,37 @@ describe('failed fetches keep the last keys until they are too stale', () => {
   });
 });
 
+describe('a request decided before another request fetched decides again', () => {
+  // Request A decides with the old keys; request B's unknown kid fetches
+  // the new ones before A asks: A is told to decide again, with no fetch of
+  // its own, and within the interval nothing more is fetched.
+  test('unknownKid(issuer, seen) sees a change made since seen', async () => {
+    const k1 = new Key('k1');
+    const k2 = new Key('k2');
+    const idp = await new Provider({ keys: [k1.public] }).start();
+    const iss = idp.base;
+    const policy = bundle(iss);
+    const keys = new KeySources(policy, { now: clock().now, log: () => {} });
+    try {
+      await keys.fetchAll();
+      idp.set({ keys: [k1.public, k2.public] });
+      const request = { method: 'GET', path: '/docs/d1', headers: [['authorization', `Bearer ${k2.token(iss, 'alice')}`]] };
+      const seenByA = keys.changes;
+      assert.equal(policy.evaluateHttp(request, NOW).verdict.code, 'token-unknown-key');
+      assert.equal(await keys.unknownKid(iss, keys.changes), true, 'B fetches');
+      assert.equal(idp.fetches, 2);
+      assert.equal(await keys.unknownKid(iss, seenByA), true, 'A decides again');
+      assert.equal(policy.evaluateHttp(request, NOW).verdict.kind, 'allow');
+      assert.equal(await keys.unknownKid(iss, keys.changes), false, 'nothing new, within the interval');
+      assert.equal(idp.fetches, 2, 'A and the last call fetched nothing');
+    } finally {
+      keys.close();
+      policy.close();
+      idp.close();
+    }
+  });
+});
+
 describe('discovery may not send the host elsewhere', () => {
   // A discovered jwks_uri on another host (or port) is refused, naming how
   // to trust it; an error a provider controls is kept to one short line.

@@ -267,6 +267,8 @@ class Source {
 export class KeySources {
   /** @type {Source[]} */
   #sources = [];
+  /** Key changes in the engine (see `changes`). */
+  #changes = 0;
   #settings;
   #policy;
   #now;
@@ -512,6 +514,7 @@ export class KeySources {
       source.failures = 0;
       source.withdrawn = false;
       source.withdrawnFor = null;
+      if (changed) this.#changes += 1;
       return changed;
     });
   }
@@ -597,32 +600,52 @@ export class KeySources {
   }
 
   /**
-   * After a denial for a `kid` that `issuer`'s keys lack: fetches them at
-   * once unless an unknown `kid` already did less than
-   * `unknown_kid_interval_seconds` ago for that issuer (a flood of made-up
-   * `kid`s makes no flood of fetches; a request that comes while that fetch
-   * runs waits for it). Resolves whether the keys changed (their `kid`s
-   * differ, or the issuer had none), so the request is worth deciding again.
-   * False for an issuer whose keys are not fetched. Never rejects.
+   * How many times any issuer's keys changed in the engine: read it before
+   * deciding and hand it to `unknownKid`, so that a change made meanwhile
+   * (by a fetch another request started) is seen.
+   * @returns {number}
+   */
+  get changes() {
+    return this.#changes;
+  }
+
+  /**
+   * After a denial for a `kid` that `issuer`'s keys lack, for a request
+   * decided when `changes` was `seen`: resolves whether it is worth
+   * deciding again. It is when keys changed since (another request's fetch
+   * or the background refresh, awaited if under way: a rotation's first
+   * requests all pass); otherwise the keys are fetched at once unless an
+   * unknown `kid` already did less than `unknown_kid_interval_seconds` ago
+   * for that issuer (a flood of made-up `kid`s makes no flood of fetches),
+   * and it is when they changed. False for an issuer whose keys are not
+   * fetched. Never rejects.
    * @param {string} issuer
+   * @param {number} [seen] `changes` before the decision (default: now)
    * @returns {Promise<boolean>}
    */
-  async unknownKid(issuer) {
+  async unknownKid(issuer, seen = this.#changes) {
     const source = this.#sources.find((s) => s.issuer === issuer);
     if (source === undefined) return false;
+    if (this.#changes !== seen) return true;
+    // Any fetch of this issuer under way first.
+    await source.queue;
+    if (this.#changes !== seen) return true;
     const now = this.#clock();
     const last = source.lastUnknownKidFetch;
     if (last !== null && now < last + this.#settings.unknown_kid_interval_seconds) {
-      return source.unknownKidFetch !== null ? source.unknownKidFetch : false;
+      // Another request's unknown-kid fetch, started after ours decided.
+      if (source.unknownKidFetch !== null) await source.unknownKidFetch;
+      return this.#changes !== seen;
     }
     source.lastUnknownKidFetch = now;
     const run = this.#refresh(source, 'unknown kid');
     source.unknownKidFetch = run;
     try {
-      return await run;
+      await run;
     } finally {
       if (source.unknownKidFetch === run) source.unknownKidFetch = null;
     }
+    return this.#changes !== seen;
   }
 
   /**
@@ -635,16 +658,17 @@ export class KeySources {
    * @returns {Promise<T>}
    */
   async retry(decide) {
+    const seen = this.#changes;
     let first;
     try {
       first = decide();
     } catch (e) {
       const issuer = refreshIssuer(e);
-      if (issuer !== null && (await this.unknownKid(issuer))) return decide();
+      if (issuer !== null && (await this.unknownKid(issuer, seen))) return decide();
       throw e;
     }
     const issuer = refreshIssuer(first);
-    if (issuer !== null && (await this.unknownKid(issuer))) return decide();
+    if (issuer !== null && (await this.unknownKid(issuer, seen))) return decide();
     return first;
   }
 

@@ -177,6 +177,7 @@ export function greenlight(options) {
       return denied('request-invalid', `the request body has more than ${maxBodyBytes} bytes`, policy.policyHash);
     }
     await ready;
+    const seen = keySources !== null ? keySources.changes : 0;
     let decision = policy.evaluateHttp(request, now());
     const v = decision.verdict;
     // A denial naming an issuer is about that issuer's fetched keys, which
@@ -193,7 +194,7 @@ export function greenlight(options) {
     // decide once more if they changed.
     const w = decision.verdict;
     const issuer = w.kind === 'deny' && w.code === 'token-unknown-key' ? w.issuer : undefined;
-    if (keySources !== null && issuer !== undefined && (await keySources.unknownKid(issuer))) {
+    if (keySources !== null && issuer !== undefined && (await keySources.unknownKid(issuer, seen))) {
       decision = policy.evaluateHttp(request, now());
     }
     if (needsService(decision)) {
