@@ -578,12 +578,13 @@ fuzz_target!(|data: &[u8]| {
         Verdict::Allow(a) => {
             check_decided(&req, &a.principal, &a.action);
             assert_eq!(
-                a.forward_headers[..2],
+                a.forward_headers[..3],
                 [
                     (
                         "x-greenlight-subject".to_owned(),
                         a.principal.subject.clone()
                     ),
+                    ("x-greenlight-issuer".to_owned(), a.principal.issuer.clone()),
                     ("x-greenlight-action".to_owned(), a.action.name.clone()),
                 ]
             );

@@ -42,7 +42,7 @@ function granted(challenge, approvalId) {
     action: v.action,
     approval_id: approvalId,
     consume: null,
-    forward_headers: [['x-greenlight-subject', v.requester.subject], ['x-greenlight-action', v.action.name], ['x-greenlight-approval', approvalId]],
+    forward_headers: [['x-greenlight-subject', v.requester.subject], ['x-greenlight-issuer', v.requester.issuer], ['x-greenlight-action', v.action.name], ['x-greenlight-approval', approvalId]],
   };
 }
 

@@ -119,6 +119,7 @@ def granted(challenge: dict, approval_id: str) -> dict:
     v = challenge["verdict"]
     return {"kind": "allow", "principal": v["requester"], "action": v["action"], "approval_id": approval_id,
             "consume": None, "forward_headers": [["x-greenlight-subject", v["requester"]["subject"]],
+                                                 ["x-greenlight-issuer", v["requester"]["issuer"]],
                                                  ["x-greenlight-action", v["action"]["name"]],
                                                  ["x-greenlight-approval", approval_id]]}
 
@@ -146,7 +147,8 @@ def test_an_allow_reaches_the_app_with_the_engines_headers_only(engine):
     assert seen_body == body
     # `x-greenlight_subject` would reach a CGI-style app as X_GREENLIGHT_SUBJECT.
     greenlight = [(k, v) for k, v in headers if k.replace(b"_", b"-").startswith(b"x-greenlight-")]
-    assert greenlight == [(b"x-greenlight-subject", b"alice"), (b"x-greenlight-action", b"payment.refund")]
+    assert greenlight == [(b"x-greenlight-subject", b"alice"), (b"x-greenlight-issuer", b"https://idp.example.com"),
+                          (b"x-greenlight-action", b"payment.refund")]
 
 
 def test_a_body_that_is_not_json_is_not_params(engine):
@@ -228,8 +230,8 @@ def test_a_window_token_the_service_allows_reaches_the_app(engine):
     headers, body = app.seen[0]
     assert body == SHARE
     assert [(k, v) for k, v in headers if k.startswith(b"x-greenlight-")] == [
-        (b"x-greenlight-subject", b"bob"), (b"x-greenlight-action", b"thing.share"),
-        (b"x-greenlight-approval", b"apr-1")]
+        (b"x-greenlight-subject", b"bob"), (b"x-greenlight-issuer", b"https://ed.example"),
+        (b"x-greenlight-action", b"thing.share"), (b"x-greenlight-approval", b"apr-1")]
 
 
 def test_a_window_grant_held_by_the_service_turns_approval_required_into_an_allow(engine):
@@ -248,8 +250,8 @@ def test_a_window_grant_held_by_the_service_turns_approval_required_into_an_allo
     headers, body = app.seen[0]
     assert body == SHARE
     assert [(k, v) for k, v in headers if k.startswith(b"x-greenlight-")] == [
-        (b"x-greenlight-subject", b"bob"), (b"x-greenlight-action", b"thing.share"),
-        (b"x-greenlight-approval", b"apr-7")]
+        (b"x-greenlight-subject", b"bob"), (b"x-greenlight-issuer", b"https://ed.example"),
+        (b"x-greenlight-action", b"thing.share"), (b"x-greenlight-approval", b"apr-7")]
 
 
 def test_without_a_window_grant_the_services_challenge_is_answered(engine):

@@ -79,8 +79,13 @@ async fn a_window_grant_is_reused_then_expires() {
         let (_, d) = srv.json("POST", "/v1/check", None, write.clone()).await;
         assert_eq!(d["verdict"]["kind"], "allow", "{d}");
         assert_eq!(
-            d["verdict"]["forward_headers"][2],
-            json!(["x-greenlight-approval", id])
+            d["verdict"]["forward_headers"],
+            json!([
+                ["x-greenlight-subject", "alice"],
+                ["x-greenlight-issuer", "https://idp.example.com"],
+                ["x-greenlight-action", "file.write"],
+                ["x-greenlight-approval", id]
+            ])
         );
     }
     // Another app holding alice's token does not act in her window.

@@ -57,6 +57,9 @@ pub enum Verdict {
 pub mod forward {
     /// The verified subject.
     pub const SUBJECT: &str = "x-greenlight-subject";
+    /// The subject's issuer: with several issuers, the subject alone does
+    /// not name a person (identity is the pair).
+    pub const ISSUER: &str = "x-greenlight-issuer";
     /// The action id.
     pub const ACTION: &str = "x-greenlight-action";
     /// The approval that allowed the action, when one did.
@@ -97,6 +100,7 @@ impl Allowance {
     ) -> Self {
         let mut forward_headers = vec![
             (forward::SUBJECT.to_owned(), principal.subject.clone()),
+            (forward::ISSUER.to_owned(), principal.issuer.clone()),
             (forward::ACTION.to_owned(), action.name.clone()),
         ];
         if let Some(id) = &approval_id {

@@ -180,7 +180,7 @@ class Allow:
     consume: Optional[SingleUse]
     #: Headers to add to the upstream request, as `(name, value)` pairs,
     #: derived from the fields above (`x-greenlight-subject`,
-    #: `x-greenlight-action`, `x-greenlight-approval`).
+    #: `x-greenlight-issuer`, `x-greenlight-action`, `x-greenlight-approval`).
     forward_headers: tuple[tuple[str, str], ...]
     kind = "allow"
 

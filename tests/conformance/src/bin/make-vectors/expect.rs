@@ -137,6 +137,7 @@ pub fn action(name: &str, rtype: &str, rid: &str, params: Value) -> Value {
 pub fn allow(who: Value, act: Value, consume: Value, approval: Option<&str>) -> Value {
     let mut headers = vec![
         json!(["x-greenlight-subject", who["subject"]]),
+        json!(["x-greenlight-issuer", who["issuer"]]),
         json!(["x-greenlight-action", act["name"]]),
     ];
     if let Some(a) = approval {
