@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use sqlx::types::Json;
 
 use super::audit::insert_audit;
-use super::{NOTIFY_KEYS, Pool, begin_write};
+use super::{Conn, NOTIFY_KEYS, Pool, begin_write};
 use crate::error::is_unique_violation;
 use crate::{SYSTEM_ACTOR, SigningKey, StoreError, events};
 
@@ -98,13 +98,14 @@ pub(crate) async fn signing_keys(pool: &Pool) -> Result<Vec<SigningKey>, StoreEr
     Ok(rows.into_iter().map(SigningKey::from).collect())
 }
 
-pub(crate) async fn retire_signing_key(
-    pool: &Pool,
+/// Marks a key retired at `now` (kept if it already was) and published
+/// until `publish_until` (`None`: no longer), in `tx`.
+async fn end_key(
+    tx: &mut Conn,
     kid: &str,
     now: i64,
     publish_until: Option<i64>,
-) -> Result<SigningKey, StoreError> {
-    let mut tx = begin_write(pool).await?;
+) -> Result<KeyRow, StoreError> {
     let row: Option<KeyRow> = sqlx::query_as(concat!(
         "UPDATE signing_keys SET retired_at = COALESCE(retired_at, $2), publish_until = $3 \
          WHERE kid = $1 RETURNING ",
@@ -115,12 +116,20 @@ pub(crate) async fn retire_signing_key(
     .bind(publish_until)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(row) = row else {
-        return Err(StoreError::NotFound {
-            kind: "signing key",
-            id: kid.to_owned(),
-        });
-    };
+    row.ok_or_else(|| StoreError::NotFound {
+        kind: "signing key",
+        id: kid.to_owned(),
+    })
+}
+
+pub(crate) async fn retire_signing_key(
+    pool: &Pool,
+    kid: &str,
+    now: i64,
+    publish_until: Option<i64>,
+) -> Result<SigningKey, StoreError> {
+    let mut tx = begin_write(pool).await?;
+    let row = end_key(&mut tx, kid, now, publish_until).await?;
     insert_audit(
         &mut tx,
         now,
@@ -142,21 +151,7 @@ pub(crate) async fn revoke_signing_key(
     now: i64,
 ) -> Result<SigningKey, StoreError> {
     let mut tx = begin_write(pool).await?;
-    let row: Option<KeyRow> = sqlx::query_as(concat!(
-        "UPDATE signing_keys SET retired_at = COALESCE(retired_at, $2), publish_until = NULL \
-         WHERE kid = $1 RETURNING ",
-        key_columns!()
-    ))
-    .bind(kid)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
-        return Err(StoreError::NotFound {
-            kind: "signing key",
-            id: kid.to_owned(),
-        });
-    };
+    let row = end_key(&mut tx, kid, now, None).await?;
     insert_audit(
         &mut tx,
         now,
