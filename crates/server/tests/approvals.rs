@@ -17,14 +17,7 @@ async fn a_deny_ends_the_approval() {
         .json("POST", "/v1/check", None, refund(700, &alice))
         .await;
     let details = d["verdict"]["authorization_details"].to_string();
-    let (_, ask) = srv
-        .form(
-            "/oauth/bc-authorize",
-            &alice,
-            &[("authorization_details", &details)],
-        )
-        .await;
-    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    let id = srv.ask(&alice, &details).await;
     let (status, v) = srv
         .json(
             "POST",
@@ -34,13 +27,7 @@ async fn a_deny_ends_the_approval() {
         )
         .await;
     assert_eq!((status, v["status"].as_str()), (200, Some("denied")));
-    let (status, e) = srv
-        .form(
-            "/oauth/token",
-            &alice,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, e) = srv.collect(&alice, &id).await;
     assert_eq!((status, e["error"].as_str()), (400, Some("access_denied")));
     let (status, e) = srv
         .json(
@@ -84,13 +71,7 @@ async fn an_undecided_approval_expires() {
     assert_eq!(ask["expires_in"], 60);
     let id = ask["auth_req_id"].as_str().expect("id").to_owned();
     srv.advance(61);
-    let (status, e) = srv
-        .form(
-            "/oauth/token",
-            &alice,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, e) = srv.collect(&alice, &id).await;
     assert_eq!((status, e["error"].as_str()), (400, Some("expired_token")));
     let (status, e) = srv
         .json(
@@ -130,14 +111,7 @@ async fn an_undecided_approval_expires() {
 async fn the_sweep_expires_due_approvals() {
     let srv = Server::start().await;
     let alice = token("alice", "payments:refund", &[]);
-    let (_, ask) = srv
-        .form(
-            "/oauth/bc-authorize",
-            &alice,
-            &[("authorization_details", &refund_details(500))],
-        )
-        .await;
-    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    let id = srv.ask(&alice, &refund_details(500)).await;
     srv.advance(899);
     greenlight::serve::sweep(&srv.state).await.expect("sweep");
     let a = srv

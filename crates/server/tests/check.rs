@@ -45,13 +45,7 @@ async fn a_window_grant_is_reused_then_expires() {
         (200, Some("approved")),
         "{v}"
     );
-    let (status, t) = srv
-        .form(
-            "/oauth/token",
-            &alice,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, t) = srv.collect(&alice, &id).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["expires_in"], 300);
     // Asking again inside the window opens nothing: it is approved.

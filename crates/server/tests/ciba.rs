@@ -54,24 +54,12 @@ async fn refund_of_500_needs_two_finance_approvals_and_its_token_works_once() {
     assert_eq!(again["auth_req_id"], id.as_str());
 
     // 3. Poll: pending, then too fast.
-    let (status, e) = srv
-        .form(
-            "/oauth/token",
-            &alice,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, e) = srv.collect(&alice, &id).await;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("authorization_pending"))
     );
-    let (status, e) = srv
-        .form(
-            "/oauth/token",
-            &alice,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, e) = srv.collect(&alice, &id).await;
     assert_eq!((status, e["error"].as_str()), (400, Some("slow_down")));
     assert_eq!(e["error_description"], "poll at most every 5 seconds");
 
@@ -173,25 +161,13 @@ async fn refund_of_500_needs_two_finance_approvals_and_its_token_works_once() {
 
     // 5. The token, once.
     srv.advance(5);
-    let (status, t) = srv
-        .form(
-            "/oauth/token",
-            &alice,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, t) = srv.collect(&alice, &id).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["token_type"], "Bearer");
     assert_eq!(t["expires_in"], 300);
     let action_token = t["access_token"].as_str().expect("token").to_owned();
     srv.advance(5);
-    let (status, e) = srv
-        .form(
-            "/oauth/token",
-            &alice,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, e) = srv.collect(&alice, &id).await;
     assert_eq!(
         (status, e["error_description"].as_str()),
         (
@@ -255,33 +231,10 @@ async fn refund_of_500_needs_two_finance_approvals_and_its_token_works_once() {
 async fn a_once_token_ends_no_later_than_the_base_token_that_collected_it() {
     let srv = Server::start().await;
     let alice = dev("alice", Some("payments:refund"), &[], 120);
-    let (_, ask) = srv
-        .form(
-            "/oauth/bc-authorize",
-            &alice,
-            &[("authorization_details", &refund_details(500))],
-        )
-        .await;
-    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
-    for who in ["bob", "carol"] {
-        let (status, v) = srv
-            .json(
-                "POST",
-                &format!("/v1/approvals/{id}/approve"),
-                Some(&approver(who, &["finance"])),
-                json!({ "reason": "checked" }),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}");
-    }
+    let id = srv.ask(&alice, &refund_details(500)).await;
+    srv.approve_by_finance(&id, &["bob", "carol"]).await;
     srv.advance(20);
-    let (status, t) = srv
-        .form(
-            "/oauth/token",
-            &alice,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, t) = srv.collect(&alice, &id).await;
     assert_eq!((status, t["expires_in"].as_i64()), (200, Some(100)), "{t}");
 }
 
@@ -323,33 +276,10 @@ async fn asking_for_approval_verifies_the_token_once() {
 async fn an_approval_not_collected_in_time_cannot_be_collected() {
     let srv = Server::start().await;
     let alice = token("alice", "payments:refund", &[]);
-    let (_, ask) = srv
-        .form(
-            "/oauth/bc-authorize",
-            &alice,
-            &[("authorization_details", &refund_details(500))],
-        )
-        .await;
-    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
-    for who in ["bob", "carol"] {
-        let (status, v) = srv
-            .json(
-                "POST",
-                &format!("/v1/approvals/{id}/approve"),
-                Some(&approver(who, &["finance"])),
-                json!({ "reason": "checked" }),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}");
-    }
+    let id = srv.ask(&alice, &refund_details(500)).await;
+    srv.approve_by_finance(&id, &["bob", "carol"]).await;
     srv.advance(301);
-    let (status, e) = srv
-        .form(
-            "/oauth/token",
-            &alice,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, e) = srv.collect(&alice, &id).await;
     assert_eq!(
         (status, e["error"].as_str(), e["error_description"].as_str()),
         (
@@ -373,14 +303,7 @@ async fn a_window_runs_from_the_approval_and_its_token_ends_with_its_base_token(
     };
     let (_, d) = srv.json("POST", "/v1/check", None, write(&short)).await;
     let details = d["verdict"]["authorization_details"].to_string();
-    let (_, ask) = srv
-        .form(
-            "/oauth/bc-authorize",
-            &short,
-            &[("authorization_details", &details)],
-        )
-        .await;
-    let id = ask["auth_req_id"].as_str().expect("id").to_owned();
+    let id = srv.ask(&short, &details).await;
     let (status, v) = srv
         .json(
             "POST",
@@ -395,13 +318,7 @@ async fn a_window_runs_from_the_approval_and_its_token_ends_with_its_base_token(
         "{v}"
     );
     srv.advance(50);
-    let (status, t) = srv
-        .form(
-            "/oauth/token",
-            &short,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, t) = srv.collect(&short, &id).await;
     assert_eq!(status, 200, "{t}");
     // 250 s of window are left, but the base token has 70.
     assert_eq!(t["expires_in"], 70);

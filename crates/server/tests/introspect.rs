@@ -140,13 +140,7 @@ async fn the_token_of_a_revoked_approval_is_inactive_and_denied() {
             .await;
         assert_eq!(status, 200, "{v}");
     }
-    let (status, t) = srv
-        .form(
-            "/oauth/token",
-            &alice,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, t) = srv.collect(&alice, &id).await;
     assert_eq!(status, 200, "{t}");
     let at = t["access_token"].as_str().expect("access_token").to_owned();
     let i = introspect(&srv, &bob, &at).await;

@@ -82,13 +82,7 @@ async fn the_requesting_client_cannot_confirm_or_approve_its_own_request() {
         .await;
     assert_eq!(status, 403);
     assert_eq!(status_of(&srv, &id).await, "pending");
-    let (status, e) = srv
-        .form(
-            "/oauth/token",
-            &app,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, e) = srv.collect(&app, &id).await;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("authorization_pending"))
@@ -307,13 +301,7 @@ async fn another_issuers_users_are_other_people() {
         "greenlight-dev",
         json!({ "scope": "payments:refund" }),
     );
-    let (status, e) = srv
-        .form(
-            "/oauth/token",
-            &fake_alice,
-            &[("grant_type", CIBA), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, e) = srv.collect(&fake_alice, &id).await;
     assert_eq!(
         (status, e["error"].as_str(), e["error_description"].as_str()),
         (

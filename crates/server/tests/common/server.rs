@@ -156,6 +156,46 @@ impl Server {
         t["access_token"].as_str().expect("access_token").to_owned()
     }
 
+    /// Asks for approval of `details` (RFC 9396 JSON) with `token`
+    /// (CIBA `bc-authorize`) and returns the `auth_req_id`.
+    pub async fn ask(&self, token: &str, details: &str) -> String {
+        let (status, ask) = self
+            .form(
+                "/oauth/bc-authorize",
+                token,
+                &[("authorization_details", details)],
+            )
+            .await;
+        assert_eq!(status, 200, "{ask}");
+        ask["auth_req_id"].as_str().expect("id").to_owned()
+    }
+
+    /// Each of `who`, signed in to the approvals app as a member of
+    /// `finance`, approves `id` with a reason.
+    pub async fn approve_by_finance(&self, id: &str, who: &[&str]) {
+        for w in who {
+            let (status, v) = self
+                .json(
+                    "POST",
+                    &format!("/v1/approvals/{id}/approve"),
+                    Some(&approver(w, &["finance"])),
+                    json!({ "reason": "checked" }),
+                )
+                .await;
+            assert_eq!(status, 200, "{v}");
+        }
+    }
+
+    /// Polls `/oauth/token` for approval `id` with `token` (CIBA).
+    pub async fn collect(&self, token: &str, id: &str) -> (u16, Value) {
+        self.form(
+            "/oauth/token",
+            token,
+            &[("grant_type", CIBA), ("auth_req_id", id)],
+        )
+        .await
+    }
+
     /// Advances the test clock by `seconds`.
     pub fn advance(&self, seconds: i64) {
         self.clock.fetch_add(seconds, Ordering::SeqCst);
