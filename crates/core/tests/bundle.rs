@@ -530,6 +530,18 @@ fn fetched_keys_come_over_https_within_sane_limits() {
             "issuer `http://127.0.0.1:8080`: its keys are fetched from its issuer `http://127.0.0.1:8080`, which is plain HTTP (allowed to loopback only with `[key_fetch] allow_http_loopback = true`)"
         ]
     );
+    // What looks like loopback before an `@` is user information.
+    assert_eq!(
+        messages(&format!(
+            "{}[key_fetch]\nallow_http_loopback = true\n",
+            issuer(
+                "issuer = \"https://idp.example.com\"\nalgorithms = [\"EdDSA\"]\njwks_uri = \"http://127.0.0.1:80@evil.example/jwks\""
+            )
+        )),
+        [
+            "issuer `https://idp.example.com`: its keys are fetched from its jwks_uri `http://127.0.0.1:80@evil.example/jwks`, which is not an HTTPS URL"
+        ]
+    );
     assert_eq!(
         messages(&issuer(
             "issuer = \"https://idp.example.com\"\nalgorithms = [\"HS256\"]"

@@ -315,6 +315,9 @@ pub fn fetchable(url: &str, allow_http_loopback: bool) -> Result<(), &'static st
         return Err("is not an HTTPS URL");
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // The host follows any `user:password@` (RFC 3986 §3.2):
+    // `http://127.0.0.1:80@evil.com/` goes to evil.com.
+    let authority = authority.rsplit('@').next().unwrap_or("");
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => authority.split(':').next().unwrap_or(""),
