@@ -555,6 +555,7 @@ fn check_demo_policies(decision: &Decision) {
                 Some(c.action.digest.as_str())
             );
         }
+        Verdict::StepUpRequired(s) => panic!("the demo bundle requires no sign-in, yet: {s:?}"),
         Verdict::Deny(_) => {}
     }
 }
@@ -602,6 +603,7 @@ fuzz_target!(|data: &[u8]| {
                 req.path
             );
         }
+        Verdict::StepUpRequired(s) => panic!("the demo bundle requires no sign-in, yet: {s:?}"),
         Verdict::Deny(_) => {}
     }
     check_demo_policies(&decision);

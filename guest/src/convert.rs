@@ -106,11 +106,39 @@ pub fn principal(p: core::Principal) -> wit::Principal {
         roles: p.roles,
         tenant: p.tenant,
         issuer: p.issuer,
+        attributes: p
+            .attributes
+            .into_iter()
+            .map(|(name, value)| wit::Attribute {
+                name,
+                value: match value {
+                    core::AttributeValue::String(s) => wit::AttributeValue::String(s),
+                    core::AttributeValue::Long(n) => wit::AttributeValue::Long(n),
+                    core::AttributeValue::Bool(b) => wit::AttributeValue::Bool(b),
+                    core::AttributeValue::Set(v) => wit::AttributeValue::Set(v),
+                    core::AttributeValue::Datetime(t) => wit::AttributeValue::Datetime(t),
+                },
+            })
+            .collect(),
     }
 }
 
-pub fn principal_in(p: wit::Principal) -> core::Principal {
-    core::Principal {
+/// A principal a host hands in; an attribute named twice is refused.
+pub fn principal_in(p: wit::Principal) -> Result<core::Principal, String> {
+    let mut attributes = std::collections::BTreeMap::new();
+    for a in p.attributes {
+        let value = match a.value {
+            wit::AttributeValue::String(s) => core::AttributeValue::String(s),
+            wit::AttributeValue::Long(n) => core::AttributeValue::Long(n),
+            wit::AttributeValue::Bool(b) => core::AttributeValue::Bool(b),
+            wit::AttributeValue::Set(v) => core::AttributeValue::Set(v),
+            wit::AttributeValue::Datetime(t) => core::AttributeValue::Datetime(t),
+        };
+        if attributes.insert(a.name.clone(), value).is_some() {
+            return Err(format!("attribute `{}` is given twice", a.name));
+        }
+    }
+    Ok(core::Principal {
         entity_type: p.entity_type,
         subject: p.subject,
         client_id: p.client_id,
@@ -119,7 +147,8 @@ pub fn principal_in(p: wit::Principal) -> core::Principal {
         roles: p.roles,
         tenant: p.tenant,
         issuer: p.issuer,
-    }
+        attributes,
+    })
 }
 
 fn grant(g: core::GrantMode) -> wit::GrantMode {
@@ -219,6 +248,11 @@ pub fn decision(d: core::Decision) -> wit::Decision {
             authorization_details: c.authorization_details.to_string(),
             obligation: obligation(c.obligation),
         }),
+        core::Verdict::StepUpRequired(s) => wit::Verdict::StepUpRequired(wit::StepUp {
+            acr_values: s.acr_values,
+            max_age: s.max_age,
+            message: s.message,
+        }),
     };
     wit::Decision {
         verdict,
@@ -232,7 +266,7 @@ pub fn decision(d: core::Decision) -> wit::Decision {
 pub fn decision_in(d: wit::Decision) -> Result<core::Decision, String> {
     let verdict = match d.verdict {
         wit::Verdict::Allow(a) => core::Verdict::Allow(core::Allowance {
-            principal: principal_in(a.principal),
+            principal: principal_in(a.principal)?,
             action: action_in(a.action)?,
             approval_id: a.approval_id,
             consume: a.consume.map(|c| core::SingleUse {
@@ -247,11 +281,16 @@ pub fn decision_in(d: wit::Decision) -> Result<core::Decision, String> {
             issuer: den.issuer,
         }),
         wit::Verdict::ApprovalRequired(c) => core::Verdict::ApprovalRequired(core::Challenge {
-            requester: principal_in(c.requester),
+            requester: principal_in(c.requester)?,
             action: action_in(c.action)?,
             authorization_details: serde_json::from_str(&c.authorization_details)
                 .map_err(|e| format!("the authorization details are not JSON: {e}"))?,
             obligation: obligation_in(c.obligation),
+        }),
+        wit::Verdict::StepUpRequired(s) => core::Verdict::StepUpRequired(core::StepUp {
+            acr_values: s.acr_values,
+            max_age: s.max_age,
+            message: s.message,
         }),
     };
     Ok(core::Decision {

@@ -80,9 +80,19 @@ impl GuestPolicy for PolicyImpl {
         request: wit::AccessRequest,
         now: u64,
     ) -> wit::Decision {
-        let subject = convert::principal_in(subject);
+        let engine = self.0.borrow();
+        let subject = match convert::principal_in(subject) {
+            Ok(s) => s,
+            Err(e) => {
+                return convert::decision(core::Decision::deny(
+                    core::DenialCode::RequestInvalid,
+                    format!("the vouched subject: {e}"),
+                    engine.policy_hash(),
+                ));
+            }
+        };
         let request = convert::access_request(request);
-        convert::decision(self.0.borrow().evaluate_as(&subject, &request, now))
+        convert::decision(engine.evaluate_as(&subject, &request, now))
     }
 
     fn authenticate(&self, token: String, now: u64) -> Result<wit::Credential, wit::Denial> {

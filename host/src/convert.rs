@@ -2,15 +2,17 @@
 //! `greenlight-types`. The guest is untrusted too: everything it returns is
 //! checked for size and shape here, before the host acts on it.
 
+use std::collections::BTreeMap;
+
 use greenlight_types::bundle::{
     ActionTokenSettings, ApprovalSettings, BundleInfo, ClaimNames, IssuerInfo, KeyFetchSettings,
     KeySource,
 };
 use greenlight_types::gateway::Response;
 use greenlight_types::{
-    AccessRequest, Action, ActionToken, Allowance, Approver, Challenge, Credential, Decision,
-    Denial, DenialCode, EngineStats, GrantMode, HttpRequest, LoadError, Obligation, Principal,
-    Problem, ProblemKind, SingleUse, Verdict,
+    AccessRequest, Action, ActionToken, Allowance, Approver, AttributeValue, Challenge, Credential,
+    Decision, Denial, DenialCode, EngineStats, GrantMode, HttpRequest, LoadError, Obligation,
+    Principal, Problem, ProblemKind, SingleUse, StepUp, Verdict,
 };
 use serde_json::{Map, Value};
 
@@ -178,7 +180,43 @@ pub(crate) fn principal(p: wit::Principal) -> Result<Principal, String> {
         roles: texts(p.roles, "roles")?,
         tenant: text(p.tenant, "the tenant")?,
         issuer: text(p.issuer, "the issuer")?,
+        attributes: attributes(p.attributes)?,
     })
+}
+
+/// A principal's mapped attributes, each name once.
+fn attributes(l: Vec<wit::Attribute>) -> Result<BTreeMap<String, AttributeValue>, String> {
+    let mut out = BTreeMap::new();
+    for (name, value) in list(l, "attributes", |a| {
+        let value = match a.value {
+            wit::AttributeValue::String(s) => AttributeValue::String(text(s, "an attribute")?),
+            wit::AttributeValue::Long(n) => AttributeValue::Long(n),
+            wit::AttributeValue::Bool(b) => AttributeValue::Bool(b),
+            wit::AttributeValue::Set(v) => AttributeValue::Set(texts(v, "an attribute")?),
+            wit::AttributeValue::Datetime(t) => AttributeValue::Datetime(t),
+        };
+        Ok((text(a.name, "an attribute name")?, value))
+    })? {
+        if out.insert(name.clone(), value).is_some() {
+            return Err(format!("attribute `{name}` is given twice"));
+        }
+    }
+    Ok(out)
+}
+
+fn attributes_out(a: &BTreeMap<String, AttributeValue>) -> Vec<wit::Attribute> {
+    a.iter()
+        .map(|(name, value)| wit::Attribute {
+            name: name.clone(),
+            value: match value {
+                AttributeValue::String(s) => wit::AttributeValue::String(s.clone()),
+                AttributeValue::Long(n) => wit::AttributeValue::Long(*n),
+                AttributeValue::Bool(b) => wit::AttributeValue::Bool(*b),
+                AttributeValue::Set(v) => wit::AttributeValue::Set(v.clone()),
+                AttributeValue::Datetime(t) => wit::AttributeValue::Datetime(*t),
+            },
+        })
+        .collect()
 }
 
 pub(crate) fn credential(c: wit::Credential) -> Result<Credential, String> {
@@ -204,6 +242,7 @@ pub(crate) fn principal_out(p: &Principal) -> wit::Principal {
         roles: p.roles.clone(),
         tenant: p.tenant.clone(),
         issuer: p.issuer.clone(),
+        attributes: attributes_out(&p.attributes),
     }
 }
 
@@ -383,6 +422,11 @@ pub(crate) fn decision(d: wit::Decision) -> Result<Decision, String> {
                 obligation: obligation(c.obligation)?,
             })
         }
+        wit::Verdict::StepUpRequired(s) => Verdict::StepUpRequired(StepUp {
+            acr_values: texts(s.acr_values, "acr values")?,
+            max_age: s.max_age,
+            message: text(s.message, "the step-up message")?,
+        }),
     };
     Ok(Decision {
         verdict,
@@ -414,6 +458,11 @@ pub(crate) fn decision_out(d: &Decision) -> wit::Decision {
             action: action_out(&c.action),
             authorization_details: c.authorization_details.to_string(),
             obligation: obligation_out(&c.obligation),
+        }),
+        Verdict::StepUpRequired(s) => wit::Verdict::StepUpRequired(wit::StepUp {
+            acr_values: s.acr_values.clone(),
+            max_age: s.max_age,
+            message: s.message.clone(),
         }),
     };
     wit::Decision {
@@ -447,6 +496,7 @@ pub(crate) fn answer(a: HttpAnswer, decision: &Decision) -> Result<Response, Str
                 Verdict::Allow(_) => "an allow".to_owned(),
                 Verdict::Deny(d) => format!("a deny `{}`", d.code),
                 Verdict::ApprovalRequired(_) => "an approval-required".to_owned(),
+                Verdict::StepUpRequired(_) => "a step-up-required".to_owned(),
             }
         ));
     }

@@ -126,6 +126,38 @@ pub struct PrincipalConfig {
     pub roles_claim: String,
     /// The tenant the subject belongs to. Defaults to `tenant`.
     pub tenant_claim: String,
+    /// More attributes, each from a claim, by attribute name
+    /// (`[principal.attributes.NAME]`). Defaults to none.
+    pub attributes: BTreeMap<String, AttributeConfig>,
+}
+
+/// One principal attribute read from a claim.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeConfig {
+    /// The exact name of a top-level claim, dots and slashes included
+    /// (`https://example.com/department`).
+    pub claim: Option<String>,
+    /// A path into nested claims: a JSON pointer (`/realm_access/roles`)
+    /// or dot-separated names (`realm_access.roles`).
+    pub path: Option<String>,
+    /// `String`, `Long`, `Bool`, `Set<String>` or `datetime` (from whole
+    /// seconds, such as `auth_time`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether a token without the claim is refused
+    /// (`token-missing-claim`). Defaults to `false`.
+    #[serde(default)]
+    pub required: bool,
+    /// The value when the claim is absent; without one, the attribute is
+    /// absent too (Cedar: `principal has NAME`).
+    pub default: Option<toml::Value>,
+    /// The issuers whose tokens this claim is read from (`["*"]` for
+    /// every one). Defaults to the first issuer only, as groups: a less
+    /// trusted provider cannot say who is in finance. Another issuer's
+    /// token gets the default, or no attribute (and is refused when it is
+    /// required).
+    pub issuers: Option<Vec<String>>,
 }
 
 impl Default for PrincipalConfig {
@@ -136,6 +168,7 @@ impl Default for PrincipalConfig {
             groups_claim: "groups".to_owned(),
             roles_claim: "roles".to_owned(),
             tenant_claim: "tenant".to_owned(),
+            attributes: BTreeMap::new(),
         }
     }
 }

@@ -8,14 +8,15 @@ use greenlight_types::bundle::{
 };
 use greenlight_types::{
     AccessRequest, Action, ActionToken, Allowance, Challenge, Credential, Decision, Denial,
-    DenialCode, EngineStats, GrantMode, HttpRequest, LoadError, Principal, SingleUse, Verdict,
+    DenialCode, EngineStats, GrantMode, HttpRequest, LoadError, Principal, SingleUse, StepUp,
+    Verdict,
 };
 use serde_json::{Map, Value};
 
 use crate::bundle::Bundle;
 pub use crate::cache::TOKEN_CACHE_CAPACITY;
 use crate::cache::TokenCache;
-use crate::policy::Outcome;
+use crate::policy::{Outcome, SignIn};
 use crate::routes::{self, RequestView};
 use crate::token::{self, TokenKind, Verified};
 
@@ -166,6 +167,7 @@ impl Engine {
                     &self.bundle.issuers,
                     self.bundle.action_issuer.as_ref(),
                     &self.bundle.config.principal,
+                    &self.bundle.attributes,
                 )?;
                 self.with_cache(|c| c.insert(token, v.clone()));
                 v
@@ -324,7 +326,7 @@ impl Engine {
             Ok((verified, target))
         })();
         match result {
-            Ok((verified, target)) => self.decide(&verified, target),
+            Ok((verified, target)) => self.decide(&verified, target, now),
             Err(d) => self.denied(d),
         }
     }
@@ -337,7 +339,7 @@ impl Engine {
             Ok((verified, target))
         })();
         match result {
-            Ok((verified, target)) => self.decide(&verified, target),
+            Ok((verified, target)) => self.decide(&verified, target, now),
             Err(d) => self.denied(d),
         }
     }
@@ -385,9 +387,15 @@ impl Engine {
                 }
                 None => groups.clear(),
             }
+            let attributes = crate::claims::vouched(
+                &self.bundle.attributes,
+                &subject.attributes,
+                &subject.issuer,
+            )?;
             let principal = Principal {
                 entity_type: self.bundle.config.principal.entity_type.clone(),
                 groups,
+                attributes,
                 ..subject.clone()
             };
             let verified = Verified {
@@ -399,12 +407,13 @@ impl Engine {
                 leeway: 0,
                 audience,
                 auth_time: None,
+                acr: None,
                 approver: false,
             };
             Ok((verified, target))
         })();
         match result {
-            Ok((verified, target)) => self.decide(&verified, target),
+            Ok((verified, target)) => self.decide(&verified, target, now),
             Err(d) => self.denied(d),
         }
     }
@@ -476,7 +485,7 @@ impl Engine {
         }
     }
 
-    fn decide(&self, verified: &Verified, target: Target) -> Decision {
+    fn decide(&self, verified: &Verified, target: Target, now: u64) -> Decision {
         let Target {
             action,
             resource_attrs,
@@ -511,9 +520,16 @@ impl Engine {
                 ),
             ));
         }
+        let sign_in = SignIn {
+            acr: verified.acr.as_deref(),
+            auth_time: verified.auth_time,
+            now,
+            exempt: matches!(verified.kind, TokenKind::Action(_)),
+        };
         let outcome = self.bundle.policies.decide(
             &verified.principal,
             home,
+            &sign_in,
             &action.name,
             &action.resource_type,
             &action.resource_id,
@@ -559,6 +575,13 @@ impl Engine {
                     authorization_details: action.authorization_details(&verified.audience),
                     action,
                     obligation,
+                }),
+                reasons,
+            ),
+            Outcome::StepUpRequired(step_up, reasons) => decision(
+                Verdict::StepUpRequired(StepUp {
+                    message: format!("{action} needs a new sign-in: {}", step_up.message),
+                    ..step_up
                 }),
                 reasons,
             ),

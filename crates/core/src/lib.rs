@@ -11,6 +11,7 @@
 
 pub mod bundle;
 mod cache;
+pub mod claims;
 pub mod config;
 pub mod engine;
 pub mod jws;
@@ -23,7 +24,7 @@ pub use bundle::Bundle;
 pub use engine::Engine;
 pub use greenlight_types as types;
 pub use greenlight_types::{
-    AccessRequest, Action, Allowance, Approver, BundleInfo, Challenge, Decision, Denial,
-    DenialCode, GrantMode, HttpRequest, LoadError, Obligation, Principal, Problem, ProblemKind,
-    SingleUse, Verdict, gateway,
+    AccessRequest, Action, Allowance, Approver, AttributeValue, BundleInfo, Challenge, Decision,
+    Denial, DenialCode, GrantMode, HttpRequest, LoadError, Obligation, Principal, Problem,
+    ProblemKind, SingleUse, StepUp, Verdict, gateway,
 };

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::claims::{self, Mapping};
 use crate::config::PrincipalConfig;
 use greenlight_types::bundle::KeySource;
 use greenlight_types::{Denial, DenialCode, GrantMode, Principal};
@@ -100,6 +101,8 @@ pub struct Verified {
     pub audience: String,
     /// `auth_time`: when the person last signed in, if the token says.
     pub auth_time: Option<u64>,
+    /// `acr`: the class of that sign-in, if the token says.
+    pub acr: Option<String>,
     /// Whether it is an access token meant for approving (from one of its
     /// issuer's approver clients, or with its approval scope).
     pub approver: bool,
@@ -220,6 +223,7 @@ pub fn verify(
     issuers: &[Issuer],
     action_issuer: Option<&Issuer>,
     principal_cfg: &PrincipalConfig,
+    mappings: &[Mapping],
 ) -> Result<Verified, Denial> {
     let parsed = jws::parse(token)?;
     let claims: Map<String, Value> =
@@ -362,6 +366,13 @@ pub fn verify(
         .unwrap_or("")
         .to_owned();
     let auth_time = numeric_date(&claims, "auth_time")?;
+    let acr = match claims.get("acr") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(missing("acr")),
+    };
+    let person_issuer = requester_issuer.map_or(iss, |i| i.issuer.as_str());
+    let attributes = claims::read(mappings, &claims, is_action, person_issuer)?;
     let mut groups = string_list(&claims, &principal_cfg.groups_claim, false);
     // Only the groups the person's issuer is authoritative for count.
     if let Some(allowed) = &requester_issuer.unwrap_or(issuer).groups {
@@ -382,6 +393,7 @@ pub fn verify(
             .unwrap_or("")
             .to_owned(),
         issuer: requester_issuer.map_or_else(|| iss.to_owned(), |i| i.issuer.clone()),
+        attributes,
     };
     Ok(Verified {
         kind,
@@ -392,6 +404,7 @@ pub fn verify(
         leeway: issuer.leeway,
         audience: issuer.audience.clone(),
         auth_time,
+        acr,
         approver,
     })
 }

@@ -50,6 +50,23 @@ pub enum Verdict {
     Deny(Denial),
     /// Refuse it for now: this exact action needs approval.
     ApprovalRequired(Challenge),
+    /// Refuse it for now: the person must sign in again, more strongly or
+    /// more recently (RFC 9470), and the client retry with the new token.
+    StepUpRequired(StepUp),
+}
+
+/// What sign-in a policy requires that the token does not show (RFC 9470).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepUp {
+    /// Acceptable authentication context classes, in the policy's order
+    /// (`@acr`); empty when any will do.
+    pub acr_values: Vec<String>,
+    /// The oldest acceptable sign-in, in seconds before the request
+    /// (`@max_age`); `None` when any age will do.
+    pub max_age: Option<u64>,
+    /// What is short, for a person.
+    pub message: String,
 }
 
 /// The headers a gateway adds upstream for an allowance: who acts, what,
@@ -246,7 +263,7 @@ impl Verdict {
         match self {
             Self::Allow(a) => a.needs_service(),
             Self::ApprovalRequired(c) => c.needs_service(),
-            Self::Deny(_) => false,
+            Self::Deny(_) | Self::StepUpRequired(_) => false,
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Every host turns a decision into the same answer: an allow passes
 //! through, approval-required is a `401` challenge carrying what the client
-//! needs to ask, a deny gets the status its code calls for. This is the one
+//! needs to ask, step-up-required RFC 9470's `401` challenge naming the
+//! sign-in the policy needs, a deny gets the status its code calls for. This is the one
 //! mapping: the component exports it (`gateway.respond`), and the Rust host,
 //! the Python and Node middlewares and every other gateway call that export
 //! rather than keep a table of their own. The vectors pin the answer per
@@ -61,6 +62,27 @@ pub fn respond(decision: &Decision, service: &str) -> Response {
                 ),
                 body,
             )
+        }
+        Verdict::StepUpRequired(s) => {
+            let mut challenge = format!(
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"{}\"",
+                quoted(&s.message)
+            );
+            let mut body = json!({
+                "error": "insufficient_user_authentication",
+                "error_description": s.message,
+                "code": "step-up-required",
+            });
+            if !s.acr_values.is_empty() {
+                let values = s.acr_values.join(" ");
+                challenge.push_str(&format!(", acr_values=\"{}\"", quoted(&values)));
+                body["acr_values"] = json!(values);
+            }
+            if let Some(age) = s.max_age {
+                challenge.push_str(&format!(", max_age={age}"));
+                body["max_age"] = json!(age);
+            }
+            json_response(401, Some(challenge), body)
         }
         Verdict::Deny(d) => {
             let (status, error) = status_of(d.code);
@@ -222,6 +244,36 @@ mod tests {
                 "{code}: a challenge exactly with 401"
             );
         }
+    }
+
+    #[test]
+    fn a_step_up_is_rfc_9470s_challenge() {
+        let d: Decision = serde_json::from_value(json!({
+            "verdict": { "kind": "step-up-required", "acr_values": ["urn:mfa", "phr"],
+                         "max_age": 300, "message": "sign in with \"mfa\"" },
+            "reasons": ["refund-strong"], "policy_hash": "h" }))
+        .expect("a step-up");
+        let r = respond(&d, "s");
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.headers[0].1,
+            "Bearer error=\"insufficient_user_authentication\", error_description=\"sign in with 'mfa'\", acr_values=\"urn:mfa phr\", max_age=300"
+        );
+        assert_eq!(
+            r.body,
+            json!({"error": "insufficient_user_authentication", "error_description": "sign in with \"mfa\"",
+                   "code": "step-up-required", "acr_values": "urn:mfa phr", "max_age": 300})
+        );
+        let d: Decision = serde_json::from_value(json!({
+            "verdict": { "kind": "step-up-required", "acr_values": [], "max_age": null,
+                         "message": "m" },
+            "reasons": [], "policy_hash": "h" }))
+        .expect("a step-up");
+        let r = respond(&d, "s");
+        assert_eq!(
+            r.headers[0].1,
+            "Bearer error=\"insufficient_user_authentication\", error_description=\"m\""
+        );
     }
 
     #[test]

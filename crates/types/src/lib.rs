@@ -29,8 +29,9 @@ pub use action::{AUTHORIZATION_DETAILS_TYPE, Action, check_exact};
 pub use approver::{Approver, ApproverError};
 pub use bundle::{BundleInfo, LoadError, Problem, ProblemKind};
 pub use decision::{
-    Allowance, Challenge, Decision, Denial, DenialCode, GrantMode, Obligation, SingleUse, Verdict,
+    Allowance, Challenge, Decision, Denial, DenialCode, GrantMode, Obligation, SingleUse, StepUp,
+    Verdict,
 };
-pub use principal::{Credential, Principal};
+pub use principal::{AttributeValue, Credential, Principal};
 pub use request::{AccessRequest, HttpRequest};
 pub use token::{ACTION_TOKEN_TYP, ActionToken, EngineStats};

@@ -45,7 +45,7 @@ enum RequestSpec {
     Access(AccessRequest),
     /// `evaluate-as`: a subject the host vouches for, and the request.
     Vouched {
-        subject: Principal,
+        subject: Box<Principal>,
         access: AccessRequest,
     },
 }

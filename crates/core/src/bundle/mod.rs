@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
+use crate::claims::{self, Mapping};
 use crate::config::Config;
 use crate::jws::{Alg, KeySet};
 use crate::policy::{Policies, valid_entity_type};
@@ -31,6 +32,8 @@ pub struct Bundle {
     pub routes: Vec<Route>,
     /// Cedar policies with obligations.
     pub policies: Policies,
+    /// The principal attributes mapped from claims.
+    pub attributes: Vec<Mapping>,
     /// Hex SHA-256 over the files.
     pub hash: String,
 }
@@ -178,6 +181,16 @@ fn check_key_fetch(config: &Config, cfg_text: &str, problems: &mut Problems) {
     }
 }
 
+/// Where attribute `name` is mapped in `greenlight.toml` (its own table,
+/// else the `[principal.attributes]` table or line).
+fn attribute_at(cfg_text: &str, name: &str) -> Option<(u32, u32)> {
+    (!name.is_empty())
+        .then(|| find_at(cfg_text, &format!("[principal.attributes.{name}]")))
+        .flatten()
+        .or_else(|| find_at(cfg_text, "[principal.attributes"))
+        .or_else(|| find_at(cfg_text, "attributes"))
+}
+
 /// The largest key-fetch response a bundle may allow: 16 MiB.
 const MAX_KEY_FETCH_BYTES: u32 = 16 * 1024 * 1024;
 
@@ -224,7 +237,24 @@ impl Bundle {
         check_principal_and_dev(&config, cfg_text, &mut problems);
         check_key_fetch(&config, cfg_text, &mut problems);
         let routes = routes::routes(&config, cfg_text, &mut problems);
+        let issuer_names: Vec<&str> = config.issuers.iter().map(|i| i.issuer.as_str()).collect();
+        let attributes = match claims::mappings(&config.principal.attributes, &issuer_names) {
+            Ok(m) => m,
+            Err(errors) => {
+                for (name, message) in errors {
+                    let at = attribute_at(cfg_text, &name);
+                    problems.add(ProblemKind::InvalidConfig, CONFIG_FILE, at, message);
+                }
+                Vec::new()
+            }
+        };
         let policies = policies::policies(&map, config.approvals.default_ttl, &mut problems);
+        if let Some(p) = &policies {
+            for (name, message) in p.check_principal(&config.principal.entity_type, &attributes) {
+                let at = attribute_at(cfg_text, &name);
+                problems.add(ProblemKind::InvalidSchema, CONFIG_FILE, at, message);
+            }
+        }
         match policies {
             Some(policies) if problems.0.is_empty() => Ok(Self {
                 hash: bundle_hash(&map),
@@ -233,6 +263,7 @@ impl Bundle {
                 action_issuer,
                 routes,
                 policies,
+                attributes,
             }),
             _ => Err(LoadError::InvalidBundle(problems.0)),
         }

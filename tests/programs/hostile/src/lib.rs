@@ -50,6 +50,7 @@ fn allow() -> wit::Decision {
                 roles: Vec::new(),
                 tenant: String::new(),
                 issuer: "hostile".to_owned(),
+                attributes: Vec::new(),
             },
             action: wit::Action {
                 name: "hostile".to_owned(),

@@ -1,5 +1,5 @@
 //! Writes the conformance vectors in `tests/vectors/` and the key sets of
-//! `tests/bundles/tokens/` from the private keys in `tests/keys/`.
+//! `tests/bundles/tokens/` (and `claims/`) from the private keys in `tests/keys/`.
 //!
 //! ```sh
 //! cargo run -p greenlight-conformance --bin make-vectors
@@ -35,6 +35,7 @@ fn root() -> PathBuf {
 
 mod actions;
 mod authzen;
+mod claims;
 mod demo;
 mod expect;
 mod keys;
@@ -125,6 +126,7 @@ fn main() {
     keys::add(&ctx, &mut v);
     actions::add(&ctx, &mut v);
     authzen::add(&ctx, &mut v);
+    claims::add(&ctx, &mut v);
     let Vectors { list, mut extra } = v;
     let mut v = list;
     v.append(&mut extra);

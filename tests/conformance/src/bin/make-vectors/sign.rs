@@ -127,5 +127,13 @@ pub fn write_key_sets() -> (Signer, Signer, Signer, Signer, Signer, Signer) {
                      "k": b64(b"greenlight-conformance-shared-secret-32b") })],
     );
     write("greenlight.jwks.json", vec![gl.jwk(Some(Algorithm::EdDSA))]);
+    // The claims bundle trusts the same two keys.
+    for name in ["ed.jwks.json", "greenlight.jwks.json"] {
+        std::fs::copy(
+            dir.join(name),
+            root().join("tests/bundles/claims").join(name),
+        )
+        .expect("copy jwks");
+    }
     (ed, ec256, ec384, rsa, gl, hs)
 }

@@ -6,25 +6,39 @@
 //! approval over the requester's own confirmation, `once` over `window`
 //! (then the shorter window), the larger quorum, the shorter TTL, a
 //! required reason over an optional one, then the first by policy id.
+//!
+//! A permit may also require a sign-in (`@acr("…")`: one of these
+//! authentication context classes; `@max_age("SECONDS")`: this recent). A
+//! satisfied permit whose requirement the token does not meet counts only
+//! when no other satisfied permit does: then the verdict is step-up
+//! required (RFC 9470), naming that permit's requirement (of a permit
+//! without `@approvers` before one with, then the first by policy id).
+//! An action token is exempt from the requirement of a permit with
+//! `@approvers`: it was met when the approval was asked for.
+//!
+//! A `forbid` that cannot be evaluated (say, it reads an attribute the
+//! token does not give, in a bundle without a schema) counts as
+//! satisfied: an error never lifts a prohibition.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Effect, Entities, EntityId, EntityTypeName,
-    EntityUid, PolicyId, PolicySet, Request, Schema, ValidationMode, Validator,
+    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect, Entities, EntityId,
+    EntityTypeName, EntityUid, PolicyId, PolicySet, Request, Schema, ValidationMode, Validator,
 };
 use miette::Diagnostic;
 use serde_json::{Map, Value, json};
 
-use greenlight_types::{Approver, GrantMode, Obligation, Principal};
+use crate::claims::{self, Mapping};
+use greenlight_types::{Obligation, Principal, StepUp};
 
-/// The annotations Greenlight reads from a permit.
-pub const OBLIGATION_ANNOTATIONS: &[&str] =
-    &["approvers", "quorum", "ttl", "grant", "reason", "message"];
+mod annotations;
 
-/// The most approvers a quorum may demand; a larger number is a typo, not a policy.
-pub const MAX_QUORUM: u32 = 32;
+pub use annotations::{
+    MAX_QUORUM, OBLIGATION_ANNOTATIONS, Requirement, STEP_UP_ANNOTATIONS, SignIn,
+};
+use annotations::{parse_obligation, parse_requirement, strictness};
 
 /// A problem found in `policy.cedar` or `schema.cedarschema`, located by byte offset.
 #[derive(Clone, Debug)]
@@ -44,6 +58,7 @@ pub struct SourceProblem {
 pub struct Policies {
     set: PolicySet,
     obligations: BTreeMap<String, Obligation>,
+    requirements: BTreeMap<String, Requirement>,
     schema: Option<Schema>,
 }
 
@@ -58,6 +73,9 @@ pub enum Outcome {
     NoPermit,
     /// Only permits with obligations matched.
     ApprovalRequired(Obligation, Vec<String>),
+    /// Only permits whose sign-in requirement the token does not meet
+    /// matched.
+    StepUpRequired(StepUp, Vec<String>),
     /// The request does not fit the schema or Cedar's value rules.
     Invalid(String),
 }
@@ -123,6 +141,7 @@ impl Policies {
         };
         let mut set = PolicySet::new();
         let mut obligations = BTreeMap::new();
+        let mut requirements = BTreeMap::new();
         let mut templates = false;
         for policy in parsed.policies() {
             let id = policy
@@ -139,13 +158,38 @@ impl Policies {
                 });
                 continue;
             }
+            let loc = |needle: &str| locate(policy_src, &id, needle);
+            if let Some(first) = STEP_UP_ANNOTATIONS
+                .iter()
+                .find(|a| policy.annotation(a).is_some())
+            {
+                let parsed = if policy.effect() == Effect::Forbid {
+                    Err((
+                        *first,
+                        " is a forbid: sign-in requirements only belong on permits".to_owned(),
+                    ))
+                } else {
+                    parse_requirement(|k| policy.annotation(k))
+                        .map_err(|(a, m)| (a, format!(": {m}")))
+                };
+                match parsed {
+                    Ok(r) => {
+                        requirements.insert(id.clone(), r);
+                    }
+                    Err((annotation, message)) => problems.push(SourceProblem {
+                        in_schema: false,
+                        violates_schema: false,
+                        offset: loc(&format!("@{annotation}")),
+                        message: format!("policy `{id}`{message}"),
+                    }),
+                }
+            }
             let Some(first) = OBLIGATION_ANNOTATIONS
                 .iter()
                 .find(|a| policy.annotation(a).is_some())
             else {
                 continue;
             };
-            let loc = |needle: &str| locate(policy_src, &id, needle);
             if policy.effect() == Effect::Forbid {
                 problems.push(SourceProblem {
                     in_schema: false,
@@ -196,11 +240,81 @@ impl Policies {
             Ok(Self {
                 set,
                 obligations,
+                requirements,
                 schema,
             })
         } else {
             Err(problems)
         }
+    }
+
+    /// Checks the mapped principal attributes against the schema, when
+    /// there is one: the principal entity with every attribute must fit,
+    /// and one may lack each attribute a token may not give. Returns each
+    /// problem with the attribute it is about (empty for all of them).
+    pub fn check_principal(
+        &self,
+        entity_type: &str,
+        mappings: &[Mapping],
+    ) -> Vec<(String, String)> {
+        let Some(schema) = &self.schema else {
+            return Vec::new();
+        };
+        if mappings.is_empty() {
+            return Vec::new();
+        }
+        let fits = |p: &Principal| {
+            let entity = json!([{
+                "uid": { "type": entity_type, "id": "check" },
+                "attrs": principal_attrs(p),
+                "parents": []
+            }]);
+            Entities::from_json_value(entity, Some(schema))
+                .err()
+                .map(|e| {
+                    // Cedar says what does not fit in the error's causes.
+                    let mut message = diag_message(&e);
+                    let mut cause = std::error::Error::source(&e);
+                    while let Some(c) = cause {
+                        message.push_str(&format!(": {c}"));
+                        cause = c.source();
+                    }
+                    message
+                })
+        };
+        let full = Principal {
+            entity_type: entity_type.to_owned(),
+            subject: "check".to_owned(),
+            issuer: "check".to_owned(),
+            attributes: mappings
+                .iter()
+                .map(|m| (m.name.clone(), m.sample()))
+                .collect(),
+            ..Principal::default()
+        };
+        if let Some(e) = fits(&full) {
+            return vec![(
+                String::new(),
+                format!("the principal with its mapped attributes does not fit the schema: {e}"),
+            )];
+        }
+        mappings
+            .iter()
+            .filter(|m| m.may_be_absent())
+            .filter_map(|m| {
+                let mut lacking = full.clone();
+                lacking.attributes.remove(&m.name);
+                fits(&lacking).map(|_| {
+                    (
+                        m.name.clone(),
+                        format!(
+                            "attribute `{}` is absent when a token lacks `{}` (it is not required and has no default), but the schema requires it: declare `{}?: {}`, or make it required, or give a default",
+                            m.name, m.shown, m.name, m.kind.name()
+                        ),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Whether a schema was loaded.
@@ -218,6 +332,7 @@ impl Policies {
         &self,
         principal: &Principal,
         home: &str,
+        sign_in: &SignIn<'_>,
         action: &str,
         resource_type: &str,
         resource_id: &str,
@@ -227,6 +342,7 @@ impl Policies {
         match self.try_decide(
             principal,
             &entity_id(principal, home),
+            sign_in,
             action,
             resource_type,
             resource_id,
@@ -246,6 +362,7 @@ impl Policies {
         &self,
         principal: &Principal,
         principal_id: &str,
+        sign_in: &SignIn<'_>,
         action: &str,
         resource_type: &str,
         resource_id: &str,
@@ -258,15 +375,7 @@ impl Policies {
         let entities = json!([
             {
                 "uid": { "type": principal.entity_type, "id": principal_id },
-                "attrs": {
-                    "sub": principal.subject,
-                    "client_id": principal.client_id,
-                    "scopes": principal.scopes,
-                    "groups": principal.groups,
-                    "roles": principal.roles,
-                    "tenant": principal.tenant,
-                    "issuer": principal.issuer,
-                },
+                "attrs": principal_attrs(principal),
                 "parents": []
             },
             {
@@ -290,10 +399,64 @@ impl Policies {
             .map(|id| id.to_string())
             .collect();
         reasons.sort();
+        // Cedar skips a policy it cannot evaluate; for a forbid that would
+        // fail open.
+        let mut failed: Vec<String> = response
+            .diagnostics()
+            .errors()
+            .map(|e| {
+                let AuthorizationError::PolicyEvaluationError(e) = e;
+                e.policy_id()
+            })
+            .filter(|id| {
+                self.set
+                    .policy(id)
+                    .is_some_and(|p| p.effect() == Effect::Forbid)
+            })
+            .map(ToString::to_string)
+            .collect();
+        if !failed.is_empty() {
+            if response.decision() == CedarDecision::Deny {
+                failed.extend(reasons);
+            }
+            failed.sort();
+            failed.dedup();
+            return Ok(Outcome::Forbidden(failed));
+        }
         Ok(match response.decision() {
             CedarDecision::Deny if reasons.is_empty() => Outcome::NoPermit,
             CedarDecision::Deny => Outcome::Forbidden(reasons),
             CedarDecision::Allow => {
+                let meets = |id: &String| match self.requirements.get(id) {
+                    None => true,
+                    // An action token's approval was asked for through a
+                    // permit with approvers, whose requirement was met
+                    // then; a plain permit's still applies.
+                    Some(_) if sign_in.exempt && self.obligations.contains_key(id) => true,
+                    Some(r) => r.shortfall(sign_in).is_none(),
+                };
+                let (reasons, short): (Vec<String>, Vec<String>) =
+                    reasons.into_iter().partition(|id| meets(id));
+                if reasons.is_empty() {
+                    // Only permits the sign-in falls short of matched: ask
+                    // for the one that would allow outright, if any.
+                    let (id, r, why) = short
+                        .iter()
+                        .min_by_key(|id| (self.obligations.contains_key(*id), (*id).clone()))
+                        .and_then(|id| {
+                            let r = self.requirements.get(id)?;
+                            Some((id.clone(), r, r.shortfall(sign_in)?))
+                        })
+                        .ok_or("a step-up without a requirement")?;
+                    return Ok(Outcome::StepUpRequired(
+                        StepUp {
+                            acr_values: r.acr.clone(),
+                            max_age: r.max_age,
+                            message: why,
+                        },
+                        vec![id],
+                    ));
+                }
                 let plain: Vec<String> = reasons
                     .iter()
                     .filter(|id| !self.obligations.contains_key(*id))
@@ -315,20 +478,22 @@ impl Policies {
     }
 }
 
-/// Orders obligations from strictest to mildest: one that others approve
-/// before the requester's own confirmation, a single use before a window
-/// (and a short window before a long one), more approvers, less time to
-/// decide, a required reason. `min_by_key` keeps the first of equals, and
-/// reasons come sorted by policy id.
-fn strictness(o: &Obligation) -> (bool, bool, u64, std::cmp::Reverse<u32>, u64, bool) {
-    (
-        o.approvers == [Approver::Subject],
-        o.grant == GrantMode::Window,
-        o.window_seconds,
-        std::cmp::Reverse(o.quorum),
-        o.ttl_seconds,
-        !o.reason_required,
-    )
+/// The principal's attributes in Cedar's JSON entity format: the
+/// built-in ones, then the mapped ones.
+fn principal_attrs(principal: &Principal) -> Value {
+    let mut attrs = json!({
+        "sub": principal.subject,
+        "client_id": principal.client_id,
+        "scopes": principal.scopes,
+        "groups": principal.groups,
+        "roles": principal.roles,
+        "tenant": principal.tenant,
+        "issuer": principal.issuer,
+    });
+    for (name, value) in &principal.attributes {
+        attrs[name.as_str()] = claims::to_cedar(value);
+    }
+    attrs
 }
 
 /// The principal's Cedar entity id: its `sub` for a subject of `home`,
@@ -352,89 +517,4 @@ fn uid(entity_type: &str, id: &str) -> Result<EntityUid, String> {
 /// Checks that a name is a valid Cedar entity type.
 pub fn valid_entity_type(name: &str) -> bool {
     EntityTypeName::from_str(name).is_ok()
-}
-
-/// Reads an obligation from annotations; on error returns the annotation
-/// name and the message.
-fn parse_obligation<'a>(
-    get: impl Fn(&str) -> Option<&'a str>,
-    default_ttl: u64,
-) -> Result<Obligation, (&'static str, String)> {
-    let approvers_raw = get("approvers").ok_or((
-        "quorum",
-        "approval annotations need `@approvers(\"group:NAME, group:NAME@tenant, user:SUBJECT, subject\")`".to_owned(),
-    ))?;
-    let approvers = approvers_raw
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|a| {
-            a.parse::<Approver>()
-                .map_err(|e| ("approvers", e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if approvers.is_empty() {
-        return Err(("approvers", "`@approvers` names nobody".to_owned()));
-    }
-    let quorum = match get("quorum") {
-        None => 1,
-        Some(q) => match q.trim().parse::<u32>() {
-            Ok(n) if (1..=MAX_QUORUM).contains(&n) => n,
-            _ => {
-                return Err((
-                    "quorum",
-                    format!("`@quorum(\"{q}\")` should be a whole number from 1 to {MAX_QUORUM}"),
-                ));
-            }
-        },
-    };
-    if approvers == [Approver::Subject] && quorum != 1 {
-        return Err((
-            "quorum",
-            "only the subject approves here, so the quorum can only be 1".to_owned(),
-        ));
-    }
-    let ttl_seconds = match get("ttl") {
-        None => default_ttl,
-        Some(t) => match t.trim().parse::<u64>() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                return Err((
-                    "ttl",
-                    format!("`@ttl(\"{t}\")` should be a positive number of seconds"),
-                ));
-            }
-        },
-    };
-    let (grant, window_seconds) = match get("grant").map(str::trim) {
-        None | Some("once") => (GrantMode::Once, 0),
-        Some(g) => match g.strip_prefix("window:").map(|s| s.trim().parse::<u64>()) {
-            Some(Ok(n)) if n > 0 => (GrantMode::Window, n),
-            _ => {
-                return Err((
-                    "grant",
-                    format!("`@grant(\"{g}\")` should be `once` or `window:SECONDS`"),
-                ));
-            }
-        },
-    };
-    let reason_required = match get("reason").map(str::trim) {
-        None | Some("optional") => false,
-        Some("required") => true,
-        Some(r) => {
-            return Err((
-                "reason",
-                format!("`@reason(\"{r}\")` should be `required` or `optional`"),
-            ));
-        }
-    };
-    Ok(Obligation {
-        approvers,
-        quorum,
-        ttl_seconds,
-        grant,
-        window_seconds,
-        reason_required,
-        message: get("message").unwrap_or("").to_owned(),
-    })
 }
