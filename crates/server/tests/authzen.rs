@@ -242,7 +242,7 @@ async fn a_trusted_pep_may_vouch_for_a_subject_by_id() {
     assert_eq!(status, 400, "{e}");
     assert_eq!(
         e["error_description"],
-        "`subject.properties` do not fit: unknown field `scope`, expected one of `scopes`, `groups`, `roles`, `tenant`"
+        "`subject.properties` do not fit: unknown field `scope`, expected one of `scopes`, `groups`, `roles`, `tenant`, `attributes`"
     );
 
     // A bearer subject needs no PEP credential.

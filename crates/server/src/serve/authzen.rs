@@ -147,6 +147,10 @@ struct Vouched {
     roles: Vec<String>,
     #[serde(default)]
     tenant: String,
+    /// Mapped attributes in their typed form (`{"department": {"string":
+    /// "finance"}}`); the engine checks them against the bundle's mapping.
+    #[serde(default)]
+    attributes: std::collections::BTreeMap<String, greenlight_types::AttributeValue>,
 }
 
 async fn subject_of(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<Subject, ApiError> {
@@ -178,6 +182,7 @@ async fn subject_of(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<
                 roles: props.roles,
                 tenant: props.tenant,
                 issuer: by.issuer.clone(),
+                attributes: props.attributes,
             }))
         }
         _ => Err(ApiError::invalid_request(format!(
@@ -231,6 +236,9 @@ fn answer(st: &AppState, d: &Decision) -> Value {
         }
         Verdict::Deny(den) => json!({ "decision": false, "context": {
             "code": den.code, "reason": den.message, "reasons": d.reasons, "policy_hash": d.policy_hash } }),
+        Verdict::StepUpRequired(s) => json!({ "decision": false, "context": {
+            "code": "step-up-required", "reason": s.message, "acr_values": s.acr_values,
+            "max_age": s.max_age, "reasons": d.reasons, "policy_hash": d.policy_hash } }),
         Verdict::ApprovalRequired(_) => json!({ "decision": false, "context": {
             "approval_required": full["verdict"], "ask": full["ask"], "reasons": d.reasons,
             "policy_hash": d.policy_hash } }),

@@ -48,9 +48,16 @@ impl ApiError {
 
     /// At the token endpoint a refused or unacceptable `subject_token` is a
     /// bad request (RFC 8693 §2.2.2): 401 and 403 become 400
-    /// `invalid_request`, with the same description.
+    /// `invalid_request`, with the same description; a step-up stays
+    /// `insufficient_user_authentication`, with what to sign in with.
     pub fn at_token_endpoint(self) -> Self {
-        if self.status == StatusCode::UNAUTHORIZED || self.status == StatusCode::FORBIDDEN {
+        if self.code == "insufficient_user_authentication" {
+            // What to sign in with still matters to the client.
+            Self {
+                status: StatusCode::BAD_REQUEST,
+                ..self
+            }
+        } else if self.status == StatusCode::UNAUTHORIZED || self.status == StatusCode::FORBIDDEN {
             Self {
                 status: StatusCode::BAD_REQUEST,
                 code: "invalid_request",
@@ -93,6 +100,25 @@ impl ApiError {
             error,
             d.to_string(),
         )
+    }
+
+    /// 401 `insufficient_user_authentication` (RFC 9470): the caller must
+    /// sign in again as the policy requires; `acr_values` and `max_age`
+    /// are in the body and the challenge.
+    pub fn step_up(s: &greenlight_types::StepUp) -> Self {
+        let mut extra = json!({});
+        if !s.acr_values.is_empty() {
+            extra["acr_values"] = json!(s.acr_values.join(" "));
+        }
+        if let Some(age) = s.max_age {
+            extra["max_age"] = json!(age);
+        }
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "insufficient_user_authentication",
+            s.message.clone(),
+        )
+        .with_extra(extra)
     }
 
     /// 401 `invalid_token`: the caller's own token was refused.
@@ -141,15 +167,26 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.code, "error_description": self.description });
         if let Value::Object(m) = &mut body {
-            m.extend(*self.extra);
+            m.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            let value = format!(
+            let mut value = format!(
                 "Bearer error=\"{}\", error_description=\"{}\"",
                 self.code,
                 self.description.replace(['"', '\\'], "'")
             );
+            if self.code == "insufficient_user_authentication" {
+                if let Some(Value::String(acr)) = self.extra.get("acr_values") {
+                    value.push_str(&format!(
+                        ", acr_values=\"{}\"",
+                        acr.replace(['"', '\\'], "'")
+                    ));
+                }
+                if let Some(Value::Number(age)) = self.extra.get("max_age") {
+                    value.push_str(&format!(", max_age={age}"));
+                }
+            }
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }

@@ -173,6 +173,7 @@ impl Metrics {
             Verdict::Allow(_) => ("allow", ""),
             Verdict::Deny(den) => ("deny", den.code.as_str()),
             Verdict::ApprovalRequired(_) => ("approval-required", ""),
+            Verdict::StepUpRequired(_) => ("step-up-required", ""),
         };
         self.decisions
             .get_or_create(&DecisionLabels { api, verdict, code })

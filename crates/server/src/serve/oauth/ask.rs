@@ -136,6 +136,8 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
             return Ok(Opened::Allowed(Box::new(a)));
         }
         Verdict::Deny(d) => return Err(ApiError::from_denial(&d)),
+        // Only the sign-in is short: no approver is asked for that.
+        Verdict::StepUpRequired(s) => return Err(ApiError::step_up(&s)),
     };
     if asked
         .digest
@@ -212,6 +214,49 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
         st.notifier.wake();
     }
     Ok(Opened::Pending(Box::new(approval)))
+}
+
+/// Decides an approved action again with the token that collects it. The
+/// action token is minted for that token's person, with its attributes,
+/// so its decision must still be the approved one (the same action under
+/// the same obligation): a token whose claims no longer lead there (other
+/// attributes, another tenant, a weaker or older sign-in) collects
+/// nothing, and its person must ask again.
+pub(super) async fn still_approved(
+    st: &AppState,
+    token: &str,
+    approval: &Approval,
+) -> Result<(), ApiError> {
+    let asked = parse_details(&approval.authorization_details.to_string())?;
+    let request = AccessRequest {
+        token: token.to_owned(),
+        action: asked.action,
+        resource_type: asked.resource_type,
+        resource_id: asked.resource_id,
+        resource_properties: None,
+        context: Some(asked.params.to_string()),
+    };
+    let decision = st.decide(|now| st.policy.evaluate(&request, now)).await;
+    let changed = |what: &str| {
+        super::token_error(
+            "invalid_grant",
+            format!("{what}: this approval cannot be collected with this token; ask again"),
+        )
+    };
+    match decision.verdict {
+        Verdict::ApprovalRequired(ch)
+            if ch.action.digest == approval.action_digest
+                && ch.obligation == approval.obligation =>
+        {
+            Ok(())
+        }
+        Verdict::ApprovalRequired(_) => Err(changed(
+            "the action now needs another approval than the one given",
+        )),
+        Verdict::StepUpRequired(s) => Err(ApiError::step_up(&s).at_token_endpoint()),
+        Verdict::Deny(d) => Err(changed(&format!("the action is now refused ({d})"))),
+        Verdict::Allow(_) => Err(changed("the action now needs no approval")),
+    }
 }
 
 /// The CIBA answer for a pending approval.

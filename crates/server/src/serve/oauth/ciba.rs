@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::super::auth::{authenticate, bearer};
 use super::super::state::seconds;
 use super::super::{ApiError, AppState};
-use super::ask::{Ask, Opened, open_approval, pending_json};
+use super::ask::{Ask, Opened, open_approval, pending_json, still_approved};
 use super::mint::{Mint, mint};
 use super::{TokenRequest, token_error};
 
@@ -169,6 +169,7 @@ pub(super) async fn poll(
             .min(base_left);
         (lifetime, 0)
     };
+    still_approved(st, &bearer(headers)?, &approval).await?;
     let approvers: Vec<String> = st
         .store
         .votes(&id)

@@ -83,6 +83,16 @@ pub(super) fn mint(st: &AppState, who: &Principal, m: Mint) -> Result<Minted, Ap
     if let Some(id) = &m.approval_id {
         claims["approval_id"] = json!(id);
     }
+    // The person's mapped attributes, so that policy sees the same person
+    // when the token is used as when they asked.
+    if !who.attributes.is_empty() {
+        claims["principal_attributes"] = who
+            .attributes
+            .iter()
+            .map(|(name, value)| (name.clone(), value.to_claim()))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
     let token = st.signer().sign(&claims).map_err(ApiError::internal)?;
     Ok(Minted {
         token,
