@@ -270,7 +270,8 @@ def test_a_credential_without_a_subject_or_issuer_is_refused(engine, monkeypatch
     malformed answer, never a credential."""
     policy = engine.load_bundle_dir(ROOT / "examples/bundle")
     principal = {"entity-type": "User", "subject": "bob", "client-id": "approvals-app", "scopes": [],
-                 "groups": [], "roles": [], "tenant": "", "issuer": "https://idp.example.com", **who}
+                 "groups": [], "roles": [], "tenant": "", "issuer": "https://idp.example.com",
+                     "attributes": [], **who}
     answer = SimpleNamespace(**{"principal": SimpleNamespace(**principal), "expires-at": 1, "auth-time": None,
                                 "approver": True})
     monkeypatch.setattr(policy, "_result", lambda name, *args: answer)

@@ -40,7 +40,13 @@ ORDER = {
     "allow": ["kind", "principal", "action", "approval_id", "consume", "forward_headers"],
     "deny": ["kind", "code", "message", "issuer"],
     "approval-required": ["kind", "requester", "action", "authorization_details", "obligation"],
+    "step-up-required": ["kind", "acr_values", "max_age", "message"],
 }
+#: The principals of each verdict kind: their `attributes` are a Rust
+#: `BTreeMap`, which serde writes sorted by name, whatever the order of the
+#: vector file (the generator builds them with `json!`, whose maps keep
+#: insertion order; the Rust runner compares values, not text).
+PRINCIPALS = {"allow": "principal", "approval-required": "requester"}
 #: Keys serde skips when absent (`skip_serializing_if`): a deny's `issuer`.
 OPTIONAL = {"issuer"}
 
@@ -55,7 +61,12 @@ def rust_text(expect: dict) -> str:
     verdict = expect["verdict"]
     order = [k for k in ORDER[verdict["kind"]] if k in verdict or k not in OPTIONAL]
     assert sorted(verdict) == sorted(order), f"a {verdict['kind']} has {sorted(verdict)}"
-    ordered = {**expect, "verdict": {k: verdict[k] for k in order}}
+    verdict = {k: verdict[k] for k in order}
+    who = PRINCIPALS.get(verdict["kind"])
+    if who is not None and "attributes" in verdict[who]:
+        attributes = verdict[who]["attributes"]
+        verdict[who] = {**verdict[who], "attributes": {k: attributes[k] for k in sorted(attributes)}}
+    ordered = {**expect, "verdict": verdict}
     return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -15,16 +15,20 @@ of issuers the bundle does not carry with `greenlight.keys.KeySources`
 """
 
 from .decision import (
+    ATTRIBUTE_KINDS,
     DENIAL_CODES,
     Action,
     Allow,
     ApprovalRequired,
+    Attribute,
+    AttributeValue,
     Decision,
     Deny,
     InvalidOutput,
     Obligation,
     Principal,
     SingleUse,
+    StepUpRequired,
 )
 from .engine import (
     ACTION_ISSUER,
@@ -57,6 +61,7 @@ from .info import (
 
 __all__ = [
     "ACTION_ISSUER",
+    "ATTRIBUTE_KINDS",
     "DENIAL_CODES",
     "WIT_VERSION",
     "AccessRequest",
@@ -66,6 +71,8 @@ __all__ = [
     "Allow",
     "ApprovalRequired",
     "ApprovalSettings",
+    "Attribute",
+    "AttributeValue",
     "BundleError",
     "BundleInfo",
     "ClaimNames",
@@ -89,5 +96,6 @@ __all__ = [
     "Problem",
     "Response",
     "SingleUse",
+    "StepUpRequired",
     "read_bundle_dir",
 ]

@@ -17,9 +17,11 @@ decides it with `greenlight.wasm` at the wall clock's time, and then:
   `engine-unavailable`;
 - allow: removes the client's `x-greenlight-*` headers, adds the decision's
   `forward_headers`, and calls the app (the body is replayed to it);
-- deny or approval-required: answers with what the component's
-  `gateway.respond` says (`Policy.respond`), checked; this module has no
-  mapping of its own.
+- deny, approval-required or step-up-required: answers with what the
+  component's `gateway.respond` says (`Policy.respond`), checked; this
+  module has no mapping of its own. A step-up-required (RFC 9470: a `401`
+  whose `WWW-Authenticate` names the `acr_values` and `max_age` the policy
+  requires) never involves the approval service.
 
 The approval service's public keys (`/.well-known/jwks.json`) are fetched at
 startup and again, at most every `key_refresh_seconds`, when a token names
@@ -353,7 +355,7 @@ class GreenlightMiddleware:
         await self.app({**scope, "headers": headers}, replay, send)
 
     async def _answer(self, decision: Decision, send: Send) -> None:
-        """Answers a deny or approval-required with the component's mapping
+        """Answers a deny, approval-required or step-up-required with the component's mapping
         (a `503` when the module fails or answers wrongly, never a
         pass-through: `Policy.respond` refuses status 0 for these)."""
         status, headers, body = await asyncio.to_thread(self.policy.respond, decision, self.service_url)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, Union
 
 from . import _json
 
@@ -70,6 +70,7 @@ MAX_LIST = 64
 MAX_HEADER_VALUE = 8192
 _U32_MAX = 2**32 - 1
 _U64_MAX = 2**64 - 1
+_S64_MIN, _S64_MAX = -(2**63), 2**63 - 1
 _TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~"
 )
@@ -78,6 +79,173 @@ _TOKEN_CHARS = frozenset(
 class InvalidOutput(ValueError):
     """When a policy module or the approval service returned a value that is
     not a well-formed decision. The message says what is wrong."""
+
+
+#: The kinds of `AttributeValue`, in WIT order (`wit/types.wit`,
+#: `attribute-value`), as the Rust `AttributeValue` serialises them.
+ATTRIBUTE_KINDS: tuple[str, ...] = ("string", "long", "bool", "set", "datetime")
+
+#: What each kind of `AttributeValue` holds, for messages.
+_HOLDS = {
+    "string": "a string",
+    "long": f"an integer from {_S64_MIN} to {_S64_MAX}",
+    "bool": "true or false",
+    "set": "a list of strings",
+    "datetime": f"whole Unix seconds from 0 to {_U64_MAX}",
+}
+
+
+def _shown(v: Any) -> str:
+    """`v` for a message: its JSON when it has one, cut to 100 characters."""
+    try:
+        text = json.dumps(v, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(v)
+    return text if len(text) <= 100 else text[:100] + "..."
+
+
+@dataclass(frozen=True)
+class AttributeValue:
+    """The value of a mapped principal attribute, typed as Cedar sees it
+    (the WIT `attribute-value`): a tagged value, `kind` one of
+    `ATTRIBUTE_KINDS`:
+
+    - `"string"`: a Cedar `String`, `value` a str;
+    - `"long"`: a Cedar `Long`, `value` an int from -2**63 to 2**63-1 (never
+      a bool, although Python's bool is an int);
+    - `"bool"`: a Cedar `Bool`, `value` a bool;
+    - `"set"`: a Cedar `Set<String>`, `value` a tuple of str (the engine
+      gives them sorted, without repeats; a list is taken as a tuple);
+    - `"datetime"`: a Cedar `datetime`, `value` Unix seconds (an int from 0
+      to 2**64-1, such as `auth_time`).
+
+    Build one with `AttributeValue.string("finance")`,
+    `AttributeValue.long(3)`, `AttributeValue.bool(True)`,
+    `AttributeValue.set(["auditor", "reader"])` or
+    `AttributeValue.datetime(1767225000)`; a value that does not fit its
+    kind raises `ValueError`. Its JSON (`to_dict`) is one member naming the
+    kind: `{"string": "finance"}`, `{"set": ["auditor", "reader"]}`."""
+
+    #: One of `ATTRIBUTE_KINDS`.
+    kind: str
+    #: The value, of the Python type its kind says.
+    value: Union[str, int, bool, tuple[str, ...]]
+
+    def __post_init__(self) -> None:
+        kind, v = self.kind, self.value
+        if kind not in ATTRIBUTE_KINDS:
+            raise ValueError(f"the unknown attribute kind {_shown(kind)}; the kinds are "
+                             + ", ".join(f"`{k}`" for k in ATTRIBUTE_KINDS))
+        if kind == "set" and isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v):
+            object.__setattr__(self, "value", tuple(v))
+            return
+        fits = {
+            "string": lambda: isinstance(v, str),
+            "long": lambda: isinstance(v, int) and not isinstance(v, bool) and _S64_MIN <= v <= _S64_MAX,
+            "bool": lambda: isinstance(v, bool),
+            "set": lambda: False,
+            "datetime": lambda: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _U64_MAX,
+        }[kind]()
+        if not fits:
+            raise ValueError(f"a `{kind}` holds {_HOLDS[kind]}, not {_shown(v)}")
+
+    @staticmethod
+    def string(value: str) -> "AttributeValue":
+        """A Cedar `String`."""
+        return AttributeValue("string", value)
+
+    @staticmethod
+    def long(value: int) -> "AttributeValue":
+        """A Cedar `Long` (a signed 64-bit integer; a bool is refused)."""
+        return AttributeValue("long", value)
+
+    @staticmethod
+    def bool(value: bool) -> "AttributeValue":
+        """A Cedar `Bool`."""
+        return AttributeValue("bool", value)
+
+    @staticmethod
+    def set(values: Iterable[str]) -> "AttributeValue":
+        """A Cedar `Set<String>`, in the order given (a lone str is refused)."""
+        return AttributeValue("set", values if isinstance(values, str) else tuple(values))
+
+    @staticmethod
+    def datetime(seconds: int) -> "AttributeValue":
+        """A Cedar `datetime`, in Unix seconds."""
+        return AttributeValue("datetime", seconds)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The value's JSON: `{kind: value}`, as serde writes the Rust enum."""
+        return {self.kind: list(self.value) if self.kind == "set" else self.value}  # type: ignore[arg-type]
+
+    @staticmethod
+    def from_dict(data: Any) -> "AttributeValue":
+        """Reads the JSON of one value (`{"long": 3}`), strictly: one
+        member, a known kind, a value of its type (`{"long": true}` is
+        refused, as serde refuses it). Raises `ValueError`."""
+        if not isinstance(data, dict) or len(data) != 1:
+            raise ValueError(f"is not an object of one member naming its kind, but {_shown(data)}")
+        (kind, value), = data.items()
+        if kind not in ATTRIBUTE_KINDS:
+            raise ValueError(f"has the unknown kind `{kind}`; the kinds are "
+                             + ", ".join(f"`{k}`" for k in ATTRIBUTE_KINDS))
+        if kind == "set" and not isinstance(value, list):
+            # A JSON array only: a string is not a set of its characters.
+            raise ValueError(f"a `set` holds {_HOLDS['set']}, not {_shown(value)}")
+        return AttributeValue(kind, value)
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One mapped principal attribute (the WIT `attribute`), as policies
+    see it: `principal.NAME` in Cedar."""
+
+    #: Its name, as policies write it (`principal.department`).
+    name: str
+    #: Its typed value.
+    value: AttributeValue
+
+
+def attributes_of(data: Union[Mapping[str, AttributeValue], Iterable[Any]]) -> tuple[Attribute, ...]:
+    """`data` as a principal's attributes: a tuple of `Attribute`, sorted by
+    name (as the Rust `BTreeMap`, which JSON and the WIT list follow).
+    `data` is a mapping of name to `AttributeValue`, or an iterable of
+    `Attribute` or `(name, AttributeValue)` pairs. Raises `TypeError` for
+    anything else and `ValueError` for a name given twice."""
+    items = data.items() if isinstance(data, Mapping) else data
+    if isinstance(items, (str, bytes)):
+        raise TypeError("attributes must be a mapping or a list of (name, AttributeValue) pairs")
+    out: dict[str, Attribute] = {}
+    for item in items:
+        a = item if isinstance(item, Attribute) else Attribute(*item)
+        if not isinstance(a.name, str):
+            raise TypeError("an attribute's name must be a str")
+        if not isinstance(a.value, AttributeValue):
+            raise TypeError(f"attribute `{a.name}` must have an AttributeValue")
+        if a.name in out:
+            raise ValueError(f"attribute `{a.name}` is given twice")
+        out[a.name] = a
+    return tuple(out[name] for name in sorted(out))
+
+
+def attributes_from_dict(data: Any) -> tuple[Attribute, ...]:
+    """Reads the JSON `attributes` of a principal (`{"level": {"long": 3}}`),
+    strictly: an object, at most `MAX_LIST` members, each value one known
+    kind with a value of its type. Raises `ValueError` naming the attribute:
+    "attribute `level` has the unknown kind `integer`; ...",
+    "attribute `level`: a `long` holds an integer from ..., not true"."""
+    if not isinstance(data, dict):
+        raise ValueError(f"the attributes are not an object, but {_shown(data)}")
+    if len(data) > MAX_LIST:
+        raise ValueError(f"attributes has {len(data)} entries")
+    out = []
+    for name, value in data.items():
+        try:
+            out.append(Attribute(name, AttributeValue.from_dict(value)))
+        except ValueError as e:
+            sep = ":" if str(e).startswith("a `") else ""
+            raise ValueError(f"attribute `{name}`{sep} {e}") from None
+    return attributes_of(out)
 
 
 @dataclass(frozen=True)
@@ -106,22 +274,43 @@ class Principal:
     tenant: str
     #: The token's issuer.
     issuer: str
+    #: The attributes the bundle maps from claims (`[principal.attributes]`;
+    #: in Cedar `principal.NAME`), a tuple of `Attribute` sorted by name;
+    #: empty when there are none. Given as a mapping of name to
+    #: `AttributeValue` or as pairs, they are sorted here; a name given
+    #: twice raises `ValueError`. A vouched subject (`evaluate_as`) may
+    #: carry only names the bundle maps, with their mapped kinds.
+    attributes: tuple[Attribute, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attributes", attributes_of(self.attributes))
+
+    def attribute(self, name: str) -> Optional[AttributeValue]:
+        """The value of attribute `name`, or `None` when it has none."""
+        return next((a.value for a in self.attributes if a.name == name), None)
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "Principal":
         """From the JSON shape of the vectors (snake_case keys); the lists
-        default to empty, `client_id` and `tenant` to the empty string. For
-        building a subject to vouch for; `Decision.from_dict` reads
-        principals strictly."""
+        default to empty, `client_id` and `tenant` to the empty string,
+        `attributes` to none (read strictly: see `attributes_from_dict`;
+        `ValueError` for a malformed one). For building a subject to vouch
+        for; `Decision.from_dict` reads principals strictly."""
         return Principal(d["entity_type"], d["subject"], d.get("client_id", ""),
                          _text_tuple(d.get("scopes", ()), "scopes"), _text_tuple(d.get("groups", ()), "groups"),
-                         _text_tuple(d.get("roles", ()), "roles"), d.get("tenant", ""), d["issuer"])
+                         _text_tuple(d.get("roles", ()), "roles"), d.get("tenant", ""), d["issuer"],
+                         attributes_from_dict(d.get("attributes", {})))
 
     def to_dict(self) -> dict[str, Any]:
-        """The principal's JSON, keys in serde's order."""
-        return {"entity_type": self.entity_type, "subject": self.subject, "client_id": self.client_id,
-                "scopes": list(self.scopes), "groups": list(self.groups), "roles": list(self.roles),
-                "tenant": self.tenant, "issuer": self.issuer}
+        """The principal's JSON, keys in serde's order; `attributes` (an
+        object by name, each value `{kind: value}`) only when there are
+        some, as serde skips an empty map."""
+        d = {"entity_type": self.entity_type, "subject": self.subject, "client_id": self.client_id,
+             "scopes": list(self.scopes), "groups": list(self.groups), "roles": list(self.roles),
+             "tenant": self.tenant, "issuer": self.issuer}
+        if self.attributes:
+            d["attributes"] = {a.name: a.value.to_dict() for a in self.attributes}
+        return d
 
 
 @dataclass(frozen=True)
@@ -239,7 +428,28 @@ class ApprovalRequired:
     kind = "approval-required"
 
 
-Verdict = Union[Allow, Deny, ApprovalRequired]
+@dataclass(frozen=True)
+class StepUpRequired:
+    """The request is refused for now: the person must sign in again, more
+    strongly or more recently (RFC 9470; a policy's `@acr`/`@max_age`),
+    and the client retry with the new token. No approver is asked and the
+    approval service is never involved: `Policy.respond` answers it with
+    `401` and `WWW-Authenticate: Bearer
+    error="insufficient_user_authentication"` with `acr_values` and
+    `max_age`."""
+
+    #: Acceptable authentication context classes (`acr`), in the policy's
+    #: order; empty when any will do.
+    acr_values: tuple[str, ...]
+    #: The oldest acceptable sign-in (`auth_time`), in seconds before the
+    #: request; `None` when any age will do.
+    max_age: Optional[int]
+    #: What is short, for a person.
+    message: str
+    kind = "step-up-required"
+
+
+Verdict = Union[Allow, Deny, ApprovalRequired, StepUpRequired]
 
 
 @dataclass(frozen=True)
@@ -298,6 +508,9 @@ class Decision:
             verdict = {"kind": "deny", "code": v.code, "message": v.message}
             if v.issuer is not None:  # serde skips an absent issuer
                 verdict["issuer"] = v.issuer
+        elif isinstance(v, StepUpRequired):
+            verdict = {"kind": "step-up-required", "acr_values": list(v.acr_values), "max_age": v.max_age,
+                       "message": v.message}
         else:
             verdict = {
                 "kind": "approval-required",
@@ -370,6 +583,14 @@ class Decision:
                 raise InvalidOutput("authorization_details is too large")
             result = ApprovalRequired(_principal(v["requester"], "the requester"), _action(v["action"]),
                                       details, obligation)
+        elif kind == "step-up-required":
+            # As serde reads `Option<u64>`: absent or null is none.
+            v = _obj(verdict, "the step-up", {"kind", "acr_values", "message"}, frozenset({"max_age"}))
+            max_age = v.get("max_age")
+            result = StepUpRequired(
+                tuple(_str(a, "an acr value") for a in _list(v["acr_values"], "acr values")),
+                None if max_age is None else _uint(max_age, "`max_age`", _U64_MAX),
+                _str(v["message"], "the step-up message"))
         else:
             raise InvalidOutput(f"unknown verdict kind {kind!r}")
         reasons = tuple(_str(r, "a reason") for r in _list(top["reasons"], "reasons"))
@@ -451,7 +672,14 @@ def validated(d: Decision) -> Decision:
         _check_str(v.message, "the denial message")
         if v.issuer is not None:
             _check_str(v.issuer, "the denial's issuer")
-    else:
+    elif isinstance(v, StepUpRequired):
+        _check_list(v.acr_values, "acr values")
+        for a in v.acr_values:
+            _check_str(a, "an acr value")
+        if v.max_age is not None:
+            _uint(v.max_age, "`max_age`", _U64_MAX)
+        _check_str(v.message, "the step-up message")
+    elif isinstance(v, ApprovalRequired):
         if not isinstance(v.authorization_details, list):
             raise InvalidOutput("authorization_details is not an array")
         _check_principal(v.requester)
@@ -466,6 +694,8 @@ def validated(d: Decision) -> Decision:
         if o.grant not in GRANT_MODES:
             raise InvalidOutput(f"unknown grant mode {o.grant!r}")
         _check_str(o.message, "the obligation message")
+    else:
+        raise InvalidOutput(f"unknown verdict {type(v).__name__}")
     return d
 
 
@@ -477,6 +707,15 @@ def _check_principal(p: Principal) -> None:
         _check_list(values, what)
         for value in values:
             _check_str(value, what)
+    _check_list(p.attributes, "attributes")
+    for a in p.attributes:
+        _check_str(a.name, "an attribute name")
+        if a.value.kind == "string":
+            _check_str(a.value.value, "an attribute")  # type: ignore[arg-type]
+        elif a.value.kind == "set":
+            _check_list(a.value.value, "an attribute")
+            for s in a.value.value:  # type: ignore[union-attr]
+                _check_str(s, "an attribute")
 
 
 def _check_action(a: Action) -> None:
@@ -491,11 +730,16 @@ def _check_action(a: Action) -> None:
 def _principal(v: Any, what: str) -> Principal:
     """A principal's JSON, read as serde reads the Rust `Principal`."""
     p = _obj(v, what, {"entity_type", "subject", "issuer"}, frozenset(
-        {"client_id", "scopes", "groups", "roles", "tenant"}))
+        {"client_id", "scopes", "groups", "roles", "tenant", "attributes"}))
     lists = {k: tuple(_str(s, k) for s in _list(p.get(k, []), k)) for k in ("scopes", "groups", "roles")}
+    try:
+        attributes = attributes_from_dict(p.get("attributes", {}))
+    except ValueError as e:
+        raise InvalidOutput(str(e)) from None
     return Principal(_str(p["entity_type"], "the entity type"), _str(p["subject"], "the subject"),
                      _str(p.get("client_id", ""), "the client id"), lists["scopes"], lists["groups"],
-                     lists["roles"], _str(p.get("tenant", ""), "the tenant"), _str(p["issuer"], "the issuer"))
+                     lists["roles"], _str(p.get("tenant", ""), "the tenant"), _str(p["issuer"], "the issuer"),
+                     attributes)
 
 
 def _action(v: Any) -> Action:

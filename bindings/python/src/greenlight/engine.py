@@ -42,12 +42,15 @@ from .decision import (
     Action,
     Allow,
     ApprovalRequired,
+    Attribute,
+    AttributeValue,
     Decision,
     Deny,
     InvalidOutput,
     Obligation,
     Principal,
     SingleUse,
+    StepUpRequired,
     _check_list,
     _check_str,
     _text_tuple,
@@ -72,7 +75,7 @@ from .info import (
 log = logging.getLogger("greenlight")
 
 #: The WIT package version this binding speaks.
-WIT_VERSION = "0.5.0"
+WIT_VERSION = "0.6.0"
 _ENGINE_IFACE = f"greenlight:approval/engine@{WIT_VERSION}"
 _JOSE_IFACE = f"greenlight:approval/jose@{WIT_VERSION}"
 _GATEWAY_IFACE = f"greenlight:approval/gateway@{WIT_VERSION}"
@@ -1009,7 +1012,39 @@ def _principal(p: Any) -> Principal:
     one = {k: _string(getattr(p, k), f"the {k.replace('-', ' ')}")
            for k in ("entity-type", "subject", "client-id", "tenant", "issuer")}
     return Principal(one["entity-type"], one["subject"], one["client-id"], lists["scopes"],
-                     lists["groups"], lists["roles"], one["tenant"], one["issuer"])
+                     lists["groups"], lists["roles"], one["tenant"], one["issuer"], _attributes(p.attributes))
+
+
+def _attributes(raw: Any) -> tuple[Attribute, ...]:
+    """A WIT `list<attribute>` from the module, checked as the Rust host
+    does (`host/src/convert.rs`): at most `MAX_LIST`, sizes, each name once
+    (else "attribute `NAME` is given twice"). wasmtime-py lifts an
+    `attribute-value` as a `Variant` (its `long` and `datetime` are both
+    ints)."""
+    if not isinstance(raw, list):
+        raise InvalidOutput("the attributes are not a list")
+    _check_list(raw, "attributes")
+    out = []
+    for a in raw:
+        v = a.value
+        if not isinstance(v, Variant):
+            raise InvalidOutput("an attribute value is not a variant")
+        payload = v.payload
+        if v.tag == "string":
+            payload = _string(payload, "an attribute")
+        elif v.tag == "set":
+            payload = _strings(payload, "an attribute")
+        elif v.tag not in ("long", "bool", "datetime"):
+            raise InvalidOutput(f"unknown attribute kind {v.tag!r}")
+        try:
+            out.append(Attribute(_string(a.name, "an attribute name"), AttributeValue(v.tag, payload)))
+        except ValueError as e:
+            raise InvalidOutput(f"attribute `{a.name}`: {e}") from None
+    names = [a.name for a in out]
+    for name in names:
+        if names.count(name) > 1:
+            raise InvalidOutput(f"attribute `{name}` is given twice")
+    return tuple(out)
 
 
 def _credential(c: Any) -> Credential:
@@ -1071,6 +1106,11 @@ def _decision(d: Any) -> Decision:
         verdict = ApprovalRequired(_principal(p.requester), _action(p.action), details, Obligation(
             tuple(_approver(a) for a in approvers), o.quorum, getattr(o, "ttl-seconds"), o.grant,
             getattr(o, "window-seconds"), getattr(o, "reason-required"), _string(o.message, "the obligation message")))
+    elif v.tag == "step-up-required":
+        max_age = getattr(p, "max-age")
+        verdict = StepUpRequired(_strings(getattr(p, "acr-values"), "acr values"),
+                                 None if max_age is None else _u64(max_age, "`max_age`"),
+                                 _string(p.message, "the step-up message"))
     else:
         raise InvalidOutput(f"unknown verdict {v.tag!r}")
     reasons = list(d.reasons)
@@ -1185,7 +1225,18 @@ def _principal_out(p: Principal) -> Record:
                    groups=list(_text_list(p.groups, "groups")),
                    roles=list(_text_list(p.roles, "roles")),
                    tenant=_text(p.tenant, "the tenant"),
-                   issuer=_text(p.issuer, "the issuer"))
+                   issuer=_text(p.issuer, "the issuer"),
+                   attributes=[_attribute_out(a) for a in p.attributes])
+
+
+def _attribute_out(a: Attribute) -> Record:
+    """A WIT `attribute`: its value a `Variant` (wasmtime-py lowers an
+    `attribute-value` only tagged)."""
+    v = a.value
+    payload = list(_text_list(v.value, "a set attribute")) if v.kind == "set" else v.value
+    if v.kind == "string":
+        payload = _text(payload, "a string attribute")
+    return _record(name=_text(a.name, "an attribute name"), value=Variant(v.kind, payload))
 
 
 def _action_out(a: Action) -> Record:
@@ -1207,6 +1258,9 @@ def _decision_out(d: Decision) -> Record:
                                            forward_headers=[(k, val) for k, val in v.forward_headers]))
     elif isinstance(v, Deny):
         verdict = Variant("deny", _record(code=v.code, message=v.message, issuer=v.issuer))
+    elif isinstance(v, StepUpRequired):
+        verdict = Variant("step-up-required", _record(acr_values=list(v.acr_values), max_age=v.max_age,
+                                                      message=v.message))
     else:
         o = v.obligation
         verdict = Variant("approval-required", _record(

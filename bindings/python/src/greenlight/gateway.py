@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from .decision import Allow, Decision, Deny, InvalidOutput, MAX_LIST, _check_str, check_header
+from .decision import Allow, Decision, Deny, InvalidOutput, MAX_LIST, StepUpRequired, _check_str, check_header
 
 
 class Response(NamedTuple):
@@ -71,6 +71,8 @@ def _what(decision: Decision) -> str:
         return "an allow"
     if isinstance(v, Deny):
         return f"a deny `{v.code}`"
+    if isinstance(v, StepUpRequired):
+        return "a step-up-required"
     return "an approval-required"
 
 
