@@ -137,7 +137,7 @@ describe('authenticate', () => {
 
   test('a credential without a subject or issuer is refused, as the Rust host refuses it', () => {
     const wit = (who) => ({
-      principal: { entityType: 'User', subject: 'bob', clientId: 'approvals-app', scopes: [], groups: [], roles: [], tenant: '', issuer: 'https://idp.example.com', ...who },
+      principal: { entityType: 'User', subject: 'bob', clientId: 'approvals-app', scopes: [], groups: [], roles: [], tenant: '', issuer: 'https://idp.example.com', attributes: [], ...who },
       expiresAt: 1n,
       authTime: undefined,
       approver: true,
@@ -372,7 +372,7 @@ test('the binding keeps no status table', () => {
   assert.equal(binding.respond, undefined);
   const dir = join(root, 'bindings/js/src');
   for (const name of readdirSync(dir).filter((n) => n.endsWith('.js'))) {
-    const found = readFileSync(join(dir, name), 'utf8').match(/invalid_token|access_denied|invalid_request|insufficient_authorization|Bearer error|\/oauth\//g);
+    const found = readFileSync(join(dir, name), 'utf8').match(/invalid_token|access_denied|invalid_request|insufficient_authorization|insufficient_user_authentication|Bearer error|acr_values=|\/oauth\//g);
     assert.equal(found, null, `${name} names ${found}`);
   }
 });

@@ -149,7 +149,7 @@ const allow = (over = {}) => {
     verdict: {
       tag: 'allow',
       val: {
-        principal: { entityType: p.entity_type, subject: p.subject, clientId: p.client_id, scopes: p.scopes, groups: p.groups, roles: p.roles, tenant: p.tenant, issuer: p.issuer },
+        principal: { entityType: p.entity_type, subject: p.subject, clientId: p.client_id, scopes: p.scopes, groups: p.groups, roles: p.roles, tenant: p.tenant, issuer: p.issuer, attributes: [] },
         action: { name: a.name, resourceType: a.resource_type, resourceId: a.resource_id, params: '{}', digest: a.digest },
         approvalId: 'apr-1',
         consume: { tokenId: 'at-1', expiresAt: 1767225720n },

@@ -33,15 +33,28 @@ const ORDER = {
   allow: ['kind', 'principal', 'action', 'approval_id', 'consume', 'forward_headers'],
   deny: ['kind', 'code', 'message', 'issuer'],
   'approval-required': ['kind', 'requester', 'action', 'authorization_details', 'obligation'],
+  'step-up-required': ['kind', 'acr_values', 'max_age', 'message'],
 };
 /** Keys serde skips when absent (`skip_serializing_if`): a deny's `issuer`. */
 const OPTIONAL = new Set(['issuer']);
+
+/**
+ * A principal with its `attributes` in the order serde writes them (a Rust
+ * `BTreeMap`: by the names' UTF-8 bytes); the vector files list them in the
+ * order the generator's `json!` gave them.
+ */
+function rustPrincipal(p) {
+  if (p.attributes === undefined) return p;
+  const sorted = Object.entries(p.attributes).sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return { ...p, attributes: Object.fromEntries(sorted) };
+}
 
 /** The compact text `Decision::to_json` writes for `expect`: its values, verdict keys in the Rust order. */
 function rustText(expect) {
   const order = ORDER[expect.verdict.kind].filter((k) => Object.hasOwn(expect.verdict, k) || !OPTIONAL.has(k));
   assert.deepEqual(Object.keys(expect.verdict).sort(), [...order].sort(), `a ${expect.verdict.kind}'s keys`);
-  return JSON.stringify({ ...expect, verdict: Object.fromEntries(order.map((k) => [k, expect.verdict[k]])) });
+  const value = (k) => (k === 'principal' || k === 'requester' ? rustPrincipal(expect.verdict[k]) : expect.verdict[k]);
+  return JSON.stringify({ ...expect, verdict: Object.fromEntries(order.map((k) => [k, value(k)])) });
 }
 
 const vectors = readdirSync(join(root, 'tests/vectors'))

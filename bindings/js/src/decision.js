@@ -13,8 +13,21 @@
 // is checked once, in the Rust host, not recomputed here.
 
 /**
+ * @typedef {{string: string} | {long: number} | {bool: boolean} | {set: string[]} |
+ *            {datetime: number}} AttributeValue
+ *   A mapped principal attribute's value (the WIT `attribute-value`), as
+ *   serde writes the Rust `AttributeValue`: one member naming its Cedar
+ *   type. `long` is a safe integer (within ±(2^53 - 1)), `datetime` Unix
+ *   seconds (0 to 2^53 - 1): JavaScript cannot print others exactly.
+ * @typedef {Record<string, AttributeValue>} Attributes
+ *   The attributes the bundle maps from claims (`[principal.attributes]`),
+ *   by name, the keys in the Rust order (by UTF-8 bytes), e.g.
+ *   `{department: {string: 'finance'}, level: {long: 3}}`.
  * @typedef {{entity_type: string, subject: string, client_id: string, scopes: string[],
- *            groups: string[], roles: string[], tenant: string, issuer: string}} Principal
+ *            groups: string[], roles: string[], tenant: string, issuer: string,
+ *            attributes?: Attributes}} Principal
+ *   `attributes` is there only when the principal has some (serde skips an
+ *   empty map), so a principal of a bundle that maps none prints as before.
  * @typedef {{name: string, resource_type: string, resource_id: string,
  *            params: object, digest: string}} Action
  * @typedef {{kind: 'allow', principal: Principal, action: Action, approval_id: string | null,
@@ -29,7 +42,13 @@
  *            reason_required: boolean, message: string}} Obligation
  * @typedef {{kind: 'approval-required', requester: Principal, action: Action,
  *            authorization_details: object[], obligation: Obligation}} ApprovalRequired
- * @typedef {{verdict: Allow | Deny | ApprovalRequired, reasons: string[],
+ * @typedef {{kind: 'step-up-required', acr_values: string[], max_age: number | null,
+ *            message: string}} StepUpRequired
+ *   RFC 9470 step-up: the person must sign in again, with one of
+ *   `acr_values` (any when empty) and no longer than `max_age` seconds ago
+ *   (any age when null). Answered like a deny, by the component
+ *   (`respond`: RFC 9470's 401 challenge); never needs the approval service.
+ * @typedef {{verdict: Allow | Deny | ApprovalRequired | StepUpRequired, reasons: string[],
  *            policy_hash: string}} Decision
  */
 
@@ -153,10 +172,75 @@ export function header(pair, what) {
   return [name, value];
 }
 
+/** The kinds of a mapped attribute's value, as the WIT `attribute-value` cases. */
+export const ATTRIBUTE_KINDS = Object.freeze(['string', 'long', 'bool', 'set', 'datetime']);
+
+/** Orders strings by their UTF-8 bytes, as a Rust `BTreeMap<String, _>`. */
+function byBytes(a, b) {
+  return Buffer.compare(Buffer.from(a[0]), Buffer.from(b[0]));
+}
+
+/** An integer of `kind` as a safe JavaScript number: a number or a BigInt, within [min, MAX_SAFE_INTEGER]. */
+function safeInteger(v, what, kind, min) {
+  const n = typeof v === 'bigint' ? v : Number.isInteger(v) ? BigInt(v) : fail(`${what} is not ${kind}`);
+  if (n < BigInt(min) || n > BigInt(Number.MAX_SAFE_INTEGER)) fail(`${what} (${n}) is out of range`);
+  return Number(n);
+}
+
+/**
+ * One attribute value in JSON form (`{"long": 3}`), read as serde reads the
+ * Rust `AttributeValue`: exactly one member, of a known kind, of its type.
+ */
+function attributeValue(v, name) {
+  const what = `attribute \`${name}\``;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) fail(`${what} is not an object`);
+  const keys = Object.keys(v);
+  if (keys.length !== 1) fail(`${what} has ${keys.length} members; it needs one of \`${ATTRIBUTE_KINDS.join('`, `')}\``);
+  const [kind] = keys;
+  const x = v[kind];
+  switch (kind) {
+    case 'string':
+      return { string: str(x, what) };
+    case 'long':
+      return { long: safeInteger(x, what, 'a long (an integer)', -Number.MAX_SAFE_INTEGER) };
+    case 'bool':
+      if (typeof x !== 'boolean') fail(`${what} is not a bool`);
+      return { bool: x };
+    case 'set':
+      if (!Array.isArray(x) || !x.every((e) => typeof e === 'string')) fail(`${what} is not a set of strings`);
+      return { set: list(x, what, str) };
+    case 'datetime':
+      return { datetime: safeInteger(x, what, 'a datetime (whole Unix seconds)', 0) };
+    default:
+      return fail(`${what} has the unknown kind \`${kind}\``);
+  }
+}
+
+/**
+ * A principal's attributes in JSON form: an object of name -> value, each
+ * checked, the result's keys in the Rust order. An empty name is refused,
+ * and so is a name JavaScript would not keep in that order (an array
+ * index, such as `7`).
+ * @returns {Attributes}
+ */
+export function attributes(a) {
+  if (a === null || typeof a !== 'object' || Array.isArray(a)) fail('the attributes are not an object');
+  const entries = Object.entries(a);
+  if (entries.length > MAX_GUEST_LIST) fail(`attributes has ${entries.length} entries`);
+  for (const [name] of entries) {
+    str(name, 'an attribute name');
+    if (name === '') fail('an attribute without a name');
+    if (/^(?:0|[1-9][0-9]*)$/.test(name) && Number(name) < 2 ** 32 - 1) {
+      fail(`attribute name \`${name}\` is an array index, which JavaScript cannot keep in order`);
+    }
+  }
+  return Object.fromEntries(entries.sort(byBytes).map(([name, v]) => [name, attributeValue(v, name)]));
+}
+
 /** A principal in JSON form, read as serde reads the Rust `Principal`. */
 export function principal(p, what = 'the principal') {
-  fields(p, what, ['entity_type', 'subject', 'issuer'], ['client_id', 'scopes', 'groups', 'roles', 'tenant']);
-  return {
+  fields(p, what, ['entity_type', 'subject', 'issuer'], ['client_id', 'scopes', 'groups', 'roles', 'tenant', 'attributes']);
+  const out = {
     entity_type: str(p.entity_type, 'the entity type'),
     subject: str(p.subject, 'the subject'),
     client_id: str(p.client_id ?? '', 'the client id'),
@@ -166,6 +250,10 @@ export function principal(p, what = 'the principal') {
     tenant: str(p.tenant ?? '', 'the tenant'),
     issuer: str(p.issuer, 'the issuer'),
   };
+  // As serde: absent (or empty) is none, and none is not written; null is not a map.
+  const attrs = attributes(p.attributes === undefined ? {} : p.attributes);
+  if (Object.keys(attrs).length > 0) out.attributes = attrs;
+  return out;
 }
 
 /** An action in JSON form: its params a JSON object, its digest passed through as given. */
@@ -271,6 +359,16 @@ function verdict(v) {
         obligation: obligation(v.obligation),
       };
     }
+    case 'step-up-required': {
+      // serde reads an absent `Option` as none.
+      fields(v, 'the step-up', ['kind', 'acr_values', 'message'], ['max_age']);
+      return {
+        kind: 'step-up-required',
+        acr_values: list(v.acr_values, 'acr values', str),
+        max_age: v.max_age === undefined || v.max_age === null ? null : u64(v.max_age, 'max_age'),
+        message: str(v.message, 'the step-up message'),
+      };
+    }
     default:
       return fail('the verdict has no known kind');
   }
@@ -305,6 +403,7 @@ export function needsService(decision) {
   const v = decision.verdict;
   if (v.kind === 'allow') return v.consume !== null || v.approval_id !== null;
   if (v.kind === 'approval-required') return v.obligation.grant === 'window';
+  // A deny, and a step-up-required (the client signs in again; no approver is asked).
   return false;
 }
 
@@ -328,6 +427,24 @@ function exactJson(text, what) {
   return value;
 }
 
+/**
+ * A WIT `list<attribute>` as jco lifts it (`{name, value: {tag, val}}`,
+ * s64 and u64 as BigInt) as an object of name -> value in JSON form
+ * (checked by `attributes`); a name given twice is refused.
+ */
+function attributesFromWit(l) {
+  const out = new Map();
+  for (const a of list(l, 'attributes', (x) => x)) {
+    if (a === null || typeof a !== 'object' || a.value === null || typeof a.value !== 'object') fail('an attribute is not a record');
+    const name = str(a.name, 'an attribute name');
+    const { tag, val } = a.value;
+    if (!ATTRIBUTE_KINDS.includes(tag)) fail(`attribute \`${name}\` has the unknown kind \`${tag}\``);
+    if (out.has(name)) fail(`attribute \`${name}\` is given twice`);
+    out.set(name, { [tag]: val });
+  }
+  return Object.fromEntries(out);
+}
+
 /** A WIT `principal` as jco lifts it, in JSON form (checked by `principal`). */
 export function principalFromWit(p) {
   if (p === null || typeof p !== 'object') fail('the principal is not a record');
@@ -340,6 +457,7 @@ export function principalFromWit(p) {
     roles: p.roles,
     tenant: p.tenant,
     issuer: p.issuer,
+    attributes: attributesFromWit(p.attributes),
   };
 }
 
@@ -396,13 +514,34 @@ export function fromWit(raw) {
         message: o.message,
       },
     };
+  } else if (tag === 'step-up-required') {
+    v = {
+      kind: 'step-up-required',
+      acr_values: val.acrValues,
+      max_age: val.maxAge ?? null,
+      message: val.message,
+    };
   } else {
     fail('the verdict has no known kind');
   }
   return checkDecision({ verdict: v, reasons: raw.reasons, policy_hash: raw.policyHash });
 }
 
-function principalToWit(p) {
+/**
+ * Checked attributes (see `attributes`) as the WIT `list<attribute>` jco
+ * lowers: sorted by name, `long` and `datetime` as BigInt.
+ * @param {Attributes} a
+ */
+export function attributesToWit(a) {
+  return Object.entries(a).sort(byBytes).map(([name, v]) => {
+    const [tag] = Object.keys(v);
+    const val = tag === 'long' || tag === 'datetime' ? BigInt(v[tag]) : tag === 'set' ? [...v.set] : v[tag];
+    return { name, value: { tag, val } };
+  });
+}
+
+/** A checked principal (see `principal`) as the WIT `principal` jco lowers. */
+export function principalToWit(p) {
   return {
     entityType: p.entity_type,
     subject: p.subject,
@@ -412,6 +551,7 @@ function principalToWit(p) {
     roles: p.roles,
     tenant: p.tenant,
     issuer: p.issuer,
+    attributes: attributesToWit(p.attributes ?? {}),
   };
 }
 
@@ -442,6 +582,15 @@ export function toWit(d) {
     };
   } else if (v.kind === 'deny') {
     wit = { tag: 'deny', val: { code: v.code, message: v.message, issuer: v.issuer } };
+  } else if (v.kind === 'step-up-required') {
+    wit = {
+      tag: 'step-up-required',
+      val: {
+        acrValues: [...v.acr_values],
+        maxAge: v.max_age === null ? undefined : BigInt(v.max_age),
+        message: v.message,
+      },
+    };
   } else {
     const o = v.obligation;
     wit = {

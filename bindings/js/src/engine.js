@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import { checkDecision, DENIAL_CODES, denied, fromWit, InvalidOutput, MAX_GUEST_STRING, toWit } from './decision.js';
+import { attributes, attributesToWit, checkDecision, DENIAL_CODES, denied, fromWit, InvalidOutput, MAX_GUEST_STRING, toWit } from './decision.js';
 import { actionTokenFromWit, bundleInfoFromWit, credentialFromWit, statsFromWit } from './info.js';
 import { checkAnswer, unavailable } from './respond.js';
 
@@ -540,9 +540,14 @@ export class Policy {
    * authenticated and trusts: the module cannot tell a vouched subject from
    * a claimed one, so never pass a subject a client merely claims.
    * @param {{entity_type: string, subject: string, client_id?: string, scopes?: string[],
-   *          groups?: string[], roles?: string[], tenant?: string, issuer: string}} subject
+   *          groups?: string[], roles?: string[], tenant?: string, issuer: string,
+   *          attributes?: import('./decision.js').Attributes}} subject
    *   a principal, such as the `principal` of what `authenticate` returns
-   *   (camelCase names are accepted too)
+   *   (camelCase names are accepted too). `attributes`, by name, e.g.
+   *   `{department: {string: 'finance'}, level: {long: 3}}` (`long` and
+   *   `datetime` a safe integer or a BigInt): only names the bundle maps
+   *   (`[principal.attributes.NAME]`), each with its mapped type, else the
+   *   module denies `request-invalid`.
    * @param {{token: string, action: string, resource_type: string,
    *          resource_id: string, resource_properties?: string | object | null,
    *          context?: string | object | null}} request as for `evaluate`; `token` is ''
@@ -727,7 +732,18 @@ function principal(p) {
     roles: texts(p.roles ?? [], 'roles'),
     tenant: text(p.tenant ?? '', 'tenant'),
     issuer: text(p.issuer, 'issuer'),
+    attributes: principalAttributes(p.attributes ?? {}),
   };
+}
+
+/** A vouched subject's attributes (name -> `{kind: value}`) as the WIT list. */
+function principalAttributes(a) {
+  try {
+    return attributesToWit(attributes(a));
+  } catch (e) {
+    if (!(e instanceof InvalidOutput)) throw e;
+    throw new TypeError(`the subject's attributes are malformed: ${e.message}`);
+  }
 }
 
 function accessRequest(r) {

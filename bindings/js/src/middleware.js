@@ -52,9 +52,10 @@ const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
  *   decision's forward headers to `req.headers`, sets `req.greenlight` to
  *   the decision and calls `next()`. The body was read: `req.body` holds
  *   the parsed JSON (or a Buffer for other types), `req.rawBody` the bytes.
- * - deny or approval-required: the component's answer (`policy.respond()`),
- *   checked: a module that answers wrongly or fails gives a 503, never a
- *   pass-through.
+ * - deny, approval-required or step-up-required: the component's answer
+ *   (`policy.respond()`; for a step-up, RFC 9470's 401 with `acr_values`
+ *   and `max_age`, never asking the service), checked: a module that
+ *   answers wrongly or fails gives a 503, never a pass-through.
  *
  * At start, and when a token names an unknown key (at most every
  * `keysRefreshMs`; a `token-unknown-key` that names no `issuer`: one that

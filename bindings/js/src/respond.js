@@ -39,6 +39,7 @@ function what(decision) {
   const v = decision.verdict;
   if (v.kind === 'allow') return 'an allow';
   if (v.kind === 'deny') return `a deny \`${v.code}\``;
+  if (v.kind === 'step-up-required') return 'a step-up-required';
   return 'an approval-required';
 }
 
