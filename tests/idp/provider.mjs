@@ -18,6 +18,34 @@ export const RESOURCE = 'https://api.example.com';
 /** Each client and the algorithm its access tokens are signed with. */
 export const CLIENTS = { 'app-rs256': 'RS256', 'app-es256': 'ES256', 'app-eddsa': 'EdDSA' };
 
+/**
+ * Clients whose access tokens carry the claims real providers put in them
+ * (EdDSA): a namespaced claim as Auth0 writes them, Keycloak's nested
+ * realm roles, the sign-in's class (`acr`) and time (`auth_time`), and for
+ * `agent-claims` an RFC 8693 actor.
+ */
+export const CLAIMS_CLIENTS = {
+  'app-claims': {
+    'https://example.com/department': 'finance',
+    realm_access: { roles: ['reader', 'offline_access'] },
+    acr: 'urn:example:pwd',
+  },
+  'app-mfa': {
+    'https://example.com/department': 'finance',
+    realm_access: { roles: ['reader'] },
+    acr: 'urn:example:mfa',
+  },
+  'agent-claims': {
+    'https://example.com/department': 'finance',
+    realm_access: { roles: ['reader'] },
+    acr: 'urn:example:mfa',
+    act: { sub: 'agent-1' },
+  },
+};
+
+/** The algorithm a client's tokens are signed with. */
+const algOf = (client) => CLIENTS[client] ?? 'EdDSA';
+
 let generation = 0;
 
 /** A private JWK per algorithm, with kids naming the generation. */
@@ -34,7 +62,7 @@ async function keys() {
 
 function provider(issuer, jwks) {
   const p = new Provider(issuer, {
-    clients: Object.keys(CLIENTS).map((id) => ({
+    clients: [...Object.keys(CLIENTS), ...Object.keys(CLAIMS_CLIENTS)].map((id) => ({
       client_id: id,
       client_secret: `secret-${id}`,
       grant_types: ['client_credentials'],
@@ -58,10 +86,15 @@ function provider(issuer, jwks) {
             audience: RESOURCE,
             accessTokenFormat: 'jwt',
             accessTokenTTL: 3600,
-            jwt: { sign: { alg: CLIENTS[client.clientId] } },
+            jwt: { sign: { alg: algOf(client.clientId) } },
           };
         },
       },
+    },
+    extraTokenClaims: (ctx, token) => {
+      const extra = CLAIMS_CLIENTS[token.clientId];
+      // auth_time: a sign-in a minute ago, as the provider's clock says.
+      return extra ? { ...extra, auth_time: Math.floor(Date.now() / 1000) - 60 } : undefined;
     },
     enabledJWA: {
       requestObjectSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `greenlight serve` against a real OpenID provider (node-oidc-provider,
 # pinned in package-lock.json) on loopback: discovery, every algorithm's
-# tokens, a key rotation. Installs the pinned packages on first use.
+# tokens, a key rotation, the provider's claims as attributes and step-up.
+# Installs the pinned packages on first use.
 #
 #   tests/idp/test.sh
 #
