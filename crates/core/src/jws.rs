@@ -268,6 +268,22 @@ impl KeySet {
     /// Parses a JWKS document. Encryption keys (`use: enc`) are skipped;
     /// any other key that cannot be used is an error naming its index.
     pub fn from_jwks(text: &str) -> Result<Self, JwksError> {
+        Self::parse_jwks(text, false).map(|(set, _)| set)
+    }
+
+    /// Parses a key set a host fetched from a provider: as
+    /// [`KeySet::from_jwks`], except that a key this verifier cannot use
+    /// (an unsupported curve or algorithm, a malformed key) is left out
+    /// while others remain, so that one key of a kind Greenlight does not
+    /// implement does not take all of a provider's keys away. Returns the
+    /// set and why each key was left out. A key with a private part is
+    /// still refused with the whole set, and so is a set of which no key
+    /// is usable (naming the first key's fault).
+    pub fn from_fetched_jwks(text: &str) -> Result<(Self, Vec<String>), JwksError> {
+        Self::parse_jwks(text, true)
+    }
+
+    fn parse_jwks(text: &str, skip: bool) -> Result<(Self, Vec<String>), JwksError> {
         let doc: Value = serde_json::from_str(text).map_err(|e| JwksError {
             line: Some(e.line()),
             column: Some(e.column()),
@@ -278,6 +294,7 @@ impl KeySet {
             .and_then(Value::as_array)
             .ok_or_else(|| JwksError::msg("a JWKS needs a `keys` array"))?;
         let mut out = Vec::with_capacity(keys.len());
+        let mut skipped = Vec::new();
         for (i, value) in keys.iter().enumerate() {
             // A key set is public: one that holds a private key (RFC 7518
             // §6.2.2, §6.3.2) was published by mistake, and is refused.
@@ -286,18 +303,32 @@ impl KeySet {
                     "key {i}: a key set holds public keys only, and this key has the private member `{member}`"
                 )));
             }
-            let jwk: Jwk = serde_json::from_value(value.clone())
-                .map_err(|e| JwksError::msg(format!("key {i}: not a usable JWK: {e}")))?;
-            if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
-                continue;
+            let key = serde_json::from_value::<Jwk>(value.clone())
+                .map_err(|e| format!("key {i}: not a usable JWK: {e}"))
+                .and_then(|jwk| {
+                    if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+                        return Ok(None);
+                    }
+                    Key::from_jwk(&jwk)
+                        .map(Some)
+                        .map_err(|e| format!("key {i}: {e}"))
+                });
+            match key {
+                Ok(Some(key)) => out.push(key),
+                Ok(None) => {}
+                Err(why) if skip => skipped.push(why),
+                Err(why) => return Err(JwksError::msg(why)),
             }
-            let key = Key::from_jwk(&jwk).map_err(|e| JwksError::msg(format!("key {i}: {e}")))?;
-            out.push(key);
         }
         if out.is_empty() {
-            return Err(JwksError::msg("the key set has no signing keys"));
+            return Err(JwksError::msg(
+                skipped
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "the key set has no signing keys".to_owned()),
+            ));
         }
-        Ok(Self { keys: out })
+        Ok((Self { keys: out }, skipped))
     }
 
     /// A set holding one key.

@@ -367,6 +367,49 @@ fn a_key_of_the_wrong_length_or_with_its_private_part_is_refused_at_load() {
     }
 }
 
+/// A provider that publishes a key of a kind Greenlight does not verify
+/// with (P-521, an encryption algorithm) beside its signing key keeps
+/// its signing key usable; a set with no usable key is still refused.
+#[test]
+fn a_fetched_key_that_cannot_be_used_is_left_out_not_the_whole_set() {
+    let mut engine = Engine::load(&files(&[
+        ("greenlight.toml", CONFIG),
+        ("idp.jwks.json", JWKS),
+        ("policy.cedar", ""),
+    ]))
+    .expect("valid bundle");
+    let p521 = r#"{"kty":"EC","crv":"P-521","kid":"p521","x":"AQ","y":"AQ"}"#;
+    let oaep = r#"{"kty":"RSA","kid":"enc","alg":"RSA-OAEP","n":"AQAB","e":"AQAB"}"#;
+    let ed = r#"{"kty":"OKP","crv":"Ed25519","x":"I2AjEqUYOqUP6_eOvTM6THsPlfCVJVszMQh_05UWsT4","kid":"k2","alg":"EdDSA"}"#;
+    engine
+        .set_keys(
+            "https://idp.example.com",
+            &format!(r#"{{"keys":[{p521},{oaep},{ed}]}}"#),
+        )
+        .expect("the usable key is kept");
+    let only_unusable = engine
+        .set_keys(
+            "https://idp.example.com",
+            &format!(r#"{{"keys":[{p521},{oaep}]}}"#),
+        )
+        .expect_err("no usable key");
+    let LoadError::InvalidBundle(problems) = only_unusable else {
+        panic!("expected InvalidBundle, got {only_unusable:?}");
+    };
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].message, "key 0: curve `P521` is not supported");
+    // At load, a bundle's own key set is held to every key.
+    let strict = Engine::load(&files(&[
+        ("greenlight.toml", CONFIG),
+        ("idp.jwks.json", &format!(r#"{{"keys":[{p521},{ed}]}}"#)),
+        ("policy.cedar", ""),
+    ]));
+    let Err(LoadError::InvalidBundle(p)) = strict else {
+        panic!("expected InvalidBundle, got {strict:?}");
+    };
+    assert_eq!(p[0].message, "key 0: curve `P521` is not supported");
+}
+
 /// When several approval policies match, the strictest obligation applies,
 /// whatever the policies' ids: others' approval over the requester's own
 /// confirmation (even with a shorter TTL), the one-time grant over the

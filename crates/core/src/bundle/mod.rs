@@ -269,9 +269,13 @@ impl Bundle {
         }
     }
 
-    /// Replaces one issuer's keys (`greenlight` names the action-token issuer).
+    /// Replaces one issuer's keys (`greenlight` names the action-token
+    /// issuer). A key that cannot be used is left out while others remain
+    /// ([`KeySet::from_fetched_jwks`]).
     pub fn set_keys(&mut self, issuer: &str, jwks: &str) -> Result<(), LoadError> {
-        let keys = KeySet::from_jwks(jwks).map_err(|e| {
+        // A host fetched these from the provider: a key Greenlight cannot
+        // use is left out, not allowed to take the others with it.
+        let (keys, _skipped) = KeySet::from_fetched_jwks(jwks).map_err(|e| {
             LoadError::InvalidBundle(vec![Problem {
                 kind: ProblemKind::InvalidKeys,
                 file: format!("jwks of `{issuer}`"),

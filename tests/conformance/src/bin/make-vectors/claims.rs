@@ -401,4 +401,22 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         ),
         reasons: vec![],
     });
+
+    // A fetched key set keeps its usable keys when one is of a kind
+    // Greenlight does not verify with (a P-521 key beside the EdDSA one).
+    let c = test_claims("https://uri.example", json!({}));
+    v.extra.push(Vector {
+        name: "keys-fetched-set-with-an-unusable-key",
+        description: "set-keys with a P-521 key beside the signing key: the unusable key is left out, the other still verifies",
+        bundle: TOK,
+        keys: vec![("https://uri.example", "tests/keys/fetched-mixed.jwks.json")],
+        request: http("GET", "/things/t-1", Some(&ed.sign("at+jwt", &c)), None),
+        verdict: allow(
+            principal(&c),
+            action("thing.read", "Thing", "t-1", json!({})),
+            Value::Null,
+            None,
+        ),
+        reasons: vec!["thing-read"],
+    });
 }

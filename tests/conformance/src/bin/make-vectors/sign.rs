@@ -127,6 +127,18 @@ pub fn write_key_sets() -> (Signer, Signer, Signer, Signer, Signer, Signer) {
                      "k": b64(b"greenlight-conformance-shared-secret-32b") })],
     );
     write("greenlight.jwks.json", vec![gl.jwk(Some(Algorithm::EdDSA))]);
+    // What a provider may publish beside its signing key: a key of a kind
+    // Greenlight does not verify with (fetched sets keep their usable keys).
+    let mixed = json!({ "keys": [
+        { "kty": "EC", "crv": "P-521", "kid": "p521-1", "alg": "ES512",
+          "x": "AQ", "y": "AQ" },
+        ed.jwk(Some(Algorithm::EdDSA)),
+    ] });
+    std::fs::write(
+        root().join("tests/keys/fetched-mixed.jwks.json"),
+        serde_json::to_string_pretty(&mixed).expect("json") + "\n",
+    )
+    .expect("write jwks");
     // The claims bundle trusts the same two keys.
     for name in ["ed.jwks.json", "greenlight.jwks.json"] {
         std::fs::copy(
