@@ -392,7 +392,7 @@ pub fn verify(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned(),
-        issuer: requester_issuer.map_or_else(|| iss.to_owned(), |i| i.issuer.clone()),
+        issuer: person_issuer.to_owned(),
         attributes,
     };
     Ok(Verified {

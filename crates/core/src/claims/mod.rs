@@ -137,7 +137,7 @@ impl Mapping {
     pub fn trusts(&self, issuer: &str) -> bool {
         self.issuers
             .as_ref()
-            .is_none_or(|list| list.iter().any(|i| i == "*" || i == issuer))
+            .is_none_or(|list| list.iter().any(|i| i == issuer))
     }
 }
 

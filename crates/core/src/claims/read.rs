@@ -1,6 +1,7 @@
 //! Reading the mapped attributes: from a token's claims (or an action
 //! token's `principal_attributes`), and from a subject a host vouches for.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
@@ -22,11 +23,12 @@ fn describe(value: &Value) -> &'static str {
 }
 
 /// The value of `m` read from `value` (`null` counts as absent).
-fn typed(m: &Mapping, value: &Value) -> Result<AttributeValue, String> {
+/// `shown` names the claim in messages (for an action token, the member of
+/// its `principal_attributes`).
+fn typed(m: &Mapping, shown: &str, value: &Value) -> Result<AttributeValue, String> {
     let wrong = || {
         format!(
-            "claim `{}` (attribute `{}`) is not a {}: it is {}",
-            m.shown,
+            "claim `{shown}` (attribute `{}`) is not a {}: it is {}",
             m.name,
             m.kind.name(),
             describe(value)
@@ -39,8 +41,7 @@ fn typed(m: &Mapping, value: &Value) -> Result<AttributeValue, String> {
         (Kind::Set, Value::String(s)) => AttributeValue::Set(vec![s.clone()]),
         (Kind::Set, Value::Array(a)) if a.len() > MAX_SET => {
             return Err(format!(
-                "claim `{}` (attribute `{}`) has {} entries, more than the {MAX_SET} a Set<String> attribute holds",
-                m.shown,
+                "claim `{shown}` (attribute `{}`) has {} entries, more than the {MAX_SET} a Set<String> attribute holds",
                 m.name,
                 a.len()
             ));
@@ -51,8 +52,8 @@ fn typed(m: &Mapping, value: &Value) -> Result<AttributeValue, String> {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| {
                     format!(
-                        "claim `{}` (attribute `{}`) is not a Set<String>: an element is not a string",
-                        m.shown, m.name
+                        "claim `{shown}` (attribute `{}`) is not a Set<String>: an element is not a string",
+                        m.name
                     )
                 })?,
         )),
@@ -61,8 +62,8 @@ fn typed(m: &Mapping, value: &Value) -> Result<AttributeValue, String> {
                 .filter(|t| *t <= MAX_NUMERIC_DATE)
                 .ok_or_else(|| {
                     format!(
-                        "claim `{}` (attribute `{}`) is not a datetime: `{n}` is not whole seconds from 0 to {MAX_NUMERIC_DATE}",
-                        m.shown, m.name
+                        "claim `{shown}` (attribute `{}`) is not a datetime: `{n}` is not whole seconds from 0 to {MAX_NUMERIC_DATE}",
+                        m.name
                     )
                 })?,
         ),
@@ -80,19 +81,18 @@ pub fn read(
     action: bool,
     issuer: &str,
 ) -> Result<BTreeMap<String, AttributeValue>, Denial> {
-    let carried;
+    let none = Map::new();
     let source = if action {
-        carried = match claims.get(ACTION_TOKEN_CLAIM) {
-            None => Map::new(),
-            Some(Value::Object(o)) => o.clone(),
+        match claims.get(ACTION_TOKEN_CLAIM) {
+            None => &none,
+            Some(Value::Object(o)) => o,
             Some(_) => {
                 return Err(Denial::new(
                     DenialCode::ActionTokenInvalid,
                     format!("`{ACTION_TOKEN_CLAIM}` is not an object"),
                 ));
             }
-        };
-        &carried
+        }
     } else {
         claims
     };
@@ -122,23 +122,15 @@ pub fn read(
             }
             at
         };
-        let shown = if action {
-            format!("{ACTION_TOKEN_CLAIM}.{}", m.name)
+        let shown: Cow<'_, str> = if action {
+            Cow::Owned(format!("{ACTION_TOKEN_CLAIM}.{}", m.name))
         } else {
-            m.shown.clone()
+            Cow::Borrowed(&m.shown)
         };
         match found.filter(|v| !v.is_null()) {
             Some(v) => {
-                let value = typed(m, v).map_err(|message| {
-                    Denial::new(
-                        DenialCode::TokenMissingClaim,
-                        if action {
-                            message.replacen(&m.shown, &shown, 1)
-                        } else {
-                            message
-                        },
-                    )
-                })?;
+                let value = typed(m, &shown, v)
+                    .map_err(|message| Denial::new(DenialCode::TokenMissingClaim, message))?;
                 out.insert(m.name.clone(), value);
             }
             None if m.required => {
@@ -211,17 +203,18 @@ pub fn vouched(
         if out.contains_key(&m.name) {
             continue;
         }
-        if m.required && !m.trusts(issuer) {
-            return Err(invalid(format!(
-                "attribute `{}` is required, and `{issuer}` is not one of the issuers it is read from",
-                m.name
-            )));
-        }
         if m.required {
-            return Err(invalid(format!(
-                "the vouched subject lacks the required attribute `{}`",
-                m.name
-            )));
+            return Err(invalid(if m.trusts(issuer) {
+                format!(
+                    "the vouched subject lacks the required attribute `{}`",
+                    m.name
+                )
+            } else {
+                format!(
+                    "attribute `{}` is required, and `{issuer}` is not one of the issuers it is read from",
+                    m.name
+                )
+            }));
         }
         if let Some(d) = &m.default {
             out.insert(m.name.clone(), d.clone());

@@ -158,30 +158,34 @@ impl Policies {
                 });
                 continue;
             }
-            let loc = |needle: &str| locate(policy_src, &id, needle);
+            // A problem with one of this policy's annotations, located at it.
+            let annotation_problem = |annotation: &str, message: String| SourceProblem {
+                in_schema: false,
+                violates_schema: false,
+                offset: locate(policy_src, &id, &format!("@{annotation}")),
+                message,
+            };
             if let Some(first) = STEP_UP_ANNOTATIONS
                 .iter()
                 .find(|a| policy.annotation(a).is_some())
             {
-                let parsed = if policy.effect() == Effect::Forbid {
-                    Err((
-                        *first,
-                        " is a forbid: sign-in requirements only belong on permits".to_owned(),
-                    ))
+                if policy.effect() == Effect::Forbid {
+                    problems.push(annotation_problem(
+                        first,
+                        format!(
+                            "policy `{id}` is a forbid: sign-in requirements only belong on permits"
+                        ),
+                    ));
                 } else {
-                    parse_requirement(|k| policy.annotation(k))
-                        .map_err(|(a, m)| (a, format!(": {m}")))
-                };
-                match parsed {
-                    Ok(r) => {
-                        requirements.insert(id.clone(), r);
+                    match parse_requirement(|k| policy.annotation(k)) {
+                        Ok(r) => {
+                            requirements.insert(id.clone(), r);
+                        }
+                        Err((annotation, message)) => problems.push(annotation_problem(
+                            annotation,
+                            format!("policy `{id}`: {message}"),
+                        )),
                     }
-                    Err((annotation, message)) => problems.push(SourceProblem {
-                        in_schema: false,
-                        violates_schema: false,
-                        offset: loc(&format!("@{annotation}")),
-                        message: format!("policy `{id}`{message}"),
-                    }),
                 }
             }
             let Some(first) = OBLIGATION_ANNOTATIONS
@@ -191,26 +195,22 @@ impl Policies {
                 continue;
             };
             if policy.effect() == Effect::Forbid {
-                problems.push(SourceProblem {
-                    in_schema: false,
-                    violates_schema: false,
-                    offset: loc(&format!("@{first}")),
-                    message: format!(
+                problems.push(annotation_problem(
+                    first,
+                    format!(
                         "policy `{id}` is a forbid: approval annotations only belong on permits"
                     ),
-                });
+                ));
                 continue;
             }
             match parse_obligation(|k| policy.annotation(k), default_ttl) {
                 Ok(o) => {
                     obligations.insert(id.clone(), o);
                 }
-                Err((annotation, message)) => problems.push(SourceProblem {
-                    in_schema: false,
-                    violates_schema: false,
-                    offset: loc(&format!("@{annotation}")),
-                    message: format!("policy `{id}`: {message}"),
-                }),
+                Err((annotation, message)) => problems.push(annotation_problem(
+                    annotation,
+                    format!("policy `{id}`: {message}"),
+                )),
             }
         }
         for _ in parsed.templates() {
@@ -427,26 +427,33 @@ impl Policies {
             CedarDecision::Deny if reasons.is_empty() => Outcome::NoPermit,
             CedarDecision::Deny => Outcome::Forbidden(reasons),
             CedarDecision::Allow => {
-                let meets = |id: &String| match self.requirements.get(id) {
-                    None => true,
-                    // An action token's approval was asked for through a
-                    // permit with approvers, whose requirement was met
-                    // then; a plain permit's still applies.
-                    Some(_) if sign_in.exempt && self.obligations.contains_key(id) => true,
-                    Some(r) => r.shortfall(sign_in).is_none(),
-                };
-                let (reasons, short): (Vec<String>, Vec<String>) =
-                    reasons.into_iter().partition(|id| meets(id));
+                // The permits the sign-in falls short of, with what it lacks;
+                // the others count.
+                let mut short = Vec::new();
+                let mut counting = Vec::with_capacity(reasons.len());
+                for id in reasons {
+                    let lacks = self.requirements.get(&id).and_then(|r| {
+                        // An action token's approval was asked for through
+                        // a permit with approvers, whose requirement was
+                        // met then; a plain permit's still applies.
+                        if sign_in.exempt && self.obligations.contains_key(&id) {
+                            return None;
+                        }
+                        r.shortfall(sign_in).map(|why| (r, why))
+                    });
+                    match lacks {
+                        Some((r, why)) => short.push((id, r, why)),
+                        None => counting.push(id),
+                    }
+                }
+                let reasons = counting;
                 if reasons.is_empty() {
                     // Only permits the sign-in falls short of matched: ask
-                    // for the one that would allow outright, if any.
+                    // for the one that would allow outright, if any (ids
+                    // are sorted, so the first of equals is the smallest).
                     let (id, r, why) = short
-                        .iter()
-                        .min_by_key(|id| (self.obligations.contains_key(*id), (*id).clone()))
-                        .and_then(|id| {
-                            let r = self.requirements.get(id)?;
-                            Some((id.clone(), r, r.shortfall(sign_in)?))
-                        })
+                        .into_iter()
+                        .min_by_key(|(id, _, _)| self.obligations.contains_key(id))
                         .ok_or("a step-up without a requirement")?;
                     return Ok(Outcome::StepUpRequired(
                         StepUp {
