@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::decision::{Decision, DenialCode, Verdict};
+use crate::decision::{Decision, DenialCode, StepUp, Verdict};
 
 /// The answer a gateway gives of its own, or none for an allow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,25 +64,18 @@ pub fn respond(decision: &Decision, service: &str) -> Response {
             )
         }
         Verdict::StepUpRequired(s) => {
-            let mut challenge = format!(
-                "Bearer error=\"insufficient_user_authentication\", error_description=\"{}\"",
-                quoted(&s.message)
-            );
             let mut body = json!({
                 "error": "insufficient_user_authentication",
                 "error_description": s.message,
                 "code": "step-up-required",
             });
             if !s.acr_values.is_empty() {
-                let values = s.acr_values.join(" ");
-                challenge.push_str(&format!(", acr_values=\"{}\"", quoted(&values)));
-                body["acr_values"] = json!(values);
+                body["acr_values"] = json!(s.acr_values.join(" "));
             }
             if let Some(age) = s.max_age {
-                challenge.push_str(&format!(", max_age={age}"));
                 body["max_age"] = json!(age);
             }
-            json_response(401, Some(challenge), body)
+            json_response(401, Some(step_up_challenge(s)), body)
         }
         Verdict::Deny(d) => {
             let (status, error) = status_of(d.code);
@@ -104,6 +97,25 @@ pub fn respond(decision: &Decision, service: &str) -> Response {
             json_response(status, challenge, body)
         }
     }
+}
+
+/// RFC 9470's `WWW-Authenticate` value for a step-up: the error, the
+/// message, and `acr_values` and `max_age` when the policy names them.
+pub fn step_up_challenge(s: &StepUp) -> String {
+    let mut challenge = format!(
+        "Bearer error=\"insufficient_user_authentication\", error_description=\"{}\"",
+        quoted(&s.message)
+    );
+    if !s.acr_values.is_empty() {
+        challenge.push_str(&format!(
+            ", acr_values=\"{}\"",
+            quoted(&s.acr_values.join(" "))
+        ));
+    }
+    if let Some(age) = s.max_age {
+        challenge.push_str(&format!(", max_age={age}"));
+    }
+    challenge
 }
 
 /// The HTTP status and OAuth `error` of a denial code: `400

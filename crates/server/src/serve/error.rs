@@ -19,6 +19,9 @@ pub struct ApiError {
     pub extra: Box<Map<String, Value>>,
     /// Seconds to wait before trying again (`Retry-After`), for a `429`.
     pub retry_after: Option<u32>,
+    /// The `WWW-Authenticate` value of a `401`, when not the plain one
+    /// made of the code and description (a step-up's).
+    pub challenge: Option<String>,
 }
 
 impl ApiError {
@@ -30,6 +33,7 @@ impl ApiError {
             description: description.into(),
             extra: Box::default(),
             retry_after: None,
+            challenge: None,
         }
     }
 
@@ -113,12 +117,15 @@ impl ApiError {
         if let Some(age) = s.max_age {
             extra["max_age"] = json!(age);
         }
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "insufficient_user_authentication",
-            s.message.clone(),
-        )
-        .with_extra(extra)
+        Self {
+            challenge: Some(greenlight_types::gateway::step_up_challenge(s)),
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "insufficient_user_authentication",
+                s.message.clone(),
+            )
+            .with_extra(extra)
+        }
     }
 
     /// 401 `invalid_token`: the caller's own token was refused.
@@ -167,26 +174,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.code, "error_description": self.description });
         if let Value::Object(m) = &mut body {
-            m.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+            m.extend(*self.extra);
         }
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            let mut value = format!(
-                "Bearer error=\"{}\", error_description=\"{}\"",
-                self.code,
-                self.description.replace(['"', '\\'], "'")
-            );
-            if self.code == "insufficient_user_authentication" {
-                if let Some(Value::String(acr)) = self.extra.get("acr_values") {
-                    value.push_str(&format!(
-                        ", acr_values=\"{}\"",
-                        acr.replace(['"', '\\'], "'")
-                    ));
-                }
-                if let Some(Value::Number(age)) = self.extra.get("max_age") {
-                    value.push_str(&format!(", max_age={age}"));
-                }
-            }
+            let value = self.challenge.unwrap_or_else(|| {
+                format!(
+                    "Bearer error=\"{}\", error_description=\"{}\"",
+                    self.code,
+                    self.description.replace(['"', '\\'], "'")
+                )
+            });
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }

@@ -30,9 +30,27 @@ struct Asked {
     digest: Option<String>,
 }
 
+impl Asked {
+    /// The access request that decides this action for `token`'s bearer.
+    fn request(self, token: &str) -> AccessRequest {
+        AccessRequest {
+            token: token.to_owned(),
+            action: self.action,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            resource_properties: None,
+            context: Some(self.params.to_string()),
+        }
+    }
+}
+
 fn parse_details(text: &str) -> Result<Asked, ApiError> {
     let v: Value = serde_json::from_str(text)
         .map_err(|e| details_error(format!("authorization_details is not JSON: {e}")))?;
+    details_of(&v)
+}
+
+fn details_of(v: &Value) -> Result<Asked, ApiError> {
     let entries = v
         .as_array()
         .ok_or_else(|| details_error("authorization_details must be a JSON array"))?;
@@ -106,14 +124,8 @@ pub(super) struct Ask<'a> {
 /// to the webhooks, its deliveries committed with it.
 pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened, ApiError> {
     let asked = parse_details(ask.details)?;
-    let request = AccessRequest {
-        token: ask.token.to_owned(),
-        action: asked.action,
-        resource_type: asked.resource_type,
-        resource_id: asked.resource_id,
-        resource_properties: None,
-        context: Some(asked.params.to_string()),
-    };
+    let digest = asked.digest.clone();
+    let request = asked.request(ask.token);
     let decision = st.decide(|now| st.policy.evaluate(&request, now)).await;
     let policy_hash = decision.policy_hash;
     let challenge = match decision.verdict {
@@ -128,7 +140,7 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
             ));
         }
         Verdict::Allow(a) => {
-            if asked.digest.as_ref().is_some_and(|d| *d != a.action.digest) {
+            if digest.as_ref().is_some_and(|d| *d != a.action.digest) {
                 return Err(details_error(
                     "action_digest does not match the action, resource and params given",
                 ));
@@ -139,8 +151,7 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
         // Only the sign-in is short: no approver is asked for that.
         Verdict::StepUpRequired(s) => return Err(ApiError::step_up(&s)),
     };
-    if asked
-        .digest
+    if digest
         .as_ref()
         .is_some_and(|d| *d != challenge.action.digest)
     {
@@ -227,15 +238,7 @@ pub(super) async fn still_approved(
     token: &str,
     approval: &Approval,
 ) -> Result<(), ApiError> {
-    let asked = parse_details(&approval.authorization_details.to_string())?;
-    let request = AccessRequest {
-        token: token.to_owned(),
-        action: asked.action,
-        resource_type: asked.resource_type,
-        resource_id: asked.resource_id,
-        resource_properties: None,
-        context: Some(asked.params.to_string()),
-    };
+    let request = details_of(&approval.authorization_details)?.request(token);
     let decision = st.decide(|now| st.policy.evaluate(&request, now)).await;
     let changed = |what: &str| {
         super::token_error(

@@ -86,7 +86,7 @@ pub(super) fn mint(st: &AppState, who: &Principal, m: Mint) -> Result<Minted, Ap
     // The person's mapped attributes, so that policy sees the same person
     // when the token is used as when they asked.
     if !who.attributes.is_empty() {
-        claims["principal_attributes"] = who
+        claims[greenlight_core::claims::ACTION_TOKEN_CLAIM] = who
             .attributes
             .iter()
             .map(|(name, value)| (name.clone(), value.to_claim()))
