@@ -178,8 +178,11 @@ export function greenlight(options) {
       return denied('request-invalid', `the request body has more than ${maxBodyBytes} bytes`, policy.policyHash);
     }
     await ready;
-    const seen = keySources !== null ? keySources.changes : 0;
-    let decision = policy.evaluateHttp(request, now());
+    const evaluate = () => policy.evaluateHttp(request, now());
+    // A denial naming an issuer: its fetched keys lack the token's kid
+    // (say, the provider rotated); fetch them again (rate-limited) and
+    // decide once more if they changed.
+    let decision = keySources !== null ? await keySources.retry(evaluate) : evaluate();
     const v = decision.verdict;
     // A denial naming an issuer is about that issuer's fetched keys, which
     // the service's JWKS cannot bring.
@@ -188,15 +191,7 @@ export function greenlight(options) {
       // Refresh, or wait for the refresh another request started; then
       // decide again with whatever keys that brought.
       await (fetching ?? refreshKeys());
-      decision = policy.evaluateHttp(request, now());
-    }
-    // A denial naming an issuer: its fetched keys lack the token's kid
-    // (say, the provider rotated); fetch them again (rate-limited) and
-    // decide once more if they changed.
-    const w = decision.verdict;
-    const issuer = w.kind === 'deny' && w.code === 'token-unknown-key' ? w.issuer : undefined;
-    if (keySources !== null && issuer !== undefined && (await keySources.unknownKid(issuer, seen))) {
-      decision = policy.evaluateHttp(request, now());
+      decision = evaluate();
     }
     if (needsService(decision)) {
       decision = await checkAtService(request);
