@@ -5,6 +5,7 @@
 //
 //   GREENLIGHT_BIN=target/debug/greenlight node --test tests/idp/
 
+import { createHash } from 'node:crypto';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { start } from './provider.mjs';
@@ -68,13 +69,38 @@ async function decide(method, token) {
   return r.json();
 }
 
+/** The allow of `action` on `Doc::d1` for a client-credentials token of
+ * `client` (its own subject) with these mapped attributes, by policy `reason`. */
+function allowed(client, action, attributes, reason) {
+  // RFC 8785 canonical JSON of an action without parameters: keys sorted.
+  const canonical = `{"action":"${action}","params":{},"resource":{"id":"d1","type":"Doc"}}`;
+  const digest = createHash('sha256').update(canonical).digest('base64url');
+  return {
+    verdict: {
+      kind: 'allow',
+      principal: {
+        entity_type: 'User', subject: client, client_id: client, scopes: ['docs:read'],
+        groups: [], roles: [], tenant: '', issuer: idp.issuer, attributes,
+      },
+      action: { name: action, resource_type: 'Doc', resource_id: 'd1', params: {}, digest },
+      approval_id: null,
+      consume: null,
+      forward_headers: [
+        ['x-greenlight-subject', client], ['x-greenlight-issuer', idp.issuer], ['x-greenlight-action', action],
+      ],
+    },
+    reasons: [reason],
+  };
+}
+
+const decided = ({ verdict, reasons }) => ({ verdict, reasons });
+
 test('the provider\'s namespaced and nested claims are typed attributes', async () => {
   const d = await decide('GET', await idp.token('app-claims'));
-  assert.equal(d.verdict.kind, 'allow', JSON.stringify(d));
-  assert.deepEqual(d.verdict.principal.attributes, {
+  assert.deepEqual(decided(d), allowed('app-claims', 'doc.read', {
     department: { string: 'finance' },
     realm_roles: { set: ['offline_access', 'reader'] },
-  });
+  }, 'read'));
 });
 
 test('a token without the required claim is refused, naming it', async () => {
@@ -95,14 +121,19 @@ test('a password sign-in is asked to step up; a multi-factor one writes', async 
     message: "`doc.write` on `Doc::d1` needs a new sign-in: the sign-in's class `urn:example:pwd` is not one of `urn:example:mfa`",
   });
   const strong = await decide('PUT', await idp.token('app-mfa'));
-  assert.equal(strong.verdict.kind, 'allow', JSON.stringify(strong));
-  assert.deepEqual(strong.reasons, ['write']);
+  assert.deepEqual(decided(strong), allowed('app-mfa', 'doc.write', {
+    department: { string: 'finance' },
+    realm_roles: { set: ['reader'] },
+  }, 'write'));
 });
 
 test('an agent acting for the subject is seen by policy and refused', async () => {
   const read = await decide('GET', await idp.token('agent-claims'));
-  assert.equal(read.verdict.kind, 'allow', JSON.stringify(read));
-  assert.deepEqual(read.verdict.principal.attributes.actor, { string: 'agent-1' });
+  assert.deepEqual(decided(read), allowed('agent-claims', 'doc.read', {
+    actor: { string: 'agent-1' },
+    department: { string: 'finance' },
+    realm_roles: { set: ['reader'] },
+  }, 'read'));
   const write = await decide('PUT', await idp.token('agent-claims'));
   assert.deepEqual(write.verdict, {
     kind: 'deny',

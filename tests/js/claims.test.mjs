@@ -270,8 +270,11 @@ describe('evaluateAs with vouched attributes on the claims bundle', () => {
 
   test('the policy sees them: another department has no permit', () => {
     const d = policy.evaluateAs({ ...VOUCHED, attributes: { ...VOUCHED.attributes, department: { string: 'sales' } } }, READ, NOW);
-    assert.equal(d.verdict.kind, 'deny');
-    assert.equal(d.verdict.code, 'policy-no-permit');
+    assert.deepEqual(d.verdict, {
+      kind: 'deny',
+      code: 'policy-no-permit',
+      message: 'no policy permits `report.read` on `Report::r-1`',
+    });
   });
 
   test('an attribute the bundle does not map is refused', () => {
@@ -417,9 +420,16 @@ describe('the middleware on the claims bundle', () => {
 
   test('a sign-in older than max_age gets the step-up challenge', async () => {
     const r = await refund(claimsToken({ acr: 'urn:example:mfa', auth_time: NOW - 301 }));
-    assert.equal(r.status, 401);
-    assert.equal(r.body.code, 'step-up-required');
-    assert.equal(r.body.max_age, 300);
+    const message = '`payment.refund` on `Payment::p-1` needs a new sign-in: the sign-in was 301 seconds ago, more than the 300 allowed';
+    assert.deepEqual(r, {
+      status: 401,
+      challenge: `Bearer error="insufficient_user_authentication", error_description="${message}", acr_values="urn:example:mfa", max_age=300`,
+      type: 'application/json',
+      body: {
+        error: 'insufficient_user_authentication', error_description: message, code: 'step-up-required',
+        acr_values: 'urn:example:mfa', max_age: 300,
+      },
+    });
   });
 
   test('a token without the required department claim is refused token-missing-claim', async () => {

@@ -110,8 +110,7 @@ async fn a_weak_sign_in_is_asked_to_step_up_and_opens_no_approval() {
         challenge,
         Some(
             format!(
-                "Bearer error=\"insufficient_user_authentication\", error_description=\"{}\", acr_values=\"urn:example:mfa urn:example:hwk\"",
-                WEAK.replace('"', "'")
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"{WEAK}\", acr_values=\"urn:example:mfa urn:example:hwk\""
             )
             .as_str()
         )
@@ -125,8 +124,13 @@ async fn a_weak_sign_in_is_asked_to_step_up_and_opens_no_approval() {
         )
         .await;
     assert_eq!(
-        (status, e["error"].as_str()),
-        (401, Some("insufficient_user_authentication"))
+        (status, e),
+        (
+            401,
+            json!({ "error": "insufficient_user_authentication",
+                    "error_description": "`payment.refund` on `Payment::pay_123` needs a new sign-in: the token names no sign-in class (`acr`); one of `urn:example:mfa urn:example:hwk` is needed",
+                    "acr_values": "urn:example:mfa urn:example:hwk" })
+        )
     );
 
     // Token exchange: a bad request (RFC 8693), still saying what to sign in with.
@@ -217,13 +221,12 @@ async fn a_stepped_up_request_is_approved_and_its_token_carries_the_attributes()
     // same person and client does not...
     let (status, e) = srv.collect(&alice(Some("urn:example:pwd")), &id).await;
     assert_eq!(
-        (status, e["error"].as_str(), e["acr_values"].as_str()),
+        (status, e),
         (
             400,
-            Some("insufficient_user_authentication"),
-            Some("urn:example:mfa urn:example:hwk")
-        ),
-        "{e}"
+            json!({ "error": "insufficient_user_authentication", "error_description": WEAK,
+                    "acr_values": "urn:example:mfa urn:example:hwk" })
+        )
     );
     // ...nor one whose attributes now forbid the action.
     srv.advance(5);
@@ -343,8 +346,16 @@ async fn a_vouched_subjects_attributes_are_checked() {
     ))
     .await;
     assert_eq!(
-        &a["context"]["reason"],
-        &json!("the vouched subject's attribute `department` is a Long, not a String")
+        (
+            &a["decision"],
+            &a["context"]["code"],
+            &a["context"]["reason"]
+        ),
+        (
+            &json!(false),
+            &json!("request-invalid"),
+            &json!("the vouched subject's attribute `department` is a Long, not a String")
+        )
     );
     // Not a typed value at all: the request is refused before deciding.
     let (status, e) = srv
@@ -355,6 +366,14 @@ async fn a_vouched_subjects_attributes_are_checked() {
             ask(50, json!({ "attributes": { "department": "payments" } })),
         )
         .await;
-    assert_eq!(status, 400, "{e}");
-    assert_eq!(e["error"], "invalid_request");
+    assert_eq!(
+        (status, &e["error"], &e["error_description"]),
+        (
+            400,
+            &json!("invalid_request"),
+            &json!(
+                "`subject.properties` do not fit: unknown variant `payments`, expected one of `string`, `long`, `bool`, `set`, `datetime`"
+            )
+        )
+    );
 }
