@@ -29,7 +29,9 @@ fi
 # The real OpenID provider tests/js/idp.test.mjs decides against (node-oidc-provider).
 (cd tests/idp && npm ci --no-audit --no-fund --silent)
 
-# The default component: GREENLIGHT_WASM, else the workspace's (cargo builds it).
+# The default component: GREENLIGHT_WASM, else the workspace's (cargo builds
+# it, for the wasm32-wasip2 target scripts/wasm-target adds when missing).
+[[ -n "${GREENLIGHT_WASM:-}" ]] || scripts/wasm-target
 (cd bindings/js && npm run --silent build)
 wasm=$(node -p 'require("./bindings/js/gen/default.json").wasm')
 hostile=${GREENLIGHT_HOSTILE_WASM:-$(dirname "$wasm")/greenlight_test_hostile.wasm}

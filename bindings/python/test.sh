@@ -38,6 +38,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+[ -n "${GREENLIGHT_WASM:-}" ] || scripts/wasm-target
 GREENLIGHT_WASM=${GREENLIGHT_WASM:-$(cargo run -q -p greenlight -- component path)}
 GREENLIGHT_BIN=${GREENLIGHT_BIN:-$target/debug/greenlight}
 export GREENLIGHT_WASM GREENLIGHT_BIN

@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 if [[ -z "${GREENLIGHT_BIN:-}" ]]; then
   GREENLIGHT_BIN=${CARGO_TARGET_DIR:-$root/target}/debug/greenlight
-  [[ -x "$GREENLIGHT_BIN" ]] || (cd "$root" && cargo build -q -p greenlight)
+  [[ -x "$GREENLIGHT_BIN" ]] || (cd "$root" && scripts/wasm-target && cargo build -q -p greenlight)
 fi
 export GREENLIGHT_BIN
 cd "$here"
