@@ -108,6 +108,25 @@ impl GuestPolicy for PolicyImpl {
             .map_err(convert::denial)
     }
 
+    fn authenticate_id_token(
+        &self,
+        token: String,
+        client_id: String,
+        nonce: String,
+        now: u64,
+    ) -> Result<wit::Credential, wit::Denial> {
+        self.0
+            .borrow()
+            .authenticate_id_token(&token, &client_id, &nonce, now)
+            .map(|c| wit::Credential {
+                principal: convert::principal(c.principal),
+                expires_at: c.expires_at,
+                auth_time: c.auth_time,
+                approver: c.approver,
+            })
+            .map_err(convert::denial)
+    }
+
     fn inspect(&self, token: String, now: u64) -> Result<wit::ActionToken, wit::Denial> {
         self.0
             .borrow()

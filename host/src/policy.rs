@@ -207,6 +207,35 @@ impl Policy {
         }
     }
 
+    /// Verifies an OpenID Connect ID token at `now` for the relying party
+    /// `client_id` that sent `nonce` (the WIT `authenticate-id-token`):
+    /// who signed in, with the same issuers, keys and claim mapping as
+    /// access tokens. A failing module is a denial too.
+    pub fn authenticate_id_token(
+        &self,
+        token: &str,
+        client_id: &str,
+        nonce: &str,
+        now: u64,
+    ) -> Result<Credential, Denial> {
+        let answer = self
+            .with_slot(|b, s, p| {
+                b.greenlight_approval_engine()
+                    .policy()
+                    .call_authenticate_id_token(s, p, token, client_id, nonce, now)
+            })
+            .map_err(|f| Denial::new(f.code, f.message))?;
+        match answer {
+            Ok(c) => convert::credential(c).map_err(|why| {
+                Denial::new(
+                    DenialCode::EngineInvalidOutput,
+                    format!("the policy module returned a malformed credential: {why}"),
+                )
+            }),
+            Err(d) => Err(convert::denial_with_issuer(d, &self.info().issuers)),
+        }
+    }
+
     /// Verifies a Greenlight action token at `now` with exactly the rules
     /// of enforcement and returns its claims (the WIT `inspect`); access
     /// tokens are refused. What only the host knows (a consumed token, a

@@ -66,9 +66,9 @@ export class BundleError extends Error {
 }
 
 /**
- * A refusal with a denial code: a token `authenticate`, `inspect` or
- * `verifyCompact` refused, or a module that failed (`engine-*`) while
- * loading or answering.
+ * A refusal with a denial code: a token `authenticate`,
+ * `authenticateIdToken`, `inspect` or `verifyCompact` refused, or a module
+ * that failed (`engine-*`) while loading or answering.
  */
 export class DenialError extends Error {
   /** @param {string} code @param {string} message @param {string | null} [issuer] */
@@ -576,13 +576,32 @@ export class Policy {
    *   without a subject or issuer, as the Rust host)
    */
   authenticate(token, now) {
-    const ok = this.#result('authenticate', [String(token), seconds(now)]);
-    try {
-      return credentialFromWit(ok);
-    } catch (e) {
-      if (!(e instanceof InvalidOutput)) throw e;
-      throw new DenialError('engine-invalid-output', `the policy module returned a malformed credential: ${e.message}`);
-    }
+    return checkedCredential(this.#result('authenticate', [String(token), seconds(now)]));
+  }
+
+  /**
+   * Verifies an OpenID Connect ID token of one of the bundle's issuers at
+   * `now` (Unix seconds) for the relying party `clientId` that sent `nonce`
+   * with its authentication request (OpenID Connect Core 1.0 §3.1.3.7; the
+   * WIT `authenticate-id-token`): the issuer's algorithms and keys, an
+   * audience naming `clientId` (and `azp` naming it when there are several
+   * audiences, or whenever present), `exp` and `iat` present and current
+   * with the issuer's leeway, `nonce` equal. An access token (`typ`
+   * `at+jwt`) is refused (`token-wrong-type`); an issuer's `require_typ` is
+   * for access tokens only. Returns a credential as `authenticate` does, its
+   * principal mapped from the claims as for access tokens with `clientId` as
+   * its client, and `approver` true (a sign-in is the person's own act). An
+   * empty `clientId` or `nonce` is refused (`request-invalid`). For hosts
+   * that sign people in to a portal.
+   * @param {string} token
+   * @param {string} clientId
+   * @param {string} nonce
+   * @param {number | bigint} now
+   * @returns {import('./info.js').Credential}
+   * @throws {DenialError} as `authenticate`
+   */
+  authenticateIdToken(token, clientId, nonce, now) {
+    return checkedCredential(this.#result('authenticateIdToken', [String(token), String(clientId), String(nonce), seconds(now)]));
   }
 
   /**
@@ -682,6 +701,20 @@ export class Policy {
   close() {
     this.#instance?.close();
     this.#instance = null;
+  }
+}
+
+/**
+ * The credential of a module's answer; a malformed one is a DenialError
+ * `engine-invalid-output`, as the Rust host refuses it.
+ * @returns {import('./info.js').Credential}
+ */
+function checkedCredential(ok) {
+  try {
+    return credentialFromWit(ok);
+  } catch (e) {
+    if (!(e instanceof InvalidOutput)) throw e;
+    throw new DenialError('engine-invalid-output', `the policy module returned a malformed credential: ${e.message}`);
   }
 }
 

@@ -1,11 +1,11 @@
 // What the policy module tells a host outside a decision: the loaded
-// bundle's settings (`describe`), a verified access token (`authenticate`),
-// a verified action token's claims (`inspect`) and its counters (`stats`),
-// converted from what jco lifts (camelCase, options as undefined, u64 as
-// BigInt) to the snake_case JSON form of the Rust `greenlight_types`
-// (BundleInfo, Credential, ActionToken, EngineStats) and checked as the
-// Rust host checks them. A host reads these instead of parsing
-// `greenlight.toml` or a token itself.
+// bundle's settings (`describe`), a verified access token (`authenticate`)
+// or ID token (`authenticateIdToken`), a verified action token's claims
+// (`inspect`) and its counters (`stats`), converted from what jco lifts
+// (camelCase, options as undefined, u64 as BigInt) to the snake_case JSON
+// form of the Rust `greenlight_types` (BundleInfo, Credential, ActionToken,
+// EngineStats) and checked as the Rust host checks them. A host reads these
+// instead of parsing `greenlight.toml` or a token itself.
 
 import { fail, list, principal, principalFromWit, str, u64 } from './decision.js';
 

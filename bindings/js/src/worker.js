@@ -83,6 +83,7 @@ const ops = {
   evaluate: (request, now) => policy.evaluate(request, now),
   evaluateAs: (subject, request, now) => policy.evaluateAs(subject, request, now),
   authenticate: (token, now) => policy.authenticate(token, now),
+  authenticateIdToken: (token, clientId, nonce, now) => policy.authenticateIdToken(token, clientId, nonce, now),
   inspect: (token, now) => policy.inspect(token, now),
   stats: () => policy.stats(),
   ...keyChanges,

@@ -276,6 +276,40 @@ impl Engine {
         }
     }
 
+    /// Verifies an OpenID Connect ID token at `now` for the relying party
+    /// `client_id` that sent `nonce` with its authentication request, and
+    /// returns who signed in ([`token::verify_id_token`]): the same issuers,
+    /// keys and claim mapping as access tokens, never from the cache.
+    /// `client_id` and `nonce` must not be empty (`request-invalid`).
+    pub fn authenticate_id_token(
+        &self,
+        token: &str,
+        client_id: &str,
+        nonce: &str,
+        now: u64,
+    ) -> Result<Credential, Denial> {
+        if client_id.is_empty() || nonce.is_empty() {
+            return Err(Denial::new(
+                DenialCode::RequestInvalid,
+                "an ID token is checked for a relying party's `client_id` and `nonce`; both must be given",
+            ));
+        }
+        let verified = token::verify_id_token(
+            token,
+            &self.bundle.issuers,
+            &self.bundle.config.principal,
+            &self.bundle.attributes,
+            token::SignIn { client_id, nonce },
+        )?;
+        verified.check_time(now)?;
+        Ok(Credential {
+            principal: verified.principal,
+            expires_at: verified.exp,
+            auth_time: verified.auth_time,
+            approver: verified.approver,
+        })
+    }
+
     /// Decides an HTTP request at `now`.
     pub fn evaluate_http(&self, req: &HttpRequest, now: u64) -> Decision {
         let result = (|| {

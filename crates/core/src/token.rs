@@ -216,15 +216,24 @@ fn requester_issuer_of<'a>(
         .ok_or_else(|| invalid(&format!("whose `iss` is a trusted issuer, not `{iss}`")))
 }
 
-/// Verifies a token against the configured issuers and, when its `iss` is
-/// Greenlight's, against the action-token rules.
-pub fn verify(
+/// A JWS whose signature was checked with the key of the issuer its `iss`
+/// names, and its claims.
+struct Signed<'a> {
+    claims: Map<String, Value>,
+    issuer: &'a Issuer,
+    is_action: bool,
+}
+
+/// Parses `token`, finds the issuer its `iss` names (Greenlight's own when
+/// `action_issuer` is given and named), checks the algorithm allow-list,
+/// the header's `typ` with `check_typ`, and the signature with that
+/// issuer's keys.
+fn signed<'a>(
     token: &str,
-    issuers: &[Issuer],
-    action_issuer: Option<&Issuer>,
-    principal_cfg: &PrincipalConfig,
-    mappings: &[Mapping],
-) -> Result<Verified, Denial> {
+    issuers: &'a [Issuer],
+    action_issuer: Option<&'a Issuer>,
+    check_typ: impl Fn(&Issuer, Option<&str>) -> Result<(), Denial>,
+) -> Result<Signed<'a>, Denial> {
     let parsed = jws::parse(token)?;
     let claims: Map<String, Value> =
         crate::strict::object(&parsed.payload).map_err(|e| match e {
@@ -259,23 +268,7 @@ pub fn verify(
             format!("issuer `{iss}` does not sign with `{}`", parsed.alg.name()),
         ));
     }
-    if let Some(required) = &issuer.require_typ {
-        // RFC 9068 §4: `at+jwt`, or its full media type `application/at+jwt`.
-        let ok = parsed.typ.as_deref().is_some_and(|t| {
-            let t = t.to_ascii_lowercase();
-            t == required.to_ascii_lowercase()
-                || t == format!("application/{}", required.to_ascii_lowercase())
-        });
-        if !ok {
-            return Err(Denial::new(
-                DenialCode::TokenWrongType,
-                format!(
-                    "type `{}` is not the required `{required}`",
-                    parsed.typ.as_deref().unwrap_or("")
-                ),
-            ));
-        }
-    }
+    check_typ(issuer, parsed.typ.as_deref())?;
     let fetched = issuer.source != KeySource::Bundle;
     let refresh = |d: Denial| {
         if fetched && d.code == DenialCode::TokenUnknownKey {
@@ -292,6 +285,47 @@ pub fn verify(
         return Err(refresh(Denial::new(DenialCode::TokenUnknownKey, message)));
     }
     parsed.verify(&issuer.keys).map_err(refresh)?;
+    Ok(Signed {
+        claims,
+        issuer,
+        is_action,
+    })
+}
+
+/// Whether `typ` is `required` or its full media type (`application/…`),
+/// compared without regard to case (RFC 9068 §4, RFC 8725 §3.11).
+fn typ_is(typ: Option<&str>, required: &str) -> bool {
+    typ.is_some_and(|t| {
+        let t = t.to_ascii_lowercase();
+        let required = required.to_ascii_lowercase();
+        t == required || t == format!("application/{required}")
+    })
+}
+
+/// Verifies a token against the configured issuers and, when its `iss` is
+/// Greenlight's, against the action-token rules.
+pub fn verify(
+    token: &str,
+    issuers: &[Issuer],
+    action_issuer: Option<&Issuer>,
+    principal_cfg: &PrincipalConfig,
+    mappings: &[Mapping],
+) -> Result<Verified, Denial> {
+    let required_typ = |issuer: &Issuer, typ: Option<&str>| match &issuer.require_typ {
+        Some(required) if !typ_is(typ, required) => Err(Denial::new(
+            DenialCode::TokenWrongType,
+            format!(
+                "type `{}` is not the required `{required}`",
+                typ.unwrap_or("")
+            ),
+        )),
+        _ => Ok(()),
+    };
+    let Signed {
+        claims,
+        issuer,
+        is_action,
+    } = signed(token, issuers, action_issuer, required_typ)?;
 
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => *a == issuer.audience,
@@ -366,35 +400,17 @@ pub fn verify(
         .unwrap_or("")
         .to_owned();
     let auth_time = numeric_date(&claims, "auth_time")?;
-    let acr = match claims.get("acr") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(missing("acr")),
-    };
-    let person_issuer = requester_issuer.map_or(iss, |i| i.issuer.as_str());
-    let attributes = claims::read(mappings, &claims, is_action, person_issuer)?;
-    let mut groups = string_list(&claims, &principal_cfg.groups_claim, false);
-    // Only the groups the person's issuer is authoritative for count.
-    if let Some(allowed) = &requester_issuer.unwrap_or(issuer).groups {
-        groups.retain(|g| allowed.iter().any(|a| a == "*" || a == g));
-    }
-    let scopes = string_list(&claims, &principal_cfg.scope_claim, true);
-    let approver = !is_action && issuer.approves(&client_id, &scopes);
-    let principal = Principal {
-        entity_type: principal_cfg.entity_type.clone(),
-        subject: subject.to_owned(),
+    let acr = acr(&claims)?;
+    let principal = principal_of(
+        &claims,
+        subject,
         client_id,
-        scopes,
-        groups,
-        roles: string_list(&claims, &principal_cfg.roles_claim, false),
-        tenant: claims
-            .get(&principal_cfg.tenant_claim)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned(),
-        issuer: person_issuer.to_owned(),
-        attributes,
-    };
+        requester_issuer.unwrap_or(issuer),
+        principal_cfg,
+        mappings,
+        is_action,
+    )?;
+    let approver = !is_action && issuer.approves(&principal.client_id, &principal.scopes);
     Ok(Verified {
         kind,
         principal,
@@ -406,5 +422,159 @@ pub fn verify(
         auth_time,
         acr,
         approver,
+    })
+}
+
+/// `acr`, when the token says.
+fn acr(claims: &Map<String, Value>) -> Result<Option<String>, Denial> {
+    match claims.get("acr") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(missing("acr")),
+    }
+}
+
+/// The principal a verified token's claims name: the person of `person`
+/// (the issuer they are a user of), through `client_id`, with the groups
+/// that issuer is authoritative for and the mapped attributes.
+fn principal_of(
+    claims: &Map<String, Value>,
+    subject: &str,
+    client_id: String,
+    person: &Issuer,
+    principal_cfg: &PrincipalConfig,
+    mappings: &[Mapping],
+    is_action: bool,
+) -> Result<Principal, Denial> {
+    let attributes = claims::read(mappings, claims, is_action, &person.issuer)?;
+    let mut groups = string_list(claims, &principal_cfg.groups_claim, false);
+    // Only the groups the person's issuer is authoritative for count.
+    if let Some(allowed) = &person.groups {
+        groups.retain(|g| allowed.iter().any(|a| a == "*" || a == g));
+    }
+    Ok(Principal {
+        entity_type: principal_cfg.entity_type.clone(),
+        subject: subject.to_owned(),
+        client_id,
+        scopes: string_list(claims, &principal_cfg.scope_claim, true),
+        groups,
+        roles: string_list(claims, &principal_cfg.roles_claim, false),
+        tenant: claims
+            .get(&principal_cfg.tenant_claim)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        issuer: person.issuer.clone(),
+        attributes,
+    })
+}
+
+/// What a relying party expects of the ID token it asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct SignIn<'a> {
+    /// The relying party's `client_id`: the audience, and `azp` when
+    /// there are several.
+    pub client_id: &'a str,
+    /// The `nonce` sent with the authentication request.
+    pub nonce: &'a str,
+}
+
+/// Verifies an OpenID Connect ID token (OpenID Connect Core 1.0 §3.1.3.7)
+/// from one of the bundle's issuers: the issuer's algorithms and keys, an
+/// audience naming the relying party (and `azp` naming it when there are
+/// several audiences, or whenever present), `exp` and `iat` present,
+/// `nonce` equal to the one sent. An RFC 9068 access token (`typ`
+/// `at+jwt`) is refused, so an access token never stands in for a
+/// sign-in. The principal is built with the same claim mapping as an
+/// access token's, for the relying party as its client; time claims are
+/// checked by the caller ([`Verified::check_time`]).
+pub fn verify_id_token(
+    token: &str,
+    issuers: &[Issuer],
+    principal_cfg: &PrincipalConfig,
+    mappings: &[Mapping],
+    rp: SignIn<'_>,
+) -> Result<Verified, Denial> {
+    let not_access_token = |_: &Issuer, typ: Option<&str>| {
+        if typ_is(typ, "at+jwt") {
+            Err(Denial::new(
+                DenialCode::TokenWrongType,
+                "an access token (`typ` `at+jwt`) is not an ID token",
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let Signed { claims, issuer, .. } = signed(token, issuers, None, not_access_token)?;
+    let audiences = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        None => return Err(missing("aud")),
+        Some(_) => Vec::new(),
+    };
+    if !audiences.contains(&rp.client_id) {
+        return Err(Denial::new(
+            DenialCode::TokenWrongAudience,
+            format!(
+                "the ID token's audience does not include `{}`",
+                rp.client_id
+            ),
+        ));
+    }
+    match claims.get("azp") {
+        Some(Value::String(azp)) if azp == rp.client_id => {}
+        Some(Value::String(azp)) => {
+            return Err(Denial::new(
+                DenialCode::TokenWrongAudience,
+                format!(
+                    "the ID token was issued to `{azp}` (`azp`), not `{}`",
+                    rp.client_id
+                ),
+            ));
+        }
+        None if audiences.len() == 1 => {}
+        None => return Err(missing("azp")),
+        Some(_) => return Err(missing("azp")),
+    }
+    let exp = numeric_date(&claims, "exp")?.ok_or_else(|| missing("exp"))?;
+    let iat = numeric_date(&claims, "iat")?.ok_or_else(|| missing("iat"))?;
+    let nbf = numeric_date(&claims, "nbf")?;
+    match claims.get("nonce").and_then(Value::as_str) {
+        Some(n) if !rp.nonce.is_empty() && n == rp.nonce => {}
+        Some(_) => {
+            return Err(Denial::new(
+                DenialCode::TokenInvalidClaim,
+                "the ID token's `nonce` is not the one sent with this sign-in",
+            ));
+        }
+        None => return Err(missing("nonce")),
+    }
+    let subject = claims
+        .get(&issuer.subject_claim)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing(&issuer.subject_claim))?;
+    let principal = principal_of(
+        &claims,
+        subject,
+        rp.client_id.to_owned(),
+        issuer,
+        principal_cfg,
+        mappings,
+        false,
+    )?;
+    Ok(Verified {
+        kind: TokenKind::Access,
+        principal,
+        exp,
+        nbf,
+        iat: Some(iat),
+        leeway: issuer.leeway,
+        audience: rp.client_id.to_owned(),
+        auth_time: numeric_date(&claims, "auth_time")?,
+        acr: acr(&claims)?,
+        // A sign-in to the portal is a person's own act: it is meant for
+        // approving (who may vote on what is still checked per approval).
+        approver: true,
     })
 }

@@ -167,3 +167,207 @@ fn auth_time_is_read_as_a_numeric_date() {
         ))
     );
 }
+
+/// The credential an ID token gives the relying party `portal` that sent
+/// the nonce `n-1`, natively and in the component, which must agree.
+fn sign_in(token: &str, nonce: &str) -> Result<Credential, greenlight_types::Denial> {
+    let native = greenlight_core::Engine::load(&files()).expect("native bundle");
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("credentials-cwasm");
+    let engine = greenlight_host::Engine::with_options(
+        greenlight_component::GREENLIGHT_WASM,
+        greenlight_host::Limits::default(),
+        Some(&cache),
+    )
+    .expect("component");
+    let policy = engine
+        .load_bundle(files())
+        .expect("bundle in the component");
+    let a = native.authenticate_id_token(token, "portal", nonce, NOW);
+    let b = policy.authenticate_id_token(token, "portal", nonce, NOW);
+    assert_eq!(a, b, "the engines disagree");
+    a
+}
+
+/// An ID token of `ed.example` for the relying party `portal`.
+fn id_token(typ: &str, over: Value) -> String {
+    let mut c = claims(
+        "https://ed.example",
+        json!({ "aud": "portal", "nonce": "n-1", "auth_time": NOW - 20 }),
+    );
+    for (k, v) in over.as_object().cloned().unwrap_or_default() {
+        if v.is_null() {
+            c.as_object_mut().expect("object").remove(&k);
+        } else {
+            c[k] = v;
+        }
+    }
+    sign("tests/keys/ed.pem", Algorithm::EdDSA, "ed-1", typ, &c)
+}
+
+fn refused(code: DenialCode, message: &str) -> Result<Credential, greenlight_types::Denial> {
+    Err(greenlight_types::Denial::new(code, message))
+}
+
+#[test]
+fn an_id_token_signs_its_person_in_to_the_relying_party() {
+    let c = sign_in(
+        &id_token("JWT", json!({ "groups": ["admins"], "tenant": "acme" })),
+        "n-1",
+    )
+    .expect("signs in");
+    assert_eq!(
+        (
+            c.principal.issuer.as_str(),
+            c.principal.subject.as_str(),
+            c.principal.client_id.as_str()
+        ),
+        ("https://ed.example", "bob", "portal")
+    );
+    assert_eq!(c.principal.groups, ["admins"]);
+    assert_eq!(c.principal.tenant, "acme");
+    assert_eq!(
+        (c.auth_time, c.expires_at, c.approver),
+        (Some(NOW - 20), NOW + 600, true),
+        "a sign-in is the person's own act"
+    );
+    // Several audiences: `azp` must name the relying party.
+    let c = sign_in(
+        &id_token(
+            "JWT",
+            json!({ "aud": ["portal", "other"], "azp": "portal" }),
+        ),
+        "n-1",
+    )
+    .expect("signs in");
+    assert_eq!(c.principal.client_id, "portal");
+    // A header without `typ` is an ID token too.
+    let claims = claims(
+        "https://ed.example",
+        json!({ "aud": "portal", "nonce": "n-1" }),
+    );
+    let pem = std::fs::read(root().join("tests/keys/ed.pem")).expect("key");
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("ed-1".to_owned());
+    header.typ = None;
+    let untyped = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_ed_pem(&pem).expect("key"),
+    )
+    .expect("signs");
+    assert_eq!(sign_in(&untyped, "n-1").expect("signs in").auth_time, None);
+}
+
+#[test]
+fn groups_in_an_id_token_count_only_from_an_authoritative_issuer() {
+    let token = sign(
+        "tests/keys/p256.pem",
+        Algorithm::ES256,
+        "ec256-1",
+        "JWT",
+        &claims(
+            "https://ec.example",
+            json!({ "aud": "portal", "nonce": "n-1", "groups": ["admins", "finance"] }),
+        ),
+    );
+    assert_eq!(
+        sign_in(&token, "n-1").expect("signs in").principal.groups,
+        ["admins"]
+    );
+}
+
+#[test]
+fn what_is_not_this_sign_in_s_id_token_is_refused() {
+    // An access token is not an ID token, whatever its audience.
+    assert_eq!(
+        sign_in(&id_token("at+jwt", json!({})), "n-1"),
+        refused(
+            DenialCode::TokenWrongType,
+            "an access token (`typ` `at+jwt`) is not an ID token"
+        )
+    );
+    assert_eq!(
+        sign_in(&id_token("application/AT+JWT", json!({})), "n-1"),
+        refused(
+            DenialCode::TokenWrongType,
+            "an access token (`typ` `at+jwt`) is not an ID token"
+        )
+    );
+    // Another relying party's ID token, or the API's access token.
+    assert_eq!(
+        sign_in(
+            &id_token("JWT", json!({ "aud": "https://api.test" })),
+            "n-1"
+        ),
+        refused(
+            DenialCode::TokenWrongAudience,
+            "the ID token's audience does not include `portal`"
+        )
+    );
+    assert_eq!(
+        sign_in(
+            &id_token("JWT", json!({ "aud": ["other", "portal"], "azp": "other" })),
+            "n-1"
+        ),
+        refused(
+            DenialCode::TokenWrongAudience,
+            "the ID token was issued to `other` (`azp`), not `portal`"
+        )
+    );
+    assert_eq!(
+        sign_in(
+            &id_token("JWT", json!({ "aud": ["other", "portal"] })),
+            "n-1"
+        ),
+        refused(
+            DenialCode::TokenMissingClaim,
+            "claim `azp` is missing or not of the right type"
+        )
+    );
+    // Another sign-in's token (a replayed or injected one).
+    assert_eq!(
+        sign_in(&id_token("JWT", json!({})), "n-2"),
+        refused(
+            DenialCode::TokenInvalidClaim,
+            "the ID token's `nonce` is not the one sent with this sign-in"
+        )
+    );
+    assert_eq!(
+        sign_in(&id_token("JWT", json!({ "nonce": null })), "n-1"),
+        refused(
+            DenialCode::TokenMissingClaim,
+            "claim `nonce` is missing or not of the right type"
+        )
+    );
+    assert_eq!(
+        sign_in(&id_token("JWT", json!({ "iat": null })), "n-1"),
+        refused(
+            DenialCode::TokenMissingClaim,
+            "claim `iat` is missing or not of the right type"
+        )
+    );
+    assert_eq!(
+        sign_in(&id_token("JWT", json!({ "exp": NOW - 3600 })), "n-1"),
+        refused(
+            DenialCode::TokenExpired,
+            &format!("the token expired at {}", NOW - 3600)
+        )
+    );
+    assert_eq!(
+        sign_in(
+            &id_token("JWT", json!({ "iss": "https://evil.example" })),
+            "n-1"
+        ),
+        refused(
+            DenialCode::TokenUnknownIssuer,
+            "issuer `https://evil.example` is not trusted"
+        )
+    );
+    assert_eq!(
+        sign_in(&id_token("JWT", json!({})), ""),
+        refused(
+            DenialCode::RequestInvalid,
+            "an ID token is checked for a relying party's `client_id` and `nonce`; both must be given"
+        )
+    );
+}

@@ -75,12 +75,12 @@ from .info import (
 log = logging.getLogger("greenlight")
 
 #: The WIT package version this binding speaks.
-WIT_VERSION = "0.6.0"
+WIT_VERSION = "0.7.0"
 _ENGINE_IFACE = f"greenlight:approval/engine@{WIT_VERSION}"
 _JOSE_IFACE = f"greenlight:approval/jose@{WIT_VERSION}"
 _GATEWAY_IFACE = f"greenlight:approval/gateway@{WIT_VERSION}"
-_METHODS = ("set-keys", "withdraw-keys", "evaluate-http", "evaluate", "evaluate-as", "authenticate", "inspect",
-            "describe", "stats")
+_METHODS = ("set-keys", "withdraw-keys", "evaluate-http", "evaluate", "evaluate-as", "authenticate",
+            "authenticate-id-token", "inspect", "describe", "stats")
 
 #: The bundle files read from a folder besides the `*.json` key sets.
 BUNDLE_FILES = ("greenlight.toml", "policy.cedar", "schema.cedarschema")
@@ -157,7 +157,8 @@ class EngineError(Exception):
 
 
 class Denied(Exception):
-    """When `authenticate`, `inspect` or `verify_compact` refuses: `code`
+    """When `authenticate`, `authenticate_id_token`, `inspect` or
+    `verify_compact` refuses: `code`
     (one of the denial codes), `message` and `issuer`, as in a `Deny`.
     `issuer` is set only for `token-unknown-key` from one of the bundle's
     issuers whose keys the host fetches (then fetch them again and retry);
@@ -828,11 +829,28 @@ class Policy:
         module fails; `engine-invalid-output` for a malformed credential,
         such as one without a subject or issuer, as the Rust host)."""
         _check_now(now)
-        answer = self._result("authenticate", _text(token, "the token"), now)
-        try:
-            return _credential(answer)
-        except (InvalidOutput, AttributeError, TypeError, ValueError) as e:
-            raise Denied("engine-invalid-output", f"the policy module returned a malformed credential: {e}") from None
+        return _checked_credential(self._result("authenticate", _text(token, "the token"), now))
+
+    def authenticate_id_token(self, token: str, client_id: str, nonce: str, now: int) -> Credential:
+        """Verifies an OpenID Connect ID token of one of the bundle's issuers
+        at `now` (Unix seconds) for the relying party `client_id` that sent
+        `nonce` with its authentication request (OpenID Connect Core 1.0
+        §3.1.3.7; the WIT `authenticate-id-token`): the issuer's algorithms
+        and keys, an audience naming `client_id` (and `azp` naming it when
+        there are several audiences, or whenever present), `exp` and `iat`
+        present and current with the issuer's leeway, `nonce` equal. An
+        access token (`typ` `at+jwt`) is refused (`token-wrong-type`); an
+        issuer's `require_typ` is for access tokens only. Returns a
+        `Credential` as `authenticate` does, its principal mapped from the
+        claims as for access tokens with `client_id` as its client, and
+        `approver` true (a sign-in is the person's own act). An empty
+        `client_id` or `nonce` is refused (`request-invalid`). Raises
+        `Denied` as `authenticate` does. For hosts that sign people in to a
+        portal."""
+        _check_now(now)
+        answer = self._result("authenticate-id-token", _text(token, "the token"),
+                              _text(client_id, "the client id"), _text(nonce, "the nonce"), now)
+        return _checked_credential(answer)
 
     def inspect(self, token: str, now: int) -> ActionToken:
         """Verifies a Greenlight action token at `now` (Unix seconds) with
@@ -915,6 +933,15 @@ def _access_request(request: Union[AccessRequest, dict[str, Any]]) -> SimpleName
         "resource-properties": _opt_text(r.resource_properties, "resource properties"),
         "context": _opt_text(r.context, "the context"),
     })
+
+
+def _checked_credential(answer: Any) -> Credential:
+    """The `Credential` of a module's answer, or raises `Denied`
+    (`engine-invalid-output`) for a malformed one, as the Rust host."""
+    try:
+        return _credential(answer)
+    except (InvalidOutput, AttributeError, TypeError, ValueError) as e:
+        raise Denied("engine-invalid-output", f"the policy module returned a malformed credential: {e}") from None
 
 
 def _check_now(now: int) -> None:

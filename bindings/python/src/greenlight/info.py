@@ -1,6 +1,7 @@
 """What the policy module tells a host outside a decision: the loaded
-bundle's settings (`describe`), a verified access token (`authenticate`), a
-verified action token's claims (`inspect`) and its counters (`stats`), as
+bundle's settings (`describe`), a verified access token (`authenticate`) or
+ID token (`authenticate_id_token`), a verified action token's claims
+(`inspect`) and its counters (`stats`), as
 the WIT `bundle-info` (with its `key-source` and `key-fetch-settings`),
 `credential`, `action-token` and `engine-stats` (`wit/types.wit`).
 
@@ -174,9 +175,9 @@ class BundleInfo:
 
 @dataclass(frozen=True)
 class Credential:
-    """A verified access token (`Policy.authenticate`): who it names, and
-    what a host needs to know of the token itself to let its bearer act as
-    a person."""
+    """A verified access token (`Policy.authenticate`) or ID token
+    (`Policy.authenticate_id_token`): who it names, and what a host needs
+    to know of the token itself to let its bearer act as a person."""
 
     #: Who the token names; their identity is (`issuer`, `subject`), both
     #: non-empty. `groups` holds only those the token's issuer is
@@ -188,8 +189,9 @@ class Credential:
     #: token says; `None` when it does not.
     auth_time: Optional[int]
     #: Whether the token is meant for approving: issued to a client its
-    #: issuer lists in `approver_clients`, or carrying its `approval_scope`.
-    #: Only such a token may vote; a host refuses a vote from any other.
+    #: issuer lists in `approver_clients`, or carrying its `approval_scope`;
+    #: always for an ID token (a sign-in is the person's own act). Only such
+    #: a token may vote; a host refuses a vote from any other.
     approver: bool
 
 

@@ -123,6 +123,20 @@ impl GuestPolicy for Hostile {
         })
     }
 
+    fn authenticate_id_token(
+        &self,
+        _token: String,
+        _client_id: String,
+        _nonce: String,
+        _now: u64,
+    ) -> Result<wit::Credential, wit::Denial> {
+        Err(wit::Denial {
+            code: wit::DenialCode::TokenBadSignature,
+            message: "hostile".to_owned(),
+            issuer: None,
+        })
+    }
+
     fn inspect(&self, _token: String, _now: u64) -> Result<wit::ActionToken, wit::Denial> {
         Err(wit::Denial {
             code: wit::DenialCode::TokenBadSignature,
