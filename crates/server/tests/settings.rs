@@ -44,3 +44,66 @@ fn bad_settings_are_refused() {
         "TOML parse error at line 3, column 1\n  |\n3 | bogus = 1\n  | ^^^^^\nunknown field `bogus`, expected one of `url`, `secret_env`, `secret_file`, `format`, `attempts`, `timeout`\n"
     );
 }
+
+/// A portal that cannot sign anyone in safely is refused: no `openid`
+/// scope, no client, an issuer the bundle does not trust, and session
+/// cookies that could not be `Secure` (plain HTTP beyond loopback).
+#[test]
+fn portal_settings_that_cannot_work_are_refused() {
+    use greenlight::serve::portal::{Portal, PortalSettings};
+    let settings = |text: &str| toml::from_str::<PortalSettings>(text).expect("parses");
+    let files = greenlight_host::read_bundle_dir(&root().join("examples/bundle")).expect("bundle");
+    let info = greenlight_core::Engine::load(&files)
+        .expect("loads")
+        .describe();
+    let refused = |s: &PortalSettings, url: &str| {
+        Portal::new(s, &info, url)
+            .map(|_| ())
+            .expect_err("refused")
+            .to_string()
+    };
+    let ok = settings("client_id = \"portal\"");
+    assert_eq!(
+        refused(
+            &settings("client_id = \"portal\"\nscopes = \"profile\""),
+            "http://127.0.0.1:1"
+        ),
+        "portal.scopes `profile` must include `openid`: the portal signs people in with OpenID Connect"
+    );
+    assert_eq!(
+        refused(&settings("client_id = \"\""), "http://127.0.0.1:1"),
+        "portal.client_id may not be empty"
+    );
+    assert_eq!(
+        refused(
+            &settings("client_id = \"portal\"\nissuer = \"https://evil.example\""),
+            "http://127.0.0.1:1"
+        ),
+        "portal.issuer `https://evil.example` is not one of the bundle's issuers"
+    );
+    assert_eq!(
+        refused(
+            &settings(
+                "client_id = \"portal\"\nclient_secret_env = \"GREENLIGHT_TEST_UNSET_SECRET\""
+            ),
+            "http://127.0.0.1:1"
+        ),
+        "portal.client_secret_env names `GREENLIGHT_TEST_UNSET_SECRET`, which is not set or empty"
+    );
+    for url in ["http://greenlight.example.com", "http://10.0.0.5:8080"] {
+        assert_eq!(
+            refused(&ok, url),
+            "the portal's session cookies must be Secure: serve it at an https:// public URL \
+             (--public-url), or on loopback for trying it",
+            "{url}"
+        );
+    }
+    for url in [
+        "https://greenlight.example.com",
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+    ] {
+        Portal::new(&ok, &info, url).expect(url);
+    }
+}

@@ -107,6 +107,9 @@ macro_rules! dispatch {
     };
 }
 
+// After `dispatch!`, which it uses.
+pub mod portal;
+
 /// Greenlight's state. Cheap to clone: clones share one connection pool.
 #[derive(Clone, Debug)]
 pub struct Store {

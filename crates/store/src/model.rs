@@ -459,6 +459,10 @@ pub mod events {
     pub const KEY_RETIRED: &str = "key.retired";
     /// A signing key was withdrawn at once (`greenlight keys revoke`).
     pub const KEY_REVOKED: &str = "key.revoked";
+    /// A person signed in to the portal.
+    pub const PORTAL_SIGNED_IN: &str = "portal.signed_in";
+    /// A person signed out of the portal.
+    pub const PORTAL_SIGNED_OUT: &str = "portal.signed_out";
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ const LIST_PAGE: u32 = 200;
 const LIST_SCAN: usize = 2000;
 
 /// Whether `who` is the person who asked for `approval`.
-fn is_requester(approval: &Approval, who: &Principal) -> bool {
+pub(super) fn is_requester(approval: &Approval, who: &Principal) -> bool {
     who.issuer == approval.requester_issuer && who.subject == approval.requester
 }
 
@@ -66,7 +66,11 @@ fn names(a: &Approver, approval: &Approval, who: &Principal, first: &str) -> boo
 /// Whether the person `who` is among `approval`'s approvers (identity and
 /// membership only; see [`may_vote`] for the credential); the reason when
 /// not.
-fn is_approver(st: &AppState, approval: &Approval, who: &Principal) -> Result<(), String> {
+pub(super) fn is_approver(
+    st: &AppState,
+    approval: &Approval,
+    who: &Principal,
+) -> Result<(), String> {
     let approvers = &approval.obligation.approvers;
     let first = st.info().issuers.first().map_or("", |i| i.issuer.as_str());
     if is_requester(approval, who) && !approvers.contains(&Approver::Subject) {
@@ -150,12 +154,8 @@ pub struct ListQuery {
 
 /// `GET /v1/approvals?status=pending&after=ID&limit=N`: the approvals the
 /// caller may decide, newest first, `limit` (default 50, at most 200) at a
-/// time. `next` is the `after` for the following page, `null` at the end.
-///
-/// The store is read in pages and filtered here (who may vote is decided
-/// per approval), at most [`LIST_SCAN`] rows per call: a flood of others'
-/// approvals shortens a page but never hides one, since `next` continues
-/// where the scan stopped.
+/// time. `next` is the `after` for the following page, `null` at the end
+/// (see [`decidable`]).
 pub async fn list_approvals(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -177,10 +177,31 @@ pub async fn list_approvals(
             "limit {limit} is not between 1 and {LIST_LIMIT}"
         )));
     }
+    let (list, next) = decidable(&st, &who, status, q.after, limit).await?;
+    let now = st.now();
+    let list: Vec<Value> = list.iter().map(|a| approval_json(a, now)).collect();
+    Ok(Json(json!({ "approvals": list, "next": next })))
+}
+
+/// Up to `limit` approvals `who` may decide, newest first, only those with
+/// `status` (as of now) if given, listed after `after`; and the `after` of
+/// the next page, `None` at the end.
+///
+/// The store is read in pages and filtered here (who may vote is decided
+/// per approval), at most [`LIST_SCAN`] rows per call: a flood of others'
+/// approvals shortens a page but never hides one, since the next page
+/// continues where the scan stopped.
+pub(super) async fn decidable(
+    st: &AppState,
+    who: &Credential,
+    status: Option<Status>,
+    after: Option<String>,
+    limit: u32,
+) -> Result<(Vec<Approval>, Option<String>), ApiError> {
     let now = st.now();
     let at = st.clock.now();
     let mut list = Vec::new();
-    let mut after = q.after;
+    let mut after = after;
     let mut scanned = 0;
     let next = loop {
         let page = match st
@@ -199,8 +220,8 @@ pub async fn list_approvals(
         for a in page {
             scanned += 1;
             after = Some(a.id.clone());
-            if may_vote(&st, &a, &who, at).is_ok() && status.is_none_or(|s| a.status_at(now) == s) {
-                list.push(approval_json(&a, now));
+            if may_vote(st, &a, who, at).is_ok() && status.is_none_or(|s| a.status_at(now) == s) {
+                list.push(a);
                 if list.len() == limit as usize {
                     break;
                 }
@@ -213,7 +234,7 @@ pub async fn list_approvals(
             break after;
         }
     };
-    Ok(Json(json!({ "approvals": list, "next": next })))
+    Ok((list, next))
 }
 
 /// An approval as the API shows it: its status as of `now`.
@@ -223,7 +244,7 @@ pub(super) fn approval_json(a: &Approval, now: i64) -> Value {
     v
 }
 
-async fn load(st: &AppState, id: &str) -> Result<Approval, ApiError> {
+pub(super) async fn load(st: &AppState, id: &str) -> Result<Approval, ApiError> {
     st.store
         .get_approval(id)
         .await?
@@ -264,18 +285,28 @@ fn vote_body(body: &[u8]) -> Result<VoteBody, ApiError> {
         .map_err(|e| ApiError::invalid_request(format!("the body is not a valid decision: {e}")))
 }
 
-async fn vote(
-    st: Arc<AppState>,
-    id: String,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+/// What a vote did: the approval after it, how many distinct approvers
+/// approved, and whether it changed anything.
+pub(super) struct Cast {
+    pub approval: Approval,
+    pub approve_count: u32,
+    pub recorded: bool,
+}
+
+/// Casts `who`'s vote on `a` with the same rules whichever door it comes
+/// through (this API, the portal, a chat button): the voter must be
+/// allowed ([`may_vote`]), a reason given where the obligation requires
+/// one, and the approval still pending.
+pub(super) async fn cast(
+    st: &AppState,
+    a: &Approval,
+    who: &Credential,
     decision: greenlight_store::Decision,
-) -> Result<Json<Value>, ApiError> {
-    let who = authenticate(&st, &headers).await?;
-    let body = vote_body(&body)?;
-    let a = load(&st, &id).await?;
-    may_vote(&st, &a, &who, st.clock.now()).map_err(ApiError::forbidden)?;
-    let reason = body.reason.filter(|r| !r.trim().is_empty());
+    reason: Option<String>,
+) -> Result<Cast, ApiError> {
+    let id = &a.id;
+    may_vote(st, a, who, st.clock.now()).map_err(ApiError::forbidden)?;
+    let reason = reason.filter(|r| !r.trim().is_empty());
     if a.obligation.reason_required && reason.is_none() {
         return Err(ApiError::invalid_request(format!(
             "approval `{id}` requires a reason with every decision"
@@ -284,13 +315,7 @@ async fn vote(
     let now = st.now();
     match st
         .store
-        .vote(
-            &id,
-            &voter(&who.principal),
-            decision,
-            reason.as_deref(),
-            now,
-        )
+        .vote(id, &voter(&who.principal), decision, reason.as_deref(), now)
         .await
     {
         Ok(outcome) => {
@@ -305,10 +330,11 @@ async fn vote(
                     _ => {}
                 }
             }
-            let mut v = approval_json(&outcome.approval, now);
-            v["approve_count"] = json!(outcome.approve_count);
-            v["recorded"] = json!(outcome.recorded);
-            Ok(Json(v))
+            Ok(Cast {
+                approval: outcome.approval,
+                approve_count: outcome.approve_count,
+                recorded: outcome.recorded,
+            })
         }
         Err(StoreError::Expired { .. }) => {
             if a.status == Status::Pending {
@@ -328,6 +354,23 @@ async fn vote(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+async fn vote(
+    st: Arc<AppState>,
+    id: String,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+    decision: greenlight_store::Decision,
+) -> Result<Json<Value>, ApiError> {
+    let who = authenticate(&st, &headers).await?;
+    let body = vote_body(&body)?;
+    let a = load(&st, &id).await?;
+    let done = cast(&st, &a, &who, decision, body.reason).await?;
+    let mut v = approval_json(&done.approval, st.now());
+    v["approve_count"] = json!(done.approve_count);
+    v["recorded"] = json!(done.recorded);
+    Ok(Json(v))
 }
 
 /// `POST /v1/approvals/{id}/approve`.

@@ -58,7 +58,8 @@ pub(super) async fn watch_keys(st: Arc<AppState>) {
 }
 
 /// One housekeeping pass: marks approvals past their expiry as expired
-/// (audited), forgets consumed tokens that can no longer be presented, adds
+/// (audited), forgets consumed tokens that can no longer be presented and
+/// portal sign-ins and sessions that ended, adds
 /// the next signing key when the newest is older than
 /// `signing.rotate_after`, picks up keys another replica (or `greenlight
 /// keys rotate`) created, signs with a new key once it has been published
@@ -75,6 +76,8 @@ pub async fn sweep(st: &AppState) -> anyhow::Result<()> {
     st.store
         .purge_ledger(now.saturating_sub(LEDGER_SKEW_MARGIN))
         .await?;
+    // Sign-ins never finished and sessions past their end.
+    st.store.purge_portal(now).await?;
     if let Some(after) = st.settings.signing.rotate_after
         && Signer::newest_since(&st.store)
             .await?

@@ -18,6 +18,7 @@ pub mod keysource;
 pub mod metrics;
 pub mod notify;
 mod oauth;
+pub mod portal;
 pub mod seal;
 pub mod settings;
 mod state;
@@ -117,6 +118,18 @@ pub async fn prepare(
         store.clone(),
         clock.clone(),
     )?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let portal = match &config.settings.portal {
+        Some(p) => Some(Arc::new(portal::Portal::new(
+            p,
+            policy.info(),
+            &public_url,
+        )?)),
+        None => None,
+    };
     Ok(Arc::new(AppState {
         policy: Arc::new(policy),
         key_sources,
@@ -127,16 +140,19 @@ pub async fn prepare(
         metrics,
         notifier,
         settings: config.settings.clone(),
-        public_url: config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}")),
+        public_url,
+        portal,
         clock,
     }))
 }
 
 /// The HTTP routes.
 pub fn router(state: Arc<AppState>) -> Router {
+    let portal = if state.portal.is_some() {
+        portal::routes()
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/healthz", get(check::healthz))
         .route("/v1/check", post(check::check))
@@ -165,6 +181,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(oauth::metadata),
         )
         .route("/metrics", get(metrics::metrics))
+        .merge(portal)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -29,6 +29,10 @@
 //! issuer = "https://idp.example.com"  # a client is its issuer's: (issuer, client_id)
 //! client_id = "api-gateway"
 //! # subject = "..."                  # its tokens' subject, if not the client_id
+//!
+//! [portal]                            # people sign in and decide (see `portal::config`)
+//! client_id = "greenlight-portal"
+//! client_secret_env = "GREENLIGHT_PORTAL_SECRET"
 //! ```
 
 use std::path::Path;
@@ -55,6 +59,8 @@ pub struct Settings {
     /// Collecting approved actions.
     #[serde(default)]
     pub approvals: Approvals,
+    /// The approval portal people sign in to; off unless set.
+    pub portal: Option<super::portal::PortalSettings>,
 }
 
 /// How long an approval's yes lasts before its token is collected.
@@ -305,6 +311,9 @@ impl Settings {
         }
         if self.housekeeping.interval == Some(0) {
             anyhow::bail!("housekeeping.interval must be at least 1 second");
+        }
+        if let Some(portal) = &self.portal {
+            portal.check()?;
         }
         Ok(())
     }

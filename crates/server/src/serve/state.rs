@@ -78,6 +78,8 @@ pub struct AppState {
     pub settings: Settings,
     /// The base URL for metadata and challenges.
     pub public_url: String,
+    /// The approval portal, when `[portal]` is configured.
+    pub portal: Option<Arc<super::portal::Portal>>,
     /// The time source.
     pub clock: Clock,
 }

@@ -19,6 +19,7 @@ mod grants;
 mod keys;
 mod ledger;
 mod outbox;
+mod portal;
 
 pub(crate) use approvals::{
     claim_delivery, create_or_get_pending, expire_due, get_approval, list_approvals, record_poll,
@@ -31,6 +32,10 @@ pub(crate) use ledger::{consume_token, consumed_token, purge_ledger};
 pub(crate) use outbox::{
     claim_due_deliveries, delivery_failed, delivery_succeeded, enqueue_deliveries,
     pending_deliveries,
+};
+pub(crate) use portal::{
+    approval_for_code, begin_login, confirmation_code, create_session, end_session, purge_portal,
+    session, take_login,
 };
 
 /// This backend's connection pool.

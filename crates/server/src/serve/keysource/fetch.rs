@@ -109,6 +109,23 @@ impl Fetcher {
         Ok((body, max_age))
     }
 
+    /// GETs `url` as a JSON document, with the same limits as key fetches.
+    pub async fn document(&self, url: &str) -> Result<Value, String> {
+        let (body, _) = self.get(url).await?;
+        serde_json::from_str(&body).map_err(|e| format!("GET {url}: not JSON: {e}"))
+    }
+
+    /// The HTTP client, with the connect and total timeouts and no
+    /// redirects.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Checks that `url` may be fetched under this fetcher's settings.
+    pub fn check(&self, url: &str) -> Result<reqwest::Url, String> {
+        check_url(url, &self.settings)
+    }
+
     /// Finds the issuer's `jwks_uri` from the first of its metadata
     /// documents that answers (OpenID Connect Discovery 1.0 §4, RFC 8414
     /// §3); the document's `issuer` must be exactly the issuer's.

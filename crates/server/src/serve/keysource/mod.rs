@@ -9,7 +9,7 @@
 //! (not fetched yet, or too stale) is withdrawn with the reason, so its
 //! tokens are denied with a message that names the last fetch error.
 
-mod fetch;
+pub mod fetch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

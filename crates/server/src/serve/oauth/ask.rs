@@ -187,11 +187,14 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
     // A new approval's webhook deliveries commit with it.
     let announce = |a: &Approval| {
         let base = format!("/v1/approvals/{}", a.id);
-        let links = json!({
+        let mut links = json!({
             "approval": st.url(&base),
             "approve": st.url(&format!("{base}/approve")),
             "deny": st.url(&format!("{base}/deny")),
         });
+        if let Some(page) = super::super::portal::approval_link(st, &a.id) {
+            links["portal"] = json!(page);
+        }
         let v = serde_json::to_value(a).unwrap_or(Value::Null);
         st.notifier.announcements(&v, &links, now)
     };
@@ -269,4 +272,21 @@ pub(super) fn pending_json(approval: &Approval, now: i64) -> Value {
         "expires_in": (approval.expires_at - now).max(0),
         "interval": approval.poll_interval_seconds,
     })
+}
+
+/// The CIBA answer for a pending approval, with how the requester confirms
+/// it in the portal when it is theirs to confirm.
+pub(super) async fn pending_answer(
+    st: &AppState,
+    approval: &Approval,
+    now: i64,
+) -> Result<Value, ApiError> {
+    let mut v = pending_json(approval, now);
+    if let (Some(Value::Object(more)), Some(o)) = (
+        super::super::portal::confirmation(st, approval).await?,
+        v.as_object_mut(),
+    ) {
+        o.extend(more);
+    }
+    Ok(v)
 }

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::super::auth::{authenticate, bearer};
 use super::super::state::seconds;
 use super::super::{ApiError, AppState};
-use super::ask::{Ask, Opened, open_approval, pending_json, still_approved};
+use super::ask::{Ask, Opened, open_approval, pending_answer, still_approved};
 use super::mint::{Mint, mint};
 use super::{TokenRequest, token_error};
 
@@ -58,7 +58,7 @@ pub async fn bc_authorize(
     )
     .await?;
     match opened {
-        Opened::Pending(approval) => Ok(Json(pending_json(&approval, st.now()))),
+        Opened::Pending(approval) => Ok(Json(pending_answer(&st, &approval, st.now()).await?)),
         Opened::Allowed(allowance) => Err(ApiError::invalid_request(format!(
             "{} is allowed without approval",
             allowance.action

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::super::auth::token_exp;
 use super::super::{ApiError, AppState};
-use super::ask::{Ask, Opened, details_error, open_approval, pending_json};
+use super::ask::{Ask, Opened, details_error, open_approval, pending_answer};
 use super::mint::{Mint, mint};
 use super::{ACCESS_TOKEN_TYPE, CIBA_GRANT, TokenRequest, token_error};
 
@@ -52,13 +52,14 @@ pub(super) async fn exchange(st: &AppState, form: TokenRequest) -> Result<Json<V
     let now = st.now();
     match opened {
         Opened::Pending(approval) => {
+            let pending = pending_answer(st, &approval, now).await?;
             Err(token_error(
                 "authorization_pending",
                 format!(
                     "this action needs approval; poll the token endpoint with grant_type={CIBA_GRANT} and this auth_req_id"
                 ),
             )
-            .with_extra(pending_json(&approval, now)))
+            .with_extra(pending))
         }
         Opened::Allowed(allowance) => {
             // An action token never outlives the token it was exchanged for
@@ -71,8 +72,7 @@ pub(super) async fn exchange(st: &AppState, form: TokenRequest) -> Result<Json<V
                 st,
                 &allowance.principal,
                 Mint {
-                    authorization_details: action
-                        .authorization_details(&st.action_tokens.audience),
+                    authorization_details: action.authorization_details(&st.action_tokens.audience),
                     digest: action.digest.clone(),
                     window: false,
                     lifetime: st.action_tokens.ttl_seconds.min(left),
