@@ -8,6 +8,7 @@
 //   owner-acme   the owner of tenant `acme`
 //   owner-globex the owner of tenant `globex`
 //   outsider     in no group
+//   audit-amy    holds the role `greenlight-auditor`
 //
 // Two clients use the authorization code flow: `greenlight-portal` (the
 // portal; secret `portal-secret`, ID tokens signed with EdDSA, the people's
@@ -35,6 +36,7 @@ export const PEOPLE = {
   'owner-acme': { groups: ['tenant-owner'], tenant: 'acme', roles: [] },
   'owner-globex': { groups: ['tenant-owner'], tenant: 'globex', roles: [] },
   outsider: { groups: [], tenant: '', roles: [] },
+  'audit-amy': { groups: [], tenant: '', roles: ['greenlight-auditor'] },
 };
 
 const API_SCOPES = 'payments:read payments:refund files:write';

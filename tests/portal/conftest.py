@@ -73,9 +73,9 @@ class Http:
         opener = urllib.request.build_opener(NoRedirect)
         try:
             with opener.open(req, timeout=30) as r:
-                return r.status, dict(r.headers), r.read().decode()
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode()
         except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), e.read().decode()
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
 
     def json(self, method, path, **kw):
         status, _, text = self.request(method, path, **kw)
@@ -103,6 +103,7 @@ def stack():
             '[portal]\nclient_id = "greenlight-portal"\n'
             f'client_secret_file = "{tmp / "portal-secret"}"\n'
             'scopes = "openid greenlight"\n'
+            'auditor_role = "greenlight-auditor"\n'
         )
         log = open(tmp / "serve.log", "w")
         server = subprocess.Popen(

@@ -243,3 +243,55 @@ def test_pages_forbid_script_framing_and_caching(stack, person):
     # HttpOnly and SameSite=Lax everywhere.
     assert (cookie["httpOnly"], cookie["sameSite"], cookie["secure"]) == (True, "Lax", False)
     assert page.locator("script").count() == 0
+
+
+def history_rows(page):
+    return page.locator("#history tbody tr").evaluate_all(
+        "rs => Object.fromEntries(rs.map(r => [r.dataset.approval, [...r.cells].map(c => c.innerText)]))")
+
+
+def test_history_is_for_those_who_took_part_and_the_auditor(stack, app_token, person):
+    http = stack["http"]
+    token, _, asked = refund_needing_finance(stack, app_token, 333)
+    id = asked["auth_req_id"]
+    for who, reason in (("fin-ann", "one"), ("fin-bob", "two")):
+        page = person(who, f"/portal/approvals/{id}")
+        page.fill("#reason", reason)
+        page.click("#approve")
+        page.wait_for_load_state()
+    status, v = poll(http, token, id)
+    assert status == 200, v
+    jti = json.loads(__import__("base64").urlsafe_b64decode(v["access_token"].split(".")[1] + "=="))["jti"]
+    status, d = check(http, v["access_token"], "POST", "/payments/pay_9/refund", {"amount": 333, "currency": "EUR"})
+    assert d["verdict"]["kind"] == "allow", d
+
+    ann = person("fin-ann", "/portal/history")
+    row = history_rows(ann)[id]
+    assert row[:4] == ["payment.refund", "alice", "approved", "fin-ann approve, fin-bob approve"], row
+    assert row[5] == jti
+    ann.click(f"#history tr[data-approval='{id}'] a")
+    ann.wait_for_url(f"**/portal/approvals/{id}")
+    assert ann.locator("#token").inner_text().startswith(f"{jti}, handed out ")
+    assert ", used " in ann.locator("#token").inner_text()
+    assert ann.locator("#vote").count() == 0
+    shot(ann, "portal-history-detail.png")
+
+    # The requester took part too; the auditor reads everything; someone
+    # else reads nothing of it, by list or by URL.
+    alice = person("alice", "/portal/history")
+    assert id in history_rows(alice)
+    amy = person("audit-amy", "/portal/history")
+    assert id in history_rows(amy)
+    shot(amy, "portal-history.png")
+    outsider = person("outsider", "/portal/history")
+    assert id not in history_rows(outsider)
+    assert outsider.goto(f"{stack['base']}/portal/approvals/{id}").status == 404
+    status, headers, text = http.request("GET", "/portal/history.jsonl", headers={"cookie": cookie_header(amy)})
+    assert (status, headers["content-type"]) == (200, "application/x-ndjson")
+    lines = [json.loads(line) for line in text.splitlines()]
+    mine = next(l for l in lines if l["id"] == id)
+    assert [(v["approver"], v["decision"], v["reason"]) for v in mine["votes"]] == [
+        ("fin-ann", "approve", "one"), ("fin-bob", "approve", "two")]
+    assert mine["token"]["jti"] == jti and mine["token"]["consumed_at"] is not None
+    status, _, text = http.request("GET", "/portal/history.jsonl", headers={"cookie": cookie_header(outsider)})
+    assert status == 200 and id not in text

@@ -235,7 +235,29 @@ impl Store {
         reason: Option<&str>,
         now: i64,
     ) -> Result<VoteOutcome, StoreError> {
-        dispatch!(self, vote(approval_id, voter, decision, reason, now))
+        dispatch!(
+            self,
+            vote(approval_id, voter, decision, reason, now, &|_| Vec::new())
+        )
+    }
+
+    /// [`Store::vote`], storing the webhook deliveries `announce` builds
+    /// from the approval when this vote decided it (approved or denied),
+    /// in the same transaction: a decision is never committed untold, nor
+    /// told when it was not committed.
+    pub async fn vote_announced(
+        &self,
+        approval_id: &str,
+        voter: &Voter,
+        decision: Decision,
+        reason: Option<&str>,
+        now: i64,
+        announce: &(dyn Fn(&Approval) -> Vec<NewWebhookDelivery> + Sync),
+    ) -> Result<VoteOutcome, StoreError> {
+        dispatch!(
+            self,
+            vote(approval_id, voter, decision, reason, now, announce)
+        )
     }
 
     /// The votes on an approval, in the order they were cast.

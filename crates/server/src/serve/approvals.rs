@@ -313,12 +313,34 @@ pub(super) async fn cast(
         )));
     }
     let now = st.now();
+    // A vote that decides the approval tells the webhooks (the requester's
+    // side among them), committed with the decision.
+    let tell = |decided: &Approval| {
+        let event = match decided.status {
+            Status::Approved => super::notify::EVENT_APPROVED,
+            Status::Denied => super::notify::EVENT_DENIED,
+            _ => return Vec::new(),
+        };
+        let v = approval_json(decided, now);
+        st.notifier
+            .outcomes(event, &v, &approval_links(st, &decided.id), now)
+    };
     match st
         .store
-        .vote(id, &voter(&who.principal), decision, reason.as_deref(), now)
+        .vote_announced(
+            id,
+            &voter(&who.principal),
+            decision,
+            reason.as_deref(),
+            now,
+            &tell,
+        )
         .await
     {
         Ok(outcome) => {
+            if outcome.approval.status != Status::Pending {
+                st.notifier.wake();
+            }
             if outcome.recorded {
                 match outcome.approval.status {
                     Status::Approved if a.status == Status::Pending => {
@@ -433,4 +455,19 @@ pub async fn revoke(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Where an approval is seen and decided: the API's links, and the
+/// portal's page when it is configured. Webhooks carry them.
+pub(super) fn approval_links(st: &AppState, id: &str) -> Value {
+    let base = format!("/v1/approvals/{id}");
+    let mut links = json!({
+        "approval": st.url(&base),
+        "approve": st.url(&format!("{base}/approve")),
+        "deny": st.url(&format!("{base}/deny")),
+    });
+    if let Some(page) = super::portal::approval_link(st, id) {
+        links["portal"] = json!(page);
+    }
+    links
 }

@@ -21,6 +21,7 @@ mod oauth;
 pub mod portal;
 pub mod seal;
 pub mod settings;
+pub mod slack;
 mod state;
 
 use std::net::SocketAddr;
@@ -117,6 +118,7 @@ pub async fn prepare(
         metrics.clone(),
         store.clone(),
         clock.clone(),
+        config.settings.slack.is_some(),
     )?;
     let public_url = config
         .public_url
@@ -181,6 +183,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(oauth::metadata),
         )
         .route("/metrics", get(metrics::metrics))
+        .route("/slack/interactions", post(slack::interactions))
         .merge(portal)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -33,6 +33,13 @@
 //! [portal]                            # people sign in and decide (see `portal::config`)
 //! client_id = "greenlight-portal"
 //! client_secret_env = "GREENLIGHT_PORTAL_SECRET"
+//!
+//! [slack]                             # approve and deny from Slack (see `slack`)
+//! signing_secret_env = "SLACK_SIGNING_SECRET"
+//! [[slack.users]]
+//! slack_user = "U024BE7LH"
+//! subject = "ann"
+//! groups = ["finance"]
 //! ```
 
 use std::path::Path;
@@ -61,6 +68,9 @@ pub struct Settings {
     pub approvals: Approvals,
     /// The approval portal people sign in to; off unless set.
     pub portal: Option<super::portal::PortalSettings>,
+    /// Slack's interactive buttons (approve, deny) on webhook messages;
+    /// off unless set.
+    pub slack: Option<super::slack::SlackSettings>,
 }
 
 /// How long an approval's yes lasts before its token is collected.
@@ -314,6 +324,9 @@ impl Settings {
         }
         if let Some(portal) = &self.portal {
             portal.check()?;
+        }
+        if let Some(slack) = &self.slack {
+            slack.check()?;
         }
         Ok(())
     }

@@ -33,10 +33,28 @@ pub async fn call_full(
     token: Option<&str>,
     body: Option<(&str, String)>,
 ) -> (u16, Vec<(String, String)>, Value) {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|b| ("authorization", b))
+        .into_iter()
+        .collect();
+    request(addr, method, path, &headers, body).await
+}
+
+/// Sends one request with `headers` and returns the status, the
+/// response's headers (names lower-cased) and the body as JSON.
+pub async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, String)>,
+) -> (u16, Vec<(String, String)>, Value) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("authorization: Bearer {t}\r\n"));
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
     }
     if let Some((content_type, b)) = &body {
         req.push_str(&format!(

@@ -426,6 +426,7 @@ pub(crate) async fn vote(
     decision: Decision,
     reason: Option<&str>,
     now: i64,
+    announce: &(dyn Fn(&Approval) -> Vec<crate::NewWebhookDelivery> + Sync),
 ) -> Result<VoteOutcome, StoreError> {
     if voter.subject.is_empty() || voter.issuer.is_empty() {
         return Err(StoreError::Invalid(
@@ -525,6 +526,7 @@ pub(crate) async fn vote(
         )),
         Decision::Approve => None,
     };
+    let decided = outcome.is_some();
     if let Some((status, event, detail)) = outcome {
         sqlx::query("UPDATE approvals SET status = $2, decided_at = $3 WHERE id = $1")
             .bind(approval_id)
@@ -536,6 +538,10 @@ pub(crate) async fn vote(
     }
 
     let approval = reread(&mut tx, approval_id).await?;
+    if decided {
+        // The outcome's announcements commit with it, or neither does.
+        super::outbox::insert_deliveries(&mut tx, &announce(&approval), now).await?;
+    }
     tx.commit().await?;
     Ok(VoteOutcome {
         approval,

@@ -186,15 +186,7 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
     let wait = ask.requested_expiry.map_or(ttl, |r| r.clamp(1, ttl));
     // A new approval's webhook deliveries commit with it.
     let announce = |a: &Approval| {
-        let base = format!("/v1/approvals/{}", a.id);
-        let mut links = json!({
-            "approval": st.url(&base),
-            "approve": st.url(&format!("{base}/approve")),
-            "deny": st.url(&format!("{base}/deny")),
-        });
-        if let Some(page) = super::super::portal::approval_link(st, &a.id) {
-            links["portal"] = json!(page);
-        }
+        let links = super::super::approvals::approval_links(st, &a.id);
         let v = serde_json::to_value(a).unwrap_or(Value::Null);
         st.notifier.announcements(&v, &links, now)
     };

@@ -8,6 +8,7 @@
 //! # issuer = "https://idp.example.com"       # one of the bundle's issuers; default the first
 //! # scopes = "openid profile"                # default "openid"
 //! # session_ttl = 28800                      # seconds a sign-in lasts
+//! # auditor_role = "greenlight-auditor"      # reads every approval and the history
 //! ```
 
 use std::path::PathBuf;
@@ -37,6 +38,9 @@ pub struct PortalSettings {
     pub scopes: Option<String>,
     /// Seconds a sign-in lasts. Default [`DEFAULT_SESSION_TTL`].
     pub session_ttl: Option<u64>,
+    /// The role (from the bundle's `roles_claim`) whose holders read every
+    /// approval and the whole history; none unless set.
+    pub auditor_role: Option<String>,
 }
 
 impl PortalSettings {
@@ -89,6 +93,9 @@ impl PortalSettings {
                 "portal.scopes `{}` must include `openid`: the portal signs people in with OpenID Connect",
                 self.scopes()
             );
+        }
+        if self.auditor_role.as_deref() == Some("") {
+            anyhow::bail!("portal.auditor_role may not be empty");
         }
         if self.session_ttl == Some(0) {
             anyhow::bail!("portal.session_ttl must be at least 1 second");

@@ -12,11 +12,15 @@
 //!   with everything it binds, and a vote form that posts back the action
 //!   digest the page showed. Who may see and decide is the JSON API's rule
 //!   ([`super::approvals::may_vote`]); anyone else gets a 404.
+//! - History (`history`): decided approvals with their votes, the action
+//!   token handed out and its use, for those who took part and for the
+//!   auditor role; also as JSON lines.
 //! - Safety: every form carries the session's CSRF token and must come
 //!   from this origin; a strict Content-Security-Policy (no script at all),
 //!   no third-party assets, output escaped by the templates (askama).
 
 mod config;
+mod history;
 mod pages;
 mod session;
 mod signin;
@@ -115,6 +119,8 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(pages::detail).post(pages::vote),
         )
         .route("/portal/confirm", get(pages::confirm))
+        .route("/portal/history", get(history::history))
+        .route("/portal/history.jsonl", get(history::export))
         .route("/portal/login", get(signin::login))
         .route("/portal/callback", get(signin::callback))
         .route("/portal/logout", post(signin::logout))

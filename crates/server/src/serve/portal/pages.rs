@@ -12,6 +12,7 @@ use greenlight_types::{Approver, Credential};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::history::{is_auditor, token_line, took_part};
 use super::session::{Live, live, posting};
 use super::views::{self, Chrome, ConfirmPage, DetailPage, ListPage, Row, VoteRow, when};
 use super::{PageError, Portal, portal};
@@ -26,7 +27,7 @@ const FRESH_LOOP: i64 = 60;
 const LIST_SHOWN: u32 = 100;
 
 /// The signed-in person, or the way to sign in (then back to `here`).
-async fn signed_in(
+pub(super) async fn signed_in(
     st: &AppState,
     portal: &Portal,
     headers: &HeaderMap,
@@ -42,7 +43,7 @@ async fn signed_in(
     })
 }
 
-fn chrome(l: &Live) -> Chrome {
+pub(super) fn chrome(l: &Live) -> Chrome {
     Chrome {
         user: Some(l.who.principal.subject.clone()),
         csrf: l.csrf.clone(),
@@ -145,11 +146,19 @@ pub(super) async fn detail(
         Err(to_sign_in) => return Ok(to_sign_in),
     };
     let a = load(&st, &id).await.map_err(|_| not_found(&id))?;
-    if !visible(&st, &a, &l.who) {
-        return Err(not_found(&id));
-    }
+    let votes = st.store.votes(&id).await?;
     let now = st.now();
     let pending = a.status_at(now) == Status::Pending;
+    // Pending: those who may decide it. Decided: those who took part.
+    // Always: an auditor, to read.
+    let readable = if pending {
+        visible(&st, &a, &l.who)
+    } else {
+        took_part(&a, &votes, &l.who)
+    };
+    if !readable && !is_auditor(&st, &l.who) {
+        return Err(not_found(&id));
+    }
     let allowed = may_vote(&st, &a, &l.who, st.clock.now());
     let mut notice = String::new();
     if pending
@@ -170,7 +179,7 @@ pub(super) async fn detail(
             .into_response());
         }
     }
-    let votes = st.store.votes(&id).await?;
+    let token = token_line(&st, &a).await?;
     let d = detail_of(&a);
     let (resource_type, resource_id) = resource(&a);
     let params = d
@@ -217,6 +226,7 @@ pub(super) async fn detail(
         reason_required: a.obligation.reason_required,
         own: own(&a, &l.who),
         notice,
+        token,
         votes: votes
             .into_iter()
             .map(|v| VoteRow {

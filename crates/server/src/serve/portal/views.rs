@@ -104,6 +104,34 @@ pub(super) struct DetailPage {
     /// Why the person cannot vote now, when they might after doing
     /// something (signing in anew).
     pub notice: String,
+    /// The action token handed out and its use, once decided.
+    pub token: String,
+}
+
+/// One decided approval in the history.
+#[derive(Debug)]
+pub(super) struct HistoryRow {
+    pub id: String,
+    pub status: String,
+    pub action: String,
+    pub requester: String,
+    /// Who voted how, e.g. "ann approve, bob approve".
+    pub votes: String,
+    pub decided: String,
+    /// The action token's id, if one was handed out.
+    pub token: String,
+}
+
+/// `GET /portal/history`.
+#[derive(Template)]
+#[template(path = "portal/history.html")]
+pub(super) struct HistoryPage {
+    pub chrome: Chrome,
+    /// Whether the person reads as an auditor (everything).
+    pub auditor: bool,
+    pub rows: Vec<HistoryRow>,
+    /// The `after` of the next page, empty at the end.
+    pub next: String,
 }
 
 /// `GET /portal/confirm`.

@@ -1,6 +1,9 @@
-//! Announcing new approvals to webhooks, in the background.
+//! Announcing new approvals, and their outcomes, to webhooks, in the
+//! background.
 //!
-//! Each new approval is POSTed as JSON to every configured webhook. A
+//! Each new approval (`approval.requested`) and each decision by vote
+//! (`approval.approved`, `approval.denied`) is POSTed as JSON to every
+//! configured webhook. A
 //! signed webhook carries
 //!
 //! ```text
@@ -31,8 +34,18 @@ use sha2::Sha256;
 use super::metrics::Metrics;
 use super::settings::{Webhook, WebhookFormat};
 
+mod slack;
+use slack::slack_body;
+pub use slack::{ACTION_APPROVE, ACTION_DENY, ACTION_OPEN, REASON};
+
 /// The event a new approval produces.
 pub const EVENT_REQUESTED: &str = "approval.requested";
+
+/// The event of an approval that reached its quorum.
+pub const EVENT_APPROVED: &str = "approval.approved";
+
+/// The event of an approval that was denied.
+pub const EVENT_DENIED: &str = "approval.denied";
 
 /// Seconds before the first retry; each further retry waits twice as long.
 const FIRST_BACKOFF: i64 = 1;
@@ -78,6 +91,9 @@ pub struct Notifier {
     store: greenlight_store::Store,
     clock: super::Clock,
     wake: Arc<tokio::sync::Notify>,
+    /// Whether Slack messages carry approve and deny buttons (`[slack]`
+    /// is configured to receive their callbacks).
+    interactive: bool,
 }
 
 /// Deliveries still being attempted, so a graceful shutdown can wait.
@@ -133,6 +149,7 @@ impl Notifier {
         metrics: Arc<Metrics>,
         store: greenlight_store::Store,
         clock: super::Clock,
+        interactive: bool,
     ) -> anyhow::Result<Self> {
         let hooks = webhooks
             .iter()
@@ -176,6 +193,7 @@ impl Notifier {
             store,
             clock,
             wake: Arc::default(),
+            interactive,
         })
     }
 
@@ -212,18 +230,43 @@ impl Notifier {
         links: &Value,
         now: i64,
     ) -> Vec<greenlight_store::NewWebhookDelivery> {
+        self.deliveries(EVENT_REQUESTED, |format| match format {
+            WebhookFormat::Greenlight => greenlight_body(EVENT_REQUESTED, approval, links, now),
+            WebhookFormat::Slack => slack_body(approval, links, self.interactive),
+        })
+    }
+
+    /// The deliveries telling a decision (`event` is [`EVENT_APPROVED`] or
+    /// [`EVENT_DENIED`]) to every webhook, so the requester's side learns
+    /// the outcome without polling; for the store to commit with the vote
+    /// that decided it.
+    pub fn outcomes(
+        &self,
+        event: &'static str,
+        approval: &Value,
+        links: &Value,
+        now: i64,
+    ) -> Vec<greenlight_store::NewWebhookDelivery> {
+        self.deliveries(event, |format| match format {
+            WebhookFormat::Greenlight => greenlight_body(event, approval, links, now),
+            WebhookFormat::Slack => slack::outcome_body(event, approval),
+        })
+    }
+
+    /// One delivery of `event` per webhook, with the body its format takes.
+    fn deliveries(
+        &self,
+        event: &str,
+        body: impl Fn(WebhookFormat) -> Value,
+    ) -> Vec<greenlight_store::NewWebhookDelivery> {
         let mut deliveries = Vec::with_capacity(self.hooks.len());
         for hook in self.hooks.iter() {
-            let body = match hook.config.format {
-                WebhookFormat::Greenlight => greenlight_body(approval, links, now),
-                WebhookFormat::Slack => slack_body(approval, links),
-            };
             match greenlight_store::new_id() {
                 Ok(id) => deliveries.push(greenlight_store::NewWebhookDelivery {
                     id,
                     hook: hook.id.clone(),
-                    event: EVENT_REQUESTED.to_owned(),
-                    body: body.to_string(),
+                    event: event.to_owned(),
+                    body: body(hook.config.format).to_string(),
                 }),
                 Err(e) => {
                     tracing::error!(error = %e, "no id for a webhook delivery; not sent");
@@ -363,141 +406,18 @@ async fn attempt(
     }
 }
 
-fn greenlight_body(approval: &Value, links: &Value, now: i64) -> Value {
+fn greenlight_body(event: &str, approval: &Value, links: &Value, now: i64) -> Value {
     json!({
-        "type": EVENT_REQUESTED,
+        "type": event,
         "created_at": now,
         "approval": approval,
         "links": links,
     })
 }
 
-/// Text for a code span of Slack's `mrkdwn`: `&`, `<` and `>` escaped as
-/// Slack asks (so no `<https://…|link>` or `<!channel>` can be written),
-/// a backtick (which would close the span) replaced, and control
-/// characters (a new line would start a line of its own) turned to spaces.
-/// Inside a code span Slack applies no other formatting.
-fn mrkdwn(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_owned(),
-            '<' => "&lt;".to_owned(),
-            '>' => "&gt;".to_owned(),
-            '`' => "'".to_owned(),
-            c if c.is_control() => " ".to_owned(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
-/// The most characters of a requester's own words a message shows.
-const MAX_REQUESTER_TEXT: usize = 300;
-
-/// A requester's own words, flattened to one line and capped: shown as
-/// plain text, apart from the facts, so they cannot pass for them.
-fn plain(text: &str) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_REQUESTER_TEXT)
-        .collect();
-    if text.chars().count() > MAX_REQUESTER_TEXT {
-        format!("{flat}…")
-    } else {
-        flat
-    }
-}
-
-/// A Slack incoming-webhook message: a `text` fallback and blocks. The
-/// facts (who, through which client, what, on what, with which
-/// parameters, from the canonical action) are escaped `mrkdwn`; the
-/// requester's reason and binding message follow as plain text, labelled
-/// as theirs.
-fn slack_body(approval: &Value, links: &Value) -> Value {
-    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
-    let action = mrkdwn(&text(&approval["action"]));
-    let resource = mrkdwn(
-        approval["authorization_details"][0]["identifier"]
-            .as_str()
-            .unwrap_or(""),
-    );
-    let requester = mrkdwn(&text(&approval["requester"]));
-    let issuer = mrkdwn(&text(&approval["requester_issuer"]));
-    let client = mrkdwn(&text(&approval["client_id"]));
-    let message = mrkdwn(&text(&approval["obligation"]["message"]));
-    let mut facts = vec![format!(
-        "`{requester}` (`{issuer}`, through `{client}`) asks to `{action}` on `{resource}`"
-    )];
-    if !message.is_empty() {
-        facts.push(format!("`{message}`"));
-    }
-    facts.push(format!(
-        "Params: `{}`",
-        mrkdwn(&approval["authorization_details"][0]["params"].to_string())
-    ));
-    let mut blocks =
-        vec![json!({ "type": "section", "text": { "type": "mrkdwn", "text": facts.join("\n") } })];
-    let words: Vec<String> = [("Reason", "reason"), ("Binding message", "binding_message")]
-        .iter()
-        .filter_map(|(label, key)| {
-            approval[*key]
-                .as_str()
-                .filter(|v| !v.is_empty())
-                .map(|v| format!("{label} (from the requester): {}", plain(v)))
-        })
-        .collect();
-    if !words.is_empty() {
-        blocks.push(json!({ "type": "section", "text": { "type": "plain_text", "text": words.join(" · "), "emoji": false } }));
-    }
-    blocks.push(
-        json!({ "type": "context", "elements": [ { "type": "mrkdwn", "text": format!(
-        "Approval `{}` · approvers {} · quorum {} · decide with `POST {}` or `POST {}`",
-        mrkdwn(&text(&approval["id"])),
-        mrkdwn(&approval["obligation"]["approvers"].to_string()),
-        approval["obligation"]["quorum"],
-        mrkdwn(&text(&links["approve"])),
-        mrkdwn(&text(&links["deny"])),
-    ) } ] }),
-    );
-    json!({
-        // The fallback shows in notifications, where Slack parses mrkdwn.
-        "text": format!("Approval requested: {requester} asks to {action} on {resource}"),
-        "blocks": blocks,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A requester's words cannot pass for facts, links or mentions in
-    /// Slack: the binding message tries a fake parameters line, a link and
-    /// `<!channel>`, the resource id a code span; the facts come from the
-    /// canonical action, escaped, and the words follow as plain text.
-    #[test]
-    fn slack_text_from_the_requester_is_escaped_and_kept_apart() {
-        let approval = json!({
-            "id": "a1", "action": "payment.refund", "requester": "alice",
-            "requester_issuer": "https://idp.example.com", "client_id": "shop",
-            "authorization_details": [{ "identifier": "Payment::p`*1*`<x>",
-                                        "params": { "amount": 5000 } }],
-            "obligation": { "message": "two approvals", "approvers": ["group:finance"], "quorum": 2 },
-            "binding_message": "ok\nParams: `{\"amount\":50}` <https://evil.example|Approve> <!channel>",
-            "reason": "",
-        });
-        let links = json!({ "approve": "https://gl/approve", "deny": "https://gl/deny" });
-        let body = slack_body(&approval, &links);
-        assert_eq!(
-            body["blocks"][0]["text"]["text"],
-            "`alice` (`https://idp.example.com`, through `shop`) asks to `payment.refund` on `Payment::p'*1*'&lt;x&gt;`\n`two approvals`\nParams: `{\"amount\":5000}`"
-        );
-        assert_eq!(
-            body["blocks"][1]["text"],
-            json!({ "type": "plain_text", "emoji": false,
-                    "text": "Binding message (from the requester): ok Params: `{\"amount\":50}` <https://evil.example|Approve> <!channel>" })
-        );
-        assert_eq!(body["blocks"][2]["type"], "context");
-    }
 
     /// The signature is HMAC-SHA256 over `"<delivery>.<t>.<body>"` (value
     /// computed independently with Python's `hmac`); id and time are covered.
