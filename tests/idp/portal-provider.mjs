@@ -14,7 +14,9 @@
 // portal; secret `portal-secret`, ID tokens signed with EdDSA, the people's
 // groups, tenant and roles in them) and `shop-app` (the requesting app;
 // secret `shop-secret`, RFC 9068 access tokens for https://api.example.com
-// with the payments and files scopes and the same claims).
+// with the payments and files scopes and the same claims). `agent-app`
+// (secret `agent-secret`) is an agent acting for the person: its tokens
+// also carry `act: {sub: "shop-agent"}`.
 //
 //   node portal-provider.mjs PORTAL_REDIRECT_URI [PORT]
 //
@@ -66,14 +68,14 @@ export async function start(portalRedirect, port = 0) {
         token_endpoint_auth_method: 'client_secret_basic',
         id_token_signed_response_alg: 'EdDSA',
       },
-      {
-        client_id: 'shop-app',
-        client_secret: 'shop-secret',
+      ...['shop-app', 'agent-app'].map((id) => ({
+        client_id: id,
+        client_secret: `${id.split('-')[0]}-secret`,
         grant_types: ['authorization_code'],
         response_types: ['code'],
         redirect_uris: [SHOP_REDIRECT],
         token_endpoint_auth_method: 'client_secret_post',
-      },
+      })),
     ],
     jwks: { keys: await keys() },
     findAccount: (ctx, id) => (PEOPLE[id]
@@ -103,7 +105,11 @@ export async function start(portalRedirect, port = 0) {
       },
     },
     extraTokenClaims: (ctx, token) => (token.accountId && PEOPLE[token.accountId]
-      ? { ...PEOPLE[token.accountId] }
+      ? {
+        ...PEOPLE[token.accountId],
+        // An AI agent acting for the person (RFC 8693).
+        ...(token.clientId === 'agent-app' ? { act: { sub: 'shop-agent' } } : {}),
+      }
       : undefined),
   });
   provider.proxy = false;

@@ -176,18 +176,19 @@ def person(stack, browser):
 
 @pytest.fixture(scope="session")
 def app_token(stack, browser):
-    """An access token of the requesting app `shop-app` for a person, by
-    the authorization code flow in a browser of its own."""
+    """An access token of a requesting app (`shop-app`, or the agent
+    `agent-app`) for a person, by the authorization code flow in a browser
+    of its own."""
     tokens = {}
 
-    def token(who: str) -> str:
-        if who in tokens:
-            return tokens[who]
+    def token(who: str, client: str = "shop-app") -> str:
+        if (who, client) in tokens:
+            return tokens[(who, client)]
         import secrets, hashlib, base64
         verifier = secrets.token_urlsafe(32)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         query = urllib.parse.urlencode({
-            "response_type": "code", "client_id": "shop-app", "redirect_uri": SHOP_REDIRECT,
+            "response_type": "code", "client_id": client, "redirect_uri": SHOP_REDIRECT,
             "scope": "openid payments:refund files:write", "resource": RESOURCE,
             "code_challenge": challenge, "code_challenge_method": "S256", "state": "s",
         })
@@ -206,11 +207,11 @@ def app_token(stack, browser):
         code = urllib.parse.parse_qs(urllib.parse.urlparse(codes[0]).query)["code"][0]
         body = urllib.parse.urlencode({
             "grant_type": "authorization_code", "code": code, "redirect_uri": SHOP_REDIRECT,
-            "code_verifier": verifier, "client_id": "shop-app", "client_secret": "shop-secret",
+            "code_verifier": verifier, "client_id": client, "client_secret": client.split("-")[0] + "-secret",
             "resource": RESOURCE,
         }).encode()
         with urllib.request.urlopen(urllib.request.Request(f"{stack['issuer']}/token", data=body), timeout=30) as r:
-            tokens[who] = json.loads(r.read())["access_token"]
-        return tokens[who]
+            tokens[(who, client)] = json.loads(r.read())["access_token"]
+        return tokens[(who, client)]
 
     return token

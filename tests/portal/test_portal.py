@@ -295,3 +295,17 @@ def test_history_is_for_those_who_took_part_and_the_auditor(stack, app_token, pe
     assert mine["token"]["jti"] == jti and mine["token"]["consumed_at"] is not None
     status, _, text = http.request("GET", "/portal/history.jsonl", headers={"cookie": cookie_header(outsider)})
     assert status == 200 and id not in text
+
+
+def test_approvers_see_that_an_agent_asks_for_the_person(stack, app_token, person):
+    http = stack["http"]
+    token = app_token("alice", "agent-app")
+    status, d = check(http, token, "POST", "/payments/pay_7/refund", {"amount": 250, "currency": "EUR"})
+    assert (status, d["verdict"]["kind"]) == (200, "approval-required"), d
+    id = ask(http, token, d["verdict"]["authorization_details"])["auth_req_id"]
+    ann = person("fin-ann")
+    cell = ann.locator(f"tr[data-approval='{id}'] td").nth(2).inner_text()
+    assert cell == "alice by agent shop-agent via agent-app", cell
+    ann.goto(f"{stack['base']}/portal/approvals/{id}")
+    assert ann.locator("#actor").inner_text() == "shop-agent (an agent: the token's act)"
+    assert ann.locator("#client").inner_text() == "agent-app"

@@ -301,6 +301,7 @@ async fn a_flood_of_others_approvals_never_hides_one_from_its_approvers() {
             expires_at: T0 + 900,
             poll_interval_seconds: 5,
             requester_tenant: None,
+            requester_actor: None,
         };
         srv.state
             .store
@@ -384,4 +385,33 @@ async fn approvals_are_listed_in_pages() {
         }
     }
     assert_eq!(seen, asked);
+}
+
+/// An agent acting for a person (RFC 8693 `act`) is recorded with the
+/// approval, so approvers see who really asks; the person's own client
+/// asks without one.
+#[tokio::test]
+async fn an_agent_acting_for_the_requester_is_recorded() {
+    let srv = Server::start().await;
+    let agent = dev(
+        "carol",
+        Some("payments:refund"),
+        &[(
+            "act",
+            json!({ "sub": "agent-1", "act": { "sub": "orchestrator" } }),
+        )],
+        7200,
+    );
+    let by_agent = srv.ask(&agent, &refund_details(500)).await;
+    let own = srv
+        .ask(&token("dave", "payments:refund", &[]), &refund_details(500))
+        .await;
+    let bob = approver("bob", &["finance"]);
+    for (id, actor) in [(&by_agent, json!("agent-1")), (&own, json!(null))] {
+        let (status, v) = srv
+            .call("GET", &format!("/v1/approvals/{id}"), Some(&bob), None)
+            .await;
+        assert_eq!((status, &v["requester_actor"]), (200, &actor), "{v}");
+    }
+    srv.stop().await;
 }

@@ -36,7 +36,7 @@ macro_rules! approval_columns {
         "id, status, requester, requester_issuer, client_id, action_digest, action, \
          authorization_details, obligation, binding_message, reason, policy_hash, \
          created_at, expires_at, decided_at, poll_interval_seconds, last_polled_at, \
-         delivered_at, delivered_jti, requester_tenant"
+         delivered_at, delivered_jti, requester_tenant, requester_actor"
     };
 }
 

@@ -163,6 +163,9 @@ pub struct Approval {
     pub delivered_jti: Option<String>,
     /// The requester's tenant claim, for `group:NAME@tenant` approvers.
     pub requester_tenant: Option<String>,
+    /// Who acts for the requester when an agent does: the `sub` of the
+    /// token's RFC 8693 `act` claim.
+    pub requester_actor: Option<String>,
 }
 
 impl Approval {
@@ -209,6 +212,8 @@ pub struct NewApproval {
     pub poll_interval_seconds: i64,
     /// The requester's tenant claim, if the token has one.
     pub requester_tenant: Option<String>,
+    /// Who acts for the requester (RFC 8693 `act`), if an agent does.
+    pub requester_actor: Option<String>,
 }
 
 /// How many approvals one requester (issuer, subject), across all their
@@ -545,6 +550,7 @@ mod tests {
             delivered_at: None,
             delivered_jti: None,
             requester_tenant: None,
+            requester_actor: None,
         };
         assert_eq!(approval.status_at(9), Status::Pending);
         assert_eq!(approval.status_at(10), Status::Expired);

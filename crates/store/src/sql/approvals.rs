@@ -60,6 +60,7 @@ pub(super) struct ApprovalRow {
     delivered_at: Option<i64>,
     delivered_jti: Option<String>,
     requester_tenant: Option<String>,
+    requester_actor: Option<String>,
 }
 
 impl TryFrom<ApprovalRow> for Approval {
@@ -87,6 +88,7 @@ impl TryFrom<ApprovalRow> for Approval {
             delivered_at: row.delivered_at,
             delivered_jti: row.delivered_jti,
             requester_tenant: row.requester_tenant,
+            requester_actor: row.requester_actor,
         })
     }
 }
@@ -276,8 +278,9 @@ pub(crate) async fn create_or_get_pending(
         let inserted = sqlx::query(
             "INSERT INTO approvals (id, status, requester, client_id, action_digest, action, \
              authorization_details, obligation, binding_message, reason, policy_hash, \
-             created_at, expires_at, poll_interval_seconds, requester_tenant, requester_issuer) \
-             VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             created_at, expires_at, poll_interval_seconds, requester_tenant, requester_issuer, \
+             requester_actor) \
+             VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT (requester_issuer, requester, client_id, action_digest) \
              WHERE status = 'pending' DO NOTHING",
         )
@@ -296,6 +299,7 @@ pub(crate) async fn create_or_get_pending(
         .bind(new.poll_interval_seconds)
         .bind(new.requester_tenant.as_deref())
         .bind(&new.requester_issuer)
+        .bind(new.requester_actor.as_deref())
         .execute(&mut *tx)
         .await;
         let inserted = match inserted {

@@ -229,6 +229,7 @@ pub fn new_approval(requester: &str, digest: &str, quorum: u32, grant: GrantMode
         expires_at: T0 + TTL,
         poll_interval_seconds: 5,
         requester_tenant: None,
+        requester_actor: None,
     }
 }
 

@@ -66,8 +66,12 @@ pub(super) fn slack_body(approval: &Value, links: &Value, interactive: bool) -> 
     let issuer = mrkdwn(&text(&approval["requester_issuer"]));
     let client = mrkdwn(&text(&approval["client_id"]));
     let message = mrkdwn(&text(&approval["obligation"]["message"]));
+    let by = approval["requester_actor"]
+        .as_str()
+        .map(|a| format!(", by agent `{}`", mrkdwn(a)))
+        .unwrap_or_default();
     let mut facts = vec![format!(
-        "`{requester}` (`{issuer}`, through `{client}`) asks to `{action}` on `{resource}`"
+        "`{requester}` (`{issuer}`, through `{client}`{by}) asks to `{action}` on `{resource}`"
     )];
     if !message.is_empty() {
         facts.push(format!("`{message}`"));

@@ -7,7 +7,7 @@ use greenlight_store::{Approval, NewApproval};
 use greenlight_types::{AccessRequest, Allowance, Verdict};
 use serde_json::{Value, json};
 
-use super::super::auth::voter;
+use super::super::auth::{token_actor, voter};
 use super::super::state::seconds;
 use super::super::{ApiError, AppState};
 
@@ -208,6 +208,7 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
                 expires_at: now.saturating_add(seconds(wait)),
                 poll_interval_seconds: seconds(st.info().approvals.poll_interval_seconds.max(1)),
                 requester_tenant: Some(who.tenant.clone()).filter(|t| !t.is_empty()),
+                requester_actor: token_actor(ask.token),
             },
             now,
             st.settings.approvals.quota(),

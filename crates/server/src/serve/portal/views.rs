@@ -39,6 +39,8 @@ pub(super) struct Row {
     pub message: String,
     pub resource: String,
     pub requester: String,
+    /// The agent acting for the requester, if one is.
+    pub actor: String,
     pub client: String,
     /// E.g. "1 of 2".
     pub needed: String,
@@ -82,6 +84,8 @@ pub(super) struct DetailPage {
     /// Every bound parameter, its value as canonical JSON.
     pub params: Vec<(String, String)>,
     pub requester: String,
+    /// The agent acting for the requester (RFC 8693 `act`), if one is.
+    pub actor: String,
     pub requester_issuer: String,
     pub client: String,
     pub tenant: String,
