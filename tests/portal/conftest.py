@@ -28,6 +28,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[2]
 RESOURCE = "https://api.example.com"
 SHOP_REDIRECT = "http://127.0.0.1:9/shop/callback"
+CONFIRM_MAX_AGE = 8
 
 
 def free_port() -> int:
@@ -45,6 +46,10 @@ def bundle(dir: Path, issuer: str) -> None:
     toml = toml.replace('jwks = "idp.jwks.json"\n', "", 1)
     toml = re.sub(r"\[dev\]\n(?:[^\[\n].*\n)*", "", toml)
     toml += "\n[key_fetch]\nallow_http_loopback = true\n"
+    # Confirming one's own action takes a sign-in this recent: short, so a
+    # test can let one grow old.
+    toml = toml.replace("[approvals]\n", f"[approvals]\nconfirm_max_age = {CONFIRM_MAX_AGE}\n", 1)
+    assert f"confirm_max_age = {CONFIRM_MAX_AGE}" in toml
     assert issuer in toml and "[dev]" not in toml
     (dir / "greenlight.toml").write_text(toml)
 

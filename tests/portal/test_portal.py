@@ -26,9 +26,9 @@ def check(http, token, method, path, params=None):
     return http.json("POST", "/v1/check", body=body)
 
 
-def ask(http, token, details):
+def ask(http, token, details, **more):
     status, v = http.json("POST", "/oauth/bc-authorize", headers=bearer(token),
-                          form={"authorization_details": json.dumps(details)})
+                          form={"authorization_details": json.dumps(details), **more})
     assert status == 200, v
     return v
 
@@ -140,11 +140,15 @@ def test_the_requester_confirms_their_own_file_write_by_code(stack, app_token, p
     assert asked["verification_uri"] == stack["base"] + "/portal/confirm"
     assert asked["verification_uri_complete"] == f"{stack['base']}/portal/confirm?code={code}"
 
-    # Someone else with the code gets nowhere.
+    # Someone else with the code gets nowhere; words that are not a code
+    # are not repeated.
     ann = person("fin-ann", "/portal/confirm")
     ann.fill("#code", code)
     ann.click("#go")
     assert ann.locator("#error").inner_text() == f"No action of yours waits for code {code}."
+    response = ann.goto(stack["base"] + "/portal/confirm?code=" + urllib.parse.quote("Your account is locked, call 555"))
+    assert response.status == 404
+    assert ann.locator("#error").inner_text() == "That is not a code: codes are eight letters, like BCDF-GHJK."
 
     alice = person("alice", "/portal/confirm")
     shot(alice, "portal-confirm.png")
@@ -180,10 +184,10 @@ def test_what_an_attacker_tries_is_refused(stack, app_token, person):
     csrf = globex.locator("input[name=csrf]").first.get_attribute("value")
     response = globex.goto(f"{base}/portal/approvals/{delete}")
     assert response.status == 404
-    assert globex.locator("#message").inner_text() == f"no approval `{delete}` waits for you"
+    assert globex.locator("#message").inner_text() == "no such approval waits for you"
     status, _, text = http.request("POST", f"/portal/approvals/{delete}", headers={"cookie": cookie_header(globex)},
                                    form={"csrf": csrf, "digest": "x", "decision": "approve", "reason": "mine"})
-    assert status == 404 and f"no approval `{delete}` waits for you" in text
+    assert status == 404 and "no such approval waits for you" in text
     acme = person("owner-acme")
     assert delete in rows(acme)
 
@@ -234,9 +238,10 @@ def test_pages_forbid_script_framing_and_caching(stack, person):
     page = person("outsider")
     response = page.goto(stack["base"] + "/portal")
     h = response.headers
+    # Forms go here, and on (through redirects) to the provider's sign-in.
     assert h["content-security-policy"] == (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'")
+        "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; "
+        f"base-uri 'none'; form-action 'self' {stack['issuer']}")
     assert (h["x-frame-options"], h["cache-control"], h["referrer-policy"]) == ("DENY", "no-store", "same-origin")
     cookie = next(c for c in page.context.cookies() if c["name"] == "greenlight-session")
     # On loopback over plain HTTP the cookie cannot be Secure; it is
@@ -302,10 +307,38 @@ def test_approvers_see_that_an_agent_asks_for_the_person(stack, app_token, perso
     token = app_token("alice", "agent-app")
     status, d = check(http, token, "POST", "/payments/pay_7/refund", {"amount": 250, "currency": "EUR"})
     assert (status, d["verdict"]["kind"]) == (200, "approval-required"), d
-    id = ask(http, token, d["verdict"]["authorization_details"])["auth_req_id"]
+    # The agent's message tries to read backwards (a right-to-left override).
+    id = ask(http, token, d["verdict"]["authorization_details"],
+             binding_message="refund for order \u202e0001")["auth_req_id"]
     ann = person("fin-ann")
     cell = ann.locator(f"tr[data-approval='{id}'] td").nth(2).inner_text()
     assert cell == "alice by agent shop-agent via agent-app", cell
     ann.goto(f"{stack['base']}/portal/approvals/{id}")
     assert ann.locator("#actor").inner_text() == "shop-agent (an agent: the token's act)"
     assert ann.locator("#client").inner_text() == "agent-app"
+    assert ann.locator("#binding-message").inner_text() == "refund for order \\u{202E}0001"
+
+
+def test_an_old_sign_in_must_sign_in_again_to_confirm(stack, app_token, person):
+    from conftest import CONFIRM_MAX_AGE, sign_in_at_provider
+    http = stack["http"]
+    token = app_token("alice")
+    status, d = check(http, token, "PUT", "/users/alice/files/f2/content")
+    assert (status, d["verdict"]["kind"]) == (200, "approval-required"), d
+    asked = ask(http, token, d["verdict"]["authorization_details"])
+    alice = person("alice", "/portal/confirm")
+    time.sleep(CONFIRM_MAX_AGE + 1)
+    alice.fill("#code", asked["user_code"])
+    alice.click("#go")
+    alice.wait_for_url(f"**/portal/approvals/{asked['auth_req_id']}")
+    assert alice.locator("#notice").inner_text().startswith(
+        f"confirming your own action needs a sign-in within the last {CONFIRM_MAX_AGE} seconds")
+    assert alice.locator("#vote").count() == 0
+    # A new sign-in at the provider (it asks again: prompt=login), then
+    # straight back to the action.
+    alice.click("#sign-in-again")
+    sign_in_at_provider(alice, "alice")
+    alice.wait_for_url(f"**/portal/approvals/{asked['auth_req_id']}")
+    alice.click("#approve")
+    alice.wait_for_load_state()
+    assert alice.locator("#status").inner_text() == "approved"

@@ -65,8 +65,14 @@ fn user(slack: &str, subject: &str, groups: &[&str], tenant: &str) -> SlackUser 
 /// A block_actions callback: `user` pressed `action` with `value`, having
 /// typed `reason`.
 fn press(user: &str, action: &str, value: &str, reason: Option<&str>) -> String {
+    press_in("T0001", user, action, value, reason)
+}
+
+/// As [`press`], in the workspace `team`.
+fn press_in(team: &str, user: &str, action: &str, value: &str, reason: Option<&str>) -> String {
     let payload = json!({
         "type": "block_actions",
+        "team": { "id": team },
         "user": { "id": user },
         "actions": [ { "action_id": action, "value": value } ],
         "state": { "values": { "greenlight.reason": { "greenlight.reason":
@@ -115,6 +121,7 @@ async fn slack_buttons_decide_with_the_portals_rules() {
             signing_secret_env: None,
             signing_secret_file: Some(secret_file),
             issuer: None,
+            team_id: Some("T0001".to_owned()),
             users: vec![
                 user("UANN", "ann", &["finance"], ""),
                 user("UBOB", "bob", &["finance"], ""),
@@ -178,6 +185,21 @@ async fn slack_buttons_decide_with_the_portals_rules() {
             401,
             json!({ "error": "invalid_token", "error_description": format!(
                 "the callback was signed at {}, more than 300 seconds from now: a replay or a wrong clock", T0 - 301) })
+        )
+    );
+    // Another workspace the app is in.
+    let (status, v) = post(
+        &srv,
+        &press_in("T0666", "UANN", "greenlight.approve", &bound, Some("x")),
+        T0,
+        SECRET,
+    )
+    .await;
+    assert_eq!(
+        (status, v["error_description"].as_str()),
+        (
+            403,
+            Some("the callback comes from another Slack workspace than `T0001`")
         )
     );
     // Slack's, now, but nobody we know, or nobody who may decide this.

@@ -210,6 +210,22 @@ impl Store {
         dispatch!(self, list_approvals(status, after, limit))
     }
 
+    /// Up to `limit` decided approvals (not pending, or pending past their
+    /// expiry at `now`), newest first, after the approval `after`; with a
+    /// `participant` (issuer, subject), only those they asked for or voted
+    /// on. The filter runs in the database, so a page costs one query
+    /// however few of the approvals are theirs. Errors: `NotFound` (no
+    /// approval `after`).
+    pub async fn list_decided(
+        &self,
+        participant: Option<(&str, &str)>,
+        after: Option<&str>,
+        limit: u32,
+        now: i64,
+    ) -> Result<Vec<Approval>, StoreError> {
+        dispatch!(self, list_decided(participant, after, limit, now))
+    }
+
     /// Records `approver`'s vote and applies it, in one transaction.
     ///
     /// - A `deny` ends the approval as `denied`.

@@ -1,32 +1,12 @@
-//! What the approval portal keeps: sign-ins in progress (OpenID Connect
-//! authorization code with PKCE), server-side sessions, and the short codes
-//! a requester types to confirm their own action.
+//! What the approval portal keeps: server-side sessions, and the short
+//! codes a requester types to confirm their own action.
 //!
-//! Secrets are stored only as digests the caller computes (the `state` of
-//! a sign-in, a session's id): the database alone does not let anyone
-//! finish a sign-in or wear a session.
+//! A session's id is stored only as a digest the caller computes: the
+//! database alone does not let anyone wear a session.
 
 use serde_json::Value;
 
 use crate::{Pool, Store, StoreError, postgres, sqlite};
-
-/// A sign-in in progress, between the redirect to the provider and its
-/// callback.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PortalLogin {
-    /// The digest of the `state` sent to the provider.
-    pub state_hash: String,
-    /// The `nonce` the ID token must carry.
-    pub nonce: String,
-    /// The PKCE `code_verifier` (RFC 7636).
-    pub verifier: String,
-    /// The portal page to return to once signed in.
-    pub return_to: String,
-    /// When it began, in Unix seconds.
-    pub created_at: i64,
-    /// After this, the callback is refused.
-    pub expires_at: i64,
-}
 
 /// A signed-in person's session.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,22 +38,6 @@ impl PortalSession {
 }
 
 impl Store {
-    /// Records a sign-in in progress.
-    pub async fn begin_login(&self, login: &PortalLogin) -> Result<(), StoreError> {
-        dispatch!(self, begin_login(login))
-    }
-
-    /// Takes the sign-in whose `state` has this digest: it is removed, so a
-    /// `state` finishes at most one sign-in, on any replica. `None` when
-    /// there is none or it expired by `now`.
-    pub async fn take_login(
-        &self,
-        state_hash: &str,
-        now: i64,
-    ) -> Result<Option<PortalLogin>, StoreError> {
-        dispatch!(self, take_login(state_hash, now))
-    }
-
     /// Stores a new session. Audits `portal.signed_in`.
     pub async fn create_session(&self, session: &PortalSession) -> Result<(), StoreError> {
         dispatch!(self, create_session(session))
@@ -106,8 +70,7 @@ impl Store {
         dispatch!(self, approval_for_code(code))
     }
 
-    /// Forgets sign-ins and sessions that expired by `now`; returns how
-    /// many.
+    /// Forgets sessions that expired by `now`; returns how many.
     pub async fn purge_portal(&self, now: i64) -> Result<u64, StoreError> {
         dispatch!(self, purge_portal(now))
     }

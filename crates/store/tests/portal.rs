@@ -1,54 +1,18 @@
-//! The portal's state: a sign-in's `state` finishes one sign-in, once;
-//! sessions end by signing out or by time; a confirmation code names one
-//! approval.
+//! The portal's state: sessions end by signing out or by time; a
+//! confirmation code names one approval.
 
 #[macro_use]
 mod common;
 
-use common::{T0, TestDb, new_approval};
-use greenlight_store::GrantMode;
-use greenlight_store::portal::{PortalLogin, PortalSession};
+use common::{ISSUER, T0, TTL, TestDb, new_approval, who};
+use greenlight_store::portal::PortalSession;
+use greenlight_store::{Decision, GrantMode, StoreError};
 use serde_json::json;
 
 backend_tests! {
-    a_sign_in_is_taken_once_and_never_after_it_expired,
     a_session_ends_when_signed_out_and_by_time,
     an_approval_keeps_its_first_confirmation_code,
-}
-
-fn login(state_hash: &str) -> PortalLogin {
-    PortalLogin {
-        state_hash: state_hash.to_owned(),
-        nonce: "n".to_owned(),
-        verifier: "v".to_owned(),
-        return_to: "/portal".to_owned(),
-        created_at: T0,
-        expires_at: T0 + 600,
-    }
-}
-
-/// Eight callbacks racing with one `state`: exactly one gets the sign-in;
-/// one that comes after its expiry gets nothing.
-async fn a_sign_in_is_taken_once_and_never_after_it_expired(db: &mut TestDb) {
-    db.store.begin_login(&login("s1")).await.expect("stored");
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let store = db.store.clone();
-        tasks.spawn(async move { store.take_login("s1", T0 + 5).await.expect("answers") });
-    }
-    let taken: Vec<_> = tasks.join_all().await.into_iter().flatten().collect();
-    assert_eq!(taken, vec![login("s1")]);
-    db.store.begin_login(&login("s2")).await.expect("stored");
-    assert_eq!(
-        db.store.take_login("s2", T0 + 600).await.expect("answers"),
-        None
-    );
-    assert_eq!(
-        db.store.take_login("s2", T0 + 1).await.expect("answers"),
-        None,
-        "gone"
-    );
-    assert_eq!(db.store.purge_portal(T0 + 601).await.expect("purged"), 0);
+    the_history_of_a_participant_is_picked_by_the_database,
 }
 
 async fn a_session_ends_when_signed_out_and_by_time(db: &mut TestDb) {
@@ -127,4 +91,85 @@ async fn an_approval_keeps_its_first_confirmation_code(db: &mut TestDb) {
             .expect("answers"),
         None
     );
+}
+
+/// Decided means not pending, or pending past its expiry; a participant
+/// is the requester or a voter, by issuer and subject.
+async fn the_history_of_a_participant_is_picked_by_the_database(db: &mut TestDb) {
+    let store = &db.store;
+    let ask = |requester: &str, digest: &str, expires_at: i64| {
+        let store = store.clone();
+        let mut new = new_approval(requester, digest, 1, GrantMode::Once);
+        new.expires_at = expires_at;
+        async move {
+            store
+                .create_or_get_pending(new, T0)
+                .await
+                .expect("ask")
+                .0
+                .id
+        }
+    };
+    let decided = ask("alice", "d1", T0 + TTL).await;
+    let pending = ask("bob", "d2", T0 + 2 * TTL).await;
+    let lapsed = ask("carol", "d3", T0 + TTL).await;
+    store
+        .vote(&decided, &who("ann"), Decision::Approve, Some("ok"), T0 + 1)
+        .await
+        .expect("votes");
+    let ids =
+        |list: Vec<greenlight_store::Approval>| list.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    let now = T0 + TTL;
+    assert_eq!(
+        ids(store.list_decided(None, None, 10, now).await.expect("all")),
+        [lapsed.clone(), decided.clone()]
+    );
+    assert_eq!(
+        ids(store
+            .list_decided(None, None, 10, now - 1)
+            .await
+            .expect("all")),
+        vec![decided.clone()],
+        "not lapsed yet"
+    );
+    for (person, expected) in [
+        ("ann", vec![decided.clone()]),
+        ("alice", vec![decided.clone()]),
+        ("carol", vec![lapsed.clone()]),
+        ("bob", vec![]),
+        ("dave", vec![]),
+    ] {
+        assert_eq!(
+            ids(store
+                .list_decided(Some((ISSUER, person)), None, 10, now)
+                .await
+                .expect("theirs")),
+            expected,
+            "{person}"
+        );
+    }
+    assert!(
+        ids(store
+            .list_decided(Some(("https://other.example", "ann")), None, 10, now)
+            .await
+            .expect("none"))
+        .is_empty(),
+        "another issuer's ann took no part"
+    );
+    assert_eq!(
+        ids(store
+            .list_decided(None, Some(&lapsed), 10, now)
+            .await
+            .expect("page")),
+        vec![decided.clone()]
+    );
+    assert_eq!(
+        ids(store.list_decided(None, None, 1, now).await.expect("page")),
+        vec![lapsed.clone()]
+    );
+    assert!(matches!(
+        store.list_decided(None, Some("nope"), 10, now).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(!ids(store.list_decided(None, None, 10, now).await.expect("all")).contains(&pending));
 }

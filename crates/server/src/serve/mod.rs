@@ -21,6 +21,7 @@ mod oauth;
 pub mod portal;
 pub mod seal;
 pub mod settings;
+pub mod shown;
 pub mod slack;
 mod state;
 
@@ -124,6 +125,9 @@ pub async fn prepare(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
+    if let Some(slack) = &config.settings.slack {
+        slack.check_issuer(policy.info())?;
+    }
     let portal = match &config.settings.portal {
         Some(p) => Some(Arc::new(portal::Portal::new(
             p,
@@ -151,7 +155,7 @@ pub async fn prepare(
 /// The HTTP routes.
 pub fn router(state: Arc<AppState>) -> Router {
     let portal = if state.portal.is_some() {
-        portal::routes()
+        portal::routes(state.clone())
     } else {
         Router::new()
     };

@@ -18,6 +18,7 @@
 //! [slack]
 //! signing_secret_env = "SLACK_SIGNING_SECRET"   # or signing_secret_file
 //! # issuer = "https://idp.example.com"          # the users' issuer; default the bundle's first
+//! # team_id = "T0001"                           # only this workspace's callbacks count
 //!
 //! [[slack.users]]
 //! slack_user = "U024BE7LH"
@@ -58,7 +59,12 @@ pub struct SlackSettings {
     /// Or a file holding it (trailing whitespace ignored).
     pub signing_secret_file: Option<PathBuf>,
     /// The issuer the users are people of; the bundle's first unless set.
+    /// It must be one of the bundle's issuers (checked at start), so a
+    /// person is never two identities, one per door.
     pub issuer: Option<String>,
+    /// The Slack workspace (`T…`) whose callbacks count; any workspace
+    /// the app is installed in unless set.
+    pub team_id: Option<String>,
     /// Who each Slack user is.
     #[serde(default)]
     pub users: Vec<SlackUser>,
@@ -112,6 +118,16 @@ impl SlackSettings {
             (None, None) => anyhow::bail!(
                 "slack needs the app's signing secret: signing_secret_env or signing_secret_file"
             ),
+        }
+    }
+
+    /// Refuses an issuer the bundle does not trust.
+    pub fn check_issuer(&self, info: &greenlight_types::BundleInfo) -> anyhow::Result<()> {
+        match &self.issuer {
+            Some(i) if !info.issuers.iter().any(|b| &b.issuer == i) => {
+                anyhow::bail!("slack.issuer `{i}` is not one of the bundle's issuers")
+            }
+            _ => Ok(()),
         }
     }
 
@@ -169,7 +185,7 @@ fn verify(
     let at: i64 = timestamp
         .parse()
         .map_err(|_| ApiError::invalid_token("`x-slack-request-timestamp` is not a number"))?;
-    if (now - at).abs() > TOLERANCE {
+    if now.abs_diff(at) > TOLERANCE.unsigned_abs() {
         return Err(ApiError::invalid_token(format!(
             "the callback was signed at {at}, more than {TOLERANCE} seconds from now: a replay or a wrong clock"
         )));
@@ -255,6 +271,13 @@ pub async fn interactions(
             )));
         }
     };
+    if let Some(team) = &settings.team_id
+        && payload["team"]["id"].as_str() != Some(team.as_str())
+    {
+        return Err(ApiError::forbidden(format!(
+            "the callback comes from another Slack workspace than `{team}`"
+        )));
+    }
     let slack_user = payload["user"]["id"].as_str().unwrap_or("");
     let who = credential(&st, settings, slack_user)?;
     let (id, digest) = action["value"]

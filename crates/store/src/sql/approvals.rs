@@ -411,6 +411,47 @@ pub(crate) async fn list_approvals(
     rows.into_iter().map(Approval::try_from).collect()
 }
 
+pub(crate) async fn list_decided(
+    pool: &Pool,
+    participant: Option<(&str, &str)>,
+    after: Option<&str>,
+    limit: u32,
+    now: i64,
+) -> Result<Vec<Approval>, StoreError> {
+    let from: Option<(i64, i64)> = match after {
+        None => None,
+        Some(id) => Some(
+            sqlx::query_as("SELECT created_at, seq FROM approvals WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "approval",
+                    id: id.to_owned(),
+                })?,
+        ),
+    };
+    let rows: Vec<ApprovalRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        approval_columns!(),
+        " FROM approvals a WHERE (status <> 'pending' OR expires_at <= $4) \
+         AND ($5 IS NULL OR (requester_issuer = $5 AND requester = $6) \
+              OR EXISTS (SELECT 1 FROM votes v WHERE v.approval_id = a.id \
+                         AND v.approver_issuer = $5 AND v.approver = $6)) \
+         AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND seq < $3)) \
+         ORDER BY created_at DESC, seq DESC LIMIT $1"
+    ))
+    .bind(limit_i64(limit))
+    .bind(from.map(|f| f.0))
+    .bind(from.map(|f| f.1))
+    .bind(now)
+    .bind(participant.map(|p| p.0))
+    .bind(participant.map(|p| p.1))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(Approval::try_from).collect()
+}
+
 /// Distinct approvers who approved, in the order they did.
 async fn approvers(conn: &mut Conn, approval_id: &str) -> Result<Vec<String>, StoreError> {
     let approvers: Vec<String> = sqlx::query_scalar(

@@ -22,8 +22,8 @@ mod outbox;
 mod portal;
 
 pub(crate) use approvals::{
-    claim_delivery, create_or_get_pending, expire_due, get_approval, list_approvals, record_poll,
-    revoke_approval, vote, votes,
+    claim_delivery, create_or_get_pending, expire_due, get_approval, list_approvals, list_decided,
+    record_poll, revoke_approval, vote, votes,
 };
 pub(crate) use audit::{append_audit, audit_for, audit_since};
 pub(crate) use grants::{create_grant, find_active_grant, grant_for_approval};
@@ -34,8 +34,7 @@ pub(crate) use outbox::{
     pending_deliveries,
 };
 pub(crate) use portal::{
-    approval_for_code, begin_login, confirmation_code, create_session, end_session, purge_portal,
-    session, take_login,
+    approval_for_code, confirmation_code, create_session, end_session, purge_portal, session,
 };
 
 /// This backend's connection pool.

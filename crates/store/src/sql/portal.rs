@@ -1,63 +1,12 @@
-//! The portal's sign-ins, sessions and confirmation codes.
+//! The portal's sessions and confirmation codes.
 
 use serde_json::json;
 use sqlx::FromRow;
 
 use super::audit::insert_audit;
 use super::{Pool, begin_write};
-use crate::portal::{PortalLogin, PortalSession};
+use crate::portal::PortalSession;
 use crate::{StoreError, events};
-
-pub(crate) async fn begin_login(pool: &Pool, login: &PortalLogin) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO portal_logins (state_hash, nonce, verifier, return_to, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&login.state_hash)
-    .bind(&login.nonce)
-    .bind(&login.verifier)
-    .bind(&login.return_to)
-    .bind(login.created_at)
-    .bind(login.expires_at)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// A `portal_logins` row as stored.
-#[derive(FromRow)]
-struct LoginRow {
-    state_hash: String,
-    nonce: String,
-    verifier: String,
-    return_to: String,
-    created_at: i64,
-    expires_at: i64,
-}
-
-pub(crate) async fn take_login(
-    pool: &Pool,
-    state_hash: &str,
-    now: i64,
-) -> Result<Option<PortalLogin>, StoreError> {
-    // Deleting is what makes a `state` good once: of two callbacks with the
-    // same state, one gets the row.
-    let row: Option<LoginRow> = sqlx::query_as(
-        "DELETE FROM portal_logins WHERE state_hash = $1 \
-         RETURNING state_hash, nonce, verifier, return_to, created_at, expires_at",
-    )
-    .bind(state_hash)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.filter(|r| r.expires_at > now).map(|r| PortalLogin {
-        state_hash: r.state_hash,
-        nonce: r.nonce,
-        verifier: r.verifier,
-        return_to: r.return_to,
-        created_at: r.created_at,
-        expires_at: r.expires_at,
-    }))
-}
 
 pub(crate) async fn create_session(pool: &Pool, s: &PortalSession) -> Result<(), StoreError> {
     let mut tx = begin_write(pool).await?;
@@ -190,17 +139,11 @@ pub(crate) async fn approval_for_code(
 }
 
 pub(crate) async fn purge_portal(pool: &Pool, now: i64) -> Result<u64, StoreError> {
-    let mut tx = begin_write(pool).await?;
-    let logins = sqlx::query("DELETE FROM portal_logins WHERE expires_at <= $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    let sessions = sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    tx.commit().await?;
-    Ok(logins + sessions)
+    Ok(
+        sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
 }

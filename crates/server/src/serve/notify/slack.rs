@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use crate::serve::shown::shown;
+
 /// The `action_id` of the approve button.
 pub const ACTION_APPROVE: &str = "greenlight.approve";
 /// The `action_id` of the deny button.
@@ -16,8 +18,9 @@ pub const REASON: &str = "greenlight.reason";
 /// Text for a code span of Slack's `mrkdwn`: `&`, `<` and `>` escaped as
 /// Slack asks (so no `<https://…|link>` or `<!channel>` can be written),
 /// a backtick (which would close the span) replaced, and control
-/// characters (a new line would start a line of its own) turned to spaces.
-/// Inside a code span Slack applies no other formatting.
+/// characters (a new line would start a line of its own) turned to spaces,
+/// and invisible or direction-changing characters made visible
+/// ([`shown`]). Inside a code span Slack applies no other formatting.
 fn mrkdwn(text: &str) -> String {
     text.chars()
         .map(|c| match c {
@@ -26,7 +29,7 @@ fn mrkdwn(text: &str) -> String {
             '>' => "&gt;".to_owned(),
             '`' => "'".to_owned(),
             c if c.is_control() => " ".to_owned(),
-            c => c.to_string(),
+            c => shown(&c.to_string()),
         })
         .collect()
 }
@@ -42,6 +45,7 @@ fn plain(text: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(MAX_REQUESTER_TEXT)
         .collect();
+    let flat = shown(&flat);
     if text.chars().count() > MAX_REQUESTER_TEXT {
         format!("{flat}…")
     } else {

@@ -7,7 +7,7 @@
 //! client_secret_env = "GREENLIGHT_PORTAL_SECRET"  # or client_secret_file; none: a public client (PKCE only)
 //! # issuer = "https://idp.example.com"       # one of the bundle's issuers; default the first
 //! # scopes = "openid profile"                # default "openid"
-//! # session_ttl = 28800                      # seconds a sign-in lasts
+//! # session_ttl = 3600                       # seconds a sign-in lasts (from the provider's sign-in)
 //! # auditor_role = "greenlight-auditor"      # reads every approval and the history
 //! ```
 
@@ -16,8 +16,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Deserialize;
 
-/// How long a sign-in lasts unless `session_ttl` says: a working day.
-pub const DEFAULT_SESSION_TTL: u64 = 8 * 3600;
+/// How long a sign-in lasts unless `session_ttl` says: an hour, so that a
+/// person who leaves a group (or a tenant) at the provider stops deciding
+/// for it soon after; they sign in again for longer work.
+pub const DEFAULT_SESSION_TTL: u64 = 3600;
 
 /// The portal's OpenID Connect client.
 #[derive(Clone, Debug, Deserialize)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use greenlight_store::{Approval, Status, Vote, events};
+use greenlight_store::{Approval, Vote, events};
 use greenlight_types::Credential;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -23,14 +23,7 @@ use crate::serve::approvals::{approval_json, is_requester};
 const PAGE: usize = 50;
 
 /// Approvals one export holds; `Link: rel="next"` continues.
-const EXPORT: usize = 1000;
-
-/// Approvals read from the store at a time.
-const READ: u32 = 200;
-
-/// The most approvals one page or export reads before it answers with
-/// what it found and where to continue (as the JSON API's listing).
-const SCAN: usize = 5000;
+const EXPORT: usize = 200;
 
 /// Whether `who` holds the auditor role the portal names, if any.
 pub(super) fn is_auditor(st: &AppState, who: &Credential) -> bool {
@@ -56,50 +49,41 @@ pub(super) struct After {
 }
 
 /// Decided approvals `who` may read, newest first, after `after`: at most
-/// `limit`, with their votes; and the `after` of the next page.
+/// `limit`, with their votes; and the `after` of the next page. The store
+/// picks them (one query); an `after` that names no approval is an empty
+/// page, so the answer never tells whether an id exists.
 async fn readable(
     st: &AppState,
     who: &Credential,
     after: Option<String>,
     limit: usize,
 ) -> Result<(Vec<(Approval, Vec<Vote>)>, Option<String>), PageError> {
-    let auditor = is_auditor(st, who);
-    let now = st.now();
-    let mut found = Vec::new();
-    let mut after = after;
-    let mut scanned = 0;
-    loop {
-        let page = match st.store.list_approvals(None, after.as_deref(), READ).await {
-            Err(greenlight_store::StoreError::NotFound { id, .. }) => {
-                return Err(PageError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("no approval `{id}` to list after"),
-                ));
-            }
-            page => page?,
-        };
-        let full = page.len() == READ as usize;
-        for a in page {
-            scanned += 1;
-            after = Some(a.id.clone());
-            if a.status_at(now) == Status::Pending {
-                continue;
-            }
-            let votes = st.store.votes(&a.id).await?;
-            if auditor || took_part(&a, &votes, who) {
-                found.push((a, votes));
-                if found.len() == limit {
-                    return Ok((found, after));
-                }
-            }
-        }
-        if !full {
-            return Ok((found, None));
-        }
-        if scanned >= SCAN {
-            return Ok((found, after));
-        }
+    let participant = (!is_auditor(st, who)).then_some((
+        who.principal.issuer.as_str(),
+        who.principal.subject.as_str(),
+    ));
+    let page = match st
+        .store
+        .list_decided(
+            participant,
+            after.as_deref(),
+            u32::try_from(limit).unwrap_or(u32::MAX),
+            st.now(),
+        )
+        .await
+    {
+        Err(greenlight_store::StoreError::NotFound { .. }) => Vec::new(),
+        page => page?,
+    };
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|a| a.id.clone()))
+        .flatten();
+    let mut found = Vec::with_capacity(page.len());
+    for a in page {
+        let votes = st.store.votes(&a.id).await?;
+        found.push((a, votes));
     }
+    Ok((found, next))
 }
 
 /// When the action token of `a` was used, from the audit log (which,

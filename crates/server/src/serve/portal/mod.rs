@@ -110,8 +110,29 @@ impl Portal {
     }
 }
 
+impl Portal {
+    /// Where the provider's sign-in pages are: the issuer's origin and, once
+    /// discovered, the authorization endpoint's.
+    async fn provider_origins(&self) -> Vec<String> {
+        let mut origins = Vec::new();
+        let mut add = |url: &str| {
+            if let Ok(u) = reqwest::Url::parse(url) {
+                let o = u.origin().ascii_serialization();
+                if !origins.contains(&o) {
+                    origins.push(o);
+                }
+            }
+        };
+        add(&self.issuer);
+        if let Some(e) = self.endpoints.read().await.as_ref() {
+            add(e.authorization());
+        }
+        origins
+    }
+}
+
 /// The portal's routes, under `/portal`.
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/portal", get(pages::list))
         .route(
@@ -126,7 +147,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/portal/logout", post(signin::logout))
         .route("/portal/signed-out", get(signin::signed_out))
         .route("/portal/static/portal.css", get(stylesheet))
-        .layer(axum::middleware::map_response(protect))
+        .layer(axum::middleware::from_fn_with_state(state, protect))
 }
 
 /// The portal's own stylesheet, served by the binary: no third-party
@@ -142,19 +163,33 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// No script may run, nothing may load from elsewhere, forms post only
-/// here, no page may be framed; pages are never cached and never leak
-/// their URL (which names an approval) in a `Referer` to another site
-/// (`same-origin`, not `no-referrer`: with that, browsers send
-/// `Origin: null` on the portal's own forms).
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-                   frame-ancestors 'none'; base-uri 'none'";
+/// No script may run, nothing may load from elsewhere, no page may be
+/// framed; pages are never cached and never leak their URL (which names an
+/// approval) in a `Referer` to another site (`same-origin`, not
+/// `no-referrer`: with that, browsers send `Origin: null` on the portal's
+/// own forms). Forms go only here, and on to the provider: a form whose
+/// answer sends the person to sign in (a session that ended) goes there
+/// through redirects, which browsers hold to `form-action` too.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-async fn protect(mut response: Response) -> Response {
+async fn protect(
+    axum::extract::State(st): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let mut csp = CSP.to_owned();
+    if let Some(p) = st.portal.as_deref() {
+        for origin in p.provider_origins().await {
+            csp.push(' ');
+            csp.push_str(&origin);
+        }
+    }
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static(CSP)),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -18,10 +18,7 @@ use super::views::{self, Chrome, ConfirmPage, DetailPage, ListPage, Row, VoteRow
 use super::{PageError, Portal, portal};
 use crate::serve::AppState;
 use crate::serve::approvals::{cast, decidable, is_approver, is_requester, load, may_vote};
-
-/// Seconds after signing in within which the portal does not send the
-/// person back to the provider for a fresher sign-in.
-const FRESH_LOOP: i64 = 60;
+use crate::serve::shown::shown;
 
 /// The most approvals the list shows at once.
 const LIST_SHOWN: u32 = 100;
@@ -62,8 +59,11 @@ fn own(a: &Approval, who: &Credential) -> bool {
     is_requester(a, &who.principal) && a.obligation.approvers.contains(&Approver::Subject)
 }
 
-fn not_found(id: &str) -> PageError {
-    PageError::not_found(format!("no approval `{id}` waits for you"))
+/// The one answer for an approval that does not exist or is not the
+/// person's: it never repeats the id from the URL (a link could put any
+/// words there).
+fn not_found() -> PageError {
+    PageError::not_found("no such approval waits for you")
 }
 
 /// The first RFC 9396 authorization detail of an approval: what it binds.
@@ -114,10 +114,10 @@ pub(super) async fn list(
             needed: format!("{} of {}", needed(&a, &votes), a.obligation.quorum),
             action: a.action.clone(),
             message: a.obligation.message.clone(),
-            resource: format!("{rtype} {rid}"),
-            requester: a.requester.clone(),
-            actor: a.requester_actor.clone().unwrap_or_default(),
-            client: a.client_id.clone(),
+            resource: shown(&format!("{rtype} {rid}")),
+            requester: shown(&a.requester),
+            actor: shown(a.requester_actor.as_deref().unwrap_or_default()),
+            client: shown(&a.client_id),
             expires: when(a.expires_at),
             own: own(&a, &l.who),
             id: a.id,
@@ -146,7 +146,7 @@ pub(super) async fn detail(
         Ok(l) => l,
         Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let a = load(&st, &id).await.map_err(|_| not_found(&id))?;
+    let a = load(&st, &id).await.map_err(|_| not_found())?;
     let votes = st.store.votes(&id).await?;
     let now = st.now();
     let pending = a.status_at(now) == Status::Pending;
@@ -158,60 +158,53 @@ pub(super) async fn detail(
         took_part(&a, &votes, &l.who)
     };
     if !readable && !is_auditor(&st, &l.who) {
-        return Err(not_found(&id));
+        return Err(not_found());
     }
     let allowed = may_vote(&st, &a, &l.who, st.clock.now());
-    let mut notice = String::new();
-    if pending
-        && own(&a, &l.who)
-        && let Err(why) = &allowed
-    {
-        // Confirming one's own action takes a sign-in just now: off to the
-        // provider for one, then back here; unless this session is that
-        // sign-in (the provider did not sign the person in anew), which
-        // would only loop.
-        if now.saturating_sub(l.created_at) < FRESH_LOOP {
-            notice.clone_from(why);
-        } else {
-            return Ok(Redirect::to(&format!(
+    // Confirming one's own action takes a sign-in just now: the page says
+    // so and links to a new sign-in that comes back here (a link, not a
+    // redirect: the person sees why, and no loop can start).
+    let (notice, fresh_link) = match &allowed {
+        Err(why) if pending && own(&a, &l.who) => (
+            why.clone(),
+            format!(
                 "/portal/login?fresh=1&return_to={}",
                 url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
-            ))
-            .into_response());
-        }
-    }
+            ),
+        ),
+        _ => (String::new(), String::new()),
+    };
     let token = token_line(&st, &a).await?;
     let d = detail_of(&a);
     let (resource_type, resource_id) = resource(&a);
     let params = d
         .get("params")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (shown(k), shown(&v.to_string())))
+                .collect()
+        })
         .unwrap_or_default();
     let page = DetailPage {
         chrome: chrome(&l),
         action: a.action.clone(),
         message: a.obligation.message.clone(),
-        resource_type,
-        resource_id,
+        resource_type: shown(&resource_type),
+        resource_id: shown(&resource_id),
         locations: d
             .get("locations")
             .and_then(Value::as_array)
-            .map(|l| {
-                l.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(|l| l.iter().filter_map(Value::as_str).map(shown).collect())
             .unwrap_or_default(),
         params,
-        requester: a.requester.clone(),
-        actor: a.requester_actor.clone().unwrap_or_default(),
-        requester_issuer: a.requester_issuer.clone(),
-        client: a.client_id.clone(),
-        tenant: a.requester_tenant.clone().unwrap_or_default(),
-        binding_message: a.binding_message.clone().unwrap_or_default(),
-        reason: a.reason.clone().unwrap_or_default(),
+        requester: shown(&a.requester),
+        actor: shown(a.requester_actor.as_deref().unwrap_or_default()),
+        requester_issuer: shown(&a.requester_issuer),
+        client: shown(&a.client_id),
+        tenant: shown(a.requester_tenant.as_deref().unwrap_or_default()),
+        binding_message: shown(a.binding_message.as_deref().unwrap_or_default()),
+        reason: shown(a.reason.as_deref().unwrap_or_default()),
         status: a.status_at(now).to_string(),
         created: when(a.created_at),
         expires: when(a.expires_at),
@@ -228,15 +221,16 @@ pub(super) async fn detail(
         reason_required: a.obligation.reason_required,
         own: own(&a, &l.who),
         notice,
+        fresh_link,
         token,
         votes: votes
             .into_iter()
             .map(|v| VoteRow {
-                who: v.approver,
-                issuer: v.approver_issuer,
-                client: v.approver_client,
+                who: shown(&v.approver),
+                issuer: shown(&v.approver_issuer),
+                client: shown(&v.approver_client),
                 decision: v.decision.as_str().to_owned(),
-                reason: v.reason.unwrap_or_default(),
+                reason: shown(v.reason.as_deref().unwrap_or_default()),
                 at: when(v.at),
             })
             .collect(),
@@ -268,9 +262,9 @@ pub(super) async fn vote(
     let portal = portal(&st)?;
     let Form(form) = form.map_err(|e| PageError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let l = posting(&st, portal, &headers, &form.csrf).await?;
-    let a = load(&st, &id).await.map_err(|_| not_found(&id))?;
+    let a = load(&st, &id).await.map_err(|_| not_found())?;
     if !visible(&st, &a, &l.who) {
-        return Err(not_found(&id));
+        return Err(not_found());
     }
     if form.digest != a.action_digest {
         return Err(PageError::new(
@@ -354,13 +348,29 @@ pub(super) async fn confirm(
         Some(a) if own(&a, &l.who) => {
             Ok(Redirect::to(&format!("/portal/approvals/{}", a.id)).into_response())
         }
-        _ => Ok(views::render(
-            StatusCode::NOT_FOUND,
-            &ConfirmPage {
-                chrome: chrome(&l),
-                error: format!("No action of yours waits for code {code}."),
-                code,
-            },
-        )),
+        _ => {
+            // Only a well-formed code is repeated on the page: a link
+            // could put any words in `?code=`.
+            let well_formed =
+                normalized.len() == 8 && normalized.bytes().all(|b| CODE_ALPHABET.contains(&b));
+            let (code, error) = if well_formed {
+                let shown = format!("{}-{}", &normalized[..4], &normalized[4..]);
+                let error = format!("No action of yours waits for code {shown}.");
+                (shown, error)
+            } else {
+                (
+                    String::new(),
+                    "That is not a code: codes are eight letters, like BCDF-GHJK.".to_owned(),
+                )
+            };
+            Ok(views::render(
+                StatusCode::NOT_FOUND,
+                &ConfirmPage {
+                    chrome: chrome(&l),
+                    code,
+                    error,
+                },
+            ))
+        }
     }
 }

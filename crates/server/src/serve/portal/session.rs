@@ -17,8 +17,6 @@ pub(super) struct Live {
     pub who: Credential,
     /// The CSRF token of this session's forms.
     pub csrf: String,
-    /// When the person signed in, in Unix seconds.
-    pub created_at: i64,
 }
 
 impl Portal {
@@ -103,7 +101,10 @@ pub(super) async fn live(
     let Some(s) = st.store.session(&id_hash).await? else {
         return Ok(None);
     };
-    if !s.is_live(st.now()) {
+    // A session stands only while it is live and its person's issuer is
+    // still the portal's (a bundle that stops trusting an issuer ends its
+    // sessions at once).
+    if !s.is_live(st.now()) || s.issuer != portal.issuer {
         return Ok(None);
     }
     let who: Credential = serde_json::from_value(s.credential).map_err(|e| {
@@ -116,7 +117,6 @@ pub(super) async fn live(
         id_hash,
         who,
         csrf: s.csrf,
-        created_at: s.created_at,
     }))
 }
 

@@ -7,7 +7,7 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
-use greenlight_store::portal::{PortalLogin, PortalSession};
+use greenlight_store::portal::PortalSession;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -20,11 +20,21 @@ use crate::serve::AppState;
 /// Seconds a person has to finish signing in at the provider.
 const LOGIN_TTL: i64 = 600;
 
+/// The longest return path kept across a sign-in (it travels in a cookie).
+const MAX_RETURN: usize = 512;
+
 /// The provider's endpoints the portal uses.
 #[derive(Clone, Debug)]
 pub(super) struct Endpoints {
     authorization: String,
     token: String,
+}
+
+impl Endpoints {
+    /// Where people sign in.
+    pub(super) fn authorization(&self) -> &str {
+        &self.authorization
+    }
 }
 
 impl Portal {
@@ -36,10 +46,13 @@ impl Portal {
         if let Some(e) = self.endpoints.read().await.clone() {
             return Ok(e);
         }
+        // The details go to the log; the page, which anyone may load, says
+        // only that signing in cannot work now.
         let unavailable = |why: String| {
+            tracing::warn!(issuer = %self.issuer, error = %why, "portal: provider discovery failed");
             PageError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot reach the sign-in provider `{}`: {why}", self.issuer),
+                "the sign-in provider cannot be reached now: try again later",
             )
         };
         let url = format!(
@@ -89,9 +102,10 @@ impl Portal {
         verifier: &str,
     ) -> Result<String, PageError> {
         let refused = |why: String| {
+            tracing::warn!(issuer = %self.issuer, error = %why, "portal: code exchange failed");
             PageError::new(
                 StatusCode::BAD_GATEWAY,
-                format!("the sign-in provider did not complete the sign-in: {why}"),
+                "the sign-in provider did not complete the sign-in: start again",
             )
         };
         let mut form = vec![
@@ -140,6 +154,36 @@ impl Portal {
     }
 }
 
+/// A sign-in in progress, kept in the browser that started it: the `state`
+/// sent to the provider, the `nonce` the ID token must carry, the PKCE
+/// verifier, where to go afterwards, and until when it may finish. Only
+/// the browser's own sign-in depends on it, so a person who edits their
+/// cookie only breaks their own sign-in; `return_to` is checked again.
+#[derive(Debug, serde::Serialize, Deserialize)]
+struct Pending {
+    state: String,
+    nonce: String,
+    verifier: String,
+    return_to: String,
+    expires_at: i64,
+}
+
+impl Pending {
+    fn encode(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(cookie: &str) -> Option<Self> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cookie)
+            .ok()?;
+        let mut p: Self = serde_json::from_slice(&bytes).ok()?;
+        p.return_to = return_path(Some(&p.return_to));
+        Some(p)
+    }
+}
+
 /// `application/x-www-form-urlencoded` of a client id or secret, as RFC
 /// 6749 §2.3.1 asks before Basic authentication.
 fn form_encode(s: &str) -> String {
@@ -152,7 +196,9 @@ fn return_path(to: Option<&str>) -> String {
     match to {
         Some(p)
             if (p == "/portal" || p.starts_with("/portal/") || p.starts_with("/portal?"))
+                && p.len() <= MAX_RETURN
                 && !p.contains("//")
+                && !p.contains("/.")
                 && !p.contains('\\')
                 && p.chars().all(|c| c.is_ascii_graphic()) =>
         {
@@ -185,17 +231,16 @@ pub(super) async fn login(
     let verifier = random_token()?;
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(Sha256::digest(verifier.as_bytes()));
-    let now = st.now();
-    st.store
-        .begin_login(&PortalLogin {
-            state_hash: digest(&state),
-            nonce: nonce.clone(),
-            verifier,
-            return_to: return_path(q.return_to.as_deref()),
-            created_at: now,
-            expires_at: now.saturating_add(LOGIN_TTL),
-        })
-        .await?;
+    // The sign-in in progress lives in the browser that started it (an
+    // `HttpOnly` cookie), not in the store: starting one writes nothing, so
+    // nobody can fill the database by asking to sign in.
+    let pending = Pending {
+        state: state.clone(),
+        nonce: nonce.clone(),
+        verifier,
+        return_to: return_path(q.return_to.as_deref()),
+        expires_at: st.now().saturating_add(LOGIN_TTL),
+    };
     let mut url = reqwest::Url::parse(&endpoints.authorization).map_err(|e| {
         PageError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -224,7 +269,11 @@ pub(super) async fn login(
     let mut response = Redirect::to(url.as_str()).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
-        portal.cookie(portal.login_cookie(), &state, LOGIN_TTL.unsigned_abs()),
+        portal.cookie(
+            portal.login_cookie(),
+            &pending.encode(),
+            LOGIN_TTL.unsigned_abs(),
+        ),
     );
     Ok(response)
 }
@@ -253,19 +302,16 @@ pub(super) async fn callback(
         .as_deref()
         .ok_or_else(|| bad("the sign-in answer has no `state`"))?;
     // The state must be the one this browser was sent off with: a link
-    // carrying someone else's sign-in does not sign anyone in here.
-    let bound = cookie(&headers, portal.login_cookie())
-        .is_some_and(|c| bool::from(c.as_bytes().ct_eq(state.as_bytes())));
-    if !bound {
-        return Err(bad(
-            "this sign-in was not started in this browser: start again",
-        ));
+    // carrying someone else's sign-in does not sign anyone in here. The
+    // cookie is cleared by this answer, whatever it is, and the provider's
+    // code is good once: a sign-in finishes at most once.
+    let login = cookie(&headers, portal.login_cookie())
+        .and_then(Pending::decode)
+        .filter(|p| bool::from(p.state.as_bytes().ct_eq(state.as_bytes())))
+        .ok_or_else(|| bad("this sign-in was not started in this browser: start again"))?;
+    if login.expires_at <= st.now() {
+        return Err(bad("this sign-in took too long: start again"));
     }
-    let login = st
-        .store
-        .take_login(&digest(state), st.now())
-        .await?
-        .ok_or_else(|| bad("this sign-in is unknown, used or expired: start again"))?;
     if let Some(error) = q.error {
         return Err(PageError::new(
             StatusCode::UNAUTHORIZED,
@@ -299,9 +345,39 @@ pub(super) async fn callback(
                 format!("the sign-in was refused: {} ({})", d.message, d.code),
             )
         })?;
-    let id = random_token()?;
+    // The ID token must come from the provider this portal signs in with
+    // (OpenID Connect Core §3.1.3.7 2), not from another issuer the bundle
+    // trusts for access tokens.
+    if who.principal.issuer != portal.issuer {
+        return Err(PageError::new(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "the sign-in was refused: the ID token is from `{}`, not `{}`",
+                who.principal.issuer, portal.issuer
+            ),
+        ));
+    }
     let now = st.now();
-    let ttl = portal.settings.session_ttl();
+    let ttl = i64::try_from(portal.settings.session_ttl()).unwrap_or(i64::MAX);
+    // A session lasts `session_ttl` from the sign-in at the provider, not
+    // from this callback: a long-remembered provider session does not
+    // stretch it.
+    let signed_in_at = who
+        .auth_time
+        .and_then(|t| i64::try_from(t).ok())
+        .map_or(now, |t| t.min(now));
+    let expires_at = signed_in_at.saturating_add(ttl);
+    if expires_at <= now {
+        return Err(PageError::new(
+            StatusCode::UNAUTHORIZED,
+            "the sign-in was refused: the provider's sign-in is older than a session may last; sign in again",
+        ));
+    }
+    // A sign-in in a browser ends the session it held before.
+    if let Some(old) = cookie(&headers, portal.session_cookie()) {
+        st.store.end_session(&digest(old), now).await?;
+    }
+    let id = random_token()?;
     st.store
         .create_session(&PortalSession {
             id_hash: digest(&id),
@@ -310,7 +386,7 @@ pub(super) async fn callback(
             credential: serde_json::to_value(&who).unwrap_or(Value::Null),
             csrf: random_token()?,
             created_at: now,
-            expires_at: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
+            expires_at,
             ended_at: None,
         })
         .await?;
@@ -319,7 +395,11 @@ pub(super) async fn callback(
     let h = response.headers_mut();
     h.append(
         header::SET_COOKIE,
-        portal.cookie(portal.session_cookie(), &id, ttl),
+        portal.cookie(
+            portal.session_cookie(),
+            &id,
+            u64::try_from(expires_at - now).unwrap_or(0),
+        ),
     );
     h.append(
         header::SET_COOKIE,
@@ -386,10 +466,13 @@ mod tests {
             "/portalx",
             "/v1/approvals",
             "/portal/a b",
+            "/portal/approvals/../../v1/x",
             "",
         ] {
             assert_eq!(return_path(Some(bad)), "/portal", "{bad}");
         }
         assert_eq!(return_path(None), "/portal");
+        let long = format!("/portal/{}", "a".repeat(600));
+        assert_eq!(return_path(Some(&long)), "/portal");
     }
 }

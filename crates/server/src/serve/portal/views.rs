@@ -108,6 +108,8 @@ pub(super) struct DetailPage {
     /// Why the person cannot vote now, when they might after doing
     /// something (signing in anew).
     pub notice: String,
+    /// Where to sign in anew when that is what `notice` asks.
+    pub fresh_link: String,
     /// The action token handed out and its use, once decided.
     pub token: String,
 }
