@@ -129,6 +129,8 @@ async fn slack_buttons_decide_with_the_portals_rules() {
                 user("UALICE", "alice", &[], ""),
             ],
         }),
+        // The portal is on: every message links to the approval's page.
+        portal: Some(toml::from_str("client_id = \"greenlight-portal\"").expect("portal")),
         ..Settings::default()
     };
     let srv = Server::start_with(settings).await;
@@ -160,8 +162,10 @@ async fn slack_buttons_decide_with_the_portals_rules() {
             .iter()
             .map(|e| e["action_id"].as_str().unwrap_or(""))
             .collect::<Vec<_>>(),
-        ["greenlight.approve", "greenlight.deny"]
+        ["greenlight.approve", "greenlight.deny", "greenlight.open"]
     );
+    let page = format!("http://{}/portal/approvals/{id}", srv.addr);
+    assert_eq!(actions["elements"][2]["url"], page);
     assert!(
         blocks
             .iter()
@@ -186,6 +190,17 @@ async fn slack_buttons_decide_with_the_portals_rules() {
             json!({ "error": "invalid_token", "error_description": format!(
                 "the callback was signed at {}, more than 300 seconds from now: a replay or a wrong clock", T0 - 301) })
         )
+    );
+    // The link button only tells us it was pressed.
+    assert_eq!(
+        post(
+            &srv,
+            &press("UEVE", "greenlight.open", "", None),
+            T0,
+            SECRET
+        )
+        .await,
+        (200, json!({ "ok": true }))
     );
     // Another workspace the app is in.
     let (status, v) = post(
@@ -244,7 +259,7 @@ async fn slack_buttons_decide_with_the_portals_rules() {
         (
             400,
             json!(format!(
-                "approval `{id}` requires a reason with every decision"
+                "approval `{id}` requires a reason with every decision: decide it in the portal, {page}"
             ))
         )
     );
@@ -295,6 +310,8 @@ async fn slack_buttons_decide_with_the_portals_rules() {
             .collect::<Vec<_>>(),
         ["approval.requested", "approval.approved"]
     );
+    assert_eq!(events[0]["links"]["portal"], page);
+    assert_eq!(events[1]["links"]["portal"], page);
     assert_eq!(events[1]["approval"]["requester"], "alice");
     assert_eq!(events[1]["approval"]["status"], "approved");
     let told = &received(&seen, "/slack", 2).await[1];
