@@ -3,8 +3,6 @@
 //! reason input; a callback counts only with Slack's signature, now, from
 //! a mapped user who may decide; the decision is told to the webhooks.
 
-use std::sync::{Arc, Mutex};
-
 use common::server::*;
 use greenlight::serve::settings::{Webhook, WebhookFormat};
 use greenlight::serve::slack::{SlackSettings, SlackUser, signature};
@@ -13,44 +11,6 @@ use serde_json::{Value, json};
 mod common;
 
 const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
-
-/// A webhook receiver recording every body by path.
-async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, Value)>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
-    let s = seen.clone();
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
-        let s = s.clone();
-        async move {
-            let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            s.lock().expect("lock").push((uri.path().to_owned(), v));
-            "ok"
-        }
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr, seen)
-}
-
-/// The bodies `path` received once there are `n` of them.
-async fn received(seen: &Mutex<Vec<(String, Value)>>, path: &str, n: usize) -> Vec<Value> {
-    for _ in 0..200 {
-        let got: Vec<Value> = seen
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, v)| v.clone())
-            .collect();
-        if got.len() >= n {
-            return got;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{path} did not receive {n} deliveries");
-}
 
 fn user(slack: &str, subject: &str, groups: &[&str], tenant: &str) -> SlackUser {
     SlackUser {
@@ -100,7 +60,7 @@ async fn post(srv: &Server, body: &str, timestamp: i64, secret: &str) -> (u16, V
 
 #[tokio::test]
 async fn slack_buttons_decide_with_the_portals_rules() {
-    let (hooks, seen) = receiver().await;
+    let (hooks, seen) = common::recorder().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let secret_file = dir.path().join("slack-secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).expect("write");
@@ -136,7 +96,7 @@ async fn slack_buttons_decide_with_the_portals_rules() {
     let srv = Server::start_with(settings).await;
     let alice = token("alice", "payments:refund", &[]);
     let id = srv.ask(&alice, &refund_details(500)).await;
-    let message = &received(&seen, "/slack", 1).await[0];
+    let message = &common::recorded(&seen, "/slack", 1).await[0];
     let blocks = message["blocks"].as_array().expect("blocks");
     let actions = blocks
         .iter()
@@ -302,7 +262,7 @@ async fn slack_buttons_decide_with_the_portals_rules() {
         ]
     );
     // The requester's side hears the outcome, once.
-    let events = received(&seen, "/events", 2).await;
+    let events = common::recorded(&seen, "/events", 2).await;
     assert_eq!(
         events
             .iter()
@@ -314,7 +274,7 @@ async fn slack_buttons_decide_with_the_portals_rules() {
     assert_eq!(events[1]["links"]["portal"], page);
     assert_eq!(events[1]["approval"]["requester"], "alice");
     assert_eq!(events[1]["approval"]["status"], "approved");
-    let told = &received(&seen, "/slack", 2).await[1];
+    let told = &common::recorded(&seen, "/slack", 2).await[1];
     assert_eq!(
         told["text"],
         format!(

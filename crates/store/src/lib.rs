@@ -318,13 +318,37 @@ impl Store {
         reason: Option<&str>,
         now: i64,
     ) -> Result<Approval, StoreError> {
-        dispatch!(self, revoke_approval(id, by, reason, now))
+        dispatch!(self, revoke_approval(id, by, reason, now, &|_| Vec::new()))
+    }
+
+    /// [`Store::revoke_approval`], storing the webhook deliveries
+    /// `announce` builds from the revoked approval in the same
+    /// transaction.
+    pub async fn revoke_approval_announced(
+        &self,
+        id: &str,
+        by: &Voter,
+        reason: Option<&str>,
+        now: i64,
+        announce: &(dyn Fn(&Approval) -> Vec<NewWebhookDelivery> + Sync),
+    ) -> Result<Approval, StoreError> {
+        dispatch!(self, revoke_approval(id, by, reason, now, announce))
     }
 
     /// Marks every pending approval whose `expires_at` has come (`<= now`)
     /// as `expired`, auditing each; returns how many.
     pub async fn expire_due(&self, now: i64) -> Result<u64, StoreError> {
-        dispatch!(self, expire_due(now))
+        dispatch!(self, expire_due(now, &|_| Vec::new()))
+    }
+
+    /// [`Store::expire_due`], storing the webhook deliveries `announce`
+    /// builds from each expired approval in the same transaction.
+    pub async fn expire_due_announced(
+        &self,
+        now: i64,
+        announce: &(dyn Fn(&Approval) -> Vec<NewWebhookDelivery> + Sync),
+    ) -> Result<u64, StoreError> {
+        dispatch!(self, expire_due(now, announce))
     }
 
     // ----- window grants -----

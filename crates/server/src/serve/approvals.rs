@@ -315,16 +315,7 @@ pub(super) async fn cast(
     let now = st.now();
     // A vote that decides the approval tells the webhooks (the requester's
     // side among them), committed with the decision.
-    let tell = |decided: &Approval| {
-        let event = match decided.status {
-            Status::Approved => super::notify::EVENT_APPROVED,
-            Status::Denied => super::notify::EVENT_DENIED,
-            _ => return Vec::new(),
-        };
-        let v = approval_json(decided, now);
-        st.notifier
-            .outcomes(event, &v, &approval_links(st, &decided.id), now)
-    };
+    let tell = |decided: &Approval| outcome_deliveries(st, decided, now);
     match st
         .store
         .vote_announced(
@@ -428,12 +419,20 @@ pub async fn revoke(
     let a = load(&st, &id).await?;
     may_vote(&st, &a, &who, st.clock.now()).map_err(ApiError::forbidden)?;
     let now = st.now();
+    let tell = |revoked: &Approval| outcome_deliveries(&st, revoked, now);
     match st
         .store
-        .revoke_approval(&id, &voter(&who.principal), body.reason.as_deref(), now)
+        .revoke_approval_announced(
+            &id,
+            &voter(&who.principal),
+            body.reason.as_deref(),
+            now,
+            &tell,
+        )
         .await
     {
         Ok(a) => {
+            st.notifier.wake();
             st.metrics.approvals("revoked", 1);
             Ok(Json(approval_json(&a, now)))
         }
@@ -470,4 +469,28 @@ pub(super) fn approval_links(st: &AppState, id: &str) -> Value {
         links["portal"] = json!(page);
     }
     links
+}
+
+/// The webhook deliveries telling `a`'s outcome (approved, denied,
+/// revoked or expired), for the store to commit with it; none while it is
+/// pending.
+pub(super) fn outcome_deliveries(
+    st: &AppState,
+    a: &Approval,
+    now: i64,
+) -> Vec<greenlight_store::NewWebhookDelivery> {
+    use super::notify::{EVENT_APPROVED, EVENT_DENIED, EVENT_EXPIRED, EVENT_REVOKED};
+    let event = match a.status {
+        Status::Approved => EVENT_APPROVED,
+        Status::Denied => EVENT_DENIED,
+        Status::Revoked => EVENT_REVOKED,
+        Status::Expired => EVENT_EXPIRED,
+        Status::Pending => return Vec::new(),
+    };
+    st.notifier.outcomes(
+        event,
+        &approval_json(a, now),
+        &approval_links(st, &a.id),
+        now,
+    )
 }

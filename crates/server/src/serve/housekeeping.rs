@@ -66,8 +66,11 @@ pub(super) async fn watch_keys(st: Arc<AppState>) {
 /// for the grace period, and retires the keys it supersedes.
 pub async fn sweep(st: &AppState) -> anyhow::Result<()> {
     let now = st.now();
-    let expired = st.store.expire_due(now).await?;
+    let tell =
+        |lapsed: &greenlight_store::Approval| super::approvals::outcome_deliveries(st, lapsed, now);
+    let expired = st.store.expire_due_announced(now, &tell).await?;
     if expired > 0 {
+        st.notifier.wake();
         tracing::info!(expired, "approvals expired");
         st.metrics.approvals("expired", expired);
     }

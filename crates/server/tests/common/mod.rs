@@ -106,3 +106,49 @@ pub fn form(fields: &[(&str, &str)]) -> String {
         .collect::<Vec<_>>()
         .join("&")
 }
+
+/// A webhook receiver on port 0 recording every JSON body it is sent,
+/// with its path.
+pub async fn recorder() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>> = std::sync::Arc::default();
+    let s = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+        let s = s.clone();
+        async move {
+            let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            s.lock().expect("lock").push((uri.path().to_owned(), v));
+            "ok"
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
+}
+
+/// The bodies `path` received once there are `n` of them.
+pub async fn recorded(
+    seen: &std::sync::Mutex<Vec<(String, Value)>>,
+    path: &str,
+    n: usize,
+) -> Vec<Value> {
+    for _ in 0..200 {
+        let got: Vec<Value> = seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, v)| v.clone())
+            .collect();
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{path} did not receive {n} deliveries");
+}

@@ -688,6 +688,7 @@ pub(crate) async fn revoke_approval(
     by: &Voter,
     reason: Option<&str>,
     now: i64,
+    announce: &(dyn Fn(&Approval) -> Vec<crate::NewWebhookDelivery> + Sync),
 ) -> Result<Approval, StoreError> {
     let actor = by.subject.as_str();
     let mut tx = begin_write(pool).await?;
@@ -750,11 +751,16 @@ pub(crate) async fn revoke_approval(
         .await?;
     }
     let approval = reread(&mut tx, id).await?;
+    super::outbox::insert_deliveries(&mut tx, &announce(&approval), now).await?;
     tx.commit().await?;
     Ok(approval)
 }
 
-pub(crate) async fn expire_due(pool: &Pool, now: i64) -> Result<u64, StoreError> {
+pub(crate) async fn expire_due(
+    pool: &Pool,
+    now: i64,
+    announce: &(dyn Fn(&Approval) -> Vec<crate::NewWebhookDelivery> + Sync),
+) -> Result<u64, StoreError> {
     let mut tx = begin_write(pool).await?;
     let mut lapsed: Vec<(String, i64)> = sqlx::query_as(
         "UPDATE approvals SET status = 'expired', decided_at = $1 \
@@ -767,6 +773,8 @@ pub(crate) async fn expire_due(pool: &Pool, now: i64) -> Result<u64, StoreError>
     lapsed.sort();
     for (id, expires_at) in &lapsed {
         audit_expired(&mut tx, id, *expires_at, now).await?;
+        let approval = reread(&mut tx, id).await?;
+        super::outbox::insert_deliveries(&mut tx, &announce(&approval), now).await?;
     }
     tx.commit().await?;
     Ok(lapsed.len() as u64)

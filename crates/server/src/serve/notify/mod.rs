@@ -1,8 +1,9 @@
 //! Announcing new approvals, and their outcomes, to webhooks, in the
 //! background.
 //!
-//! Each new approval (`approval.requested`) and each decision by vote
-//! (`approval.approved`, `approval.denied`) is POSTed as JSON to every
+//! Each new approval (`approval.requested`) and each outcome
+//! (`approval.approved`, `approval.denied`, `approval.revoked`, and
+//! `approval.expired` when the sweep finds it) is POSTed as JSON to every
 //! configured webhook. A
 //! signed webhook carries
 //!
@@ -46,6 +47,12 @@ pub const EVENT_APPROVED: &str = "approval.approved";
 
 /// The event of an approval that was denied.
 pub const EVENT_DENIED: &str = "approval.denied";
+
+/// The event of an approval nobody decided in time (told by the sweep).
+pub const EVENT_EXPIRED: &str = "approval.expired";
+
+/// The event of an approval an approver withdrew.
+pub const EVENT_REVOKED: &str = "approval.revoked";
 
 /// Seconds before the first retry; each further retry waits twice as long.
 const FIRST_BACKOFF: i64 = 1;
@@ -236,8 +243,9 @@ impl Notifier {
         })
     }
 
-    /// The deliveries telling a decision (`event` is [`EVENT_APPROVED`] or
-    /// [`EVENT_DENIED`]) to every webhook, so the requester's side learns
+    /// The deliveries telling an outcome (`event` is [`EVENT_APPROVED`],
+    /// [`EVENT_DENIED`], [`EVENT_EXPIRED`] or [`EVENT_REVOKED`]) to every
+    /// webhook, so the requester's side learns
     /// the outcome without polling; for the store to commit with the vote
     /// that decided it.
     pub fn outcomes(

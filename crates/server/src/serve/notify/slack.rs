@@ -154,16 +154,16 @@ pub(super) fn slack_body(approval: &Value, links: &Value, interactive: bool) -> 
 /// action, the facts escaped as in [`slack_body`].
 pub(super) fn outcome_body(event: &str, approval: &Value) -> Value {
     let text = |v: &Value| mrkdwn(v.as_str().unwrap_or(""));
-    let verdict = if event == super::EVENT_APPROVED {
-        "Approved"
-    } else {
-        "Denied"
+    let (verdict, may) = match event {
+        super::EVENT_APPROVED => ("Approved", "may"),
+        super::EVENT_DENIED => ("Denied", "may not"),
+        super::EVENT_REVOKED => ("Revoked", "may no longer"),
+        _ => ("Expired", "may not"),
     };
     let line = format!(
-        "{verdict}: `{}` (through `{}`) may{} `{}` on `{}` (approval `{}`)",
+        "{verdict}: `{}` (through `{}`) {may} `{}` on `{}` (approval `{}`)",
         text(&approval["requester"]),
         text(&approval["client_id"]),
-        if verdict == "Approved" { "" } else { " not" },
         text(&approval["action"]),
         mrkdwn(
             approval["authorization_details"][0]["identifier"]
