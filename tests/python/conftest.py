@@ -6,6 +6,7 @@ test component beside greenlight.wasm). A missing component fails the run.
 """
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,10 @@ import pytest
 from greenlight import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# The tests' helper modules (ed25519_jws) sit beside them; with
+# `--import-mode=importlib` pytest does not put this folder on the path.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def _component(var: str, default: "Path | None" = None) -> Path:

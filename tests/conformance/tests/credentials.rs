@@ -91,8 +91,8 @@ fn rsa(over: Value) -> String {
     )
 }
 
-/// The credential natively and in the component, which must agree.
-fn authenticate(token: &str) -> Result<Credential, greenlight_types::Denial> {
+/// The bundle natively and in the component.
+fn engines() -> (greenlight_core::Engine, greenlight_host::Policy) {
     let native = greenlight_core::Engine::load(&files()).expect("native bundle");
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("credentials-cwasm");
     let engine = greenlight_host::Engine::with_options(
@@ -104,6 +104,12 @@ fn authenticate(token: &str) -> Result<Credential, greenlight_types::Denial> {
     let policy = engine
         .load_bundle(files())
         .expect("bundle in the component");
+    (native, policy)
+}
+
+/// The credential natively and in the component, which must agree.
+fn authenticate(token: &str) -> Result<Credential, greenlight_types::Denial> {
+    let (native, policy) = engines();
     let a = native.authenticate(token, NOW);
     let b = policy.authenticate(token, NOW);
     assert_eq!(a, b, "the engines disagree");
@@ -171,17 +177,7 @@ fn auth_time_is_read_as_a_numeric_date() {
 /// The credential an ID token gives the relying party `portal` that sent
 /// the nonce `n-1`, natively and in the component, which must agree.
 fn sign_in(token: &str, nonce: &str) -> Result<Credential, greenlight_types::Denial> {
-    let native = greenlight_core::Engine::load(&files()).expect("native bundle");
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("credentials-cwasm");
-    let engine = greenlight_host::Engine::with_options(
-        greenlight_component::GREENLIGHT_WASM,
-        greenlight_host::Limits::default(),
-        Some(&cache),
-    )
-    .expect("component");
-    let policy = engine
-        .load_bundle(files())
-        .expect("bundle in the component");
+    let (native, policy) = engines();
     let a = native.authenticate_id_token(token, "portal", nonce, NOW);
     let b = policy.authenticate_id_token(token, "portal", nonce, NOW);
     assert_eq!(a, b, "the engines disagree");

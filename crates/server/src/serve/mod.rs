@@ -125,9 +125,10 @@ pub async fn prepare(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    if let Some(slack) = &config.settings.slack {
-        slack.check_issuer(policy.info())?;
-    }
+    let slack = match &config.settings.slack {
+        Some(s) => Some(slack::Slack::new(s, policy.info())?),
+        None => None,
+    };
     let portal = match &config.settings.portal {
         Some(p) => Some(Arc::new(portal::Portal::new(
             p,
@@ -148,6 +149,7 @@ pub async fn prepare(
         settings: config.settings.clone(),
         public_url,
         portal,
+        slack,
         clock,
     }))
 }

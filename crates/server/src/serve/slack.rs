@@ -150,6 +150,29 @@ impl SlackSettings {
     }
 }
 
+/// Slack's settings with the signing secret read once, at start.
+#[derive(Debug)]
+pub struct Slack {
+    /// `[slack]`.
+    pub settings: SlackSettings,
+    secret: Vec<u8>,
+}
+
+impl Slack {
+    /// Reads the secret and checks the issuer against the bundle.
+    pub fn new(
+        settings: &SlackSettings,
+        info: &greenlight_types::BundleInfo,
+    ) -> anyhow::Result<Self> {
+        settings.check()?;
+        settings.check_issuer(info)?;
+        Ok(Self {
+            settings: settings.clone(),
+            secret: settings.secret()?,
+        })
+    }
+}
+
 /// `v0=` and the hex HMAC-SHA256 of `v0:{timestamp}:{body}`: the
 /// signature Slack sends.
 pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
@@ -168,12 +191,7 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
 }
 
 /// Refuses a callback that is not Slack's, or not now.
-fn verify(
-    settings: &SlackSettings,
-    headers: &HeaderMap,
-    body: &[u8],
-    now: i64,
-) -> Result<(), ApiError> {
+fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), ApiError> {
     let header = |name: &str| {
         headers
             .get(name)
@@ -190,8 +208,7 @@ fn verify(
             "the callback was signed at {at}, more than {TOLERANCE} seconds from now: a replay or a wrong clock"
         )));
     }
-    let secret = settings.secret().map_err(ApiError::internal)?;
-    let expected = signature(&secret, timestamp, body);
+    let expected = signature(secret, timestamp, body);
     let same = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sent.as_bytes());
     if !bool::from(same) {
         return Err(ApiError::invalid_token(
@@ -247,10 +264,11 @@ pub async fn interactions(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(settings) = &st.settings.slack else {
+    let Some(slack) = &st.slack else {
         return Err(ApiError::not_found("Slack interactions are not configured"));
     };
-    verify(settings, &headers, &body, st.now())?;
+    let settings = &slack.settings;
+    verify(&slack.secret, &headers, &body, st.now())?;
     let payload = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "payload")
         .map(|(_, v)| v.into_owned())
@@ -285,7 +303,13 @@ pub async fn interactions(
         .and_then(|v| v.split_once(':'))
         .ok_or_else(|| ApiError::invalid_request("the button names no approval and digest"))?;
     let not_found = || ApiError::not_found(format!("no approval `{id}` waits for you"));
-    let a = load(&st, id).await.map_err(|_| not_found())?;
+    let a = load(&st, id).await.map_err(|e| {
+        if e.status == StatusCode::NOT_FOUND {
+            not_found()
+        } else {
+            e
+        }
+    })?;
     if is_approver(&st, &a, &who.principal).is_err() {
         return Err(not_found());
     }

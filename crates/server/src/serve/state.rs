@@ -80,6 +80,8 @@ pub struct AppState {
     pub public_url: String,
     /// The approval portal, when `[portal]` is configured.
     pub portal: Option<Arc<super::portal::Portal>>,
+    /// Slack's buttons, when `[slack]` is configured.
+    pub slack: Option<super::slack::Slack>,
     /// The time source.
     pub clock: Clock,
 }

@@ -375,26 +375,30 @@ pub(crate) async fn get_approval(pool: &Pool, id: &str) -> Result<Option<Approva
     row.map(Approval::try_from).transpose()
 }
 
+/// Where a newest-first page starts: just past the approval `after`
+/// (its `created_at` and `seq`). `NotFound` when there is no such approval.
+async fn cursor(pool: &Pool, after: Option<&str>) -> Result<Option<(i64, i64)>, StoreError> {
+    let Some(id) = after else {
+        return Ok(None);
+    };
+    sqlx::query_as("SELECT created_at, seq FROM approvals WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .map(Some)
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "approval",
+            id: id.to_owned(),
+        })
+}
+
 pub(crate) async fn list_approvals(
     pool: &Pool,
     status: Option<Status>,
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<Approval>, StoreError> {
-    // Where the page starts: just past the approval `after`, newest first.
-    let from: Option<(i64, i64)> = match after {
-        None => None,
-        Some(id) => Some(
-            sqlx::query_as("SELECT created_at, seq FROM approvals WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: "approval",
-                    id: id.to_owned(),
-                })?,
-        ),
-    };
+    let from = cursor(pool, after).await?;
     let rows: Vec<ApprovalRow> = sqlx::query_as(concat!(
         "SELECT ",
         approval_columns!(),
@@ -418,19 +422,7 @@ pub(crate) async fn list_decided(
     limit: u32,
     now: i64,
 ) -> Result<Vec<Approval>, StoreError> {
-    let from: Option<(i64, i64)> = match after {
-        None => None,
-        Some(id) => Some(
-            sqlx::query_as("SELECT created_at, seq FROM approvals WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: "approval",
-                    id: id.to_owned(),
-                })?,
-        ),
-    };
+    let from = cursor(pool, after).await?;
     let rows: Vec<ApprovalRow> = sqlx::query_as(concat!(
         "SELECT ",
         approval_columns!(),

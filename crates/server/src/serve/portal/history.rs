@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::pages::{chrome, signed_in};
+use super::session::Live;
 use super::views::{self, HistoryPage, HistoryRow, when};
 use super::{PageError, portal};
 use crate::serve::AppState;
@@ -57,7 +58,7 @@ async fn readable(
     who: &Credential,
     after: Option<String>,
     limit: usize,
-) -> Result<(Vec<(Approval, Vec<Vote>)>, Option<String>), PageError> {
+) -> Result<(Vec<Read>, Option<String>), PageError> {
     let participant = (!is_auditor(st, who)).then_some((
         who.principal.issuer.as_str(),
         who.principal.subject.as_str(),
@@ -86,6 +87,27 @@ async fn readable(
     Ok((found, next))
 }
 
+/// A decided approval and its votes.
+type Read = (Approval, Vec<Vote>);
+
+/// The signed-in reader and up to `limit` approvals they may read after
+/// `?after=`, with the next page's `after`; or the way to sign in.
+async fn page(
+    st: &AppState,
+    headers: &HeaderMap,
+    query: Result<Query<After>, axum::extract::rejection::QueryRejection>,
+    limit: usize,
+) -> Result<Result<(Live, Vec<Read>, Option<String>), Response>, PageError> {
+    let portal = portal(st)?;
+    let Query(q) = query.map_err(|e| PageError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let l = match signed_in(st, portal, headers, "/portal/history").await? {
+        Ok(l) => l,
+        Err(to_sign_in) => return Ok(Err(to_sign_in)),
+    };
+    let (found, next) = readable(st, &l.who, q.after, limit).await?;
+    Ok(Ok((l, found, next)))
+}
+
 /// When the action token of `a` was used, from the audit log (which,
 /// unlike the replay ledger, is never purged).
 async fn consumed_at(st: &AppState, a: &Approval) -> Result<Option<i64>, PageError> {
@@ -108,13 +130,10 @@ pub(super) async fn history(
     headers: HeaderMap,
     query: Result<Query<After>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
-    let portal = portal(&st)?;
-    let Query(q) = query.map_err(|e| PageError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let l = match signed_in(&st, portal, &headers, "/portal/history").await? {
-        Ok(l) => l,
+    let (l, found, next) = match page(&st, &headers, query, PAGE).await? {
+        Ok(page) => page,
         Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let (found, next) = readable(&st, &l.who, q.after, PAGE).await?;
     let now = st.now();
     let rows = found
         .into_iter()
@@ -151,13 +170,10 @@ pub(super) async fn export(
     headers: HeaderMap,
     query: Result<Query<After>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
-    let portal = portal(&st)?;
-    let Query(q) = query.map_err(|e| PageError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let l = match signed_in(&st, portal, &headers, "/portal/history").await? {
-        Ok(l) => l,
+    let (_, found, next) = match page(&st, &headers, query, EXPORT).await? {
+        Ok(page) => page,
         Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let (found, next) = readable(&st, &l.who, q.after, EXPORT).await?;
     let now = st.now();
     let mut out = String::new();
     for (a, votes) in found {

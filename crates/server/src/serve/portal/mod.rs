@@ -58,6 +58,8 @@ pub struct Portal {
     origin: String,
     /// `{public_url}/portal/callback`.
     redirect_uri: String,
+    /// The issuer's origin, where its sign-in pages are.
+    issuer_origin: String,
 }
 
 impl Portal {
@@ -81,6 +83,9 @@ impl Portal {
                 "the portal signs people in with the bundle's first issuer, and it has none",
             )?,
         };
+        let issuer_origin = reqwest::Url::parse(&issuer)
+            .map(|u| u.origin().ascii_serialization())
+            .with_context(|| format!("the issuer `{issuer}` is not a URL"))?;
         let url = reqwest::Url::parse(public_url)
             .with_context(|| format!("the public URL `{public_url}` is not a URL"))?;
         let loopback = match url.host() {
@@ -106,26 +111,21 @@ impl Portal {
             secure,
             origin: url.origin().ascii_serialization(),
             redirect_uri: format!("{}/portal/callback", public_url.trim_end_matches('/')),
+            issuer_origin,
         })
     }
 }
 
 impl Portal {
-    /// Where the provider's sign-in pages are: the issuer's origin and, once
-    /// discovered, the authorization endpoint's.
+    /// The `form-action` sources beyond `'self'`: the issuer's origin and,
+    /// once discovered, the authorization endpoint's (both worked out
+    /// once, not per answer).
     async fn provider_origins(&self) -> Vec<String> {
-        let mut origins = Vec::new();
-        let mut add = |url: &str| {
-            if let Ok(u) = reqwest::Url::parse(url) {
-                let o = u.origin().ascii_serialization();
-                if !origins.contains(&o) {
-                    origins.push(o);
-                }
-            }
-        };
-        add(&self.issuer);
-        if let Some(e) = self.endpoints.read().await.as_ref() {
-            add(e.authorization());
+        let mut origins = vec![self.issuer_origin.clone()];
+        if let Some(e) = self.endpoints.read().await.as_ref()
+            && !origins.contains(&e.authorization_origin)
+        {
+            origins.push(e.authorization_origin.clone());
         }
         origins
     }

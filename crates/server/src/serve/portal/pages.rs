@@ -59,6 +59,16 @@ fn own(a: &Approval, who: &Credential) -> bool {
     is_requester(a, &who.principal) && a.obligation.approvers.contains(&Approver::Subject)
 }
 
+/// `not_found` for an approval the store does not have; any other failure
+/// (the store unreachable) stays the error it is.
+fn missing_or(e: crate::serve::ApiError, not_found: fn() -> PageError) -> PageError {
+    if e.status == StatusCode::NOT_FOUND {
+        not_found()
+    } else {
+        e.into()
+    }
+}
+
 /// The one answer for an approval that does not exist or is not the
 /// person's: it never repeats the id from the URL (a link could put any
 /// words there).
@@ -146,7 +156,7 @@ pub(super) async fn detail(
         Ok(l) => l,
         Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let a = load(&st, &id).await.map_err(|_| not_found())?;
+    let a = load(&st, &id).await.map_err(|e| missing_or(e, not_found))?;
     let votes = st.store.votes(&id).await?;
     let now = st.now();
     let pending = a.status_at(now) == Status::Pending;
@@ -262,7 +272,7 @@ pub(super) async fn vote(
     let portal = portal(&st)?;
     let Form(form) = form.map_err(|e| PageError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let l = posting(&st, portal, &headers, &form.csrf).await?;
-    let a = load(&st, &id).await.map_err(|_| not_found())?;
+    let a = load(&st, &id).await.map_err(|e| missing_or(e, not_found))?;
     if !visible(&st, &a, &l.who) {
         return Err(not_found());
     }

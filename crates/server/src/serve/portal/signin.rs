@@ -27,14 +27,9 @@ const MAX_RETURN: usize = 512;
 #[derive(Clone, Debug)]
 pub(super) struct Endpoints {
     authorization: String,
+    /// The authorization endpoint's origin, for `form-action`.
+    pub(super) authorization_origin: String,
     token: String,
-}
-
-impl Endpoints {
-    /// Where people sign in.
-    pub(super) fn authorization(&self) -> &str {
-        &self.authorization
-    }
 }
 
 impl Portal {
@@ -86,6 +81,7 @@ impl Portal {
             )));
         }
         let e = Endpoints {
+            authorization_origin: authorization.origin().ascii_serialization(),
             authorization: authorization.to_string(),
             token: token.to_string(),
         };
