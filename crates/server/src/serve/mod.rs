@@ -12,6 +12,7 @@ mod authzen;
 mod check;
 mod enforce;
 mod error;
+pub mod forward;
 mod housekeeping;
 mod keys;
 pub mod keysource;
@@ -32,7 +33,7 @@ use std::sync::{Arc, RwLock};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use greenlight_store::Store;
 use greenlight_types::bundle::ACTION_ISSUER_NAME;
 use tokio::net::TcpListener;
@@ -164,6 +165,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(check::healthz))
         .route("/v1/check", post(check::check))
+        .route("/v1/forward-auth", any(forward::forward_auth))
+        .route("/v1/forward-auth/nginx", any(forward::forward_auth_nginx))
+        .route("/v1/ext-authz/{*path}", any(forward::ext_authz))
         .route("/access/v1/evaluation", post(authzen::evaluation))
         .route("/access/v1/evaluations", post(authzen::evaluations))
         .route("/v1/approvals", get(approvals::list_approvals))

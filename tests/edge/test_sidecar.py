@@ -1,0 +1,197 @@
+"""nginx `auth_request`, Caddy `forward_auth` and Envoy `ext_authz` in
+front of `greenlight serve`: each proxy, as configured in its example,
+gives the client Greenlight's answer and lets through only what Greenlight
+allowed, exactly once where the approval says once."""
+
+import json
+import time
+from pathlib import Path
+
+from conftest import ROOT, form, http
+
+APPROVAL_CHALLENGE = 'Bearer error="insufficient_authorization", error_description="approval required"'
+GATEWAY_HEADERS = ["x-greenlight-subject", "x-greenlight-issuer", "x-greenlight-action", "x-greenlight-approval"]
+
+
+def gateway_headers(call):
+    """The x-greenlight-* headers the API received (`_` read as `-`)."""
+    return {k: v for k, v in call["headers"] if k.replace("_", "-").startswith("x-greenlight-")}
+
+
+def test_an_allow_reaches_the_api_once_with_who_acts(stack):
+    alice = stack.token("alice", "payments:read")
+    status, _, body = stack.through("GET", "/payments/pay_1", alice)
+    assert (status, body) == (200, {"payment": "pay_1", "amount": 1000, "currency": "EUR"})
+    [call] = stack.calls()
+    assert (call["method"], call["path"]) == ("GET", "/payments/pay_1")
+    assert gateway_headers(call) == {
+        "x-greenlight-subject": "alice",
+        "x-greenlight-issuer": "https://idp.example.com",
+        "x-greenlight-action": "payment.read",
+    }
+
+
+def test_a_client_cannot_pass_for_the_gateway(stack):
+    """A client's own x-greenlight-* header never reaches the API: refused
+    by Greenlight where the proxy forwards it, dropped where the proxy
+    drops it (nginx ignores names with `_`)."""
+    mallory = stack.token("mallory", "payments:read")
+    for name in ["X-Greenlight-Subject", "X-Greenlight-Approval", "X-Greenlight-Foo"]:
+        status, _, body = stack.through("GET", "/payments/pay_1", mallory, {name: "alice"})
+        assert status == 400, body
+        assert body["code"] == "request-invalid"
+        assert body["error_description"] == f"the request carries `{name.lower()}`, a header only the gateway sets"
+    assert stack.calls() == []
+    status, _, body = stack.through("GET", "/payments/pay_1", mallory, {"X-Greenlight_Subject": "alice"})
+    if stack.proxy == "nginx":
+        assert status == 200, body
+        [call] = stack.calls()
+        assert gateway_headers(call)["x-greenlight-subject"] == "mallory"
+        assert len(gateway_headers(call)) == 3
+    else:
+        assert (status, body["code"]) == (400, "request-invalid")
+        assert stack.calls() == []
+
+
+def test_the_original_request_cannot_be_spoofed(stack):
+    """The proxy names the original method and URI, overwriting a client's
+    attempt to describe a harmless read instead of its refund."""
+    alice = stack.token("alice", "payments:read payments:refund")
+    spoof = {"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/payments/pay_1",
+             "X-Original-URI": "/payments/pay_1"}
+    status, headers, body = stack.refund("pay_1", 500, alice, spoof)
+    assert status == 401, body
+    assert body["code"] == "approval-required"
+    assert stack.calls() == []
+
+
+def test_approval_required_then_one_refund_with_the_action_token(stack):
+    alice = stack.token("alice", "payments:refund")
+    status, headers, body = stack.refund("pay_1", 500, alice)
+    assert status == 401, body
+    assert dict(headers)["www-authenticate"] == APPROVAL_CHALLENGE
+    assert dict(headers)["cache-control"] == "no-store"
+    assert body["code"] == "approval-required"
+    assert body["error"] == "insufficient_authorization"
+    assert body["error_description"] == "Refund above 100: two finance approvals needed"
+    assert body["authorization_details"] == [{
+        "type": "urn:greenlight:action", "locations": ["https://api.example.com"],
+        "actions": ["payment.refund"], "identifier": "Payment::pay_1",
+        "resource": {"type": "Payment", "id": "pay_1"},
+        "params": {"amount": 500, "currency": "EUR"}, "action_digest": body["action_digest"]}]
+    assert body["obligation"]["approvers"] == ["group:finance"]
+    assert body["obligation"]["quorum"] == 2
+    assert stack.calls() == []
+
+    # Ask where the challenge says, as the challenge says.
+    ask = body["ask"]
+    assert ask["backchannel_authentication_endpoint"] == f"{stack.service_url}/oauth/bc-authorize"
+    status, asked = form(ask["backchannel_authentication_endpoint"],
+                         {"authorization_details": json.dumps(body["authorization_details"])}, alice)
+    assert status == 200, asked
+    approval = asked["auth_req_id"]
+    for who in ["bob", "carol"]:
+        approver = stack.token(who, client="approvals-app", claims=['groups=["finance"]'])
+        status, _, v = http("POST", f"{stack.service_url}/v1/approvals/{approval}/approve",
+                            {"authorization": f"Bearer {approver}"}, {"reason": "customer called"})
+        assert status == 200, v
+    status, t = form(ask["token_endpoint"], {"grant_type": "urn:openid:params:grant-type:ciba",
+                                              "auth_req_id": approval}, alice)
+    assert status == 200, t
+    action = t["access_token"]
+
+    # The token is for this refund only: another amount or payment is refused.
+    for payment, amount in [("pay_1", 600), ("pay_2", 500)]:
+        status, _, body = stack.refund(payment, amount, action)
+        assert (status, body["code"]) == (403, "action-token-digest-mismatch"), body
+    assert stack.calls() == []
+
+    status, _, body = stack.refund("pay_1", 500, action)
+    assert status == 200, body
+    assert body == {"refunded": 500, "currency": "EUR", "payment": "pay_1", "by": "alice", "approval": approval}
+    # Replayed: refused at the proxy, the API saw exactly one refund.
+    status, headers, body = stack.refund("pay_1", 500, action)
+    assert status == 401, body
+    assert body["code"] == "action-token-replayed"
+    assert body["error_description"].startswith("action token `")
+    assert body["error_description"].endswith("` was already used")
+    assert dict(headers)["www-authenticate"].startswith('Bearer error="invalid_token"')
+    [call] = stack.calls()
+    assert gateway_headers(call) == {
+        "x-greenlight-subject": "alice",
+        "x-greenlight-issuer": "https://idp.example.com",
+        "x-greenlight-action": "payment.refund",
+        "x-greenlight-approval": approval,
+    }
+
+
+def test_bad_tokens_are_refused_at_the_proxy(stack):
+    now = int(time.time())
+    cases = [
+        (None, 401, "token-missing"),
+        (stack.token("alice", "payments:read", ttl=60, now=now - 3600), 401, "token-expired"),
+        (stack.token("alice", "payments:read", claims=["aud=https://other.example.com"]), 401,
+         "token-wrong-audience"),
+        (stack.token("alice", "payments:read") + "x", 401, "token-bad-signature"),
+        (stack.token("alice", "files:write"), 403, "policy-no-permit"),
+    ]
+    for token, status, code in cases:
+        got, headers, body = stack.through("GET", "/payments/pay_1", token)
+        assert (got, body["code"]) == (status, code), body
+        if status == 401:
+            assert dict(headers)["www-authenticate"].startswith("Bearer")
+    assert stack.calls() == []
+
+
+def test_a_route_not_in_the_bundle_is_refused(stack):
+    alice = stack.token("alice", "payments:read")
+    status, _, body = stack.through("GET", "/_upstream/calls", alice)
+    assert (status, body["code"]) == (403, "route-not-found"), body
+    assert stack.calls() == []
+
+
+def test_body_parameters_behind_a_proxy_that_forwards_no_body(stack):
+    """nginx and Caddy forward no body: the demo's body-bound refund is
+    refused (the amount is missing), never guessed. The query-bound bundle
+    sees a body-only refund the same way."""
+    alice = stack.token("alice", "payments:refund")
+    status, _, body = stack.through("POST", "/payments/pay_1/refund", alice,
+                                    body={"amount": 50, "currency": "EUR"})
+    if stack.params == "query":
+        assert (status, body["code"]) == (400, "request-invalid"), body
+        assert body["error_description"] == "parameter `amount` is required"
+        assert stack.calls() == []
+    else:
+        # Envoy forwards the body: a small refund passes on the scope.
+        assert status == 200, body
+        assert len(stack.calls()) == 1
+
+
+def test_the_service_stopped_fails_closed(stack):
+    alice = stack.token("alice", "payments:read")
+    assert stack.through("GET", "/payments/pay_1", alice)[0] == 200
+    stack.reset()
+    stack.stop_service()
+    status, _, body = stack.through("GET", "/payments/pay_1", alice)
+    expected = {"nginx": 503, "caddy": 502, "envoy-ext-authz": 503}[stack.proxy]
+    assert status == expected, body
+    if stack.proxy == "nginx":
+        assert body["code"] == "engine-unavailable"
+    assert stack.calls() == []
+
+
+def test_the_query_bundle_differs_from_the_demo_only_in_its_config():
+    demo, edge = ROOT / "examples/bundle", ROOT / "examples/edge/bundle"
+    for name in ["policy.cedar", "schema.cedarschema", "idp.jwks.json", "dev/idp-dev.key.pem"]:
+        assert (demo / name).read_bytes() == (edge / name).read_bytes(), name
+    assert sorted(p.name for p in edge.iterdir()) == sorted(p.name for p in demo.iterdir())
+    strip = lambda p: [l for l in Path(p).read_text().splitlines() if l and not l.startswith("#")]
+    a, b = strip(demo / "greenlight.toml"), strip(edge / "greenlight.toml")
+    diff = [(x, y) for x, y in zip(a, b) if x != y]
+    assert len(a) == len(b)
+    assert diff == [
+        ('params.amount = { from = "body.amount", type = "long" }',
+         'params.amount = { from = "query.amount", type = "long" }'),
+        ('params.currency = { from = "body.currency", type = "string" }',
+         'params.currency = { from = "query.currency", type = "string" }'),
+    ]
