@@ -47,6 +47,24 @@ struct Target {
     context: Map<String, Value>,
 }
 
+/// Refuses a path that servers and proxies may read as another: a `.` or
+/// `..` segment (also percent-encoded), which one resolves and another
+/// does not, and a `;`, which some servers cut off as path parameters. The
+/// decision would be about a request other than the one acted on.
+fn check_path(path: &str) -> Result<(), Denial> {
+    let refuse = |why: &str| Err(Denial::new(DenialCode::RequestInvalid, why.to_owned()));
+    if path.contains(';') {
+        return refuse("the path has a `;`, which some servers read as path parameters");
+    }
+    for segment in path.split('/') {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        if decoded == "." || decoded == ".." {
+            return refuse("the path has a `.` or `..` segment, which servers resolve differently");
+        }
+    }
+    Ok(())
+}
+
 fn parse_object(text: Option<&str>, what: &str) -> Result<Map<String, Value>, Denial> {
     let Some(text) = text else {
         return Ok(Map::new());
@@ -58,6 +76,16 @@ fn parse_object(text: Option<&str>, what: &str) -> Result<Map<String, Value>, De
                 "the {what} have {} bytes, more than the {MAX_PARAMS_BYTES} accepted",
                 text.len()
             ),
+        ));
+    }
+    // Each member named once: a gateway and an application whose JSON
+    // parsers keep different copies of a repeated name would act on
+    // different requests.
+    if let Err(crate::strict::StrictError::Duplicate(name)) = crate::strict::object(text.as_bytes())
+    {
+        return Err(Denial::new(
+            DenialCode::RequestInvalid,
+            format!("the {what} name `{name}` more than once"),
         ));
     }
     match serde_json::from_str(text) {
@@ -313,6 +341,17 @@ impl Engine {
     /// Decides an HTTP request at `now`.
     pub fn evaluate_http(&self, req: &HttpRequest, now: u64) -> Decision {
         let result = (|| {
+            check_path(&req.path)?;
+            if req.params.is_none()
+                && routes::route_for(&self.bundle.routes, &req.method, &req.path)
+                    .is_some_and(routes::Route::reads_body)
+            {
+                return Err(Denial::new(
+                    DenialCode::RequestInvalid,
+                    "the route reads parameters from a JSON body, and the request has none"
+                        .to_owned(),
+                ));
+            }
             let body = parse_object(req.params.as_deref(), "request parameters")?;
             let token = bearer(&req.headers)?;
             let verified = self.verify_token(token, now)?;
@@ -363,6 +402,55 @@ impl Engine {
             Ok((verified, target)) => self.decide(&verified, target, now),
             Err(d) => self.denied(d),
         }
+    }
+
+    /// Whether the route for `method` and `path` reads parameters from the
+    /// body: a gateway that must hold a request to read its body does so
+    /// only then. `false` when no route matches.
+    pub fn reads_body(&self, method: &str, path: &str) -> bool {
+        routes::route_for(&self.bundle.routes, method, path).is_some_and(routes::Route::reads_body)
+    }
+
+    /// The forward headers an allow of `req` would carry, from its token
+    /// and its route alone (no parameters read), for a gateway that must
+    /// release a request's headers before it has read the body its route
+    /// binds (a proxy-wasm filter in Envoy). The decision still needs the
+    /// body, and the gateway must refuse an allow whose forward headers
+    /// differ from these. `Err` when the token or the route already denies
+    /// the request, whatever its body.
+    pub fn forward_headers_ahead(
+        &self,
+        req: &HttpRequest,
+        now: u64,
+    ) -> Result<Vec<(String, String)>, Box<Decision>> {
+        let result = (|| {
+            let token = bearer(&req.headers)?;
+            let verified = self.verify_token(token, now)?;
+            let route = routes::route_for(&self.bundle.routes, &req.method, &req.path).ok_or_else(
+                || {
+                    Denial::new(
+                        DenialCode::RouteNotFound,
+                        format!(
+                            "no route for `{} {}`",
+                            req.method.to_ascii_uppercase(),
+                            req.path
+                        ),
+                    )
+                },
+            )?;
+            let approval_id = match &verified.kind {
+                TokenKind::Action(c) => c.approval_id.clone(),
+                TokenKind::Access => None,
+            };
+            let action = Action::new(
+                &route.action,
+                &route.resource_type,
+                String::new(),
+                serde_json::Map::new(),
+            );
+            Ok(Allowance::new(verified.principal, action, approval_id, None).forward_headers)
+        })();
+        result.map_err(|d| Box::new(self.denied(d)))
     }
 
     /// Decides an AuthZEN-shaped request at `now`.

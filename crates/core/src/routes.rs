@@ -354,6 +354,20 @@ fn one_or_list(
     }
 }
 
+/// The route for a method and path, its parameters unread.
+pub fn route_for<'r>(routes: &'r [Route], method: &str, path: &str) -> Option<&'r Route> {
+    routes.iter().find(|r| r.match_path(method, path).is_some())
+}
+
+impl Route {
+    /// Whether any of its parameters is read from the body.
+    pub fn reads_body(&self) -> bool {
+        self.params
+            .values()
+            .any(|p| matches!(p.source, Source::Body(_)))
+    }
+}
+
 /// Finds the route for a method and path and reads its parameters. `Ok(None)`
 /// when no route matches; `Err` with a message when a parameter is missing or
 /// has the wrong type.

@@ -304,3 +304,53 @@ pub fn add(ctx: &Ctx, v: &mut Vectors) {
         vec!["payment-read"],
     );
 }
+
+/// Requests a proxy and the application behind it could read as two
+/// different requests: refused whatever else they carry. Added last, so
+/// they are numbered after every other vector.
+pub fn add_ambiguous(ctx: &Ctx, v: &mut Vectors) {
+    let good = &ctx.good;
+    for (name, description, request, message) in [
+        (
+            "demo-refund-without-body-invalid",
+            "a route that reads body parameters needs a JSON body: none is refused, never decided on defaults",
+            http("POST", "/payments/pay_123/refund", Some(good), None),
+            "the route reads parameters from a JSON body, and the request has none",
+        ),
+        (
+            "demo-refund-repeated-member-invalid",
+            "a parameter named twice is refused: parsers that keep different copies would act on different amounts",
+            http(
+                "POST",
+                "/payments/pay_123/refund",
+                Some(good),
+                Some(json!(
+                    "{\"amount\":50,\"currency\":\"EUR\",\"amount\":50000}"
+                )),
+            ),
+            "the request parameters name `amount` more than once",
+        ),
+        (
+            "demo-dot-segment-invalid",
+            "a `..` segment, even percent-encoded, is refused: servers resolve it differently",
+            http("GET", "/payments/%2E%2e", Some(good), None),
+            "the path has a `.` or `..` segment, which servers resolve differently",
+        ),
+        (
+            "demo-path-semicolon-invalid",
+            "a `;` in the path is refused: some servers cut it off as path parameters",
+            http("GET", "/payments/pay_123;jsessionid=x", Some(good), None),
+            "the path has a `;`, which some servers read as path parameters",
+        ),
+    ] {
+        v.extra.push(Vector {
+            name,
+            description,
+            bundle: DEMO,
+            keys: Vec::new(),
+            request,
+            verdict: deny("request-invalid", message),
+            reasons: Vec::new(),
+        });
+    }
+}

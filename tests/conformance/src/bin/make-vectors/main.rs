@@ -127,6 +127,7 @@ fn main() {
     actions::add(&ctx, &mut v);
     authzen::add(&ctx, &mut v);
     claims::add(&ctx, &mut v);
+    demo::add_ambiguous(&ctx, &mut v);
     let Vectors { list, mut extra } = v;
     let mut v = list;
     v.append(&mut extra);
