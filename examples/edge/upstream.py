@@ -18,6 +18,7 @@ acts on exactly what was decided.
     PUT    /users/{user}/files/{file}/content    writes a file
     DELETE /tenants/{tenant}/users/{user}/data   deletes a user's data
     GET    /_upstream/calls                      every call so far (JSON)
+    GET    /_upstream/aborted                    requests cut off before their body
     POST   /_upstream/reset                      forgets them
 
 Python's standard library only.
@@ -60,6 +61,13 @@ class Api(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         if url.path.startswith("/_upstream/"):
             return self._control(url.path)
+        if len(body) < length:
+            # The proxy gave up on the request before its body arrived (a
+            # refusal after the headers went ahead): no request, no call.
+            with self.server.lock:
+                self.server.aborted += 1
+            self.close_connection = True
+            return None
         call = {
             "method": self.command,
             "path": url.path,
@@ -105,8 +113,11 @@ class Api(BaseHTTPRequestHandler):
         with self.server.lock:
             if path == "/_upstream/calls" and self.command == "GET":
                 return self._answer(200, list(self.server.calls))
+            if path == "/_upstream/aborted" and self.command == "GET":
+                return self._answer(200, {"aborted": self.server.aborted})
             if path == "/_upstream/reset" and self.command == "POST":
                 self.server.calls.clear()
+                self.server.aborted = 0
                 return self._answer(200, {"reset": True})
         return self._answer(404, {"error": "no such endpoint"})
 
@@ -122,7 +133,7 @@ def main():
     host, _, port = args.listen.rpartition(":")
     server = ThreadingHTTPServer((host, int(port)), Api)
     server.daemon_threads = True
-    server.calls, server.lock, server.params = [], threading.Lock(), args.params
+    server.calls, server.lock, server.params, server.aborted = [], threading.Lock(), args.params, 0
     print(f"listening on {host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

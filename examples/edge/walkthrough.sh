@@ -5,19 +5,19 @@
 # refund of 500, two finance approvers approve, and the refund goes through
 # once. Everything it starts is stopped at the end.
 #
-#   examples/edge/walkthrough.sh nginx|caddy|envoy-ext-authz
+#   examples/edge/walkthrough.sh nginx|caddy|envoy-ext-authz|envoy-wasm
 #
 # Needs the proxy (examples/<proxy>/README.md says how to install it),
 # Python 3 and Rust through rustup; the first build takes a while.
 set -euo pipefail
-proxy=${1:?usage: examples/edge/walkthrough.sh nginx|caddy|envoy-ext-authz}
+proxy=${1:?usage: examples/edge/walkthrough.sh nginx|caddy|envoy-ext-authz|envoy-wasm}
 cd "$(dirname "$0")/../.."
 case $proxy in
   nginx | caddy) bundle=examples/edge/bundle params=query ;;
-  envoy-ext-authz) bundle=examples/bundle params=body ;;
-  *) echo "unknown proxy \`$proxy\`: nginx, caddy or envoy-ext-authz" >&2; exit 2 ;;
+  envoy-ext-authz | envoy-wasm) bundle=examples/bundle params=body ;;
+  *) echo "unknown proxy \`$proxy\`: nginx, caddy, envoy-ext-authz or envoy-wasm" >&2; exit 2 ;;
 esac
-tool=${proxy%-ext-authz}
+tool=${proxy%-*}
 command -v "$tool" >/dev/null || { echo "\`$tool\` is not installed: see examples/$proxy/README.md" >&2; exit 1; }
 for port in 8000 8080 9000; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -29,6 +29,13 @@ done
 scripts/wasm-target
 echo "== building greenlight (the first build takes a while)" >&2
 cargo build -q -p greenlight
+if [[ $proxy == envoy-wasm ]]; then
+  echo "== building the proxy-wasm filter (wasm32-wasip1)" >&2
+  cargo build -q --target wasm32-wasip1 --profile guest -p greenlight-proxy-wasm \
+    --target-dir "${CARGO_TARGET_DIR:-target}/proxy-wasm"
+  cp "${CARGO_TARGET_DIR:-target}/proxy-wasm/wasm32-wasip1/guest/greenlight_proxy_wasm.wasm" \
+    examples/envoy-wasm/greenlight-filter.wasm
+fi
 gl=${CARGO_TARGET_DIR:-target}/debug/greenlight
 work=$(mktemp -d /tmp/greenlight-edge.XXXXXX)
 pids=()
@@ -50,11 +57,17 @@ echo "== $proxy on 127.0.0.1:8000"
 case $proxy in
   nginx) nginx -p "$work" -c "$PWD/examples/nginx/nginx.conf" > "$work/nginx.log" 2>&1 & ;;
   caddy) HOME=$work caddy run --adapter caddyfile --config examples/caddy/Caddyfile > "$work/caddy.log" 2>&1 & ;;
-  envoy-ext-authz) envoy -c examples/envoy-ext-authz/envoy.yaml --log-level warn --use-dynamic-base-id \
-                     > "$work/envoy.log" 2>&1 & ;;
+  envoy-*) envoy -c "examples/$proxy/envoy.yaml" --log-level warn --component-log-level wasm:info \
+             --use-dynamic-base-id \
+             > "$work/envoy.log" 2>&1 & ;;
 esac
 pids+=($!)
 wait_for 8000
+if [[ $proxy == envoy-wasm ]]; then
+  # The filter fetches the service's keys (for action tokens) once loaded.
+  for _ in $(seq 1 100); do grep -q 'greenlight: bundle loaded' "$work/envoy.log" && break; sleep 0.1; done
+  sleep 1
+fi
 
 alice=$("$gl" dev-token --bundle "$bundle" --sub alice --scope "payments:read payments:refund")
 refund() {

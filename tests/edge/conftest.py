@@ -6,8 +6,9 @@ ones: the proxy, `greenlight serve` (the demo bundle, or for proxies that
 forward no body examples/edge/bundle) and examples/edge/upstream.py, which
 counts the calls it receives. Processes are stopped by their PID.
 
-Needs GREENLIGHT_BIN (the `greenlight` binary), `nginx`, `caddy` and
-`envoy` on PATH (tests/edge/test.sh provides them).
+Needs GREENLIGHT_BIN (the `greenlight` binary), GREENLIGHT_FILTER (the
+proxy-wasm filter), `nginx`, `caddy` and `envoy` on PATH
+(tests/edge/test.sh provides them).
 """
 
 import json
@@ -33,7 +34,10 @@ PROXIES = {
     "nginx": ("examples/edge/bundle", "query"),
     "caddy": ("examples/edge/bundle", "query"),
     "envoy-ext-authz": ("examples/bundle", "body"),
+    "envoy-wasm": ("examples/bundle", "body"),
 }
+#: The proxy-wasm filter, built by tests/edge/test.sh.
+FILTER = os.environ.get("GREENLIGHT_FILTER", "")
 
 
 def free_port():
@@ -91,8 +95,10 @@ def http(method, url, headers=None, body=None):
 
 def form(url, fields, token):
     data = urllib.parse.urlencode(fields).encode()
-    req = urllib.request.Request(url, data=data, method="POST", headers={
-        "authorization": f"Bearer {token}", "content-type": "application/x-www-form-urlencoded"})
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
@@ -137,10 +143,14 @@ class Stack:
         self.bundle = ROOT / bundle
         self.ports = {"proxy": free_port(), "service": free_port(), "api": free_port()}
         self.procs = []
-        self.api = self._start_api()
         self.service = None
-        self.start_service()
-        self.front = self._start_proxy()
+        try:
+            self.api = self._start_api()
+            self.start_service()
+            self.front = self._start_proxy()
+        except BaseException:
+            self.close()
+            raise
 
     # -- processes -------------------------------------------------------
 
@@ -177,6 +187,18 @@ class Stack:
             conf = self.work / "Caddyfile"
             conf.write_text(render((ROOT / "examples/caddy/Caddyfile").read_text(), swaps))
             argv = ["caddy", "run", "--adapter", "caddyfile", "--config", str(conf)]
+        elif self.proxy == "envoy-wasm":
+            conf = self.work / "envoy.yaml"
+            conf.write_text(render((ROOT / "examples/envoy-wasm/envoy.yaml").read_text(), [
+                ("port_value: 8000", f"port_value: {ports['proxy']}"),
+                ('authority = "127.0.0.1:8080"', f'authority = "127.0.0.1:{ports["service"]}"'),
+                ('url = "http://127.0.0.1:8080"', f'url = "http://127.0.0.1:{ports["service"]}"'),
+                ("port_value: 8080", f"port_value: {ports['service']}"),
+                ("port_value: 9000", f"port_value: {ports['api']}"),
+                ("filename: examples/envoy-wasm/greenlight-filter.wasm", f"filename: {FILTER}"),
+            ]))
+            argv = ["envoy", "-c", str(conf), "--log-level", "warn", "--component-log-level", "wasm:info",
+                    "--use-dynamic-base-id"]
         else:
             conf = self.work / "envoy.yaml"
             conf.write_text(render((ROOT / "examples/envoy-ext-authz/envoy.yaml").read_text(), [
@@ -190,8 +212,16 @@ class Stack:
                    XDG_CONFIG_HOME=str(self.work / "config"))
         p = Proc(self.proxy, argv, self.work / f"{self.proxy}.log", env=env)
         self.procs.append(p)
-        wait_until(lambda: listening(ports["proxy"]), self.proxy, p)
+        wait_until(lambda: listening(ports["proxy"]), self.proxy, p, seconds=60)
+        if self.proxy == "envoy-wasm":
+            # The filter fetches the service's keys once loaded: wait until
+            # an action token verifies (a refund of 50 by token exchange).
+            wait_until(self._filter_has_keys, "the filter's keys", p)
         return p
+
+    def _filter_has_keys(self):
+        status, _, body = self.refund("pay_0", 50, self.exchanged("pay_0", 50))
+        return status == 200
 
     def close(self):
         for p in reversed(self.procs):
@@ -214,6 +244,20 @@ class Stack:
         for c in claims:
             argv += ["--claim", c]
         return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+    def exchanged(self, payment, amount):
+        """A once-only action token for a refund of `amount` (up to 100, the
+        demo allows it outright) by token exchange (RFC 8693)."""
+        alice = self.token("alice", "payments:refund")
+        details = json.dumps([{"type": "urn:greenlight:action", "actions": ["payment.refund"],
+                               "resource": {"type": "Payment", "id": payment},
+                               "params": {"amount": amount, "currency": "EUR"}}])
+        status, t = form(f"{self.service_url}/oauth/token", {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": alice, "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "authorization_details": details}, None)
+        assert status == 200, t
+        return t["access_token"]
 
     def through(self, method, path, token=None, headers=None, body=None):
         """A request through the proxy."""
