@@ -57,11 +57,10 @@ class Api(BaseHTTPRequestHandler):
 
     def _handle(self):
         url = urlsplit(self.path)
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._body()
         if url.path.startswith("/_upstream/"):
             return self._control(url.path)
-        if len(body) < length:
+        if body is None:
             # The proxy gave up on the request before its body arrived (a
             # refusal after the headers went ahead): no request, no call.
             with self.server.lock:
@@ -85,6 +84,30 @@ class Api(BaseHTTPRequestHandler):
             if m and method == self.command:
                 return self._act(kind, m.groups(), url.query, body, who)
         return self._answer(404, {"error": "no such endpoint"})
+
+    def _body(self):
+        """The request body (chunked or sized), or None when the request was
+        cut off before it all arrived."""
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            data = b""
+            while True:
+                line = self.rfile.readline()
+                if not line:
+                    return None
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    # Trailer fields, up to the empty line.
+                    while (line := self.rfile.readline()) not in (b"\r\n", b"\n"):
+                        if not line:
+                            return None
+                    return data
+                chunk = self.rfile.read(size + 2)
+                if len(chunk) < size + 2:
+                    return None
+                data += chunk[:size]
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        return body if len(body) == length else None
 
     def _act(self, kind, ids, query, body, who):
         approval = self.headers.get("x-greenlight-approval")

@@ -90,6 +90,42 @@ impl Root {
     }
 }
 
+impl Root {
+    /// Keys that could not be refreshed for too long stop verifying: their
+    /// issuer's tokens are refused, saying why, until a fetch works.
+    fn withdraw_stale_keys(&mut self) {
+        let now = now_of(self);
+        let mut shared = self.shared.borrow_mut();
+        let Some(loaded) = shared.as_mut() else {
+            return;
+        };
+        for i in loaded.sources.stale(now) {
+            let source = &mut loaded.sources.list[i];
+            let since = source.loaded_at.map_or(0, |t| now.saturating_sub(t));
+            let reason =
+                format!("its keys were last fetched {since} s ago and every fetch since failed");
+            match loaded.engine.withdraw_keys(&source.issuer, &reason) {
+                Ok(()) => {
+                    source.withdrawn = true;
+                    proxy_wasm::hostcalls::log(
+                        LogLevel::Warn,
+                        &format!("greenlight: {}'s keys withdrawn: {reason}", source.issuer),
+                    )
+                    .unwrap_or_default();
+                }
+                Err(e) => proxy_wasm::hostcalls::log(
+                    LogLevel::Error,
+                    &format!(
+                        "greenlight: {}'s stale keys could not be withdrawn: {e:?}",
+                        source.issuer
+                    ),
+                )
+                .unwrap_or_default(),
+            }
+        }
+    }
+}
+
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
         let Some(i) = self.calls.remove(&token) else {
@@ -122,6 +158,7 @@ impl Context for Root {
             Ok(()) => {
                 source.loaded_at = Some(now);
                 source.unknown_kid_at = None;
+                source.withdrawn = false;
             }
             Err(why) => proxy_wasm::hostcalls::log(
                 LogLevel::Warn,
@@ -182,6 +219,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        self.withdraw_stale_keys();
         self.fetch_due_keys();
     }
 

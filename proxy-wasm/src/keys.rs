@@ -30,6 +30,9 @@ pub struct Source {
     pub in_flight: bool,
     /// When a request last found a `kid` these keys lack.
     pub unknown_kid_at: Option<u64>,
+    /// Whether the keys were withdrawn for being too stale (until keys
+    /// load again).
+    pub withdrawn: bool,
 }
 
 /// Every source of keys for one configuration.
@@ -39,6 +42,7 @@ pub struct Sources {
     pub list: Vec<Source>,
     refresh: u64,
     unknown_kid_interval: u64,
+    max_stale: u64,
 }
 
 impl Sources {
@@ -77,6 +81,7 @@ impl Sources {
             list,
             refresh: config.key_refresh_seconds.max(1),
             unknown_kid_interval: info.key_fetch.unknown_kid_interval_seconds,
+            max_stale: info.key_fetch.max_stale_seconds,
         })
     }
 
@@ -104,6 +109,26 @@ impl Sources {
             .collect()
     }
 
+    /// The sources whose keys are too stale to keep serving: loaded, not
+    /// refreshed for `key_refresh_seconds` plus the bundle's
+    /// `max_stale_seconds` (every fetch since failed), and not withdrawn
+    /// yet. Their issuers' tokens are then refused until a fetch works.
+    pub fn stale(&self, now: u64) -> Vec<usize> {
+        self.list
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                !s.withdrawn
+                    && s.loaded_at.is_some_and(|t| {
+                        now > t
+                            .saturating_add(self.refresh)
+                            .saturating_add(self.max_stale)
+                    })
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// A request met a `kid` that `issuer`'s keys lack: ask again soon,
     /// no more often than the bundle's `unknown_kid_interval_seconds`.
     pub fn unknown_kid(&mut self, issuer: &str, now: u64) {
@@ -124,6 +149,7 @@ impl Source {
             asked_at: None,
             in_flight: false,
             unknown_kid_at: None,
+            withdrawn: false,
         }
     }
 }
@@ -181,6 +207,7 @@ mod tests {
             )],
             refresh: 300,
             unknown_kid_interval: 30,
+            max_stale: 3600,
         };
         s.list[0].asked_at = Some(1000);
         s
@@ -206,5 +233,19 @@ mod tests {
         // Not while a call is in flight.
         s.list[0].in_flight = true;
         assert!(s.due(1030).is_empty());
+    }
+
+    #[test]
+    fn keys_not_refreshed_past_their_staleness_are_withdrawn_once() {
+        let mut s = sources();
+        assert!(
+            s.stale(1_000_000).is_empty(),
+            "never loaded: nothing to withdraw"
+        );
+        s.list[0].loaded_at = Some(1000);
+        assert!(s.stale(1000 + 300 + 3600).is_empty());
+        assert_eq!(s.stale(1000 + 300 + 3601), vec![0]);
+        s.list[0].withdrawn = true;
+        assert!(s.stale(1000 + 300 + 3601).is_empty());
     }
 }

@@ -136,6 +136,9 @@ class Front:
         hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
                         ".HttpConnectionManager",
                "stat_prefix": "api", "http_filters": [wasm, router],
+               # HTTP/1.1 chunked requests may end with trailers, as HTTP/2
+               # ones may: the filter must decide at the trailers.
+               "http_protocol_options": {"enable_trailers": True},
                "route_config": {"name": "api", "virtual_hosts": [
                    {"name": "api", "domains": ["*"], "routes": [{"match": {"prefix": "/"},
                                                                  "route": {"cluster": "api"}}]}]}}
@@ -239,3 +242,50 @@ def test_vector_through_envoy(fronts, path):
     assert gateway == expected["headers"]
     assert json.loads(raw) == expected["body"]
     assert front.calls() == []
+
+
+def chunked(port, path, token, body, trailer=True):
+    """A POST whose JSON body comes chunked and, with `trailer`, ends with
+    a trailer field: the filter sees no data frame marked as the last."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        head = (f"POST {path} HTTP/1.1\r\nhost: api.example.com\r\nauthorization: Bearer {token}\r\n"
+                "content-type: application/json\r\ntransfer-encoding: chunked\r\n")
+        if trailer:
+            head += "trailer: x-checksum\r\n"
+        data = body.encode()
+        half = len(data) // 2
+        chunks = "".join(f"{len(c):x}\r\n{c.decode()}\r\n" for c in (data[:half], data[half:]))
+        end = "0\r\nx-checksum: 1\r\n\r\n" if trailer else "0\r\n\r\n"
+        sock.sendall((head + "\r\n" + chunks + end).encode())
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            raw += sock.recv(65536)
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        length = int(next((l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")), b"0"))
+        while len(rest) < length:
+            rest += sock.recv(65536)
+        return int(head.split(b" ")[1]), json.loads(rest[:length] or b"null")
+
+
+def test_a_body_ending_in_trailers_is_decided(fronts):
+    """A body-reading route whose body ends with trailers is decided when
+    they come: a refund of 500 is held for approval and never reaches the
+    upstream; a refund of 50 passes with its body."""
+    v = load(HTTP_VECTORS[0])
+    assert v["request"]["http"]["path"] == "/payments/pay_123/refund"
+    front = fronts(group_of(v))
+    token = v["request"]["http"]["headers"][0][1].removeprefix("Bearer ")
+    for trailer in (True, False):
+        front.reset()
+        status, body = chunked(front.port, "/payments/pay_123/refund", token,
+                               json.dumps({"amount": 500, "currency": "EUR"}), trailer)
+        assert (status, body["code"]) == (401, "approval-required"), body
+        assert front.calls() == []
+        status, body = chunked(front.port, "/payments/pay_123/refund", token,
+                               json.dumps({"amount": 50, "currency": "EUR"}), trailer)
+        assert status != 401, body
+        [call] = front.calls()
+        assert json.loads(call["body"]) == {"amount": 50, "currency": "EUR"}
+        assert [h for h in call["headers"] if h[0] == "x-greenlight-action"] == [["x-greenlight-action",
+                                                                                  "payment.refund"]]
