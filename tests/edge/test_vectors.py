@@ -94,6 +94,13 @@ class Front:
         self.provider = stub(keys_text)
         self.api_port, self.port = free_port(), free_port()
         self.procs = []
+        try:
+            self._start(bundle, now)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, bundle, now):
         api = Proc("upstream", ["python3", str(ROOT / "examples/edge/upstream.py"), "--listen",
                                 f"127.0.0.1:{self.api_port}"], self.work / "upstream.log")
         self.procs.append(api)
