@@ -47,6 +47,18 @@ struct Target {
     context: Map<String, Value>,
 }
 
+/// The denial for a request no route matches.
+fn no_route(req: &HttpRequest) -> Denial {
+    Denial::new(
+        DenialCode::RouteNotFound,
+        format!(
+            "no route for `{} {}`",
+            req.method.to_ascii_uppercase(),
+            req.path
+        ),
+    )
+}
+
 /// Refuses a path that servers and proxies may read as another: a `.` or
 /// `..` segment (also percent-encoded), which one resolves and another
 /// does not, and a `;`, which some servers cut off as path parameters. The
@@ -56,11 +68,12 @@ fn check_path(path: &str) -> Result<(), Denial> {
     if path.contains(';') {
         return refuse("the path has a `;`, which some servers read as path parameters");
     }
-    for segment in path.split('/') {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        if decoded == "." || decoded == ".." {
-            return refuse("the path has a `.` or `..` segment, which servers resolve differently");
-        }
+    const DOTS: [&str; 6] = [".", "..", "%2e", ".%2e", "%2e.", "%2e%2e"];
+    if path
+        .split('/')
+        .any(|seg| DOTS.iter().any(|d| seg.eq_ignore_ascii_case(d)))
+    {
+        return refuse("the path has a `.` or `..` segment, which servers resolve differently");
     }
     Ok(())
 }
@@ -80,13 +93,17 @@ fn parse_object(text: Option<&str>, what: &str) -> Result<Map<String, Value>, De
     }
     // Each member named once: a gateway and an application whose JSON
     // parsers keep different copies of a repeated name would act on
-    // different requests.
-    if let Err(crate::strict::StrictError::Duplicate(name)) = crate::strict::object(text.as_bytes())
-    {
-        return Err(Denial::new(
-            DenialCode::RequestInvalid,
-            format!("the {what} name `{name}` more than once"),
-        ));
+    // different requests. Anything else malformed is read again only to
+    // say why.
+    match crate::strict::object(text.as_bytes()) {
+        Ok(m) => return Ok(m),
+        Err(crate::strict::StrictError::Duplicate(name)) => {
+            return Err(Denial::new(
+                DenialCode::RequestInvalid,
+                format!("the {what} name `{name}` more than once"),
+            ));
+        }
+        Err(crate::strict::StrictError::Malformed) => {}
     }
     match serde_json::from_str(text) {
         Ok(Value::Object(m)) => Ok(m),
@@ -342,10 +359,8 @@ impl Engine {
     pub fn evaluate_http(&self, req: &HttpRequest, now: u64) -> Decision {
         let result = (|| {
             check_path(&req.path)?;
-            if req.params.is_none()
-                && routes::route_for(&self.bundle.routes, &req.method, &req.path)
-                    .is_some_and(routes::Route::reads_body)
-            {
+            let found = routes::find(&self.bundle.routes, &req.method, &req.path);
+            if req.params.is_none() && found.as_ref().is_some_and(|f| f.route.reads_body()) {
                 return Err(Denial::new(
                     DenialCode::RequestInvalid,
                     "the route reads parameters from a JSON body, and the request has none"
@@ -361,18 +376,9 @@ impl Engine {
                 headers: &req.headers,
                 body: Some(&body),
             };
-            let matched = routes::match_request(&self.bundle.routes, &req.method, &req.path, &view)
-                .map_err(|e| Denial::new(DenialCode::RequestInvalid, e))?
-                .ok_or_else(|| {
-                    Denial::new(
-                        DenialCode::RouteNotFound,
-                        format!(
-                            "no route for `{} {}`",
-                            req.method.to_ascii_uppercase(),
-                            req.path
-                        ),
-                    )
-                })?;
+            let found = found.ok_or_else(|| no_route(req))?;
+            let matched = routes::read(found, &view)
+                .map_err(|e| Denial::new(DenialCode::RequestInvalid, e))?;
             let route = matched.route;
             let bound = route
                 .bind
@@ -408,7 +414,7 @@ impl Engine {
     /// body: a gateway that must hold a request to read its body does so
     /// only then. `false` when no route matches.
     pub fn reads_body(&self, method: &str, path: &str) -> bool {
-        routes::route_for(&self.bundle.routes, method, path).is_some_and(routes::Route::reads_body)
+        routes::find(&self.bundle.routes, method, path).is_some_and(|f| f.route.reads_body())
     }
 
     /// The forward headers an allow of `req` would carry, from its token
@@ -426,18 +432,9 @@ impl Engine {
         let result = (|| {
             let token = bearer(&req.headers)?;
             let verified = self.verify_token(token, now)?;
-            let route = routes::route_for(&self.bundle.routes, &req.method, &req.path).ok_or_else(
-                || {
-                    Denial::new(
-                        DenialCode::RouteNotFound,
-                        format!(
-                            "no route for `{} {}`",
-                            req.method.to_ascii_uppercase(),
-                            req.path
-                        ),
-                    )
-                },
-            )?;
+            let route = routes::find(&self.bundle.routes, &req.method, &req.path)
+                .ok_or_else(|| no_route(req))?
+                .route;
             let approval_id = match &verified.kind {
                 TokenKind::Action(c) => c.approval_id.clone(),
                 TokenKind::Access => None,

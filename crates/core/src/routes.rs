@@ -69,6 +69,8 @@ pub struct Route {
     pub bind: Vec<String>,
     /// Whether path variables may contain an encoded `/`.
     encoded_slashes: bool,
+    /// Whether any parameter is read from the body (fixed at load).
+    reads_body: bool,
 }
 
 /// A route matched against a request, with its parameters read and typed.
@@ -216,6 +218,7 @@ impl Route {
         if !problems.is_empty() {
             return Err(problems);
         }
+        let reads_body = params.values().any(|p| matches!(p.source, Source::Body(_)));
         Ok(Self {
             method,
             segments,
@@ -226,11 +229,12 @@ impl Route {
             params,
             bind,
             encoded_slashes: cfg.encoded_slashes,
+            reads_body,
         })
     }
 
     /// Matches a method and path; returns the path variables (a variable
-    /// holding an encoded `/` is kept for [`match_request`] to refuse).
+    /// holding an encoded `/` is kept for [`read`] to refuse).
     fn match_path(&self, method: &str, path: &str) -> Option<BTreeMap<String, String>> {
         if !self.method.eq_ignore_ascii_case(method) {
             return None;
@@ -354,35 +358,33 @@ fn one_or_list(
     }
 }
 
+/// A route found for a method and path, its path variables read and its
+/// other parameters not yet.
+pub struct Found<'r> {
+    /// The route.
+    pub route: &'r Route,
+    vars: BTreeMap<String, String>,
+}
+
 /// The route for a method and path, its parameters unread.
-pub fn route_for<'r>(routes: &'r [Route], method: &str, path: &str) -> Option<&'r Route> {
-    routes.iter().find(|r| r.match_path(method, path).is_some())
+pub fn find<'r>(routes: &'r [Route], method: &str, path: &str) -> Option<Found<'r>> {
+    routes.iter().find_map(|r| {
+        r.match_path(method, path)
+            .map(|vars| Found { route: r, vars })
+    })
 }
 
 impl Route {
     /// Whether any of its parameters is read from the body.
     pub fn reads_body(&self) -> bool {
-        self.params
-            .values()
-            .any(|p| matches!(p.source, Source::Body(_)))
+        self.reads_body
     }
 }
 
-/// Finds the route for a method and path and reads its parameters. `Ok(None)`
-/// when no route matches; `Err` with a message when a parameter is missing or
-/// has the wrong type.
-pub fn match_request<'r>(
-    routes: &'r [Route],
-    method: &str,
-    path: &str,
-    req: &RequestView<'_>,
-) -> Result<Option<Matched<'r>>, String> {
-    let Some((route, vars)) = routes
-        .iter()
-        .find_map(|r| r.match_path(method, path).map(|v| (r, v)))
-    else {
-        return Ok(None);
-    };
+/// Reads the parameters of a route found for a request. `Err` with a
+/// message when a parameter is missing or has the wrong type.
+pub fn read<'r>(found: Found<'r>, req: &RequestView<'_>) -> Result<Matched<'r>, String> {
+    let Found { route, vars } = found;
     if !route.encoded_slashes
         && let Some((name, _)) = vars.iter().find(|(_, v)| v.contains('/'))
     {
@@ -438,11 +440,11 @@ pub fn match_request<'r>(
             Segment::Var(v) => vars.get(v).map(String::as_str).unwrap_or(""),
         })
         .collect();
-    Ok(Some(Matched {
+    Ok(Matched {
         route,
         resource_id,
         params,
-    }))
+    })
 }
 
 /// Converts a raw value to the parameter's type. Text from the path, query or

@@ -61,12 +61,16 @@ fn read(path: &str, query: &str, headers: &[(&str, &str)]) -> Result<String, Str
         headers: &headers,
         body: Some(&body),
     };
-    match greenlight_core::routes::match_request(&engine.bundle().routes, "GET", path, &view)? {
-        Some(m) => Ok(format!(
-            "{} {}",
-            serde_json::to_string(&m.params).map_err(|e| e.to_string())?,
-            m.resource_id
-        )),
+    let routes = &engine.bundle().routes;
+    match greenlight_core::routes::find(routes, "GET", path) {
+        Some(found) => {
+            let m = greenlight_core::routes::read(found, &view)?;
+            Ok(format!(
+                "{} {}",
+                serde_json::to_string(&m.params).map_err(|e| e.to_string())?,
+                m.resource_id
+            ))
+        }
         None => Err("no route".to_owned()),
     }
 }
