@@ -55,14 +55,14 @@ impl Exchange {
                 ":method" => method = Some(value),
                 ":path" => target = Some(value),
                 n if n.starts_with(':') => {}
-                n if is_ours(n) => {
+                n if forward::is_gateway_header(n) => {
                     if !ours.contains(&name) {
                         ours.push(name);
                     }
                 }
                 _ => {
                     if name == "content-type" {
-                        json_body = is_json(&value);
+                        json_body = gateway::is_json_media_type(&value);
                     }
                     pairs.push((name, value));
                 }
@@ -235,29 +235,4 @@ pub fn refuse(code: DenialCode, why: String, policy_hash: &str, service_url: &st
         &Decision::deny(code, why, policy_hash),
         service_url,
     ))
-}
-
-/// Whether a header name could pass for one of the gateway's own.
-fn is_ours(name: &str) -> bool {
-    name.replace('_', "-").starts_with(forward::PREFIX)
-}
-
-/// Whether a content type is JSON (`application/json`,
-/// `application/*+json`).
-fn is_json(value: &str) -> bool {
-    let media = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    media == "application/json"
-        || media.strip_prefix("application/").is_some_and(|sub| {
-            sub.strip_suffix("+json").is_some_and(|base| {
-                !base.is_empty()
-                    && base
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
-            })
-        })
 }

@@ -138,7 +138,7 @@ impl Context for Root {
         let Some(loaded) = shared.as_mut() else {
             return;
         };
-        let max = loaded.engine.describe().key_fetch.max_bytes as usize;
+        let max = loaded.sources.max_bytes;
         let source = &mut loaded.sources.list[i];
         source.in_flight = false;
         let outcome = match (status.as_deref(), body) {
@@ -309,6 +309,14 @@ impl Filter {
         }
     }
 
+    /// The configuration's `max_body_bytes`, once a bundle is loaded.
+    fn max_body(&self) -> Option<usize> {
+        self.shared
+            .borrow()
+            .as_ref()
+            .map(|l| l.config.max_body_bytes)
+    }
+
     /// Now, for deciding: the proxy's clock, or the configuration's
     /// `test_fixed_now`.
     fn now(&self) -> u64 {
@@ -409,12 +417,7 @@ impl HttpContext for Filter {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(max) = self
-            .shared
-            .borrow()
-            .as_ref()
-            .map(|l| l.config.max_body_bytes)
-        else {
+        let Some(max) = self.max_body() else {
             return Action::Pause;
         };
         if !self.exchange.as_ref().is_some_and(Exchange::went_ahead) {
@@ -443,12 +446,7 @@ impl HttpContext for Filter {
         if !self.exchange.as_ref().is_some_and(Exchange::went_ahead) {
             return Action::Continue;
         }
-        let Some(max) = self
-            .shared
-            .borrow()
-            .as_ref()
-            .map(|l| l.config.max_body_bytes)
-        else {
+        let Some(max) = self.max_body() else {
             return Action::Pause;
         };
         let size = self

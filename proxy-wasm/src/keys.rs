@@ -43,6 +43,8 @@ pub struct Sources {
     refresh: u64,
     unknown_kid_interval: u64,
     max_stale: u64,
+    /// The largest key set accepted, in bytes (`[key_fetch] max_bytes`).
+    pub max_bytes: usize,
 }
 
 impl Sources {
@@ -82,6 +84,7 @@ impl Sources {
             refresh: config.key_refresh_seconds.max(1),
             unknown_kid_interval: info.key_fetch.unknown_kid_interval_seconds,
             max_stale: info.key_fetch.max_stale_seconds,
+            max_bytes: usize::try_from(info.key_fetch.max_bytes).unwrap_or(usize::MAX),
         })
     }
 
@@ -208,6 +211,7 @@ mod tests {
             refresh: 300,
             unknown_kid_interval: 30,
             max_stale: 3600,
+            max_bytes: 1024,
         };
         s.list[0].asked_at = Some(1000);
         s

@@ -37,13 +37,7 @@ if [[ -z "${GREENLIGHT_FILTER:-}" ]]; then
 fi
 export GREENLIGHT_FILTER
 venv=$target/edge-venv
-[[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-stamp=$venv/.greenlight-installed
-want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
-if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements.txt"
-  echo "$want" > "$stamp"
-fi
+"$root/scripts/python-venv" "$venv" "$here/requirements.txt"
 export PATH=$venv/bin:$PATH
 cd "$root"
 pytest -q -p no:cacheprovider tests/edge "$@"

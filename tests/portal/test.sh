@@ -25,13 +25,7 @@ if [[ -z "${GREENLIGHT_BIN:-}" ]]; then
 fi
 export GREENLIGHT_BIN CHROMIUM=$chromium
 venv=$target/portal-venv
-[[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-stamp=$venv/.greenlight-installed
-want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
-if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements.txt"
-  echo "$want" > "$stamp"
-fi
+"$root/scripts/python-venv" "$venv" "$here/requirements.txt"
 # The provider's packages, pinned in tests/idp (a no-op when installed).
 (cd "$root/tests/idp" && { [[ -d node_modules/oidc-provider ]] || npm ci --no-audit --no-fund --silent; })
 cd "$root"

@@ -84,6 +84,18 @@ pub mod forward {
     /// What every forward header starts with: a gateway strips client
     /// headers with this prefix (also read with `_` for `-`).
     pub const PREFIX: &str = "x-greenlight-";
+
+    /// Whether a header name could pass for one of the gateway's own: it
+    /// starts with [`PREFIX`], in any case, reading `_` as `-` (CGI-style
+    /// stacks turn `x-greenlight_subject` into the same variable).
+    pub fn is_gateway_header(name: &str) -> bool {
+        let prefix = PREFIX.as_bytes();
+        name.len() >= prefix.len()
+            && name.as_bytes()[..prefix.len()]
+                .iter()
+                .zip(prefix)
+                .all(|(a, b)| a.to_ascii_lowercase() == *b || (*a == b'_' && *b == b'-'))
+    }
 }
 
 /// The request may proceed.

@@ -184,6 +184,27 @@ fn json_response(status: u16, challenge: Option<String>, body: Value) -> Respons
     }
 }
 
+/// Whether a body of this `content-type` is the request's parameters:
+/// `application/json` or `application/*+json` (docs/gateway.md; a body
+/// without a content type is too, which the caller decides).
+pub fn is_json_media_type(content_type: &str) -> bool {
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    media == "application/json"
+        || media.strip_prefix("application/").is_some_and(|sub| {
+            sub.strip_suffix("+json").is_some_and(|base| {
+                !base.is_empty()
+                    && base
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+            })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +343,28 @@ mod tests {
                 ("cache-control".into(), "no-store".into())
             ]
         );
+    }
+
+    #[test]
+    fn json_bodies_are_application_json_or_a_json_suffix() {
+        assert!(is_json_media_type("application/json"));
+        assert!(is_json_media_type("Application/JSON; charset=utf-8"));
+        assert!(is_json_media_type("application/merge-patch+json"));
+        assert!(!is_json_media_type("application/+json"));
+        assert!(!is_json_media_type("text/plain"));
+        assert!(!is_json_media_type("application/x-www-form-urlencoded"));
+        assert!(!is_json_media_type("multipart/form-data; boundary=x"));
+    }
+
+    #[test]
+    fn gateway_header_names_are_recognised_with_either_separator() {
+        use crate::decision::forward::is_gateway_header;
+        assert!(is_gateway_header("x-greenlight-subject"));
+        assert!(is_gateway_header("X-Greenlight-Whatever"));
+        assert!(is_gateway_header("x-greenlight_subject"));
+        assert!(is_gateway_header("x_greenlight_approval"));
+        assert!(!is_gateway_header("x-greenlight"));
+        assert!(!is_gateway_header("x-greenlit-subject"));
+        assert!(!is_gateway_header("authorization"));
     }
 }
