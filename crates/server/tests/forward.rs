@@ -24,6 +24,27 @@ fn ours(headers: &[(String, String)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Asserts a refusal: its status, denial code and message.
+fn refused(got: &(u16, Vec<(String, String)>, Value), status: u16, code: &str, message: &str) {
+    let (s, _, body) = got;
+    assert_eq!(
+        (
+            *s,
+            body["code"].as_str(),
+            body["error_description"].as_str()
+        ),
+        (status, Some(code), Some(message)),
+        "{body}"
+    );
+}
+
+/// The `jti` of a compact JWS: the id a replay names.
+fn jti(token: &str) -> String {
+    let jws = greenlight_core::jws::parse(token).expect("a JWS");
+    let claims: Value = serde_json::from_slice(&jws.payload).expect("JSON claims");
+    claims["jti"].as_str().expect("jti").to_owned()
+}
+
 fn bearer(token: &str) -> (&'static str, String) {
     ("authorization", format!("Bearer {token}"))
 }
@@ -164,8 +185,12 @@ async fn approval_required_is_the_401_challenge() {
         &[bearer(&alice)],
     )
     .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["code"], "request-invalid");
+    refused(
+        &(status, headers.clone(), body.clone()),
+        400,
+        "request-invalid",
+        "the route reads parameters from a JSON body, and the request has none",
+    );
     let answer = header(&headers, "x-greenlight-answer").expect("x-greenlight-answer");
     assert_eq!(
         serde_json::from_str::<Value>(answer).expect("JSON in the header"),
@@ -195,7 +220,7 @@ async fn an_action_token_passes_once() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(header(&headers, "x-greenlight-approval"), Some(id.as_str()));
-    let (status, headers, body) = ext_authz(
+    let replay = ext_authz(
         &srv,
         "POST",
         "/payments/pay_123/refund",
@@ -203,17 +228,16 @@ async fn an_action_token_passes_once() {
         refund_body(500),
     )
     .await;
-    assert_eq!(status, 401, "{body}");
-    assert_eq!(body["code"], "action-token-replayed");
-    assert!(
-        header(&headers, "www-authenticate")
-            .is_some_and(|c| c.starts_with("Bearer error=\"invalid_token\"")),
-        "{headers:?}"
+    let message = format!("action token `{}` was already used", jti(&action));
+    refused(&replay, 401, "action-token-replayed", &message);
+    assert_eq!(
+        header(&replay.1, "www-authenticate"),
+        Some(format!("Bearer error=\"invalid_token\", error_description=\"{message}\"").as_str())
     );
     // Another amount with a fresh token of the same approval's kind is
     // refused as a digest mismatch.
     let other = srv.exchanged(50, &alice).await;
-    let (status, _, body) = ext_authz(
+    let mismatch = ext_authz(
         &srv,
         "POST",
         "/payments/pay_123/refund",
@@ -221,10 +245,11 @@ async fn an_action_token_passes_once() {
         refund_body(60),
     )
     .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (403, Some("action-token-digest-mismatch")),
-        "{body}"
+    refused(
+        &mismatch,
+        403,
+        "action-token-digest-mismatch",
+        "the action token was issued for another action than `payment.refund` on `Payment::pay_123`",
     );
     srv.stop().await;
 }
@@ -256,7 +281,7 @@ async fn a_client_sent_gateway_header_is_refused() {
                 name.to_ascii_lowercase()
             )
         );
-        let (status, _, body) = ext_authz(
+        let got = ext_authz(
             &srv,
             "GET",
             "/payments/pay_123",
@@ -264,9 +289,14 @@ async fn a_client_sent_gateway_header_is_refused() {
             None,
         )
         .await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (400, Some("request-invalid"))
+        refused(
+            &got,
+            400,
+            "request-invalid",
+            &format!(
+                "the request carries `{}`, a header only the gateway sets",
+                name.to_ascii_lowercase()
+            ),
         );
     }
     srv.stop().await;
@@ -279,7 +309,7 @@ async fn a_request_the_proxy_did_not_describe_is_refused() {
     let srv = Server::start().await;
     let alice = token("alice", "payments:read", &[]);
     let auth = format!("Bearer {alice}");
-    let (status, _, body) = common::request(
+    let got = common::request(
         srv.addr,
         "GET",
         "/v1/forward-auth",
@@ -287,13 +317,14 @@ async fn a_request_the_proxy_did_not_describe_is_refused() {
         None,
     )
     .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(
-        body["error_description"],
-        "the proxy must send `x-forwarded-method` exactly once (docs/edge.md)"
+    refused(
+        &got,
+        400,
+        "request-invalid",
+        "the proxy must send `x-forwarded-method` exactly once (docs/edge.md)",
     );
     // A client's own `x-forwarded-uri` beside the proxy's: two values.
-    let (status, _, body) = forward_auth(
+    let got = forward_auth(
         &srv,
         "",
         "GET",
@@ -304,12 +335,13 @@ async fn a_request_the_proxy_did_not_describe_is_refused() {
         ],
     )
     .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(
-        body["error_description"],
-        "the proxy must send `x-forwarded-uri` exactly once (docs/edge.md)"
+    refused(
+        &got,
+        400,
+        "request-invalid",
+        "the proxy must send `x-forwarded-uri` exactly once (docs/edge.md)",
     );
-    let (status, _, body) = forward_auth(
+    let got = forward_auth(
         &srv,
         "",
         "GET",
@@ -317,10 +349,11 @@ async fn a_request_the_proxy_did_not_describe_is_refused() {
         &[bearer(&alice)],
     )
     .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(
-        body["error_description"],
-        "`x-forwarded-uri` must be a path starting with `/`, not `https://elsewhere.example/payments/pay_123`"
+    refused(
+        &got,
+        400,
+        "request-invalid",
+        "`x-forwarded-uri` must be a path starting with `/`, not `https://elsewhere.example/payments/pay_123`",
     );
     // nginx hands its subrequest the client's query: the auth request's
     // own query is not the original request's, and changes nothing.
@@ -338,22 +371,18 @@ async fn a_request_the_proxy_did_not_describe_is_refused() {
         Some("payment.read")
     );
     // An unknown route behind the proxy is denied like any other.
-    let (status, _, body) = forward_auth(&srv, "", "GET", "/admin", &[bearer(&alice)]).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (403, Some("route-not-found")),
-        "{body}"
-    );
+    let got = forward_auth(&srv, "", "GET", "/admin", &[bearer(&alice)]).await;
+    refused(&got, 403, "route-not-found", "no route for `GET /admin`");
     srv.stop().await;
 }
 
 /// Only JSON (or untyped) bodies are parameters: a form body leaves the
-/// refund without its amount, refused rather than guessed.
+/// refund without its parameters, refused rather than decided without them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_is_not_json_is_not_parameters() {
     let srv = Server::start().await;
     let alice = token("alice", "payments:refund", &[]);
-    let (status, _, body) = ext_authz(
+    let got = ext_authz(
         &srv,
         "POST",
         "/payments/pay_123/refund",
@@ -364,10 +393,11 @@ async fn a_body_that_is_not_json_is_not_parameters() {
         )),
     )
     .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("request-invalid")),
-        "{body}"
+    refused(
+        &got,
+        400,
+        "request-invalid",
+        "the route reads parameters from a JSON body, and the request has none",
     );
     srv.stop().await;
 }
