@@ -343,6 +343,8 @@ pub fn bundle_info(b: BundleInfo) -> wit::BundleInfo {
                     KeySource::JwksUri(u) => wit::KeySource::JwksUri(u),
                     KeySource::Discovery(urls) => wit::KeySource::Discovery(urls),
                 },
+                algorithms: i.algorithms,
+                required_typ: i.required_typ,
             })
             .collect(),
         action_tokens: b.action_tokens.map(|a| wit::ActionTokenSettings {

@@ -139,6 +139,21 @@ impl GuestPolicy for PolicyImpl {
         convert::bundle_info(self.0.borrow().describe())
     }
 
+    fn run_tests(
+        &self,
+        files: Vec<(String, String)>,
+        now: u64,
+    ) -> Result<Vec<wit::TestOutcome>, String> {
+        let outcomes = self.0.borrow().run_tests(&files, now)?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| wit::TestOutcome {
+                name: o.name,
+                failure: o.failure,
+            })
+            .collect())
+    }
+
     fn stats(&self) -> wit::EngineStats {
         let s = self.0.borrow().stats();
         wit::EngineStats {

@@ -69,7 +69,7 @@ pub(crate) enum Outcome {
 }
 
 /// The SHA-256 of `bytes`, in lower-case hex.
-fn hex_sha256(bytes: &[u8]) -> String {
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

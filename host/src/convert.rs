@@ -12,7 +12,7 @@ use greenlight_types::gateway::Response;
 use greenlight_types::{
     AccessRequest, Action, ActionToken, Allowance, Approver, AttributeValue, Challenge, Credential,
     Decision, Denial, DenialCode, EngineStats, GrantMode, HttpRequest, LoadError, Obligation,
-    Principal, Problem, ProblemKind, SingleUse, StepUp, Verdict,
+    Principal, Problem, ProblemKind, SingleUse, StepUp, TestOutcome, Verdict,
 };
 use serde_json::{Map, Value};
 
@@ -551,6 +551,11 @@ pub(crate) fn bundle_info(b: wit::BundleInfo) -> Result<BundleInfo, String> {
                         KeySource::Discovery(texts(urls, "metadata URLs")?)
                     }
                 },
+                algorithms: texts(i.algorithms, "algorithms")?,
+                required_typ: i
+                    .required_typ
+                    .map(|t| text(t, "a required typ"))
+                    .transpose()?,
             })
         })?,
         action_tokens: b
@@ -609,6 +614,25 @@ pub(crate) fn access_request(r: &AccessRequest) -> wit::AccessRequest {
         resource_properties: r.resource_properties.clone(),
         context: r.context.clone(),
     }
+}
+
+/// The most policy-test outcomes a module may return: more tests than a
+/// bundle would carry.
+const MAX_TESTS: usize = 10_000;
+
+/// Policy-test outcomes, checked.
+pub(crate) fn test_outcomes(l: Vec<wit::TestOutcome>) -> Result<Vec<TestOutcome>, String> {
+    if l.len() > MAX_TESTS {
+        return Err(format!("{} test outcomes", l.len()));
+    }
+    l.into_iter()
+        .map(|o| {
+            Ok(TestOutcome {
+                name: text(o.name, "a test's name")?,
+                failure: o.failure.map(|f| text(f, "a test's failure")).transpose()?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -72,6 +72,8 @@ pub(crate) struct Inner {
     engine: wasmtime::Engine,
     pre: bindings::ApproverPre<pool::HostState>,
     limits: Limits,
+    /// Hex SHA-256 of the component's bytes.
+    hash: String,
 }
 
 /// A compiled policy module, ready to load bundles.
@@ -133,8 +135,15 @@ impl Engine {
                 engine,
                 pre,
                 limits,
+                hash: cache::hex_sha256(component),
             }),
         })
+    }
+
+    /// Hex SHA-256 of the component's bytes: names the module version, as
+    /// the bundle's hash names the policy version.
+    pub fn component_hash(&self) -> &str {
+        &self.inner.hash
     }
 
     /// Validates and loads a bundle in the module. A refused bundle returns

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use greenlight_types::gateway::Response;
 use greenlight_types::{
     AccessRequest, ActionToken, BundleInfo, Credential, Decision, Denial, DenialCode, EngineStats,
-    HttpRequest, Principal,
+    HttpRequest, Principal, TestOutcome,
 };
 use serde_json::json;
 use wasmtime::Store;
@@ -72,6 +72,11 @@ impl Policy {
         })
     }
 
+    /// The hash of the component deciding (see [`crate::Engine::component_hash`]).
+    pub fn component_hash(&self) -> &str {
+        &self.pool.inner().hash
+    }
+
     /// The bundle's hash, as reported in every decision.
     pub fn policy_hash(&self) -> &str {
         &self.info.policy_hash
@@ -105,17 +110,46 @@ impl Policy {
         self.pool.stats()
     }
 
+    /// Runs the bundle's policy tests (the WIT `run-tests`): `files` are the
+    /// `(file name, contents)` of its `tests/*.toml`. A file that is not a
+    /// test file, or a module that fails, is an `Err` saying why. Tests run
+    /// within the load budget, not a request's.
+    pub fn run_tests(
+        &self,
+        files: &[(String, String)],
+        now: u64,
+    ) -> Result<Vec<TestOutcome>, String> {
+        let answer = self
+            .with_slot_budget(self.pool.inner().limits.load_budget, |b, s, p| {
+                b.greenlight_approval_engine()
+                    .policy()
+                    .call_run_tests(s, p, files, now)
+            })
+            .map_err(|f| f.message)?;
+        convert::test_outcomes(answer?)
+            .map_err(|why| format!("the policy module answered the tests wrongly: {why}"))
+    }
+
     /// Runs one call on a pooled instance. A failure to get an instance is
     /// `engine-unavailable`; a failed call discards the instance.
     fn with_slot<R>(
         &self,
         f: impl FnOnce(&bindings::Approver, &mut Store<HostState>, ResourceAny) -> wasmtime::Result<R>,
     ) -> Result<R, Failure> {
+        self.with_slot_budget(self.pool.inner().limits.call_budget, f)
+    }
+
+    /// [`Self::with_slot`] with a budget of its own.
+    fn with_slot_budget<R>(
+        &self,
+        budget: std::time::Duration,
+        f: impl FnOnce(&bindings::Approver, &mut Store<HostState>, ResourceAny) -> wasmtime::Result<R>,
+    ) -> Result<R, Failure> {
         let mut slot = self.pool.take().map_err(|e| Failure {
             code: DenialCode::EngineUnavailable,
             message: format!("no policy instance is available: {e}"),
         })?;
-        match slot.call(self.pool.inner().limits.call_budget, f) {
+        match slot.call(budget, f) {
             Ok(r) => {
                 self.pool.put_back(slot);
                 Ok(r)

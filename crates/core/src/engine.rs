@@ -278,6 +278,8 @@ impl Engine {
                         .iter()
                         .find(|b| b.issuer == i.issuer)
                         .map_or(KeySource::Bundle, |b| b.source.clone()),
+                    algorithms: i.algorithms.clone(),
+                    required_typ: i.require_typ.clone(),
                 })
                 .collect(),
             action_tokens: self
@@ -357,6 +359,18 @@ impl Engine {
 
     /// Decides an HTTP request at `now`.
     pub fn evaluate_http(&self, req: &HttpRequest, now: u64) -> Decision {
+        self.evaluate_http_by(req, now, &|r| self.verify_token(bearer(&r.headers)?, now))
+    }
+
+    /// [`Self::evaluate_http`], with `who` answering who the request's
+    /// credentials name (at the point where the token is verified, so
+    /// every other rule comes in the same order).
+    pub(crate) fn evaluate_http_by(
+        &self,
+        req: &HttpRequest,
+        now: u64,
+        who: &dyn Fn(&HttpRequest) -> Result<Verified, Denial>,
+    ) -> Decision {
         let result = (|| {
             check_path(&req.path)?;
             let found = routes::find(&self.bundle.routes, &req.method, &req.path);
@@ -368,8 +382,7 @@ impl Engine {
                 ));
             }
             let body = parse_object(req.params.as_deref(), "request parameters")?;
-            let token = bearer(&req.headers)?;
-            let verified = self.verify_token(token, now)?;
+            let verified = who(req)?;
             let body = Value::Object(body);
             let view = RequestView {
                 query: &req.query,
@@ -452,9 +465,20 @@ impl Engine {
 
     /// Decides an AuthZEN-shaped request at `now`.
     pub fn evaluate(&self, req: &AccessRequest, now: u64) -> Decision {
+        self.evaluate_by(req, now, &|r| self.verify_token(&r.token, now))
+    }
+
+    /// [`Self::evaluate`], with `who` answering who the request's token
+    /// names.
+    pub(crate) fn evaluate_by(
+        &self,
+        req: &AccessRequest,
+        now: u64,
+        who: &dyn Fn(&AccessRequest) -> Result<Verified, Denial>,
+    ) -> Decision {
         let result = (|| {
             let target = self.access_target(req, true)?;
-            let verified = self.verify_token(&req.token, now)?;
+            let verified = who(req)?;
             Ok((verified, target))
         })();
         match result {

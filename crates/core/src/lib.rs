@@ -16,6 +16,7 @@ pub mod config;
 pub mod engine;
 pub mod jws;
 pub mod policy;
+pub mod policytest;
 pub mod routes;
 pub mod strict;
 pub mod token;
@@ -26,5 +27,5 @@ pub use greenlight_types as types;
 pub use greenlight_types::{
     AccessRequest, Action, Allowance, Approver, AttributeValue, BundleInfo, Challenge, Decision,
     Denial, DenialCode, GrantMode, HttpRequest, LoadError, Obligation, Principal, Problem,
-    ProblemKind, SingleUse, StepUp, Verdict, gateway,
+    ProblemKind, SingleUse, StepUp, TestOutcome, Verdict, gateway,
 };

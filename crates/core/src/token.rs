@@ -326,7 +326,42 @@ pub fn verify(
         issuer,
         is_action,
     } = signed(token, issuers, action_issuer, required_typ)?;
+    from_claims(&claims, issuer, is_action, issuers, principal_cfg, mappings)
+}
 
+/// What an access token with `claims` would be, were it signed by its
+/// issuer: every rule [`verify`] applies but the header's and the
+/// signature's. For policy tests only, which describe tokens by their
+/// claims; no host may decide a request with it.
+pub fn described(
+    claims: &Map<String, Value>,
+    issuers: &[Issuer],
+    principal_cfg: &PrincipalConfig,
+    mappings: &[Mapping],
+) -> Result<Verified, Denial> {
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or_else(|| missing("iss"))?;
+    let issuer = issuers.iter().find(|i| i.issuer == iss).ok_or_else(|| {
+        Denial::new(
+            DenialCode::TokenUnknownIssuer,
+            format!("issuer `{iss}` is not trusted"),
+        )
+    })?;
+    from_claims(claims, issuer, false, issuers, principal_cfg, mappings)
+}
+
+/// The claims rules of [`verify`], for a token whose signature (or, for
+/// [`described`], whose description) names `issuer`.
+fn from_claims(
+    claims: &Map<String, Value>,
+    issuer: &Issuer,
+    is_action: bool,
+    issuers: &[Issuer],
+    principal_cfg: &PrincipalConfig,
+    mappings: &[Mapping],
+) -> Result<Verified, Denial> {
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => *a == issuer.audience,
         Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&issuer.audience)),
@@ -339,9 +374,9 @@ pub fn verify(
             format!("the audience does not include `{}`", issuer.audience),
         ));
     }
-    let exp = numeric_date(&claims, "exp")?.ok_or_else(|| missing("exp"))?;
-    let nbf = numeric_date(&claims, "nbf")?;
-    let iat = numeric_date(&claims, "iat")?;
+    let exp = numeric_date(claims, "exp")?.ok_or_else(|| missing("exp"))?;
+    let nbf = numeric_date(claims, "nbf")?;
+    let iat = numeric_date(claims, "iat")?;
     let subject = claims
         .get(&issuer.subject_claim)
         .and_then(Value::as_str)
@@ -375,7 +410,7 @@ pub fn verify(
                 ));
             }
         };
-        requester_issuer = Some(requester_issuer_of(&claims, subject, issuers)?);
+        requester_issuer = Some(requester_issuer_of(claims, subject, issuers)?);
         TokenKind::Action(ActionClaims {
             digest: text("act_digest")?,
             grant,
@@ -384,7 +419,7 @@ pub fn verify(
                 .get("approval_id")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            approvers: string_list(&claims, "approvers", false),
+            approvers: string_list(claims, "approvers", false),
             authorization_details: claims
                 .get("authorization_details")
                 .cloned()
@@ -399,10 +434,10 @@ pub fn verify(
         .find_map(|c| claims.get(c).and_then(Value::as_str))
         .unwrap_or("")
         .to_owned();
-    let auth_time = numeric_date(&claims, "auth_time")?;
-    let acr = acr(&claims)?;
+    let auth_time = numeric_date(claims, "auth_time")?;
+    let acr = acr(claims)?;
     let principal = principal_of(
-        &claims,
+        claims,
         subject,
         client_id,
         requester_issuer.unwrap_or(issuer),

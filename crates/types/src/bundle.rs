@@ -113,6 +113,10 @@ pub struct IssuerInfo {
     pub audience: String,
     /// Where its keys come from.
     pub keys: KeySource,
+    /// The signature algorithms its tokens may use, as JOSE names them.
+    pub algorithms: Vec<String>,
+    /// The `typ` its tokens must carry, if any.
+    pub required_typ: Option<String>,
 }
 
 /// Where a host gets an issuer's keys.

@@ -21,6 +21,7 @@ pub mod approver;
 pub mod bundle;
 pub mod decision;
 pub mod gateway;
+pub mod policytest;
 pub mod principal;
 pub mod request;
 pub mod token;
@@ -32,6 +33,7 @@ pub use decision::{
     Allowance, Challenge, Decision, Denial, DenialCode, GrantMode, Obligation, SingleUse, StepUp,
     Verdict,
 };
+pub use policytest::TestOutcome;
 pub use principal::{AttributeValue, Credential, Principal};
 pub use request::{AccessRequest, HttpRequest};
 pub use token::{ACTION_TOKEN_TYP, ActionToken, EngineStats};

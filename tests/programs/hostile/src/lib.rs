@@ -106,6 +106,28 @@ impl GuestPolicy for Hostile {
         allow()
     }
 
+    /// Claims every test passed, ten thousand and one times over (more
+    /// outcomes than a host accepts), or runs forever for `loop.toml`.
+    fn run_tests(
+        &self,
+        files: Vec<(String, String)>,
+        _now: u64,
+    ) -> Result<Vec<wit::TestOutcome>, String> {
+        if files.iter().any(|(name, _)| name == "loop.toml") {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        Ok(vec![
+            wit::TestOutcome {
+                name: "hostile".to_owned(),
+                failure: None,
+            };
+            10_001
+        ])
+    }
+
     fn evaluate_as(
         &self,
         _subject: wit::Principal,

@@ -1,0 +1,373 @@
+//! Policy tests: requests a bundle carries with the verdicts its authors
+//! expect (`tests/*.toml`), run by the engine itself so every host runs
+//! them alike (`greenlight test`, and a host before it swaps in a bundle).
+//!
+//! ```toml
+//! now = 1767225600                      # when the tests decide; defaults to the host's now
+//!
+//! [[tests]]
+//! name = "a refund of 500 needs two finance approvals"
+//! claims = { sub = "alice", scope = "payments:refund", client_id = "shop" }
+//! http = { method = "POST", path = "/payments/p-1/refund", params = { amount = 500, currency = "EUR" } }
+//! expect = { verdict = "approval-required", reasons = ["refund-large"],
+//!            approvers = ["group:finance"], quorum = 2, grant = "once" }
+//!
+//! [[tests]]
+//! name = "an AuthZEN-shaped request"
+//! claims = { sub = "alice", scope = "payments:read" }
+//! evaluation = { action = "payment.read", resource = { type = "Payment", id = "p-1" } }
+//! expect = { verdict = "allow" }
+//! ```
+//!
+//! `claims` describes an access token of `issuer` (default: the bundle's
+//! first), with `iss`, `aud`, `iat` (= now) and `exp` (= now + 300) filled
+//! in unless given, and `without = ["exp"]` leaving claims out. It is held
+//! to every rule a signed token is (issuer, audience, time, claim types,
+//! the claim mapping) but the signature: no key is involved, so nothing a
+//! test describes can pass for a real token. Without `claims` the request
+//! has no token. `expect` names the verdict and, optionally, what else must
+//! hold exactly: a deny's `code` and `message`, the determining policies
+//! (`reasons`, in any order), and an approval's `approvers`, `quorum`,
+//! `grant` and `ttl`.
+
+use std::collections::BTreeMap;
+
+use greenlight_types::policytest::TESTS_DIR;
+use greenlight_types::{AccessRequest, Decision, Denial, HttpRequest, TestOutcome, Verdict};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::engine::Engine;
+use crate::token::{self, Verified};
+
+/// One file of tests.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestFile {
+    #[serde(default)]
+    now: Option<u64>,
+    #[serde(default)]
+    tests: Vec<TestCase>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestCase {
+    name: String,
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    claims: Option<Map<String, Value>>,
+    #[serde(default)]
+    without: Vec<String>,
+    #[serde(default)]
+    http: Option<Http>,
+    #[serde(default)]
+    evaluation: Option<Evaluation>,
+    expect: Expect,
+}
+
+/// An HTTP request, as `greenlight check` request files write one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Http {
+    method: String,
+    path: String,
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    params: Option<Value>,
+}
+
+/// An AuthZEN-shaped request, minus the subject (the claims stand for it).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Evaluation {
+    action: String,
+    resource: Resource,
+    #[serde(default)]
+    context: Option<Map<String, Value>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resource {
+    #[serde(rename = "type")]
+    kind: String,
+    id: String,
+    #[serde(default)]
+    properties: Option<Map<String, Value>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    verdict: String,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    reasons: Option<Vec<String>>,
+    #[serde(default)]
+    approvers: Option<Vec<String>>,
+    #[serde(default)]
+    quorum: Option<u32>,
+    #[serde(default)]
+    grant: Option<String>,
+    #[serde(default)]
+    ttl: Option<u64>,
+}
+
+const VERDICTS: [&str; 4] = ["allow", "deny", "approval-required", "step-up-required"];
+
+/// Parses test files given as `(file name, contents)`, in name order; an
+/// error names the file and the test.
+fn parse(files: &[(String, String)]) -> Result<Vec<(String, TestFile)>, String> {
+    let mut sorted: Vec<&(String, String)> = files.iter().collect();
+    sorted.sort();
+    let mut parsed = Vec::new();
+    for (name, text) in sorted {
+        let file: TestFile = toml::from_str(text)
+            .map_err(|e| format!("{TESTS_DIR}/{name} is not a test file: {e}"))?;
+        for case in &file.tests {
+            if case.http.is_some() == case.evaluation.is_some() {
+                return Err(format!(
+                    "{TESTS_DIR}/{name}: test `{}` needs exactly one of `http` and `evaluation`",
+                    case.name
+                ));
+            }
+            if !VERDICTS.contains(&case.expect.verdict.as_str()) {
+                return Err(format!(
+                    "{TESTS_DIR}/{name}: test `{}`: verdict `{}` is not one of {}",
+                    case.name,
+                    case.expect.verdict,
+                    VERDICTS.join(", ")
+                ));
+            }
+        }
+        parsed.push((name.clone(), file));
+    }
+    Ok(parsed)
+}
+
+impl Engine {
+    /// Runs the policy tests in `files` (`(file name, contents)`, as in a
+    /// bundle's `tests/` folder); a file without `now` decides at `now`.
+    /// `Err` when a file is not a test file.
+    pub fn run_tests(
+        &self,
+        files: &[(String, String)],
+        now: u64,
+    ) -> Result<Vec<TestOutcome>, String> {
+        let mut outcomes = Vec::new();
+        for (file, tests) in parse(files)? {
+            let now = tests.now.unwrap_or(now);
+            for case in &tests.tests {
+                let failure = match self.decide_test(case, now) {
+                    Ok(d) => check(&case.expect, &d).err(),
+                    Err(why) => Some(format!("the test cannot run: {why}")),
+                };
+                outcomes.push(TestOutcome {
+                    name: format!("{file}: {}", case.name),
+                    failure,
+                });
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Who a test's claims describe, checked at `now`.
+    fn described(&self, case: &TestCase, now: u64) -> Result<Verified, Denial> {
+        let mut claims = case.claims.clone().unwrap_or_default();
+        let bundle = self.bundle();
+        let issuer = match &case.issuer {
+            Some(i) => bundle.issuers.iter().find(|b| &b.issuer == i),
+            None => bundle.issuers.first(),
+        };
+        if let Some(issuer) = issuer {
+            claims
+                .entry("iss")
+                .or_insert_with(|| Value::from(issuer.issuer.clone()));
+            claims
+                .entry("aud")
+                .or_insert_with(|| Value::from(issuer.audience.clone()));
+        }
+        claims.entry("iat").or_insert_with(|| Value::from(now));
+        claims
+            .entry("exp")
+            .or_insert_with(|| Value::from(now.saturating_add(300)));
+        for k in &case.without {
+            claims.remove(k);
+        }
+        let verified = token::described(
+            &claims,
+            &bundle.issuers,
+            &bundle.config.principal,
+            &bundle.attributes,
+        )?;
+        verified.check_time(now)?;
+        Ok(verified)
+    }
+
+    fn decide_test(&self, case: &TestCase, now: u64) -> Result<Decision, String> {
+        if let Some(i) = &case.issuer
+            && !self.bundle().issuers.iter().any(|b| &b.issuer == i)
+        {
+            return Err(format!("`{i}` is not one of the bundle's issuers"));
+        }
+        if case.claims.is_none() {
+            // No description: the request as it is, through every rule.
+            return Ok(match (&case.http, &case.evaluation) {
+                (Some(h), _) => self.evaluate_http(&http_request(h), now),
+                (None, Some(e)) => self.evaluate(&access_request(e, String::new()), now),
+                (None, None) => return Err("the test has no request".to_owned()),
+            });
+        }
+        let who = || self.described(case, now);
+        match (&case.http, &case.evaluation) {
+            (Some(h), _) => {
+                if h.headers
+                    .keys()
+                    .any(|k| k.eq_ignore_ascii_case("authorization"))
+                {
+                    return Err(
+                        "a test that describes `claims` sends no `authorization` header".to_owned(),
+                    );
+                }
+                Ok(self.evaluate_http_by(&http_request(h), now, &|_| who()))
+            }
+            // Only whether there is a token matters: `who` answers for it.
+            (None, Some(e)) => {
+                Ok(self.evaluate_by(&access_request(e, "described".to_owned()), now, &|_| who()))
+            }
+            (None, None) => Err("the test has no request".to_owned()),
+        }
+    }
+}
+
+fn http_request(h: &Http) -> HttpRequest {
+    HttpRequest {
+        method: h.method.clone(),
+        path: h.path.clone(),
+        query: h.query.clone(),
+        headers: h
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        params: h.params.as_ref().map(Value::to_string),
+    }
+}
+
+fn access_request(e: &Evaluation, token: String) -> AccessRequest {
+    AccessRequest {
+        token,
+        action: e.action.clone(),
+        resource_type: e.resource.kind.clone(),
+        resource_id: e.resource.id.clone(),
+        resource_properties: e
+            .resource
+            .properties
+            .as_ref()
+            .map(|p| Value::Object(p.clone()).to_string()),
+        context: e
+            .context
+            .as_ref()
+            .map(|c| Value::Object(c.clone()).to_string()),
+    }
+}
+
+/// The decision in a line: its verdict, what it carries, and the policies
+/// that determined it.
+pub fn describe(d: &Decision) -> String {
+    let by = if d.reasons.is_empty() {
+        "no policy".to_owned()
+    } else {
+        d.reasons.join(", ")
+    };
+    let what = match &d.verdict {
+        Verdict::Allow(_) => "allow".to_owned(),
+        Verdict::Deny(x) => format!("deny {}: {}", x.code, x.message),
+        Verdict::ApprovalRequired(c) => {
+            let o = &c.obligation;
+            format!(
+                "approval-required: approvers {}, quorum {}, grant {}, ttl {}",
+                o.approvers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                o.quorum,
+                o.grant.as_str(),
+                o.ttl_seconds
+            )
+        }
+        Verdict::StepUpRequired(s) => format!("step-up-required: {}", s.message),
+    };
+    format!("{what} (determined by {by})")
+}
+
+/// `Ok` when `d` is what `expect` says; otherwise what differs.
+fn check(expect: &Expect, d: &Decision) -> Result<(), String> {
+    let mut wrong = Vec::new();
+    let kind = match &d.verdict {
+        Verdict::Allow(_) => "allow",
+        Verdict::Deny(_) => "deny",
+        Verdict::ApprovalRequired(_) => "approval-required",
+        Verdict::StepUpRequired(_) => "step-up-required",
+    };
+    if kind != expect.verdict {
+        wrong.push(format!("expected {}", expect.verdict));
+    }
+    if let Some(want) = &expect.reasons {
+        let mut want = want.clone();
+        want.sort();
+        let mut got = d.reasons.clone();
+        got.sort();
+        if want != got {
+            wrong.push(format!("expected reasons [{}]", want.join(", ")));
+        }
+    }
+    let message = match &d.verdict {
+        Verdict::Deny(x) => {
+            if let Some(c) = expect.code.as_deref().filter(|c| *c != x.code.as_str()) {
+                wrong.push(format!("expected code {c}"));
+            }
+            Some(x.message.as_str())
+        }
+        Verdict::StepUpRequired(s) => Some(s.message.as_str()),
+        Verdict::ApprovalRequired(c) => {
+            let o = &c.obligation;
+            if let Some(want) = &expect.approvers {
+                let got: Vec<String> = o.approvers.iter().map(ToString::to_string).collect();
+                if &got != want {
+                    wrong.push(format!("expected approvers {}", want.join(" ")));
+                }
+            }
+            if let Some(q) = expect.quorum.filter(|q| *q != o.quorum) {
+                wrong.push(format!("expected quorum {q}"));
+            }
+            if let Some(g) = expect.grant.as_deref().filter(|g| *g != o.grant.as_str()) {
+                wrong.push(format!("expected grant {g}"));
+            }
+            if let Some(t) = expect.ttl.filter(|t| *t != o.ttl_seconds) {
+                wrong.push(format!("expected ttl {t}"));
+            }
+            None
+        }
+        Verdict::Allow(_) => None,
+    };
+    if let (Some(want), Some(got)) = (&expect.message, message)
+        && want != got
+    {
+        wrong.push(format!("expected message `{want}`"));
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}; got {}", wrong.join(", "), describe(d)))
+    }
+}
