@@ -216,8 +216,10 @@ impl Exchange {
         let decision = body
             .and_then(|b| serde_json::from_slice::<Value>(b).ok())
             .and_then(|mut v| {
+                // The service adds where to ask and which component decided.
                 if let Some(o) = v.as_object_mut() {
                     o.remove("ask");
+                    o.remove("component_hash");
                 }
                 serde_json::from_value::<Decision>(v).ok()
             });

@@ -308,7 +308,8 @@ fn the_services_answer_decides_and_anything_else_fails_closed() {
         unavailable(x.answered(Some(200), Some(b"<html>"), "h", SERVICE)),
         "the approval service did not answer with a decision"
     );
-    // The service's own allow, as /v1/check shows it (with `ask` beside).
+    // The service's own allow, as /v1/check shows it (with `ask` and the
+    // deciding component's hash beside).
     let bearer = format!("Bearer {}", token("alice", "payments:read"));
     let read = Exchange::new(headers(
         "GET",
@@ -318,6 +319,7 @@ fn the_services_answer_decides_and_anything_else_fails_closed() {
     .expect("readable");
     let mut allow = serde_json::to_value(read.decide(&engine(), NOW)).expect("JSON");
     allow["ask"] = json!({"ignored": true});
+    allow["component_hash"] = json!("0f".repeat(32));
     let step = x.answered(Some(200), Some(allow.to_string().as_bytes()), "h", SERVICE);
     match step {
         Step::Forward { remove, add } => {

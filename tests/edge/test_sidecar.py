@@ -238,6 +238,13 @@ def test_the_query_bundle_differs_from_the_demo_only_in_its_config():
     for name in ["policy.cedar", "schema.cedarschema", "idp.jwks.json", "dev/idp-dev.key.pem"]:
         assert (demo / name).read_bytes() == (edge / name).read_bytes(), name
     assert sorted(p.name for p in edge.iterdir()) == sorted(p.name for p in demo.iterdir())
+    # Its tests are the demo's, the refunds' amounts in the query.
+    tests = lambda p: [l for l in Path(p).read_text().splitlines() if not l.startswith("#")]
+    a, b = tests(demo / "tests/demo.toml"), tests(edge / "tests/demo.toml")
+    assert [(x, y) for x, y in zip(a, b) if x != y] == [
+        (f'http = {{ method = "POST", path = "/payments/pay_123/refund", params = {{ amount = {n}, currency = "EUR" }} }}',
+         f'http = {{ method = "POST", path = "/payments/pay_123/refund", query = "amount={n}&currency=EUR" }}')
+        for n in (50, 500, 20000, 50, 50)] and len(a) == len(b)
     strip = lambda p: [l for l in Path(p).read_text().splitlines() if l and not l.startswith("#")]
     a, b = strip(demo / "greenlight.toml"), strip(edge / "greenlight.toml")
     diff = [(x, y) for x, y in zip(a, b) if x != y]

@@ -157,7 +157,8 @@ describe('describe', () => {
       assert.deepEqual(policy.info, {
         policy_hash: vector('001-').expect.policy_hash,
         claims: { entity_type: 'User', scope: 'scope', groups: 'groups', roles: 'roles', tenant: 'tenant' },
-        issuers: [{ issuer: 'https://idp.example.com', audience: 'https://api.example.com', keys: 'bundle' }],
+        issuers: [{ issuer: 'https://idp.example.com', audience: 'https://api.example.com', keys: 'bundle',
+                    algorithms: ['EdDSA', 'ES256', 'RS256'], required_typ: 'at+jwt' }],
         action_tokens: { issuer: 'https://greenlight.example.com', audience: 'https://api.example.com', ttl_seconds: 300, leeway_seconds: 60 },
         approvals: { default_ttl_seconds: 900, poll_interval_seconds: 5, confirm_max_age_seconds: 300 },
         development: true,
@@ -174,13 +175,16 @@ describe('describe', () => {
       const { issuers } = policy.info;
       assert.deepEqual(
         issuers.filter((i) => i.keys !== 'bundle'),
-        [{ issuer: 'https://uri.example', audience: 'https://api.test', keys: { jwks_uri: 'https://uri.example/.well-known/jwks.json' } }],
+        [{ issuer: 'https://uri.example', audience: 'https://api.test', keys: { jwks_uri: 'https://uri.example/.well-known/jwks.json' },
+           algorithms: ['EdDSA'], required_typ: null }],
       );
       // An issuer whose key set the bundle carries (`jwks = "ed.jwks.json"`).
       assert.deepEqual(issuers.find((i) => i.issuer === 'https://ed.example'), {
         issuer: 'https://ed.example',
         audience: 'https://api.test',
         keys: 'bundle',
+        algorithms: ['EdDSA'],
+        required_typ: 'at+jwt',
       });
       assert.deepEqual(
         issuers.filter((i) => i.keys === 'bundle').map((i) => i.issuer),
@@ -212,6 +216,8 @@ test('describe gives the discovery URLs of an issuer and the bundle\'s key_fetch
           'https://login.example/.well-known/oauth-authorization-server/tenant-1',
         ],
       },
+      algorithms: ['EdDSA'],
+      required_typ: null,
     });
     assert.deepEqual(policy.info.key_fetch, { ...KEY_FETCH_DEFAULTS, timeout_ms: 3000, max_stale_seconds: 3600, allow_http_loopback: true });
   } finally {

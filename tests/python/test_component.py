@@ -84,7 +84,8 @@ def test_describe_names_what_the_demo_bundle_configures(engine):
     assert info.action_tokens == ActionTokenSettings(
         issuer="https://greenlight.example.com", audience="https://api.example.com", ttl_seconds=300,
         leeway_seconds=60)
-    assert info.issuers == (IssuerInfo("https://idp.example.com", "https://api.example.com", KeySource.bundle()),)
+    assert info.issuers == (IssuerInfo("https://idp.example.com", "https://api.example.com", KeySource.bundle(),
+                                       ("EdDSA", "ES256", "RS256"), "at+jwt"),)
     assert info.approvals == ApprovalSettings(default_ttl_seconds=900, poll_interval_seconds=5,
                                               confirm_max_age_seconds=300)
     assert info.claims == ClaimNames("User", "scope", "groups", "roles", "tenant")
@@ -101,13 +102,13 @@ def test_describe_gives_where_each_issuers_keys_come_from(engine):
     info = engine.load_bundle_dir(ROOT / "tests/bundles/tokens").info
     assert [i for i in info.issuers if i.keys.fetched] == [
         IssuerInfo("https://uri.example", "https://api.test",
-                   KeySource("jwks_uri", url="https://uri.example/.well-known/jwks.json"))]
+                   KeySource("jwks_uri", url="https://uri.example/.well-known/jwks.json"), ("EdDSA",), None)]
     uri = next(i for i in info.issuers if i.issuer == "https://uri.example")
     assert (uri.keys.kind, uri.keys.url, uri.keys.urls) == (
         "jwks_uri", "https://uri.example/.well-known/jwks.json", ())
     # An issuer whose key set the bundle carries (`jwks = "ed.jwks.json"`).
     ed = next(i for i in info.issuers if i.issuer == "https://ed.example")
-    assert ed == IssuerInfo("https://ed.example", "https://api.test", KeySource("bundle"))
+    assert ed == IssuerInfo("https://ed.example", "https://api.test", KeySource("bundle"), ("EdDSA",), "at+jwt")
     assert (ed.keys.kind, ed.keys.url, ed.keys.urls, ed.keys.fetched) == ("bundle", None, (), False)
     assert [i.issuer for i in info.issuers if not i.keys.fetched] == [
         "https://ed.example", "https://ec.example", "https://rsa.example", "https://hs.example",
@@ -129,7 +130,7 @@ def test_describe_gives_discovery_urls_and_the_bundles_key_fetch_settings(engine
     info = engine.load_bundle(files).info
     assert info.issuers[-1] == IssuerInfo("https://login.example/tenant-1", "https://api.test", KeySource.discovery([
         "https://login.example/tenant-1/.well-known/openid-configuration",
-        "https://login.example/.well-known/oauth-authorization-server/tenant-1"]))
+        "https://login.example/.well-known/oauth-authorization-server/tenant-1"]), ("EdDSA",), None)
     assert (info.issuers[-1].keys.kind, info.issuers[-1].keys.url) == ("discovery", None)
     assert info.key_fetch == dataclasses.replace(KEY_FETCH_DEFAULTS, timeout_ms=3000, max_stale_seconds=3600,
                                                  allow_http_loopback=True)

@@ -190,10 +190,23 @@ export class Engine {
   #jose = null;
 
   /** @private Use `await Engine.load()`. */
-  constructor(modules, glue, limits) {
+  #hash;
+
+  constructor(modules, glue, limits, hash) {
     this.#modules = modules;
     this.#glue = glue;
     this.#limits = limits;
+    this.#hash = hash;
+  }
+
+  /** @private The budget for loading, which policy tests also run within. */
+  get loadBudgetMs() {
+    return this.#limits.loadBudgetMs;
+  }
+
+  /** Hex SHA-256 of the component: names the module version, as a policy's hash names the bundle's. */
+  get componentHash() {
+    return this.#hash;
   }
 
   /**
@@ -207,12 +220,14 @@ export class Engine {
    */
   static async load(wasmPath, limits = {}) {
     let dir;
+    let sha;
     if (wasmPath === undefined) {
       const defaults = join(GEN_DIR, 'default.json');
       if (!existsSync(defaults)) throw new Error(`nothing was transpiled yet: run \`npm run build\` in bindings/js`);
-      dir = transpiled(JSON.parse(readFileSync(defaults, 'utf8')).sha256, 'the default component');
+      sha = JSON.parse(readFileSync(defaults, 'utf8')).sha256;
+      dir = transpiled(sha, 'the default component');
     } else {
-      const sha = createHash('sha256').update(readFileSync(wasmPath)).digest('hex');
+      sha = createHash('sha256').update(readFileSync(wasmPath)).digest('hex');
       dir = transpiled(sha, wasmPath);
     }
     const all = { ...DEFAULT_LIMITS, ...limits };
@@ -220,7 +235,7 @@ export class Engine {
     for (const name of readdirSync(dir).filter((n) => n.endsWith('.wasm'))) {
       modules[name] = await WebAssembly.compile(capMemory(readFileSync(join(dir, name)), all.memoryBytes));
     }
-    return new Engine(modules, pathToFileURL(join(dir, 'component.js')).href, all);
+    return new Engine(modules, pathToFileURL(join(dir, 'component.js')).href, all, sha);
   }
 
   /** @private */
@@ -359,7 +374,7 @@ class Instance {
    * Calls `op` in the module: `{ok}`, `{err}` (a WIT err) or `{fail}`. After
    * a `fail` this instance is closed and must not be called again.
    */
-  call(op, args) {
+  call(op, args, budgetMs = this.#limits.callBudgetMs) {
     const started = this.started();
     if (started.ok === undefined) {
       this.close();
@@ -367,7 +382,7 @@ class Instance {
       return { fail: { code: 'engine-unavailable', message: `no policy instance is available: ${why}` } };
     }
     this.#port.postMessage({ op, args });
-    const answer = this.#wait(this.#limits.callBudgetMs, '');
+    const answer = this.#wait(budgetMs, '');
     if (answer.fail !== undefined) this.close();
     return answer;
   }
@@ -424,14 +439,14 @@ export class Policy {
    * Runs `op`. A failure discards the instance and starts the next one at
    * once, in the background, so it is ready when the next call comes.
    */
-  #call(op, args) {
+  #call(op, args, budgetMs) {
     try {
       this.#instance ??= this.#engine.spawn(this.#files, this.#replay());
     } catch (e) {
       // No thread could be started (e.g. the process is out of resources).
       return { fail: { code: 'engine-unavailable', message: `no policy instance is available: ${e.message}` } };
     }
-    const answer = this.#instance.call(op, args);
+    const answer = this.#instance.call(op, args, budgetMs);
     if (answer.fail !== undefined) {
       this.#instance = null;
       try {
@@ -697,11 +712,86 @@ export class Policy {
     }
   }
 
+  /** The hash of the component deciding (`engine.componentHash`). */
+  get componentHash() {
+    return this.#engine.componentHash;
+  }
+
+  /**
+   * The key changes made since loading, the last per issuer, as
+   * `[issuer, op, arg]` (`op` `setKeys` or `withdrawKeys`): what a reloaded
+   * bundle starts with for issuers whose keys come from the same place.
+   * @returns {[string, string, string][]}
+   */
+  keyChanges() {
+    return this.#replay();
+  }
+
+  /**
+   * Runs policy tests against this bundle (the WIT `run-tests`): `files`
+   * are the `[name, contents]` of a bundle's `tests/*.toml` (readTestsDir);
+   * a file without `now` decides at `now`. Each outcome's `failure` is null
+   * when it passed. Tests run within the load budget.
+   * @param {[string, string][]} files
+   * @param {number} now
+   * @returns {{name: string, failure: string | null}[]}
+   * @throws {Error} when a file is not a test file, saying which
+   * @throws {DenialError} `engine-*` when the module fails or answers wrongly
+   */
+  runTests(files, now) {
+    if (!Array.isArray(files) || !files.every((f) => Array.isArray(f) && f.length === 2 && f.every((s) => typeof s === 'string'))) {
+      throw new TypeError('files must be [name, contents] pairs of strings');
+    }
+    const answer = this.#call('runTests', [files, seconds(now)], this.#engine.loadBudgetMs);
+    if (answer.fail !== undefined) throw new DenialError(answer.fail.code, answer.fail.message);
+    if (answer.err !== undefined) {
+      if (typeof answer.err !== 'string') throw new DenialError('engine-invalid-output', 'the policy module answered the tests wrongly: not a message');
+      throw new Error(answer.err.slice(0, MAX_GUEST_STRING));
+    }
+    const wrong = (why) => new DenialError('engine-invalid-output', `the policy module answered the tests wrongly: ${why}`);
+    if (!Array.isArray(answer.ok)) throw wrong('not a list');
+    if (answer.ok.length > MAX_TESTS) throw wrong(`${answer.ok.length} test outcomes`);
+    return answer.ok.map((o) => {
+      const name = o?.name;
+      const failure = o?.failure ?? null;
+      if (typeof name !== 'string' || name.length > MAX_GUEST_STRING) throw wrong('a test without a name');
+      if (failure !== null && (typeof failure !== 'string' || failure.length > MAX_GUEST_STRING)) throw wrong('a malformed failure');
+      return { name, failure };
+    });
+  }
+
   /** Stops this policy's worker thread. A later call starts a new one. */
   close() {
     this.#instance?.close();
     this.#instance = null;
   }
+}
+
+/** The most policy-test outcomes a module may return (as the Rust host). */
+const MAX_TESTS = 10_000;
+
+/**
+ * Reads a bundle folder's policy tests (`tests/*.toml` regular files) into
+ * `[name, contents]` pairs, sorted by name; none when it has no `tests`
+ * folder (as the Rust `policytest::read_files`).
+ * @param {string} dir
+ * @returns {[string, string][]}
+ */
+export function readTestsDir(dir) {
+  const tests = join(dir, 'tests');
+  if (!existsSync(tests)) return [];
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  return readdirSync(tests, { withFileTypes: true })
+    .filter((e) => e.name.endsWith('.toml') && e.isFile())
+    .map((e) => e.name)
+    .sort()
+    .map((n) => {
+      try {
+        return [n, utf8.decode(readFileSync(join(tests, n)))];
+      } catch (e) {
+        throw new Error(`${join(tests, n)}: ${e.message}`);
+      }
+    });
 }
 
 /**

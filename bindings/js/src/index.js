@@ -6,7 +6,8 @@
 //   JSON.stringify(decision);              // exactly what `greenlight check` prints
 //   policy.respond(decision, serviceUrl);  // the HTTP answer of docs/gateway.md, from the component
 
-export { Engine, Policy, BundleError, DenialError, readBundleDir } from './engine.js';
+export { Engine, Policy, BundleError, DenialError, readBundleDir, readTestsDir } from './engine.js';
+export { LivePolicy } from './live.js';
 export { DENIAL_CODES, checkDecision, denied, needsService } from './decision.js';
 export { greenlight, withGreenlight } from './middleware.js';
 export { KeySources, checkUrl, freshness, refreshIssuer } from './keys.js';

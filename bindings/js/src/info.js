@@ -30,7 +30,8 @@ import { fail, list, principal, principalFromWit, str, u64 } from './decision.js
  *            unknown_kid_interval_seconds: number, allow_http_loopback: boolean}} KeyFetchSettings
  * @typedef {{policy_hash: string,
  *            claims: {entity_type: string, scope: string, groups: string, roles: string, tenant: string},
- *            issuers: {issuer: string, audience: string, keys: KeySource}[],
+ *            issuers: {issuer: string, audience: string, keys: KeySource, algorithms: string[],
+ *                      required_typ: string | null}[],
  *            action_tokens: {issuer: string, audience: string, ttl_seconds: number, leeway_seconds: number} | null,
  *            approvals: {default_ttl_seconds: number, poll_interval_seconds: number,
  *                        confirm_max_age_seconds: number},
@@ -70,6 +71,8 @@ export function bundleInfoFromWit(raw) {
       issuer: str(i?.issuer, 'an issuer'),
       audience: str(i?.audience, 'an audience'),
       keys: keySource(i?.keys),
+      algorithms: list(i?.algorithms, 'algorithms', (a) => str(a, 'an algorithm')),
+      required_typ: i?.requiredTyp === undefined ? null : str(i.requiredTyp, 'a required typ'),
     })),
     action_tokens:
       t === undefined

@@ -526,7 +526,29 @@ export class KeySources {
    * @returns {Promise<void>}
    */
   async fetchAll() {
-    for (const s of this.#sources) await this.#refresh(s, 'start');
+    for (const s of this.#sources) if (!s.adopted) await this.#refresh(s, 'start');
+  }
+
+  /**
+   * Starts a new version of the bundle with the keys `old` (the KeySources
+   * of the version it replaces) holds for every issuer whose keys come from
+   * the same place, so a reload neither refetches them nor loses them while
+   * a provider is down (as the Rust server's `KeySources::adopt`); `start()`
+   * then fetches only the others'. The policy must already hold those keys
+   * (LivePolicy.reload hands them over); their fetch state is taken here.
+   * @param {KeySources | null} old
+   */
+  adopt(old) {
+    if (old === null || old === undefined) return;
+    const held = new Set(this.#policy.keyChanges().map(([issuer]) => issuer));
+    for (const s of this.#sources) {
+      const o = old.#sources.find((x) => x.issuer === s.issuer);
+      if (o === undefined || !held.has(s.issuer) || JSON.stringify(o.origin) !== JSON.stringify(s.origin)) continue;
+      for (const k of ['jwksUri', 'loadedAt', 'freshUntil', 'nextFetch', 'lastError', 'withdrawnFor', 'digest',
+        'failures', 'lastUnknownKidFetch', 'withdrawn']) s[k] = o[k];
+      s.kids = [...o.kids];
+      s.adopted = true;
+    }
   }
 
   /**

@@ -6,6 +6,7 @@
 
 import { checkDecision, denied, InvalidOutput, needsService } from './decision.js';
 import { KeySources } from './keys.js';
+import { LivePolicy } from './live.js';
 
 /** JSON bodies become the engine's `params`; other bodies are not parameters. */
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
@@ -89,10 +90,10 @@ const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
  *          {ready: Promise<void>, close: () => void, keySources: KeySources | null}}
  */
 export function greenlight(options) {
-  const { policy } = options;
-  if (policy === undefined || typeof options.serviceUrl !== 'string') {
+  if (options.policy === undefined || typeof options.serviceUrl !== 'string') {
     throw new TypeError('greenlight() needs {policy, serviceUrl}');
   }
+  const live = options.policy instanceof LivePolicy ? options.policy : null;
   const serviceUrl = serviceBaseUrl(options.serviceUrl);
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20;
   const timeout = options.serviceTimeoutMs ?? 5000;
@@ -112,7 +113,7 @@ export function greenlight(options) {
           signal: AbortSignal.timeout(timeout),
         });
         if (!r.ok) throw new Error(`status ${r.status}`);
-        policy.setKeys('greenlight', await r.text());
+        version.policy.setKeys('greenlight', await r.text());
       } catch (e) {
         log(`the approval service's keys could not be loaded: ${e.message}`);
       } finally {
@@ -121,14 +122,28 @@ export function greenlight(options) {
     })();
     return fetching;
   }
-  let keySources = null;
-  if (options.keySources instanceof KeySources) {
-    keySources = options.keySources;
-  } else if (options.keySources !== false) {
+  /** The key sources of `policy`, adopting those of the version before. */
+  function keySourcesOf(policy, before) {
+    if (options.keySources instanceof KeySources && before === undefined) return options.keySources;
+    if (options.keySources === false) return null;
     const made = new KeySources(policy, { now, log });
-    keySources = made.isEmpty ? null : made;
+    made.adopt(before ?? null);
+    return made.isEmpty ? null : made;
   }
-  const ready = Promise.all([refreshKeys(), keySources?.start()]).then(() => {});
+  /** The version deciding: a policy and its issuers' key sources. */
+  let version = { policy: live?.current ?? options.policy };
+  version.keySources = keySourcesOf(version.policy);
+  /** The version current now: a LivePolicy's reload is taken up here. */
+  function current() {
+    if (live !== null && live.current !== version.policy) {
+      const before = version;
+      version = { policy: live.current, keySources: keySourcesOf(live.current, before.keySources) };
+      version.keySources?.start();
+      before.keySources?.close();
+    }
+    return version;
+  }
+  const ready = Promise.all([refreshKeys(), version.keySources?.start()]).then(() => {});
 
   /**
    * The service decides with its store (consumes a one-time token, refuses
@@ -136,7 +151,7 @@ export function greenlight(options) {
    * decision is a deny. The headers go as received: in order, a repeated
    * one repeated.
    */
-  async function checkAtService(request) {
+  async function checkAtService(request, policy) {
     const headers = request.headers;
     // The body goes as it came, so no number is rounded on the way; it must
     // be the JSON object the engine accepted (the module is untrusted too).
@@ -164,7 +179,11 @@ export function greenlight(options) {
     }
     try {
       const answer = JSON.parse(await r.text());
-      if (answer !== null && typeof answer === 'object') delete answer.ask;
+      // The service adds where to ask and which component decided.
+      if (answer !== null && typeof answer === 'object') {
+        delete answer.ask;
+        delete answer.component_hash;
+      }
       return checkDecision(answer);
     } catch (e) {
       const why = e instanceof InvalidOutput || e instanceof SyntaxError ? e.message : 'unreadable';
@@ -172,7 +191,7 @@ export function greenlight(options) {
     }
   }
 
-  async function decide(req) {
+  async function decide(req, { policy, keySources }) {
     const request = await httpRequest(req, maxBodyBytes);
     if (request.tooLarge) {
       return denied('request-invalid', `the request body has more than ${maxBodyBytes} bytes`, policy.policyHash);
@@ -194,15 +213,17 @@ export function greenlight(options) {
       decision = evaluate();
     }
     if (needsService(decision)) {
-      decision = await checkAtService(request);
+      decision = await checkAtService(request, policy);
     }
     return decision;
   }
 
   const middleware = async (req, res, next) => {
+    const v = current();
+    const { policy } = v;
     let decision;
     try {
-      decision = await decide(req);
+      decision = await decide(req, v);
     } catch (e) {
       log(`deciding failed: ${e.stack ?? e}`);
       decision = denied('engine-unavailable', 'the gateway could not decide this request', policy.policyHash);
@@ -223,8 +244,8 @@ export function greenlight(options) {
     res.end(JSON.stringify(answer.body));
   };
   middleware.ready = ready;
-  middleware.keySources = keySources;
-  middleware.close = () => keySources?.close();
+  Object.defineProperty(middleware, 'keySources', { get: () => current().keySources });
+  middleware.close = () => version.keySources?.close();
   return middleware;
 }
 
@@ -246,7 +267,7 @@ export function withGreenlight(options, handler) {
       }
     });
   wrapped.ready = middleware.ready;
-  wrapped.keySources = middleware.keySources;
+  Object.defineProperty(wrapped, 'keySources', { get: () => middleware.keySources });
   wrapped.close = middleware.close;
   return wrapped;
 }

@@ -86,6 +86,7 @@ const ops = {
   authenticateIdToken: (token, clientId, nonce, now) => policy.authenticateIdToken(token, clientId, nonce, now),
   inspect: (token, now) => policy.inspect(token, now),
   stats: () => policy.stats(),
+  runTests: (files, now) => policy.runTests(files, now),
   ...keyChanges,
   verifyCompact: (token, jwk) => root.jose.verifyCompact(token, jwk),
   // The free function of `greenlight:approval/gateway`: the HTTP answer for a decision.

@@ -67,6 +67,25 @@ pub enum Command {
         /// a bundle is refused.
         #[arg(long)]
         dev: bool,
+        /// A custom policy module (any component exporting
+        /// `greenlight:approval/approver`) to decide with instead of the
+        /// shipped one; swapped live when the file changes, like the bundle.
+        #[arg(long)]
+        component: Option<PathBuf>,
+    },
+    /// Run a bundle's policy tests (`tests/*.toml` in the bundle folder)
+    /// and report each failure with the decision and its determining
+    /// policies. Exits 1 when a test fails.
+    Test {
+        /// The bundle folder.
+        bundle: PathBuf,
+        /// A policy module to test with instead of the shipped one.
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// The time tests without their own `now` decide at, in Unix
+        /// seconds. Defaults to now.
+        #[arg(long)]
+        now: Option<u64>,
     },
     /// Manage Greenlight's signing keys in a store.
     Keys {
@@ -279,6 +298,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
             public_url,
             config: settings_file,
             dev,
+            component,
         } => {
             let settings = match &settings_file {
                 Some(path) => crate::serve::Settings::load(path)?,
@@ -292,6 +312,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
                 let addr = listener.local_addr()?;
                 let config = crate::serve::ServeConfig {
                     bundle,
+                    component,
                     store,
                     public_url,
                     settings,
@@ -305,6 +326,16 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
             })?;
             Ok(0)
         }
+        Command::Test {
+            bundle,
+            component,
+            now,
+        } => crate::policytest::run_command(
+            &bundle,
+            component.as_deref(),
+            now.unwrap_or_else(unix_now),
+            out,
+        ),
         Command::Keys { command } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {

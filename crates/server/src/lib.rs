@@ -4,5 +4,6 @@
 
 pub mod cli;
 pub mod dev;
+pub mod policytest;
 pub mod request;
 pub mod serve;

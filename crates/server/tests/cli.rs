@@ -234,7 +234,7 @@ fn serve_refuses_a_development_bundle_without_dev() {
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     assert_eq!(
         stderr(&o),
-        "greenlight: bundle examples/bundle has a `[dev]` signing key: anyone holding it mints tokens the bundle accepts. It is for trying things; serve it with --dev, or remove `[dev]`\n"
+        "greenlight: cannot load bundle examples/bundle: the bundle has a `[dev]` signing key: anyone holding it mints tokens the bundle accepts. It is for trying things; serve it with --dev, or remove `[dev]`\n"
     );
     assert!(
         !dir.path().join("gl.db").exists(),

@@ -141,6 +141,7 @@ async fn prepared(dir: &std::path::Path, settings: Settings) -> Result<(), Strin
         public_url: None,
         settings,
         development: true,
+        component: None,
     };
     greenlight::serve::prepare(
         &config,

@@ -43,6 +43,7 @@ from .engine import (
     Policy,
     Problem,
     read_bundle_dir,
+    read_tests_dir,
 )
 from .gateway import Response
 from .keys import KeySources
@@ -57,6 +58,7 @@ from .info import (
     IssuerInfo,
     KeyFetchSettings,
     KeySource,
+    TestOutcome,
 )
 
 __all__ = [
@@ -98,4 +100,6 @@ __all__ = [
     "SingleUse",
     "StepUpRequired",
     "read_bundle_dir",
+    "read_tests_dir",
+    "TestOutcome",
 ]

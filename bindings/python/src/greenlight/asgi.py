@@ -57,13 +57,22 @@ import os
 import re
 import time
 import urllib.parse
-from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
+from typing import Any, Awaitable, Callable, MutableMapping, NamedTuple, Optional, Union
 
 import httpx
 
 from . import _json
 from .decision import Allow, Decision, Deny, InvalidOutput
-from .engine import ACTION_ISSUER, BundleError, EngineError, Engine, HttpRequest, Limits, Policy
+from .engine import (
+    ACTION_ISSUER,
+    BundleError,
+    EngineError,
+    Engine,
+    HttpRequest,
+    Limits,
+    Policy,
+    read_tests_dir,
+)
 from .keys import KeySources, is_loopback
 
 Scope = MutableMapping[str, Any]
@@ -177,7 +186,11 @@ class GreenlightMiddleware:
                 raise ValueError("no component: pass wasm_path or engine, or set GREENLIGHT_WASM")
             engine = Engine(wasm, limits)
         self.app = app
-        self.policy: Policy = engine.load_bundle_dir(bundle_dir)
+        self._engine = engine
+        self._bundle_dir = bundle_dir
+        self._key_transport = key_transport
+        policy = engine.load_bundle_dir(bundle_dir)
+        _run_bundle_tests(policy, bundle_dir, int(clock()))
         self.service_url = service_url
         self._timeout = service_timeout
         self._refresh_every = key_refresh_seconds
@@ -187,11 +200,64 @@ class GreenlightMiddleware:
         self._client: Optional[httpx.AsyncClient] = None
         self._keys_tried_at: Optional[float] = None
         self._keys_lock: Optional[asyncio.Lock] = None
-        #: The issuers' keys the middleware fetches; `None` when the bundle
-        #: carries every issuer's keys.
-        self.keys: Optional[KeySources] = None
-        if any(i.keys.fetched for i in self.policy.info.issuers):
-            self.keys = KeySources(self.policy, now=lambda: int(self._clock()), transport=key_transport)
+        #: The action-token keys last fetched from the service (a JWKS), for
+        #: a reloaded bundle to start with.
+        self._action_jwks: Optional[str] = None
+        self._reload_lock: Optional[asyncio.Lock] = None
+        self._live = _Live(policy, self._key_sources(policy))
+
+    def _key_sources(self, policy: Policy) -> Optional[KeySources]:
+        if any(i.keys.fetched for i in policy.info.issuers):
+            return KeySources(policy, now=lambda: int(self._clock()), transport=self._key_transport)
+        return None
+
+    @property
+    def policy(self) -> Policy:
+        """The bundle deciding now (swapped whole by `reload`)."""
+        return self._live.policy
+
+    @property
+    def keys(self) -> Optional[KeySources]:
+        """The issuers' keys the middleware fetches for the bundle deciding
+        now; `None` when it carries every issuer's keys."""
+        return self._live.keys
+
+    async def reload(self, engine: Optional[Engine] = None) -> "Reload":
+        """Loads what `bundle_dir` holds now (in `engine` when given: a new
+        component) and swaps it in whole, as `greenlight serve` does: the
+        bundle must load and pass its own tests (`tests/*.toml`), then it
+        gets the action-token keys and, for issuers whose keys come from
+        the same place, the keys the old one holds (others are fetched).
+        Requests in flight finish on the version they started with. A
+        refused version leaves the old one deciding; the answer says why.
+        Never raises for a bad bundle or component."""
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        async with self._reload_lock:
+            old = self._live
+            eng = engine if engine is not None else self._engine
+            try:
+                policy = await asyncio.to_thread(eng.load_bundle_dir, self._bundle_dir)
+                if (policy.policy_hash, policy.component_hash) == (old.policy.policy_hash,
+                                                                   old.policy.component_hash):
+                    return Reload("unchanged", policy.policy_hash, policy.component_hash, "")
+                detail = await asyncio.to_thread(_run_bundle_tests, policy, self._bundle_dir, int(self._clock()))
+                if self._action_jwks is not None:
+                    await asyncio.to_thread(policy.set_keys, ACTION_ISSUER, self._action_jwks)
+                keys = self._key_sources(policy)
+                if keys is not None:
+                    await keys.adopt(old.keys)
+                    keys.start()
+            except (OSError, ValueError, BundleError, EngineError) as e:
+                log.warning("a new policy version was refused; the current one keeps deciding: %s", e)
+                return Reload("refused", old.policy.policy_hash, old.policy.component_hash, str(e))
+            self._live = _Live(policy, keys)
+            if engine is not None:
+                self._engine = engine
+            if old.keys is not None:
+                await old.keys.aclose()
+            log.info("policy swapped: %s (component %s); %s", policy.policy_hash, policy.component_hash, detail)
+            return Reload("swapped", policy.policy_hash, policy.component_hash, detail)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point: decides HTTP requests, fetches keys at
@@ -255,36 +321,40 @@ class GreenlightMiddleware:
                 if r.status_code != 200:
                     raise ValueError(f"it answered {r.status_code}")
                 await asyncio.to_thread(self.policy.set_keys, ACTION_ISSUER, r.text)
+                self._action_jwks = r.text
             except (httpx.HTTPError, ValueError, BundleError, EngineError) as e:
                 log.warning("cannot load the approval service's keys from %s: %s", url, e)
                 return False
             return True
 
-    async def decide(self, request: HttpRequest) -> Decision:
+    async def decide(self, request: HttpRequest, live: Optional["_Live"] = None) -> Decision:
         """The decision for `request` at the wall clock's time, replaced by
         the approval service's when it `needs_service` (typed fields only:
-        never a forward header)."""
+        never a forward header). `live` is the version the request started
+        on (default: the one deciding now)."""
         if self._keys_tried_at is None:
             await self.refresh_keys()
-        if self.keys is not None:
-            await self.keys.ensure_started()
-        seen = self.keys.changes if self.keys is not None else 0
-        decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
+        live = live if live is not None else self._live
+        policy, keys = live.policy, live.keys
+        if keys is not None:
+            await keys.ensure_started()
+        seen = keys.changes if keys is not None else 0
+        decision = await asyncio.to_thread(policy.evaluate_http, request, int(self._clock()))
         v = decision.verdict
         if isinstance(v, Deny) and v.code == "token-unknown-key" and v.issuer is not None:
             # An issuer whose keys are fetched, and a `kid` its set lacks (as
             # right after the provider rotated): fetch them again (at most
             # once per `unknown_kid_interval_seconds` for that issuer) and
             # decide once more if they changed.
-            if self.keys is not None and await self.keys.unknown_kid(v.issuer, seen):
-                decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
+            if keys is not None and await keys.unknown_kid(v.issuer, seen):
+                decision = await asyncio.to_thread(policy.evaluate_http, request, int(self._clock()))
         elif isinstance(v, Deny) and v.code == "token-unknown-key":
             # Refresh (or wait for the refresh another request started, or be
             # rate-limited), then decide again: the keys may be new either way.
             # A denial naming an issuer is about that issuer's fetched keys
             # (`Deny.issuer`), which the service's JWKS cannot bring.
             await self.refresh_keys()
-            decision = await asyncio.to_thread(self.policy.evaluate_http, request, int(self._clock()))
+            decision = await asyncio.to_thread(policy.evaluate_http, request, int(self._clock()))
         if decision.needs_service:
             decision = await self._check_with_service(request, decision.policy_hash)
         return decision
@@ -311,12 +381,14 @@ class GreenlightMiddleware:
         if r.status_code != 200:
             return Decision.deny("engine-unavailable", f"the approval service answered {r.status_code}", policy_hash)
         try:
-            return Decision.from_dict(r.json(), extra_keys=frozenset({"ask"}))
+            # The service adds where to ask and which component decided.
+            return Decision.from_dict(r.json(), extra_keys=frozenset({"ask", "component_hash"}))
         except (ValueError, InvalidOutput) as e:
             why = f"the approval service's answer is not a decision: {str(e)[:200]}"
             return Decision.deny("engine-unavailable", why, policy_hash)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        live = self._live
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -327,8 +399,8 @@ class GreenlightMiddleware:
             size += len(chunk)
             if size > self._max_body:
                 d = Decision.deny("request-invalid", f"the request body is larger than {self._max_body} bytes",
-                                  self.policy.policy_hash)
-                return await self._answer(d, send)
+                                  live.policy.policy_hash)
+                return await self._answer(d, send, live)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -336,11 +408,11 @@ class GreenlightMiddleware:
         try:
             params = body.decode("utf-8") if body and _is_json(scope) else None
         except UnicodeDecodeError:
-            d = Decision.deny("request-invalid", "the request body is not UTF-8", self.policy.policy_hash)
-            return await self._answer(d, send)
-        decision = await self.decide(http_request(scope, params))
+            d = Decision.deny("request-invalid", "the request body is not UTF-8", live.policy.policy_hash)
+            return await self._answer(d, send, live)
+        decision = await self.decide(http_request(scope, params), live)
         if not isinstance(decision.verdict, Allow):
-            return await self._answer(decision, send)
+            return await self._answer(decision, send, live)
         headers = [(k, v) for k, v in scope["headers"] if not _is_ours(k)]
         headers += [(k.encode("latin-1"), v.encode("utf-8")) for k, v in decision.verdict.forward_headers]
         replayed = False
@@ -354,11 +426,11 @@ class GreenlightMiddleware:
 
         await self.app({**scope, "headers": headers}, replay, send)
 
-    async def _answer(self, decision: Decision, send: Send) -> None:
+    async def _answer(self, decision: Decision, send: Send, live: "_Live") -> None:
         """Answers a deny, approval-required or step-up-required with the component's mapping
         (a `503` when the module fails or answers wrongly, never a
         pass-through: `Policy.respond` refuses status 0 for these)."""
-        status, headers, body = await asyncio.to_thread(self.policy.respond, decision, self.service_url)
+        status, headers, body = await asyncio.to_thread(live.policy.respond, decision, self.service_url)
         raw = _json.dumps(body).encode("utf-8")
         await send({
             "type": "http.response.start",
@@ -367,6 +439,41 @@ class GreenlightMiddleware:
             + [(b"content-length", str(len(raw)).encode())],
         })
         await send({"type": "http.response.body", "body": raw})
+
+
+class _Live(NamedTuple):
+    """One version: the bundle deciding and its issuers' key sources."""
+
+    policy: Policy
+    keys: Optional[KeySources]
+
+
+class Reload(NamedTuple):
+    """What `GreenlightMiddleware.reload` did (as `greenlight serve`'s
+    `POST /v1/admin/reload` answers)."""
+
+    #: `swapped`, `unchanged` or `refused`.
+    outcome: str
+    #: The bundle deciding after the attempt.
+    policy_hash: str
+    #: The component deciding after the attempt.
+    component_hash: str
+    #: Why it was refused; the tests' summary when they ran.
+    detail: str
+
+
+def _run_bundle_tests(policy: Policy, bundle_dir: Union[str, os.PathLike], now: int) -> str:
+    """Runs the bundle's tests against `policy`; raises `ValueError` naming
+    the failures, or returns their summary."""
+    tests = read_tests_dir(bundle_dir)
+    if not tests:
+        return "the bundle has no tests"
+    outcomes = policy.run_tests(tests, now)
+    failed = [f"{o.name}: {o.failure}" for o in outcomes if o.failure is not None]
+    summary = f"{len(outcomes) - len(failed)} passed, {len(failed)} failed"
+    if failed:
+        raise ValueError(f"its tests failed: {summary}: " + "; ".join(failed))
+    return f"tests: {summary}"
 
 
 def http_request(scope: Scope, params: Optional[str]) -> HttpRequest:

@@ -70,17 +70,24 @@ from .info import (
     IssuerInfo,
     KeyFetchSettings,
     KeySource,
+    TestOutcome,
 )
 
 log = logging.getLogger("greenlight")
 
 #: The WIT package version this binding speaks.
-WIT_VERSION = "0.7.1"
+WIT_VERSION = "0.8.0"
 _ENGINE_IFACE = f"greenlight:approval/engine@{WIT_VERSION}"
 _JOSE_IFACE = f"greenlight:approval/jose@{WIT_VERSION}"
 _GATEWAY_IFACE = f"greenlight:approval/gateway@{WIT_VERSION}"
 _METHODS = ("set-keys", "withdraw-keys", "evaluate-http", "evaluate", "evaluate-as", "authenticate",
-            "authenticate-id-token", "inspect", "describe", "stats")
+            "authenticate-id-token", "inspect", "describe", "stats", "run-tests")
+
+#: The folder of a bundle that holds its policy tests (`tests/*.toml`).
+TESTS_DIR = "tests"
+
+#: The most policy-test outcomes a module may return (as the Rust host).
+MAX_TESTS = 10_000
 
 #: The bundle files read from a folder besides the `*.json` key sets.
 BUNDLE_FILES = ("greenlight.toml", "policy.cedar", "schema.cedarschema")
@@ -235,6 +242,27 @@ def read_bundle_dir(path: Union[str, os.PathLike]) -> list[tuple[str, str]]:
             except UnicodeDecodeError as err:
                 raise OSError(f"{e.path}: stream did not contain valid UTF-8 ({err})") from None
     return files
+
+
+def read_tests_dir(path: Union[str, os.PathLike]) -> list[tuple[str, str]]:
+    """Reads a bundle folder's policy tests (`tests/*.toml` regular files)
+    into `(name, contents)` pairs, sorted by name; none when it has no
+    `tests` folder (as the Rust `policytest::read_files`)."""
+    try:
+        with os.scandir(os.path.join(path, TESTS_DIR)) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+    tests = []
+    for e in entries:
+        if e.name.endswith(".toml") and e.is_file(follow_symlinks=False):
+            with open(e.path, "rb") as f:
+                raw = f.read()
+            try:
+                tests.append((e.name, raw.decode("utf-8")))
+            except UnicodeDecodeError as err:
+                raise OSError(f"{e.path}: stream did not contain valid UTF-8 ({err})") from None
+    return tests
 
 
 #: `Engine`'s default `cache_dir`: `default_cache_dir()` at construction.
@@ -546,6 +574,9 @@ class Engine:
         try:
             with open(wasm_path, "rb") as f:
                 wasm = f.read()
+            #: Hex SHA-256 of the component's bytes: names the module version
+            #: as `Policy.policy_hash` names the bundle's.
+            self.component_hash = hashlib.sha256(wasm).hexdigest()
             self._component = _compile_cached(self._wasm, wasm, cache)
             self._linker = Linker(self._wasm)
             self._linker.add_wasip2()
@@ -770,16 +801,17 @@ class Policy:
             return Decision.deny("engine-invalid-output",
                                  f"the policy module returned a malformed decision: {e}", self._hash)
 
-    def _ask(self, name: str, *args: Any, policy: bool = True) -> Any:
+    def _ask(self, name: str, *args: Any, policy: bool = True, budget: Optional[float] = None) -> Any:
         """Calls `name` (a method of the loaded policy unless `policy` is
-        false) on a pooled instance; raises `_Failure`, the instance then
-        dropped."""
+        false) on a pooled instance, within `budget` (default: a call's);
+        raises `_Failure`, the instance then dropped."""
         try:
             slot = self._take()
         except (EngineError, BundleError) as e:
             raise _Failure("engine-unavailable", f"no policy instance is available: {e}") from None
         resource = (slot.policy,) if policy else ()
-        answer = slot.call(name, self._engine.limits.call_budget, *resource, *args)
+        answer = slot.call(name, budget if budget is not None else self._engine.limits.call_budget,
+                           *resource, *args)
         self._put_back(slot)
         return answer
 
@@ -888,6 +920,47 @@ class Policy:
         if not any(i.issuer == issuer for i in self._info.issuers):
             issuer = None
         raise Denied(code, message[:MAX_GUEST_STRING], issuer)
+
+    @property
+    def component_hash(self) -> str:
+        """The hash of the component deciding (`Engine.component_hash`)."""
+        return self._engine.component_hash
+
+    def run_tests(self, files: Sequence[tuple[str, str]], now: int) -> tuple[TestOutcome, ...]:
+        """Runs policy tests against this bundle (the WIT `run-tests`):
+        `files` are the `(file name, contents)` of a bundle's `tests/*.toml`
+        (`read_tests_dir`); a file without `now` decides at `now`. Each
+        outcome's `failure` is `None` when it passed. Raises `ValueError`
+        when a file is not a test file, `EngineError` when the module fails
+        or answers wrongly. Tests run within the load budget."""
+        _check_now(now)
+        texts = [(_text(n, "a file name"), _text(c, f"file `{n}`")) for n, c in files]
+        try:
+            answer = self._ask("run-tests", texts, now, budget=self._engine.limits.load_budget)
+        except _Failure as f:
+            raise EngineError(f.message) from None
+        # wasmtime-py gives a `result<list<...>, string>` as its payload
+        # alone (the two cases are told apart by type), or tagged.
+        if isinstance(answer, Variant):
+            if answer.tag not in ("ok", "err"):
+                raise EngineError("the policy module answered the tests wrongly: not a result")
+            tag, answer = answer.tag, answer.payload
+        else:
+            tag = "err" if isinstance(answer, str) else "ok"
+        if tag == "err":
+            if not isinstance(answer, str):
+                raise EngineError("the policy module answered the tests wrongly: not a message")
+            raise ValueError(answer[:MAX_GUEST_STRING])
+        outcomes = answer
+        if not isinstance(outcomes, list) or len(outcomes) > MAX_TESTS:
+            n = len(outcomes) if isinstance(outcomes, list) else "malformed"
+            raise EngineError(f"the policy module answered the tests wrongly: {n} test outcomes")
+        try:
+            return tuple(TestOutcome(_string(o.name, "a test's name"),
+                                     None if o.failure is None else _string(o.failure, "a test's failure"))
+                         for o in outcomes)
+        except (InvalidOutput, AttributeError, TypeError, ValueError) as e:
+            raise EngineError(f"the policy module answered the tests wrongly: {e}") from None
 
     def respond(self, decision: Decision, service_url: str) -> Response:
         """The HTTP answer a gateway gives for `decision` (docs/gateway.md),
@@ -1178,7 +1251,9 @@ def _bundle_info(b: Any) -> BundleInfo:
                           _string(c.scope, "the scope claim"), _string(c.groups, "the groups claim"),
                           _string(c.roles, "the roles claim"), _string(c.tenant, "the tenant claim")),
         issuers=tuple(IssuerInfo(_string(i.issuer, "an issuer"), _string(i.audience, "an audience"),
-                                 _key_source(i.keys))
+                                 _key_source(i.keys), _strings(i.algorithms, "algorithms"),
+                                 None if getattr(i, "required-typ") is None
+                                 else _string(getattr(i, "required-typ"), "a required typ"))
                       for i in issuers),
         action_tokens=None if at is None else ActionTokenSettings(
             _string(at.issuer, "the action-token issuer"), _string(at.audience, "the action-token audience"),

@@ -91,6 +91,10 @@ class IssuerInfo:
     #: Where its keys come from: the bundle, or a URL the host fetches them
     #: from (then hands them to `Policy.set_keys`).
     keys: KeySource
+    #: The signature algorithms its tokens may use, as JOSE names them.
+    algorithms: tuple[str, ...] = ()
+    #: The `typ` its tokens must carry, if any.
+    required_typ: str | None = None
 
 
 @dataclass(frozen=True)
@@ -236,3 +240,17 @@ class EngineStats:
     def __add__(self, other: "EngineStats") -> "EngineStats":
         return EngineStats(self.token_checks + other.token_checks,
                            self.signature_checks + other.signature_checks)
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """How one policy test went (the WIT `test-outcome`, from
+    `Policy.run_tests`)."""
+
+    __test__ = False  # not a pytest test class, for all its name
+
+    #: `FILE: NAME`.
+    name: str
+    #: `None` when it passed; otherwise what differed, with the decision and
+    #: the policies that determined it.
+    failure: Optional[str]

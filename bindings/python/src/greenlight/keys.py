@@ -52,6 +52,7 @@ Needs httpx (the `asgi` extra).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import hashlib
 import ipaddress
@@ -492,6 +493,29 @@ class KeySources:
         why, where they did not)."""
         for s in self._sources:
             await self._refresh(s, "start")
+        self._fetched = True
+
+    async def adopt(self, old: Optional["KeySources"]) -> None:
+        """Starts a new version of the bundle with the keys `old` (the
+        version it replaces) holds for every issuer whose keys come from the
+        same place, so a reload neither refetches them nor loses them while
+        a provider is down (as the Rust server's `KeySources::adopt`); then
+        fetches the others' keys."""
+        held = {} if old is None else {k[0]: k for k in old.policy._keys}
+        for s in self._sources:
+            o = None if old is None else old._source(s.issuer)
+            if o is not None and (o.kind, o.urls) == (s.kind, s.urls) and s.issuer in held:
+                _, method, arg = held[s.issuer]
+                try:
+                    if method == "set-keys":
+                        await asyncio.to_thread(self.policy.set_keys, s.issuer, arg)
+                    else:
+                        await asyncio.to_thread(self.policy.withdraw_keys, s.issuer, arg)
+                    s.status = dataclasses.replace(o.status, kids=list(o.status.kids))
+                    continue
+                except (BundleError, EngineError):
+                    pass
+            await self._refresh(s, "new bundle")
         self._fetched = True
 
     async def _expire_stale(self) -> None:

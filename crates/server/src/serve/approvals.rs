@@ -72,7 +72,8 @@ pub(super) fn is_approver(
     who: &Principal,
 ) -> Result<(), String> {
     let approvers = &approval.obligation.approvers;
-    let first = st.info().issuers.first().map_or("", |i| i.issuer.as_str());
+    let v = st.version();
+    let first = v.info().issuers.first().map_or("", |i| i.issuer.as_str());
     if is_requester(approval, who) && !approvers.contains(&Approver::Subject) {
         return Err(format!(
             "`{}` asked for this action and cannot approve their own request",
@@ -119,7 +120,7 @@ pub(super) fn may_vote(
     if is_requester(approval, who) {
         // A confirmation of one's own action: the person must have signed
         // in just now, not an app holding an old token of theirs.
-        let max_age = st.info().approvals.confirm_max_age_seconds;
+        let max_age = st.version().info().approvals.confirm_max_age_seconds;
         let fresh = cred
             .auth_time
             .is_some_and(|t| t <= now.saturating_add(60) && now.saturating_sub(t) <= max_age);

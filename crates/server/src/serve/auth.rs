@@ -35,16 +35,16 @@ pub(super) async fn authenticate(
     headers: &HeaderMap,
 ) -> Result<Credential, ApiError> {
     let token = bearer(headers)?;
-    let seen = st.key_sources.changes();
-    let mut answer = st.policy.authenticate(&token, st.clock.now());
+    let v = st.version();
+    let seen = v.key_sources.changes();
+    let mut answer = v.policy.authenticate(&token, st.clock.now());
     if let Err(d) = &answer
         && let Some(issuer) = refresh_issuer(d)
-        && st
-            .key_sources
-            .unknown_kid(issuer, seen, st.policy.as_ref())
+        && v.key_sources
+            .unknown_kid(issuer, seen, v.policy.as_ref())
             .await
     {
-        answer = st.policy.authenticate(&token, st.clock.now());
+        answer = v.policy.authenticate(&token, st.clock.now());
     }
     answer.map_err(|d| ApiError::invalid_token(d.to_string()))
 }

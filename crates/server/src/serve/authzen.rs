@@ -32,6 +32,7 @@ use serde_json::{Map, Value, json};
 
 use super::auth::authenticate;
 use super::enforce::act;
+use super::live::Version;
 use super::{ApiError, AppState};
 
 /// The most evaluations one batch may carry.
@@ -153,7 +154,12 @@ struct Vouched {
     attributes: std::collections::BTreeMap<String, greenlight_types::AttributeValue>,
 }
 
-async fn subject_of(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<Subject, ApiError> {
+async fn subject_of(
+    st: &AppState,
+    v: &Version,
+    pep: &mut Pep<'_>,
+    e: &Evaluation,
+) -> Result<Subject, ApiError> {
     let subject = e
         .subject
         .as_ref()
@@ -162,7 +168,7 @@ async fn subject_of(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<
         .id
         .clone()
         .ok_or_else(|| ApiError::invalid_request("`subject.id` is required"))?;
-    let entity_type = &st.info().claims.entity_type;
+    let entity_type = &v.info().claims.entity_type;
     match subject.kind.as_deref() {
         Some("bearer") => Ok(Subject::Token(id)),
         Some(t) if t == entity_type => {
@@ -191,7 +197,12 @@ async fn subject_of(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<
     }
 }
 
-async fn decide_one(st: &AppState, subject: &Subject, e: &Evaluation) -> Result<Decision, String> {
+async fn decide_one(
+    st: &AppState,
+    v: &Version,
+    subject: &Subject,
+    e: &Evaluation,
+) -> Result<Decision, String> {
     let action = e
         .action
         .as_ref()
@@ -221,38 +232,47 @@ async fn decide_one(st: &AppState, subject: &Subject, e: &Evaluation) -> Result<
     Ok(match subject {
         Subject::Token(t) => {
             request.token = t.clone();
-            st.decide(|now| st.policy.evaluate(&request, now)).await
+            st.decide(v, |p, now| p.evaluate(&request, now)).await
         }
-        Subject::Vouched(p) => st.policy.evaluate_as(p, &request, st.clock.now()),
+        Subject::Vouched(p) => v.policy.evaluate_as(p, &request, st.clock.now()),
     })
 }
 
 /// AuthZEN's answer shape for one decision.
-fn answer(st: &AppState, d: &Decision) -> Value {
-    let full = st.decision_json(d);
+fn answer(st: &AppState, v: &Version, d: &Decision) -> Value {
+    let full = st.decision_json(v, d);
+    let component_hash = v.component_hash();
     match &d.verdict {
         Verdict::Allow(_) => {
-            json!({ "decision": true, "context": { "reasons": d.reasons, "policy_hash": d.policy_hash } })
+            json!({ "decision": true, "context": { "reasons": d.reasons, "policy_hash": d.policy_hash,
+                "component_hash": component_hash } })
         }
         Verdict::Deny(den) => json!({ "decision": false, "context": {
-            "code": den.code, "reason": den.message, "reasons": d.reasons, "policy_hash": d.policy_hash } }),
+            "code": den.code, "reason": den.message, "reasons": d.reasons, "policy_hash": d.policy_hash,
+            "component_hash": component_hash } }),
         Verdict::StepUpRequired(s) => json!({ "decision": false, "context": {
             "code": "step-up-required", "reason": s.message, "acr_values": s.acr_values,
-            "max_age": s.max_age, "reasons": d.reasons, "policy_hash": d.policy_hash } }),
+            "max_age": s.max_age, "reasons": d.reasons, "policy_hash": d.policy_hash,
+            "component_hash": component_hash } }),
         Verdict::ApprovalRequired(_) => json!({ "decision": false, "context": {
             "approval_required": full["verdict"], "ask": full["ask"], "reasons": d.reasons,
-            "policy_hash": d.policy_hash } }),
+            "policy_hash": d.policy_hash, "component_hash": component_hash } }),
     }
 }
 
-async fn evaluate(st: &AppState, pep: &mut Pep<'_>, e: &Evaluation) -> Result<Value, ApiError> {
-    let subject = subject_of(st, pep, e).await?;
-    let d = decide_one(st, &subject, e)
+async fn evaluate(
+    st: &AppState,
+    v: &Version,
+    pep: &mut Pep<'_>,
+    e: &Evaluation,
+) -> Result<Value, ApiError> {
+    let subject = subject_of(st, v, pep, e).await?;
+    let d = decide_one(st, v, &subject, e)
         .await
         .map_err(ApiError::invalid_request)?;
-    let d = act(st, d).await;
+    let d = act(st, v, d).await;
     st.metrics.decision("authzen", &d);
-    Ok(answer(st, &d))
+    Ok(answer(st, v, &d))
 }
 
 /// `POST /access/v1/evaluation`.
@@ -266,7 +286,8 @@ pub async fn evaluation(
         headers: &headers,
         trusted: None,
     };
-    Ok(Json(evaluate(&st, &mut pep, &e).await?))
+    let v = st.version();
+    Ok(Json(evaluate(&st, &v, &mut pep, &e).await?))
 }
 
 /// `POST /access/v1/evaluations`: each item inherits the top-level subject,
@@ -280,6 +301,7 @@ pub async fn evaluations(
     body: Result<Json<Evaluations>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(b) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
+    let v = st.version();
     let mut pep = Pep {
         headers: &headers,
         trusted: None,
@@ -315,7 +337,7 @@ pub async fn evaluations(
     let items = match b.evaluations {
         None => {
             return Ok(Json(
-                json!({ "evaluations": [evaluate(&st, &mut pep, &defaults).await?] }),
+                json!({ "evaluations": [evaluate(&st, &v, &mut pep, &defaults).await?] }),
             ));
         }
         Some(items) => items,
@@ -334,7 +356,7 @@ pub async fn evaluations(
             resource: item.resource.or_else(|| defaults.resource.clone()),
             context: item.context.or_else(|| defaults.context.clone()),
         };
-        let a = evaluate(&st, &mut pep, &merged).await?;
+        let a = evaluate(&st, &v, &mut pep, &merged).await?;
         let permit = a["decision"] == true;
         out.push(a);
         if (semantic == "deny_on_first_deny" && !permit)

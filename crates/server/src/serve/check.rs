@@ -15,15 +15,17 @@ use crate::request::RequestFile;
 /// fetched has none (its tokens are denied); each such issuer's keys, their
 /// age and the last fetch error. Always 200: the server is serving.
 pub async fn healthz(State(st): State<Arc<AppState>>) -> Json<Value> {
-    let status = if st.key_sources.all_loaded() {
+    let v = st.version();
+    let status = if v.key_sources.all_loaded() {
         "ok"
     } else {
         "degraded"
     };
     Json(json!({
         "status": status,
-        "policy_hash": st.policy.policy_hash(),
-        "keys": st.key_sources.health(),
+        "policy_hash": v.policy_hash(),
+        "component_hash": v.component_hash(),
+        "keys": v.key_sources.health(),
     }))
 }
 
@@ -40,8 +42,9 @@ pub async fn check(
 ) -> Result<Json<Value>, ApiError> {
     let Json(file) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
     let req = file.into_http(None);
-    let decision = st.decide(|now| st.policy.evaluate_http(&req, now)).await;
-    let decision = act(&st, decision).await;
+    let v = st.version();
+    let decision = st.decide(&v, |p, now| p.evaluate_http(&req, now)).await;
+    let decision = act(&st, &v, decision).await;
     st.metrics.decision("check", &decision);
-    Ok(Json(st.decision_json(&decision)))
+    Ok(Json(st.decision_json(&v, &decision)))
 }

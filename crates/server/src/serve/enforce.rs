@@ -9,6 +9,7 @@ use greenlight_types::{Allowance, Decision, DenialCode, Verdict};
 
 use super::AppState;
 use super::auth::voter;
+use super::live::Version;
 use super::state::seconds;
 
 fn deny(code: DenialCode, message: String, hash: &str) -> Decision {
@@ -25,7 +26,7 @@ fn store_failure(e: StoreError, hash: &str) -> Decision {
 }
 
 /// The decision once the store has had its say.
-pub(super) async fn act(st: &AppState, decision: Decision) -> Decision {
+pub(super) async fn act(st: &AppState, v: &Version, decision: Decision) -> Decision {
     let now = st.now();
     let hash = decision.policy_hash.clone();
     match &decision.verdict {
@@ -49,7 +50,7 @@ pub(super) async fn act(st: &AppState, decision: Decision) -> Decision {
                 let keep_until = seconds(
                     single
                         .expires_at
-                        .saturating_add(st.action_tokens.leeway_seconds),
+                        .saturating_add(v.action_tokens.leeway_seconds),
                 );
                 match st
                     .store

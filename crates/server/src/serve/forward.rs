@@ -33,6 +33,7 @@ use greenlight_types::{Decision, DenialCode, Verdict};
 
 use super::AppState;
 use super::enforce::act;
+use super::live::Version;
 
 /// The header that carries the original method, set by the proxy.
 pub const FORWARDED_METHOD: &str = "x-forwarded-method";
@@ -58,15 +59,16 @@ pub async fn forward_auth_nginx(State(st): State<Arc<AppState>>, headers: Header
 }
 
 async fn forward(st: &AppState, headers: &HeaderMap, answer_in_header: bool) -> Response {
+    let v = st.version();
     let decision = match original(headers).and_then(|(method, target)| {
         let (path, query) = split_target(&target)?;
         request(method, path, query, headers, None)
     }) {
-        Ok(req) => decide(st, &req).await,
-        Err(why) => refuse(st, why),
+        Ok(req) => decide(st, &v, &req).await,
+        Err(why) => refuse(&v, why),
     };
     st.metrics.decision("forward-auth", &decision);
-    let mut response = answer(st, &decision, answer_in_header);
+    let mut response = answer(st, &v, &decision, answer_in_header);
     // Caddy 2.6's `copy_headers` copies its own placeholder text for a
     // header the answer lacks: every forward header is present, empty
     // when it does not apply (nginx then sends none upstream).
@@ -87,12 +89,13 @@ pub async fn ext_authz(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let v = st.version();
     let decision = match ext_authz_request(method, &uri, &headers, body) {
-        Ok(req) => decide(&st, &req).await,
-        Err(why) => refuse(&st, why),
+        Ok(req) => decide(&st, &v, &req).await,
+        Err(why) => refuse(&v, why),
     };
     st.metrics.decision("ext-authz", &decision);
-    answer(&st, &decision, false)
+    answer(&st, &v, &decision, false)
 }
 
 fn ext_authz_request(
@@ -124,13 +127,13 @@ fn ext_authz_request(
     )
 }
 
-async fn decide(st: &AppState, req: &HttpRequest) -> Decision {
-    let decision = st.decide(|now| st.policy.evaluate_http(req, now)).await;
-    act(st, decision).await
+async fn decide(st: &AppState, v: &Version, req: &HttpRequest) -> Decision {
+    let decision = st.decide(v, |p, now| p.evaluate_http(req, now)).await;
+    act(st, v, decision).await
 }
 
-fn refuse(st: &AppState, why: String) -> Decision {
-    Decision::deny(DenialCode::RequestInvalid, why, st.policy.policy_hash())
+fn refuse(v: &Version, why: String) -> Decision {
+    Decision::deny(DenialCode::RequestInvalid, why, v.policy_hash())
 }
 
 /// The original method and target from the proxy's headers: each exactly
@@ -209,7 +212,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// The proxy's answer: `200` with the forward headers for an allow, the
 /// gateway answer for anything else.
-fn answer(st: &AppState, decision: &Decision, answer_in_header: bool) -> Response {
+fn answer(st: &AppState, v: &Version, decision: &Decision, answer_in_header: bool) -> Response {
     if let Verdict::Allow(allow) = &decision.verdict {
         let mut headers = HeaderMap::new();
         for (name, value) in &allow.forward_headers {
@@ -228,14 +231,14 @@ fn answer(st: &AppState, decision: &Decision, answer_in_header: bool) -> Respons
                         format!("the forward header `{name}` cannot be sent as an HTTP header"),
                         &decision.policy_hash,
                     );
-                    return answer(st, &d, answer_in_header);
+                    return answer(st, v, &d, answer_in_header);
                 }
             }
         }
         return (StatusCode::OK, headers).into_response();
     }
     let service = st.public_url.trim_end_matches('/');
-    let r = st.policy.respond(decision, service);
+    let r = v.policy.respond(decision, service);
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let mut headers = HeaderMap::new();
     for (name, value) in &r.headers {

@@ -109,7 +109,11 @@ pub async fn refresh_keys(st: &AppState) -> anyhow::Result<()> {
     if fresh.kid() == current.kid() && fresh.jwks() == current.jwks() {
         return Ok(());
     }
-    st.policy
+    // No swap meanwhile: the version deciding gets the keys, and a swap
+    // after this starts from the new signer.
+    let _held = st.live.hold().await;
+    st.version()
+        .policy
         .set_keys(ACTION_ISSUER_NAME, &fresh.jwks().to_string())?;
     tracing::info!(kid = %fresh.kid(), "signing keys refreshed");
     *st.signer

@@ -53,6 +53,12 @@ struct IssuerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    policy_hash: String,
+    component_hash: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     method: String,
     route: String,
@@ -77,6 +83,8 @@ pub struct Metrics {
     signature_checks: Counter,
     key_fetches: Family<KeyFetchLabels, Counter>,
     key_age: Family<IssuerLabels, Gauge>,
+    swaps: Family<OutcomeLabels, Counter>,
+    version: Family<VersionLabels, Gauge>,
     /// The engine's counts at the last scrape, to add only what is new.
     seen: std::sync::Mutex<EngineStats>,
 }
@@ -152,8 +160,22 @@ impl Metrics {
             "Age of each fetched issuer's keys in the engine; -1 when it has none",
             key_age.clone(),
         );
+        let swaps = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "greenlight_policy_swaps",
+            "Attempts to load a new bundle or component: swapped, unchanged, refused",
+            swaps.clone(),
+        );
+        let version = Family::<VersionLabels, Gauge>::default();
+        registry.register(
+            "greenlight_policy_version",
+            "The bundle and component deciding now (value 1)",
+            version.clone(),
+        );
         Self {
             registry,
+            swaps,
+            version,
             decisions,
             key_fetches,
             key_age,
@@ -214,6 +236,31 @@ impl Metrics {
         }
     }
 
+    /// Counts an attempt to swap the policy: `swapped`, `unchanged` or
+    /// `refused`.
+    pub fn swap(&self, outcome: &'static str) {
+        self.swaps.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Names the version deciding now, in place of `old` (when there was
+    /// one), and starts the engine's counts over: a new version's
+    /// instances count from zero.
+    pub fn version(&self, old: Option<(&str, &str)>, policy_hash: &str, component_hash: &str) {
+        if let Some((p, c)) = old {
+            self.version.remove(&VersionLabels {
+                policy_hash: p.to_owned(),
+                component_hash: c.to_owned(),
+            });
+            *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = EngineStats::default();
+        }
+        self.version
+            .get_or_create(&VersionLabels {
+                policy_hash: policy_hash.to_owned(),
+                component_hash: component_hash.to_owned(),
+            })
+            .set(1);
+    }
+
     /// Brings the token counters up to the engine's own counts (which
     /// only grow, but for an instance lost to a trap: then nothing is added).
     pub fn engine(&self, now: EngineStats) {
@@ -270,8 +317,9 @@ pub async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) ->
 
 /// `GET /metrics`.
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    st.metrics.engine(st.policy.stats());
-    st.metrics.key_ages(st.key_sources.ages());
+    let v = st.version();
+    st.metrics.engine(v.policy.stats());
+    st.metrics.key_ages(v.key_sources.ages());
     (
         StatusCode::OK,
         [(

@@ -16,6 +16,7 @@ pub mod forward;
 mod housekeeping;
 mod keys;
 pub mod keysource;
+pub mod live;
 pub mod metrics;
 pub mod notify;
 mod oauth;
@@ -56,6 +57,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct ServeConfig {
     /// The bundle folder.
     pub bundle: PathBuf,
+    /// A custom policy module (`--component`); `None` is the shipped
+    /// `greenlight.wasm`.
+    pub component: Option<PathBuf>,
     /// The store URL: `sqlite://greenlight.db` or `postgres://...`.
     pub store: String,
     /// The base URL clients reach this server at, for metadata and challenges.
@@ -77,22 +81,27 @@ pub async fn prepare(
     addr: SocketAddr,
     clock: Clock,
 ) -> anyhow::Result<Arc<AppState>> {
-    let files = greenlight_host::read_bundle_dir(&config.bundle)
-        .with_context(|| format!("cannot read bundle {}", config.bundle.display()))?;
-    let engine = greenlight_host::Engine::load(greenlight_component::GREENLIGHT_WASM)?;
-    let policy = engine.load_bundle(files)?;
-    if policy.info().development && !config.development {
-        anyhow::bail!(
-            "bundle {} has a `[dev]` signing key: anyone holding it mints tokens the bundle \
-             accepts. It is for trying things; serve it with --dev, or remove `[dev]`",
-            config.bundle.display()
-        );
-    }
-    let Some(action_tokens) = policy.info().action_tokens.clone() else {
-        anyhow::bail!(
-            "the bundle has no `[action_tokens]` section, so the server cannot mint action tokens"
-        );
+    let metrics = Arc::new(metrics::Metrics::new());
+    let sources = live::Sources {
+        bundle: config.bundle.clone(),
+        component: config.component.clone(),
+        development: config.development,
     };
+    // The bundle first: one the server will not serve opens no store. Its
+    // action-token keys follow once the store is open.
+    let live = live::Live::start(
+        sources,
+        &live::Setup {
+            action_jwks: None,
+            clock: &clock,
+            metrics: &metrics,
+            portal_issuer: None,
+            slack: config.settings.slack.as_ref(),
+        },
+    )
+    .await
+    .with_context(|| format!("cannot load bundle {}", config.bundle.display()))?;
+    let version = live.current();
     let store = Store::connect(&config.store)
         .await
         .with_context(|| "cannot open the store")?;
@@ -104,17 +113,14 @@ pub async fn prepare(
     }
     let signer =
         Signer::load_or_create(&store, clock.at(), config.settings.key_grace(), &seal).await?;
-    policy.set_keys(ACTION_ISSUER_NAME, &signer.jwks().to_string())?;
+    version
+        .policy
+        .set_keys(ACTION_ISSUER_NAME, &signer.jwks().to_string())?;
     config.settings.check()?;
-    let metrics = Arc::new(metrics::Metrics::new());
-    let key_sources = Arc::new(keysource::KeySources::new(
-        policy.info(),
-        clock.clone(),
-        metrics.clone(),
-    )?);
-    // Start with the providers' keys where they answer; where they do not,
-    // their tokens are denied, saying why, until a later fetch works.
-    key_sources.fetch_all(&policy).await;
+    let admin_token = match &config.settings.admin {
+        Some(a) => Some(a.token_digest()?),
+        None => None,
+    };
     let notifier = notify::Notifier::new(
         &config.settings.webhooks,
         metrics.clone(),
@@ -127,21 +133,20 @@ pub async fn prepare(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let slack = match &config.settings.slack {
-        Some(s) => Some(slack::Slack::new(s, policy.info())?),
+        Some(s) => Some(slack::Slack::new(s, version.info())?),
         None => None,
     };
     let portal = match &config.settings.portal {
         Some(p) => Some(Arc::new(portal::Portal::new(
             p,
-            policy.info(),
+            version.info(),
             &public_url,
         )?)),
         None => None,
     };
     Ok(Arc::new(AppState {
-        policy: Arc::new(policy),
-        key_sources,
-        action_tokens,
+        live,
+        admin_token,
         store,
         signer: RwLock::new(Arc::new(signer)),
         seal,
@@ -193,6 +198,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(oauth::metadata),
         )
         .route("/metrics", get(metrics::metrics))
+        .route("/v1/admin/reload", post(live::admin::reload_now))
+        .route("/v1/admin/policy", get(live::admin::policy))
         .route("/slack/interactions", post(slack::interactions))
         .merge(portal)
         .route_layer(axum::middleware::from_fn_with_state(
@@ -243,23 +250,34 @@ pub async fn run(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, policy_hash = %state.policy.policy_hash(), "serving");
+    let v = state.version();
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        policy_hash = %v.policy_hash(),
+        component_hash = %v.component_hash(),
+        "serving"
+    );
+    drop(v);
     let sweeper = tokio::spawn(housekeeping::every_interval(state.clone()));
     let watcher = tokio::spawn(housekeeping::watch_keys(state.clone()));
     let deliverer = tokio::spawn(state.notifier.clone().work());
-    let key_fetcher = tokio::spawn(
-        state
-            .key_sources
-            .clone()
-            .work(state.policy.clone() as Arc<dyn keysource::KeySink>),
-    );
+    state.live.run_key_worker();
+    let hangup = live::watch::on_hangup(state.clone());
+    let folder = state
+        .settings
+        .reload
+        .interval()
+        .map(|every| tokio::spawn(live::watch::watch(state.clone(), every)));
     let served = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();
     watcher.abort();
     deliverer.abort();
-    key_fetcher.abort();
+    state.live.stop_key_worker();
+    for task in [hangup, folder].into_iter().flatten() {
+        task.abort();
+    }
     // Let attempts in flight finish; what is left stays in the outbox.
     let left = state.notifier.drain(WEBHOOK_DRAIN).await;
     if left > 0 {

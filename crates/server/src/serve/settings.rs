@@ -34,6 +34,12 @@
 //! client_id = "greenlight-portal"
 //! client_secret_env = "GREENLIGHT_PORTAL_SECRET"
 //!
+//! [reload]
+//! interval = 2             # seconds between looks at the bundle folder; 0: off
+//!
+//! [admin]                             # POST /v1/admin/reload (see `live::admin`)
+//! token_env = "GREENLIGHT_ADMIN_TOKEN"
+//!
 //! [slack]                             # approve and deny from Slack (see `slack`)
 //! signing_secret_env = "SLACK_SIGNING_SECRET"
 //! [[slack.users]]
@@ -71,6 +77,11 @@ pub struct Settings {
     /// Slack's interactive buttons (approve, deny) on webhook messages;
     /// off unless set.
     pub slack: Option<super::slack::SlackSettings>,
+    /// Watching the bundle folder for a new version.
+    #[serde(default)]
+    pub reload: super::live::watch::ReloadSettings,
+    /// The admin API (reload, which version decides); off unless set.
+    pub admin: Option<super::live::admin::AdminSettings>,
 }
 
 /// How long an approval's yes lasts before its token is collected.
@@ -266,6 +277,9 @@ impl Settings {
     /// Refuses settings that cannot work, naming what is wrong.
     pub fn check(&self) -> anyhow::Result<()> {
         self.signing.seal()?;
+        if let Some(admin) = &self.admin {
+            admin.token_digest()?;
+        }
         if self.approvals.collect_within == Some(0) {
             anyhow::bail!("approvals.collect_within must be at least 1 second");
         }

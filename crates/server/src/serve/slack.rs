@@ -234,7 +234,8 @@ fn credential(
                 "Slack user `{slack_user}` is not mapped to anyone: add them to [[slack.users]]"
             ))
         })?;
-    let info = st.info();
+    let v = st.version();
+    let info = v.info();
     let issuer = settings
         .issuer
         .clone()

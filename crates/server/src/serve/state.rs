@@ -5,11 +5,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use greenlight_store::Store;
-use greenlight_types::bundle::ActionTokenSettings;
-use greenlight_types::{BundleInfo, Decision, Verdict};
+use greenlight_types::{Decision, Verdict};
 use serde_json::{Value, json};
 
 use super::keys::Signer;
+use super::live::Version;
 use super::settings::Settings;
 use super::{metrics, notify};
 
@@ -57,13 +57,10 @@ pub fn seconds(n: u64) -> i64 {
 
 /// Shared by every request.
 pub struct AppState {
-    /// The loaded bundle in the component.
-    pub policy: Arc<greenlight_host::Policy>,
-    /// The issuers whose keys are fetched from their providers.
-    pub key_sources: Arc<super::keysource::KeySources>,
-    /// What the component said about the bundle; the action-token settings
-    /// are known to be present ([`super::prepare`] refuses a bundle without).
-    pub action_tokens: ActionTokenSettings,
+    /// The version deciding now (component, bundle, keys), swapped live.
+    pub live: super::live::Live,
+    /// The SHA-256 of the admin token, when the admin API is on.
+    pub admin_token: Option<[u8; 32]>,
     /// Approvals, grants, the replay ledger, keys, audit.
     pub store: Store,
     /// Greenlight's signing key, replaced when keys rotate.
@@ -92,9 +89,10 @@ impl AppState {
         self.clock.at()
     }
 
-    /// What the component said about the bundle.
-    pub fn info(&self) -> &BundleInfo {
-        self.policy.info()
+    /// The version deciding now: a request reads it once, when it starts,
+    /// and finishes on it.
+    pub fn version(&self) -> Arc<Version> {
+        self.live.current()
     }
 
     /// The signing key in use now.
@@ -109,17 +107,20 @@ impl AppState {
     /// Decides with `decide` (given now); when the answer is
     /// `token-unknown-key` for an issuer whose keys are fetched, fetches
     /// them (rate-limited) and, if they changed, decides once more.
-    pub async fn decide(&self, decide: impl Fn(u64) -> Decision) -> Decision {
-        let seen = self.key_sources.changes();
-        let decision = decide(self.clock.now());
+    pub async fn decide(
+        &self,
+        v: &Version,
+        decide: impl Fn(&greenlight_host::Policy, u64) -> Decision,
+    ) -> Decision {
+        let seen = v.key_sources.changes();
+        let decision = decide(&v.policy, self.clock.now());
         match super::keysource::decision_refresh_issuer(&decision) {
             Some(issuer)
-                if self
-                    .key_sources
-                    .unknown_kid(issuer, seen, self.policy.as_ref())
+                if v.key_sources
+                    .unknown_kid(issuer, seen, v.policy.as_ref())
                     .await =>
             {
-                decide(self.clock.now())
+                decide(&v.policy, self.clock.now())
             }
             _ => decision,
         }
@@ -131,9 +132,11 @@ impl AppState {
     }
 
     /// A decision as the service's JSON answers show it: the decision's
-    /// own JSON, plus `ask` (where to ask) when approval is required.
-    pub fn decision_json(&self, d: &Decision) -> Value {
+    /// own JSON, the hash of the component that made it (`version`'s),
+    /// and `ask` (where to ask) when approval is required.
+    pub fn decision_json(&self, version: &Version, d: &Decision) -> Value {
         let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
+        super::live::stamp(version, &mut v);
         if matches!(d.verdict, Verdict::ApprovalRequired(_)) {
             v["ask"] = json!({
                 "backchannel_authentication_endpoint": self.url("/oauth/bc-authorize"),

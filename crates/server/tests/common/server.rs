@@ -66,6 +66,17 @@ impl Server {
 
     /// A server with `settings`, on the store at `store`, with `bundle`.
     pub async fn start_full(settings: Settings, store: &str, bundle: &Path) -> Self {
+        Self::start_module(settings, store, bundle, None).await
+    }
+
+    /// A server with `settings`, on the store at `store`, with `bundle`
+    /// in the policy module at `component` (the shipped one when `None`).
+    pub async fn start_module(
+        settings: Settings,
+        store: &str,
+        bundle: &Path,
+        component: Option<&Path>,
+    ) -> Self {
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -78,6 +89,7 @@ impl Server {
             public_url: None,
             settings,
             development: true,
+            component: component.map(Path::to_owned),
         };
         let state = prepare(
             &config,

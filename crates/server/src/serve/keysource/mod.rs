@@ -25,7 +25,7 @@ pub use fetch::Fetched;
 use fetch::Fetcher;
 
 /// Where one issuer's keys come from, resolved as far as it can be.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Origin {
     /// The JWKS at this URL.
     JwksUri(String),
@@ -34,7 +34,7 @@ enum Origin {
 }
 
 /// What is known of one issuer's keys.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Status {
     /// The JWKS URL in use (from the bundle, or found by discovery).
     jwks_uri: Option<String>,
@@ -58,6 +58,9 @@ struct Status {
     withdrawn_for: Option<String>,
     /// SHA-256 of the key set last handed to the engine.
     digest: Option<[u8; 32]>,
+    /// The key set last handed to the engine, for a new version of the
+    /// bundle to start with.
+    jwks: Option<String>,
 }
 
 /// One issuer whose keys the server fetches.
@@ -194,6 +197,31 @@ impl KeySources {
         }
     }
 
+    /// Starts a new version of the bundle with the keys `old` (the
+    /// version it replaces) holds for every issuer whose keys come from
+    /// the same place, so a swap neither refetches them nor loses them
+    /// while a provider is down; then fetches the keys of the others.
+    pub async fn adopt(&self, old: &KeySources, sink: &dyn KeySink) {
+        for s in &self.sources {
+            let Some(o) = old.source(&s.issuer).filter(|o| o.origin == s.origin) else {
+                self.refresh(s, sink, "new bundle").await;
+                continue;
+            };
+            let st = o.status().clone();
+            let handed = match (&st.jwks, st.withdrawn_for.as_deref()) {
+                (Some(jwks), _) if !st.withdrawn => sink.set_keys(&s.issuer, jwks),
+                (_, Some(reason)) => sink.withdraw_keys(&s.issuer, reason),
+                _ => Err("no keys yet".to_owned()),
+            };
+            match handed {
+                Ok(()) => *s.status() = st,
+                Err(_) => {
+                    self.refresh(s, sink, "new bundle").await;
+                }
+            }
+        }
+    }
+
     /// How many times any issuer's keys changed in the engine: a caller
     /// reads it before deciding, so that a change made meanwhile (by a
     /// fetch another request started) is seen.
@@ -232,7 +260,9 @@ impl KeySources {
             if !same {
                 sink.set_keys(&source.issuer, &fetched.body)
                     .map_err(|e| format!("the key set was refused: {e}"))?;
-                source.status().digest = Some(digest);
+                let mut st = source.status();
+                st.digest = Some(digest);
+                st.jwks = Some(fetched.body.clone());
             }
             Ok((uri, fetched))
         });

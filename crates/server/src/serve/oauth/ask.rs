@@ -126,7 +126,8 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
     let asked = parse_details(ask.details)?;
     let digest = asked.digest.clone();
     let request = asked.request(ask.token);
-    let decision = st.decide(|now| st.policy.evaluate(&request, now)).await;
+    let v = st.version();
+    let decision = st.decide(&v, |p, now| p.evaluate(&request, now)).await;
     let policy_hash = decision.policy_hash;
     let challenge = match decision.verdict {
         Verdict::ApprovalRequired(ch) => ch,
@@ -206,7 +207,7 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
                 reason: ask.reason,
                 policy_hash,
                 expires_at: now.saturating_add(seconds(wait)),
-                poll_interval_seconds: seconds(st.info().approvals.poll_interval_seconds.max(1)),
+                poll_interval_seconds: seconds(v.info().approvals.poll_interval_seconds.max(1)),
                 requester_tenant: Some(who.tenant.clone()).filter(|t| !t.is_empty()),
                 requester_actor: token_actor(ask.token),
             },
@@ -235,7 +236,8 @@ pub(super) async fn still_approved(
     approval: &Approval,
 ) -> Result<(), ApiError> {
     let request = details_of(&approval.authorization_details)?.request(token);
-    let decision = st.decide(|now| st.policy.evaluate(&request, now)).await;
+    let v = st.version();
+    let decision = st.decide(&v, |p, now| p.evaluate(&request, now)).await;
     let changed = |what: &str| {
         super::token_error(
             "invalid_grant",

@@ -163,6 +163,7 @@ pub(super) async fn poll(
         (left.min(base_left), until)
     } else {
         let lifetime = st
+            .version()
             .action_tokens
             .ttl_seconds
             .min(approval.obligation.ttl_seconds)

@@ -18,7 +18,7 @@ pub async fn jwks(State(st): State<Arc<AppState>>) -> Json<Value> {
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
 pub async fn metadata(State(st): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
-        "issuer": st.action_tokens.issuer,
+        "issuer": st.version().action_tokens.issuer,
         "token_endpoint": st.url("/oauth/token"),
         "backchannel_authentication_endpoint": st.url("/oauth/bc-authorize"),
         "jwks_uri": st.url("/.well-known/jwks.json"),

@@ -68,14 +68,15 @@ pub(super) async fn exchange(st: &AppState, form: TokenRequest) -> Result<Json<V
                 .map(|exp| exp.saturating_sub(st.clock.now()))
                 .ok_or_else(|| ApiError::invalid_request("subject_token has no `exp`"))?;
             let action = &allowance.action;
+            let v = st.version();
             let minted = mint(
                 st,
                 &allowance.principal,
                 Mint {
-                    authorization_details: action.authorization_details(&st.action_tokens.audience),
+                    authorization_details: action.authorization_details(&v.action_tokens.audience),
                     digest: action.digest.clone(),
                     window: false,
-                    lifetime: st.action_tokens.ttl_seconds.min(left),
+                    lifetime: v.action_tokens.ttl_seconds.min(left),
                     approval_id: None,
                     approvers: Vec::new(),
                 },

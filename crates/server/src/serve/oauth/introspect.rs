@@ -41,7 +41,8 @@ pub async fn introspect(
     let Form(form) = form.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
     let _ = form.token_type_hint;
     let inactive = Json(json!({ "active": false }));
-    let Ok(t) = st.policy.inspect(&form.token, st.clock.now()) else {
+    let v = st.version();
+    let Ok(t) = v.policy.inspect(&form.token, st.clock.now()) else {
         return Ok(inactive);
     };
     if t.grant == GrantMode::Once && st.store.consumed_token(&t.token_id).await?.is_some() {
@@ -59,7 +60,7 @@ pub async fn introspect(
     let mut out = json!({
         "active": true,
         "token_type": "Bearer",
-        "iss": st.action_tokens.issuer,
+        "iss": v.action_tokens.issuer,
         "sub": t.principal.subject,
         "sub_id": { "format": "iss_sub", "iss": t.principal.issuer, "sub": t.principal.subject },
         "aud": t.audience,

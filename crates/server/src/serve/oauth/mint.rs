@@ -55,8 +55,9 @@ impl Minted {
 /// cut to `signing.retain_for`, so no token outlives the publication of
 /// its key.
 pub(super) fn mint(st: &AppState, who: &Principal, m: Mint) -> Result<Minted, ApiError> {
-    let cfg = &st.action_tokens;
-    let names = &st.info().claims;
+    let v = st.version();
+    let cfg = &v.action_tokens;
+    let names = &v.info().claims;
     let now = st.now();
     let lifetime = m.lifetime.min(st.settings.signing.retain_for());
     let exp = now.saturating_add(seconds(lifetime));

@@ -63,6 +63,12 @@ pub struct Portal {
 }
 
 impl Portal {
+    /// The issuer people sign in with: every version of the bundle must
+    /// keep trusting it.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// The portal for `settings`, served at `public_url`. Refused when the
     /// issuer is not one of the bundle's, or when the public URL is plain
     /// HTTP anywhere but loopback (session cookies must be `Secure`).

@@ -328,6 +328,7 @@ pub(super) async fn callback(
         .redeem(&endpoints.token, code, &login.verifier)
         .await?;
     let who = st
+        .version()
         .policy
         .authenticate_id_token(
             &id_token,

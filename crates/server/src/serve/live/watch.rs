@@ -1,0 +1,90 @@
+//! What starts a swap besides the admin API: `SIGHUP`, and a change in the
+//! bundle folder or the component file, noticed by reading them every
+//! `[reload] interval` seconds.
+//!
+//! ```toml
+//! [reload]
+//! interval = 2      # seconds between looks at the folder; 0 turns watching off
+//! ```
+//!
+//! A change is acted on once it has held still for one interval, so a
+//! bundle being copied file by file is not loaded half-written (a
+//! half-written bundle that loads and passes its tests would otherwise
+//! decide until the next look). To change several files at once, swap a
+//! symbolic link to a new folder.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Outcome, reload};
+use crate::serve::AppState;
+
+/// Seconds between looks at the bundle folder when `[reload] interval` is
+/// not set.
+pub const DEFAULT_INTERVAL_SECONDS: u64 = 2;
+
+/// `[reload]`: watching the bundle folder.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSettings {
+    /// Seconds between looks at the bundle folder and component file;
+    /// `0` turns watching off (`SIGHUP` and the admin API still swap).
+    pub interval: Option<u64>,
+}
+
+impl ReloadSettings {
+    /// The interval, or `None` when watching is off.
+    pub fn interval(&self) -> Option<Duration> {
+        match self.interval.unwrap_or(DEFAULT_INTERVAL_SECONDS) {
+            0 => None,
+            n => Some(Duration::from_secs(n)),
+        }
+    }
+}
+
+/// Listens for `SIGHUP` from now on (so a signal sent once the server
+/// answers is never the default one, which ends the process), and swaps
+/// on each until the task is stopped.
+pub fn on_hangup(st: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: reload with the admin API or the folder watcher");
+        return None;
+    };
+    Some(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            reload(&st, "sighup").await;
+        }
+    }))
+}
+
+/// Looks at the sources every interval and swaps when what they hold has
+/// changed and held still since the last look.
+pub async fn watch(st: Arc<AppState>, every: Duration) {
+    let mut seen: Option<[u8; 32]> = None;
+    // A refused change is tried once, not at every look.
+    let mut refused: Option<[u8; 32]> = None;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let sources = st.live.sources().clone();
+        let now = match tokio::task::spawn_blocking(move || sources.fingerprint()).await {
+            Ok(Ok(f)) => f,
+            // A folder mid-rename or a missing file: look again later.
+            Ok(Err(e)) => {
+                tracing::debug!(error = %format!("{e:#}"), "cannot read the policy sources now");
+                seen = None;
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let live = st.live.current().fingerprint;
+        if now != live && seen == Some(now) && refused != Some(now) {
+            let attempt = reload(&st, "watch").await;
+            refused = (attempt.outcome == Outcome::Refused).then_some(now);
+        }
+        seen = Some(now);
+    }
+}
