@@ -141,6 +141,41 @@ pub enum BundleCommand {
         /// The bundle folder.
         dir: PathBuf,
     },
+    /// Pack a bundle folder (its files and tests/*.toml, nothing else)
+    /// into the archive a server fetches with `--bundle https://…`. The
+    /// same folder always gives the same bytes.
+    Build {
+        /// The bundle folder.
+        dir: PathBuf,
+        /// Where to write the archive (`.tar.gz`).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign an archive: writes a detached JWS over its SHA-256, which
+    /// servers check against their `[remote_bundle] trusted_keys`.
+    Sign {
+        /// The archive.
+        archive: PathBuf,
+        /// The signing key: an Ed25519 or P-256 private key, PEM (PKCS#8).
+        #[arg(long)]
+        key: PathBuf,
+        /// The key id servers know the key by.
+        #[arg(long)]
+        kid: String,
+        /// Where to write the signature. Defaults to ARCHIVE.sig.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the public JWKS of a signing key, for servers'
+    /// `[remote_bundle] trusted_keys`.
+    PublicKey {
+        /// The signing key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// The key id.
+        #[arg(long)]
+        kid: String,
+    },
 }
 
 /// `greenlight keys ...`
@@ -388,6 +423,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
             })?;
             Ok(0)
         }
+        Command::Bundle {
+            command:
+                command @ (BundleCommand::Build { .. }
+                | BundleCommand::Sign { .. }
+                | BundleCommand::PublicKey { .. }),
+        } => crate::archive::run_command(command, unix_now(), out),
         Command::Bundle {
             command: BundleCommand::Validate { dir },
         } => {

@@ -55,7 +55,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// What `greenlight serve` needs to start.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
-    /// The bundle folder.
+    /// The bundle folder, or the URL of a signed bundle archive (`https://…`;
+    /// see `live::remote`).
     pub bundle: PathBuf,
     /// A custom policy module (`--component`); `None` is the shipped
     /// `greenlight.wasm`.
@@ -82,8 +83,17 @@ pub async fn prepare(
     clock: Clock,
 ) -> anyhow::Result<Arc<AppState>> {
     let metrics = Arc::new(metrics::Metrics::new());
+    let bundle = match config.bundle.to_str() {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            live::BundleSource::Remote(Arc::new(live::remote::Remote::new(
+                url,
+                &config.settings.remote_bundle,
+            )?))
+        }
+        _ => live::BundleSource::Dir(config.bundle.clone()),
+    };
     let sources = live::Sources {
-        bundle: config.bundle.clone(),
+        bundle,
         component: config.component.clone(),
         development: config.development,
     };
@@ -263,11 +273,17 @@ pub async fn run(
     let deliverer = tokio::spawn(state.notifier.clone().work());
     state.live.run_key_worker();
     let hangup = live::watch::on_hangup(state.clone());
-    let folder = state
-        .settings
-        .reload
-        .interval()
-        .map(|every| tokio::spawn(live::watch::watch(state.clone(), every)));
+    let folder = match &state.live.sources().bundle {
+        live::BundleSource::Dir(_) => state
+            .settings
+            .reload
+            .interval()
+            .map(|every| tokio::spawn(live::watch::watch(state.clone(), every))),
+        live::BundleSource::Remote(_) => Some(tokio::spawn(live::watch::poll(
+            state.clone(),
+            state.settings.remote_bundle.poll_interval(),
+        ))),
+    };
     let served = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;

@@ -40,6 +40,10 @@
 //! [admin]                             # POST /v1/admin/reload (see `live::admin`)
 //! token_env = "GREENLIGHT_ADMIN_TOKEN"
 //!
+//! [remote_bundle]                     # --bundle https://… (see `live::remote`)
+//! trusted_keys = "/etc/greenlight/bundle-signers.jwks.json"
+//! poll_interval = 30
+//!
 //! [slack]                             # approve and deny from Slack (see `slack`)
 //! signing_secret_env = "SLACK_SIGNING_SECRET"
 //! [[slack.users]]
@@ -82,6 +86,9 @@ pub struct Settings {
     pub reload: super::live::watch::ReloadSettings,
     /// The admin API (reload, which version decides); off unless set.
     pub admin: Option<super::live::admin::AdminSettings>,
+    /// How a bundle URL (`--bundle https://…`) is fetched and trusted.
+    #[serde(default)]
+    pub remote_bundle: super::live::remote::RemoteSettings,
 }
 
 /// How long an approval's yes lasts before its token is collected.

@@ -97,7 +97,8 @@ fn refusal(st: &AppState, headers: &HeaderMap) -> Option<Response> {
 
 /// `POST /v1/admin/reload`: swap in what the sources hold now. `200` with
 /// the attempt when it swapped or nothing changed, `422` when it was
-/// refused (the old version keeps deciding).
+/// refused, `503` when the sources cannot be read (the old version keeps
+/// deciding either way).
 pub async fn reload_now(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Some(r) = refusal(&st, &headers) {
         return r;
@@ -105,6 +106,7 @@ pub async fn reload_now(State(st): State<Arc<AppState>>, headers: HeaderMap) -> 
     let attempt = reload(&st, "admin").await;
     let status = match attempt.outcome {
         Outcome::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+        Outcome::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Outcome::Swapped | Outcome::Unchanged => StatusCode::OK,
     };
     (status, Json(attempt)).into_response()
@@ -119,7 +121,7 @@ pub async fn policy(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     Json(json!({
         "policy_hash": v.policy_hash(),
         "component_hash": v.component_hash(),
-        "bundle": st.live.sources().bundle.display().to_string(),
+        "bundle": st.live.sources().bundle.to_string(),
         "component": st.live.sources().component.as_ref().map(|p| p.display().to_string()),
         "last_attempt": st.live.last_attempt(),
     }))

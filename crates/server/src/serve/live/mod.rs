@@ -29,11 +29,11 @@
 //! version serving.
 
 pub mod admin;
+pub mod remote;
+pub mod sources;
 pub mod watch;
 
-use std::borrow::Cow;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use anyhow::{Context, anyhow, bail};
 use greenlight_host::{Engine, HostError, Policy};
@@ -42,13 +42,14 @@ use greenlight_types::BundleInfo;
 use greenlight_types::bundle::{ACTION_ISSUER_NAME, ActionTokenSettings};
 use serde::Serialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::keysource::{KeySink, KeySources};
 use super::metrics::Metrics;
 use super::state::Clock;
 use crate::policytest;
+pub use sources::{BundleSource, Sources};
+use sources::{Read, ReadError};
 
 /// One version of what decides: a component with a bundle loaded in it.
 pub struct Version {
@@ -60,9 +61,9 @@ pub struct Version {
     pub action_tokens: ActionTokenSettings,
     /// The compiled component, reused when only the bundle changes.
     engine: Engine,
-    /// What the bundle folder and component file held (see
-    /// [`Sources::fingerprint`]), so a watcher sees what changed.
-    fingerprint: [u8; 32],
+    /// What the sources held (see [`Sources::fingerprint`]), so a watcher
+    /// sees what changed.
+    pub(crate) fingerprint: [u8; 32],
 }
 
 impl Version {
@@ -91,85 +92,6 @@ impl std::fmt::Debug for Version {
     }
 }
 
-/// Where versions come from.
-#[derive(Clone, Debug)]
-pub struct Sources {
-    /// The bundle folder.
-    pub bundle: PathBuf,
-    /// A custom policy module; `None` is the shipped `greenlight.wasm`.
-    pub component: Option<PathBuf>,
-    /// Whether a development bundle may be served (`--dev`).
-    pub development: bool,
-}
-
-/// What one reading of the sources found.
-struct Read {
-    component: Cow<'static, [u8]>,
-    /// SHA-256 of `component`.
-    component_digest: [u8; 32],
-    files: Vec<(String, String)>,
-    tests: Vec<(String, String)>,
-    fingerprint: [u8; 32],
-}
-
-impl Sources {
-    /// Reads the component, the bundle's files and its tests.
-    fn read(&self) -> anyhow::Result<Read> {
-        let (component, component_digest) = match &self.component {
-            Some(p) => {
-                let bytes =
-                    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-                let digest = Sha256::digest(&bytes).into();
-                (Cow::Owned(bytes), digest)
-            }
-            None => {
-                // Hashed once: the watcher fingerprints the sources often.
-                static SHIPPED: OnceLock<[u8; 32]> = OnceLock::new();
-                let digest = *SHIPPED
-                    .get_or_init(|| Sha256::digest(greenlight_component::GREENLIGHT_WASM).into());
-                (Cow::Borrowed(greenlight_component::GREENLIGHT_WASM), digest)
-            }
-        };
-        let files = greenlight_host::read_bundle_dir(&self.bundle)
-            .with_context(|| format!("cannot read bundle {}", self.bundle.display()))?;
-        let tests = crate::policytest::read_files(&self.bundle)?;
-        let fingerprint = fingerprint(&component_digest, &files, &tests);
-        Ok(Read {
-            component,
-            component_digest,
-            files,
-            tests,
-            fingerprint,
-        })
-    }
-
-    /// A digest of everything a version is made from, to notice a change
-    /// without loading anything.
-    pub fn fingerprint(&self) -> anyhow::Result<[u8; 32]> {
-        Ok(self.read()?.fingerprint)
-    }
-}
-
-fn fingerprint(
-    component_digest: &[u8; 32],
-    files: &[(String, String)],
-    tests: &[(String, String)],
-) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(component_digest);
-    for (part, list) in [("bundle", files), ("tests", tests)] {
-        h.update(part.as_bytes());
-        for (name, text) in list {
-            // Lengths first, so no two listings hash alike.
-            h.update((name.len() as u64).to_be_bytes());
-            h.update(name.as_bytes());
-            h.update((text.len() as u64).to_be_bytes());
-            h.update(text.as_bytes());
-        }
-    }
-    h.finalize().into()
-}
-
 /// How an attempt to swap ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -180,6 +102,9 @@ pub enum Outcome {
     Unchanged,
     /// The new version was refused; the old one keeps deciding.
     Refused,
+    /// The sources could not be read (a missing file, a bundle URL that
+    /// does not answer); the version deciding stays.
+    Unavailable,
 }
 
 /// What an attempt to swap did, as the admin API and the log say it.
@@ -187,7 +112,8 @@ pub enum Outcome {
 pub struct Attempt {
     /// How it ended.
     pub outcome: Outcome,
-    /// What started it: `start`, `watch`, `sighup` or `admin`.
+    /// What started it: `start`, `watch` (the folder), `poll` (the bundle
+    /// URL), `sighup` or `admin`.
     pub trigger: String,
     /// When, in Unix seconds.
     pub at: u64,
@@ -209,6 +135,9 @@ pub struct Live {
     swapping: tokio::sync::Mutex<()>,
     sources: Sources,
     last: Mutex<Option<Attempt>>,
+    /// The fingerprint of the last version refused, so a watcher or a poll
+    /// refuses the same one once, not at every look.
+    refused: Mutex<Option<[u8; 32]>>,
     /// The task refreshing the current version's fetched keys.
     key_worker: Mutex<Option<tokio::task::AbortHandle>>,
 }
@@ -334,7 +263,10 @@ fn hex(bytes: &[u8]) -> String {
 impl Live {
     /// The first version, at start: anything wrong stops the server.
     pub async fn start(sources: Sources, cx: &Setup<'_>) -> anyhow::Result<Self> {
-        let read = sources.read()?;
+        let read = match sources.read().await {
+            Ok(r) => r,
+            Err(ReadError::Unavailable(e) | ReadError::Refused { error: e, .. }) => return Err(e),
+        };
         let (version, summary) = build(&sources, read, None, cx).await?;
         tracing::info!(
             policy_hash = %version.policy_hash(),
@@ -357,6 +289,7 @@ impl Live {
             current: RwLock::new(Arc::new(version)),
             swapping: tokio::sync::Mutex::new(()),
             sources,
+            refused: Mutex::new(None),
             key_worker: Mutex::new(None),
         })
     }
@@ -428,16 +361,28 @@ pub async fn reload(st: &AppState, trigger: &str) -> Attempt {
     let started = std::time::Instant::now();
     let _one = st.live.swapping.lock().await;
     let old = st.live.current();
-    let read = {
-        let sources = st.live.sources.clone();
-        tokio::task::spawn_blocking(move || sources.read())
-            .await
-            .unwrap_or_else(|e| Err(anyhow!("reading the sources panicked: {e}")))
-    };
-    let result = match read {
-        Err(e) => Err(e),
+    // Watchers and polls look again and again: a version refused once is
+    // not tried (or audited) again until the sources change.
+    let quiet = matches!(trigger, "watch" | "poll");
+    let last_refused = *st
+        .live
+        .refused
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let result = match st.live.sources.read().await {
+        Err(ReadError::Unavailable(e)) => Err((Outcome::Unavailable, None, e)),
+        Err(ReadError::Refused { fingerprint, .. })
+            if quiet && last_refused == Some(fingerprint) =>
+        {
+            Ok(None)
+        }
+        Err(ReadError::Refused { fingerprint, error }) => {
+            Err((Outcome::Refused, Some(fingerprint), error))
+        }
         Ok(read) if read.fingerprint == old.fingerprint => Ok(None),
+        Ok(read) if quiet && last_refused == Some(read.fingerprint) => Ok(None),
         Ok(read) => {
+            let fingerprint = read.fingerprint;
             let signer = st.signer();
             let cx = Setup {
                 action_jwks: Some(signer.jwks().to_string()),
@@ -449,6 +394,7 @@ pub async fn reload(st: &AppState, trigger: &str) -> Attempt {
             build(&st.live.sources, read, Some(&old), &cx)
                 .await
                 .map(Some)
+                .map_err(|e| (Outcome::Refused, Some(fingerprint), e))
         }
     };
     let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -463,7 +409,15 @@ pub async fn reload(st: &AppState, trigger: &str) -> Attempt {
             st.live.run_key_worker();
             (Outcome::Swapped, version, summary)
         }
-        Err(e) => (Outcome::Refused, old.clone(), format!("{e:#}")),
+        Err((outcome, fingerprint, e)) => {
+            if let Some(f) = fingerprint {
+                *st.live
+                    .refused
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(f);
+            }
+            (outcome, old.clone(), format!("{e:#}"))
+        }
     };
     let attempt = Attempt {
         outcome,
@@ -474,7 +428,10 @@ pub async fn reload(st: &AppState, trigger: &str) -> Attempt {
         detail,
         took_ms,
     };
-    record(st, &old, &attempt).await;
+    // A look that found nothing new is not news.
+    if !(quiet && attempt.outcome == Outcome::Unchanged) {
+        record(st, &old, &attempt).await;
+    }
     attempt
 }
 
@@ -484,6 +441,7 @@ async fn record(st: &AppState, old: &Version, a: &Attempt) {
         Outcome::Swapped => ("swapped", Some("policy.swapped")),
         Outcome::Unchanged => ("unchanged", None),
         Outcome::Refused => ("refused", Some("policy.refused")),
+        Outcome::Unavailable => ("unavailable", None),
     };
     st.metrics.swap(label);
     match a.outcome {
@@ -504,6 +462,10 @@ async fn record(st: &AppState, old: &Version, a: &Attempt) {
             "a new policy version was refused; the current one keeps deciding"
         ),
         Outcome::Unchanged => tracing::debug!(trigger = %a.trigger, "policy unchanged"),
+        Outcome::Unavailable => tracing::warn!(
+            trigger = %a.trigger, why = %a.detail,
+            "the policy sources cannot be read now; the current version keeps deciding"
+        ),
     }
     *st.live.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(a.clone());
     if let Some(event) = event {

@@ -1,6 +1,7 @@
-//! What starts a swap besides the admin API: `SIGHUP`, and a change in the
+//! What starts a swap besides the admin API: `SIGHUP`, a change in the
 //! bundle folder or the component file, noticed by reading them every
-//! `[reload] interval` seconds.
+//! `[reload] interval` seconds, and a new archive at a bundle URL, polled
+//! every `[remote_bundle] poll_interval` seconds.
 //!
 //! ```toml
 //! [reload]
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Outcome, reload};
+use super::reload;
 use crate::serve::AppState;
 
 /// Seconds between looks at the bundle folder when `[reload] interval` is
@@ -59,32 +60,36 @@ pub fn on_hangup(st: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
     }))
 }
 
-/// Looks at the sources every interval and swaps when what they hold has
-/// changed and held still since the last look.
+/// Looks at the bundle folder and component every interval and swaps when
+/// what they hold has changed and held still since the last look. A bundle
+/// URL is polled instead ([`poll`]).
 pub async fn watch(st: Arc<AppState>, every: Duration) {
     let mut seen: Option<[u8; 32]> = None;
-    // A refused change is tried once, not at every look.
-    let mut refused: Option<[u8; 32]> = None;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let sources = st.live.sources().clone();
-        let now = match tokio::task::spawn_blocking(move || sources.fingerprint()).await {
-            Ok(Ok(f)) => f,
-            // A folder mid-rename or a missing file: look again later.
-            Ok(Err(e)) => {
-                tracing::debug!(error = %format!("{e:#}"), "cannot read the policy sources now");
-                seen = None;
-                continue;
-            }
-            Err(_) => continue,
+        // A folder mid-rename or a missing file: look again later.
+        let Some(now) = st.live.sources().fingerprint().await else {
+            seen = None;
+            continue;
         };
-        let live = st.live.current().fingerprint;
-        if now != live && seen == Some(now) && refused != Some(now) {
-            let attempt = reload(&st, "watch").await;
-            refused = (attempt.outcome == Outcome::Refused).then_some(now);
+        if now != st.live.current().fingerprint && seen == Some(now) {
+            reload(&st, "watch").await;
         }
         seen = Some(now);
+    }
+}
+
+/// Polls a bundle URL every interval (`If-None-Match`: an unchanged
+/// archive costs one request) and swaps when it holds a new version.
+pub async fn poll(st: Arc<AppState>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is now: the start has just fetched.
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        reload(&st, "poll").await;
     }
 }
