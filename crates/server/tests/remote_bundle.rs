@@ -285,6 +285,21 @@ async fn unsigned_and_wrongly_signed_bundles_are_refused() {
     let refused = audit.iter().filter(|e| e.event == "policy.refused").count();
     assert!((4..=5).contains(&refused), "{refused} refusals: {audit:?}");
     assert!(audit.iter().all(|e| e.event != "policy.swapped"));
+
+    // The same archive, now with its own signature (published a moment
+    // after it): the next poll judges the pair again, and swaps.
+    publish(&host, &bad, Some(("ed.pem", "ops-1")));
+    let want = hash_of(&bad);
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = policy(&srv).await;
+        if seen["policy_hash"] == want.as_str() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen["policy_hash"], want.as_str(), "{seen}");
+    assert_eq!(seen["last_attempt"]["trigger"], "poll");
 }
 
 /// A server whose bundle URL holds a wrongly signed archive does not start:

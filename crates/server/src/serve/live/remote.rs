@@ -183,11 +183,15 @@ impl Remote {
         let bytes = Self::body(r, self.max_bytes, "bundle archive")
             .await
             .map_err(unavailable)?;
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        let refused = |error: anyhow::Error| FetchError::Refused {
-            archive: digest,
-            error,
+        // What is refused is the pair: the same archive with a new
+        // signature (published a moment after it) is judged again.
+        let pair = |signature: &str| -> [u8; 32] {
+            let mut h = Sha256::new();
+            h.update(Sha256::digest(&bytes));
+            h.update(signature.as_bytes());
+            h.finalize().into()
         };
+        let unsigned = pair("");
         let signature = async {
             let s = self
                 .client
@@ -206,7 +210,14 @@ impl Remote {
             String::from_utf8(body).map_err(|_| anyhow!("the signature is not text"))
         }
         .await
-        .map_err(refused)?;
+        .map_err(|error| FetchError::Refused {
+            archive: unsigned,
+            error,
+        })?;
+        let refused = |error: anyhow::Error| FetchError::Refused {
+            archive: pair(&signature),
+            error,
+        };
         archive::verify(&bytes, &signature, &self.trusted).map_err(refused)?;
         let unpacked = archive::unpack(&bytes).map_err(refused)?;
         *last = Some(Fetched {
@@ -226,7 +237,7 @@ pub enum FetchError {
     /// It answered with an archive that must not be loaded: unsigned,
     /// wrongly signed, or not a bundle.
     Refused {
-        /// The archive's SHA-256.
+        /// A digest of the archive and its signature.
         archive: [u8; 32],
         /// Why.
         error: anyhow::Error,
