@@ -121,7 +121,7 @@ sleep 1
 echo
 echo "== 3. a newly signed archive with the threshold at 1000 is published for B"
 "$gl" bundle build "$work/v1000" --out "$work/next.tar.gz"
-"$gl" bundle sign "$work/next.tar.gz" --key "$work/signer.pem" --kid ops-1
+"$gl" bundle sign "$work/next.tar.gz" --name payments --key "$work/signer.pem" --kid ops-1
 mv "$work/next.tar.gz.sig" "$work/pub/payments.tar.gz.sig.new"
 mv "$work/next.tar.gz" "$work/pub/payments.tar.gz"
 mv "$work/pub/payments.tar.gz.sig.new" "$work/pub/payments.tar.gz.sig"
@@ -133,7 +133,7 @@ echo
 echo "== 4. an archive signed by a key B does not trust is refused; B keeps deciding"
 cp "$work/bundle/policy.cedar" "$work/v1000/policy.cedar"
 "$gl" bundle build "$work/v1000" --out "$work/forged.tar.gz"
-"$gl" bundle sign "$work/forged.tar.gz" --key "$work/impostor.pem" --kid ops-1
+"$gl" bundle sign "$work/forged.tar.gz" --name payments --key "$work/impostor.pem" --kid ops-1
 mv "$work/forged.tar.gz.sig" "$work/pub/payments.tar.gz.sig"
 mv "$work/forged.tar.gz" "$work/pub/payments.tar.gz"
 await 8282 last_attempt.outcome refused

@@ -540,10 +540,20 @@ export class KeySources {
    */
   adopt(old) {
     if (old === null || old === undefined) return;
-    const held = new Set(this.#policy.keyChanges().map(([issuer]) => issuer));
+    // The old version's keys now, with their fetch state now: one
+    // synchronous snapshot, so a fetch of the old version's made since the
+    // policy was reloaded cannot pair its newer state with older keys.
+    const held = new Map(old.#policy.keyChanges().map(([issuer, op, arg]) => [issuer, [op, arg]]));
     for (const s of this.#sources) {
       const o = old.#sources.find((x) => x.issuer === s.issuer);
-      if (o === undefined || !held.has(s.issuer) || JSON.stringify(o.origin) !== JSON.stringify(s.origin)) continue;
+      const h = held.get(s.issuer);
+      if (o === undefined || h === undefined || JSON.stringify(o.origin) !== JSON.stringify(s.origin)) continue;
+      try {
+        if (h[0] === 'setKeys') this.#policy.setKeys(s.issuer, h[1]);
+        else this.#policy.withdrawKeys(s.issuer, h[1]);
+      } catch {
+        continue; // fetched at start instead
+      }
       for (const k of ['jwksUri', 'loadedAt', 'freshUntil', 'nextFetch', 'lastError', 'withdrawnFor', 'digest',
         'failures', 'lastUnknownKidFetch', 'withdrawn']) s[k] = o[k];
       s.kids = [...o.kids];

@@ -113,7 +113,7 @@ export function greenlight(options) {
           signal: AbortSignal.timeout(timeout),
         });
         if (!r.ok) throw new Error(`status ${r.status}`);
-        version.policy.setKeys('greenlight', await r.text());
+        current().policy.setKeys('greenlight', await r.text());
       } catch (e) {
         log(`the approval service's keys could not be loaded: ${e.message}`);
       } finally {

@@ -333,7 +333,7 @@ pub fn verify(
 /// issuer: every rule [`verify`] applies but the header's and the
 /// signature's. For policy tests only, which describe tokens by their
 /// claims; no host may decide a request with it.
-pub fn described(
+pub(crate) fn described(
     claims: &Map<String, Value>,
     issuers: &[Issuer],
     principal_cfg: &PrincipalConfig,

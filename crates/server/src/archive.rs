@@ -9,10 +9,12 @@
 //!   deterministic: the same folder builds the same bytes (sorted entries,
 //!   no times, owners or modes), so replicas agree on its digest.
 //! - The signature is a detached compact JWS (`typ` `greenlight-bundle+jws`)
-//!   whose payload names the archive's SHA-256: `{"sha256": "<hex>",
-//!   "iat": <seconds>}`. It is checked against keys the server is
-//!   configured with (a JWKS file), never against keys that come with the
-//!   bundle.
+//!   whose payload names the archive's SHA-256, the bundle it is (so one
+//!   service's signed bundle cannot stand for another's) and when it was
+//!   signed (so an older signed archive cannot replace a newer one):
+//!   `{"sha256": "<hex>", "bundle": "payments", "iat": <seconds>}`. It is
+//!   checked against keys the server is configured with (a JWKS file),
+//!   never against keys that come with the bundle.
 //! - Unpacking refuses anything but regular files with those names, and
 //!   bounds entries and sizes, before a byte reaches the engine.
 
@@ -61,6 +63,12 @@ pub fn build(dir: &Path) -> anyhow::Result<Vec<u8>> {
         .with_context(|| format!("cannot read bundle {}", dir.display()))?;
     if !files.iter().any(|(n, _)| n == CONFIG_FILE) {
         bail!("{} has no {CONFIG_FILE}", dir.display());
+    }
+    // What would be refused where it is served is refused here, before it
+    // is published: a policy that does not load, a key set with a private
+    // key, any other JSON that is not a key set.
+    if let Err(e) = greenlight_core::Engine::load(&files) {
+        bail!("{} is not a bundle a server would load: {e}", dir.display());
     }
     let tests = crate::policytest::read_files(dir)?;
     pack(&Unpacked { files, tests })
@@ -161,13 +169,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// What a bundle signature says.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Statement {
+pub struct Statement {
     /// Hex SHA-256 of the archive.
-    sha256: String,
+    pub sha256: String,
+    /// Which bundle it is.
+    pub bundle: String,
     /// When it was signed, in Unix seconds.
-    iat: u64,
+    pub iat: u64,
 }
 
 /// A signing key from a PEM file (Ed25519 or P-256, PKCS#8), with the
@@ -191,23 +201,37 @@ pub fn public_jwks(pem: &str, kid: &str) -> anyhow::Result<JwkSet> {
     Ok(JwkSet { keys: vec![jwk] })
 }
 
-/// A detached signature of `archive` with the key in `pem`, naming `kid`.
-pub fn sign(archive: &[u8], pem: &str, kid: &str, now: u64) -> anyhow::Result<String> {
+/// A detached signature of `archive`, the bundle named `bundle`, with the
+/// key in `pem`, naming `kid`, signed at `now`.
+pub fn sign(
+    archive: &[u8],
+    bundle: &str,
+    pem: &str,
+    kid: &str,
+    now: u64,
+) -> anyhow::Result<String> {
     let (key, alg) = signing_key(pem)?;
     let mut header = Header::new(alg);
     header.typ = Some(SIGNATURE_TYP.to_owned());
     header.kid = Some(kid.to_owned());
     let statement = Statement {
         sha256: sha256_hex(archive),
+        bundle: bundle.to_owned(),
         iat: now,
     };
     Ok(jsonwebtoken::encode(&header, &statement, &key)?)
 }
 
 /// Checks that `signature` is a bundle signature of `archive` by one of
-/// `trusted`: its `typ`, a `kid` naming a trusted key whose algorithm is
-/// the header's, a valid signature, and the archive's digest.
-pub fn verify(archive: &[u8], signature: &str, trusted: &JwkSet) -> anyhow::Result<()> {
+/// `trusted`: its `typ`, a `kid` naming a trusted key, a valid signature,
+/// the archive's digest, and that it names the bundle `bundle`. Returns
+/// what it says (the caller checks its time).
+pub fn verify(
+    archive: &[u8],
+    signature: &str,
+    trusted: &JwkSet,
+    bundle: &str,
+) -> anyhow::Result<Statement> {
     let header = jsonwebtoken::decode_header(signature.trim())
         .context("the signature is not a compact JWS")?;
     if header.typ.as_deref() != Some(SIGNATURE_TYP) {
@@ -227,9 +251,11 @@ pub fn verify(archive: &[u8], signature: &str, trusted: &JwkSet) -> anyhow::Resu
         .kid
         .as_deref()
         .ok_or_else(|| anyhow!("the signature names no key (`kid`)"))?;
-    let jwk = trusted
-        .find(kid)
-        .ok_or_else(|| anyhow!("the signature's key `{kid}` is not a trusted bundle signer"))?;
+    let jwk = trusted.find(kid).ok_or_else(|| {
+        // The key id comes from whoever serves the bundle: quoted short.
+        let shown: String = kid.chars().take(64).collect();
+        anyhow!("the signature's key `{shown}` is not a trusted bundle signer")
+    })?;
     let key =
         DecodingKey::from_jwk(jwk).with_context(|| format!("trusted key `{kid}` is unusable"))?;
     // The key decides the algorithm: an HMAC or another family named in
@@ -247,7 +273,21 @@ pub fn verify(archive: &[u8], signature: &str, trusted: &JwkSet) -> anyhow::Resu
             statement.sha256
         );
     }
-    Ok(())
+    if statement.bundle != bundle {
+        let shown: String = statement.bundle.chars().take(64).collect();
+        bail!("the signature is for bundle `{shown}`, not `{bundle}`");
+    }
+    Ok(statement)
+}
+
+/// The name a bundle archive goes by when none is given: its file name
+/// without `.tar.gz` (`payments.tar.gz` is `payments`).
+pub fn default_name(file_name: &str) -> String {
+    let base = file_name.rsplit('/').next().unwrap_or(file_name);
+    base.strip_suffix(".tar.gz")
+        .or_else(|| base.strip_suffix(".tgz"))
+        .unwrap_or(base)
+        .to_owned()
 }
 
 /// Reads a JWKS of trusted bundle signers.
@@ -298,13 +338,17 @@ pub fn run_command(
             archive,
             key,
             kid,
+            name,
             out: sig,
         } => {
             let bytes = std::fs::read(&archive)
                 .with_context(|| format!("cannot read {}", archive.display()))?;
             // Only a bundle is signed: what a server would refuse is refused here.
             unpack(&bytes)?;
-            let jws = sign(&bytes, &read_key(&key)?, &kid, now)?;
+            let name = name.unwrap_or_else(|| {
+                default_name(&archive.file_name().unwrap_or_default().to_string_lossy())
+            });
+            let jws = sign(&bytes, &name, &read_key(&key)?, &kid, now)?;
             let sig = sig.unwrap_or_else(|| {
                 let mut p = archive.clone().into_os_string();
                 p.push(".sig");
@@ -314,7 +358,7 @@ pub fn run_command(
                 .with_context(|| format!("cannot write {}", sig.display()))?;
             writeln!(
                 out,
-                "wrote {} (key {kid}, sha256 {})",
+                "wrote {} (bundle {name}, key {kid}, sha256 {})",
                 sig.display(),
                 sha256_hex(&bytes)
             )?;

@@ -162,6 +162,11 @@ pub enum BundleCommand {
         /// The key id servers know the key by.
         #[arg(long)]
         kid: String,
+        /// The bundle's name, which servers check (`[remote_bundle] name`,
+        /// by default their URL's file name without `.tar.gz`). Defaults to
+        /// the archive's file name without `.tar.gz`.
+        #[arg(long)]
+        name: Option<String>,
         /// Where to write the signature. Defaults to ARCHIVE.sig.
         #[arg(long)]
         out: Option<PathBuf>,

@@ -311,3 +311,24 @@ async fn a_trusted_pep_is_known_by_its_configured_subject() {
         Err("authzen.trusted_clients: issuer, client_id and subject may not be empty (a client-less token would pass for the PEP)".to_owned())
     );
 }
+
+/// The PDP metadata names this server and its two evaluation endpoints, so
+/// a PEP that discovers them reaches the ones it would be given by hand;
+/// the search APIs are not offered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pdp_metadata_names_the_evaluation_endpoints() {
+    let srv = Server::start().await;
+    let base = format!("http://{}", srv.addr);
+    let (status, m) = srv
+        .call("GET", "/.well-known/authzen-configuration", None, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        m,
+        json!({
+            "policy_decision_point": base,
+            "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
+            "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
+        })
+    );
+}

@@ -330,11 +330,34 @@ async fn a_bad_version_is_refused_and_the_old_one_serves() {
     assert_eq!(status, 422, "{a}");
     let why = a["detail"].as_str().expect("detail");
     assert!(
-        why.starts_with("the bundle has 1 problem(s): policy.cedar"),
+        why.starts_with("the bundle has 1 problem(s): policy.cedar")
+            && why.matches("problem(s)").count() == 1,
         "{why}"
     );
     assert_eq!(refund_500(&srv).await, before);
     write_limit(bundle.path(), 100);
+
+    // Another first issuer: `User::"sub"` and `user:` approvers would name
+    // another provider's people.
+    let config = std::fs::read_to_string(bundle.path().join("greenlight.toml")).expect("read");
+    std::fs::write(
+        bundle.path().join("greenlight.toml"),
+        config.replace(
+            "issuer = \"https://idp.example.com\"",
+            "issuer = \"https://idp2.example.com\"",
+        ),
+    )
+    .expect("write");
+    let (status, a) = reload(&srv).await;
+    assert_eq!(status, 422, "{a}");
+    assert_eq!(
+        a["detail"],
+        "the bundle's first issuer changed (from `https://idp.example.com` to \
+         `https://idp2.example.com`): its subjects and `user:` approvers would mean others; \
+         restart to change it"
+    );
+    assert_eq!(refund_500(&srv).await, before);
+    std::fs::write(bundle.path().join("greenlight.toml"), config).expect("write");
 
     // A component exporting nothing (an empty component).
     std::fs::write(&module, b"\0asm\x0d\0\x01\0").expect("write");
@@ -381,13 +404,13 @@ async fn a_bad_version_is_refused_and_the_old_one_serves() {
         .map(|e| e.event.as_str())
         .filter(|e| e.starts_with("policy."))
         .collect();
-    assert_eq!(policy, ["policy.refused"; 4]);
+    assert_eq!(policy, ["policy.refused"; 5]);
     let metrics = srv.call("GET", "/metrics", None, None).await.1;
     assert!(
         metrics
             .as_str()
             .expect("text")
-            .contains("greenlight_policy_swaps_total{outcome=\"refused\"} 4"),
+            .contains("greenlight_policy_swaps_total{outcome=\"refused\"} 5"),
         "{metrics}"
     );
     // Once the files are good again, the same sources swap in (or are

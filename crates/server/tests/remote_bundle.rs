@@ -102,12 +102,26 @@ async fn bundle_host() -> (SocketAddr, Host) {
     (addr, host)
 }
 
+/// When the archives are signed, unless a test says otherwise.
+const SIGNED_AT: u64 = 1_767_225_600;
+
 /// Publishes `bundle`, signed with `signer` (a key file of tests/keys)
-/// under `kid`, or unsigned.
+/// under `kid` as the bundle `payments` at [`SIGNED_AT`], or unsigned.
 fn publish(host: &Host, bundle: &Unpacked, signer: Option<(&str, &str)>) -> Arc<Published> {
+    publish_as(host, bundle, signer, "payments", SIGNED_AT)
+}
+
+/// [`publish`], naming the bundle `name`, signed at `iat`.
+fn publish_as(
+    host: &Host,
+    bundle: &Unpacked,
+    signer: Option<(&str, &str)>,
+    name: &str,
+    iat: u64,
+) -> Arc<Published> {
     let bytes = archive::pack(bundle).expect("pack");
     let signature =
-        signer.map(|(k, kid)| archive::sign(&bytes, &key(k), kid, 1_767_225_600).expect("sign"));
+        signer.map(|(k, kid)| archive::sign(&bytes, name, &key(k), kid, iat).expect("sign"));
     let p = Arc::new(Published {
         archive: bytes,
         signature,
@@ -253,9 +267,10 @@ async fn unsigned_and_wrongly_signed_bundles_are_refused() {
     // A genuine signature, of another archive.
     let genuine = archive::sign(
         &archive::pack(&demo(100)).expect("pack"),
+        "payments",
         &key("ed.pem"),
         "ops-1",
-        1_767_225_600,
+        SIGNED_AT,
     )
     .expect("sign");
     let swapped = Arc::new(Published {
@@ -300,6 +315,69 @@ async fn unsigned_and_wrongly_signed_bundles_are_refused() {
     }
     assert_eq!(seen["policy_hash"], want.as_str(), "{seen}");
     assert_eq!(seen["last_attempt"]["trigger"], "poll");
+}
+
+/// A signature binds the archive to one bundle and one time: another
+/// service's genuinely signed bundle is refused, and so is an older signed
+/// version served again once a newer one was accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_bundle_or_an_older_version_is_refused() {
+    let (addr, host) = bundle_host().await;
+    let url = format!("http://{addr}/payments.tar.gz");
+    publish(&host, &demo(100), Some(("ed.pem", "ops-1")));
+    let dir = tempfile::tempdir().expect("dir");
+    let srv = replica(&dir, &url).await;
+    let reload = || async {
+        srv.call("POST", "/v1/admin/reload", Some(ADMIN), None)
+            .await
+    };
+
+    publish_as(
+        &host,
+        &demo(1000),
+        Some(("ed.pem", "ops-1")),
+        "billing",
+        SIGNED_AT,
+    );
+    let (status, a) = reload().await;
+    assert_eq!(status, 422, "{a}");
+    assert_eq!(
+        a["detail"],
+        "the signature is for bundle `billing`, not `payments`"
+    );
+
+    publish_as(
+        &host,
+        &demo(1000),
+        Some(("ed.pem", "ops-1")),
+        "payments",
+        SIGNED_AT + 60,
+    );
+    let (status, a) = reload().await;
+    assert_eq!(
+        (status, a["outcome"].as_str()),
+        (200, Some("swapped")),
+        "{a}"
+    );
+    // The first version, genuinely signed, served again.
+    publish_as(
+        &host,
+        &demo(100),
+        Some(("ed.pem", "ops-1")),
+        "payments",
+        SIGNED_AT,
+    );
+    let (status, a) = reload().await;
+    assert_eq!(status, 422, "{a}");
+    assert_eq!(
+        a["detail"],
+        format!(
+            "the archive was signed at {SIGNED_AT}, before the newest accepted ({}): an older \
+             version served again is refused",
+            SIGNED_AT + 60
+        )
+    );
+    assert_eq!(a["policy_hash"], hash_of(&demo(1000)));
 }
 
 /// A server whose bundle URL holds a wrongly signed archive does not start:

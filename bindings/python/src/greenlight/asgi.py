@@ -242,8 +242,9 @@ class GreenlightMiddleware:
                                                                    old.policy.component_hash):
                     return Reload("unchanged", policy.policy_hash, policy.component_hash, "")
                 detail = await asyncio.to_thread(_run_bundle_tests, policy, self._bundle_dir, int(self._clock()))
-                if self._action_jwks is not None:
-                    await asyncio.to_thread(policy.set_keys, ACTION_ISSUER, self._action_jwks)
+                action_jwks = self._action_jwks
+                if action_jwks is not None:
+                    await asyncio.to_thread(policy.set_keys, ACTION_ISSUER, action_jwks)
                 keys = self._key_sources(policy)
                 if keys is not None:
                     await keys.adopt(old.keys)
@@ -254,6 +255,12 @@ class GreenlightMiddleware:
             self._live = _Live(policy, keys)
             if engine is not None:
                 self._engine = engine
+            if self._action_jwks is not None and self._action_jwks != action_jwks:
+                # The service's keys changed while the new version was built.
+                try:
+                    await asyncio.to_thread(policy.set_keys, ACTION_ISSUER, self._action_jwks)
+                except (BundleError, EngineError) as e:
+                    log.warning("cannot hand the approval service's new keys to the new version: %s", e)
             if old.keys is not None:
                 await old.keys.aclose()
             log.info("policy swapped: %s (component %s); %s", policy.policy_hash, policy.component_hash, detail)

@@ -501,17 +501,24 @@ class KeySources:
         same place, so a reload neither refetches them nor loses them while
         a provider is down (as the Rust server's `KeySources::adopt`); then
         fetches the others' keys."""
+        # One snapshot of the old version's keys and their fetch state, taken
+        # before any await: a fetch of the old version's meanwhile must not
+        # pair newer state (its digest) with older keys here.
         held = {} if old is None else {k[0]: k for k in old.policy._keys}
+        snapshot = {}
         for s in self._sources:
             o = None if old is None else old._source(s.issuer)
             if o is not None and (o.kind, o.urls) == (s.kind, s.urls) and s.issuer in held:
-                _, method, arg = held[s.issuer]
+                snapshot[s.issuer] = (held[s.issuer], dataclasses.replace(o.status, kids=list(o.status.kids)))
+        for s in self._sources:
+            if s.issuer in snapshot:
+                (_, method, arg), status = snapshot[s.issuer]
                 try:
                     if method == "set-keys":
                         await asyncio.to_thread(self.policy.set_keys, s.issuer, arg)
                     else:
                         await asyncio.to_thread(self.policy.withdraw_keys, s.issuer, arg)
-                    s.status = dataclasses.replace(o.status, kids=list(o.status.kids))
+                    s.status = status
                     continue
                 except (BundleError, EngineError):
                     pass

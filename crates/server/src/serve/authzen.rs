@@ -1,5 +1,6 @@
 //! OpenID AuthZEN 1.0 Access Evaluation API: `POST /access/v1/evaluation`
-//! and `POST /access/v1/evaluations`.
+//! and `POST /access/v1/evaluations`, and the PDP metadata at
+//! `GET /.well-known/authzen-configuration`.
 //!
 //! The subject is the bearer token the PEP forwards:
 //! `{"type": "bearer", "id": "<access or action token>"}`. The token is the
@@ -273,6 +274,17 @@ async fn evaluate(
     let d = act(st, v, d).await;
     st.metrics.decision("authzen", &d);
     Ok(answer(st, v, &d))
+}
+
+/// `GET /.well-known/authzen-configuration`: the PDP metadata (AuthZEN
+/// 1.0 §9). `policy_decision_point` is the public URL the well-known URL
+/// is derived from, as a PEP checks; the search APIs are not offered.
+pub async fn configuration(State(st): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({
+        "policy_decision_point": st.public_url.trim_end_matches('/'),
+        "access_evaluation_endpoint": st.url("/access/v1/evaluation"),
+        "access_evaluations_endpoint": st.url("/access/v1/evaluations"),
+    }))
 }
 
 /// `POST /access/v1/evaluation`.

@@ -103,15 +103,15 @@ pub async fn sweep(st: &AppState) -> anyhow::Result<()> {
 /// Reloads the signing keys from the store; when they changed, signs with
 /// the newest and hands the engine the new JWKS.
 pub async fn refresh_keys(st: &AppState) -> anyhow::Result<()> {
+    // No swap and no other refresh meanwhile: the version deciding gets the
+    // newest keys, and a swap after this starts from the new signer.
+    let _held = st.live.hold().await;
     let fresh =
         Signer::load_or_create(&st.store, st.now(), st.settings.key_grace(), &st.seal).await?;
     let current = st.signer();
     if fresh.kid() == current.kid() && fresh.jwks() == current.jwks() {
         return Ok(());
     }
-    // No swap meanwhile: the version deciding gets the keys, and a swap
-    // after this starts from the new signer.
-    let _held = st.live.hold().await;
     st.version()
         .policy
         .set_keys(ACTION_ISSUER_NAME, &fresh.jwks().to_string())?;

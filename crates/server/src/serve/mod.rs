@@ -185,6 +185,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/ext-authz/{*path}", any(forward::ext_authz))
         .route("/access/v1/evaluation", post(authzen::evaluation))
         .route("/access/v1/evaluations", post(authzen::evaluations))
+        .route(
+            "/.well-known/authzen-configuration",
+            get(authzen::configuration),
+        )
         .route("/v1/approvals", get(approvals::list_approvals))
         .route("/v1/approvals/{id}", get(approvals::get_approval))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))

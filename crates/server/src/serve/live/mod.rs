@@ -135,9 +135,14 @@ pub struct Live {
     swapping: tokio::sync::Mutex<()>,
     sources: Sources,
     last: Mutex<Option<Attempt>>,
-    /// The fingerprint of the last version refused, so a watcher or a poll
-    /// refuses the same one once, not at every look.
-    refused: Mutex<Option<[u8; 32]>>,
+    /// The fingerprint of the last version refused, and when, so a watcher
+    /// or a poll refuses the same one once, not at every look (for
+    /// [`REFUSED_FOR`]: a refusal that was passing, a clock-bound test or
+    /// a failing instance, is tried again after it).
+    refused: Mutex<Option<([u8; 32], std::time::Instant)>>,
+    /// When a watcher or a poll last wrote a refusal to the audit log: at
+    /// most one a minute, whatever the source keeps serving.
+    quiet_audit: Mutex<Option<std::time::Instant>>,
     /// The task refreshing the current version's fetched keys.
     key_worker: Mutex<Option<tokio::task::AbortHandle>>,
 }
@@ -197,7 +202,10 @@ async fn build(
                 other => anyhow!(other),
             })?,
         };
-        let policy = engine.load_bundle(files)?;
+        // The module's refusal says it all: no cause repeated after it.
+        let policy = engine
+            .load_bundle(files)
+            .map_err(|e| anyhow!(e.to_string()))?;
         if policy.info().development && !development {
             bail!(
                 "the bundle has a `[dev]` signing key: anyone holding it mints tokens the bundle \
@@ -230,6 +238,20 @@ async fn build(
     }
     if let Some(slack) = cx.slack {
         slack.check_issuer(info)?;
+    }
+    // The first issuer's subjects are Cedar's `User::"sub"`, and
+    // `user:SUBJECT` approvers name them: pending approvals and grants
+    // would change meaning under another first issuer.
+    if let Some(o) = old {
+        let first = |i: &BundleInfo| i.issuers.first().map(|x| x.issuer.clone());
+        if first(o.info()) != first(info) {
+            bail!(
+                "the bundle's first issuer changed (from `{}` to `{}`): its subjects and `user:` \
+                 approvers would mean others; restart to change it",
+                first(o.info()).unwrap_or_default(),
+                first(info).unwrap_or_default()
+            );
+        }
     }
     if let Some(jwks) = &cx.action_jwks {
         policy
@@ -290,6 +312,7 @@ impl Live {
             swapping: tokio::sync::Mutex::new(()),
             sources,
             refused: Mutex::new(None),
+            quiet_audit: Mutex::new(None),
             key_worker: Mutex::new(None),
         })
     }
@@ -358,18 +381,35 @@ impl Live {
 /// passes every check; otherwise leaves the current one deciding. Says
 /// what happened in the log, the metrics, the audit log and the answer.
 pub async fn reload(st: &AppState, trigger: &str) -> Attempt {
+    reload_expecting(st, trigger, None).await
+}
+
+/// How long a watcher or a poll leaves a refused version alone.
+pub const REFUSED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The longest `detail` an attempt records: what a refusal quotes from a
+/// source (a signature's key id, a test's name) is cut to it.
+pub const MAX_DETAIL: usize = 4096;
+
+/// [`reload`], going ahead only when the sources still hold `expected`
+/// (the fingerprint a watcher saw hold still), so a change that moved
+/// again between two looks waits for the next one.
+pub async fn reload_expecting(st: &AppState, trigger: &str, expected: Option<[u8; 32]>) -> Attempt {
     let started = std::time::Instant::now();
     let _one = st.live.swapping.lock().await;
     let old = st.live.current();
     // Watchers and polls look again and again: a version refused once is
-    // not tried (or audited) again until the sources change.
+    // not tried (or audited) again for a while, unless the sources change.
     let quiet = matches!(trigger, "watch" | "poll");
-    let last_refused = *st
+    let last_refused = st
         .live
         .refused
         .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+        .unwrap_or_else(PoisonError::into_inner)
+        .filter(|(_, at)| at.elapsed() < REFUSED_FOR)
+        .map(|(f, _)| f);
     let result = match st.live.sources.read().await {
+        Ok(read) if expected.is_some_and(|e| e != read.fingerprint) => Ok(None),
         Err(ReadError::Unavailable(e)) => Err((Outcome::Unavailable, None, e)),
         Err(ReadError::Refused { fingerprint, .. })
             if quiet && last_refused == Some(fingerprint) =>
@@ -414,9 +454,18 @@ pub async fn reload(st: &AppState, trigger: &str) -> Attempt {
                 *st.live
                     .refused
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(f);
+                    .unwrap_or_else(PoisonError::into_inner) = Some((f, std::time::Instant::now()));
             }
-            (outcome, old.clone(), format!("{e:#}"))
+            let mut detail = format!("{e:#}");
+            if detail.len() > MAX_DETAIL {
+                let mut cut = MAX_DETAIL;
+                while !detail.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                detail.truncate(cut);
+                detail.push('…');
+            }
+            (outcome, old.clone(), detail)
         }
     };
     let attempt = Attempt {
@@ -430,13 +479,13 @@ pub async fn reload(st: &AppState, trigger: &str) -> Attempt {
     };
     // A look that found nothing new is not news.
     if !(quiet && attempt.outcome == Outcome::Unchanged) {
-        record(st, &old, &attempt).await;
+        record(st, &old, &attempt, quiet).await;
     }
     attempt
 }
 
 /// Logs, counts and audits an attempt.
-async fn record(st: &AppState, old: &Version, a: &Attempt) {
+async fn record(st: &AppState, old: &Version, a: &Attempt, quiet: bool) {
     let (label, event) = match a.outcome {
         Outcome::Swapped => ("swapped", Some("policy.swapped")),
         Outcome::Unchanged => ("unchanged", None),
@@ -468,6 +517,23 @@ async fn record(st: &AppState, old: &Version, a: &Attempt) {
         ),
     }
     *st.live.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(a.clone());
+    // A source that keeps serving new refused versions (a new signature at
+    // every poll) is audited once a minute; each is still logged.
+    let event = event.filter(|_| {
+        if !(quiet && a.outcome == Outcome::Refused) {
+            return true;
+        }
+        let mut last = st
+            .live
+            .quiet_audit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let due = last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60));
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    });
     if let Some(event) = event {
         let detail = json!({
             "trigger": a.trigger,

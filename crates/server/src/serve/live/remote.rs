@@ -19,6 +19,7 @@
 //! decide with).
 
 use std::path::PathBuf;
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -38,6 +39,9 @@ pub struct RemoteSettings {
     pub poll_interval: Option<u64>,
     /// Where the signature is; defaults to the bundle URL plus `.sig`.
     pub signature_url: Option<String>,
+    /// The bundle name signatures must carry; defaults to the URL's file
+    /// name without `.tar.gz`.
+    pub name: Option<String>,
     /// The largest archive accepted, in bytes; defaults to 4 MiB.
     pub max_bytes: Option<u64>,
     /// Whether plain HTTP to a loopback address is allowed (for tests).
@@ -73,10 +77,15 @@ pub struct Remote {
     pub url: String,
     /// The signature's URL.
     pub signature_url: String,
+    /// The bundle name signatures must carry.
+    pub name: String,
     trusted: JwkSet,
     client: reqwest::Client,
     max_bytes: u64,
     last: tokio::sync::Mutex<Option<Fetched>>,
+    /// When the newest archive accepted was signed: an archive signed
+    /// before it (an older version served again) is refused.
+    newest: std::sync::Mutex<u64>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -124,8 +133,19 @@ impl Remote {
             .timeout(FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let name = match &settings.name {
+            Some(n) => n.clone(),
+            None => archive::default_name(
+                reqwest::Url::parse(url)?
+                    .path_segments()
+                    .and_then(|mut s| s.next_back())
+                    .unwrap_or(""),
+            ),
+        };
         Ok(Self {
             url: url.to_owned(),
+            name,
+            newest: std::sync::Mutex::new(0),
             signature_url,
             trusted,
             client,
@@ -218,8 +238,18 @@ impl Remote {
             archive: pair(&signature),
             error,
         };
-        archive::verify(&bytes, &signature, &self.trusted).map_err(refused)?;
+        let statement =
+            archive::verify(&bytes, &signature, &self.trusted, &self.name).map_err(refused)?;
+        let newest = *self.newest.lock().unwrap_or_else(PoisonError::into_inner);
+        if statement.iat < newest {
+            return Err(refused(anyhow!(
+                "the archive was signed at {}, before the newest accepted ({newest}): an older \
+                 version served again is refused",
+                statement.iat
+            )));
+        }
         let unpacked = archive::unpack(&bytes).map_err(refused)?;
+        *self.newest.lock().unwrap_or_else(PoisonError::into_inner) = statement.iat;
         *last = Some(Fetched {
             etag,
             unpacked: unpacked.clone(),

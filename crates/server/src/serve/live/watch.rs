@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::reload;
+use super::{reload, reload_expecting};
 use crate::serve::AppState;
 
 /// Seconds between looks at the bundle folder when `[reload] interval` is
@@ -75,7 +75,7 @@ pub async fn watch(st: Arc<AppState>, every: Duration) {
             continue;
         };
         if now != st.live.current().fingerprint && seen == Some(now) {
-            reload(&st, "watch").await;
+            reload_expecting(&st, "watch", Some(now)).await;
         }
         seen = Some(now);
     }
