@@ -518,3 +518,52 @@ async fn a_discovered_jwks_uri_elsewhere_is_refused() {
     assert_eq!(e.chars().count(), 513, "{e}");
     assert!(!e.contains('\n'), "{e}");
 }
+
+/// A swap keeps the keys fetched for an issuer whose keys come from the
+/// same place: no fetch, and its tokens verify through the swap while the
+/// provider is down. An issuer whose `jwks_uri` changed is fetched anew,
+/// and with the provider down its tokens fail closed, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_keeps_the_fetched_keys_of_an_unchanged_issuer() {
+    use greenlight::serve::live::{Outcome, reload};
+    let k1 = Key::new("k1");
+    let p = provider(Jwks::Keys(vec![k1.public.clone()], None)).await;
+    let uri = format!("{}/jwks", p.base);
+    let dir = bundle(&p.base, Some(&uri));
+    let srv = Server::start_with_bundle(dir.path()).await;
+    let token = k1.token(&p.base, "alice", None);
+    assert_eq!(read(&srv, &token).await, json!("allow"));
+    let fetched = p.fetches();
+    p.set(Jwks::Status(503));
+
+    let policy = dir.path().join("policy.cedar");
+    let mut text = std::fs::read_to_string(&policy).expect("policy");
+    text.push_str("@id(\"hidden\") forbid (principal, action, resource == Doc::\"d2\");\n");
+    std::fs::write(&policy, &text).expect("write");
+    let a = reload(&srv.state, "admin").await;
+    assert_eq!(a.outcome, Outcome::Swapped, "{a:?}");
+    assert_eq!(p.fetches(), fetched, "no fetch for an unchanged key source");
+    assert_eq!(read(&srv, &token).await, json!("allow"));
+
+    // The same issuer, its keys at another URL: fetched, and refused while
+    // the provider is down.
+    let moved = bundle(&p.base, Some(&format!("{uri}?v=2")));
+    std::fs::copy(
+        moved.path().join("greenlight.toml"),
+        dir.path().join("greenlight.toml"),
+    )
+    .expect("copy");
+    let a = reload(&srv.state, "admin").await;
+    assert_eq!(a.outcome, Outcome::Swapped, "{a:?}");
+    assert_eq!(p.fetches(), fetched + 1);
+    let denied = read(&srv, &token).await;
+    assert_eq!(denied["code"], "token-unknown-key", "{denied}");
+    assert!(
+        denied["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with(&format!(
+                "fetching its keys failed: GET {uri}?v=2: status 503"
+            ))),
+        "{denied}"
+    );
+}
