@@ -14,7 +14,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { checkUrl, DenialError, Engine, freshness, KeySources, refreshIssuer, withGreenlight } from '../../bindings/js/src/index.js';
+import { checkUrl, DenialError, Engine, freshness, KeySources, LivePolicy, refreshIssuer, withGreenlight } from '../../bindings/js/src/index.js';
 
 /** The time tokens are issued at (and decided at, 10 s later). */
 const T0 = 1767225600;
@@ -649,6 +649,75 @@ describe('the middleware owns the keys of fetched issuers', () => {
       service.close();
       policy.close();
       idp.close();
+    }
+  });
+
+  test('a reload keeps an unchanged issuer\'s fetched keys, and fetches a moved one', async () => {
+    const k1 = new Key('k1');
+    const idp = await new Provider({ keys: [k1.public] }).start();
+    const iss = idp.base;
+    // The bundle of `bundle(iss)` as a folder, for a LivePolicy.
+    const dir = mkdtempSync(join(tmpdir(), 'greenlight-keys-'));
+    const first = bundle(iss);
+    const config = (uri) => `
+[[issuers]]
+issuer = "${iss}"
+audience = "https://api.example.com"
+algorithms = ["EdDSA"]
+${uri ? `jwks_uri = "${uri}"\n` : ''}
+[key_fetch]
+allow_http_loopback = true
+min_age_seconds = 60
+max_age_seconds = 3600
+
+[action_tokens]
+issuer = "https://greenlight.example.com"
+audience = "https://api.example.com"
+
+[[routes]]
+method = "GET"
+path = "/docs/{id}"
+action = "doc.read"
+resource = { type = "Doc", id = "{id}" }
+`;
+    first.close();
+    const permit = '@id("read") permit (principal, action == Action::"doc.read", resource);\n';
+    writeFileSync(join(dir, 'greenlight.toml'), config(null));
+    writeFileSync(join(dir, 'policy.cedar'), permit);
+    const live = LivePolicy.load(engine, dir, { now: () => NOW });
+    const handler = withGreenlight({ policy: live, serviceUrl: 'http://127.0.0.1:9', now: () => NOW, log: () => {} },
+      (req, res) => res.end(JSON.stringify(req.greenlight.verdict.principal.subject)));
+    const app = createServer(handler);
+    await new Promise((ok) => app.listen(0, '127.0.0.1', ok));
+    const base = `http://127.0.0.1:${app.address().port}`;
+    const get = async (token) => {
+      const r = await fetch(`${base}/docs/d1`, { headers: { authorization: `Bearer ${token}` } });
+      return [r.status, await r.json()];
+    };
+    try {
+      await handler.ready;
+      assert.deepEqual(await get(k1.token(iss, 'alice')), [200, 'alice']);
+      const fetched = idp.fetches;
+      idp.set({ status: 503 });
+      writeFileSync(join(dir, 'policy.cedar'), `${permit}@id("hidden") forbid (principal, action, resource == Doc::"d2");\n`);
+      assert.equal(live.reload().outcome, 'swapped');
+      assert.deepEqual(await get(k1.token(iss, 'alice')), [200, 'alice']);
+      assert.equal(idp.fetches, fetched, 'no fetch for an unchanged key source');
+      assert.deepEqual(handler.keySources.health()[0].kids, ['k1']);
+
+      // Its keys at another URL: fetched, and refused while that fails.
+      writeFileSync(join(dir, 'greenlight.toml'), config(`${iss}/jwks/v2`));
+      assert.equal(live.reload().outcome, 'swapped');
+      const [status, body] = await get(k1.token(iss, 'alice'));
+      assert.equal(status, 401);
+      assert.equal(body.code, 'token-unknown-key');
+      assert.match(body.error_description, /fetching its keys failed/);
+    } finally {
+      handler.close();
+      app.close();
+      live.current.close();
+      idp.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -553,3 +553,39 @@ def test_a_hostile_provider_is_a_failed_fetch_and_stops_nothing(engine, tmp_path
             assert len(h[0]["last_error"]) == 513
             assert await gw.read(token) == "allow", "the last good keys still serve"
     asyncio.run(scenario())
+
+
+def test_a_reload_keeps_an_unchanged_issuers_fetched_keys(engine, tmp_path, provider, keys):
+    """`reload` hands the new version the old one's fetched keys for an
+    issuer whose keys come from the same place: no fetch, and its tokens
+    verify through the reload while the provider is down. An issuer whose
+    `jwks_uri` changed is fetched anew and fails closed, naming why."""
+    k1, _ = keys
+    idp = provider(("keys", [k1.public], None))
+    iss = idp.base
+    folder = bundle(tmp_path, iss)
+
+    async def scenario():
+        async with Gateway(engine, folder) as gw:
+            assert await gw.read(k1.token(iss, "alice")) == "allow"
+            fetched = idp.fetches
+            idp.set(("status", 503))
+            with open(folder / "policy.cedar", "a", encoding="utf-8") as f:
+                f.write('@id("hidden") forbid (principal, action, resource == Doc::"d2");\n')
+            r = await gw.mw.reload()
+            assert (r.outcome, r.detail) == ("swapped", "the bundle has no tests"), r
+            assert idp.fetches == fetched, "no fetch for an unchanged key source"
+            assert gw.health()[0]["kids"] == ["k1"] and gw.health()[0]["keys"] is True
+            assert await gw.read(k1.token(iss, "alice")) == "allow"
+
+            # Its keys at another URL: fetched, and refused while that fails.
+            bundle(folder, iss, jwks_uri=f"{iss}/jwks/v2")
+            with open(folder / "policy.cedar", "a", encoding="utf-8") as f:
+                f.write('@id("moved") forbid (principal, action, resource == Doc::"d3");\n')
+            r = await gw.mw.reload()
+            assert r.outcome == "swapped", r
+            code, message, issuer = await gw.read(k1.token(iss, "alice"))
+            assert (code, issuer) == ("token-unknown-key", iss)
+            assert "fetching its keys failed" in message, message
+
+    asyncio.run(scenario())

@@ -197,6 +197,10 @@ export function greenlight(options) {
       return denied('request-invalid', `the request body has more than ${maxBodyBytes} bytes`, policy.policyHash);
     }
     await ready;
+    // A version taken up since: its issuers' keys are fetched before it
+    // decides (the same promise every request of it awaits). A replaced
+    // version's sources are closed and stay so.
+    if (keySources !== null && keySources === version.keySources) await keySources.start();
     const evaluate = () => policy.evaluateHttp(request, now());
     // A denial naming an issuer: its fetched keys lack the token's kid
     // (say, the provider rotated); fetch them again (rate-limited) and
