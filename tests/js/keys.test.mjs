@@ -133,11 +133,11 @@ class Provider {
 }
 
 /**
- * A bundle whose one issuer is `issuer`, its keys found by discovery (or
- * at `jwksUri`), plain HTTP allowed to loopback; `extra` goes into
- * `[key_fetch]`.
+ * The files of a bundle whose one issuer is `issuer`, its keys found by
+ * discovery (or at `jwksUri`), plain HTTP allowed to loopback; `extra` goes
+ * into `[key_fetch]`.
  */
-function bundle(issuer, { jwksUri, extra = '' } = {}) {
+function bundleFiles(issuer, { jwksUri, extra = '' } = {}) {
   const config = `
 [[issuers]]
 issuer = "${issuer}"
@@ -161,10 +161,15 @@ path = "/docs/{id}"
 action = "doc.read"
 resource = { type = "Doc", id = "{id}" }
 `;
-  return engine.loadBundle([
+  return [
     ['greenlight.toml', config],
     ['policy.cedar', '@id("read") permit (principal, action == Action::"doc.read", resource);\n'],
-  ]);
+  ];
+}
+
+/** That bundle, loaded. */
+function bundle(issuer, options) {
+  return engine.loadBundle(bundleFiles(issuer, options));
 }
 
 /** A clock the test moves. */
@@ -658,32 +663,10 @@ describe('the middleware owns the keys of fetched issuers', () => {
     const iss = idp.base;
     // The bundle of `bundle(iss)` as a folder, for a LivePolicy.
     const dir = mkdtempSync(join(tmpdir(), 'greenlight-keys-'));
-    const first = bundle(iss);
-    const config = (uri) => `
-[[issuers]]
-issuer = "${iss}"
-audience = "https://api.example.com"
-algorithms = ["EdDSA"]
-${uri ? `jwks_uri = "${uri}"\n` : ''}
-[key_fetch]
-allow_http_loopback = true
-min_age_seconds = 60
-max_age_seconds = 3600
-
-[action_tokens]
-issuer = "https://greenlight.example.com"
-audience = "https://api.example.com"
-
-[[routes]]
-method = "GET"
-path = "/docs/{id}"
-action = "doc.read"
-resource = { type = "Doc", id = "{id}" }
-`;
-    first.close();
-    const permit = '@id("read") permit (principal, action == Action::"doc.read", resource);\n';
-    writeFileSync(join(dir, 'greenlight.toml'), config(null));
-    writeFileSync(join(dir, 'policy.cedar'), permit);
+    const write = (files) => files.forEach(([name, text]) => writeFileSync(join(dir, name), text));
+    const files = bundleFiles(iss);
+    const permit = files.find(([name]) => name === 'policy.cedar')[1];
+    write(files);
     const live = LivePolicy.load(engine, dir, { now: () => NOW });
     const handler = withGreenlight({ policy: live, serviceUrl: 'http://127.0.0.1:9', now: () => NOW, log: () => {} },
       (req, res) => res.end(JSON.stringify(req.greenlight.verdict.principal.subject)));
@@ -706,7 +689,7 @@ resource = { type = "Doc", id = "{id}" }
       assert.deepEqual(handler.keySources.health()[0].kids, ['k1']);
 
       // Its keys at another URL: fetched, and refused while that fails.
-      writeFileSync(join(dir, 'greenlight.toml'), config(`${iss}/jwks/v2`));
+      write(bundleFiles(iss, { jwksUri: `${iss}/jwks/v2` }).filter(([name]) => name === 'greenlight.toml'));
       assert.equal(live.reload().outcome, 'swapped');
       const [status, body] = await get(k1.token(iss, 'alice'));
       assert.equal(status, 401);

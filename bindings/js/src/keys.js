@@ -544,12 +544,17 @@ export class KeySources {
     // synchronous snapshot, so a fetch of the old version's made since the
     // policy was reloaded cannot pair its newer state with older keys.
     const held = new Map(old.#policy.keyChanges().map(([issuer, op, arg]) => [issuer, [op, arg]]));
+    const has = new Map(this.#policy.keyChanges().map(([issuer, op, arg]) => [issuer, [op, arg]]));
     for (const s of this.#sources) {
       const o = old.#sources.find((x) => x.issuer === s.issuer);
       const h = held.get(s.issuer);
       if (o === undefined || h === undefined || JSON.stringify(o.origin) !== JSON.stringify(s.origin)) continue;
+      // LivePolicy.reload handed them over already unless they changed since.
+      const same = has.get(s.issuer)?.[0] === h[0] && has.get(s.issuer)?.[1] === h[1];
       try {
-        if (h[0] === 'setKeys') this.#policy.setKeys(s.issuer, h[1]);
+        if (same) {
+          // nothing to hand over
+        } else if (h[0] === 'setKeys') this.#policy.setKeys(s.issuer, h[1]);
         else this.#policy.withdrawKeys(s.issuer, h[1]);
       } catch {
         continue; // fetched at start instead

@@ -30,10 +30,9 @@
 //! (`reasons`, in any order), and an approval's `approvers`, `quorum`,
 //! `grant` and `ttl`.
 
-use std::collections::BTreeMap;
-
 use greenlight_types::policytest::TESTS_DIR;
-use greenlight_types::{AccessRequest, Decision, Denial, HttpRequest, TestOutcome, Verdict};
+use greenlight_types::request::RequestFile;
+use greenlight_types::{AccessRequest, Decision, Denial, TestOutcome, Verdict};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -61,24 +60,10 @@ struct TestCase {
     #[serde(default)]
     without: Vec<String>,
     #[serde(default)]
-    http: Option<Http>,
+    http: Option<RequestFile>,
     #[serde(default)]
     evaluation: Option<Evaluation>,
     expect: Expect,
-}
-
-/// An HTTP request, as `greenlight check` request files write one.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Http {
-    method: String,
-    path: String,
-    #[serde(default)]
-    query: String,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    #[serde(default)]
-    params: Option<Value>,
 }
 
 /// An AuthZEN-shaped request, minus the subject (the claims stand for it).
@@ -123,6 +108,31 @@ struct Expect {
 
 const VERDICTS: [&str; 4] = ["allow", "deny", "approval-required", "step-up-required"];
 
+impl Expect {
+    /// An expectation the verdict cannot have, so that no test asks for
+    /// less than it says: a `code` off a deny, a `message` off a deny or a
+    /// step-up, an obligation off an approval.
+    fn unfit(&self) -> Option<&'static str> {
+        let v = self.verdict.as_str();
+        [
+            ("code", self.code.is_some() && v != "deny"),
+            (
+                "message",
+                self.message.is_some() && v != "deny" && v != "step-up-required",
+            ),
+            (
+                "approvers",
+                self.approvers.is_some() && v != "approval-required",
+            ),
+            ("quorum", self.quorum.is_some() && v != "approval-required"),
+            ("grant", self.grant.is_some() && v != "approval-required"),
+            ("ttl", self.ttl.is_some() && v != "approval-required"),
+        ]
+        .into_iter()
+        .find_map(|(field, unfit)| unfit.then_some(field))
+    }
+}
+
 /// Parses test files given as `(file name, contents)`, in name order; an
 /// error names the file and the test.
 fn parse(files: &[(String, String)]) -> Result<Vec<(String, TestFile)>, String> {
@@ -145,6 +155,12 @@ fn parse(files: &[(String, String)]) -> Result<Vec<(String, TestFile)>, String> 
                     case.name,
                     case.expect.verdict,
                     VERDICTS.join(", ")
+                ));
+            }
+            if let Some(field) = case.expect.unfit() {
+                return Err(format!(
+                    "{TESTS_DIR}/{name}: test `{}`: `{field}` says nothing about the verdict `{}`",
+                    case.name, case.expect.verdict
                 ));
             }
         }
@@ -221,7 +237,7 @@ impl Engine {
         if case.claims.is_none() {
             // No description: the request as it is, through every rule.
             return Ok(match (&case.http, &case.evaluation) {
-                (Some(h), _) => self.evaluate_http(&http_request(h), now),
+                (Some(h), _) => self.evaluate_http(&h.clone().into_http(None), now),
                 (None, Some(e)) => self.evaluate(&access_request(e, String::new()), now),
                 (None, None) => return Err("the test has no request".to_owned()),
             });
@@ -229,15 +245,17 @@ impl Engine {
         let who = || self.described(case, now);
         match (&case.http, &case.evaluation) {
             (Some(h), _) => {
-                if h.headers
-                    .keys()
-                    .any(|k| k.eq_ignore_ascii_case("authorization"))
+                let req = h.clone().into_http(None);
+                if req
+                    .headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
                 {
                     return Err(
                         "a test that describes `claims` sends no `authorization` header".to_owned(),
                     );
                 }
-                Ok(self.evaluate_http_by(&http_request(h), now, &|_| who()))
+                Ok(self.evaluate_http_by(&req, now, &|_| who()))
             }
             // Only whether there is a token matters: `who` answers for it.
             (None, Some(e)) => {
@@ -245,20 +263,6 @@ impl Engine {
             }
             (None, None) => Err("the test has no request".to_owned()),
         }
-    }
-}
-
-fn http_request(h: &Http) -> HttpRequest {
-    HttpRequest {
-        method: h.method.clone(),
-        path: h.path.clone(),
-        query: h.query.clone(),
-        headers: h
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        params: h.params.as_ref().map(Value::to_string),
     }
 }
 

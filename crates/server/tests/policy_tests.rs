@@ -130,6 +130,11 @@ fn a_malformed_test_file_is_refused_saying_where() {
              approval-required, step-up-required\n",
         ),
         (
+            "[[tests]]\nname = \"asks less\"\nhttp = { method = \"GET\", path = \"/payments/p\" }\n\
+             expect = { verdict = \"allow\", code = \"policy-forbidden\" }\n",
+            "greenlight: tests/bad.toml: test `asks less`: `code` says nothing about the verdict `allow`\n",
+        ),
+        (
             "[[tests]]\nname = \"unknown field\"\nhttp = { method = \"GET\", path = \"/p\" }\n\
              expect = { verdict = \"allow\", quorom = 2 }\n",
             "greenlight: tests/bad.toml is not a test file: TOML parse error at line 4, column 31\n",

@@ -12,7 +12,6 @@ use common::server::*;
 use greenlight::serve::live::admin::AdminSettings;
 use greenlight::serve::live::watch::ReloadSettings;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 mod common;
 
@@ -105,13 +104,6 @@ async fn reload(srv: &Server) -> (u16, Value) {
         .await
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The shipped component with a custom section added: another module, as
 /// far as hashes go, that decides alike.
 fn variant_component(tag: &str) -> Vec<u8> {
@@ -151,8 +143,14 @@ async fn swaps_under_load_never_give_a_wrong_or_failed_decision() {
 
     let (_, health) = srv.call("GET", "/healthz", None, None).await;
     let hash_100 = health["policy_hash"].as_str().expect("hash").to_owned();
-    assert_eq!(health["component_hash"], hex_sha256(shipped));
-    let components = [hex_sha256(shipped), hex_sha256(&other)];
+    assert_eq!(
+        health["component_hash"],
+        greenlight::archive::sha256_hex(shipped)
+    );
+    let components = [
+        greenlight::archive::sha256_hex(shipped),
+        greenlight::archive::sha256_hex(&other),
+    ];
     let expected: Expected = Arc::new(std::sync::Mutex::new(BTreeMap::from([(
         hash_100.clone(),
         "approval-required",
@@ -233,7 +231,7 @@ async fn swaps_under_load_never_give_a_wrong_or_failed_decision() {
         let (status, a) = reload(&srv).await;
         assert_eq!(status, 200, "{a}");
         assert_eq!(a["outcome"], "swapped", "{a}");
-        assert_eq!(a["component_hash"], hex_sha256(bytes));
+        assert_eq!(a["component_hash"], greenlight::archive::sha256_hex(bytes));
     }
     stop.store(true, Ordering::SeqCst);
     let mut total: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -363,8 +361,10 @@ async fn a_bad_version_is_refused_and_the_old_one_serves() {
     std::fs::write(&module, b"\0asm\x0d\0\x01\0").expect("write");
     let (status, a) = reload(&srv).await;
     assert_eq!(status, 422, "{a}");
-    let why = a["detail"].as_str().expect("detail");
-    assert!(why.starts_with("the component cannot be used: "), "{why}");
+    assert_eq!(
+        a["detail"],
+        "the component cannot be used: no exported instance named `greenlight:approval/types@0.8.0`"
+    );
     assert_eq!(a["component_hash"], before.2.as_str());
     assert_eq!(refund_500(&srv).await, before);
 
@@ -372,11 +372,10 @@ async fn a_bad_version_is_refused_and_the_old_one_serves() {
     std::fs::write(&module, b"not wasm").expect("write");
     let (status, a) = reload(&srv).await;
     assert_eq!(status, 422, "{a}");
-    assert!(
-        a["detail"]
-            .as_str()
-            .is_some_and(|d| d.starts_with("the component cannot be used: ")),
-        "{a}"
+    // wasmtime reads text that is not binary wasm as the text format.
+    assert_eq!(
+        a["detail"],
+        "the component cannot be used: expected `(`\n     --> <anon>:1:1\n      |\n    1 | not wasm\n      | ^"
     );
     assert_eq!(refund_500(&srv).await, before);
 
@@ -569,7 +568,7 @@ fn sighup_swaps_the_served_bundle() {
     let first = health();
     assert_eq!(
         first["component_hash"],
-        hex_sha256(&variant_component("sighup"))
+        greenlight::archive::sha256_hex(&variant_component("sighup"))
     );
     write_limit(bundle.path(), 1000);
     let pid = child.id().to_string();

@@ -34,7 +34,9 @@ pub fn check_url(url: &str, settings: &KeyFetchSettings) -> Result<reqwest::Url,
     }
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+/// Whether `url`'s host is `localhost` or a loopback address: where plain
+/// HTTP may be allowed (key fetches, bundle URLs, the portal's cookies).
+pub fn is_loopback(url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };

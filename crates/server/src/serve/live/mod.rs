@@ -183,7 +183,7 @@ async fn build(
     cx: &Setup<'_>,
 ) -> anyhow::Result<(Version, String)> {
     let reuse = old
-        .filter(|o| o.engine.component_hash() == hex(&read.component_digest))
+        .filter(|o| o.engine.component_hash() == crate::archive::hex(&read.component_digest))
         .map(|o| o.engine.clone());
     let development = sources.development;
     let now = cx.clock.now();
@@ -276,10 +276,6 @@ async fn build(
         },
         summary,
     ))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Live {

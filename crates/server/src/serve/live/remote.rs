@@ -101,15 +101,13 @@ impl std::fmt::Debug for Remote {
 /// loopback host when `allow_http_loopback`.
 fn check_url(url: &str, settings: &RemoteSettings) -> anyhow::Result<()> {
     let u = reqwest::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
-    let loopback = match u.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        None => false,
-    };
     match u.scheme() {
         "https" => Ok(()),
-        "http" if loopback && settings.allow_http_loopback => Ok(()),
+        "http"
+            if settings.allow_http_loopback && super::super::keysource::fetch::is_loopback(&u) =>
+        {
+            Ok(())
+        }
         _ => bail!("`{url}` is not HTTPS (plain HTTP only to loopback, with allow_http_loopback)"),
     }
 }

@@ -94,15 +94,9 @@ impl Portal {
             .with_context(|| format!("the issuer `{issuer}` is not a URL"))?;
         let url = reqwest::Url::parse(public_url)
             .with_context(|| format!("the public URL `{public_url}` is not a URL"))?;
-        let loopback = match url.host() {
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(a)) => a.is_loopback(),
-            Some(url::Host::Ipv6(a)) => a.is_loopback(),
-            None => false,
-        };
         let secure = match url.scheme() {
             "https" => true,
-            "http" if loopback => false,
+            "http" if crate::serve::keysource::fetch::is_loopback(&url) => false,
             _ => anyhow::bail!(
                 "the portal's session cookies must be Secure: serve it at an https:// public URL \
                  (--public-url), or on loopback for trying it"
