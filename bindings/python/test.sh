@@ -29,9 +29,10 @@ fi
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
-# Install only when the pinned requirements or the package metadata changed.
+# Install only when the pinned requirements, the package metadata or the
+# checkout changed (the package is installed editable, from this checkout).
 stamp=$venv/.greenlight-installed
-want=$(cat bindings/python/requirements.txt bindings/python/pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$( (cat bindings/python/requirements.txt bindings/python/pyproject.toml; echo "$root") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r bindings/python/requirements.txt
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e bindings/python
