@@ -98,6 +98,7 @@ fn refund_of_500() -> HttpRequest {
             format!("Bearer {}", demo_tokens()[0]),
         )],
         params: Some(r#"{"amount":500,"currency":"EUR"}"#.to_owned()),
+        entities: None,
     }
 }
 

@@ -237,6 +237,7 @@ impl Input {
             query,
             headers,
             params,
+            entities: None,
         }
     }
 }

@@ -16,6 +16,28 @@ fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The AuthZEN interop Todo bundle (tests/authzen-interop/todo) without
+/// its entity data: a principal type `user`, roles as parents.
+pub fn todo_bundle() -> Vec<(String, String)> {
+    files(&[
+        (
+            "greenlight.toml",
+            include_str!("../../tests/authzen-interop/todo/greenlight.toml"),
+        ),
+        (
+            "idp.jwks.json",
+            include_str!("../../tests/authzen-interop/todo/idp.jwks.json"),
+        ),
+        (
+            "policy.cedar",
+            include_str!("../../tests/authzen-interop/todo/policy.cedar"),
+        ),
+    ])
+}
+
+/// The Todo bundle's entity data.
+pub const TODO_ENTITIES: &str = include_str!("../../tests/authzen-interop/todo/entities.json");
+
 /// The demo bundle (examples/bundle), as `greenlight_host::read_bundle_dir`
 /// reads it: the three named files and every `.json`, sorted by name.
 pub fn demo_bundle() -> Vec<(String, String)> {

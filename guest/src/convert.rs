@@ -16,6 +16,7 @@ pub fn access_request(request: wit::AccessRequest) -> core::AccessRequest {
         resource_id: request.resource_id,
         resource_properties: request.resource_properties,
         context: request.context,
+        entities: request.entities,
     }
 }
 
@@ -31,6 +32,7 @@ pub fn load_error(e: core::LoadError) -> wit::LoadError {
                         core::ProblemKind::InvalidPolicy => wit::ProblemKind::InvalidPolicy,
                         core::ProblemKind::InvalidSchema => wit::ProblemKind::InvalidSchema,
                         core::ProblemKind::InvalidKeys => wit::ProblemKind::InvalidKeys,
+                        core::ProblemKind::InvalidEntities => wit::ProblemKind::InvalidEntities,
                     },
                     file: p.file,
                     line: p.line,

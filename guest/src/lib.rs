@@ -65,6 +65,7 @@ impl GuestPolicy for PolicyImpl {
             query: request.query,
             headers: request.headers,
             params: request.params,
+            entities: request.entities,
         };
         convert::decision(self.0.borrow().evaluate_http(&request, now))
     }

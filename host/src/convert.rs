@@ -143,6 +143,7 @@ pub(crate) fn load_error(e: wit::LoadError) -> LoadError {
                         wit::ProblemKind::InvalidPolicy => ProblemKind::InvalidPolicy,
                         wit::ProblemKind::InvalidSchema => ProblemKind::InvalidSchema,
                         wit::ProblemKind::InvalidKeys => ProblemKind::InvalidKeys,
+                        wit::ProblemKind::InvalidEntities => ProblemKind::InvalidEntities,
                     },
                     file: truncate(p.file),
                     line: p.line,
@@ -602,6 +603,7 @@ pub(crate) fn http_request(r: &HttpRequest) -> wit::HttpRequest {
         query: r.query.clone(),
         headers: r.headers.clone(),
         params: r.params.clone(),
+        entities: r.entities.clone(),
     }
 }
 
@@ -613,6 +615,7 @@ pub(crate) fn access_request(r: &AccessRequest) -> wit::AccessRequest {
         resource_id: r.resource_id.clone(),
         resource_properties: r.resource_properties.clone(),
         context: r.context.clone(),
+        entities: r.entities.clone(),
     }
 }
 

@@ -78,6 +78,7 @@ impl Exchange {
                 query: query.to_owned(),
                 headers: pairs,
                 params: None,
+                entities: None,
             },
             ours,
             json_body,

@@ -521,8 +521,12 @@ export class Policy {
    * Decides an HTTP request at `now` (Unix seconds).
    * @param {{method: string, path: string, query?: string,
    *          headers?: [string, string][] | Record<string, string>,
-   *          params?: string | object | null}} request `params` is the
+   *          params?: string | object | null,
+   *          entities?: string | object[] | null}} request `params` is the
    *   JSON body as text (an object is serialised); null or absent for none.
+   *   `entities` are what this host adds for the request beside the
+   *   bundle's `entities.json` (Cedar's entity JSON, a list; a list is
+   *   serialised): only a host gives them, never the client.
    * @param {number | bigint} now
    * @returns {import('./decision.js').Decision}
    * @throws {TypeError} only for arguments of the wrong shape, never for what the module does
@@ -535,7 +539,9 @@ export class Policy {
    * Decides an AuthZEN-shaped request at `now` (Unix seconds).
    * @param {{token: string, action: string, resource_type: string,
    *          resource_id: string, resource_properties?: string | object | null,
-   *          context?: string | object | null}} request (camelCase names are accepted too)
+   *          context?: string | object | null,
+   *          entities?: string | object[] | null}} request (camelCase names are accepted too);
+   *   `entities` as for `evaluateHttp`
    * @param {number | bigint} now
    * @returns {import('./decision.js').Decision}
    * @throws {TypeError} only for arguments of the wrong shape, never for what the module does
@@ -834,6 +840,7 @@ function httpRequest(r) {
     query: text(r.query ?? '', 'query'),
     headers: headers.map(([k, v]) => [text(k, 'a header name'), text(v, 'a header value')]),
     params: json(r.params, 'params'),
+    entities: json(r.entities, 'entities'),
   };
 }
 
@@ -877,5 +884,6 @@ function accessRequest(r) {
     resourceId: text(r.resource_id ?? r.resourceId, 'resource_id'),
     resourceProperties: json(r.resource_properties ?? r.resourceProperties, 'resource_properties'),
     context: json(r.context, 'context'),
+    entities: json(r.entities, 'entities'),
   };
 }

@@ -16,7 +16,8 @@ use serde_json::{Map, Value};
 use crate::bundle::Bundle;
 pub use crate::cache::TOKEN_CACHE_CAPACITY;
 use crate::cache::TokenCache;
-use crate::policy::{Outcome, SignIn};
+use crate::policy::entities::{EntityJson, request_entities};
+use crate::policy::{Outcome, Query, SignIn};
 use crate::routes::{self, RequestView};
 use crate::token::{self, TokenKind, Verified};
 
@@ -38,13 +39,16 @@ impl std::fmt::Debug for Engine {
 }
 
 /// The action a request performs, with everything Cedar needs.
-struct Target {
+#[derive(Clone)]
+pub(crate) struct Target {
     /// The action, its bound parameters and its digest.
-    action: Action,
+    pub(crate) action: Action,
     /// The resource's attributes.
-    resource_attrs: Map<String, Value>,
+    pub(crate) resource_attrs: Map<String, Value>,
     /// Every parameter of the request, bound or not.
-    context: Map<String, Value>,
+    pub(crate) context: Map<String, Value>,
+    /// The entities the host gave with the request.
+    pub(crate) entities: Vec<EntityJson>,
 }
 
 /// The denial for a request no route matches.
@@ -371,7 +375,20 @@ impl Engine {
         now: u64,
         who: &dyn Fn(&HttpRequest) -> Result<Verified, Denial>,
     ) -> Decision {
-        let result = (|| {
+        match self.http_target(req, who) {
+            Ok((verified, target)) => self.decide(&verified, target, now),
+            Err(d) => self.denied(d),
+        }
+    }
+
+    /// Who asks and what for, from an HTTP request: every rule before the
+    /// policies.
+    pub(crate) fn http_target(
+        &self,
+        req: &HttpRequest,
+        who: &dyn Fn(&HttpRequest) -> Result<Verified, Denial>,
+    ) -> Result<(Verified, Target), Denial> {
+        {
             check_path(&req.path)?;
             let found = routes::find(&self.bundle.routes, &req.method, &req.path);
             if req.params.is_none() && found.as_ref().is_some_and(|f| f.route.reads_body()) {
@@ -382,6 +399,8 @@ impl Engine {
                 ));
             }
             let body = parse_object(req.params.as_deref(), "request parameters")?;
+            let entities = request_entities(req.entities.as_deref())
+                .map_err(|e| Denial::new(DenialCode::RequestInvalid, e))?;
             let verified = who(req)?;
             let body = Value::Object(body);
             let view = RequestView {
@@ -414,12 +433,9 @@ impl Engine {
                 ),
                 resource_attrs,
                 context: matched.params,
+                entities,
             };
             Ok((verified, target))
-        })();
-        match result {
-            Ok((verified, target)) => self.decide(&verified, target, now),
-            Err(d) => self.denied(d),
         }
     }
 
@@ -476,11 +492,9 @@ impl Engine {
         now: u64,
         who: &dyn Fn(&AccessRequest) -> Result<Verified, Denial>,
     ) -> Decision {
-        let result = (|| {
-            let target = self.access_target(req, true)?;
-            let verified = who(req)?;
-            Ok((verified, target))
-        })();
+        let result = self
+            .access_target(req, true)
+            .and_then(|target| Ok((who(req)?, target)));
         match result {
             Ok((verified, target)) => self.decide(&verified, target, now),
             Err(d) => self.denied(d),
@@ -564,10 +578,16 @@ impl Engine {
     /// The action, resource and context of an AuthZEN-shaped request;
     /// with `needs_token`, a request without a token is refused (after the
     /// context, before the names: the order the vectors pin).
-    fn access_target(&self, req: &AccessRequest, needs_token: bool) -> Result<Target, Denial> {
+    pub(crate) fn access_target(
+        &self,
+        req: &AccessRequest,
+        needs_token: bool,
+    ) -> Result<Target, Denial> {
         {
             let context = parse_object(req.context.as_deref(), "context")?;
             greenlight_types::check_exact(&context)
+                .map_err(|e| Denial::new(DenialCode::RequestInvalid, e))?;
+            let entities = request_entities(req.entities.as_deref())
                 .map_err(|e| Denial::new(DenialCode::RequestInvalid, e))?;
             let resource_attrs = match req.resource_properties.as_deref() {
                 Some(text) => parse_object(Some(text), "resource properties")?,
@@ -616,11 +636,21 @@ impl Engine {
                 ),
                 resource_attrs,
                 context,
+                entities,
             })
         }
     }
 
-    fn denied(&self, d: Denial) -> Decision {
+    /// The bundle's first issuer, whose subjects are Cedar entities by
+    /// their `sub` alone.
+    pub(crate) fn home(&self) -> &str {
+        self.bundle
+            .issuers
+            .first()
+            .map_or("", |i| i.issuer.as_str())
+    }
+
+    pub(crate) fn denied(&self, d: Denial) -> Decision {
         Decision {
             verdict: Verdict::Deny(d),
             reasons: Vec::new(),
@@ -628,11 +658,12 @@ impl Engine {
         }
     }
 
-    fn decide(&self, verified: &Verified, target: Target, now: u64) -> Decision {
+    pub(crate) fn decide(&self, verified: &Verified, target: Target, now: u64) -> Decision {
         let Target {
             action,
             resource_attrs,
             context,
+            entities,
         } = target;
         if let TokenKind::Action(claims) = &verified.kind
             && claims.digest != action.digest
@@ -642,11 +673,7 @@ impl Engine {
                 format!("the action token was issued for another action than {action}"),
             ));
         }
-        let home = self
-            .bundle
-            .issuers
-            .first()
-            .map_or("", |i| i.issuer.as_str());
+        let home = self.home();
         // Another issuer's subjects are `ISSUER#sub` in Cedar: a subject of
         // the first issuer spelled that way would pass for one of them.
         let p = &verified.principal;
@@ -670,14 +697,17 @@ impl Engine {
             exempt: matches!(verified.kind, TokenKind::Action(_)),
         };
         let outcome = self.bundle.policies.decide(
-            &verified.principal,
-            home,
+            Query {
+                principal: &verified.principal,
+                home,
+                action: &action.name,
+                resource_type: &action.resource_type,
+                resource_id: &action.resource_id,
+                resource_attrs,
+                context,
+                entities: &entities,
+            },
             &sign_in,
-            &action.name,
-            &action.resource_type,
-            &action.resource_id,
-            resource_attrs,
-            context,
         );
         let decision = |verdict, reasons| Decision {
             verdict,

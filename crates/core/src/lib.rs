@@ -14,6 +14,7 @@ mod cache;
 pub mod claims;
 pub mod config;
 pub mod engine;
+pub mod explain;
 pub mod jws;
 pub mod policy;
 pub mod policytest;

@@ -32,11 +32,12 @@
 
 use greenlight_types::policytest::TESTS_DIR;
 use greenlight_types::request::RequestFile;
-use greenlight_types::{AccessRequest, Decision, Denial, TestOutcome, Verdict};
+use greenlight_types::{AccessRequest, Decision, Denial, HttpRequest, TestOutcome, Verdict};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::engine::Engine;
+use crate::explain::Explanation;
 use crate::token::{self, Verified};
 
 /// One file of tests.
@@ -74,6 +75,9 @@ struct Evaluation {
     resource: Resource,
     #[serde(default)]
     context: Option<Map<String, Value>>,
+    /// Entities the host adds (Cedar's entity JSON, a list).
+    #[serde(default)]
+    entities: Option<Value>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -228,42 +232,96 @@ impl Engine {
         Ok(verified)
     }
 
-    fn decide_test(&self, case: &TestCase, now: u64) -> Result<Decision, String> {
+    /// A test's request, checked: the request and whether its claims
+    /// stand for the token.
+    fn plan(&self, case: &TestCase) -> Result<(Plan, bool), String> {
         if let Some(i) = &case.issuer
             && !self.bundle().issuers.iter().any(|b| &b.issuer == i)
         {
             return Err(format!("`{i}` is not one of the bundle's issuers"));
         }
-        if case.claims.is_none() {
-            // No description: the request as it is, through every rule.
-            return Ok(match (&case.http, &case.evaluation) {
-                (Some(h), _) => self.evaluate_http(&h.clone().into_http(None), now),
-                (None, Some(e)) => self.evaluate(&access_request(e, String::new()), now),
-                (None, None) => return Err("the test has no request".to_owned()),
-            });
-        }
-        let who = || self.described(case, now);
-        match (&case.http, &case.evaluation) {
+        let described = case.claims.is_some();
+        let plan = match (&case.http, &case.evaluation) {
             (Some(h), _) => {
                 let req = h.clone().into_http(None);
-                if req
-                    .headers
-                    .iter()
-                    .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                if described
+                    && req
+                        .headers
+                        .iter()
+                        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
                 {
                     return Err(
                         "a test that describes `claims` sends no `authorization` header".to_owned(),
                     );
                 }
-                Ok(self.evaluate_http_by(&req, now, &|_| who()))
+                Plan::Http(req)
             }
-            // Only whether there is a token matters: `who` answers for it.
-            (None, Some(e)) => {
-                Ok(self.evaluate_by(&access_request(e, "described".to_owned()), now, &|_| who()))
-            }
-            (None, None) => Err("the test has no request".to_owned()),
-        }
+            // With claims only whether there is a token matters: the
+            // description answers for it.
+            (None, Some(e)) => Plan::Access(access_request(
+                e,
+                if described { "described" } else { "" }.to_owned(),
+            )),
+            (None, None) => return Err("the test has no request".to_owned()),
+        };
+        Ok((plan, described))
     }
+
+    fn decide_test(&self, case: &TestCase, now: u64) -> Result<Decision, String> {
+        let who = || self.described(case, now);
+        Ok(match self.plan(case)? {
+            // No description: the request as it is, through every rule.
+            (Plan::Http(req), false) => self.evaluate_http(&req, now),
+            (Plan::Access(req), false) => self.evaluate(&req, now),
+            (Plan::Http(req), true) => self.evaluate_http_by(&req, now, &|_| who()),
+            (Plan::Access(req), true) => self.evaluate_by(&req, now, &|_| who()),
+        })
+    }
+
+    /// Explains the decision of the test named `name` (`FILE: NAME` as
+    /// `run_tests` names it, or its name alone when no other test has
+    /// it) in `files`, at its file's `now` or else at `now`.
+    pub fn explain_test(
+        &self,
+        files: &[(String, String)],
+        name: &str,
+        now: u64,
+    ) -> Result<Explanation, String> {
+        let parsed = parse(files)?;
+        let found: Vec<(u64, &TestCase)> = parsed
+            .iter()
+            .flat_map(|(file, tests)| {
+                tests
+                    .tests
+                    .iter()
+                    .filter(move |c| c.name == name || format!("{file}: {}", c.name) == name)
+                    .map(move |c| (tests.now.unwrap_or(now), c))
+            })
+            .collect();
+        let (now, case) = match found.as_slice() {
+            [one] => *one,
+            [] => return Err(format!("no test is named `{name}`")),
+            _ => {
+                return Err(format!(
+                    "{} tests are named `{name}`: name one as `FILE: NAME`",
+                    found.len()
+                ));
+            }
+        };
+        let who = || self.described(case, now);
+        Ok(match self.plan(case)? {
+            (Plan::Http(req), false) => self.explain_http(&req, now),
+            (Plan::Access(req), false) => self.explain(&req, now),
+            (Plan::Http(req), true) => self.explain_http_by(&req, now, &|_| who()),
+            (Plan::Access(req), true) => self.explain_by(&req, now, &|_| who()),
+        })
+    }
+}
+
+/// A test's request.
+enum Plan {
+    Http(HttpRequest),
+    Access(AccessRequest),
 }
 
 fn access_request(e: &Evaluation, token: String) -> AccessRequest {
@@ -281,6 +339,7 @@ fn access_request(e: &Evaluation, token: String) -> AccessRequest {
             .context
             .as_ref()
             .map(|c| Value::Object(c.clone()).to_string()),
+        entities: e.entities.as_ref().map(Value::to_string),
     }
 }
 

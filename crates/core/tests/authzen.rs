@@ -49,6 +49,7 @@ fn authzen_request_takes_resource_attributes_from_the_route() {
             resource_id: "report.txt".into(),
             resource_properties: None,
             context: Some(r#"{"owner":"alice"}"#.into()),
+            entities: None,
         },
         now,
     );

@@ -120,6 +120,7 @@ fn request(case: &Case, token: &str) -> HttpRequest {
         query: String::new(),
         headers: vec![("authorization".to_owned(), format!("Bearer {token}"))],
         params: case.params.map(str::to_owned),
+        entities: None,
     }
 }
 

@@ -85,6 +85,7 @@ fn during_swap(c: &mut Criterion) {
         query: String::new(),
         headers: vec![("authorization".to_owned(), format!("Bearer {token}"))],
         params: Some(r#"{"amount":500,"currency":"EUR"}"#.to_owned()),
+        entities: None,
     };
     let decide = || {
         let d = policy.evaluate_http(&request, NOW);

@@ -44,6 +44,33 @@ pub enum Command {
         #[arg(long = "keys", value_name = "ISSUER=FILE")]
         keys: Vec<String>,
     },
+    /// Explain one request's decision: which policies applied, which of
+    /// their conditions failed, and whose annotations an approval asks
+    /// for. The request is a request file with a token, or one of the
+    /// bundle's policy tests by name (its claims stand for the token).
+    /// Decides with the core natively: the shipped module's rules.
+    Explain {
+        /// The bundle folder.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// A request file, as for `check`.
+        #[arg(long, conflicts_with = "test", required_unless_present = "test")]
+        request: Option<PathBuf>,
+        /// A bearer token to put in the request's `authorization` header.
+        #[arg(long, requires = "request")]
+        token: Option<String>,
+        /// A policy test of the bundle (`tests/*.toml`), by its name or as
+        /// `FILE: NAME`.
+        #[arg(long)]
+        test: Option<String>,
+        /// The time to decide at, in Unix seconds. Defaults to now (a
+        /// test's file may set its own).
+        #[arg(long)]
+        now: Option<u64>,
+        /// Extra keys as ISSUER=JWKS_FILE (`greenlight` for action tokens).
+        #[arg(long = "keys", value_name = "ISSUER=FILE")]
+        keys: Vec<String>,
+    },
     /// Serve the approval API: decisions, CIBA approvals, action tokens.
     Serve {
         /// The bundle folder.
@@ -329,6 +356,43 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
                 &key_docs,
             )?;
             writeln!(out, "{}", serde_json::to_string_pretty(&decision)?)?;
+            Ok(0)
+        }
+        Command::Explain {
+            bundle,
+            request,
+            token,
+            test,
+            now,
+            keys,
+        } => {
+            let files = greenlight_host::read_bundle_dir(&bundle)
+                .with_context(|| format!("cannot read bundle {}", bundle.display()))?;
+            let mut engine = greenlight_core::Engine::load(&files).map_err(bundle_error)?;
+            for k in &keys {
+                let (issuer, path) = split_pair(k, "--keys")?;
+                let jwks = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read key set {path}"))?;
+                engine.set_keys(&issuer, &jwks).map_err(bundle_error)?;
+            }
+            let now = now.unwrap_or_else(unix_now);
+            let explanation = match (request, test) {
+                (Some(request), _) => {
+                    let text = std::fs::read_to_string(&request)
+                        .with_context(|| format!("cannot read request {}", request.display()))?;
+                    let file: RequestFile = serde_json::from_str(&text)
+                        .with_context(|| format!("request {} is not valid", request.display()))?;
+                    engine.explain_http(&file.into_http(token.as_deref()), now)
+                }
+                (None, Some(name)) => {
+                    let tests = crate::policytest::read_files(&bundle)?;
+                    engine
+                        .explain_test(&tests, &name, now)
+                        .map_err(|e| anyhow::anyhow!(e))?
+                }
+                (None, None) => anyhow::bail!("give --request or --test"),
+            };
+            write!(out, "{}", greenlight_core::explain::render(&explanation))?;
             Ok(0)
         }
         Command::Serve {

@@ -36,7 +36,7 @@ async fn bad_input_is_refused_with_a_reason() {
             400,
             Some("invalid_request"),
             Some(
-                "Failed to deserialize the JSON body into the target type: body: unknown field `body`, expected one of `method`, `path`, `query`, `headers`, `params` at line 1 column 33"
+                "Failed to deserialize the JSON body into the target type: body: unknown field `body`, expected one of `method`, `path`, `query`, `headers`, `params`, `entities` at line 1 column 33"
             )
         )
     );

@@ -189,7 +189,7 @@ fn check_refuses_a_malformed_request_file() {
     assert_eq!(
         stderr(&o),
         format!(
-            "greenlight: request {} is not valid: unknown field `body`, expected one of `method`, `path`, `query`, `headers`, `params` at line 1 column 38\n",
+            "greenlight: request {} is not valid: unknown field `body`, expected one of `method`, `path`, `query`, `headers`, `params`, `entities` at line 1 column 38\n",
             req.display()
         )
     );

@@ -384,3 +384,174 @@ fn a_hostile_modules_test_answers_are_refused() {
         .expect_err("a runaway module fails the run");
     assert_eq!(looped, "the policy module ran past its time budget");
 }
+
+/// `greenlight explain` on one of the demo's tests: every policy with
+/// its scope and conditions as written, and whose annotations the
+/// approval asks for.
+#[test]
+fn explain_shows_each_policy_its_conditions_and_the_obligations_source() {
+    let o = greenlight(
+        &[
+            "explain",
+            "--bundle",
+            "examples/bundle",
+            "--test",
+            "a refund of 500 needs two finance approvals, once",
+        ],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), EXPLAINED_REFUND_500);
+}
+
+/// A request file with a token, as `check` takes one: a forbid that is
+/// satisfied determines the decision, and a satisfied permit beside it
+/// does not; a request refused before the policies says so; a test name
+/// that names nothing is an error.
+#[test]
+fn explain_takes_a_request_and_says_when_no_policy_was_evaluated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let request = dir.path().join("refund.json");
+    std::fs::write(
+        &request,
+        r#"{"method":"POST","path":"/payments/pay_123/refund","params":{"amount":20000,"currency":"EUR"}}"#,
+    )
+    .expect("write");
+    let now = NOW.to_string();
+    let token = greenlight(
+        &[
+            "dev-token",
+            "--bundle",
+            "examples/bundle",
+            "--sub",
+            "alice",
+            "--scope",
+            "payments:refund",
+            "--now",
+            &now,
+        ],
+        &root(),
+    );
+    let token = text(&token.stdout).trim().to_owned();
+    let request = request.to_str().expect("utf-8");
+    let o = greenlight(
+        &[
+            "explain",
+            "--bundle",
+            "examples/bundle",
+            "--request",
+            request,
+            "--token",
+            &token,
+            "--now",
+            &now,
+        ],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.starts_with(
+            "request:  User::\"alice\" asks Action::\"payment.refund\" on Payment::\"pay_123\"\n\
+             decision: deny policy-forbidden: `payment.refund` on `Payment::pay_123` is forbidden by policy `refund-limit` (by refund-limit)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "\nforbid `refund-limit`: satisfied, determines the decision\n  scope: matches\n  \
+             when { context.amount <= 0 || context.amount > 10000 }: true\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("\npermit `refund-large`: satisfied, but does not determine the decision\n"),
+        "{out}"
+    );
+    assert!(!out.contains("the approval asked for"), "{out}");
+
+    let o = greenlight(
+        &[
+            "explain",
+            "--bundle",
+            "examples/bundle",
+            "--request",
+            request,
+            "--now",
+            &now,
+        ],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "decision: deny token-missing: no bearer token was presented\n\n\
+         no policy was evaluated: the request was refused before them\n"
+    );
+
+    let o = greenlight(
+        &[
+            "explain",
+            "--bundle",
+            "examples/bundle",
+            "--test",
+            "no such test",
+        ],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        text(&o.stderr),
+        "greenlight: no test is named `no such test`\n"
+    );
+}
+
+/// The explanation of a refund of 500 by alice.
+const EXPLAINED_REFUND_500: &str = r#"request:  User::"alice" asks Action::"payment.refund" on Payment::"pay_123"
+decision: approval-required: 2 of group:finance, grant once, ttl 900 s (by refund-large)
+
+forbid `file-owner-only`: not satisfied
+  scope: does not match (principal, action or resource)
+
+permit `file-write-confirm`: not satisfied
+  @approvers("subject")
+  @grant("window:300")
+  @message("Allow this app to write the file you selected?")
+  @ttl("300")
+  scope: does not match (principal, action or resource)
+
+permit `payment-read`: not satisfied
+  scope: does not match (principal, action or resource)
+
+permit `refund-large`: satisfied, determines the decision
+  @approvers("group:finance")
+  @grant("once")
+  @message("Refund above 100: two finance approvals needed")
+  @quorum("2")
+  @reason("required")
+  @ttl("900")
+  scope: matches
+  when { principal.scopes.contains("payments:refund") && context.amount > 100 }: true
+
+forbid `refund-limit`: not satisfied
+  scope: matches
+  when { context.amount <= 0 || context.amount > 10000 }: false: FAILS
+
+permit `refund-small`: not satisfied
+  scope: matches
+  when { principal.scopes.contains("payments:refund") && context.amount <= 100 }: false: FAILS
+
+permit `tenant-data-delete`: not satisfied
+  @approvers("group:tenant-owner@tenant")
+  @grant("once")
+  @message("A tenant admin asks to delete a user's data")
+  @quorum("1")
+  @reason("required")
+  @ttl("3600")
+  scope: does not match (principal, action or resource)
+
+forbid `tenant-isolation`: not satisfied
+  scope: does not match (principal, action or resource)
+
+the approval asked for is `refund-large`'s: @approvers("group:finance") @grant("once") @message("Refund above 100: two finance approvals needed") @quorum("2") @reason("required") @ttl("900")
+"#;

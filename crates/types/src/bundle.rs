@@ -9,6 +9,8 @@ pub const CONFIG_FILE: &str = "greenlight.toml";
 pub const POLICY_FILE: &str = "policy.cedar";
 /// The optional schema file.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
+/// The optional entity data: Cedar's entity JSON.
+pub const ENTITIES_FILE: &str = "entities.json";
 /// The name `set-keys` uses for Greenlight's own action-token issuer.
 pub const ACTION_ISSUER_NAME: &str = "greenlight";
 
@@ -26,6 +28,9 @@ pub enum ProblemKind {
     InvalidSchema,
     /// A key set is invalid.
     InvalidKeys,
+    /// `entities.json` does not parse, does not fit the schema, or breaks
+    /// a rule of entity data.
+    InvalidEntities,
 }
 
 /// One problem in a bundle.

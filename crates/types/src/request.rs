@@ -26,6 +26,11 @@ pub struct HttpRequest {
     /// The JSON parameters (usually the body), as text; `None` for none.
     #[serde(default)]
     pub params: Option<String>,
+    /// Entities the host adds for this request (Cedar's entity JSON, a
+    /// list), beside the bundle's entity data; `None` for none. Only a
+    /// host gives them, never the client whose request it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entities: Option<String>,
 }
 
 /// An AuthZEN-shaped request (the WIT `access-request`): the action and
@@ -47,6 +52,10 @@ pub struct AccessRequest {
     /// The action's parameters, as a JSON object text.
     #[serde(default)]
     pub context: Option<String>,
+    /// Entities the host adds for this request (Cedar's entity JSON, a
+    /// list), beside the bundle's entity data; `None` for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entities: Option<String>,
 }
 
 /// A request as a person writes it in a file.
@@ -66,6 +75,10 @@ pub struct RequestFile {
     /// The JSON parameters (the body). Defaults to none.
     #[serde(default)]
     pub params: Option<Value>,
+    /// Entities a host adds for this request (Cedar's entity JSON, a
+    /// list). Defaults to none.
+    #[serde(default)]
+    pub entities: Option<Value>,
 }
 
 /// The headers of a request file.
@@ -115,6 +128,7 @@ impl RequestFile {
             query: self.query,
             headers,
             params: self.params.map(|p| p.to_string()),
+            entities: self.entities.map(|e| e.to_string()),
         }
     }
 }

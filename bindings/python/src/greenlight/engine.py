@@ -76,7 +76,7 @@ from .info import (
 log = logging.getLogger("greenlight")
 
 #: The WIT package version this binding speaks.
-WIT_VERSION = "0.8.0"
+WIT_VERSION = "0.9.0"
 _ENGINE_IFACE = f"greenlight:approval/engine@{WIT_VERSION}"
 _JOSE_IFACE = f"greenlight:approval/jose@{WIT_VERSION}"
 _GATEWAY_IFACE = f"greenlight:approval/gateway@{WIT_VERSION}"
@@ -123,7 +123,8 @@ class Limits:
 class Problem:
     """One problem in a bundle, located as precisely as the file allows."""
 
-    #: `missing-file`, `invalid-config`, `invalid-policy`, `invalid-schema` or `invalid-keys`.
+    #: `missing-file`, `invalid-config`, `invalid-policy`, `invalid-schema`, `invalid-keys`
+    #: or `invalid-entities`.
     kind: str
     #: The file it is in, as named in the bundle.
     file: str
@@ -192,12 +193,17 @@ class HttpRequest:
     headers: Sequence[tuple[str, str]] = ()
     #: The parameters (usually the JSON body) as JSON text; `None` for none.
     params: Optional[str] = None
+    #: Entities this host adds for the request, beside the bundle's
+    #: `entities.json`: a JSON list in Cedar's entity JSON (text; a list is
+    #: serialised). Only a host gives them, never the client. `None` for none.
+    entities: Optional[Union[str, list[Any]]] = None
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "HttpRequest":
         """From the JSON shape of the vectors: `headers` a list of `[name, value]`."""
         return HttpRequest(d["method"], d["path"], d.get("query", ""),
-                           tuple((k, v) for k, v in d.get("headers", ())), d.get("params"))
+                           tuple((k, v) for k, v in d.get("headers", ())), d.get("params"),
+                           d.get("entities"))
 
 
 @dataclass(frozen=True)
@@ -216,12 +222,14 @@ class AccessRequest:
     resource_properties: Optional[str] = None
     #: The action's parameters as a JSON object text; `None` for none.
     context: Optional[str] = None
+    #: Entities this host adds for the request, as in `HttpRequest`.
+    entities: Optional[Union[str, list[Any]]] = None
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "AccessRequest":
         """From the JSON shape of the vectors (snake_case keys)."""
         return AccessRequest(d["token"], d["action"], d["resource_type"], d["resource_id"],
-                             d.get("resource_properties"), d.get("context"))
+                             d.get("resource_properties"), d.get("context"), d.get("entities"))
 
 
 def read_bundle_dir(path: Union[str, os.PathLike]) -> list[tuple[str, str]]:
@@ -825,6 +833,7 @@ class Policy:
             "method": _text(r.method, "the method"), "path": _text(r.path, "the path"),
             "query": _text(r.query, "the query"), "headers": headers,
             "params": _opt_text(r.params, "params"),
+            "entities": _entities(r.entities),
         })
         return self._run("evaluate-http", wit, now)
 
@@ -1005,7 +1014,15 @@ def _access_request(request: Union[AccessRequest, dict[str, Any]]) -> SimpleName
         "resource-id": _text(r.resource_id, "the resource id"),
         "resource-properties": _opt_text(r.resource_properties, "resource properties"),
         "context": _opt_text(r.context, "the context"),
+        "entities": _entities(r.entities),
     })
+
+
+def _entities(entities: Optional[Union[str, list[Any]]]) -> Optional[str]:
+    """A request's host entities as the WIT's JSON text (a list is serialised)."""
+    if isinstance(entities, list):
+        return json.dumps(entities)
+    return _opt_text(entities, "the entities")
 
 
 def _checked_credential(answer: Any) -> Credential:

@@ -16,7 +16,9 @@ mod keys;
 mod policies;
 mod routes;
 
-pub use greenlight_types::bundle::{ACTION_ISSUER_NAME, CONFIG_FILE, POLICY_FILE, SCHEMA_FILE};
+pub use greenlight_types::bundle::{
+    ACTION_ISSUER_NAME, CONFIG_FILE, ENTITIES_FILE, POLICY_FILE, SCHEMA_FILE,
+};
 pub use greenlight_types::{LoadError, Problem, ProblemKind};
 
 /// A validated bundle.
@@ -198,7 +200,7 @@ impl Bundle {
     /// Validates and loads a bundle; on failure lists every problem found,
     /// file by file: the set of files, `greenlight.toml` (issuers and their
     /// key sets, action tokens, routes, principal, `[dev]`), then
-    /// `policy.cedar` with `schema.cedarschema`.
+    /// `policy.cedar` with `schema.cedarschema`, then `entities.json`.
     pub fn load(files: &[(String, String)]) -> Result<Self, LoadError> {
         let mut problems = Problems(Vec::new());
         let map = file_map(files, &mut problems);
@@ -248,12 +250,13 @@ impl Bundle {
                 Vec::new()
             }
         };
-        let policies = policies::policies(&map, config.approvals.default_ttl, &mut problems);
-        if let Some(p) = &policies {
+        let mut policies = policies::policies(&map, config.approvals.default_ttl, &mut problems);
+        if let Some(p) = &mut policies {
             for (name, message) in p.check_principal(&config.principal.entity_type, &attributes) {
                 let at = attribute_at(cfg_text, &name);
                 problems.add(ProblemKind::InvalidSchema, CONFIG_FILE, at, message);
             }
+            policies::entity_data(&map, &config, &attributes, p, &mut problems);
         }
         match policies {
             Some(policies) if problems.0.is_empty() => Ok(Self {

@@ -1,10 +1,60 @@
-//! `policy.cedar` and `schema.cedarschema`.
+//! `policy.cedar`, `schema.cedarschema` and `entities.json`.
 
 use std::collections::BTreeMap;
 
-use super::{POLICY_FILE, Problems, SCHEMA_FILE, line_col};
-use crate::policy::Policies;
-use greenlight_types::ProblemKind;
+use super::{ENTITIES_FILE, POLICY_FILE, Problems, SCHEMA_FILE, line_col};
+use crate::claims::Mapping;
+use crate::config::Config;
+use crate::policy::entities::EntityData;
+use crate::policy::{Policies, principal_attrs};
+use greenlight_types::{Principal, ProblemKind};
+use serde_json::Value;
+
+/// Reads `entities.json`, when the bundle has one, into the policies.
+pub(super) fn entity_data(
+    map: &BTreeMap<&str, &str>,
+    config: &Config,
+    mappings: &[Mapping],
+    policies: &mut Policies,
+    problems: &mut Problems,
+) {
+    let Some(text) = map.get(ENTITIES_FILE) else {
+        return;
+    };
+    // A principal's attributes from a token, with sample values.
+    let sample = Principal {
+        entity_type: config.principal.entity_type.clone(),
+        subject: "sample".to_owned(),
+        issuer: "sample".to_owned(),
+        attributes: mappings
+            .iter()
+            .map(|m| (m.name.clone(), m.sample()))
+            .collect(),
+        ..Principal::default()
+    };
+    let Value::Object(token) = principal_attrs(&sample) else {
+        return;
+    };
+    match EntityData::load(
+        text,
+        policies.schema(),
+        &config.principal.entity_type,
+        &token,
+    ) {
+        Ok(data) => policies.set_data(data),
+        Err(errs) => {
+            for e in errs {
+                let at = e.at.map(|(l, c)| {
+                    (
+                        u32::try_from(l).unwrap_or(u32::MAX),
+                        u32::try_from(c).unwrap_or(u32::MAX),
+                    )
+                });
+                problems.add(ProblemKind::InvalidEntities, ENTITIES_FILE, at, e.message);
+            }
+        }
+    }
+}
 
 /// The policies, validated against the schema when there is one; `None`
 /// when either file has problems (all reported).

@@ -34,11 +34,14 @@ use crate::claims::{self, Mapping};
 use greenlight_types::{Obligation, Principal, StepUp};
 
 mod annotations;
+pub mod entities;
+pub mod trace;
 
 pub use annotations::{
     MAX_QUORUM, OBLIGATION_ANNOTATIONS, Requirement, STEP_UP_ANNOTATIONS, SignIn,
 };
 use annotations::{parse_obligation, parse_requirement, strictness};
+use entities::{EntityData, EntityJson, Uid};
 
 /// A problem found in `policy.cedar` or `schema.cedarschema`, located by byte offset.
 #[derive(Clone, Debug)]
@@ -53,6 +56,28 @@ pub struct SourceProblem {
     pub message: String,
 }
 
+/// One request's parts, as the engine holds them.
+#[derive(Clone, Debug)]
+pub struct Query<'a> {
+    /// Who asks.
+    pub principal: &'a Principal,
+    /// The bundle's first issuer, whose subjects are Cedar entities by
+    /// their `sub` alone ([`entity_id`]).
+    pub home: &'a str,
+    /// The action's name.
+    pub action: &'a str,
+    /// The resource's entity type.
+    pub resource_type: &'a str,
+    /// The resource's id.
+    pub resource_id: &'a str,
+    /// The resource's attributes from the request.
+    pub resource_attrs: Map<String, Value>,
+    /// The request's context.
+    pub context: Map<String, Value>,
+    /// The host's entities for this request.
+    pub entities: &'a [EntityJson],
+}
+
 /// The loaded policies.
 #[derive(Clone, Debug)]
 pub struct Policies {
@@ -60,6 +85,7 @@ pub struct Policies {
     obligations: BTreeMap<String, Obligation>,
     requirements: BTreeMap<String, Requirement>,
     schema: Option<Schema>,
+    data: EntityData,
 }
 
 /// Cedar's answer, before digests and tokens are considered.
@@ -242,6 +268,7 @@ impl Policies {
                 obligations,
                 requirements,
                 schema,
+                data: EntityData::default(),
             })
         } else {
             Err(problems)
@@ -322,76 +349,68 @@ impl Policies {
         self.schema.is_some()
     }
 
-    /// Evaluates one request. `home` is the bundle's first issuer, whose
-    /// subjects are Cedar entities by their `sub` alone ([`entity_id`]).
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one Cedar request's parts, passed as the engine holds them"
-    )]
-    pub fn decide(
-        &self,
-        principal: &Principal,
-        home: &str,
-        sign_in: &SignIn<'_>,
-        action: &str,
-        resource_type: &str,
-        resource_id: &str,
-        resource_attrs: Map<String, Value>,
-        context: Map<String, Value>,
-    ) -> Outcome {
-        match self.try_decide(
-            principal,
-            &entity_id(principal, home),
-            sign_in,
-            action,
-            resource_type,
-            resource_id,
-            resource_attrs,
-            context,
-        ) {
+    /// The schema, when one was loaded.
+    pub fn schema(&self) -> Option<&Schema> {
+        self.schema.as_ref()
+    }
+
+    /// Gives the policies the bundle's entity data.
+    pub fn set_data(&mut self, data: EntityData) {
+        self.data = data;
+    }
+
+    /// The bundle's entity data.
+    pub fn data(&self) -> &EntityData {
+        &self.data
+    }
+
+    /// Evaluates one request.
+    pub fn decide(&self, q: Query<'_>, sign_in: &SignIn<'_>) -> Outcome {
+        match self.try_decide(q, sign_in) {
             Ok(o) => o,
             Err(e) => Outcome::Invalid(e),
         }
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one Cedar request's parts, passed as the engine holds them"
-    )]
-    fn try_decide(
-        &self,
-        principal: &Principal,
-        principal_id: &str,
-        sign_in: &SignIn<'_>,
-        action: &str,
-        resource_type: &str,
-        resource_id: &str,
-        resource_attrs: Map<String, Value>,
-        context: Map<String, Value>,
-    ) -> Result<Outcome, String> {
-        let principal_uid = uid(&principal.entity_type, principal_id)?;
-        let action_uid = uid("Action", action)?;
-        let resource_uid = uid(resource_type, resource_id)?;
-        let entities = json!([
-            {
-                "uid": { "type": principal.entity_type, "id": principal_id },
-                "attrs": principal_attrs(principal),
-                "parents": []
-            },
-            {
-                "uid": { "type": resource_type, "id": resource_id },
-                "attrs": resource_attrs,
-                "parents": []
-            }
-        ]);
+    /// The request and entities Cedar sees for `q`.
+    fn cedar_request(&self, q: Query<'_>) -> Result<(Request, Entities), String> {
+        let principal = q.principal;
+        let principal_id = entity_id(principal, q.home);
+        let principal_uid = uid(&principal.entity_type, &principal_id)?;
+        let action_uid = uid("Action", q.action)?;
+        let resource_uid = uid(q.resource_type, q.resource_id)?;
+        let Value::Object(attrs) = principal_attrs(principal) else {
+            return Err("the principal's attributes are not an object".to_owned());
+        };
         let schema = self.schema.as_ref();
-        let entities = Entities::from_json_value(entities, schema)
-            .map_err(|e| format!("the request's entities do not fit: {}", diag_message(&e)))?;
+        let entities = self.data.for_request(
+            schema,
+            (
+                Uid {
+                    kind: principal.entity_type.clone(),
+                    id: principal_id,
+                },
+                attrs,
+            ),
+            (
+                Uid {
+                    kind: q.resource_type.to_owned(),
+                    id: q.resource_id.to_owned(),
+                },
+                q.resource_attrs,
+            ),
+            q.entities,
+        )?;
         let context =
-            Context::from_json_value(Value::Object(context), schema.map(|s| (s, &action_uid)))
+            Context::from_json_value(Value::Object(q.context), schema.map(|s| (s, &action_uid)))
                 .map_err(|e| format!("the request's context does not fit: {}", diag_message(&e)))?;
         let request = Request::new(principal_uid, action_uid, resource_uid, context, schema)
             .map_err(|e| format!("the request does not fit the schema: {}", diag_message(&e)))?;
+        Ok((request, entities))
+    }
+
+    fn try_decide(&self, q: Query<'_>, sign_in: &SignIn<'_>) -> Result<Outcome, String> {
+        let (request, entities) = self.cedar_request(q)?;
         let response = Authorizer::new().is_authorized(&request, &self.set, &entities);
         let mut reasons: Vec<String> = response
             .diagnostics()
@@ -487,7 +506,7 @@ impl Policies {
 
 /// The principal's attributes in Cedar's JSON entity format: the
 /// built-in ones, then the mapped ones.
-fn principal_attrs(principal: &Principal) -> Value {
+pub(crate) fn principal_attrs(principal: &Principal) -> Value {
     let mut attrs = json!({
         "sub": principal.subject,
         "client_id": principal.client_id,

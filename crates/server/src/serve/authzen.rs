@@ -229,6 +229,9 @@ async fn decide_one(
             .context
             .as_ref()
             .map(|c| Value::Object(c.clone()).to_string()),
+        // A PEP calling over HTTP is not trusted to state facts: entities
+        // come from the bundle's data only.
+        entities: None,
     };
     Ok(match subject {
         Subject::Token(t) => {

@@ -34,13 +34,21 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
 
-/// `POST /v1/check`: the request JSON of `greenlight check`, the same
-/// decision JSON back (plus `ask` when approval is required).
+/// `POST /v1/check`: the request JSON of `greenlight check` (without
+/// `entities`), the same decision JSON back (plus `ask` when approval is
+/// required).
 pub async fn check(
     State(st): State<Arc<AppState>>,
     body: Result<Json<RequestFile>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(file) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
+    if file.entities.is_some() {
+        // Whoever calls over HTTP is not trusted to state facts; a host
+        // that is adds them in-process.
+        return Err(ApiError::invalid_request(
+            "`entities` are not taken over HTTP: entity data comes from the bundle",
+        ));
+    }
     let req = file.into_http(None);
     let v = st.version();
     let decision = st.decide(&v, |p, now| p.evaluate_http(&req, now)).await;

@@ -199,6 +199,7 @@ fn request(
         query,
         headers: pairs,
         params,
+        entities: None,
     })
 }
 

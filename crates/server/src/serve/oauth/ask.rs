@@ -40,6 +40,7 @@ impl Asked {
             resource_id: self.resource_id,
             resource_properties: None,
             context: Some(self.params.to_string()),
+            entities: None,
         }
     }
 }

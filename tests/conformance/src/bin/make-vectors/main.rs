@@ -37,6 +37,7 @@ mod actions;
 mod authzen;
 mod claims;
 mod demo;
+mod entities;
 mod expect;
 mod keys;
 mod sign;
@@ -128,6 +129,7 @@ fn main() {
     authzen::add(&ctx, &mut v);
     claims::add(&ctx, &mut v);
     demo::add_ambiguous(&ctx, &mut v);
+    entities::add(&ctx, &mut v);
     let Vectors { list, mut extra } = v;
     let mut v = list;
     v.append(&mut extra);

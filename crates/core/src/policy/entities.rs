@@ -1,0 +1,371 @@
+//! Entity data: the entities a bundle ships in `entities.json` and those a
+//! host adds to one request, and how they meet the principal and resource
+//! a request names.
+//!
+//! Both are Cedar's entity JSON in its plain form: a list of
+//! `{"uid": {"type": T, "id": I}, "attrs": {...}, "parents": [{"type": T,
+//! "id": I}, ...]}` (`attrs` and `parents` may be left out). The rules:
+//!
+//! - **The principal** is the entity of the token's subject (or of the
+//!   subject a trusted host vouches for). When the data holds an entity
+//!   with the same uid, it is one entity: the data's parents and
+//!   attributes, with the token's attributes beside them. An entity of the
+//!   principal type in the data may not carry an attribute a token gives
+//!   (`sub`, `client_id`, `scopes`, `groups`, `roles`, `tenant`, `issuer`
+//!   and the mapped ones): the bundle is refused, so
+//!   the data can neither shadow nor be shadowed by a token.
+//! - **The resource** is the entity the request names, with the attributes
+//!   the request gives (a route's resource parameters, AuthZEN's
+//!   `resource.properties`). When the data (or the host, for this request)
+//!   holds an entity with the same uid, it is one entity: its parents and
+//!   attributes with the request's beside them. An attribute both give is
+//!   refused (the request is denied as invalid): a request never overrides
+//!   a fact the data states, nor is silently overridden by it. When the
+//!   resource is the principal itself, the same holds against the
+//!   principal's attributes.
+//! - **A host's entities** for one request (what a gateway has just looked
+//!   up) stand beside the data and replace a data entity of the same uid:
+//!   they are the fresher fact. They may not name the principal, whose
+//!   facts come from the token, nor an action, and may name an entity once.
+//! - An entity of the principal type enters a decision only as the
+//!   principal or as the resource: it is held to the schema as it would
+//!   be merged with a token, and without one it is not a whole entity.
+//! - Actions are never data: they come from the policies and the schema.
+//!
+//! Only hosts give entities: Greenlight's HTTP APIs take none from their
+//! callers, who are not trusted to state facts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cedar_policy::{Entities, Entity, Schema};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::diag_message;
+
+/// The most entities a bundle's `entities.json` may hold.
+pub const MAX_DATA_ENTITIES: usize = 10_000;
+
+/// The largest entities document a host may add to one request, in bytes.
+pub const MAX_REQUEST_ENTITIES_BYTES: usize = 64 * 1024;
+
+/// An entity's uid in Cedar's entity JSON.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Uid {
+    /// The entity type, e.g. `Role`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The entity id, e.g. `admin`.
+    pub id: String,
+}
+
+impl std::fmt::Display for Uid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}::{:?}", self.kind, self.id)
+    }
+}
+
+/// One entity in Cedar's entity JSON (plain form; no tags).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityJson {
+    /// Its uid.
+    pub uid: Uid,
+    /// Its attributes.
+    #[serde(default)]
+    pub attrs: Map<String, Value>,
+    /// Its direct parents.
+    #[serde(default)]
+    pub parents: Vec<Uid>,
+}
+
+impl EntityJson {
+    fn new(uid: Uid) -> Self {
+        Self {
+            uid,
+            attrs: Map::new(),
+            parents: Vec::new(),
+        }
+    }
+}
+
+/// Whether an entity type is an action type (`Action`, `Ns::Action`).
+fn is_action(kind: &str) -> bool {
+    kind == "Action" || kind.ends_with("::Action")
+}
+
+/// Cedar's complaint, with its causes (where it says what does not fit).
+pub(super) fn with_causes(e: &impl miette::Diagnostic) -> String {
+    let mut message = diag_message(e);
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message.push_str(&format!(": {text}"));
+        }
+        cause = c.source();
+    }
+    message
+}
+
+/// A bundle's entity data, checked against the schema when there is one.
+#[derive(Clone, Debug, Default)]
+pub struct EntityData {
+    /// Each entity as written, to merge a request's principal and resource
+    /// with.
+    by_uid: BTreeMap<Uid, EntityJson>,
+    /// The entities not of the principal type for Cedar, with their
+    /// ancestors computed; `None` when there are none.
+    entities: Option<Entities>,
+}
+
+/// A problem in `entities.json`: where (a byte offset or a line and
+/// column) and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataProblem {
+    /// 1-based line and column, where known.
+    pub at: Option<(usize, usize)>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl EntityData {
+    /// Reads `entities.json`. `principal_type` and `token` (a principal's
+    /// attributes from a token, with sample values: the built-in and the
+    /// mapped ones) say what a principal entity in the data may not
+    /// repeat, and what it is checked against the schema with.
+    pub fn load(
+        text: &str,
+        schema: Option<&Schema>,
+        principal_type: &str,
+        token: &Map<String, Value>,
+    ) -> Result<Self, Vec<DataProblem>> {
+        let list: Vec<EntityJson> = serde_json::from_str(text).map_err(|e| {
+            vec![DataProblem {
+                at: Some((e.line().max(1), e.column().max(1))),
+                message: format!(
+                    "not a list of entities in Cedar's entity JSON ({{\"uid\": {{\"type\", \"id\"}}, \"attrs\", \"parents\"}}): {e}"
+                ),
+            }]
+        })?;
+        let mut problems = Vec::new();
+        let at = |uid: &Uid| {
+            let needle = serde_json::to_string(&uid.id).unwrap_or_default();
+            text.find(&needle).map(|o| {
+                let before = &text[..o];
+                (
+                    before.matches('\n').count() + 1,
+                    before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+                )
+            })
+        };
+        if list.len() > MAX_DATA_ENTITIES {
+            problems.push(DataProblem {
+                at: None,
+                message: format!(
+                    "{} entities, more than the {MAX_DATA_ENTITIES} a bundle may hold",
+                    list.len()
+                ),
+            });
+        }
+        let mut by_uid = BTreeMap::new();
+        for e in &list {
+            let mut refuse = |message: String| {
+                problems.push(DataProblem {
+                    at: at(&e.uid),
+                    message,
+                })
+            };
+            if is_action(&e.uid.kind) || e.parents.iter().any(|p| is_action(&p.kind)) {
+                refuse(format!(
+                    "{} is or names an action: actions come from the policies and the schema, not from data",
+                    e.uid
+                ));
+            }
+            if e.uid.kind == principal_type {
+                for name in e.attrs.keys() {
+                    if token.contains_key(name) {
+                        refuse(format!(
+                            "{} has attribute `{name}`, which a principal takes from its token: give it another name, or make the entity a parent (`principal in {}`)",
+                            e.uid, e.uid
+                        ));
+                    }
+                }
+            }
+            if by_uid.insert(e.uid.clone(), e.clone()).is_some() {
+                refuse(format!("{} is given twice", e.uid));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let (principals, others): (Vec<&EntityJson>, Vec<&EntityJson>) =
+            list.iter().partition(|e| e.uid.kind == principal_type);
+        // A principal's facts as they will meet its token's.
+        for p in principals {
+            let mut merged = p.clone();
+            merged
+                .attrs
+                .extend(token.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let fits = serde_json::to_value(&merged)
+                .map_err(|e| e.to_string())
+                .and_then(|v| Entity::from_json_value(v, schema).map_err(|e| with_causes(&e)));
+            if let Err(why) = fits {
+                problems.push(DataProblem {
+                    at: at(&p.uid),
+                    message: format!(
+                        "{} does not fit as a principal with a token's attributes: {why}",
+                        p.uid
+                    ),
+                });
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let entities = if others.is_empty() {
+            None
+        } else {
+            let value = serde_json::to_value(&others).map_err(|e| {
+                vec![DataProblem {
+                    at: None,
+                    message: e.to_string(),
+                }]
+            })?;
+            Some(Entities::from_json_value(value, schema).map_err(|e| {
+                vec![DataProblem {
+                    at: None,
+                    message: format!("the entities do not fit: {}", with_causes(&e)),
+                }]
+            })?)
+        };
+        Ok(Self { by_uid, entities })
+    }
+
+    /// How many entities the data holds.
+    pub fn len(&self) -> usize {
+        self.by_uid.len()
+    }
+
+    /// Whether the data holds none.
+    pub fn is_empty(&self) -> bool {
+        self.by_uid.is_empty()
+    }
+
+    /// The entity with this uid, as written.
+    pub fn get(&self, uid: &Uid) -> Option<&EntityJson> {
+        self.by_uid.get(uid)
+    }
+
+    /// The entities Cedar sees for one request: the data, the principal
+    /// and resource merged with it, and the host's entities, by the rules
+    /// of this module.
+    pub(super) fn for_request(
+        &self,
+        schema: Option<&Schema>,
+        principal: (Uid, Map<String, Value>),
+        resource: (Uid, Map<String, Value>),
+        extra: &[EntityJson],
+    ) -> Result<Entities, String> {
+        let (principal_uid, principal_attrs) = principal;
+        let (resource_uid, resource_attrs) = resource;
+        let mut seen = BTreeSet::new();
+        for e in extra {
+            if e.uid == principal_uid {
+                return Err(format!(
+                    "the host's entities may not give the principal ({}): its facts come from its token",
+                    e.uid
+                ));
+            }
+            if !seen.insert(&e.uid) {
+                return Err(format!("the host's entities give {} twice", e.uid));
+            }
+        }
+        let mut p = self
+            .by_uid
+            .get(&principal_uid)
+            .cloned()
+            .unwrap_or_else(|| EntityJson::new(principal_uid.clone()));
+        for (name, value) in principal_attrs {
+            if p.attrs.contains_key(&name) {
+                return Err(format!(
+                    "attribute `{name}` of the principal {} is given by both its token and entity data",
+                    p.uid
+                ));
+            }
+            p.attrs.insert(name, value);
+        }
+        let mut list = Vec::with_capacity(extra.len() + 2);
+        let (resource, against) = if resource_uid == principal_uid {
+            (&mut p, "the principal's attributes")
+        } else {
+            let base = extra
+                .iter()
+                .find(|e| e.uid == resource_uid)
+                .or_else(|| self.by_uid.get(&resource_uid))
+                .cloned()
+                .unwrap_or_else(|| EntityJson::new(resource_uid.clone()));
+            list.push(base);
+            (list.last_mut().ok_or("no resource")?, "entity data")
+        };
+        for (name, value) in resource_attrs {
+            if resource.attrs.contains_key(&name) {
+                return Err(format!(
+                    "attribute `{name}` of the resource {} is given by both the request and {against}",
+                    resource.uid
+                ));
+            }
+            resource.attrs.insert(name, value);
+        }
+        list.push(p);
+        list.extend(extra.iter().filter(|e| e.uid != resource_uid).cloned());
+        let fit = |e: &dyn std::fmt::Display| format!("the request's entities do not fit: {e}");
+        match &self.entities {
+            None => {
+                let value = serde_json::to_value(&list).map_err(|e| fit(&e))?;
+                Entities::from_json_value(value, schema).map_err(|e| fit(&with_causes(&e)))
+            }
+            Some(data) => {
+                let mut entities = Vec::with_capacity(list.len());
+                for e in list {
+                    let value = serde_json::to_value(&e).map_err(|e| fit(&e))?;
+                    entities.push(
+                        Entity::from_json_value(value, schema)
+                            .map_err(|e| fit(&with_causes(&e)))?,
+                    );
+                }
+                data.clone()
+                    .upsert_entities(entities, schema)
+                    .map_err(|e| fit(&with_causes(&e)))
+            }
+        }
+    }
+}
+
+/// Reads the entities a host gives with one request: bounded, Cedar's
+/// entity JSON in its plain form, no action among them.
+pub fn request_entities(text: Option<&str>) -> Result<Vec<EntityJson>, String> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    if text.len() > MAX_REQUEST_ENTITIES_BYTES {
+        return Err(format!(
+            "the entities have {} bytes, more than the {MAX_REQUEST_ENTITIES_BYTES} accepted",
+            text.len()
+        ));
+    }
+    let list: Vec<EntityJson> = serde_json::from_str(text).map_err(|e| {
+        format!("the entities are not a list of entities in Cedar's entity JSON: {e}")
+    })?;
+    if let Some(e) = list
+        .iter()
+        .find(|e| is_action(&e.uid.kind) || e.parents.iter().any(|p| is_action(&p.kind)))
+    {
+        return Err(format!(
+            "the entities may not give or name an action ({}): actions come from the policies",
+            e.uid
+        ));
+    }
+    Ok(list)
+}
