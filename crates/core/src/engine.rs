@@ -627,6 +627,12 @@ impl Engine {
                     ));
                 }
             }
+            if req.resource_type == "Action" || req.resource_type.ends_with("::Action") {
+                return Err(Denial::new(
+                    DenialCode::RequestInvalid,
+                    format!("the resource type `{}` is an action's", req.resource_type),
+                ));
+            }
             Ok(Target {
                 action: Action::new(
                     &req.action,
@@ -639,6 +645,38 @@ impl Engine {
                 entities,
             })
         }
+    }
+
+    /// A denial due before any policy is evaluated: an action token used
+    /// for another action, or a first-issuer subject spelled as another
+    /// issuer's user.
+    pub(crate) fn before_policies(&self, verified: &Verified, action: &Action) -> Option<Denial> {
+        if let TokenKind::Action(claims) = &verified.kind
+            && claims.digest != action.digest
+        {
+            return Some(Denial::new(
+                DenialCode::ActionTokenDigestMismatch,
+                format!("the action token was issued for another action than {action}"),
+            ));
+        }
+        let home = self.home();
+        // Another issuer's subjects are `ISSUER#sub` in Cedar: a subject of
+        // the first issuer spelled that way would pass for one of them.
+        let p = &verified.principal;
+        if p.issuer == home
+            && let Some(other) = self.bundle.issuers[1..]
+                .iter()
+                .find(|i| p.subject.starts_with(&format!("{}#", i.issuer)))
+        {
+            return Some(Denial::new(
+                DenialCode::TokenInvalidClaim,
+                format!(
+                    "subject `{}` would pass for a user of `{}`",
+                    p.subject, other.issuer
+                ),
+            ));
+        }
+        None
     }
 
     /// The bundle's first issuer, whose subjects are Cedar entities by
@@ -665,31 +703,10 @@ impl Engine {
             context,
             entities,
         } = target;
-        if let TokenKind::Action(claims) = &verified.kind
-            && claims.digest != action.digest
-        {
-            return self.denied(Denial::new(
-                DenialCode::ActionTokenDigestMismatch,
-                format!("the action token was issued for another action than {action}"),
-            ));
+        if let Some(d) = self.before_policies(verified, &action) {
+            return self.denied(d);
         }
         let home = self.home();
-        // Another issuer's subjects are `ISSUER#sub` in Cedar: a subject of
-        // the first issuer spelled that way would pass for one of them.
-        let p = &verified.principal;
-        if p.issuer == home
-            && let Some(other) = self.bundle.issuers[1..]
-                .iter()
-                .find(|i| p.subject.starts_with(&format!("{}#", i.issuer)))
-        {
-            return self.denied(Denial::new(
-                DenialCode::TokenInvalidClaim,
-                format!(
-                    "subject `{}` would pass for a user of `{}`",
-                    p.subject, other.issuer
-                ),
-            ));
-        }
         let sign_in = SignIn {
             acr: verified.acr.as_deref(),
             auth_time: verified.auth_time,

@@ -17,8 +17,8 @@ pub struct Explanation {
     pub decision: Decision,
     /// Who asked for what, when the request got as far as the policies.
     pub asked: Option<Asked>,
-    /// Each policy's part, by id; `Err` when the request does not fit
-    /// (then no policy was evaluated), empty when it never got that far.
+    /// Each policy's part, by id; `Err` with why no policy was evaluated
+    /// (the request was refused before them, or does not fit).
     pub policies: Result<Vec<PolicyTrace>, String>,
     /// The policy whose annotations an approval asks for.
     pub obligation_from: Option<String>,
@@ -76,12 +76,13 @@ impl Engine {
                 return Explanation {
                     decision: self.denied(d),
                     asked: None,
-                    policies: Ok(Vec::new()),
+                    policies: Err("the request was refused before them".to_owned()),
                     obligation_from: None,
                 };
             }
         };
         let decision = self.decide(&verified, target.clone(), now);
+        let early = self.before_policies(&verified, &target.action);
         let policies = &self.bundle().policies;
         let principal_id = crate::policy::entity_id(&verified.principal, self.home());
         let asked = Asked {
@@ -101,16 +102,27 @@ impl Engine {
             }
             .to_string(),
         };
-        let traces = policies.trace(Query {
-            principal: &verified.principal,
-            home: self.home(),
-            action: &target.action.name,
-            resource_type: &target.action.resource_type,
-            resource_id: &target.action.resource_id,
-            resource_attrs: target.resource_attrs.clone(),
-            context: target.context.clone(),
-            entities: &target.entities,
-        });
+        if early.is_some() {
+            return Explanation {
+                decision,
+                asked: Some(asked),
+                policies: Err("the request was refused before them".to_owned()),
+                obligation_from: None,
+            };
+        }
+        let traces = policies.trace(
+            Query {
+                principal: &verified.principal,
+                home: self.home(),
+                action: &target.action.name,
+                resource_type: &target.action.resource_type,
+                resource_id: &target.action.resource_id,
+                resource_attrs: target.resource_attrs.clone(),
+                context: target.context.clone(),
+                entities: &target.entities,
+            },
+            &decision.reasons,
+        );
         let obligation_from = match &decision.verdict {
             Verdict::ApprovalRequired(c) => {
                 policies.obligation_source(&decision.reasons, &c.obligation)
@@ -163,9 +175,6 @@ pub fn render(e: &Explanation) -> String {
     out.push_str(&format!("decision: {}\n", verdict_line(&e.decision)));
     match &e.policies {
         Err(why) => out.push_str(&format!("\nno policy was evaluated: {why}\n")),
-        Ok(p) if p.is_empty() && e.asked.is_none() => {
-            out.push_str("\nno policy was evaluated: the request was refused before them\n");
-        }
         Ok(policies) => {
             for p in policies {
                 out.push('\n');
@@ -201,7 +210,7 @@ fn render_policy(p: &PolicyTrace) -> String {
         (Ok(true), true) => "satisfied, determines the decision".to_owned(),
         (Ok(true), false) => "satisfied, but does not determine the decision".to_owned(),
         (Ok(false), _) => "not satisfied".to_owned(),
-        // Cedar counts a forbid it cannot evaluate as satisfied here.
+        // Greenlight counts a forbid Cedar cannot evaluate as satisfied.
         (Err(e), _) if !p.permit => {
             format!("cannot be evaluated, so counts as satisfied: {e}")
         }

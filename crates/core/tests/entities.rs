@@ -37,6 +37,9 @@ when { resource has owner && resource.owner == principal.sub && resource has tit
 @id("shared-reads")
 permit (principal, action == Action::"view", resource in Folder::"shared");
 
+@id("suspended-owners")
+forbid (principal, action == Action::"view", resource in Group::"suspended");
+
 @id("self-view")
 permit (principal, action == Action::"self", resource is User)
 when { resource == principal && resource has nickname };
@@ -48,7 +51,9 @@ fn data() -> Value {
         { "uid": { "type": "User", "id": "alice" }, "attrs": { "level": 3, "nickname": "al" },
           "parents": [{ "type": "Group", "id": "finance" }] },
         { "uid": { "type": "User", "id": "bob" }, "attrs": { "level": 1 },
-          "parents": [{ "type": "Group", "id": "finance" }] },
+          "parents": [{ "type": "Group", "id": "finance" }, { "type": "Group", "id": "suspended" }] },
+        { "uid": { "type": "Document", "id": "d5" },
+          "parents": [{ "type": "Folder", "id": "shared" }, { "type": "User", "id": "bob" }] },
         { "uid": { "type": "Document", "id": "d1" }, "attrs": { "owner": "alice" },
           "parents": [{ "type": "Folder", "id": "private" }] },
     ])
@@ -182,24 +187,64 @@ fn a_resource_in_data_and_in_the_request_is_one_entity() {
 }
 
 #[test]
-fn a_resource_that_is_the_principal_is_the_principal_entity() {
+fn a_resource_of_the_principal_type_takes_nothing_from_the_request() {
     let e = engine();
     let me = request("self", "User", "alice", None);
     assert_eq!(verdict(&e, "alice", &me), "allow by self-view");
+    // Carol, whom the data does not know, may not give herself the
+    // nickname the policy wants; nor alice rename herself.
+    let named = request("self", "User", "carol", Some(json!({ "nickname": "c" })));
+    assert_eq!(
+        verdict(&e, "carol", &named),
+        "deny request-invalid: the resource User::\"carol\" is of the principal type: its attributes come from tokens and entity data, not from the request"
+    );
     let renamed = request("self", "User", "alice", Some(json!({ "nickname": "x" })));
     assert_eq!(
         verdict(&e, "alice", &renamed),
-        "deny request-invalid: attribute `nickname` of the resource User::\"alice\" is given by both the request and the principal's attributes"
+        "deny request-invalid: the resource User::\"alice\" is of the principal type: its attributes come from tokens and entity data, not from the request"
     );
-    let as_token = request("self", "User", "alice", Some(json!({ "sub": "bob" })));
+    // Nor say what another person's token would.
+    let other = request("self", "User", "bob", Some(json!({ "tenant": "acme" })));
     assert_eq!(
-        verdict(&e, "alice", &as_token),
-        "deny request-invalid: attribute `sub` of the resource User::\"alice\" is given by both the request and the principal's attributes"
+        verdict(&e, "alice", &other),
+        "deny request-invalid: the resource User::\"bob\" is of the principal type: its attributes come from tokens and entity data, not from the request"
     );
-    // Without data the principal is still one entity with the resource.
+    // The same without data.
     let bare = Engine::load(&files(None, None)).expect("bundle");
-    let me = request("self", "User", "carol", Some(json!({ "nickname": "c" })));
-    assert_eq!(verdict(&bare, "carol", &me), "allow by self-view");
+    assert_eq!(
+        verdict(&bare, "carol", &named),
+        "deny request-invalid: the resource User::\"carol\" is of the principal type: its attributes come from tokens and entity data, not from the request"
+    );
+}
+
+/// What lies below a person in the data has every ancestor through them:
+/// a document of bob's, who is suspended, is forbidden to view although
+/// it sits in the shared folder.
+#[test]
+fn ancestors_through_a_person_in_the_data_count() {
+    let e = engine();
+    assert_eq!(
+        verdict(&e, "alice", &request("view", "Document", "d5", None)),
+        "deny policy-forbidden: `view` on `Document::d5` is forbidden by policy `suspended-owners`"
+    );
+}
+
+/// Data whose hierarchy is too deep to copy on every decision is refused.
+#[test]
+fn entity_data_is_bounded() {
+    let chain: Vec<Value> = (0..500)
+        .map(|i| {
+            json!({ "uid": { "type": "Group", "id": format!("g{i}") },
+                          "parents": [{ "type": "Group", "id": format!("g{}", i + 1) }] })
+        })
+        .collect();
+    let p = problems(&Value::Array(chain).to_string());
+    assert_eq!(
+        p.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![
+            "entities.json: the entities have 125250 entity-ancestor pairs, more than the 100000 a bundle may hold"
+        ]
+    );
 }
 
 #[test]
@@ -375,7 +420,7 @@ entity User in [Group] {
   roles: Set<String>, tenant: String, issuer: String,
   department?: String, level?: Long, nickname?: String,
 };
-entity Document in [Folder] { owner?: String, title?: String };
+entity Document in [Folder, User] { owner?: String, title?: String };
 action read, edit, view appliesTo { principal: [User], resource: [Document] };
 action self appliesTo { principal: [User], resource: [User] };
 "#;

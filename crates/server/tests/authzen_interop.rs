@@ -207,8 +207,8 @@ async fn only_the_trusted_pep_names_subjects_and_only_data_says_who_they_are() {
         .await;
     check(&a, false, "Beth claiming admin");
 
-    // The request may not restate what the data says of an entity: Morty
-    // reading Rick's user record while asserting Rick's e-mail is his.
+    // The request may not say anything of a person: Morty reading Rick's
+    // user record while asserting Rick's e-mail is his.
     let (status, a) = srv
         .json(
             "POST",
@@ -228,7 +228,7 @@ async fn only_the_trusted_pep_names_subjects_and_only_data_says_who_they_are() {
     assert_eq!(
         a["context"]["reason"],
         format!(
-            "attribute `email` of the resource user::\"{RICK}\" is given by both the request and entity data"
+            "the resource user::\"{RICK}\" is of the principal type: its attributes come from tokens and entity data, not from the request"
         )
     );
 

@@ -20,22 +20,32 @@
 //!   holds an entity with the same uid, it is one entity: its parents and
 //!   attributes with the request's beside them. An attribute both give is
 //!   refused (the request is denied as invalid): a request never overrides
-//!   a fact the data states, nor is silently overridden by it. When the
-//!   resource is the principal itself, the same holds against the
-//!   principal's attributes.
+//!   a fact the data states, nor is silently overridden by it. An
+//!   attribute the data leaves out may come from the request, as the route
+//!   or the PEP says: give every attribute a policy relies on in the data
+//!   (or require it in the schema).
+//! - **A resource of the principal type** (the principal itself, or
+//!   another person) takes no attributes from the request: a person's facts
+//!   come from tokens and entity data.
 //! - **A host's entities** for one request (what a gateway has just looked
-//!   up) stand beside the data and replace a data entity of the same uid:
-//!   they are the fresher fact. They may not name the principal, whose
-//!   facts come from the token, nor an action, and may name an entity once.
-//! - An entity of the principal type enters a decision only as the
-//!   principal or as the resource: it is held to the schema as it would
-//!   be merged with a token, and without one it is not a whole entity.
+//!   up) stand beside the data and replace a data entity of the same uid
+//!   whole, parents included: they are the fresher fact, so a host gives
+//!   every parent. They may not name the principal, whose facts come from
+//!   the token, nor an action, and may name an entity once.
+//! - An entity of the principal type in the data is held to the schema as
+//!   it would be merged with a token's attributes, and stands without them
+//!   when it is not the principal (a policy reading another person's token
+//!   attributes finds none).
 //! - Actions are never data: they come from the policies and the schema.
+//! - The data is bounded: at most [`MAX_DATA_ENTITIES`] entities and
+//!   [`MAX_DATA_ANCESTRY`] entity-ancestor pairs; a host's entities at most
+//!   [`MAX_REQUEST_ENTITIES_BYTES`].
 //!
 //! Only hosts give entities: Greenlight's HTTP APIs take none from their
 //! callers, who are not trusted to state facts.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
 
 use cedar_policy::{Entities, Entity, Schema};
 use serde::{Deserialize, Serialize};
@@ -45,6 +55,10 @@ use super::diag_message;
 
 /// The most entities a bundle's `entities.json` may hold.
 pub const MAX_DATA_ENTITIES: usize = 10_000;
+
+/// The most entity-ancestor pairs a bundle's entity data may hold (every
+/// entity counted with each of its ancestors): what each decision copies.
+pub const MAX_DATA_ANCESTRY: usize = 100_000;
 
 /// The largest entities document a host may add to one request, in bytes.
 pub const MAX_REQUEST_ENTITIES_BYTES: usize = 64 * 1024;
@@ -90,6 +104,15 @@ impl EntityJson {
     }
 }
 
+/// A uid as Cedar's, when its type is a valid name.
+fn cedar_uid(uid: &Uid) -> Option<cedar_policy::EntityUid> {
+    let kind = cedar_policy::EntityTypeName::from_str(&uid.kind).ok()?;
+    Some(cedar_policy::EntityUid::from_type_name_and_id(
+        kind,
+        cedar_policy::EntityId::new(&uid.id),
+    ))
+}
+
 /// Whether an entity type is an action type (`Action`, `Ns::Action`).
 fn is_action(kind: &str) -> bool {
     kind == "Action" || kind.ends_with("::Action")
@@ -115,8 +138,9 @@ pub struct EntityData {
     /// Each entity as written, to merge a request's principal and resource
     /// with.
     by_uid: BTreeMap<Uid, EntityJson>,
-    /// The entities not of the principal type for Cedar, with their
-    /// ancestors computed; `None` when there are none.
+    /// The same entities for Cedar, with their ancestors computed (those
+    /// of the principal type without a token's attributes); `None` when
+    /// there are none.
     entities: Option<Entities>,
 }
 
@@ -202,43 +226,64 @@ impl EntityData {
         }
         let (principals, others): (Vec<&EntityJson>, Vec<&EntityJson>) =
             list.iter().partition(|e| e.uid.kind == principal_type);
-        // A principal's facts as they will meet its token's.
+        // A principal-type entity is read against the schema as it will
+        // meet its token (sample values for the token's attributes), then
+        // kept without them: with its parents, so that what lies below it
+        // has every ancestor.
+        let mut principal_entities = Vec::with_capacity(principals.len());
         for p in principals {
             let mut merged = p.clone();
             merged
                 .attrs
                 .extend(token.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let fits = serde_json::to_value(&merged)
+            let read = serde_json::to_value(&merged)
                 .map_err(|e| e.to_string())
-                .and_then(|v| Entity::from_json_value(v, schema).map_err(|e| with_causes(&e)));
-            if let Err(why) = fits {
-                problems.push(DataProblem {
+                .and_then(|v| Entity::from_json_value(v, schema).map_err(|e| with_causes(&e)))
+                .and_then(|entity| {
+                    let (uid, mut attrs, parents) = entity.into_inner();
+                    attrs.retain(|k, _| !token.contains_key(k));
+                    Entity::new(uid, attrs, parents).map_err(|e| e.to_string())
+                });
+            match read {
+                Ok(entity) => principal_entities.push(entity),
+                Err(why) => problems.push(DataProblem {
                     at: at(&p.uid),
                     message: format!(
                         "{} does not fit as a principal with a token's attributes: {why}",
                         p.uid
                     ),
-                });
+                }),
             }
         }
         if !problems.is_empty() {
             return Err(problems);
         }
-        let entities = if others.is_empty() {
+        let refuse = |message: String| vec![DataProblem { at: None, message }];
+        let entities = if list.is_empty() {
             None
         } else {
-            let value = serde_json::to_value(&others).map_err(|e| {
-                vec![DataProblem {
-                    at: None,
-                    message: e.to_string(),
-                }]
-            })?;
-            Some(Entities::from_json_value(value, schema).map_err(|e| {
-                vec![DataProblem {
-                    at: None,
-                    message: format!("the entities do not fit: {}", with_causes(&e)),
-                }]
-            })?)
+            let value = serde_json::to_value(&others).map_err(|e| refuse(e.to_string()))?;
+            let unfit = |e: cedar_policy::entities_errors::EntitiesError| {
+                refuse(format!("the entities do not fit: {}", with_causes(&e)))
+            };
+            let entities = Entities::from_json_value(value, schema)
+                .map_err(unfit)?
+                .add_entities(principal_entities, None)
+                .map_err(unfit)?;
+            // What every request copies and re-closes: bounded.
+            let ancestry: usize = list
+                .iter()
+                .filter_map(|e| {
+                    let uid = cedar_uid(&e.uid)?;
+                    entities.ancestors(&uid).map(Iterator::count)
+                })
+                .sum();
+            if ancestry > MAX_DATA_ANCESTRY {
+                return Err(refuse(format!(
+                    "the entities have {ancestry} entity-ancestor pairs, more than the {MAX_DATA_ANCESTRY} a bundle may hold"
+                )));
+            }
+            Some(entities)
         };
         Ok(Self { by_uid, entities })
     }
@@ -297,29 +342,40 @@ impl EntityData {
             p.attrs.insert(name, value);
         }
         let mut list = Vec::with_capacity(extra.len() + 2);
-        let (resource, against) = if resource_uid == principal_uid {
-            (&mut p, "the principal's attributes")
+        // A resource of the principal type is a person: their facts come
+        // from tokens and entity data, never from the request.
+        let person = resource_uid.kind == principal_uid.kind;
+        if person {
+            if !resource_attrs.is_empty() {
+                return Err(format!(
+                    "the resource {resource_uid} is of the principal type: its attributes come from tokens and entity data, not from the request"
+                ));
+            }
         } else {
-            let base = extra
+            let mut resource = extra
                 .iter()
                 .find(|e| e.uid == resource_uid)
                 .or_else(|| self.by_uid.get(&resource_uid))
                 .cloned()
                 .unwrap_or_else(|| EntityJson::new(resource_uid.clone()));
-            list.push(base);
-            (list.last_mut().ok_or("no resource")?, "entity data")
-        };
-        for (name, value) in resource_attrs {
-            if resource.attrs.contains_key(&name) {
-                return Err(format!(
-                    "attribute `{name}` of the resource {} is given by both the request and {against}",
-                    resource.uid
-                ));
+            for (name, value) in resource_attrs {
+                if resource.attrs.contains_key(&name) {
+                    return Err(format!(
+                        "attribute `{name}` of the resource {} is given by both the request and entity data",
+                        resource.uid
+                    ));
+                }
+                resource.attrs.insert(name, value);
             }
-            resource.attrs.insert(name, value);
+            list.push(resource);
         }
         list.push(p);
-        list.extend(extra.iter().filter(|e| e.uid != resource_uid).cloned());
+        list.extend(
+            extra
+                .iter()
+                .filter(|e| person || e.uid != resource_uid)
+                .cloned(),
+        );
         let fit = |e: &dyn std::fmt::Display| format!("the request's entities do not fit: {e}");
         match &self.entities {
             None => {

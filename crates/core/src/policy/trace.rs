@@ -5,7 +5,7 @@
 //! scope with one condition, each as a permit (so a forbid's parts read
 //! the same way). A part that cannot be evaluated (an attribute the
 //! request does not give, in a bundle without a schema) says so: Cedar
-//! skips such a permit and counts such a forbid as satisfied.
+//! skips such a permit, and Greenlight counts such a forbid as satisfied.
 
 use cedar_policy::{
     Authorizer, Decision as CedarDecision, Effect, Entities, Policy, PolicyId, PolicySet, Request,
@@ -40,8 +40,9 @@ pub struct PolicyTrace {
     /// Whether the whole policy is satisfied (scope and every condition),
     /// evaluated alone; `Err` with why it could not be evaluated.
     pub satisfied: Result<bool, String>,
-    /// Whether it is one of the policies that determined Cedar's decision
-    /// (a satisfied permit is not when a forbid is satisfied).
+    /// Whether it is one of the policies that determined the decision (a
+    /// satisfied permit is not when a forbid is satisfied, nor one with
+    /// approvers beside a plain one).
     pub determining: bool,
     /// Its approval and sign-in annotations, as written.
     pub annotations: Vec<(String, String)>,
@@ -162,16 +163,11 @@ fn written_conditions(text: &str) -> Vec<String> {
 }
 
 impl Policies {
-    /// Each policy's trace for `q`, by id; `Err` when the request itself
-    /// does not fit (then no policy is evaluated).
-    pub fn trace(&self, q: Query<'_>) -> Result<Vec<PolicyTrace>, String> {
+    /// Each policy's trace for `q`, by id, `determining` naming those that
+    /// determined the decision; `Err` when the request itself does not fit
+    /// (then no policy is evaluated).
+    pub fn trace(&self, q: Query<'_>, determining: &[String]) -> Result<Vec<PolicyTrace>, String> {
         let (request, entities) = self.cedar_request(q)?;
-        let whole = Authorizer::new().is_authorized(&request, &self.set, &entities);
-        let applying: Vec<String> = whole
-            .diagnostics()
-            .reason()
-            .map(ToString::to_string)
-            .collect();
         let mut traces = Vec::new();
         let mut policies: Vec<&Policy> = self.set.policies().collect();
         policies.sort_by_key(|p| p.id().to_string());
@@ -217,7 +213,7 @@ impl Policies {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect();
             traces.push(PolicyTrace {
-                determining: applying.contains(&id),
+                determining: determining.contains(&id),
                 satisfied,
                 permit: policy.effect() == Effect::Permit,
                 id,

@@ -92,6 +92,21 @@ pub fn add(_ctx: &Ctx, v: &mut Vectors) {
         vec![],
     );
     push(
+        "entities-a-person-takes-nothing-from-the-request",
+        "a resource of the principal type takes no attributes from the request",
+        json!({ "vouched": {
+            "subject": who,
+            "access": { "token": "", "action": "can_read_user", "resource_type": "user",
+                "resource_id": MORTY, "resource_properties": "{\"email\":\"rick@the-citadel.com\"}",
+                "context": null },
+        }}),
+        deny(
+            "request-invalid",
+            "the resource user::\"CiRmZDE2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs\" is of the principal type: its attributes come from tokens and entity data, not from the request",
+        ),
+        vec![],
+    );
+    push(
         "entities-host-may-not-give-the-principal",
         "the host's entities may not restate the principal",
         update(
