@@ -1,4 +1,5 @@
-//! Builds `greenlight.wasm` and the hostile test component for
+//! Builds `greenlight.wasm`, the hostile test component and the example
+//! custom module (examples/night-refunds) for
 //! `wasm32-wasip2` with the workspace's size-optimised `guest` profile, in a
 //! target directory of their own (a nested build in the outer one would
 //! wait on the outer build's lock).
@@ -32,6 +33,7 @@ fn main() {
         "guest",
         "crates/core",
         "tests/programs",
+        "examples/night-refunds",
         "Cargo.lock",
         "Cargo.toml",
     ] {
@@ -60,6 +62,8 @@ fn main() {
             "greenlight-guest",
             "-p",
             "greenlight-test-hostile",
+            "-p",
+            "greenlight-example-night-refunds",
             "--target-dir",
         ])
         .arg(&target_dir);
@@ -85,6 +89,10 @@ fn main() {
         (
             "GREENLIGHT_HOSTILE_WASM_PATH",
             "greenlight_test_hostile.wasm",
+        ),
+        (
+            "GREENLIGHT_NIGHT_REFUNDS_WASM_PATH",
+            "greenlight_example_night_refunds.wasm",
         ),
     ] {
         let path = dir.join(file);

@@ -13,3 +13,7 @@ pub const GREENLIGHT_WASM: &[u8] = include_bytes!(env!("GREENLIGHT_WASM_PATH"));
 
 /// The path of the hostile test component (loops, allocates or traps on demand).
 pub const HOSTILE_WASM_PATH: &str = env!("GREENLIGHT_HOSTILE_WASM_PATH");
+
+/// The path of the example custom module (examples/night-refunds): the
+/// shipped module plus a rule in code.
+pub const NIGHT_REFUNDS_WASM_PATH: &str = env!("GREENLIGHT_NIGHT_REFUNDS_WASM_PATH");

@@ -182,12 +182,24 @@ impl Engine {
         files: &[(String, String)],
         now: u64,
     ) -> Result<Vec<TestOutcome>, String> {
+        self.run_tests_reviewed(files, now, &|d, _| d)
+    }
+
+    /// [`Self::run_tests`] for a module that reviews every decision the
+    /// core makes (`review(decision, now)`) before answering it: the
+    /// tests see what the module answers.
+    pub fn run_tests_reviewed(
+        &self,
+        files: &[(String, String)],
+        now: u64,
+        review: &dyn Fn(Decision, u64) -> Decision,
+    ) -> Result<Vec<TestOutcome>, String> {
         let mut outcomes = Vec::new();
         for (file, tests) in parse(files)? {
             let now = tests.now.unwrap_or(now);
             for case in &tests.tests {
                 let failure = match self.decide_test(case, now) {
-                    Ok(d) => check(&case.expect, &d).err(),
+                    Ok(d) => check(&case.expect, &review(d, now)).err(),
                     Err(why) => Some(format!("the test cannot run: {why}")),
                 };
                 outcomes.push(TestOutcome {
