@@ -211,7 +211,10 @@ fn render_policy(p: &PolicyTrace) -> String {
         (Ok(true), false) => "satisfied, but does not determine the decision".to_owned(),
         (Ok(false), _) => "not satisfied".to_owned(),
         // Greenlight counts a forbid Cedar cannot evaluate as satisfied.
-        (Err(e), _) if !p.permit => {
+        (Err(e), true) if !p.permit => {
+            format!("cannot be evaluated, so counts as satisfied and determines the decision: {e}")
+        }
+        (Err(e), false) if !p.permit => {
             format!("cannot be evaluated, so counts as satisfied: {e}")
         }
         (Err(e), _) => format!("cannot be evaluated, so does not count: {e}"),

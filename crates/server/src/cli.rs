@@ -63,8 +63,8 @@ pub enum Command {
         /// `FILE: NAME`.
         #[arg(long)]
         test: Option<String>,
-        /// The time to decide at, in Unix seconds. Defaults to now (a
-        /// test's file may set its own).
+        /// The time a request, or a test whose file has no `now` of its
+        /// own, is decided at, in Unix seconds. Defaults to now.
         #[arg(long)]
         now: Option<u64>,
         /// Extra keys as ISSUER=JWKS_FILE (`greenlight` for action tokens).

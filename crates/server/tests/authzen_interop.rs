@@ -270,6 +270,14 @@ async fn only_the_trusted_pep_names_subjects_and_only_data_says_who_they_are() {
     drop(srv);
 }
 
+/// Writes `entities` to `path` and asks the server to reload.
+async fn swap_data(srv: &Server, path: &Path, entities: &[Value]) -> (u16, Value) {
+    let text = serde_json::to_string_pretty(entities).expect("json");
+    std::fs::write(path, text).expect("write");
+    srv.call("POST", "/v1/admin/reload", Some(ADMIN), None)
+        .await
+}
+
 /// Entity data swaps with the bundle: demoting Morty in entities.json and
 /// reloading takes his editor role away; a data file that breaks a rule is
 /// refused and the old data keeps deciding.
@@ -306,14 +314,7 @@ async fn entity_data_swaps_with_the_bundle() {
             e["parents"] = json!([{ "type": "Role", "id": "viewer" }]);
         }
     }
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&entities).expect("json"),
-    )
-    .expect("write");
-    let (status, r) = srv
-        .call("POST", "/v1/admin/reload", Some(ADMIN), None)
-        .await;
+    let (status, r) = swap_data(&srv, &path, &entities).await;
     assert_eq!(
         (status, r["outcome"].as_str()),
         (200, Some("swapped")),
@@ -328,14 +329,7 @@ async fn entity_data_swaps_with_the_bundle() {
     // Data that gives a user a token's attribute is refused; Morty stays
     // a viewer.
     entities.push(json!({ "uid": { "type": "user", "id": "x" }, "attrs": { "roles": ["admin"] } }));
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&entities).expect("json"),
-    )
-    .expect("write");
-    let (status, r) = srv
-        .call("POST", "/v1/admin/reload", Some(ADMIN), None)
-        .await;
+    let (status, r) = swap_data(&srv, &path, &entities).await;
     assert_eq!(
         (status, r["outcome"].as_str()),
         (422, Some("refused")),

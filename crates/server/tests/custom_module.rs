@@ -198,3 +198,36 @@ async fn the_example_module_swaps_in_and_out_under_load() {
     assert_eq!(total.len(), 2, "both modules decided: {total:?}");
     assert!(total.values().all(|n| *n > 0), "{total:?}");
 }
+
+/// A bundle's tests see what the module answers: a test that expects the
+/// rule's refusal passes in the example module and fails in the shipped
+/// one, which asks for an approval instead.
+#[test]
+fn the_bundle_tests_run_through_the_modules_rule() {
+    let files = greenlight_host::read_bundle_dir(&root().join("examples/bundle")).expect("bundle");
+    let tests = vec![(
+        "night.toml".to_owned(),
+        "now = 1767225600\n[[tests]]\nname = \"a refund of 5000 at night\"\n\
+         claims = { sub = \"alice\", scope = \"payments:refund\" }\n\
+         http = { method = \"POST\", path = \"/payments/pay_123/refund\", params = { amount = 5000, currency = \"EUR\" } }\n\
+         expect = { verdict = \"deny\", code = \"policy-forbidden\", reasons = [\"night-refunds\"] }\n"
+            .to_owned(),
+    )];
+    let run = |module: &[u8]| {
+        let engine = greenlight_host::Engine::load(module).expect("module");
+        let policy = engine.load_bundle(files.clone()).expect("bundle");
+        policy.run_tests(&tests, 0).expect("tests run")
+    };
+    let example = run(&night_refunds());
+    assert_eq!(example.len(), 1);
+    assert_eq!(example[0].failure, None);
+    let shipped = run(greenlight_component::GREENLIGHT_WASM);
+    assert_eq!(
+        shipped[0].failure.as_deref(),
+        Some(
+            "expected deny, expected reasons [night-refunds]; got \
+             approval-required: approvers group:finance, quorum 2, grant once, ttl 900 \
+             (determined by refund-large)"
+        )
+    );
+}

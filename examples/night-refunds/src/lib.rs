@@ -17,7 +17,7 @@
 //! decides Cedar policies exactly as the shipped one does; its rule then
 //! reviews each decision, the bundle's own tests included. A server loads
 //! it with `greenlight serve --component`, and swaps it in and out like a
-//! bundle (README, "Custom modules").
+//! bundle (docs/live-policy.md, "Custom modules").
 
 wit_bindgen::generate!({
     world: "approver",

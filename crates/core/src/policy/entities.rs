@@ -25,8 +25,9 @@
 //!   or the PEP says: give every attribute a policy relies on in the data
 //!   (or require it in the schema).
 //! - **A resource of the principal type** (the principal itself, or
-//!   another person) takes no attributes from the request: a person's facts
-//!   come from tokens and entity data.
+//!   another person) takes no attributes from the request, whose giving
+//!   any is denied as invalid: a person's facts come from tokens and
+//!   entity data.
 //! - **A host's entities** for one request (what a gateway has just looked
 //!   up) stand beside the data and replace a data entity of the same uid
 //!   whole, parents included: they are the fresher fact, so a host gives

@@ -50,8 +50,8 @@ pub struct PolicyTrace {
 
 /// Whether a policy given as JSON (its effect made a permit) applies to
 /// the request: `Err` with Cedar's evaluation error.
-fn permits(est: Value, request: &Request, entities: &Entities) -> Result<bool, String> {
-    let policy = Policy::from_json(Some(PolicyId::new("explain")), est)
+fn permits(id: &str, est: Value, request: &Request, entities: &Entities) -> Result<bool, String> {
+    let policy = Policy::from_json(Some(PolicyId::new(id)), est)
         .map_err(|e| format!("cannot be taken apart: {e}"))?;
     let mut set = PolicySet::new();
     set.add(policy)
@@ -180,8 +180,8 @@ impl Policies {
             let conditions: Vec<Value> = est["conditions"].as_array().cloned().unwrap_or_default();
             let mut scope = est.clone();
             scope["conditions"] = Value::Array(Vec::new());
-            let in_scope = permits(scope, &request, &entities);
-            let satisfied = permits(est.clone(), &request, &entities);
+            let in_scope = permits(&id, scope, &request, &entities);
+            let satisfied = permits(&id, est.clone(), &request, &entities);
             let mut traced = Vec::new();
             if in_scope == Ok(true) {
                 // As written where the source says as many; else as Cedar
@@ -201,7 +201,7 @@ impl Policies {
                     traced.push(ConditionTrace {
                         text,
                         kind,
-                        holds: permits(one, &request, &entities),
+                        holds: permits(&id, one, &request, &entities),
                     });
                 }
             }
