@@ -24,22 +24,26 @@ pub fn review(decision: Decision, now: u64) -> Decision {
     if action.name != "payment.refund" {
         return decision;
     }
-    let Some(amount) = action
+    let (hour, minute, zone) = berlin_clock(now);
+    let message = match action
         .params
         .get("amount")
         .and_then(serde_json::Value::as_i64)
-    else {
-        return decision;
+    {
+        // A refund whose amount the rule cannot read is not let through
+        // on the rule's silence.
+        None => {
+            format!("{action} is refused by rule `{RULE}`: the refund has no whole-number `amount`")
+        }
+        Some(amount) if amount <= LIMIT || (NIGHT.1..NIGHT.0).contains(&hour) => {
+            return decision;
+        }
+        Some(_) => format!(
+            "{action} is refused by rule `{RULE}`: refunds above {LIMIT} are not taken from \
+             {:02}:00 to {:02}:00 Berlin time (it is {hour:02}:{minute:02} {zone})",
+            NIGHT.0, NIGHT.1
+        ),
     };
-    let (hour, minute, zone) = berlin_clock(now);
-    if amount <= LIMIT || (NIGHT.1..NIGHT.0).contains(&hour) {
-        return decision;
-    }
-    let message = format!(
-        "{action} is refused by rule `{RULE}`: refunds above {LIMIT} are not taken from \
-         {:02}:00 to {:02}:00 Berlin time (it is {hour:02}:{minute:02} {zone})",
-        NIGHT.0, NIGHT.1
-    );
     Decision {
         verdict: Verdict::Deny(Denial::new(DenialCode::PolicyForbidden, message)),
         reasons: vec![RULE.to_owned()],
