@@ -37,6 +37,15 @@ when { resource has owner && resource.owner == principal.sub && resource has tit
 @id("shared-reads")
 permit (principal, action == Action::"view", resource in Folder::"shared");
 
+// Reaches data through an attribute naming an entity, and a literal.
+@id("open-folder-views")
+permit (principal, action == Action::"view", resource is Document)
+when { resource has folder && resource.folder has open && resource.folder.open };
+
+@id("finance-audits")
+permit (principal, action == Action::"audit", resource)
+when { Group::"finance" has open && Group::"finance".open };
+
 @id("suspended-owners")
 forbid (principal, action == Action::"view", resource in Group::"suspended");
 
@@ -47,7 +56,10 @@ when { resource == principal && resource has nickname };
 
 fn data() -> Value {
     json!([
-        { "uid": { "type": "Group", "id": "finance" } },
+        { "uid": { "type": "Group", "id": "finance" }, "attrs": { "open": true } },
+        { "uid": { "type": "Folder", "id": "hr" }, "attrs": { "open": true } },
+        { "uid": { "type": "Document", "id": "d6" },
+          "attrs": { "folder": { "__entity": { "type": "Folder", "id": "hr" } } } },
         { "uid": { "type": "User", "id": "alice" }, "attrs": { "level": 3, "nickname": "al" },
           "parents": [{ "type": "Group", "id": "finance" }] },
         { "uid": { "type": "User", "id": "bob" }, "attrs": { "level": 1 },
@@ -226,6 +238,23 @@ fn ancestors_through_a_person_in_the_data_count() {
     assert_eq!(
         verdict(&e, "alice", &request("view", "Document", "d5", None)),
         "deny policy-forbidden: `view` on `Document::d5` is forbidden by policy `suspended-owners`"
+    );
+}
+
+/// A decision carries the data it can reach: an entity an attribute names
+/// (the document's folder) and one a policy names (the finance group),
+/// with their attributes, though neither is the principal, the resource or
+/// an ancestor of either.
+#[test]
+fn a_decision_reaches_what_attributes_and_policies_name() {
+    let e = engine();
+    assert_eq!(
+        verdict(&e, "carol", &request("view", "Document", "d6", None)),
+        "allow by open-folder-views"
+    );
+    assert_eq!(
+        verdict(&e, "carol", &request("audit", "Document", "d9", None)),
+        "allow by finance-audits"
     );
 }
 
@@ -413,15 +442,15 @@ fn entity_data_that_breaks_a_rule_refuses_the_bundle() {
 #[test]
 fn entity_data_is_held_to_the_schema() {
     const SCHEMA: &str = r#"
-entity Group;
-entity Folder;
+entity Group { open?: Bool };
+entity Folder { open?: Bool };
 entity User in [Group] {
   sub: String, client_id: String, scopes: Set<String>, groups: Set<String>,
   roles: Set<String>, tenant: String, issuer: String,
   department?: String, level?: Long, nickname?: String,
 };
-entity Document in [Folder, User] { owner?: String, title?: String };
-action read, edit, view appliesTo { principal: [User], resource: [Document] };
+entity Document in [Folder, User] { owner?: String, title?: String, folder?: Folder };
+action read, edit, view, audit appliesTo { principal: [User], resource: [Document] };
 action self appliesTo { principal: [User], resource: [User] };
 "#;
     let ok = Engine::load(&files(Some(&data().to_string()), Some(SCHEMA))).expect("fits");

@@ -38,6 +38,10 @@
 //!   when it is not the principal (a policy reading another person's token
 //!   attributes finds none).
 //! - Actions are never data: they come from the policies and the schema.
+//! - A decision carries only the data it can reach: the principal's and
+//!   the resource's ancestors, the entities their attributes name, and the
+//!   entities the policies name (`Role::"admin"`), each with what it
+//!   reaches in turn. Its cost does not grow with the data.
 //! - The data is bounded: at most [`MAX_DATA_ENTITIES`] entities and
 //!   [`MAX_DATA_ANCESTRY`] entity-ancestor pairs; a host's entities at most
 //!   [`MAX_REQUEST_ENTITIES_BYTES`].
@@ -45,7 +49,7 @@
 //! Only hosts give entities: Greenlight's HTTP APIs take none from their
 //! callers, who are not trusted to state facts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use cedar_policy::{Entities, Entity, Schema};
@@ -58,7 +62,8 @@ use super::diag_message;
 pub const MAX_DATA_ENTITIES: usize = 10_000;
 
 /// The most entity-ancestor pairs a bundle's entity data may hold (every
-/// entity counted with each of its ancestors): what each decision copies.
+/// entity counted with each of its ancestors): what loading computes, and
+/// the most a decision could carry.
 pub const MAX_DATA_ANCESTRY: usize = 100_000;
 
 /// The largest entities document a host may add to one request, in bytes.
@@ -139,10 +144,15 @@ pub struct EntityData {
     /// Each entity as written, to merge a request's principal and resource
     /// with.
     by_uid: BTreeMap<Uid, EntityJson>,
-    /// The same entities for Cedar, with their ancestors computed (those
-    /// of the principal type without a token's attributes); `None` when
-    /// there are none.
-    entities: Option<Entities>,
+    /// The same entities for Cedar, each with all its ancestors (those of
+    /// the principal type without a token's attributes).
+    parsed: HashMap<Uid, Entity>,
+    /// The schema's action entities (their groups), which every request's
+    /// entities carry.
+    actions: Vec<Entity>,
+    /// The entities the policies name (`Role::"admin"`), which every
+    /// request's entities carry with what they reach.
+    named: Vec<Uid>,
 }
 
 /// A problem in `entities.json`: where (a byte offset or a line and
@@ -286,7 +296,35 @@ impl EntityData {
             }
             Some(entities)
         };
-        Ok(Self { by_uid, entities })
+        let parsed = entities
+            .as_ref()
+            .map(|all| {
+                list.iter()
+                    .filter_map(|e| {
+                        let entity = all.get(&cedar_uid(&e.uid)?)?.clone();
+                        Some((e.uid.clone(), entity))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let actions = match (schema, list.is_empty()) {
+            (Some(s), false) => s
+                .action_entities()
+                .map(|a| a.iter().cloned().collect())
+                .map_err(|e| refuse(format!("the schema's actions: {}", with_causes(&e))))?,
+            _ => Vec::new(),
+        };
+        Ok(Self {
+            by_uid,
+            parsed,
+            actions,
+            named: Vec::new(),
+        })
+    }
+
+    /// Names the entities the policies name, which every request carries.
+    pub(super) fn name(&mut self, named: Vec<Uid>) {
+        self.named = named;
     }
 
     /// How many entities the data holds.
@@ -378,26 +416,71 @@ impl EntityData {
                 .cloned(),
         );
         let fit = |e: &dyn std::fmt::Display| format!("the request's entities do not fit: {e}");
-        match &self.entities {
-            None => {
-                let value = serde_json::to_value(&list).map_err(|e| fit(&e))?;
-                Entities::from_json_value(value, schema).map_err(|e| fit(&with_causes(&e)))
+        if self.is_empty() {
+            let value = serde_json::to_value(&list).map_err(|e| fit(&e))?;
+            return Entities::from_json_value(value, schema).map_err(|e| fit(&with_causes(&e)));
+        }
+        // The request's own entities, each held to the schema, then the
+        // data they reach (parents, entities their attributes name, and
+        // what the policies name), each with all its ancestors: what a
+        // decision can see, and no more than that to copy.
+        let own: BTreeSet<&Uid> = list.iter().map(|e| &e.uid).collect();
+        let mut want: Vec<Uid> = self.named.clone();
+        for e in &list {
+            want.extend(e.parents.iter().cloned());
+            named_in(&e.attrs, &mut want);
+        }
+        let mut seen = BTreeSet::new();
+        let mut reached = Vec::new();
+        while let Some(uid) = want.pop() {
+            if own.contains(&uid) || seen.contains(&uid) {
+                continue;
             }
-            Some(data) => {
-                let mut entities = Vec::with_capacity(list.len());
-                for e in list {
-                    let value = serde_json::to_value(&e).map_err(|e| fit(&e))?;
-                    entities.push(
-                        Entity::from_json_value(value, schema)
-                            .map_err(|e| fit(&with_causes(&e)))?,
-                    );
+            if let (Some(raw), Some(entity)) = (self.by_uid.get(&uid), self.parsed.get(&uid)) {
+                reached.push(entity.clone());
+                want.extend(raw.parents.iter().cloned());
+                named_in(&raw.attrs, &mut want);
+            }
+            seen.insert(uid);
+        }
+        let mut entities = Vec::with_capacity(list.len() + reached.len() + self.actions.len());
+        for e in &list {
+            let value = serde_json::to_value(e).map_err(|e| fit(&e))?;
+            entities
+                .push(Entity::from_json_value(value, schema).map_err(|e| fit(&with_causes(&e)))?);
+        }
+        entities.extend(reached);
+        entities.extend(self.actions.iter().cloned());
+        Entities::from_entities(entities, None).map_err(|e| fit(&with_causes(&e)))
+    }
+}
+
+/// Adds to `out` every entity uid `attrs` may name: `{"__entity": {"type",
+/// "id"}}`, and `{"type", "id"}` as a schema lets an entity be written (a
+/// record of that shape is taken too: one entity more is harmless).
+fn named_in(attrs: &Map<String, Value>, out: &mut Vec<Uid>) {
+    fn walk(v: &Value, out: &mut Vec<Uid>) {
+        match v {
+            Value::Object(m) => {
+                let inner = match m.get("__entity") {
+                    Some(Value::Object(e)) => e,
+                    _ => m,
+                };
+                if let (Some(Value::String(kind)), Some(Value::String(id))) =
+                    (inner.get("type"), inner.get("id"))
+                {
+                    out.push(Uid {
+                        kind: kind.clone(),
+                        id: id.clone(),
+                    });
                 }
-                data.clone()
-                    .upsert_entities(entities, schema)
-                    .map_err(|e| fit(&with_causes(&e)))
+                m.values().for_each(|v| walk(v, out));
             }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
         }
     }
+    attrs.values().for_each(|v| walk(v, out));
 }
 
 /// Reads the entities a host gives with one request: bounded, Cedar's

@@ -25,7 +25,8 @@ use std::str::FromStr;
 
 use cedar_policy::{
     AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect, Entities, EntityId,
-    EntityTypeName, EntityUid, PolicyId, PolicySet, Request, Schema, ValidationMode, Validator,
+    EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request, Schema, ValidationMode,
+    Validator,
 };
 use miette::Diagnostic;
 use serde_json::{Map, Value, json};
@@ -355,7 +356,23 @@ impl Policies {
     }
 
     /// Gives the policies the bundle's entity data.
-    pub fn set_data(&mut self, data: EntityData) {
+    pub fn set_data(&mut self, mut data: EntityData) {
+        let mut named: Vec<Uid> = self
+            .set
+            .policies()
+            .flat_map(Policy::entity_literals)
+            .filter(|u| {
+                u.type_name().to_string() != "Action"
+                    && !u.type_name().to_string().ends_with("::Action")
+            })
+            .map(|u| Uid {
+                kind: u.type_name().to_string(),
+                id: u.id().unescaped().to_owned(),
+            })
+            .collect();
+        named.sort();
+        named.dedup();
+        data.name(named);
         self.data = data;
     }
 
