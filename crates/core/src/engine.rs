@@ -627,7 +627,7 @@ impl Engine {
                     ));
                 }
             }
-            if req.resource_type == "Action" || req.resource_type.ends_with("::Action") {
+            if crate::policy::entities::is_action(&req.resource_type) {
                 return Err(Denial::new(
                     DenialCode::RequestInvalid,
                     format!("the resource type `{}` is an action's", req.resource_type),

@@ -81,8 +81,6 @@ impl Engine {
                 };
             }
         };
-        let decision = self.decide(&verified, target.clone(), now);
-        let early = self.before_policies(&verified, &target.action);
         let policies = &self.bundle().policies;
         let principal_id = crate::policy::entity_id(&verified.principal, self.home());
         let asked = Asked {
@@ -102,14 +100,15 @@ impl Engine {
             }
             .to_string(),
         };
-        if early.is_some() {
+        if let Some(d) = self.before_policies(&verified, &target.action) {
             return Explanation {
-                decision,
+                decision: self.denied(d),
                 asked: Some(asked),
                 policies: Err("the request was refused before them".to_owned()),
                 obligation_from: None,
             };
         }
+        let decision = self.decide(&verified, target.clone(), now);
         let traces = policies.trace(
             Query {
                 principal: &verified.principal,

@@ -481,3 +481,16 @@ action self appliesTo { principal: [User], resource: [User] };
         ]
     );
 }
+
+/// An action is never a resource: a caller naming one (to reach the
+/// schema's action hierarchy as if it were data) is refused.
+#[test]
+fn an_action_is_not_a_resource() {
+    let e = engine();
+    for kind in ["Action", "Payments::Action"] {
+        assert_eq!(
+            verdict(&e, "alice", &request("read", kind, "read", None)),
+            format!("deny request-invalid: the resource type `{kind}` is an action's")
+        );
+    }
+}

@@ -87,7 +87,7 @@ impl Problems {
 }
 
 /// Where `needle` first appears in `text`, as line and column.
-pub(super) fn find_at(text: &str, needle: &str) -> Option<(u32, u32)> {
+pub(crate) fn find_at(text: &str, needle: &str) -> Option<(u32, u32)> {
     text.find(needle).map(|o| line_col(text, o))
 }
 

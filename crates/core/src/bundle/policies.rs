@@ -44,13 +44,7 @@ pub(super) fn entity_data(
         Ok(data) => policies.set_data(data),
         Err(errs) => {
             for e in errs {
-                let at = e.at.map(|(l, c)| {
-                    (
-                        u32::try_from(l).unwrap_or(u32::MAX),
-                        u32::try_from(c).unwrap_or(u32::MAX),
-                    )
-                });
-                problems.add(ProblemKind::InvalidEntities, ENTITIES_FILE, at, e.message);
+                problems.add(ProblemKind::InvalidEntities, ENTITIES_FILE, e.at, e.message);
             }
         }
     }

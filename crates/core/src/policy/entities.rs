@@ -50,13 +50,13 @@
 //! callers, who are not trusted to state facts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::str::FromStr;
 
 use cedar_policy::{Entities, Entity, Schema};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::diag_message;
+use crate::bundle::find_at;
 
 /// The most entities a bundle's `entities.json` may hold.
 pub const MAX_DATA_ENTITIES: usize = 10_000;
@@ -112,15 +112,11 @@ impl EntityJson {
 
 /// A uid as Cedar's, when its type is a valid name.
 fn cedar_uid(uid: &Uid) -> Option<cedar_policy::EntityUid> {
-    let kind = cedar_policy::EntityTypeName::from_str(&uid.kind).ok()?;
-    Some(cedar_policy::EntityUid::from_type_name_and_id(
-        kind,
-        cedar_policy::EntityId::new(&uid.id),
-    ))
+    super::uid(&uid.kind, &uid.id).ok()
 }
 
 /// Whether an entity type is an action type (`Action`, `Ns::Action`).
-fn is_action(kind: &str) -> bool {
+pub(crate) fn is_action(kind: &str) -> bool {
     kind == "Action" || kind.ends_with("::Action")
 }
 
@@ -150,8 +146,8 @@ pub struct EntityData {
     /// The schema's action entities (their groups), which every request's
     /// entities carry.
     actions: Vec<Entity>,
-    /// The entities the policies name (`Role::"admin"`), which every
-    /// request's entities carry with what they reach.
+    /// The entities the policies name (`Role::"admin"`) and what they
+    /// reach, which every request's entities carry.
     named: Vec<Uid>,
 }
 
@@ -160,7 +156,7 @@ pub struct EntityData {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataProblem {
     /// 1-based line and column, where known.
-    pub at: Option<(usize, usize)>,
+    pub at: Option<(u32, u32)>,
     /// What is wrong.
     pub message: String,
 }
@@ -178,23 +174,17 @@ impl EntityData {
     ) -> Result<Self, Vec<DataProblem>> {
         let list: Vec<EntityJson> = serde_json::from_str(text).map_err(|e| {
             vec![DataProblem {
-                at: Some((e.line().max(1), e.column().max(1))),
+                at: Some((
+                    u32::try_from(e.line().max(1)).unwrap_or(u32::MAX),
+                    u32::try_from(e.column().max(1)).unwrap_or(u32::MAX),
+                )),
                 message: format!(
                     "not a list of entities in Cedar's entity JSON ({{\"uid\": {{\"type\", \"id\"}}, \"attrs\", \"parents\"}}): {e}"
                 ),
             }]
         })?;
         let mut problems = Vec::new();
-        let at = |uid: &Uid| {
-            let needle = serde_json::to_string(&uid.id).unwrap_or_default();
-            text.find(&needle).map(|o| {
-                let before = &text[..o];
-                (
-                    before.matches('\n').count() + 1,
-                    before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-                )
-            })
-        };
+        let at = |uid: &Uid| find_at(text, &serde_json::to_string(&uid.id).unwrap_or_default());
         if list.len() > MAX_DATA_ENTITIES {
             problems.push(DataProblem {
                 at: None,
@@ -323,8 +313,29 @@ impl EntityData {
     }
 
     /// Names the entities the policies name, which every request carries.
+    /// The closure is taken here, once: every request carries it as is.
     pub(super) fn name(&mut self, named: Vec<Uid>) {
-        self.named = named;
+        self.named = self.reach(named, &BTreeSet::new());
+    }
+
+    /// The data entities `start` reaches, `start` included: through
+    /// parents and the entities attributes name, never entering `skip`.
+    fn reach(&self, start: Vec<Uid>, skip: &BTreeSet<&Uid>) -> Vec<Uid> {
+        let mut want = start;
+        let mut seen = BTreeSet::new();
+        let mut reached = Vec::new();
+        while let Some(uid) = want.pop() {
+            if skip.contains(&uid) || seen.contains(&uid) {
+                continue;
+            }
+            if let Some(raw) = self.by_uid.get(&uid) {
+                want.extend(raw.parents.iter().cloned());
+                named_in(&raw.attrs, &mut want);
+                reached.push(uid.clone());
+            }
+            seen.insert(uid);
+        }
+        reached
     }
 
     /// How many entities the data holds.
@@ -425,24 +436,19 @@ impl EntityData {
         // what the policies name), each with all its ancestors: what a
         // decision can see, and no more than that to copy.
         let own: BTreeSet<&Uid> = list.iter().map(|e| &e.uid).collect();
-        let mut want: Vec<Uid> = self.named.clone();
+        let mut skip = own.clone();
+        skip.extend(&self.named);
+        let mut start = Vec::new();
         for e in &list {
-            want.extend(e.parents.iter().cloned());
-            named_in(&e.attrs, &mut want);
+            start.extend(e.parents.iter().cloned());
+            named_in(&e.attrs, &mut start);
         }
-        let mut seen = BTreeSet::new();
-        let mut reached = Vec::new();
-        while let Some(uid) = want.pop() {
-            if own.contains(&uid) || seen.contains(&uid) {
-                continue;
-            }
-            if let (Some(raw), Some(entity)) = (self.by_uid.get(&uid), self.parsed.get(&uid)) {
-                reached.push(entity.clone());
-                want.extend(raw.parents.iter().cloned());
-                named_in(&raw.attrs, &mut want);
-            }
-            seen.insert(uid);
-        }
+        let reached: Vec<Entity> = self
+            .reach(start, &skip)
+            .iter()
+            .chain(self.named.iter().filter(|u| !own.contains(u)))
+            .filter_map(|u| self.parsed.get(u).cloned())
+            .collect();
         let mut entities = Vec::with_capacity(list.len() + reached.len() + self.actions.len());
         for e in &list {
             let value = serde_json::to_value(e).map_err(|e| fit(&e))?;

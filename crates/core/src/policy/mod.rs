@@ -361,10 +361,7 @@ impl Policies {
             .set
             .policies()
             .flat_map(Policy::entity_literals)
-            .filter(|u| {
-                u.type_name().to_string() != "Action"
-                    && !u.type_name().to_string().ends_with("::Action")
-            })
+            .filter(|u| !entities::is_action(&u.type_name().to_string()))
             .map(|u| Uid {
                 kind: u.type_name().to_string(),
                 id: u.id().unescaped().to_owned(),
