@@ -203,9 +203,10 @@ impl Remote {
             .map_err(unavailable)?;
         // What is refused is the pair: the same archive with a new
         // signature (published a moment after it) is judged again.
+        let digest = Sha256::digest(&bytes);
         let pair = |signature: &str| -> [u8; 32] {
             let mut h = Sha256::new();
-            h.update(Sha256::digest(&bytes));
+            h.update(digest);
             h.update(signature.as_bytes());
             h.finalize().into()
         };
