@@ -16,16 +16,21 @@
 //!   code units, each name once;
 //! - canonicalising the canonical text again gives the same bytes;
 //! - for an object: `Action::new` keeps its parameters in canonical order,
-//!   `params_json` is exactly the canonical text, the digest matches,
+//!   `params_json` is exactly the canonical text, the digest matches and
+//!   is SHA-256 over the canonicalizer's text of the whole action (both
+//!   are written directly where they can be),
 //!   reversing the members' order at every depth gives the same action and
 //!   digest, and rebuilding the action from `params_json` does too.
 
 #![no_main]
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use greenlight_fuzz::{Raw, members_sorted};
 use greenlight_types::Action;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 const EXACT: u64 = (1 << 53) - 1;
 
@@ -120,6 +125,16 @@ fuzz_target!(|data: &[u8]| {
     assert!(
         action.digest_matches(),
         "a fresh action's digest does not match"
+    );
+    // The digest is written directly where it can be: it must be the
+    // canonicalizer's, byte for byte.
+    let by_canonicalizer = serde_json_canonicalizer::to_vec(&action.canonical_value())
+        .expect("an action canonicalises");
+    assert_eq!(
+        action.digest,
+        URL_SAFE_NO_PAD.encode(Sha256::digest(&by_canonicalizer)),
+        "the digest is not SHA-256 over the canonicalizer's text: {}",
+        String::from_utf8_lossy(&by_canonicalizer)
     );
     let shuffled = Action::new(
         "fuzz.act",

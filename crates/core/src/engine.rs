@@ -566,6 +566,7 @@ impl Engine {
                 auth_time: None,
                 acr: None,
                 approver: false,
+                principal_entity: Default::default(),
             };
             Ok((verified, target))
         })();
@@ -723,6 +724,7 @@ impl Engine {
                 resource_attrs,
                 context,
                 entities: &entities,
+                principal_entity: Some(&verified.principal_entity),
             },
             &sign_in,
         );

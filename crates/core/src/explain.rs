@@ -119,6 +119,7 @@ impl Engine {
                 resource_attrs: target.resource_attrs.clone(),
                 context: target.context.clone(),
                 entities: &target.entities,
+                principal_entity: Some(&verified.principal_entity),
             },
             &decision.reasons,
         );

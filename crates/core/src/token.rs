@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::claims::{self, Mapping};
 use crate::config::PrincipalConfig;
+use crate::policy::PrincipalEntity;
 use greenlight_types::bundle::KeySource;
 use greenlight_types::{Denial, DenialCode, GrantMode, Principal};
 
@@ -106,6 +107,9 @@ pub struct Verified {
     /// Whether it is an access token meant for approving (from one of its
     /// issuer's approver clients, or with its approval scope).
     pub approver: bool,
+    /// The principal's Cedar entity, once a decision has built it: the
+    /// token cache's copies of this token share it.
+    pub principal_entity: PrincipalEntity,
 }
 
 impl Verified {
@@ -457,6 +461,7 @@ fn from_claims(
         auth_time,
         acr,
         approver,
+        principal_entity: PrincipalEntity::default(),
     })
 }
 
@@ -611,5 +616,6 @@ pub fn verify_id_token(
         // A sign-in to the portal is a person's own act: it is meant for
         // approving (who may vote on what is still checked per approval).
         approver: true,
+        principal_entity: PrincipalEntity::default(),
     })
 }

@@ -73,12 +73,112 @@ pub fn check_exact(params: &Map<String, Value>) -> Result<(), String> {
 /// or built as JSON cannot fail (serde_json has no NaN or infinity); an
 /// empty result would give a digest no token carries.
 fn canonical(value: &Value) -> Vec<u8> {
-    serde_json_canonicalizer::to_vec(value).unwrap_or_default()
+    let mut out = Vec::with_capacity(128);
+    if write_canonical(value, &mut out) {
+        out
+    } else {
+        serde_json_canonicalizer::to_vec(value).unwrap_or_default()
+    }
+}
+
+/// Whether RFC 8785 writes this number as serde_json does: an integer
+/// within ±(2^53 - 1), which an IEEE double holds exactly and ECMAScript
+/// prints as its digits. Others (fractions, exponents, larger integers)
+/// are left to the canonicalizer.
+fn plain_integer(n: &serde_json::Number) -> bool {
+    n.as_u64().is_some_and(|u| u <= MAX_EXACT_INTEGER)
+        || n.as_i64()
+            .is_some_and(|i| i.unsigned_abs() <= MAX_EXACT_INTEGER)
+}
+
+/// Writes `value` as RFC 8785 canonical JSON, the common case directly:
+/// members in UTF-16 code unit order, strings as serde_json escapes them
+/// (exactly the escapes RFC 8785 prescribes), integers as digits. `false`
+/// (with `out` half written) at a number only the canonicalizer writes.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) -> bool {
+    match value {
+        Value::Object(m) => write_object(m, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if !write_canonical(v, out) {
+                    return false;
+                }
+            }
+            out.push(b']');
+            true
+        }
+        Value::Number(n) if !plain_integer(n) => false,
+        other => serde_json::to_writer(out, other).is_ok(),
+    }
+}
+
+/// [`write_canonical`] for an object.
+fn write_object(m: &Map<String, Value>, out: &mut Vec<u8>) -> bool {
+    let mut members: Vec<(&String, &Value)> = m.iter().collect();
+    members.sort_by(|a, b| utf16_order(a.0, b.0));
+    out.push(b'{');
+    for (i, (k, v)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if serde_json::to_writer(&mut *out, k).is_err() {
+            return false;
+        }
+        out.push(b':');
+        if !write_canonical(v, out) {
+            return false;
+        }
+    }
+    out.push(b'}');
+    true
+}
+
+/// RFC 8785's member order: by UTF-16 code units, which differs from
+/// UTF-8 byte order only where a character beyond U+FFFF meets one in
+/// U+E000–U+FFFF.
+fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return a.cmp(b);
+    }
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// Whether every number in `value` is a [`plain_integer`].
+fn only_plain_numbers(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => plain_integer(n),
+        Value::Array(items) => items.iter().all(only_plain_numbers),
+        Value::Object(m) => m.values().all(only_plain_numbers),
+        _ => true,
+    }
+}
+
+/// `m` with every object's members, at any depth, in RFC 8785 order.
+fn sorted(m: Map<String, Value>) -> Map<String, Value> {
+    fn value(v: Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(sorted(m)),
+            Value::Array(items) => Value::Array(items.into_iter().map(value).collect()),
+            other => other,
+        }
+    }
+    let mut members: Vec<(String, Value)> = m.into_iter().collect();
+    members.sort_by(|a, b| utf16_order(&a.0, &b.0));
+    members.into_iter().map(|(k, v)| (k, value(v))).collect()
 }
 
 /// `params` with every object's members in RFC 8785 order (by UTF-16 code
-/// units), so the decision JSON lists them as the digest sees them.
+/// units), so the decision JSON lists them as the digest sees them; a
+/// number the canonicalizer writes otherwise than serde_json (`1.0` is
+/// `1`) is read back as it wrote it.
 fn canonical_order(params: Map<String, Value>) -> Map<String, Value> {
+    if params.values().all(only_plain_numbers) {
+        return sorted(params);
+    }
     let value = Value::Object(params);
     match serde_json::from_slice(&canonical(&value)) {
         Ok(Value::Object(m)) => m,
@@ -105,9 +205,34 @@ impl Action {
             params: canonical_order(params),
             digest: String::new(),
         };
-        action.digest =
-            URL_SAFE_NO_PAD.encode(Sha256::digest(canonical(&action.canonical_value())));
+        action.digest = URL_SAFE_NO_PAD.encode(Sha256::digest(action.canonical_bytes()));
         action
+    }
+
+    /// The RFC 8785 bytes of [`Action::canonical_value`], written directly
+    /// (its members' order is fixed: `action`, `params`, `resource` with
+    /// `id`, `type`) where the parameters allow.
+    fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(b"{\"action\":");
+        let written = serde_json::to_writer(&mut out, &self.name).is_ok()
+            && {
+                out.extend_from_slice(b",\"params\":");
+                write_object(&self.params, &mut out)
+            }
+            && {
+                out.extend_from_slice(b",\"resource\":{\"id\":");
+                serde_json::to_writer(&mut out, &self.resource_id).is_ok()
+            }
+            && {
+                out.extend_from_slice(b",\"type\":");
+                serde_json::to_writer(&mut out, &self.resource_type).is_ok()
+            };
+        if !written {
+            return canonical(&self.canonical_value());
+        }
+        out.extend_from_slice(b"}}");
+        out
     }
 
     /// The canonical object the digest is taken over:
@@ -122,8 +247,13 @@ impl Action {
 
     /// The parameters as RFC 8785 canonical JSON text (the WIT `params`).
     pub fn params_json(&self) -> String {
-        String::from_utf8(canonical(&Value::Object(self.params.clone())))
-            .unwrap_or_else(|_| "{}".to_owned())
+        let mut out = Vec::with_capacity(64);
+        let bytes = if write_object(&self.params, &mut out) {
+            out
+        } else {
+            canonical(&Value::Object(self.params.clone()))
+        };
+        String::from_utf8(bytes).unwrap_or_else(|_| "{}".to_owned())
     }
 
     /// Whether `digest` is the digest of this action's name, resource and
@@ -239,6 +369,67 @@ mod tests {
             params(json!({"n": 9_007_199_254_740_992_u64})),
         );
         assert_eq!(a.digest, b.digest);
+    }
+
+    /// Values where a hand-written canonical form could go wrong: escapes,
+    /// characters beyond U+FFFF against U+E000–U+FFFF in member order,
+    /// numbers at and beyond 2^53, fractions and exponents, nesting.
+    fn tricky() -> Vec<Value> {
+        vec![
+            json!({"b": 1, "a": 2, "": 3, "aa": 4, "A": 5}),
+            json!({"\u{e000}": 1, "\u{1f600}": 2, "\u{ffff}": 3, "\u{10000}": 4, "z": 5}),
+            json!({"s": "quote \" backslash \\ slash / nl \n tab \t cr \r bs \u{8} ff \u{c} nul \u{0} us \u{1f} del \u{7f} é \u{2028} \u{1f600}"}),
+            json!({"n": [0, -0, 1, -1, 9_007_199_254_740_991_u64, -9_007_199_254_740_991_i64]}),
+            json!({"big": 9_007_199_254_740_993_u64, "neg": -9_007_199_254_740_993_i64, "max": u64::MAX}),
+            json!({"f": [1.0, -0.0, 0.5, 1e21, 1e-7, 123.456, 1e300, 5e-324]}),
+            json!({"deep": {"z": [{"y": {"b": [true, false, null]}, "a": ""}], "a": {}}, "e": []}),
+            json!({"mixed": [1, 1.5, "x", {"k": 2.0}]}),
+        ]
+    }
+
+    #[test]
+    fn the_direct_canonical_form_is_the_canonicalizers() {
+        for v in tricky() {
+            let expected = serde_json_canonicalizer::to_vec(&v).expect("canonical");
+            assert_eq!(
+                String::from_utf8(canonical(&v)).expect("utf-8"),
+                String::from_utf8(expected.clone()).expect("utf-8"),
+                "{v}"
+            );
+            // And the parameters' order (and numbers) as the canonicalizer
+            // would give them back.
+            let Value::Object(m) = v.clone() else {
+                continue;
+            };
+            let read_back: Value = serde_json::from_slice(&expected).expect("json");
+            assert_eq!(
+                serde_json::to_string(&Value::Object(canonical_order(m))).expect("json"),
+                serde_json::to_string(&read_back).expect("json"),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_directly_written_action_is_the_canonicalizers() {
+        for v in tricky() {
+            let Value::Object(m) = v else { continue };
+            let a = Action::new("a.b", "T\u{1f600}", "id \"1\"", m.clone());
+            assert_eq!(
+                a.params_json(),
+                String::from_utf8(
+                    serde_json_canonicalizer::to_vec(&Value::Object(m)).expect("canonical")
+                )
+                .expect("utf-8")
+            );
+            assert_eq!(
+                String::from_utf8(a.canonical_bytes()).expect("utf-8"),
+                String::from_utf8(
+                    serde_json_canonicalizer::to_vec(&a.canonical_value()).expect("canonical")
+                )
+                .expect("utf-8")
+            );
+        }
     }
 
     #[test]

@@ -55,7 +55,7 @@ use cedar_policy::{Entities, Entity, Schema};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::diag_message;
+use super::{diag_message, values};
 use crate::bundle::find_at;
 
 /// The most entities a bundle's `entities.json` may hold.
@@ -353,17 +353,14 @@ impl EntityData {
         self.by_uid.get(uid)
     }
 
-    /// The entities Cedar sees for one request: the data, the principal
-    /// and resource merged with it, and the host's entities, by the rules
-    /// of this module.
-    pub(super) fn for_request(
+    /// The entities one request brings, merged with the data by the rules
+    /// of this module, and the data entities they reach.
+    pub(super) fn merge(
         &self,
-        schema: Option<&Schema>,
-        principal: (Uid, Map<String, Value>),
+        principal_uid: Uid,
         resource: (Uid, Map<String, Value>),
         extra: &[EntityJson],
-    ) -> Result<Entities, String> {
-        let (principal_uid, principal_attrs) = principal;
+    ) -> Result<Merged, String> {
         let (resource_uid, resource_attrs) = resource;
         let mut seen = BTreeSet::new();
         for e in extra {
@@ -377,21 +374,14 @@ impl EntityData {
                 return Err(format!("the host's entities give {} twice", e.uid));
             }
         }
-        let mut p = self
+        // The principal's token attributes join it where it is read
+        // ([`with_token`]): a cached principal needs none of them.
+        let p = self
             .by_uid
             .get(&principal_uid)
             .cloned()
             .unwrap_or_else(|| EntityJson::new(principal_uid.clone()));
-        for (name, value) in principal_attrs {
-            if p.attrs.contains_key(&name) {
-                return Err(format!(
-                    "attribute `{name}` of the principal {} is given by both its token and entity data",
-                    p.uid
-                ));
-            }
-            p.attrs.insert(name, value);
-        }
-        let mut list = Vec::with_capacity(extra.len() + 2);
+        let mut own = Vec::with_capacity(extra.len() + 2);
         // A resource of the principal type is a person: their facts come
         // from tokens and entity data, never from the request.
         let person = resource_uid.kind == principal_uid.kind;
@@ -417,40 +407,69 @@ impl EntityData {
                 }
                 resource.attrs.insert(name, value);
             }
-            list.push(resource);
+            own.push(resource);
         }
-        list.push(p);
-        list.extend(
+        let principal_at = own.len();
+        own.push(p);
+        own.extend(
             extra
                 .iter()
                 .filter(|e| person || e.uid != resource_uid)
                 .cloned(),
         );
-        let fit = |e: &dyn std::fmt::Display| format!("the request's entities do not fit: {e}");
         if self.is_empty() {
-            let value = serde_json::to_value(&list).map_err(|e| fit(&e))?;
-            return Entities::from_json_value(value, schema).map_err(|e| fit(&with_causes(&e)));
+            return Ok(Merged {
+                own,
+                principal_at,
+                reached: Vec::new(),
+            });
         }
-        // The request's own entities, each held to the schema, then the
-        // data they reach (parents, entities their attributes name, and
-        // what the policies name), each with all its ancestors: what a
-        // decision can see, and no more than that to copy.
-        let own: BTreeSet<&Uid> = list.iter().map(|e| &e.uid).collect();
-        let mut skip = own.clone();
+        // The data the request's own entities reach (parents, entities
+        // their attributes name, and what the policies name), each with
+        // all its ancestors: what a decision can see, and no more than
+        // that to copy.
+        let mine: BTreeSet<&Uid> = own.iter().map(|e| &e.uid).collect();
+        let mut skip = mine.clone();
         skip.extend(&self.named);
         let mut start = Vec::new();
-        for e in &list {
+        for e in &own {
             start.extend(e.parents.iter().cloned());
             named_in(&e.attrs, &mut start);
         }
         let reached: Vec<Entity> = self
             .reach(start, &skip)
             .iter()
-            .chain(self.named.iter().filter(|u| !own.contains(u)))
+            .chain(self.named.iter().filter(|u| !mine.contains(u)))
             .filter_map(|u| self.parsed.get(u).cloned())
             .collect();
-        let mut entities = Vec::with_capacity(list.len() + reached.len() + self.actions.len());
-        for e in &list {
+        Ok(Merged {
+            own,
+            principal_at,
+            reached,
+        })
+    }
+
+    /// The entities Cedar sees for one request, each of the request's own
+    /// read by Cedar's JSON reader and held to the schema.
+    pub(super) fn read_json(
+        &self,
+        schema: Option<&Schema>,
+        merged: Merged,
+        token: Map<String, Value>,
+    ) -> Result<Entities, String> {
+        let Merged {
+            mut own,
+            principal_at,
+            reached,
+        } = merged;
+        own[principal_at] = with_token(&own[principal_at], token)?;
+        let fit = |e: &dyn std::fmt::Display| format!("the request's entities do not fit: {e}");
+        if self.is_empty() {
+            let value = serde_json::to_value(&own).map_err(|e| fit(&e))?;
+            return Entities::from_json_value(value, schema).map_err(|e| fit(&with_causes(&e)));
+        }
+        let mut entities = Vec::with_capacity(own.len() + reached.len() + self.actions.len());
+        for e in &own {
             let value = serde_json::to_value(e).map_err(|e| fit(&e))?;
             entities
                 .push(Entity::from_json_value(value, schema).map_err(|e| fit(&with_causes(&e)))?);
@@ -459,6 +478,67 @@ impl EntityData {
         entities.extend(self.actions.iter().cloned());
         Entities::from_entities(entities, None).map_err(|e| fit(&with_causes(&e)))
     }
+
+    /// The same entities as [`Self::read_json`], the request's own built
+    /// directly ([`values::entity`]) and held to the schema: `None` when
+    /// one is not plain JSON or does not fit, for Cedar's reader to say
+    /// why or to read it by the schema.
+    ///
+    /// `principal` gives the principal's entity held to the schema, given
+    /// a way to build it (a cache may not need to).
+    pub(super) fn build(
+        &self,
+        schema: Option<&Schema>,
+        merged: &Merged,
+        principal: impl FnOnce(&dyn Fn(Map<String, Value>) -> Option<Entity>) -> Option<Entity>,
+    ) -> Option<Entities> {
+        let p = &merged.own[merged.principal_at];
+        let principal = principal(&|token| values::entity(&with_token(p, token).ok()?))?;
+        let others = merged
+            .own
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != merged.principal_at)
+            .map(|(_, e)| values::entity(e))
+            .collect::<Option<Vec<_>>>()?;
+        // With a schema, Cedar adds its actions here (as its reader does).
+        let entities = Entities::from_entities(others, schema).ok()?;
+        // The principal was held to the schema when it was built, the data
+        // when it was loaded.
+        entities
+            .add_entities(
+                std::iter::once(principal).chain(merged.reached.iter().cloned()),
+                None,
+            )
+            .ok()
+    }
+}
+
+/// The principal's entity (from the data, or bare) with its token's
+/// attributes beside the data's: refused when both give one (loading
+/// refuses such data, so this holds by construction).
+fn with_token(p: &EntityJson, token: Map<String, Value>) -> Result<EntityJson, String> {
+    let mut p = p.clone();
+    for (name, value) in token {
+        if p.attrs.contains_key(&name) {
+            return Err(format!(
+                "attribute `{name}` of the principal {} is given by both its token and entity data",
+                p.uid
+            ));
+        }
+        p.attrs.insert(name, value);
+    }
+    Ok(p)
+}
+
+/// One request's own entities (the resource, the principal, the host's),
+/// merged with the data, and the data entities they reach.
+#[derive(Clone, Debug)]
+pub(super) struct Merged {
+    own: Vec<EntityJson>,
+    /// Where the principal is in `own`.
+    principal_at: usize,
+    reached: Vec<Entity>,
 }
 
 /// Adds to `out` every entity uid `attrs` may name: `{"__entity": {"type",

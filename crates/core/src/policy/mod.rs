@@ -20,13 +20,15 @@
 //! token does not give, in a bundle without a schema) counts as
 //! satisfied: an error never lifts a prohibition.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use cedar_policy::{
-    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect, Entities, EntityId,
-    EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request, Schema, ValidationMode,
-    Validator,
+    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect, Entities, Entity,
+    EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request, Schema,
+    ValidationMode, Validator,
 };
 use miette::Diagnostic;
 use serde_json::{Map, Value, json};
@@ -36,13 +38,26 @@ use greenlight_types::{Obligation, Principal, StepUp};
 
 mod annotations;
 pub mod entities;
+mod slices;
 pub mod trace;
+mod values;
+
+/// How a request's values reach Cedar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reader {
+    /// Built directly where they are plain JSON that fits ([`values`]).
+    Direct,
+    /// Read by Cedar's JSON reader (debug builds check `Direct` by it).
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
+    Json,
+}
 
 pub use annotations::{
     MAX_QUORUM, OBLIGATION_ANNOTATIONS, Requirement, STEP_UP_ANNOTATIONS, SignIn,
 };
 use annotations::{parse_obligation, parse_requirement, strictness};
 use entities::{EntityData, EntityJson, Uid};
+use slices::Slices;
 
 /// A problem found in `policy.cedar` or `schema.cedarschema`, located by byte offset.
 #[derive(Clone, Debug)]
@@ -77,7 +92,20 @@ pub struct Query<'a> {
     pub context: Map<String, Value>,
     /// The host's entities for this request.
     pub entities: &'a [EntityJson],
+    /// Where the principal's entity is kept between requests with the
+    /// same verified token, if anywhere.
+    pub principal_entity: Option<&'a PrincipalEntity>,
 }
+
+/// The principal's Cedar entity, built and held to the schema once for a
+/// verified token (the token cache's copies share it), by the policies
+/// that built it: another bundle's policies build their own.
+#[derive(Clone, Debug, Default)]
+pub struct PrincipalEntity(Arc<OnceLock<(u64, Entity)>>);
+
+/// Tells one set of loaded policies (with its data) from another, for
+/// [`PrincipalEntity`].
+static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// The loaded policies.
 #[derive(Clone, Debug)]
@@ -87,6 +115,16 @@ pub struct Policies {
     requirements: BTreeMap<String, Requirement>,
     schema: Option<Schema>,
     data: EntityData,
+    authorizer: Authorizer,
+    /// Which policies and data these are ([`PrincipalEntity`]).
+    generation: u64,
+    /// The entity type names the schema and the policies name, parsed.
+    type_names: HashMap<String, EntityTypeName>,
+    /// The policies each action's requests are evaluated against.
+    slices: Slices,
+    /// Whether `slices` holds them (else every request is evaluated
+    /// against the whole set).
+    sliced: bool,
 }
 
 /// Cedar's answer, before digests and tokens are considered.
@@ -264,12 +302,28 @@ impl Policies {
             }
         }
         if problems.is_empty() {
+            let slices = Slices::new(&set, schema.as_ref());
+            let mut type_names: HashMap<String, EntityTypeName> = set
+                .policies()
+                .flat_map(Policy::entity_literals)
+                .map(|u| u.type_name().clone())
+                .chain(schema.iter().flat_map(|s| s.entity_types().cloned()))
+                .map(|t| (t.to_string(), t))
+                .collect();
+            if let Ok(action) = EntityTypeName::from_str("Action") {
+                type_names.insert("Action".to_owned(), action);
+            }
             Ok(Self {
                 set,
                 obligations,
                 requirements,
                 schema,
                 data: EntityData::default(),
+                authorizer: Authorizer::new(),
+                generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+                type_names,
+                sliced: slices.is_some(),
+                slices: slices.unwrap_or_default(),
             })
         } else {
             Err(problems)
@@ -371,6 +425,7 @@ impl Policies {
         named.dedup();
         data.name(named);
         self.data = data;
+        self.generation = GENERATION.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The bundle's entity data.
@@ -378,34 +433,58 @@ impl Policies {
         &self.data
     }
 
-    /// Evaluates one request.
+    /// Evaluates one request. Debug builds evaluate it again with every
+    /// value read by Cedar's JSON reader, and panic if the two differ: the
+    /// direct way in ([`values`]) must decide exactly as the reader does.
     pub fn decide(&self, q: Query<'_>, sign_in: &SignIn<'_>) -> Outcome {
-        match self.try_decide(q, sign_in) {
+        #[cfg(debug_assertions)]
+        let check = q.clone();
+        let outcome = self.decide_by(q, sign_in, Reader::Direct);
+        #[cfg(debug_assertions)]
+        {
+            let read = self.decide_by(check, sign_in, Reader::Json);
+            assert_eq!(
+                outcome, read,
+                "a request built directly decides unlike Cedar's JSON reader"
+            );
+        }
+        outcome
+    }
+
+    fn decide_by(&self, q: Query<'_>, sign_in: &SignIn<'_>, reader: Reader) -> Outcome {
+        match self.try_decide(q, sign_in, reader) {
             Ok(o) => o,
             Err(e) => Outcome::Invalid(e),
         }
     }
 
-    /// The request and entities Cedar sees for `q`.
+    /// The request and entities Cedar sees for `q`: built directly where
+    /// the request is plain JSON that fits ([`values`]), else read by
+    /// Cedar's JSON reader.
     fn cedar_request(&self, q: Query<'_>) -> Result<(Request, Entities), String> {
+        self.cedar_request_by(q, Reader::Direct)
+    }
+
+    fn cedar_request_by(
+        &self,
+        q: Query<'_>,
+        reader: Reader,
+    ) -> Result<(Request, Entities), String> {
         let principal = q.principal;
         let principal_id = entity_id(principal, q.home);
-        let principal_uid = uid(&principal.entity_type, &principal_id)?;
-        let action_uid = uid("Action", q.action)?;
-        let resource_uid = uid(q.resource_type, q.resource_id)?;
-        let Value::Object(attrs) = principal_attrs(principal) else {
-            return Err("the principal's attributes are not an object".to_owned());
+        let principal_uid = self.uid(&principal.entity_type, &principal_id)?;
+        let action_uid = self.uid("Action", q.action)?;
+        let resource_uid = self.uid(q.resource_type, q.resource_id)?;
+        let token = || match principal_attrs(principal) {
+            Value::Object(attrs) => attrs,
+            _ => Map::new(),
         };
         let schema = self.schema.as_ref();
-        let entities = self.data.for_request(
-            schema,
-            (
-                Uid {
-                    kind: principal.entity_type.clone(),
-                    id: principal_id,
-                },
-                attrs,
-            ),
+        let merged = self.data.merge(
+            Uid {
+                kind: principal.entity_type.clone(),
+                id: principal_id,
+            },
             (
                 Uid {
                     kind: q.resource_type.to_owned(),
@@ -415,6 +494,23 @@ impl Policies {
             ),
             q.entities,
         )?;
+        if reader == Reader::Direct
+            && let Some(entities) = self.data.build(schema, &merged, |build| {
+                self.principal_entity(q.principal_entity, || build(token()))
+            })
+            && let Some(context) = values::record(&q.context)
+            && let Ok(context) = Context::from_pairs(context)
+            && let Ok(request) = Request::new(
+                principal_uid.clone(),
+                action_uid.clone(),
+                resource_uid.clone(),
+                context,
+                schema,
+            )
+        {
+            return Ok((request, entities));
+        }
+        let entities = self.data.read_json(schema, merged, token())?;
         let context =
             Context::from_json_value(Value::Object(q.context), schema.map(|s| (s, &action_uid)))
                 .map_err(|e| format!("the request's context does not fit: {}", diag_message(&e)))?;
@@ -423,9 +519,56 @@ impl Policies {
         Ok((request, entities))
     }
 
-    fn try_decide(&self, q: Query<'_>, sign_in: &SignIn<'_>) -> Result<Outcome, String> {
-        let (request, entities) = self.cedar_request(q)?;
-        let response = Authorizer::new().is_authorized(&request, &self.set, &entities);
+    /// The uid of an entity of type `kind`, the type's name parsed once
+    /// where the schema or the policies name it.
+    fn uid(&self, kind: &str, id: &str) -> Result<EntityUid, String> {
+        match self.type_names.get(kind) {
+            Some(name) => Ok(EntityUid::from_type_name_and_id(
+                name.clone(),
+                EntityId::new(id),
+            )),
+            None => uid(kind, id),
+        }
+    }
+
+    /// The principal's entity from `cell` when these policies built it,
+    /// else built (and held to the schema) now and kept there.
+    fn principal_entity(
+        &self,
+        cell: Option<&PrincipalEntity>,
+        build: impl FnOnce() -> Option<Entity>,
+    ) -> Option<Entity> {
+        if let Some((generation, entity)) = cell.and_then(|c| c.0.get())
+            && *generation == self.generation
+        {
+            return Some(entity.clone());
+        }
+        let entity = build()?;
+        Entities::from_entities([entity.clone()], self.schema.as_ref()).ok()?;
+        if let Some(cell) = cell {
+            // A cell another bundle's policies filled stays theirs; this
+            // request builds its own.
+            let _ = cell.0.set((self.generation, entity.clone()));
+        }
+        Some(entity)
+    }
+
+    fn try_decide(
+        &self,
+        q: Query<'_>,
+        sign_in: &SignIn<'_>,
+        reader: Reader,
+    ) -> Result<Outcome, String> {
+        let (request, entities) = self.cedar_request_by(q, reader)?;
+        let policies = match (reader, self.sliced, request.action()) {
+            (Reader::Direct, true, Some(action)) => self
+                .slices
+                .by_action
+                .get(action)
+                .unwrap_or(&self.slices.unnamed),
+            _ => &self.set,
+        };
+        let response = self.authorizer.is_authorized(&request, policies, &entities);
         let mut reasons: Vec<String> = response
             .diagnostics()
             .reason()
