@@ -17,6 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { Engine, readBundleDir } from './src/index.js';
 import { capMemory, GEN_DIR } from './src/engine.js';
 import { emptyWasi } from './src/wasi.js';
+import { cryptoImports } from './src/crypto.js';
 import { fromWit } from './src/decision.js';
 
 const iterations = Number(process.argv[2] ?? 300);
@@ -64,7 +65,7 @@ async function inlineMode() {
     modules[n] = new WebAssembly.Module(capMemory(readFileSync(join(dir, n)), 64 << 20));
   }
   const { instantiate } = await import(pathToFileURL(join(dir, 'component.js')).href);
-  const root = await instantiate((n) => modules[n], emptyWasi().imports, (m, i) => new WebAssembly.Instance(m, i));
+  const root = await instantiate((n) => modules[n], emptyWasi({ 'greenlight:approval/crypto': cryptoImports(true) }).imports, (m, i) => new WebAssembly.Instance(m, i));
   const policyFor = policies((files) => root.engine.Policy.load(files));
   return (v) => {
     const p = policyFor(v);

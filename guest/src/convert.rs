@@ -8,6 +8,29 @@ use serde_json::{Map, Value};
 
 use crate::exports::greenlight::approval::types as wit;
 
+/// The core's signature checks, through the host's `crypto` import.
+pub fn host_verify(
+    alg: core::jws::Alg,
+    key: &core::signature::PublicKey,
+    message: &[u8],
+    signature: &[u8],
+) -> core::signature::Check {
+    use crate::greenlight::approval::crypto;
+    let key = match key {
+        core::signature::PublicKey::Rsa { n, e } => crypto::PublicKey::Rsa(crypto::RsaKey {
+            n: n.clone(),
+            e: e.clone(),
+        }),
+        core::signature::PublicKey::Ec(point) => crypto::PublicKey::Ec(point.clone()),
+        core::signature::PublicKey::Ed25519(x) => crypto::PublicKey::Ed25519(x.clone()),
+    };
+    match crypto::verify_signature(alg.name(), &key, message, signature) {
+        crypto::Check::Valid => core::signature::Check::Valid,
+        crypto::Check::Invalid => core::signature::Check::Invalid,
+        crypto::Check::NotAvailable => core::signature::Check::NotAvailable,
+    }
+}
+
 pub fn access_request(request: wit::AccessRequest) -> core::AccessRequest {
     core::AccessRequest {
         token: request.token,

@@ -26,6 +26,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use greenlight_types::bundle::{CONFIG_FILE, POLICY_FILE, SCHEMA_FILE};
 use greenlight_types::{Denial, LoadError};
@@ -34,6 +35,7 @@ use wasmtime::component::{Component, Linker};
 
 mod cache;
 mod convert;
+mod crypto;
 mod limits;
 mod policy;
 mod pool;
@@ -74,6 +76,9 @@ pub(crate) struct Inner {
     limits: Limits,
     /// Hex SHA-256 of the component's bytes.
     hash: String,
+    /// Signature checks the `crypto` import answered (`valid` or
+    /// `invalid`), across every instance.
+    native_checks: Arc<AtomicU64>,
 }
 
 /// A compiled policy module, ready to load bundles.
@@ -115,6 +120,11 @@ impl Engine {
         let mut linker = Linker::<pool::HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| HostError::Component(format!("{e:#}")))?;
+        bindings::Approver::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| HostError::Component(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&compiled)
             .and_then(bindings::ApproverPre::new)
@@ -136,6 +146,7 @@ impl Engine {
                 pre,
                 limits,
                 hash: cache::hex_sha256(component),
+                native_checks: Arc::new(AtomicU64::new(0)),
             }),
         })
     }
@@ -150,6 +161,13 @@ impl Engine {
     /// every problem the module found.
     pub fn load_bundle(&self, files: Vec<(String, String)>) -> Result<Policy, HostError> {
         Policy::load(pool::Pool::new(self.inner.clone(), files))
+    }
+
+    /// How many signature checks this host's native primitive answered for
+    /// the module (the WIT `crypto` import), across every instance: zero
+    /// when [`Limits::native_signatures`] is off.
+    pub fn native_signature_checks(&self) -> u64 {
+        self.inner.native_checks.load(Ordering::Relaxed)
     }
 
     /// Verifies a bare JWS against one JWK inside the module (the WIT

@@ -28,6 +28,11 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Idle instances kept for reuse. Defaults to 8.
     pub pool_size: usize,
+    /// Whether the module's signature checks may use this host's native
+    /// primitives (ring, through the WIT `crypto` import). Off, the module
+    /// checks every signature itself: the same verdicts, slower. Defaults
+    /// to on.
+    pub native_signatures: bool,
 }
 
 impl Default for Limits {
@@ -37,6 +42,7 @@ impl Default for Limits {
             load_budget: Duration::from_secs(5),
             memory_bytes: 64 << 20,
             pool_size: 8,
+            native_signatures: true,
         }
     }
 }

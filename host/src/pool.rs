@@ -19,6 +19,10 @@ pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: Limiter,
+    /// Whether the `crypto` import answers (else `not-available`).
+    pub(crate) native_signatures: bool,
+    /// Counts the `crypto` import's answers (the engine's, shared).
+    pub(crate) native_checks: Arc<AtomicU64>,
 }
 
 impl WasiView for HostState {
@@ -41,6 +45,8 @@ pub(crate) fn new_store(inner: &Inner) -> Store<HostState> {
             memory_bytes: inner.limits.memory_bytes,
             exceeded: false,
         },
+        native_signatures: inner.limits.native_signatures,
+        native_checks: Arc::clone(&inner.native_checks),
     };
     let mut store = Store::new(&inner.engine, state);
     store.limiter(|s| &mut s.limiter);

@@ -63,6 +63,8 @@ const vectors = readdirSync(join(root, 'tests/vectors'))
   .map((n) => [n, JSON.parse(readFileSync(join(root, 'tests/vectors', n), 'utf8'))]);
 
 const engine = await Engine.load();
+/** The component checking every signature itself (no native primitive). */
+const inGuest = await Engine.load(undefined, { nativeSignatures: false });
 /** The vector whose file name (without its number) is `name`, e.g. `keys-set-by-host`. */
 function named(name) {
   const found = vectors.filter(([n]) => n.replace(/^\d+-/, '') === `${name}.json`);
@@ -83,6 +85,7 @@ const policies = new Map();
 after(() => {
   for (const p of policies.values()) p.close();
   engine.close();
+  inGuest.close();
 });
 
 function policyFor(v) {
@@ -403,6 +406,26 @@ describe('a hostile policy module', () => {
   });
 });
 
+describe('signatures checked by node:crypto or by the module: the same decisions', () => {
+  for (const [name, v] of vectors) {
+    test(name, () => {
+      const policy = inGuest.loadBundleDir(join(root, v.bundle));
+      try {
+        for (const k of v.keys) policy.setKeys(k.issuer, readFileSync(join(root, k.jwks), 'utf8'));
+        assert.equal(JSON.stringify(decideWith(policy, v)), rustText(v.expect));
+      } finally {
+        policy.close();
+      }
+    });
+  }
+
+  test('both ways were taken', () => {
+    // The conformance vectors above ran through `engine` first.
+    assert.ok(engine.nativeSignatureChecks >= 10, `only ${engine.nativeSignatureChecks} native checks`);
+    assert.equal(inGuest.nativeSignatureChecks, 0);
+  });
+});
+
 describe('published JOSE vectors (RFC 7515, 7520, 8037)', () => {
   const dir = join(root, 'tests', 'jose');
   const jose = readdirSync(dir)
@@ -412,11 +435,11 @@ describe('published JOSE vectors (RFC 7515, 7520, 8037)', () => {
 
   test('all ten are there', () => assert.equal(jose.length, 10));
 
-  for (const [name, v] of jose) {
+  for (const [name, v, eng] of jose.flatMap(([n, v]) => [[`${n} (node:crypto)`, v, engine], [`${n} (in the module)`, v, inGuest]])) {
     test(name, () => {
       const jwk = JSON.stringify(v.jwk);
       const refused = (token, code, message) =>
-        assert.throws(() => engine.verifyCompact(token, jwk), (e) => {
+        assert.throws(() => eng.verifyCompact(token, jwk), (e) => {
           assert.ok(e instanceof DenialError);
           assert.equal(e.code, code);
           if (message !== undefined) assert.equal(e.denial, message);
@@ -426,7 +449,7 @@ describe('published JOSE vectors (RFC 7515, 7520, 8037)', () => {
         refused(v.token, 'token-unsupported-algorithm', `algorithm \`${v.alg}\` is not supported`);
         return;
       }
-      assert.equal(Buffer.from(engine.verifyCompact(v.token, jwk)).toString('utf8'), v.payload);
+      assert.equal(Buffer.from(eng.verifyCompact(v.token, jwk)).toString('utf8'), v.payload);
       const dot = v.token.lastIndexOf('.');
       const sig = v.token.slice(dot + 1);
       refused(`${v.token.slice(0, dot + 1)}${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`, 'token-bad-signature');

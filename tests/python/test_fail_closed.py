@@ -201,8 +201,16 @@ def test_the_ten_published_jose_vectors_are_there():
     assert len(JOSE) == 10
 
 
+@pytest.fixture(scope="module")
+def in_guest(wasm_path) -> Engine:
+    """The component checking every signature itself (no native primitive)."""
+    return Engine(wasm_path, Limits(native_signatures=False))
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "in-module"])
 @pytest.mark.parametrize("path", JOSE, ids=[p.stem for p in JOSE])
-def test_published_jose_vector(engine, path):
+def test_published_jose_vector(engine, in_guest, path, native):
+    engine = engine if native else in_guest
     v = json.loads(path.read_text())
     jwk = json.dumps(v["jwk"])
     if v["alg"] in ("ES512", "none"):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from greenlight import AccessRequest, Engine, Principal
+from greenlight import AccessRequest, Engine, Limits, Principal
 from greenlight._json import dumps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,6 +111,27 @@ def test_vector(engine: Engine, path: Path):
     # The HTTP answer is the component's (`gateway.respond`), checked by the binding.
     status, headers, body = policy.respond(first, SERVICE)
     assert {"status": status, "headers": [list(h) for h in headers], "body": body} == v["response"]
+
+
+@pytest.fixture(scope="module")
+def in_guest(wasm_path: Path) -> Engine:
+    """The component checking every signature itself (no native primitive)."""
+    return Engine(wasm_path, Limits(native_signatures=False))
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
+def test_vector_with_signatures_checked_in_the_module(engine: Engine, in_guest: Engine, path: Path):
+    """The same decision whether `cryptography` or the module checks the
+    token's signature."""
+    v = load(path)
+    assert decide(policy_for(in_guest, v), v).to_json() == rust_text(v["expect"])
+    assert decide(policy_for(engine, v), v).to_json() == rust_text(v["expect"])
+
+
+def test_both_ways_were_taken(engine: Engine, in_guest: Engine):
+    # Runs after the vectors above (pytest keeps file order).
+    assert engine.native_signature_checks >= 40
+    assert in_guest.native_signature_checks == 0
 
 
 def checkable(path: Path) -> bool:

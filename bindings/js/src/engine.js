@@ -29,8 +29,11 @@ const WORKER = new URL('./worker.js', import.meta.url);
  * @property {number} [loadBudgetMs=10000] budget for starting an instance:
  *   a worker thread, instantiation, loading the bundle and its keys.
  * @property {number} [memoryBytes=67108864] the linear memory an instance may grow to.
+ * @property {boolean} [nativeSignatures=true] whether the module's signature
+ *   checks may use node:crypto (OpenSSL) through the WIT `crypto` import.
+ *   Off, the module checks every signature itself: the same verdicts, slower.
  */
-const DEFAULT_LIMITS = Object.freeze({ callBudgetMs: 500, loadBudgetMs: 10_000, memoryBytes: 64 << 20 });
+const DEFAULT_LIMITS = Object.freeze({ callBudgetMs: 500, loadBudgetMs: 10_000, memoryBytes: 64 << 20, nativeSignatures: true });
 
 /**
  * A bundle was refused: every problem the module found, or another reason.
@@ -210,6 +213,15 @@ export class Engine {
   }
 
   /**
+   * How many signature checks node:crypto answered for the module (the WIT
+   * `crypto` import), across every instance: zero when `nativeSignatures`
+   * is off.
+   */
+  get nativeSignatureChecks() {
+    return Atomics.load(this.#limits.nativeChecks, 0);
+  }
+
+  /**
    * Compiles the component at `wasmPath` (default: the one `npm run build`
    * transpiled, normally the workspace's greenlight.wasm). The path selects,
    * by its SHA-256, the transpiled copy in `gen/`; the wasm itself is not
@@ -230,7 +242,8 @@ export class Engine {
       sha = createHash('sha256').update(readFileSync(wasmPath)).digest('hex');
       dir = transpiled(sha, wasmPath);
     }
-    const all = { ...DEFAULT_LIMITS, ...limits };
+    // The count of native signature checks, shared with every worker.
+    const all = { ...DEFAULT_LIMITS, ...limits, nativeChecks: new Int32Array(new SharedArrayBuffer(4)) };
     const modules = {};
     for (const name of readdirSync(dir).filter((n) => n.endsWith('.wasm'))) {
       modules[name] = await WebAssembly.compile(capMemory(readFileSync(join(dir, name)), all.memoryBytes));
@@ -339,7 +352,7 @@ class Instance {
     this.#limits = limits;
     this.#spawnedAt = performance.now();
     this.#worker = new Worker(WORKER, {
-      workerData: { port: port2, flag: this.#flag, glue, modules, files, keys, memoryBytes: limits.memoryBytes },
+      workerData: { port: port2, flag: this.#flag, glue, modules, files, keys, memoryBytes: limits.memoryBytes, nativeSignatures: limits.nativeSignatures, nativeChecks: limits.nativeChecks },
       transferList: [port2],
       // The guest's own memory is capped in the module; this bounds what
       // lifting its answers into JavaScript may take.

@@ -13,9 +13,10 @@ const MAX_RANDOM = 1 << 20;
 
 /**
  * The import object for one instance, and the guest's captured output.
+ * @param {Record<string, object>} [extra] the host's own interfaces, by name.
  * @returns {{imports: Record<string, object>, output: () => string}}
  */
-export function emptyWasi() {
+export function emptyWasi(extra = {}) {
   let captured = '';
   const decoder = new TextDecoder();
   const keep = (bytes) => {
@@ -100,6 +101,8 @@ export function emptyWasi() {
       insecureSeed: () => [...getRandomValues(new BigUint64Array(2))],
     },
   };
+  // The host's own interfaces (Greenlight's `crypto`) beside WASI's.
+  Object.assign(imports, extra);
   // An interface outside this set is refused by name at instantiation.
   const guarded = new Proxy(imports, {
     get(target, name) {

@@ -10,9 +10,10 @@
 // module trapped or misbehaved (the caller then discards this worker).
 
 import { workerData } from 'node:worker_threads';
+import { cryptoImports } from './crypto.js';
 import { emptyWasi } from './wasi.js';
 
-const { port, flag, glue, modules, files, keys, memoryBytes } = workerData;
+const { port, flag, glue, modules, files, keys, memoryBytes, nativeSignatures, nativeChecks } = workerData;
 
 function answer(message) {
   port.postMessage(message);
@@ -52,7 +53,7 @@ let root;
 let policy;
 try {
   const { instantiate } = await import(glue);
-  wasi = emptyWasi();
+  wasi = emptyWasi({ 'greenlight:approval/crypto': cryptoImports(nativeSignatures, nativeChecks) });
   root = await instantiate(
     (name) => modules[name],
     wasi.imports,

@@ -1,5 +1,6 @@
 //! The signature layer: JWS compact parsing, key sets with each key bound to
-//! one algorithm (RFC 8725 §3.1), and signature checks through `jsonwebtoken`.
+//! one algorithm (RFC 8725 §3.1), and signature checks through `jsonwebtoken`
+//! or, where the host offers it, its native primitive ([`crate::signature`]).
 //!
 //! Keys come only from configured key sets: `jku`, `x5u`, `jwk` and `x5c`
 //! header parameters are never used to find a key.
@@ -11,6 +12,8 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
 use greenlight_types::{Denial, DenialCode};
+
+use crate::signature::{self, Check, PublicKey};
 
 /// The largest token accepted, in bytes, checked before any decoding. An
 /// RS512 token with a generous claim set is about 2 KiB; 8 KiB leaves room
@@ -123,6 +126,9 @@ pub struct Key {
     alg: Option<Alg>,
     family: Family,
     key: DecodingKey,
+    /// The public parts a host's native primitive checks with (none for a
+    /// shared secret).
+    public: Option<PublicKey>,
 }
 
 impl std::fmt::Debug for Key {
@@ -181,11 +187,16 @@ impl Key {
             }
         };
         let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("invalid key material: {e}"))?;
+        let public = match family {
+            Family::Oct => None,
+            _ => signature::public_key(jwk),
+        };
         Ok(Self {
             kid: jwk.common.key_id.clone(),
             alg,
             family,
             key,
+            public,
         })
     }
 
@@ -534,9 +545,27 @@ impl Unverified<'_> {
         self.verify_with(key)
     }
 
-    /// Verifies the signature with one given key.
+    /// Verifies the signature with one given key: by the host's native
+    /// primitive when it offers one for this algorithm and key
+    /// ([`signature`]), else here.
     pub fn verify_with(&self, key: &Key) -> Result<(), Denial> {
         key.fits(self.alg)?;
+        if let (Some(native), Some(public)) = (signature::native(), &key.public)
+            && self.alg != Alg::HS256
+            && let Ok(bytes) = URL_SAFE_NO_PAD.decode(self.signature)
+            && signature::well_formed(self.alg, public, &bytes)
+        {
+            match native(self.alg, public, self.signing_input.as_bytes(), &bytes) {
+                Check::Valid => return Ok(()),
+                Check::Invalid => return Err(does_not_verify()),
+                Check::NotAvailable => {}
+            }
+        }
+        self.verify_here(key)
+    }
+
+    /// Verifies the signature with `jsonwebtoken`'s own primitives.
+    fn verify_here(&self, key: &Key) -> Result<(), Denial> {
         match jsonwebtoken::crypto::verify(
             self.signature,
             self.signing_input.as_bytes(),
@@ -544,16 +573,20 @@ impl Unverified<'_> {
             self.alg.jsonwebtoken(),
         ) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(Denial::new(
-                DenialCode::TokenBadSignature,
-                "the signature does not verify",
-            )),
+            Ok(false) => Err(does_not_verify()),
             Err(e) => Err(Denial::new(
                 DenialCode::TokenBadSignature,
                 format!("the signature cannot be checked: {e}"),
             )),
         }
     }
+}
+
+fn does_not_verify() -> Denial {
+    Denial::new(
+        DenialCode::TokenBadSignature,
+        "the signature does not verify",
+    )
 }
 
 /// Verifies a bare JWS against one JWK and returns its payload: the

@@ -19,6 +19,7 @@ pub mod jws;
 pub mod policy;
 pub mod policytest;
 pub mod routes;
+pub mod signature;
 pub mod strict;
 pub mod token;
 

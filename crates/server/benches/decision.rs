@@ -7,6 +7,10 @@
 //! - `warm`: the same token every time, answered from the cache (time
 //!   claims re-checked, Cedar evaluated as always).
 //!
+//! In wasmtime the token's signature is checked by the host's native
+//! primitive (the WIT `crypto` import, ring); `cold/wasm-in-module` checks
+//! it inside the module instead, as a host without the import would.
+//!
 //! Run with `cargo bench -p greenlight --bench decision`; `scripts/bench-ratios`
 //! prints the wasm/native ratios from criterion's estimates.
 
@@ -127,15 +131,31 @@ fn request(case: &Case, token: &str) -> HttpRequest {
 fn bench(c: &mut Criterion) {
     let engine =
         greenlight_host::Engine::load(greenlight_component::GREENLIGHT_WASM).expect("component");
+    // The same component checking every signature itself (no `crypto`
+    // import answers): the cold path before native signatures.
+    let in_module = greenlight_host::Engine::with_options(
+        greenlight_component::GREENLIGHT_WASM,
+        greenlight_host::Limits {
+            native_signatures: false,
+            ..greenlight_host::Limits::default()
+        },
+        greenlight_host::default_cache_dir().as_deref(),
+    )
+    .expect("component");
     for case in cases() {
         let files = greenlight_host::read_bundle_dir(&root().join(case.bundle)).expect("bundle");
         let native = greenlight_core::Engine::load(&files).expect("native bundle");
-        let wasm = engine.load_bundle(files).expect("wasm bundle");
+        let wasm = engine.load_bundle(files.clone()).expect("wasm bundle");
+        let wasm_in_module = in_module.load_bundle(files).expect("wasm bundle");
         let requests: Vec<HttpRequest> = case.tokens.iter().map(|t| request(&case, t)).collect();
         // Both engines must agree before their speed means anything.
         assert_eq!(
             native.evaluate_http(&requests[0], NOW),
             wasm.evaluate_http(&requests[0], NOW)
+        );
+        assert_eq!(
+            native.evaluate_http(&requests[1], NOW),
+            wasm_in_module.evaluate_http(&requests[1], NOW)
         );
 
         let mut group = c.benchmark_group(case.name);
@@ -150,6 +170,12 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % requests.len();
                 wasm.evaluate_http(&requests[i], NOW)
+            })
+        });
+        group.bench_function(BenchmarkId::new("cold", "wasm-in-module"), |b| {
+            b.iter(|| {
+                i = (i + 1) % requests.len();
+                wasm_in_module.evaluate_http(&requests[i], NOW)
             })
         });
         group.bench_function(BenchmarkId::new("warm", "native"), |b| {

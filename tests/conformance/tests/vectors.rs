@@ -50,12 +50,22 @@ enum RequestSpec {
     },
 }
 
-/// The component, compiled once for this file's tests.
+/// The component, compiled once for this file's tests, its signature
+/// checks through the host's native primitive (the WIT `crypto` import).
 fn component() -> greenlight_host::Engine {
+    component_with(true)
+}
+
+/// The component with or without the host's native signature checks
+/// (without, it checks every signature itself).
+fn component_with(native_signatures: bool) -> greenlight_host::Engine {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-cwasm");
     greenlight_host::Engine::with_options(
         greenlight_component::GREENLIGHT_WASM,
-        greenlight_host::Limits::default(),
+        greenlight_host::Limits {
+            native_signatures,
+            ..greenlight_host::Limits::default()
+        },
         Some(&cache),
     )
     .expect("component compiles")
@@ -148,6 +158,7 @@ fn every_vector_gives_the_expected_decision_in_both_engines() {
         all.len()
     );
     let engine = component();
+    let in_guest = component_with(false);
     let mut bundles: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut failures = Vec::new();
     for (name, v) in &all {
@@ -159,6 +170,15 @@ fn every_vector_gives_the_expected_decision_in_both_engines() {
             .clone();
         let native = decide_native(v, &files);
         let (wasm, wasm_cached, wasm_answer) = decide_wasm(v, &engine, &files);
+        // The signatures checked by the module itself: the same decision.
+        let (guest, _, _) = decide_wasm(v, &in_guest, &files);
+        if guest.to_json() != wasm.to_json() {
+            failures.push(format!(
+                "{name}: host-checked and module-checked signatures disagree\n  host   {}\n  module {}",
+                wasm.to_json(),
+                guest.to_json()
+            ));
+        }
         if native != v.expect {
             failures.push(format!(
                 "{name} ({})\n  expected {}\n  native   {}",
@@ -199,6 +219,14 @@ fn every_vector_gives_the_expected_decision_in_both_engines() {
         all.len(),
         failures.join("\n")
     );
+    // The host's primitive answered for one component and never for the
+    // other: both ways were really taken.
+    assert!(
+        engine.native_signature_checks() >= 40,
+        "only {} native checks",
+        engine.native_signature_checks()
+    );
+    assert_eq!(in_guest.native_signature_checks(), 0);
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +244,7 @@ struct JoseVector {
 #[test]
 fn published_jose_vectors_verify_in_both_engines() {
     let engine = component();
+    let in_guest = component_with(false);
     let all: Vec<(String, JoseVector)> = read_json_dir(&root().join("tests/jose"));
     assert_eq!(all.len(), 10, "the ten published vectors");
     for (name, v) in all {
@@ -223,6 +252,11 @@ fn published_jose_vectors_verify_in_both_engines() {
         let native = greenlight_core::jws::verify_compact(&v.token, &jwk);
         let wasm = engine.verify_compact(&v.token, &jwk);
         assert_eq!(native, wasm, "{name}: engines disagree");
+        assert_eq!(
+            in_guest.verify_compact(&v.token, &jwk),
+            wasm,
+            "{name}: host-checked and module-checked signatures disagree"
+        );
         match v.alg.as_str() {
             "ES512" => {
                 let d = native.expect_err("ES512 is refused");
@@ -262,10 +296,19 @@ fn published_jose_vectors_verify_in_both_engines() {
                 );
                 assert_eq!(
                     engine.verify_compact(&flipped, &jwk),
-                    Err(d),
+                    Err(d.clone()),
                     "{name}: engines disagree on the flip"
+                );
+                assert_eq!(
+                    in_guest.verify_compact(&flipped, &jwk),
+                    Err(d),
+                    "{name}: host-checked and module-checked signatures disagree on the flip"
                 );
             }
         }
     }
+    // RS256, ES256, PS384 and EdDSA, each once and flipped (HS256 stays in
+    // the module; ES512 and `none` are refused before any check).
+    assert_eq!(engine.native_signature_checks(), 10);
+    assert_eq!(in_guest.native_signature_checks(), 0);
 }

@@ -35,7 +35,7 @@ from typing import Any, Optional, Sequence, Union
 import wasmtime
 from wasmtime.component import Component, Linker, Record, ResourceAny, Variant
 
-from . import _json
+from . import _crypto, _json
 from .decision import (
     DENIAL_CODES,
     GRANT_MODES,
@@ -76,8 +76,9 @@ from .info import (
 log = logging.getLogger("greenlight")
 
 #: The WIT package version this binding speaks.
-WIT_VERSION = "0.9.0"
+WIT_VERSION = "0.10.0"
 _ENGINE_IFACE = f"greenlight:approval/engine@{WIT_VERSION}"
+_CRYPTO_IFACE = f"greenlight:approval/crypto@{WIT_VERSION}"
 _JOSE_IFACE = f"greenlight:approval/jose@{WIT_VERSION}"
 _GATEWAY_IFACE = f"greenlight:approval/gateway@{WIT_VERSION}"
 _METHODS = ("set-keys", "withdraw-keys", "evaluate-http", "evaluate", "evaluate-as", "authenticate",
@@ -117,6 +118,10 @@ class Limits:
     #: How often the epoch advances, in seconds: the budgets' resolution.
     #: A Python thread wakes this often; 5 ms keeps that cheap. Defaults to 0.005.
     tick: float = 0.005
+    #: Whether the module's signature checks may use `cryptography`
+    #: (OpenSSL) through the WIT `crypto` import. Off, the module checks
+    #: every signature itself: the same verdicts, slower. Defaults to True.
+    native_signatures: bool = True
 
 
 @dataclass(frozen=True)
@@ -576,6 +581,7 @@ class Engine:
         cache = default_cache_dir() if cache_dir is DEFAULT_CACHE else cache_dir
         cache = None if cache is None else os.fspath(cache)  # type: ignore[arg-type]
         self.limits = limits
+        self._native_checks = [0]
         config = wasmtime.Config()
         config.epoch_interruption = True
         self._wasm = wasmtime.Engine(config)
@@ -588,6 +594,23 @@ class Engine:
             self._component = _compile_cached(self._wasm, wasm, cache)
             self._linker = Linker(self._wasm)
             self._linker.add_wasip2()
+            native = limits.native_signatures
+            answered = self._native_checks
+
+            def verify_signature(_store: Any, alg: str, key: Any, message: bytes, signature: bytes) -> str:
+                if not native:
+                    return _crypto.NOT_AVAILABLE
+                try:
+                    answer = _crypto.verify(alg, key, message, signature)
+                except Exception:  # noqa: BLE001 - never a trap: the module checks it
+                    return _crypto.NOT_AVAILABLE
+                if answer != _crypto.NOT_AVAILABLE:
+                    answered[0] += 1
+                return answer
+
+            with self._linker.root() as root:
+                with root.add_instance(_CRYPTO_IFACE) as crypto:
+                    crypto.add_func("verify-signature", verify_signature)
         except (OSError, wasmtime.WasmtimeError) as e:
             raise EngineError(f"the component cannot be used: {e}") from None
         self._exports = {}
@@ -605,6 +628,13 @@ class Engine:
         if missing:
             raise EngineError(f"the component lacks {', '.join(missing)}")
         _Ticker(self._wasm, limits.tick, self)
+
+    @property
+    def native_signature_checks(self) -> int:
+        """How many signature checks `cryptography` answered for the module
+        (the WIT `crypto` import): zero when `Limits.native_signatures` is
+        off."""
+        return self._native_checks[0]
 
     def _ticks(self, budget: float) -> int:
         return max(1, math.ceil(budget / self.limits.tick))
