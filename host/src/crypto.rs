@@ -34,8 +34,10 @@ impl Host for HostState {
 }
 
 /// Whether ring verifies with this RSA key exactly as the module would: a
-/// modulus of 2048 to 8192 bits, odd, and an odd exponent from 3 to
-/// 2^33 - 1 (ring refuses others, which the module may accept).
+/// modulus of 2048 to 4096 bits, odd, and an odd exponent from 3 to
+/// 2^33 - 1. Ring refuses keys below 2048 bits, which the module takes;
+/// the module (RustCrypto's `rsa`) refuses keys above 4096 bits, which
+/// ring takes: both are left to the module.
 fn rsa_fits(k: &RsaKey) -> bool {
     let bits = |v: &[u8]| match v.first() {
         Some(first) if *first != 0 => (v.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
@@ -44,7 +46,7 @@ fn rsa_fits(k: &RsaKey) -> bool {
     let odd = |v: &[u8]| v.last().is_some_and(|b| b & 1 == 1);
     let n_bits = bits(&k.n);
     let e_bits = bits(&k.e);
-    (2048..=8192).contains(&n_bits)
+    (2048..=4096).contains(&n_bits)
         && odd(&k.n)
         && odd(&k.e)
         && e_bits <= 33
@@ -103,10 +105,13 @@ mod tests {
     #[test]
     fn only_keys_ring_verifies_as_the_module_does_are_taken() {
         assert!(rsa_fits(&rsa(256, &[1, 0, 1])));
-        assert!(rsa_fits(&rsa(1024, &[3])));
-        // Too small, too large, even, an exponent ring refuses.
+        assert!(rsa_fits(&rsa(512, &[3])));
+        // Too small for ring, too large for the module (a 6144-bit key's
+        // tokens would pass here and fail there), even, an exponent ring
+        // refuses.
         assert!(!rsa_fits(&rsa(128, &[1, 0, 1])));
-        assert!(!rsa_fits(&rsa(1025, &[1, 0, 1])));
+        assert!(!rsa_fits(&rsa(513, &[1, 0, 1])));
+        assert!(!rsa_fits(&rsa(768, &[1, 0, 1])));
         let mut even = rsa(256, &[1, 0, 1]);
         even.n[255] = 2;
         assert!(!rsa_fits(&even));

@@ -31,8 +31,9 @@ function publicKey(alg, key) {
   if ((alg.startsWith('RS') || alg.startsWith('PS')) && key.tag === 'rsa') {
     const { n, e } = key.val;
     const eBits = bits(e);
-    // What ring checks too: a key any verifier reads alike.
-    const fits = bits(n) >= 2048 && bits(n) <= 8192 && n[n.length - 1] % 2 === 1 &&
+    // As the Rust host: 2048 to 4096 bits (the module refuses larger keys,
+    // ring smaller ones), odd, an exponent from 3 to 2^33 - 1.
+    const fits = bits(n) >= 2048 && bits(n) <= 4096 && n[n.length - 1] % 2 === 1 &&
       e.length > 0 && e[e.length - 1] % 2 === 1 && eBits <= 33 && !(eBits <= 2 && e[e.length - 1] < 3);
     if (fits) jwk = { kty: 'RSA', n: b64u(n), e: b64u(e) };
   } else if ((alg === 'ES256' || alg === 'ES384') && key.tag === 'ec') {

@@ -222,3 +222,44 @@ fn values_that_fit_nowhere_are_refused_as_cedars_reader_says() {
         assert_eq!(why, format!("{fit}{says}"), "{context}");
     }
 }
+
+#[test]
+fn a_context_that_reads_as_an_escape_is_refused_as_cedars_reader_refuses_it() {
+    // Without a schema nothing else would refuse it: a permit that reads
+    // no context would allow, where Cedar's reader refuses the request.
+    let p = Policies::load(
+        r#"@id("any-read") permit (principal, action == Action::"read", resource);"#,
+        None,
+        300,
+    )
+    .expect("policies");
+    let read = |context: Value| decide(&p, &alice(), "read", ("h1", json!({})), context, None);
+    assert_eq!(read(json!({"note": "plain"})), allowed("any-read"));
+    let fit = "the request's context does not fit: ";
+    for (context, says) in [
+        (
+            json!({"__expr": "1 == 1"}),
+            "while parsing context, the `__expr` escape is no longer supported (help: to create an entity reference, use `__entity`; to create an extension value, use `__extn`; and for all other values, use JSON directly)",
+        ),
+        (
+            json!({"__entity": {"type": "User", "id": "alice"}}),
+            "expression is not a record: User::\"alice\"",
+        ),
+        (
+            json!({"__extn": {"fn": "ip", "arg": "10.0.0.1"}}),
+            "expression is not a record: ip(\"10.0.0.1\")",
+        ),
+    ] {
+        assert_eq!(
+            read(context.clone()),
+            Outcome::Invalid(format!("{fit}{says}")),
+            "{context}"
+        );
+    }
+    // With another member beside it, the reader takes the object as a
+    // record (debug builds check this path agrees).
+    assert_eq!(
+        read(json!({"__entity": {"type": "User", "id": "alice"}, "note": "x"})),
+        allowed("any-read")
+    );
+}

@@ -34,8 +34,9 @@ def _public(alg: str, key: Any) -> Any:
     if alg[:2] in ("RS", "PS") and tag == "rsa":
         n = int.from_bytes(bytes(payload.n), "big")
         e = int.from_bytes(bytes(payload.e), "big")
-        # What ring checks too: a key any verifier reads alike.
-        if not (2048 <= n.bit_length() <= 8192 and n % 2 == 1 and e % 2 == 1 and 3 <= e < 1 << 33):
+        # As the Rust host: 2048 to 4096 bits (the module refuses larger
+        # keys, ring smaller ones), odd, an exponent from 3 to 2^33 - 1.
+        if not (2048 <= n.bit_length() <= 4096 and n % 2 == 1 and e % 2 == 1 and 3 <= e < 1 << 33):
             return None
         return rsa.RSAPublicNumbers(e, n).public_key()
     if alg in _CURVES and tag == "ec":
