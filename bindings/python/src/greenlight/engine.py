@@ -35,7 +35,7 @@ from typing import Any, Optional, Sequence, Union
 import wasmtime
 from wasmtime.component import Component, Linker, Record, ResourceAny, Variant
 
-from . import _crypto, _json
+from . import _calls, _crypto, _json
 from .decision import (
     DENIAL_CODES,
     GRANT_MODES,
@@ -543,7 +543,8 @@ class _Slot:
         self.stderr.clear()
         self.store.set_epoch_deadline(self.engine._ticks(budget))
         try:
-            result = f(self.store, *args)
+            sig = self.engine._signatures.get(name, f, self.store)
+            result = _calls.call(f, self.store, sig, args)
             f.post_return(self.store)
         except Exception as e:  # noqa: BLE001 - every failure is the module's
             raise self.failure(e) from None
@@ -610,9 +611,11 @@ class Engine:
 
             with self._linker.root() as root:
                 with root.add_instance(_CRYPTO_IFACE) as crypto:
-                    crypto.add_func("verify-signature", verify_signature)
+                    _calls.add_func(crypto, "verify-signature", verify_signature)
         except (OSError, wasmtime.WasmtimeError) as e:
             raise EngineError(f"the component cannot be used: {e}") from None
+        #: Each export's types, read once (see `_calls`).
+        self._signatures = _calls.Signatures()
         self._exports = {}
         engine_iface = self._component.get_export_index(_ENGINE_IFACE)
         jose_iface = self._component.get_export_index(_JOSE_IFACE)
