@@ -18,7 +18,7 @@ import { Engine, readBundleDir } from './src/index.js';
 import { capMemory, GEN_DIR } from './src/engine.js';
 import { emptyWasi } from './src/wasi.js';
 import { cryptoImports } from './src/crypto.js';
-import { fromWit } from './src/decision.js';
+import { attributes, attributesToWit, fromWit } from './src/decision.js';
 
 const iterations = Number(process.argv[2] ?? 300);
 const root = resolve(import.meta.dirname, '..', '..');
@@ -94,6 +94,7 @@ async function inlineMode() {
         roles: s.roles,
         tenant: s.tenant,
         issuer: s.issuer,
+        attributes: attributesToWit(attributes(s.attributes ?? {})),
       };
       return () => fromWit(p.evaluateAs(who, r, now));
     }

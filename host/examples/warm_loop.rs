@@ -13,6 +13,9 @@
 //!   $CARGO_TARGET_DIR/release/examples/warm_loop native 2000
 //! callgrind_annotate --inclusive=yes warm.out | head -80
 //! ```
+//!
+//! `GREENLIGHT_WASM=PATH warm_loop wasm N` runs another build of the
+//! component instead of the embedded one.
 
 use std::path::Path;
 
@@ -46,7 +49,13 @@ fn main() {
             Box::new(move |r, now| core.evaluate_http(r, now))
         }
         "wasm" => {
-            let policy = greenlight_host::Engine::load(greenlight_component::GREENLIGHT_WASM)
+            // GREENLIGHT_WASM names another build of the component to
+            // compare (another guest profile, say); default: the embedded one.
+            let wasm = match std::env::var_os("GREENLIGHT_WASM") {
+                Some(path) => std::fs::read(path).expect("GREENLIGHT_WASM names a component"),
+                None => greenlight_component::GREENLIGHT_WASM.to_vec(),
+            };
+            let policy = greenlight_host::Engine::load(&wasm)
                 .expect("component")
                 .load_bundle(files)
                 .expect("demo bundle");
