@@ -102,7 +102,9 @@ impl Engine {
     }
 
     /// Compiles a component with the given limits, caching the compiled
-    /// artifact in `cache_dir` when one is given.
+    /// artifact in `cache_dir` when one is given. With the environment
+    /// variable `GREENLIGHT_PERF_MAP=1`, wasmtime also writes a perf map
+    /// (`/tmp/perf-PID.map`) naming the module's compiled functions.
     pub fn with_options(
         component: &[u8],
         limits: Limits,
@@ -110,6 +112,11 @@ impl Engine {
     ) -> Result<Self, HostError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        if std::env::var_os("GREENLIGHT_PERF_MAP").is_some_and(|v| v == "1") {
+            // For a profiler: wasmtime writes /tmp/perf-PID.map, so `perf
+            // report` names the module's functions (BENCHMARKS.md).
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine =
             wasmtime::Engine::new(&config).map_err(|e| HostError::Component(format!("{e:#}")))?;
         let compiled = match cache_dir {
