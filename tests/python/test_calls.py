@@ -3,45 +3,20 @@
 wasmtime-py reads a function's types back from the component on every call
 unless the binding keeps them; these tests make every such read fail once
 each export (and the host's `crypto` import) has been called, and check
-that decisions of every kind, warm and cold, and the gateway's answer still
-come out exactly as before. They
-also fail first if a new wasmtime-py moves the internals `_calls` uses.
+that every vector is still decided exactly as it expects, warm and cold,
+with the gateway's answer. They also fail first if a new wasmtime-py moves
+the internals `_calls` uses.
 """
 
-import json
 from pathlib import Path
 
 import pytest
 import wasmtime.component._func as wfunc
 import wasmtime.component._types as wtypes
+from test_vectors import SERVICE, VECTORS, decide, load, policy_for, rust_text
 
 from greenlight import Engine, HttpRequest
-
-ROOT = Path(__file__).resolve().parents[2]
-VECTORS = sorted((ROOT / "tests/vectors").glob("*.json"))
-
-
-def _decide(policy, v):
-    (kind, request), = v["request"].items()
-    if kind == "http":
-        return policy.evaluate_http(HttpRequest.from_dict(request), v["now"])
-    if kind == "vouched":
-        from greenlight import AccessRequest, Principal
-        return policy.evaluate_as(Principal.from_dict(request["subject"]),
-                                  AccessRequest.from_dict(request["access"]), v["now"])
-    from greenlight import AccessRequest
-    return policy.evaluate(AccessRequest.from_dict(request), v["now"])
-
-
-def _policies(engine: Engine):
-    out = []
-    for path in VECTORS:
-        v = json.loads(path.read_text(encoding="utf-8"))
-        policy = engine.load_bundle_dir(ROOT / v["bundle"])
-        for k in v["keys"]:
-            policy.set_keys(k["issuer"], (ROOT / k["jwks"]).read_text(encoding="utf-8"))
-        out.append((path.stem, policy, v))
-    return out
+from greenlight import _calls
 
 
 def test_the_internals_used_are_there():
@@ -51,14 +26,21 @@ def test_the_internals_used_are_there():
     assert hasattr(wfunc.Func, "type") and hasattr(wfunc.Func, "post_return")
 
 
+def check(policy, v: dict) -> None:
+    """The vector's decision and the gateway's answer for it, exactly."""
+    decision = decide(policy, v)
+    assert decision.to_json() == rust_text(v["expect"])
+    status, headers, body = policy.respond(decision, SERVICE)
+    assert {"status": status, "headers": [list(h) for h in headers], "body": body} == v["response"]
+
+
 def test_no_type_is_read_again_after_the_first_call(wasm_path: Path, monkeypatch: pytest.MonkeyPatch):
     engine = Engine(wasm_path)
-    cases = _policies(engine)
+    vectors = [load(p) for p in VECTORS]
+    policies = [policy_for(engine, v) for v in vectors]
     # First round: every export a vector uses reads its types (once).
-    first = {name: _decide(policy, v) for name, policy, v in cases}
-    first_answers = {name: policy.respond(first[name], "https://greenlight.example.com")
-                     for name, policy, _ in cases}
-    assert all(d.verdict is not None for d in first.values())
+    for policy, v in zip(policies, vectors):
+        check(policy, v)
 
     def refuse(*_args, **_kwargs):
         raise AssertionError("a type was read from the component again")
@@ -68,24 +50,28 @@ def test_no_type_is_read_again_after_the_first_call(wasm_path: Path, monkeypatch
 
     # Second round, on the same policies (warm; a token refused the first
     # time has its signature checked again through the `crypto` import),
-    # then on fresh instances of fresh policies (cold: every signature
-    # checked again, through the import, with the same types).
-    for name, policy, v in cases:
-        again = _decide(policy, v)
-        assert again == first[name], name
-        assert policy.respond(again, "https://greenlight.example.com") == first_answers[name], name
+    # then on fresh policies (cold: every signature checked again, through
+    # the import, with the same types).
+    for policy, v in zip(policies, vectors):
+        check(policy, v)
     checks = engine.native_signature_checks
-    for name, _, v in cases:
-        fresh = engine.load_bundle_dir(ROOT / v["bundle"])
-        for k in v["keys"]:
-            fresh.set_keys(k["issuer"], (ROOT / k["jwks"]).read_text(encoding="utf-8"))
-        assert _decide(fresh, v) == first[name], name
+    for v in vectors:
+        check(policy_for(engine, v), v)
     assert engine.native_signature_checks > checks
 
 
-def test_a_value_that_does_not_fit_is_still_refused(engine: Engine):
-    policy = engine.load_bundle_dir(ROOT / "examples/bundle")
-    # A header value that is not a string cannot be lowered: the binding
-    # refuses it before the call, as it did before.
-    with pytest.raises((TypeError, ValueError)):
-        policy.evaluate_http(HttpRequest("GET", "/payments/p", "", [("authorization", 5)], None), 1)
+def test_arguments_that_do_not_fit_are_refused_before_the_call(engine: Engine):
+    policy = engine.load_bundle_dir(Path(__file__).resolve().parents[2] / "examples/bundle")
+    slot = policy._take()
+    try:
+        func = slot.funcs["evaluate-http"]
+        sig = engine._signatures.get("evaluate-http", func, slot.store)
+        request = HttpRequest("GET", "/payments/p", "", [], None)
+        with pytest.raises(TypeError, match=r"^wrong number of parameters provided: given 2, expected 3$"):
+            _calls.call(func, slot.store, sig, (slot.policy, request))
+        with pytest.raises(TypeError, match=r"^expected int for U64 type$"):
+            _calls.call(func, slot.store, sig, (slot.policy, request, "now"))
+    finally:
+        policy._put_back(slot)
+    # The instance is still usable: nothing reached the module.
+    assert policy.evaluate_http(request, 1).verdict.code == "token-missing"

@@ -283,15 +283,19 @@ fn main() {
     // refused, each algorithm; a token signed by another key refused. The
     // last token of each algorithm is kept out of the timed ones.
     let all = [Which::Cedarling, Which::Wasm, Which::Native];
-    let foreign = {
+    let foreign = mint(
         // The EdDSA key's kid, signed with another Ed25519 key.
-        let mut a = keys().0.remove(2);
-        a.key = EncodingKey::from_ed_pem(
-            &std::fs::read(root().join("tests/keys/attacker.pem")).expect("attacker key"),
-        )
-        .expect("attacker key is Ed25519");
-        mint(&a, 0, now)
-    };
+        &Alg {
+            key: EncodingKey::from_ed_pem(
+                &std::fs::read(root().join("tests/keys/attacker.pem")).expect("attacker key"),
+            )
+            .expect("attacker key is Ed25519"),
+            tokens: vec![],
+            ..algs[2]
+        },
+        0,
+        now,
+    );
     for which in all {
         let e = engines.load(which);
         for a in &algs {
