@@ -50,9 +50,9 @@ pub use error::StoreError;
 /// decision's own types, stored as the decision's JSON.
 pub use greenlight_types::{Approver, GrantMode, Obligation};
 pub use model::{
-    Approval, AuditEvent, ConsumedToken, Decision, Grant, NewApproval, NewAuditEvent,
-    NewWebhookDelivery, Quota, SYSTEM_ACTOR, SigningKey, Status, Vote, VoteOutcome, Voter,
-    WebhookDelivery, events,
+    AccessRequestKey, Approval, AuditEvent, ConsumedToken, Decision, Grant, NewApproval,
+    NewAuditEvent, NewTaskCallback, NewWebhookDelivery, Quota, SYSTEM_ACTOR, SigningKey, Status,
+    Vote, VoteOutcome, Voter, WebhookDelivery, events,
 };
 
 /// Length of generated ids in bytes: 128 bits, too many to guess.
@@ -318,7 +318,10 @@ impl Store {
         reason: Option<&str>,
         now: i64,
     ) -> Result<Approval, StoreError> {
-        dispatch!(self, revoke_approval(id, by, reason, now, &|_| Vec::new()))
+        dispatch!(
+            self,
+            revoke_approval(id, by, reason, now, false, &|_| Vec::new())
+        )
     }
 
     /// [`Store::revoke_approval`], storing the webhook deliveries
@@ -332,7 +335,23 @@ impl Store {
         now: i64,
         announce: &(dyn Fn(&Approval) -> Vec<NewWebhookDelivery> + Sync),
     ) -> Result<Approval, StoreError> {
-        dispatch!(self, revoke_approval(id, by, reason, now, announce))
+        dispatch!(self, revoke_approval(id, by, reason, now, false, announce))
+    }
+
+    /// [`Store::revoke_approval_announced`] only while the approval is
+    /// pending: the requester's side withdrawing its request (an AuthZEN
+    /// access request's cancellation). Decided under the approval's lock,
+    /// so a vote that approves it first wins and this one is
+    /// `NotRevocable` with `approved`. Errors as `revoke_approval`.
+    pub async fn cancel_pending_announced(
+        &self,
+        id: &str,
+        by: &Voter,
+        reason: Option<&str>,
+        now: i64,
+        announce: &(dyn Fn(&Approval) -> Vec<NewWebhookDelivery> + Sync),
+    ) -> Result<Approval, StoreError> {
+        dispatch!(self, revoke_approval(id, by, reason, now, true, announce))
     }
 
     /// Marks every pending approval whose `expires_at` has come (`<= now`)
@@ -415,6 +434,46 @@ impl Store {
     /// Forgets used tokens whose `expires_at < now`; returns how many.
     pub async fn purge_ledger(&self, now: i64) -> Result<u64, StoreError> {
         dispatch!(self, purge_ledger(now))
+    }
+
+    // ----- access requests (AuthZEN ARAP) -----
+
+    /// The submission recorded under `caller`'s `idempotency_key`, if it
+    /// is still kept.
+    pub async fn find_access_request(
+        &self,
+        caller: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<AccessRequestKey>, StoreError> {
+        dispatch!(self, find_access_request(caller, idempotency_key))
+    }
+
+    /// Records a submission's idempotency key; returns the record that
+    /// stands: this one, or the one a concurrent submission under the same
+    /// caller and key recorded first (the caller compares its body hash).
+    pub async fn record_access_request(
+        &self,
+        key: &AccessRequestKey,
+    ) -> Result<AccessRequestKey, StoreError> {
+        dispatch!(self, record_access_request(key))
+    }
+
+    /// Asks to be told when the approval `approval_id` reaches a terminal
+    /// status. Returns false, storing nothing, when it is no longer
+    /// pending at `now` (the caller reads its status instead). Errors:
+    /// `NotFound`.
+    pub async fn add_task_callback(
+        &self,
+        approval_id: &str,
+        callback: &NewTaskCallback,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, add_task_callback(approval_id, callback, now))
+    }
+
+    /// Forgets idempotency keys whose `keep_until < now`; returns how many.
+    pub async fn purge_access_requests(&self, now: i64) -> Result<u64, StoreError> {
+        dispatch!(self, purge_access_requests(now))
     }
 
     // ----- webhook outbox -----

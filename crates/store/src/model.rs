@@ -56,6 +56,17 @@ impl Status {
             Status::Revoked => "revoked",
         }
     }
+
+    /// The AuthZEN ARAP task status this approval status shows as: the
+    /// same name, except that a withdrawn approval (revoked by an
+    /// approver, or cancelled by the requester before anyone decided) is
+    /// `cancelled`, whether or not it had been approved first.
+    pub fn task_status(self) -> &'static str {
+        match self {
+            Status::Revoked => "cancelled",
+            other => other.as_str(),
+        }
+    }
 }
 
 impl fmt::Display for Status {
@@ -560,4 +571,39 @@ mod tests {
         };
         assert_eq!(denied.status_at(10), Status::Denied);
     }
+}
+
+/// An access request's `Idempotency-Key`, scoped to the caller that sent
+/// it, and what it opened (AuthZEN ARAP §"Access Request Submission").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessRequestKey {
+    /// Who sent it: the authenticated caller's identity, as the server
+    /// spells it (issuer, subject and client).
+    pub caller: String,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: String,
+    /// Hex SHA-256 of the submission body in canonical form.
+    pub body_hash: String,
+    /// The task (approval) the submission opened or joined.
+    pub approval_id: String,
+    /// When it was first recorded.
+    pub created_at: i64,
+    /// When the key may be forgotten.
+    pub keep_until: i64,
+}
+
+/// A callback a PEP asked for on a task: told when the task reaches a
+/// terminal status, through the webhook outbox to a receiver registered in
+/// the settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTaskCallback {
+    /// Hex SHA-256 of the receiver's URL, as the outbox names it.
+    pub hook: String,
+    /// The PEP's opaque `state` (JSON text), returned unmodified.
+    pub state: Option<String>,
+    /// The task statuses to tell (`approved`, `denied`, `expired`,
+    /// `cancelled`); empty for all.
+    pub events: Vec<String>,
+    /// The task's status endpoint, which the callback names.
+    pub status_endpoint: String,
 }

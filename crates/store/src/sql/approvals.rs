@@ -132,7 +132,12 @@ async fn mark_expired(conn: &mut Conn, approval: &Approval, now: i64) -> Result<
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    audit_expired(conn, &approval.id, approval.expires_at, now).await
+    audit_expired(conn, &approval.id, approval.expires_at, now).await?;
+    let expired = Approval {
+        status: Status::Expired,
+        ..approval.clone()
+    };
+    super::requests::insert_callback_deliveries(conn, &expired, now).await
 }
 
 async fn audit_expired(
@@ -263,6 +268,8 @@ pub(crate) async fn create_or_get_pending(
         .await?;
         for (lapsed_id, expires_at) in &lapsed {
             audit_expired(&mut tx, lapsed_id, *expires_at, now).await?;
+            let expired = reread(&mut tx, lapsed_id).await?;
+            super::requests::insert_callback_deliveries(&mut tx, &expired, now).await?;
         }
 
         // Asking again for what is already pending returns it, quota or not.
@@ -578,6 +585,7 @@ pub(crate) async fn vote(
     if decided {
         // The outcome's announcements commit with it, or neither does.
         super::outbox::insert_deliveries(&mut tx, &announce(&approval), now).await?;
+        super::requests::insert_callback_deliveries(&mut tx, &approval, now).await?;
     }
     tx.commit().await?;
     Ok(VoteOutcome {
@@ -680,13 +688,15 @@ pub(crate) async fn revoke_approval(
     by: &Voter,
     reason: Option<&str>,
     now: i64,
+    pending_only: bool,
     announce: &(dyn Fn(&Approval) -> Vec<crate::NewWebhookDelivery> + Sync),
 ) -> Result<Approval, StoreError> {
     let actor = by.subject.as_str();
     let mut tx = begin_write(pool).await?;
     let approval = lock_approval(&mut tx, id).await?;
     match approval.status_at(now) {
-        Status::Pending | Status::Approved => {}
+        Status::Pending => {}
+        Status::Approved if !pending_only => {}
         Status::Expired => {
             if approval.status == Status::Pending {
                 mark_expired(&mut tx, &approval, now).await?;
@@ -744,6 +754,7 @@ pub(crate) async fn revoke_approval(
     }
     let approval = reread(&mut tx, id).await?;
     super::outbox::insert_deliveries(&mut tx, &announce(&approval), now).await?;
+    super::requests::insert_callback_deliveries(&mut tx, &approval, now).await?;
     tx.commit().await?;
     Ok(approval)
 }
@@ -767,6 +778,7 @@ pub(crate) async fn expire_due(
         audit_expired(&mut tx, id, *expires_at, now).await?;
         let approval = reread(&mut tx, id).await?;
         super::outbox::insert_deliveries(&mut tx, &announce(&approval), now).await?;
+        super::requests::insert_callback_deliveries(&mut tx, &approval, now).await?;
     }
     tx.commit().await?;
     Ok(lapsed.len() as u64)

@@ -20,6 +20,7 @@ mod keys;
 mod ledger;
 mod outbox;
 mod portal;
+mod requests;
 
 pub(crate) use approvals::{
     claim_delivery, create_or_get_pending, expire_due, get_approval, list_approvals, list_decided,
@@ -35,6 +36,9 @@ pub(crate) use outbox::{
 };
 pub(crate) use portal::{
     approval_for_code, confirmation_code, create_session, end_session, purge_portal, session,
+};
+pub(crate) use requests::{
+    add_task_callback, find_access_request, purge_access_requests, record_access_request,
 };
 
 /// This backend's connection pool.

@@ -1,0 +1,264 @@
+//! AuthZEN access requests in the store, on both backends: idempotency
+//! keys (the first record stands), callbacks told once in the transaction
+//! that decides the task (approved, denied, expired by the sweep or on a
+//! new ask, cancelled), and a cancellation that never revokes an approval
+//! already given.
+
+#[macro_use]
+mod common;
+
+use common::{T0, TTL, TestDb, new_approval, who};
+use greenlight_store::{
+    AccessRequestKey, Decision, GrantMode, NewTaskCallback, Quota, Status, StoreError,
+};
+use serde_json::{Value, json};
+
+backend_tests! {
+    the_first_idempotency_key_stands_and_is_purged_after_its_time,
+    a_callback_is_told_once_when_its_task_is_decided,
+    a_callback_is_told_of_expiry_and_cancellation,
+    a_callback_on_a_decided_task_is_not_stored,
+    a_cancellation_never_revokes_an_approved_task,
+}
+
+fn key(caller: &str, key: &str, hash: &str, approval: &str, keep_until: i64) -> AccessRequestKey {
+    AccessRequestKey {
+        caller: caller.to_owned(),
+        idempotency_key: key.to_owned(),
+        body_hash: hash.to_owned(),
+        approval_id: approval.to_owned(),
+        created_at: T0,
+        keep_until,
+    }
+}
+
+fn callback(hook: &str, state: Option<Value>, events: &[&str]) -> NewTaskCallback {
+    NewTaskCallback {
+        hook: hook.repeat(64),
+        state: state.map(|s| s.to_string()),
+        events: events.iter().map(|e| (*e).to_owned()).collect(),
+        status_endpoint: "https://pdp.example.com/access/v1/requests/x".to_owned(),
+    }
+}
+
+/// The callback deliveries due at `now`: (hook, event, body).
+async fn told(db: &TestDb, now: i64) -> Vec<(String, String, Value)> {
+    let mut due: Vec<(String, String, Value)> = db
+        .store
+        .claim_due_deliveries(now, now + 30, 50)
+        .await
+        .expect("claim")
+        .into_iter()
+        .map(|d| {
+            (
+                d.hook,
+                d.event,
+                serde_json::from_str(&d.body).expect("json body"),
+            )
+        })
+        .collect();
+    due.sort_by(|a, b| a.0.cmp(&b.0));
+    due
+}
+
+async fn pending(db: &TestDb, requester: &str, digest: &str) -> String {
+    db.store
+        .create_or_get_pending(new_approval(requester, digest, 1, GrantMode::Once), T0)
+        .await
+        .expect("created")
+        .0
+        .id
+}
+
+async fn the_first_idempotency_key_stands_and_is_purged_after_its_time(db: &mut TestDb) {
+    let a = pending(db, "alice", "d-1").await;
+    let b = pending(db, "alice", "d-2").await;
+    assert_eq!(db.store.find_access_request("alice", "k").await, Ok(None));
+    let first = key("alice", "k", "h1", &a, T0 + 100);
+    assert_eq!(
+        db.store.record_access_request(&first).await,
+        Ok(first.clone())
+    );
+    // A second record under the same caller and key: the first stands.
+    let second = key("alice", "k", "h2", &b, T0 + 100);
+    assert_eq!(
+        db.store.record_access_request(&second).await,
+        Ok(first.clone())
+    );
+    assert_eq!(
+        db.store.find_access_request("alice", "k").await,
+        Ok(Some(first.clone()))
+    );
+    // Keys are the caller's own.
+    assert_eq!(db.store.find_access_request("mallory", "k").await, Ok(None));
+    let theirs = key("mallory", "k", "h3", &b, T0 + 200);
+    assert_eq!(
+        db.store.record_access_request(&theirs).await,
+        Ok(theirs.clone())
+    );
+    assert_eq!(db.store.purge_access_requests(T0 + 100).await, Ok(0));
+    assert_eq!(db.store.purge_access_requests(T0 + 101).await, Ok(1));
+    assert_eq!(db.store.find_access_request("alice", "k").await, Ok(None));
+    assert_eq!(
+        db.store.find_access_request("mallory", "k").await,
+        Ok(Some(theirs))
+    );
+}
+
+async fn a_callback_is_told_once_when_its_task_is_decided(db: &mut TestDb) {
+    let id = pending(db, "alice", "d-1").await;
+    let state = json!({ "thread": "t-1" });
+    assert_eq!(
+        db.store
+            .add_task_callback(&id, &callback("a", Some(state.clone()), &[]), T0)
+            .await,
+        Ok(true)
+    );
+    // The same callback again (a resubmission) is stored once; one that
+    // wants other statuses only is not told of an approval.
+    assert_eq!(
+        db.store
+            .add_task_callback(&id, &callback("a", Some(state.clone()), &[]), T0)
+            .await,
+        Ok(true)
+    );
+    assert_eq!(
+        db.store
+            .add_task_callback(&id, &callback("b", None, &["denied"]), T0)
+            .await,
+        Ok(true)
+    );
+    assert_eq!(
+        db.store
+            .add_task_callback(&id, &callback("c", None, &["approved"]), T0)
+            .await,
+        Ok(true)
+    );
+    assert_eq!(told(db, T0).await, vec![], "nothing while pending");
+    let outcome = db
+        .store
+        .vote(&id, &who("bob"), Decision::Approve, None, T0 + 5)
+        .await
+        .expect("vote");
+    assert_eq!(outcome.approval.status, Status::Approved);
+    let task = |status: &str| {
+        json!({ "id": id, "status": status,
+                "status_endpoint": "https://pdp.example.com/access/v1/requests/x" })
+    };
+    assert_eq!(
+        told(db, T0 + 5).await,
+        vec![
+            (
+                "a".repeat(64),
+                "access_request.approved".to_owned(),
+                json!({ "state": state, "task": task("approved") })
+            ),
+            (
+                "c".repeat(64),
+                "access_request.approved".to_owned(),
+                json!({ "task": task("approved") })
+            ),
+        ]
+    );
+}
+
+async fn a_callback_is_told_of_expiry_and_cancellation(db: &mut TestDb) {
+    // Expired by the sweep.
+    let swept = pending(db, "alice", "d-1").await;
+    db.store
+        .add_task_callback(&swept, &callback("a", None, &[]), T0)
+        .await
+        .expect("stored");
+    assert_eq!(db.store.expire_due(T0 + TTL).await, Ok(1));
+    let got = told(db, T0 + TTL).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].1.as_str(), &got[0].2["task"]["status"]),
+        ("access_request.expired", &json!("expired"))
+    );
+    // Expired when the same action is asked for again after its time.
+    let lapsed = pending(db, "bob", "d-2").await;
+    db.store
+        .add_task_callback(&lapsed, &callback("b", None, &["expired"]), T0)
+        .await
+        .expect("stored");
+    let mut again = new_approval("bob", "d-2", 1, GrantMode::Once);
+    again.expires_at = T0 + 2 * TTL;
+    let (fresh, created) = db
+        .store
+        .create_or_get_pending_announced(again, T0 + TTL + 1, Quota::UNLIMITED, &|_| Vec::new())
+        .await
+        .expect("created");
+    assert!(created && fresh.id != lapsed);
+    let got = told(db, T0 + TTL + 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].2["task"]["id"], lapsed.as_str());
+    assert_eq!(got[0].2["task"]["status"], "expired");
+    // Cancelled by the requester's side.
+    let withdrawn = pending(db, "carol", "d-3").await;
+    db.store
+        .add_task_callback(&withdrawn, &callback("c", None, &[]), T0)
+        .await
+        .expect("stored");
+    db.store
+        .cancel_pending_announced(
+            &withdrawn,
+            &who("carol"),
+            Some("not needed"),
+            T0 + 2,
+            &|_| Vec::new(),
+        )
+        .await
+        .expect("cancelled");
+    let got = told(db, T0 + 2).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].1.as_str(), &got[0].2["task"]["status"]),
+        ("access_request.cancelled", &json!("cancelled"))
+    );
+}
+
+async fn a_callback_on_a_decided_task_is_not_stored(db: &mut TestDb) {
+    let id = pending(db, "alice", "d-1").await;
+    db.store
+        .vote(&id, &who("bob"), Decision::Deny, Some("no"), T0 + 1)
+        .await
+        .expect("vote");
+    assert_eq!(
+        db.store
+            .add_task_callback(&id, &callback("a", None, &[]), T0 + 2)
+            .await,
+        Ok(false)
+    );
+    assert_eq!(told(db, T0 + 2).await, vec![]);
+    assert!(matches!(
+        db.store
+            .add_task_callback(&"0".repeat(32), &callback("a", None, &[]), T0 + 2)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn a_cancellation_never_revokes_an_approved_task(db: &mut TestDb) {
+    let id = pending(db, "alice", "d-1").await;
+    db.store
+        .vote(&id, &who("bob"), Decision::Approve, None, T0 + 1)
+        .await
+        .expect("vote");
+    assert!(matches!(
+        db.store
+            .cancel_pending_announced(&id, &who("alice"), None, T0 + 2, &|_| Vec::new())
+            .await,
+        Err(StoreError::NotRevocable {
+            status: Status::Approved,
+            ..
+        })
+    ));
+    let a = db
+        .store
+        .get_approval(&id)
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(a.status, Status::Approved);
+}
