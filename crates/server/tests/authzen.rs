@@ -312,9 +312,10 @@ async fn a_trusted_pep_is_known_by_its_configured_subject() {
     );
 }
 
-/// The PDP metadata names this server and its two evaluation endpoints, so
-/// a PEP that discovers them reaches the ones it would be given by hand;
-/// the search APIs are not offered.
+/// The PDP metadata names this server, its two evaluation endpoints and
+/// the access request endpoint with its keys (ARAP), so a PEP that
+/// discovers them reaches the ones it would be given by hand; the search
+/// APIs are not offered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pdp_metadata_names_the_evaluation_endpoints() {
     let srv = Server::start().await;
@@ -329,6 +330,9 @@ async fn the_pdp_metadata_names_the_evaluation_endpoints() {
             "policy_decision_point": base,
             "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
             "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
+            "access_request_endpoint": format!("{base}/access/v1/requests"),
+            "jwks_uri": format!("{base}/.well-known/jwks.json"),
+            "capabilities": ["urn:openid:authzen:capability:access-request"],
         })
     );
 }

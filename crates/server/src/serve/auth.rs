@@ -34,17 +34,21 @@ pub(super) async fn authenticate(
     st: &AppState,
     headers: &HeaderMap,
 ) -> Result<Credential, ApiError> {
-    let token = bearer(headers)?;
+    authenticate_token(st, &bearer(headers)?).await
+}
+
+/// Authenticates the bearer of `token` as [`authenticate`] does.
+pub(super) async fn authenticate_token(st: &AppState, token: &str) -> Result<Credential, ApiError> {
     let v = st.version();
     let seen = v.key_sources.changes();
-    let mut answer = v.policy.authenticate(&token, st.clock.now());
+    let mut answer = v.policy.authenticate(token, st.clock.now());
     if let Err(d) = &answer
         && let Some(issuer) = refresh_issuer(d)
         && v.key_sources
             .unknown_kid(issuer, seen, v.policy.as_ref())
             .await
     {
-        answer = v.policy.authenticate(&token, st.clock.now());
+        answer = v.policy.authenticate(token, st.clock.now());
     }
     answer.map_err(|d| ApiError::invalid_token(d.to_string()))
 }

@@ -19,7 +19,10 @@
 //! to the gateway's client.
 //!
 //! An approval-required answer is `decision: false` with the challenge in
-//! `context`.
+//! `context`, made requestable as AuthZEN ARAP says (`reason`,
+//! `evaluation_id`, `evaluated_at`, `access_request`); an evaluation that
+//! carries `context.approval` is a re-evaluation after approval
+//! (`super::arap::reevaluate`).
 
 use std::sync::Arc;
 
@@ -68,6 +71,32 @@ pub struct Evaluation {
     context: Option<Map<String, Value>>,
 }
 
+impl Evaluation {
+    /// An evaluation of these members.
+    pub(super) fn new(
+        subject: Option<Entity>,
+        action: Option<ActionSpec>,
+        resource: Option<Entity>,
+        context: Option<Map<String, Value>>,
+    ) -> Self {
+        Self {
+            subject,
+            action,
+            resource,
+            context,
+        }
+    }
+
+    /// The names of the context members, which the decision reads as the
+    /// action's parameters.
+    fn members(&self) -> Vec<String> {
+        self.context
+            .as_ref()
+            .map(|c| c.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// The batch request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,20 +111,29 @@ pub struct Evaluations {
 
 /// Who the subject is: a token to verify, or a subject a trusted PEP
 /// vouches for.
-enum Subject {
+pub(super) enum Subject {
     Token(String),
     Vouched(Principal),
 }
 
 /// The PEP calling, authenticated on first need and checked against
 /// `[authzen] trusted_clients`.
-struct Pep<'a> {
+pub(super) struct Pep<'a> {
     headers: &'a HeaderMap,
     trusted: Option<Result<Principal, ApiError>>,
 }
 
-impl Pep<'_> {
-    async fn trusted(&mut self, st: &AppState) -> Result<&Principal, ApiError> {
+impl<'a> Pep<'a> {
+    /// The PEP calling with `headers`, not yet authenticated.
+    pub(super) fn new(headers: &'a HeaderMap) -> Self {
+        Self {
+            headers,
+            trusted: None,
+        }
+    }
+
+    /// The PEP, authenticated and trusted to vouch for subjects.
+    pub(super) async fn trusted(&mut self, st: &AppState) -> Result<&Principal, ApiError> {
         if self.trusted.is_none() {
             self.trusted = Some(Self::check(st, self.headers).await);
         }
@@ -108,32 +146,40 @@ impl Pep<'_> {
 
     /// Authenticates the PEP and checks it is trusted.
     async fn check(st: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        {
-            let pep = authenticate(st, headers).await?.principal;
-            let entry = st
-                .settings
-                .authzen
-                .trusted_clients
-                .iter()
-                .find(|t| t.issuer == pep.issuer && t.client_id == pep.client_id);
-            let Some(entry) = entry else {
-                return Err(ApiError::forbidden(format!(
-                    "client `{}` of `{}` is not trusted to vouch for subjects; forward the subject's token as {{\"type\": \"bearer\", \"id\": TOKEN}}",
-                    pep.client_id, pep.issuer
-                )));
-            };
-            // A user's token issued to the gateway's client is not the
-            // gateway speaking for itself.
-            let own = entry.subject.as_deref().unwrap_or(&entry.client_id);
-            if pep.subject != own {
-                Err(ApiError::forbidden(format!(
-                    "only client `{}`'s own token (subject `{own}`, as its client-credentials grant gives) may vouch for subjects, not `{}`'s",
-                    pep.client_id, pep.subject
-                )))
-            } else {
-                Ok(pep)
-            }
-        }
+        let pep = authenticate(st, headers).await?.principal;
+        trusted_pep(st, &pep)?;
+        Ok(pep)
+    }
+}
+
+/// Whether `pep` is a PEP trusted to vouch for subjects: a client listed in
+/// `[authzen] trusted_clients`, speaking for itself; why not otherwise.
+pub(super) fn trusted_pep<'s>(
+    st: &'s AppState,
+    pep: &Principal,
+) -> Result<&'s crate::serve::settings::TrustedClient, ApiError> {
+    let entry = st
+        .settings
+        .authzen
+        .trusted_clients
+        .iter()
+        .find(|t| t.issuer == pep.issuer && t.client_id == pep.client_id);
+    let Some(entry) = entry else {
+        return Err(ApiError::forbidden(format!(
+            "client `{}` of `{}` is not trusted to vouch for subjects; forward the subject's token as {{\"type\": \"bearer\", \"id\": TOKEN}}",
+            pep.client_id, pep.issuer
+        )));
+    };
+    // A user's token issued to the gateway's client is not the gateway
+    // speaking for itself.
+    let own = entry.subject.as_deref().unwrap_or(&entry.client_id);
+    if pep.subject != own {
+        Err(ApiError::forbidden(format!(
+            "only client `{}`'s own token (subject `{own}`, as its client-credentials grant gives) may vouch for subjects, not `{}`'s",
+            pep.client_id, pep.subject
+        )))
+    } else {
+        Ok(entry)
     }
 }
 
@@ -155,7 +201,7 @@ struct Vouched {
     attributes: std::collections::BTreeMap<String, greenlight_types::AttributeValue>,
 }
 
-async fn subject_of(
+pub(super) async fn subject_of(
     st: &AppState,
     v: &Version,
     pep: &mut Pep<'_>,
@@ -198,7 +244,7 @@ async fn subject_of(
     }
 }
 
-async fn decide_one(
+pub(super) async fn decide_one(
     st: &AppState,
     v: &Version,
     subject: &Subject,
@@ -242,8 +288,15 @@ async fn decide_one(
     })
 }
 
-/// AuthZEN's answer shape for one decision.
-fn answer(st: &AppState, v: &Version, d: &Decision) -> Value {
+/// AuthZEN's answer shape for one decision. An approval-required one is
+/// requestable (ARAP) when it can be asked for: `members` are the context
+/// members the decision read, which its binding covers.
+pub(super) fn answer(
+    st: &AppState,
+    v: &Version,
+    d: &Decision,
+    members: Option<Vec<String>>,
+) -> Value {
     let full = st.decision_json(v, d);
     let component_hash = v.component_hash();
     match &d.verdict {
@@ -258,9 +311,18 @@ fn answer(st: &AppState, v: &Version, d: &Decision) -> Value {
             "code": "step-up-required", "reason": s.message, "acr_values": s.acr_values,
             "max_age": s.max_age, "reasons": d.reasons, "policy_hash": d.policy_hash,
             "component_hash": component_hash } }),
-        Verdict::ApprovalRequired(_) => json!({ "decision": false, "context": {
+        Verdict::ApprovalRequired(ch) => {
+            let mut a = json!({ "decision": false, "context": {
             "approval_required": full["verdict"], "ask": full["ask"], "reasons": d.reasons,
-            "policy_hash": d.policy_hash, "component_hash": component_hash } }),
+            "policy_hash": d.policy_hash, "component_hash": component_hash } });
+            if let (Some(more), Some(context)) = (
+                members.and_then(|m| super::arap::binding::requestable(st, ch, m)),
+                a["context"].as_object_mut(),
+            ) {
+                context.extend(more);
+            }
+            a
+        }
     }
 }
 
@@ -271,12 +333,28 @@ async fn evaluate(
     e: &Evaluation,
 ) -> Result<Value, ApiError> {
     let subject = subject_of(st, v, pep, e).await?;
-    let d = decide_one(st, v, &subject, e)
+    // An approval echoed for re-evaluation (ARAP) is not a parameter of
+    // the action: it is read apart, and the decision sees the rest.
+    let mut e = e.clone();
+    let presented = e.context.as_mut().and_then(|c| c.remove("approval"));
+    let d = decide_one(st, v, &subject, &e)
         .await
         .map_err(ApiError::invalid_request)?;
     let d = act(st, v, d).await;
-    st.metrics.decision("authzen", &d);
-    Ok(answer(st, v, &d))
+    // Requestable when the subject may ask: by their own token, or through
+    // a trusted PEP allowed to submit access requests for those it vouches for.
+    let members = match &subject {
+        Subject::Token(_) => Some(e.members()),
+        Subject::Vouched(_) => {
+            let pep = pep.trusted(st).await?;
+            trusted_pep(st, pep)?.may_request.then(|| e.members())
+        }
+    };
+    let Some(presented) = presented else {
+        st.metrics.decision("authzen", &d);
+        return Ok(answer(st, v, &d, members));
+    };
+    Ok(super::arap::reevaluate::reevaluate(st, v, d, &presented, members).await)
 }
 
 /// `GET /.well-known/authzen-configuration`: the PDP metadata (AuthZEN
@@ -287,6 +365,11 @@ pub async fn configuration(State(st): State<Arc<AppState>>) -> Json<Value> {
         "policy_decision_point": st.public_url.trim_end_matches('/'),
         "access_evaluation_endpoint": st.url("/access/v1/evaluation"),
         "access_evaluations_endpoint": st.url("/access/v1/evaluations"),
+        // AuthZEN ARAP (Draft 1): requestable denials, access requests,
+        // and the keys that verify the binding token and approval state.
+        "access_request_endpoint": super::arap::endpoint(&st),
+        "jwks_uri": st.url("/.well-known/jwks.json"),
+        "capabilities": [super::arap::CAPABILITY],
     }))
 }
 
@@ -297,10 +380,7 @@ pub async fn evaluation(
     body: Result<Json<Evaluation>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(e) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
-    let mut pep = Pep {
-        headers: &headers,
-        trusted: None,
-    };
+    let mut pep = Pep::new(&headers);
     let v = st.version();
     Ok(Json(evaluate(&st, &v, &mut pep, &e).await?))
 }
@@ -317,10 +397,7 @@ pub async fn evaluations(
 ) -> Result<Json<Value>, ApiError> {
     let Json(b) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
     let v = st.version();
-    let mut pep = Pep {
-        headers: &headers,
-        trusted: None,
-    };
+    let mut pep = Pep::new(&headers);
     let semantic = match b
         .options
         .as_ref()

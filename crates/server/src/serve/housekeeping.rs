@@ -58,8 +58,9 @@ pub(super) async fn watch_keys(st: Arc<AppState>) {
 }
 
 /// One housekeeping pass: marks approvals past their expiry as expired
-/// (audited), forgets consumed tokens that can no longer be presented and
-/// portal sign-ins and sessions that ended, adds
+/// (audited), forgets consumed tokens that can no longer be presented,
+/// portal sign-ins and sessions that ended and access requests'
+/// idempotency keys past their retention, adds
 /// the next signing key when the newest is older than
 /// `signing.rotate_after`, picks up keys another replica (or `greenlight
 /// keys rotate`) created, signs with a new key once it has been published
@@ -81,6 +82,8 @@ pub async fn sweep(st: &AppState) -> anyhow::Result<()> {
         .await?;
     // Sign-ins never finished and sessions past their end.
     st.store.purge_portal(now).await?;
+    // Access requests' idempotency keys past their retention.
+    st.store.purge_access_requests(now).await?;
     if let Some(after) = st.settings.signing.rotate_after
         && Signer::newest_since(&st.store)
             .await?

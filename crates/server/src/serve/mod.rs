@@ -7,6 +7,7 @@
 //! bind port 0) and says when to shut down.
 
 mod approvals;
+mod arap;
 mod auth;
 mod authzen;
 mod check;
@@ -131,8 +132,16 @@ pub async fn prepare(
         Some(a) => Some(a.token_digest()?),
         None => None,
     };
+    let callbacks: Vec<settings::Webhook> = config
+        .settings
+        .access_requests
+        .callbacks
+        .iter()
+        .map(settings::CallbackReceiver::webhook)
+        .collect();
     let notifier = notify::Notifier::new(
         &config.settings.webhooks,
+        &callbacks,
         metrics.clone(),
         store.clone(),
         clock.clone(),
@@ -185,6 +194,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/ext-authz/{*path}", any(forward::ext_authz))
         .route("/access/v1/evaluation", post(authzen::evaluation))
         .route("/access/v1/evaluations", post(authzen::evaluations))
+        .route("/access/v1/requests", post(arap::submit))
+        .route("/access/v1/requests/{id}", get(arap::status))
+        .route(
+            "/access/v1/requests/{id}/cancel",
+            post(arap::cancel).delete(arap::cancel),
+        )
         .route(
             "/.well-known/authzen-configuration",
             get(authzen::configuration),

@@ -76,6 +76,10 @@ pub struct Settings {
     /// Collecting approved actions.
     #[serde(default)]
     pub approvals: Approvals,
+    /// AuthZEN Access Request and Approval: requestable denials, the
+    /// access-request endpoint, and the callbacks PEPs may ask for.
+    #[serde(default)]
+    pub access_requests: AccessRequests,
     /// The approval portal people sign in to; off unless set.
     pub portal: Option<super::portal::PortalSettings>,
     /// Slack's interactive buttons (approve, deny) on webhook messages;
@@ -160,6 +164,73 @@ pub struct AuthZen {
     pub trusted_clients: Vec<TrustedClient>,
 }
 
+/// AuthZEN Access Request and Approval (ARAP).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRequests {
+    /// Seconds a requestable denial may be submitted as an access request
+    /// after the evaluation that gave it (`access_request.expires_at`, and
+    /// its binding token's `exp`). Defaults to 600.
+    pub denial_lifetime: Option<u64>,
+    /// The callback endpoints PEPs may name in a submission, each
+    /// registered for one client of one issuer (the caller that submits)
+    /// with the key its notifications are signed with. A submission naming
+    /// any other endpoint is refused: nothing a caller sends makes the
+    /// server call an address the operator did not list.
+    #[serde(default)]
+    pub callbacks: Vec<CallbackReceiver>,
+}
+
+/// How long a requestable denial can be submitted when
+/// `access_requests.denial_lifetime` is not set: ten minutes, time for an
+/// agent to decide to ask.
+pub const DEFAULT_DENIAL_LIFETIME_SECONDS: u64 = 600;
+
+impl AccessRequests {
+    /// Seconds a requestable denial can be submitted.
+    pub fn denial_lifetime(&self) -> u64 {
+        self.denial_lifetime
+            .unwrap_or(DEFAULT_DENIAL_LIFETIME_SECONDS)
+    }
+}
+
+/// A PEP's callback endpoint, registered for the client that may name it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackReceiver {
+    /// The issuer of the submitting caller's tokens.
+    pub issuer: String,
+    /// The submitting caller's client at that issuer.
+    pub client_id: String,
+    /// The exact `callback.endpoint` the client may name.
+    pub url: String,
+    /// The environment variable holding the HMAC-SHA256 key the
+    /// notifications are signed with (as webhooks are). A key is required:
+    /// an unauthenticated callback must not be accepted (ARAP §"Callback
+    /// Completion").
+    pub secret_env: Option<String>,
+    /// Or a file holding the key.
+    pub secret_file: Option<std::path::PathBuf>,
+    /// Attempts before giving up, the first included. Default 5.
+    pub attempts: Option<u32>,
+    /// Seconds to wait for one attempt. Default 10.
+    pub timeout: Option<u64>,
+}
+
+impl CallbackReceiver {
+    /// The receiver as the webhook outbox delivers to it.
+    pub fn webhook(&self) -> Webhook {
+        Webhook {
+            url: self.url.clone(),
+            secret_env: self.secret_env.clone(),
+            secret_file: self.secret_file.clone(),
+            format: WebhookFormat::Greenlight,
+            attempts: self.attempts,
+            timeout: self.timeout,
+        }
+    }
+}
+
 /// One client of one issuer: a client id means nothing without its issuer.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -173,6 +244,12 @@ pub struct TrustedClient {
     /// instead, as Entra's `oid`). Only a token with exactly this subject
     /// is the PEP speaking for itself, not a person's token issued to it.
     pub subject: Option<String>,
+    /// Whether the PEP may also submit access requests (AuthZEN ARAP) for
+    /// the subjects it vouches for, opening approvals people are asked
+    /// to decide. Off unless set: vouching for a decision the PEP
+    /// enforces itself is less than asking people in a subject's name.
+    #[serde(default)]
+    pub may_request: bool,
 }
 
 /// The body shape a webhook receives.
@@ -305,33 +382,80 @@ impl Settings {
         if self.approvals.new_per == Some(0) {
             anyhow::bail!("approvals.new_per must be at least 1 second");
         }
-        for (i, w) in self.webhooks.iter().enumerate() {
+        if self.access_requests.denial_lifetime == Some(0) {
+            anyhow::bail!("access_requests.denial_lifetime must be at least 1 second");
+        }
+        let callbacks = self.access_requests.callbacks.iter();
+        for (i, c) in callbacks.clone().enumerate() {
+            if c.issuer.is_empty() || c.client_id.is_empty() {
+                anyhow::bail!(
+                    "access_requests.callbacks[{i}]: issuer and client_id may not be empty"
+                );
+            }
+            if c.secret_env.is_none() && c.secret_file.is_none() {
+                anyhow::bail!(
+                    "access_requests.callbacks[{i}] needs secret_env or secret_file: callbacks are always signed"
+                );
+            }
+            let url = url::Url::parse(&c.url).map_err(|e| {
+                anyhow::anyhow!(
+                    "access_requests.callbacks[{i}].url `{}` is not a URL: {e}",
+                    c.url
+                )
+            })?;
+            let loopback = matches!(url.host(), Some(url::Host::Domain("localhost")))
+                || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+                || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+            if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+                anyhow::bail!(
+                    "access_requests.callbacks[{i}].url `{}` must be https (http only on loopback)",
+                    c.url
+                );
+            }
+            if self.webhooks.iter().any(|w| w.url == c.url)
+                || callbacks.clone().take(i).any(|o| o.url == c.url)
+            {
+                anyhow::bail!(
+                    "access_requests.callbacks[{i}].url `{}` is listed twice (as a webhook or another callback)",
+                    c.url
+                );
+            }
+        }
+        let receivers: Vec<(String, Webhook)> = self
+            .webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (format!("webhooks[{i}]"), w.clone()))
+            .chain(
+                callbacks
+                    .enumerate()
+                    .map(|(i, c)| (format!("access_requests.callbacks[{i}]"), c.webhook())),
+            )
+            .collect();
+        for (i, w) in &receivers {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-                anyhow::bail!("webhooks[{i}].url `{}` is not an http(s) URL", w.url);
+                anyhow::bail!("{i}.url `{}` is not an http(s) URL", w.url);
             }
             if w.secret_env.is_some() && w.secret_file.is_some() {
-                anyhow::bail!("webhooks[{i}] sets both secret_env and secret_file; choose one");
+                anyhow::bail!("{i} sets both secret_env and secret_file; choose one");
             }
             if let Some(path) = &w.secret_file {
                 match std::fs::read_to_string(path) {
                     Ok(v) if !v.trim_end().is_empty() => {}
-                    Ok(_) => anyhow::bail!("webhooks[{i}].secret_file {} is empty", path.display()),
-                    Err(e) => anyhow::bail!(
-                        "webhooks[{i}].secret_file {} cannot be read: {e}",
-                        path.display()
-                    ),
+                    Ok(_) => anyhow::bail!("{i}.secret_file {} is empty", path.display()),
+                    Err(e) => {
+                        anyhow::bail!("{i}.secret_file {} cannot be read: {e}", path.display())
+                    }
                 }
             }
             if let Some(var) = &w.secret_env {
                 match std::env::var(var) {
                     Ok(v) if !v.is_empty() => {}
-                    _ => anyhow::bail!(
-                        "webhooks[{i}].secret_env names `{var}`, which is not set or empty"
-                    ),
+                    _ => anyhow::bail!("{i}.secret_env names `{var}`, which is not set or empty"),
                 }
             }
             if w.attempts == Some(0) {
-                anyhow::bail!("webhooks[{i}].attempts must be at least 1");
+                anyhow::bail!("{i}.attempts must be at least 1");
             }
         }
         if self.signing.retain_for == Some(0) {

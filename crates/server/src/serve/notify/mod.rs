@@ -73,6 +73,9 @@ struct Hook {
     /// Scheme, host and port only: what logs may show. A Slack webhook's
     /// path is its secret.
     target: String,
+    /// An access request's callback receiver: told only about the tasks
+    /// that asked for it, never sent announcements or outcomes.
+    callback_only: bool,
 }
 
 /// `scheme://host[:port]` of a URL, never its path or query.
@@ -149,10 +152,13 @@ pub fn signature(key: &[u8], delivery: &str, timestamp: i64, body: &[u8]) -> Str
 }
 
 impl Notifier {
-    /// A notifier for `webhooks`, reading each key now, with its outbox in
-    /// `store` and `clock` for scheduling.
+    /// A notifier for `webhooks` and access requests' `callbacks` (which
+    /// receive only the deliveries the store makes for tasks that asked),
+    /// reading each key now, with its outbox in `store` and `clock` for
+    /// scheduling.
     pub fn new(
         webhooks: &[Webhook],
+        callbacks: &[Webhook],
         metrics: Arc<Metrics>,
         store: greenlight_store::Store,
         clock: super::Clock,
@@ -160,7 +166,9 @@ impl Notifier {
     ) -> anyhow::Result<Self> {
         let hooks = webhooks
             .iter()
-            .map(|w| {
+            .map(|w| (w, false))
+            .chain(callbacks.iter().map(|w| (w, true)))
+            .map(|(w, callback_only)| {
                 let key = match (&w.secret_env, &w.secret_file) {
                     (Some(var), _) => Some(
                         std::env::var(var)
@@ -185,6 +193,7 @@ impl Notifier {
                     id,
                     key,
                     target: target_of(&w.url),
+                    callback_only,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -268,7 +277,7 @@ impl Notifier {
         body: impl Fn(WebhookFormat) -> Value,
     ) -> Vec<greenlight_store::NewWebhookDelivery> {
         let mut deliveries = Vec::with_capacity(self.hooks.len());
-        for hook in self.hooks.iter() {
+        for hook in self.hooks.iter().filter(|h| !h.callback_only) {
             match greenlight_store::new_id() {
                 Ok(id) => deliveries.push(greenlight_store::NewWebhookDelivery {
                     id,

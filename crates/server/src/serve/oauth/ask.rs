@@ -161,6 +161,46 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
             "action_digest does not match the action, resource and params given",
         ));
     }
+    let approval = open_for(
+        st,
+        &v,
+        &challenge,
+        policy_hash,
+        token_actor(ask.token),
+        Note {
+            binding_message: ask.binding_message,
+            reason: ask.reason,
+            requested_expiry: ask.requested_expiry,
+        },
+    )
+    .await?;
+    Ok(Opened::Pending(Box::new(approval)))
+}
+
+/// What the requester tells the approvers with an ask.
+pub(in crate::serve) struct Note {
+    /// Shown to approvers.
+    pub binding_message: Option<String>,
+    /// Why the requester wants to act.
+    pub reason: Option<String>,
+    /// Seconds the requester is willing to wait; never beyond the policy's TTL.
+    pub requested_expiry: Option<u64>,
+}
+
+/// Opens an approval for the action `challenge` (a decision the server
+/// made itself) names, or returns the one already pending for the same
+/// requester, client and action, whichever protocol asked for it: CIBA,
+/// token exchange and AuthZEN access requests share it, so one approval
+/// is asked for and counted once. A new approval is announced to the
+/// webhooks, its deliveries committed with it.
+pub(in crate::serve) async fn open_for(
+    st: &AppState,
+    v: &super::super::live::Version,
+    challenge: &greenlight_types::Challenge,
+    policy_hash: String,
+    actor: Option<String>,
+    note: Note,
+) -> Result<Approval, ApiError> {
     let now = st.now();
     let who = &challenge.requester;
     let action = &challenge.action;
@@ -185,7 +225,7 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
         )));
     }
     let ttl = challenge.obligation.ttl_seconds.max(1);
-    let wait = ask.requested_expiry.map_or(ttl, |r| r.clamp(1, ttl));
+    let wait = note.requested_expiry.map_or(ttl, |r| r.clamp(1, ttl));
     // A new approval's webhook deliveries commit with it.
     let announce = |a: &Approval| {
         let links = super::super::approvals::approval_links(st, &a.id);
@@ -204,13 +244,13 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
                 action: action.name.clone(),
                 authorization_details: challenge.authorization_details.clone(),
                 obligation: challenge.obligation.clone(),
-                binding_message: ask.binding_message,
-                reason: ask.reason,
+                binding_message: note.binding_message,
+                reason: note.reason,
                 policy_hash,
                 expires_at: now.saturating_add(seconds(wait)),
                 poll_interval_seconds: seconds(v.info().approvals.poll_interval_seconds.max(1)),
                 requester_tenant: Some(who.tenant.clone()).filter(|t| !t.is_empty()),
-                requester_actor: token_actor(ask.token),
+                requester_actor: actor,
             },
             now,
             st.settings.approvals.quota(),
@@ -222,7 +262,7 @@ pub(super) async fn open_approval(st: &AppState, ask: Ask<'_>) -> Result<Opened,
         st.metrics.approvals("requested", 1);
         st.notifier.wake();
     }
-    Ok(Opened::Pending(Box::new(approval)))
+    Ok(approval)
 }
 
 /// Decides an approved action again with the token that collects it. The

@@ -3,7 +3,7 @@
 //! JWKS and RFC 8414 metadata. Action tokens are minted in `mint.rs`, with
 //! Greenlight's own key.
 
-mod ask;
+pub(super) mod ask;
 mod ciba;
 mod discovery;
 mod exchange;

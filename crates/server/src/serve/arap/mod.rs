@@ -1,0 +1,789 @@
+//! OpenID AuthZEN Access Request and Approval Profile (ARAP), Draft 1
+//! (openid/authzen `profiles/authzen-access-request-approval/`): a denial
+//! that an approval would lift becomes requestable, a PEP submits it as an
+//! access request and gets a task to poll (or a callback), and once
+//! approved it evaluates again with the approval echoed in
+//! `context.approval`.
+//!
+//! Underneath it is the approval CIBA and token exchange ask for: a
+//! submission opens (or joins) the one pending approval for the same
+//! requester, client and action digest, the task *is* that approval (its id
+//! is the task id and the approval id), and its use is claimed once in the
+//! store, whichever protocol claims it first.
+//!
+//! - `POST /access/v1/requests`: the submission. The denial binding is
+//!   verified ([`binding::verify`]) and the submission decided again with
+//!   its own subject; it binds only when that decision asks for the same
+//!   approval (same requester, same digest). `Idempotency-Key` returns the
+//!   same task for an equivalent body (RFC 8785 canonical form) and
+//!   `duplicate_request` for another under the same key.
+//! - `GET /access/v1/requests/{id}`: the task, with `Retry-After` while
+//!   pending and, once approved, the result to re-evaluate with.
+//! - `POST` or `DELETE /access/v1/requests/{id}/cancel`: the requester's
+//!   side withdraws a pending request.
+//!
+//! Who may touch a task: the requester through the client that asked
+//! (their token in `Authorization: Bearer`), or the trusted PEP that
+//! vouched for them (its own token, the same client). A task id alone is
+//! nothing: anyone else is told the task is unknown.
+//!
+//! Status mapping: Greenlight's `revoked` (an approver withdrew it, or the
+//! requester cancelled it) shows as `cancelled`, even after approval:
+//! a withdrawn approval must not read as usable. `failed` is never
+//! reported (a store error is a `500` and changes nothing), and `partial`
+//! needs bulk submissions (`items`), which are refused.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use greenlight_store::{AccessRequestKey, Approval, NewTaskCallback, Status};
+use greenlight_types::{GrantMode, Principal, Verdict};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::auth::{authenticate, voter};
+use super::authzen::{self, ActionSpec, Entity, Evaluation, Pep, Subject};
+use super::oauth::ask::{Note, open_for};
+use super::state::seconds;
+use super::{ApiError, AppState};
+
+pub mod binding;
+pub mod reevaluate;
+
+/// The capability a PDP supporting this profile lists in its metadata.
+pub const CAPABILITY: &str = "urn:openid:authzen:capability:access-request";
+
+/// Problem type: the submitted denial is not requestable.
+pub const PROBLEM_NOT_REQUESTABLE: &str = "urn:openid:authzen:access-request:error:not_requestable";
+/// Problem type: the requestable denial has expired.
+pub const PROBLEM_EXPIRED_DENIAL: &str = "urn:openid:authzen:access-request:error:expired_denial";
+/// Problem type: the submission cannot be bound to the denial.
+pub const PROBLEM_INVALID_BINDING: &str =
+    "urn:openid:authzen:access-request:error:invalid_denial_binding";
+/// Problem type: an `Idempotency-Key` reused with another body.
+pub const PROBLEM_DUPLICATE: &str = "urn:openid:authzen:access-request:error:duplicate_request";
+/// Problem type: the task is unknown, or not the caller's.
+pub const PROBLEM_UNKNOWN_TASK: &str = "urn:openid:authzen:access-request:error:unknown_task";
+/// Problem type: the task's handle has expired.
+pub const PROBLEM_TASK_EXPIRED: &str = "urn:openid:authzen:access-request:error:task_expired";
+/// Problem type: the operation does not fit the task's status.
+pub const PROBLEM_TASK_STATE: &str = "urn:openid:authzen:access-request:error:invalid_task_state";
+
+/// The longest `Idempotency-Key` kept.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Seconds an idempotency key is kept after its task's expiry (ARAP: at
+/// least 24 hours after the task is terminal).
+const KEEP_KEYS_FOR: i64 = 86_400;
+
+/// The task statuses a callback may ask to be told about.
+const CALLBACK_EVENTS: [&str; 6] = [
+    "approved",
+    "denied",
+    "expired",
+    "cancelled",
+    "failed",
+    "partial",
+];
+
+/// An RFC 9457 problem: `type`, `title`, `status`, `detail`, and the
+/// OAuth-style `error` code beside them. A `401` keeps its
+/// `WWW-Authenticate` challenge (RFC 6750).
+#[derive(Debug)]
+pub struct Problem {
+    kind: String,
+    error: ApiError,
+}
+
+impl Problem {
+    /// A problem of one of the profile's types.
+    pub fn new(kind: &'static str, status: u16, detail: impl Into<String>) -> Self {
+        let code = kind.rsplit(':').next().unwrap_or("invalid_request");
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        // `ApiError` wants a static code: the profile's are few.
+        let code: &'static str = match code {
+            "not_requestable" => "not_requestable",
+            "expired_denial" => "expired_denial",
+            "invalid_denial_binding" => "invalid_denial_binding",
+            "duplicate_request" => "duplicate_request",
+            "unknown_task" => "unknown_task",
+            "invalid_task_state" => "invalid_task_state",
+            "task_expired" => "task_expired",
+            _ => "invalid_request",
+        };
+        Self {
+            kind: kind.to_owned(),
+            error: ApiError::new(status, code, detail),
+        }
+    }
+}
+
+impl From<ApiError> for Problem {
+    fn from(error: ApiError) -> Self {
+        Self {
+            kind: format!("urn:greenlight:error:{}", error.code),
+            error,
+        }
+    }
+}
+
+impl From<greenlight_store::StoreError> for Problem {
+    fn from(e: greenlight_store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.error.status;
+        let mut body = json!({
+            "type": self.kind,
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": self.error.description,
+            "error": self.error.code,
+        });
+        if let Value::Object(m) = &mut body {
+            for (k, v) in self.error.extra.iter() {
+                m.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        // The error's own response carries the headers (challenge,
+        // Retry-After, no-store); only the body changes.
+        let (mut parts, _) = self.error.into_response().into_parts();
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+    }
+}
+
+/// The PDP's identifier: its public URL, as the metadata names it.
+pub fn pdp(st: &AppState) -> String {
+    st.public_url.trim_end_matches('/').to_owned()
+}
+
+/// The access request endpoint.
+pub fn endpoint(st: &AppState) -> String {
+    st.url("/access/v1/requests")
+}
+
+/// A task's status endpoint.
+fn status_endpoint(st: &AppState, id: &str) -> String {
+    st.url(&format!("/access/v1/requests/{id}"))
+}
+
+/// Unix seconds as an RFC 3339 UTC timestamp.
+pub fn rfc3339(at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// The last moment an approved approval may be presented
+/// (`approved_until`): a yes is for acting now, so its use comes within
+/// `approvals.collect_within` of it, as a CIBA collection does (and never
+/// after a window's end).
+pub fn approved_until(st: &AppState, a: &Approval) -> i64 {
+    let decided = a.decided_at.unwrap_or(a.created_at);
+    let mut lasts = st.settings.approvals.collect_within();
+    if a.obligation.grant == GrantMode::Window {
+        lasts = lasts.min(a.obligation.window_seconds);
+    }
+    decided.saturating_add(seconds(lasts))
+}
+
+/// The end of a window approval's grant, which its first use opens: the
+/// window runs from the approval, not from the first use.
+pub fn window_until(a: &Approval) -> i64 {
+    a.decided_at
+        .unwrap_or(a.created_at)
+        .saturating_add(seconds(a.obligation.window_seconds))
+}
+
+/// The task handle of `a` as of now, with the result once approved.
+fn task_answer(st: &AppState, a: &Approval) -> Result<Value, Problem> {
+    let now = st.now();
+    let status = a.status_at(now);
+    let url = status_endpoint(st, &a.id);
+    let mut task = json!({
+        "id": a.id,
+        "status": status.task_status(),
+        "status_endpoint": url,
+        "display": {
+            "title": format!("Approval of {}", a.action),
+            "description": if a.obligation.message.is_empty() {
+                format!("{} needs approval", a.action)
+            } else {
+                a.obligation.message.clone()
+            },
+        },
+    });
+    // No `review` link: that is the approvers' page, not the PEP's.
+    let mut links = Map::new();
+    let mut out = json!({});
+    match status {
+        Status::Pending => {
+            task["expires_at"] = json!(rfc3339(a.expires_at));
+            links.insert("cancel".into(), json!(format!("{url}/cancel")));
+        }
+        Status::Approved => {
+            let until = approved_until(st, a);
+            if now >= until {
+                // Its result can no longer be used (ARAP: `task_expired`
+                // once `task.expires_at` has passed).
+                return Err(Problem::new(
+                    PROBLEM_TASK_EXPIRED,
+                    410,
+                    format!(
+                        "task `{}` was approved, to be used until {}",
+                        a.id,
+                        rfc3339(until)
+                    ),
+                ));
+            }
+            task["expires_at"] = json!(rfc3339(until));
+            let approval = binding::approval_result(st, a, until).map_err(ApiError::internal)?;
+            out["result"] = json!({ "mode": "reevaluate", "approval": approval });
+        }
+        _ => {}
+    }
+    if !links.is_empty() {
+        task["links"] = Value::Object(links);
+    }
+    out["task"] = task;
+    Ok(out)
+}
+
+/// A task answer with `status`, `Location` and, while pending,
+/// `Retry-After` (the approval's poll interval).
+fn task_response(st: &AppState, a: &Approval, status: StatusCode) -> Result<Response, Problem> {
+    let body = task_answer(st, a)?;
+    let mut resp = (status, Json(body)).into_response();
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&status_endpoint(st, &a.id)) {
+        headers.insert(header::LOCATION, v);
+    }
+    if a.status_at(st.now()) == Status::Pending {
+        let wait = u64::try_from(a.poll_interval_seconds.max(1)).unwrap_or(5);
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// The submission's `callback`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Callback {
+    endpoint: String,
+    state: Option<Value>,
+    events: Option<Vec<String>>,
+}
+
+/// An access request submission (ARAP §"Access Request Submission").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Submission {
+    subject: Option<Entity>,
+    resource: Option<Entity>,
+    action: Option<ActionSpec>,
+    items: Option<Value>,
+    context: Option<Map<String, Value>>,
+    denial: Option<binding::Denial>,
+    /// Interpreted by the service: Greenlight's approvals last what the
+    /// policy says, so `requested_until` and `emergency` change nothing.
+    requested_access: Option<Map<String, Value>>,
+    callback: Option<Callback>,
+    /// The PEP and the actor it submits for; `client.actor` must be the
+    /// actor the caller's credential names.
+    client: Option<Map<String, Value>>,
+}
+
+/// Checks `client.actor` against the credential (ARAP §"Delegation"): the
+/// actor the subject's token names (`act.sub`), or the vouching PEP
+/// itself. A chain beyond the immediate actor cannot be verified and is
+/// refused; so is any actor the credential does not name.
+fn check_actor(client: Option<&Map<String, Value>>, actor: Option<&str>) -> Result<(), Problem> {
+    let Some(claimed) = client.and_then(|c| c.get("actor")) else {
+        return Ok(());
+    };
+    if claimed.get("act").is_some() {
+        return Err(ApiError::invalid_request(
+            "`client.actor.act`: a delegation chain beyond the immediate actor cannot be verified here",
+        )
+        .into());
+    }
+    match (claimed["id"].as_str(), actor) {
+        (Some(id), Some(named)) if id == named => Ok(()),
+        (id, named) => Err(ApiError::invalid_request(format!(
+            "`client.actor.id` {} is not the actor the credential names ({})",
+            id.map_or_else(|| "is missing and".to_owned(), |i| format!("`{i}`")),
+            named.map_or_else(|| "none".to_owned(), |n| format!("`{n}`"))
+        ))
+        .into()),
+    }
+}
+
+/// Who submits: the requester through their own token, or the trusted PEP
+/// that vouches for them. Idempotency keys and callbacks are scoped to it.
+fn caller_key(p: &Principal) -> String {
+    format!("{}\u{1f}{}\u{1f}{}", p.issuer, p.subject, p.client_id)
+}
+
+/// The `Idempotency-Key` header (a structured-field string, quoted, or
+/// bare as ARAP's examples show it).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::invalid_request("`Idempotency-Key` is not text"))?
+        .trim();
+    let key = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(ApiError::invalid_request(format!(
+            "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
+        ))
+        .into());
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// The callback a submission asks for, checked against the receivers
+/// registered for the submitting client; nothing is stored yet.
+fn callback_of(
+    st: &AppState,
+    caller: &Principal,
+    cb: Option<Callback>,
+) -> Result<Option<NewTaskCallback>, Problem> {
+    let Some(cb) = cb else { return Ok(None) };
+    let registered = st.settings.access_requests.callbacks.iter().find(|r| {
+        r.url == cb.endpoint && r.issuer == caller.issuer && r.client_id == caller.client_id
+    });
+    if registered.is_none() {
+        return Err(ApiError::invalid_request(format!(
+            "callback endpoint `{}` is not registered for client `{}` of `{}` (access_requests.callbacks)",
+            cb.endpoint, caller.client_id, caller.issuer
+        ))
+        .into());
+    }
+    let events = cb.events.unwrap_or_default();
+    if let Some(e) = events
+        .iter()
+        .find(|e| !CALLBACK_EVENTS.contains(&e.as_str()))
+    {
+        return Err(ApiError::invalid_request(format!(
+            "callback event `{e}` is not one of {}",
+            CALLBACK_EVENTS.join(", ")
+        ))
+        .into());
+    }
+    let hook = <sha2::Sha256 as sha2::Digest>::digest(cb.endpoint.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(Some(NewTaskCallback {
+        hook,
+        state: cb.state.map(|s| s.to_string()),
+        events,
+        status_endpoint: String::new(),
+    }))
+}
+
+/// Authenticates the submitter, and who acts for the requester: the
+/// subject's own token (with the agent its `act` names, if any), or the
+/// trusted PEP vouching for a subject, which must be allowed to submit
+/// access requests (`may_request`) and is recorded as the actor.
+async fn submitter(
+    st: &AppState,
+    pep: &mut Pep<'_>,
+    subject: &Subject,
+) -> Result<(Principal, Option<String>), Problem> {
+    match subject {
+        Subject::Token(token) => Ok((
+            super::auth::authenticate_token(st, token).await?.principal,
+            super::auth::token_actor(token),
+        )),
+        Subject::Vouched(_) => {
+            let by = pep.trusted(st).await?.clone();
+            if !authzen::trusted_pep(st, &by)?.may_request {
+                return Err(ApiError::forbidden(format!(
+                    "client `{}` may vouch for subjects but not submit access requests for them (`may_request` in `[[authzen.trusted_clients]]`)",
+                    by.client_id
+                ))
+                .into());
+            }
+            let actor = by.subject.clone();
+            Ok((by, Some(actor)))
+        }
+    }
+}
+
+/// `POST /access/v1/requests`.
+pub async fn submit(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let mut value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid_request(format!("the body is not JSON: {e}")))?;
+    let sub: Submission = serde_json::from_value(value.clone()).map_err(|e| {
+        ApiError::invalid_request(format!("the body is not an access request: {e}"))
+    })?;
+    if sub.items.is_some() {
+        return Err(ApiError::invalid_request(
+            "bulk access requests (`items`) are not supported: submit each denied request with its own denial",
+        )
+        .into());
+    }
+    let key = idempotency_key(&headers)?;
+    let v = st.version();
+    let mut pep = Pep::new(&headers);
+    let context = sub.context.clone().unwrap_or_default();
+    let probe = Evaluation::new(
+        sub.subject.clone(),
+        sub.action.clone(),
+        sub.resource.clone(),
+        None,
+    );
+    let subject = authzen::subject_of(&st, &v, &mut pep, &probe).await?;
+    let (caller, actor) = submitter(&st, &mut pep, &subject).await?;
+    check_actor(sub.client.as_ref(), actor.as_deref())?;
+    let caller_key = caller_key(&caller);
+    // The body as the key remembers it: canonical (RFC 8785), and a bearer
+    // subject by who it is, so a retry with a refreshed token is the same
+    // request.
+    if matches!(subject, Subject::Token(_)) {
+        value["subject"]["id"] = json!(caller_key);
+    }
+    let canonical = serde_json_canonicalizer::to_string(&value)
+        .map_err(|e| ApiError::invalid_request(format!("the body cannot be canonicalized: {e}")))?;
+    let body_hash: String = <sha2::Sha256 as sha2::Digest>::digest(canonical.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if let Some(asked) = sub.requested_access.as_ref().filter(|r| !r.is_empty()) {
+        tracing::debug!(
+            ?asked,
+            "requested_access is noted, not acted on: approvals last what the policy says"
+        );
+    }
+
+    // A retry under the same key finds its task, however it has moved on.
+    if let Some(key) = &key
+        && let Some(seen) = st.store.find_access_request(&caller_key, key).await?
+    {
+        return replay(&st, &seen, &body_hash).await;
+    }
+
+    let denial = sub.denial.ok_or_else(|| {
+        Problem::new(
+            PROBLEM_INVALID_BINDING,
+            400,
+            "`denial` is required: echo the requestable denial's binding",
+        )
+    })?;
+    let bound = binding::verify(&st, &denial)?;
+    let mut callback = callback_of(&st, &caller, sub.callback)?;
+
+    // Decided again with the submission's own subject: only the context
+    // members the denial bound are authorization input; the rest are the
+    // submission's additions (a `business_justification` is shown to the
+    // approvers).
+    let (relevant, added): (Map<String, Value>, Map<String, Value>) = context
+        .into_iter()
+        .partition(|(k, _)| bound.members.iter().any(|m| m == k));
+    let justification = added
+        .get("business_justification")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let e = Evaluation::new(sub.subject, sub.action, sub.resource, Some(relevant));
+    // Decided, not enforced: nothing is consumed here (an action token as
+    // the subject is allowed, not spent), and an active window grant is
+    // found when the approval is opened.
+    let d = authzen::decide_one(&st, &v, &subject, &e)
+        .await
+        .map_err(ApiError::invalid_request)?;
+    let policy_hash = d.policy_hash.clone();
+    let ch = match d.verdict {
+        Verdict::ApprovalRequired(ch) => ch,
+        Verdict::Allow(_) => {
+            return Err(Problem::new(
+                PROBLEM_NOT_REQUESTABLE,
+                400,
+                "the action is allowed now without approval: evaluate it again",
+            ));
+        }
+        Verdict::Deny(den) => {
+            let err = ApiError::from_denial(&den);
+            return Err(if err.status == StatusCode::FORBIDDEN {
+                Problem::new(
+                    PROBLEM_NOT_REQUESTABLE,
+                    400,
+                    format!("the action is refused, not awaiting approval ({den})"),
+                )
+            } else {
+                err.into()
+            });
+        }
+        Verdict::StepUpRequired(s) => return Err(ApiError::step_up(&s).into()),
+    };
+    let asked = binding::Requester::of(&ch);
+    if asked != bound.requester {
+        return Err(Problem::new(
+            PROBLEM_INVALID_BINDING,
+            400,
+            format!(
+                "the denial was given to `{}` through client `{}`, not to this subject",
+                bound.requester.subject, bound.requester.client_id
+            ),
+        ));
+    }
+    if ch.action.digest != bound.digest {
+        return Err(Problem::new(
+            PROBLEM_INVALID_BINDING,
+            400,
+            format!(
+                "the submitted action, resource or context is not the one denied in `{}`",
+                bound.evaluation_id
+            ),
+        ));
+    }
+    // A PEP vouching for a subject does not speak for the person: it
+    // cannot ask them to confirm their own action.
+    if matches!(subject, Subject::Vouched(_))
+        && ch
+            .obligation
+            .approvers
+            .contains(&greenlight_types::Approver::Subject)
+    {
+        return Err(Problem::new(
+            PROBLEM_NOT_REQUESTABLE,
+            400,
+            "this approval is the person's own confirmation: it must be asked for with their token, not by a PEP vouching for them",
+        ));
+    }
+    let approval = open_for(
+        &st,
+        &v,
+        &ch,
+        policy_hash,
+        actor.clone(),
+        Note {
+            binding_message: None,
+            reason: justification,
+            requested_expiry: None,
+        },
+    )
+    .await?;
+    let mut approval = approval;
+    if let Some(key) = key {
+        let record = AccessRequestKey {
+            caller: caller_key,
+            idempotency_key: key,
+            body_hash: body_hash.clone(),
+            approval_id: approval.id.clone(),
+            created_at: st.now(),
+            keep_until: approval
+                .expires_at
+                .max(st.now())
+                .saturating_add(KEEP_KEYS_FOR),
+        };
+        let stands = st.store.record_access_request(&record).await?;
+        if stands.approval_id != approval.id || stands.body_hash != body_hash {
+            // A concurrent submission under the same key came first.
+            return replay(&st, &stands, &body_hash).await;
+        }
+    }
+    if let Some(cb) = callback.as_mut() {
+        cb.status_endpoint = status_endpoint(&st, &approval.id);
+        if !st
+            .store
+            .add_task_callback(&approval.id, cb, st.now())
+            .await?
+        {
+            // Decided meanwhile: the answer below says so.
+            approval = st
+                .store
+                .get_approval(&approval.id)
+                .await?
+                .unwrap_or(approval);
+        }
+    }
+    // The denial, the submission and the task, tied together for audit.
+    if let Err(e) = st
+        .store
+        .append_audit(greenlight_store::NewAuditEvent {
+            at: st.now(),
+            actor: caller.subject.clone(),
+            event: "access_request.submitted".to_owned(),
+            approval_id: Some(approval.id.clone()),
+            detail: json!({
+                "evaluation_id": bound.evaluation_id,
+                "issuer": caller.issuer,
+                "client_id": caller.client_id,
+                "actor": actor,
+                "callback": callback.as_ref().map(|c| &c.hook),
+            }),
+        })
+        .await
+    {
+        tracing::error!(error = %e, task = %approval.id, "cannot audit an access request");
+    }
+    tracing::info!(
+        task = %approval.id,
+        evaluation = %bound.evaluation_id,
+        evaluated_at = ?denial.evaluated_at,
+        reason = ?denial.reason,
+        template = ?denial.template,
+        "access request submitted"
+    );
+    let code = if approval.status_at(st.now()) == Status::Pending {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    task_response(&st, &approval, code)
+}
+
+/// The answer to a submission under an idempotency key already recorded:
+/// the same task for the same body, `duplicate_request` for another.
+async fn replay(
+    st: &AppState,
+    seen: &AccessRequestKey,
+    body_hash: &str,
+) -> Result<Response, Problem> {
+    if seen.body_hash != body_hash {
+        return Err(Problem::new(
+            PROBLEM_DUPLICATE,
+            409,
+            "this Idempotency-Key was used with a different access request",
+        ));
+    }
+    let a = st
+        .store
+        .get_approval(&seen.approval_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("an access request's approval is gone"))?;
+    let code = if a.status_at(st.now()) == Status::Pending {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    task_response(st, &a, code)
+}
+
+/// Whether `who` may read or cancel the task `a`: the requester through
+/// the client that asked, or that client's own token when it is a PEP
+/// trusted to vouch for subjects (the one that submitted for them).
+fn may_handle(st: &AppState, a: &Approval, who: &Principal) -> bool {
+    let same_client = who.issuer == a.requester_issuer && who.client_id == a.client_id;
+    same_client && (who.subject == a.requester || authzen::trusted_pep(st, who).is_ok())
+}
+
+/// The task `id` if `headers` authenticate someone who may handle it;
+/// `unknown_task` for anyone else, as for a task that does not exist.
+async fn task_for(
+    st: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<(Approval, Principal), Problem> {
+    let who = authenticate(st, headers).await?.principal;
+    let unknown = || Problem::new(PROBLEM_UNKNOWN_TASK, 404, format!("no task `{id}`"));
+    let a = st.store.get_approval(id).await?.ok_or_else(unknown)?;
+    if !may_handle(st, &a, &who) {
+        return Err(unknown());
+    }
+    Ok((a, who))
+}
+
+/// `GET /access/v1/requests/{id}`.
+pub async fn status(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let (a, _) = task_for(&st, &id, &headers).await?;
+    task_response(&st, &a, StatusCode::OK)
+}
+
+/// The optional body of a cancellation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cancellation {
+    reason: Option<String>,
+    comment: Option<String>,
+}
+
+/// `POST` or `DELETE /access/v1/requests/{id}/cancel`: withdraws a
+/// pending request (Greenlight's `revoked`, shown as `cancelled`).
+pub async fn cancel(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let (a, who) = task_for(&st, &id, &headers).await?;
+    let why: Cancellation = if body.iter().all(u8::is_ascii_whitespace) {
+        Cancellation::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::invalid_request(format!("the body is not a cancellation: {e}"))
+        })?
+    };
+    let now = st.now();
+    let status = a.status_at(now);
+    if status != Status::Pending {
+        return Err(Problem::new(
+            PROBLEM_TASK_STATE,
+            409,
+            format!("task `{id}` is already {}", status.task_status()),
+        ));
+    }
+    let reason = match (why.reason, why.comment) {
+        (Some(r), Some(c)) => Some(format!("{r}: {c}")),
+        (r, c) => r.or(c),
+    }
+    .or_else(|| Some("cancelled by the requester".to_owned()));
+    let tell = |done: &Approval| super::approvals::outcome_deliveries(&st, done, now);
+    match st
+        .store
+        .cancel_pending_announced(&id, &voter(&who), reason.as_deref(), now, &tell)
+        .await
+    {
+        Ok(done) => {
+            st.notifier.wake();
+            st.metrics.approvals("cancelled", 1);
+            task_response(&st, &done, StatusCode::OK)
+        }
+        Err(greenlight_store::StoreError::Expired { .. }) => {
+            st.notifier.wake();
+            Err(Problem::new(
+                PROBLEM_TASK_STATE,
+                409,
+                format!("task `{id}` is already expired"),
+            ))
+        }
+        Err(greenlight_store::StoreError::NotRevocable { status, .. }) => Err(Problem::new(
+            PROBLEM_TASK_STATE,
+            409,
+            format!("task `{id}` is already {}", status.task_status()),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
