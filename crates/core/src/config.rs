@@ -32,6 +32,9 @@ pub struct Config {
     /// HTTP routes and the actions they perform.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// MCP tools and the actions their calls perform.
+    #[serde(default)]
+    pub tools: Vec<ToolConfig>,
     /// A development signing key for `greenlight dev-token`; never for production.
     pub dev: Option<DevConfig>,
     /// How hosts fetch the keys of issuers the bundle does not carry.
@@ -229,6 +232,31 @@ pub struct RouteConfig {
     pub encoded_slashes: bool,
 }
 
+/// One MCP tool: a `tools/call` of it performs an action on a resource,
+/// its arguments read as the action's parameters. It is decided as the
+/// request `{method: "tools/call", path: "/NAME", params: ARGUMENTS}`,
+/// which no HTTP request can be (an HTTP method has no `/`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolConfig {
+    /// The tool's name, as `tools/list` gives it (MCP: 1 to 128 of
+    /// `A-Z a-z 0-9 _ - .`).
+    pub name: String,
+    /// The Cedar action id, e.g. `payment.refund`.
+    pub action: String,
+    /// The resource the action is on; its id is a template over the
+    /// call's top-level arguments, e.g. `{payment_id}` (each a non-empty
+    /// string or an integer).
+    pub resource: ResourceConfig,
+    /// Named parameters, each read from the call's arguments
+    /// (`arguments.NAME`, or a dotted path into an object argument).
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamConfig>,
+    /// The parameters that bind an approval to this call (enter the
+    /// action digest). Defaults to every parameter.
+    pub bind: Option<Vec<String>>,
+}
+
 /// The resource of a route.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,7 +264,8 @@ pub struct ResourceConfig {
     /// The Cedar entity type, e.g. `Payment`.
     #[serde(rename = "type")]
     pub entity_type: String,
-    /// The id, a template over path parameters, e.g. `{payment_id}`.
+    /// The id, a template over path parameters (a tool's: over its
+    /// top-level arguments), e.g. `{payment_id}`.
     pub id: String,
     /// Resource attributes: attribute name -> parameter name.
     #[serde(default)]
@@ -247,7 +276,8 @@ pub struct ResourceConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParamConfig {
-    /// `path.NAME`, `query.NAME`, `body.a.b` or `header.NAME`.
+    /// `path.NAME`, `query.NAME`, `body.a.b` or `header.NAME`; for a
+    /// tool, `arguments.NAME` (or `arguments.a.b`).
     pub from: String,
     /// `string`, `long`, `bool`, or `list` (every value of a repeated query
     /// parameter or header, or a JSON array of strings, as a set of

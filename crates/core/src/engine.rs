@@ -51,8 +51,18 @@ pub(crate) struct Target {
     pub(crate) entities: Vec<EntityJson>,
 }
 
-/// The denial for a request no route matches.
+/// The denial for a request no route matches (a tool call: no tool
+/// mapping).
 fn no_route(req: &HttpRequest) -> Denial {
+    if req.method == crate::routes::TOOL_METHOD {
+        return Denial::new(
+            DenialCode::RouteNotFound,
+            format!(
+                "no tool `{}` in the bundle's `[[tools]]`",
+                req.path.trim_start_matches('/')
+            ),
+        );
+    }
     Denial::new(
         DenialCode::RouteNotFound,
         format!(

@@ -4,7 +4,16 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::config::{ParamConfig, RouteConfig};
+use crate::config::{ParamConfig, RouteConfig, ToolConfig};
+
+/// The method an MCP tool call is decided under: `{method: "tools/call",
+/// path: "/TOOL", params: ARGUMENTS}`. No HTTP request has it (a method is
+/// an HTTP token, which cannot hold `/`), so a tool's mapping and an HTTP
+/// route never answer for each other.
+pub const TOOL_METHOD: &str = "tools/call";
+
+/// The longest tool name MCP allows.
+const MAX_TOOL_NAME: usize = 128;
 
 /// A parameter's source.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,7 +159,120 @@ fn parse_source(from: &str) -> Result<Source, String> {
     })
 }
 
+/// A tool parameter's source: `arguments.NAME` (or a dotted path into an
+/// object argument).
+fn parse_tool_source(from: &str) -> Result<Source, String> {
+    match from.strip_prefix("arguments.") {
+        Some(rest) if !rest.is_empty() && rest.split('.').all(|k| !k.is_empty()) => {
+            Ok(Source::Body(rest.split('.').map(str::to_owned).collect()))
+        }
+        _ => Err(format!(
+            "`{from}` should be `arguments.NAME`: a tool's parameters are read from its arguments"
+        )),
+    }
+}
+
+/// Whether `name` is a tool name MCP allows: 1 to 128 of `A-Z a-z 0-9 _ -
+/// .`, and not only dots (a path segment of dots means something else).
+fn valid_tool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_TOOL_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !name.chars().all(|c| c == '.')
+}
+
 impl Route {
+    /// Validates one `[[tools]]` entry as the route a call of the tool is
+    /// decided by; every problem is returned. The resource id's template
+    /// names top-level arguments, as an HTTP route's names path variables
+    /// (they need not be parameters, and enter the context only if they
+    /// are).
+    pub fn compile_tool(cfg: &ToolConfig) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        if !valid_tool_name(&cfg.name) {
+            problems.push(format!(
+                "tool name `{}` is not 1 to {MAX_TOOL_NAME} of `A-Z a-z 0-9 _ - .`",
+                cfg.name
+            ));
+        }
+        let mut params = BTreeMap::new();
+        for (name, p) in &cfg.params {
+            let compiled = parse_tool_source(&p.from)
+                .map_err(|e| format!("parameter `{name}`: {e}"))
+                .and_then(|source| {
+                    Ok(Param {
+                        source,
+                        kind: param_kind(name, &p.kind)?,
+                        required: p.required,
+                    })
+                });
+            match compiled {
+                Ok(param) => {
+                    params.insert(name.clone(), param);
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        let resource_id = parse_id_template(&cfg.resource.id).unwrap_or_else(|e| {
+            problems.push(e);
+            Vec::new()
+        });
+        if resource_id.is_empty() {
+            problems.push("the resource id is empty".to_owned());
+        }
+        for seg in &resource_id {
+            if let Segment::Var(v) = seg
+                && (v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            {
+                problems.push(format!(
+                    "resource id uses `{{{v}}}`, which is not an argument name"
+                ));
+            }
+        }
+        for (attr, param) in &cfg.resource.attrs {
+            if !cfg.params.contains_key(param) {
+                problems.push(format!(
+                    "resource attribute `{attr}` names parameter `{param}`, which the tool does not define"
+                ));
+            }
+        }
+        let bind = match &cfg.bind {
+            Some(bind) => {
+                for b in bind {
+                    if !cfg.params.contains_key(b) {
+                        problems.push(format!(
+                            "`bind` names parameter `{b}`, which the tool does not define"
+                        ));
+                    }
+                }
+                bind.clone()
+            }
+            None => cfg.params.keys().cloned().collect(),
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Self {
+            method: TOOL_METHOD.to_owned(),
+            segments: vec![Segment::Literal(cfg.name.clone())],
+            action: cfg.action.clone(),
+            resource_type: cfg.resource.entity_type.clone(),
+            resource_id,
+            resource_attrs: cfg.resource.attrs.clone(),
+            reads_body: true,
+            params,
+            bind,
+            encoded_slashes: false,
+        })
+    }
+
+    /// Whether this is a tool's mapping rather than an HTTP route.
+    pub fn is_tool(&self) -> bool {
+        self.method == TOOL_METHOD
+    }
+
     /// Validates one route of `greenlight.toml`; every problem is returned.
     pub fn compile(cfg: &RouteConfig) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
@@ -270,17 +392,7 @@ fn compile_param(name: &str, p: &ParamConfig, path_vars: &[&str]) -> Result<Para
             "parameter `{name}` reads path variable `{v}`, which the path does not have"
         ));
     }
-    let kind = match p.kind.as_str() {
-        "string" => ParamType::String,
-        "long" => ParamType::Long,
-        "bool" => ParamType::Bool,
-        "list" => ParamType::List,
-        other => {
-            return Err(format!(
-                "parameter `{name}`: type `{other}` is not one of `string`, `long`, `bool`, `list`"
-            ));
-        }
-    };
+    let kind = param_kind(name, &p.kind)?;
     if kind == ParamType::List && matches!(source, Source::Path(_)) {
         return Err(format!(
             "parameter `{name}`: a path variable holds one value, not a `list`"
@@ -290,6 +402,21 @@ fn compile_param(name: &str, p: &ParamConfig, path_vars: &[&str]) -> Result<Para
         source,
         kind,
         required: p.required,
+    })
+}
+
+/// A parameter's declared type.
+fn param_kind(name: &str, kind: &str) -> Result<ParamType, String> {
+    Ok(match kind {
+        "string" => ParamType::String,
+        "long" => ParamType::Long,
+        "bool" => ParamType::Bool,
+        "list" => ParamType::List,
+        other => {
+            return Err(format!(
+                "parameter `{name}`: type `{other}` is not one of `string`, `long`, `bool`, `list`"
+            ));
+        }
     })
 }
 
@@ -432,14 +559,26 @@ pub fn read<'r>(found: Found<'r>, req: &RequestView<'_>) -> Result<Matched<'r>, 
             }
         }
     }
-    let resource_id = route
-        .resource_id
-        .iter()
-        .map(|seg| match seg {
-            Segment::Literal(l) => l.as_str(),
-            Segment::Var(v) => vars.get(v).map(String::as_str).unwrap_or(""),
-        })
-        .collect();
+    // A route's id reads its path variables; a tool's, its top-level
+    // arguments: each a non-empty string or an integer.
+    let mut resource_id = String::new();
+    for seg in &route.resource_id {
+        match seg {
+            Segment::Literal(l) => resource_id.push_str(l),
+            Segment::Var(v) if route.is_tool() => match req.body.and_then(|b| b.get(v)) {
+                Some(Value::String(text)) if !text.is_empty() => resource_id.push_str(text),
+                Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
+                    resource_id.push_str(&n.to_string());
+                }
+                _ => {
+                    return Err(format!(
+                        "argument `{v}` must be a non-empty string or an integer: the resource id is made of it"
+                    ));
+                }
+            },
+            Segment::Var(v) => resource_id.push_str(vars.get(v).map(String::as_str).unwrap_or("")),
+        }
+    }
     Ok(Matched {
         route,
         resource_id,
