@@ -192,6 +192,20 @@ impl Store {
         dispatch!(self, create_or_get_pending(new, now, quota, announce))
     }
 
+    /// The newest approval `by` (as requester: issuer, subject, client)
+    /// was given for the action `digest`, decided at or after
+    /// `decided_since`, whose use nobody has claimed yet
+    /// ([`Store::claim_delivery`] claims it). An MCP client retrying a
+    /// call after its approval finds it so.
+    pub async fn find_unused_approval(
+        &self,
+        by: &Voter,
+        digest: &str,
+        decided_since: i64,
+    ) -> Result<Option<Approval>, StoreError> {
+        dispatch!(self, find_unused_approval(by, digest, decided_since))
+    }
+
     /// The approval with this id, if any. Its `status` is as stored: use
     /// [`Approval::status_at`] to see a lapsed `pending` as `expired`.
     pub async fn get_approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {

@@ -19,6 +19,7 @@ backend_tests! {
     a_callback_is_told_of_expiry_and_cancellation,
     a_callback_on_a_decided_task_is_not_stored,
     a_cancellation_never_revokes_an_approved_task,
+    an_unused_approval_is_found_by_its_requester_until_claimed,
 }
 
 fn key(caller: &str, key: &str, hash: &str, approval: &str, keep_until: i64) -> AccessRequestKey {
@@ -261,4 +262,65 @@ async fn a_cancellation_never_revokes_an_approved_task(db: &mut TestDb) {
         .expect("read")
         .expect("there");
     assert_eq!(a.status, Status::Approved);
+}
+
+/// The newest approved, unclaimed approval of a requester, client and
+/// action; not another's, not a pending one, not one decided too long
+/// ago, and not once its use is claimed.
+async fn an_unused_approval_is_found_by_its_requester_until_claimed(db: &mut TestDb) {
+    let requester = common::holder("alice");
+    let id = pending(db, "alice", "d-1").await;
+    assert_eq!(
+        db.store.find_unused_approval(&requester, "d-1", T0).await,
+        Ok(None),
+        "pending"
+    );
+    db.store
+        .vote(&id, &who("bob"), Decision::Approve, None, T0 + 10)
+        .await
+        .expect("vote");
+    let found = db
+        .store
+        .find_unused_approval(&requester, "d-1", T0)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(found.id, id);
+    assert_eq!(
+        db.store.find_unused_approval(&requester, "d-2", T0).await,
+        Ok(None),
+        "another action"
+    );
+    assert_eq!(
+        db.store
+            .find_unused_approval(&common::holder("mallory"), "d-1", T0)
+            .await,
+        Ok(None),
+        "another requester"
+    );
+    let mut other_client = requester.clone();
+    other_client.client_id = "other-app".to_owned();
+    assert_eq!(
+        db.store
+            .find_unused_approval(&other_client, "d-1", T0)
+            .await,
+        Ok(None),
+        "another client"
+    );
+    assert_eq!(
+        db.store
+            .find_unused_approval(&requester, "d-1", T0 + 11)
+            .await,
+        Ok(None),
+        "decided before the given time"
+    );
+    assert_eq!(
+        db.store.claim_delivery(&id, "use-1", T0 + 12).await,
+        Ok(true)
+    );
+    assert_eq!(
+        db.store.find_unused_approval(&requester, "d-1", T0).await,
+        Ok(None),
+        "claimed"
+    );
 }

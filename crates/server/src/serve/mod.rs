@@ -18,6 +18,7 @@ mod housekeeping;
 mod keys;
 pub mod keysource;
 pub mod live;
+pub mod mcp;
 pub mod metrics;
 pub mod notify;
 mod oauth;
@@ -163,7 +164,12 @@ pub async fn prepare(
         )?)),
         None => None,
     };
+    let mcp = match &config.settings.mcp {
+        Some(m) => Some(Arc::new(mcp::Gateway::new(m, &public_url)?)),
+        None => None,
+    };
     Ok(Arc::new(AppState {
+        mcp,
         live,
         admin_token,
         store,
@@ -185,6 +191,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         portal::routes(state.clone())
     } else {
         Router::new()
+    };
+    let mcp = match &state.settings.mcp {
+        Some(m) => Router::new().route(m.path(), any(mcp::handle)).route(
+            &format!("/.well-known/oauth-protected-resource{}", m.path()),
+            get(mcp::metadata),
+        ),
+        None => Router::new(),
     };
     Router::new()
         .route("/healthz", get(check::healthz))
@@ -231,6 +244,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/policy", get(live::admin::policy))
         .route("/slack/interactions", post(slack::interactions))
         .merge(portal)
+        .merge(mcp)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -93,6 +93,8 @@ pub struct Settings {
     /// How a bundle URL (`--bundle https://…`) is fetched and trusted.
     #[serde(default)]
     pub remote_bundle: super::live::remote::RemoteSettings,
+    /// The MCP gateway in front of an MCP server; off unless set.
+    pub mcp: Option<super::mcp::McpSettings>,
 }
 
 /// How long an approval's yes lasts before its token is collected.
@@ -472,6 +474,9 @@ impl Settings {
         }
         if let Some(slack) = &self.slack {
             slack.check()?;
+        }
+        if let Some(mcp) = &self.mcp {
+            mcp.check()?;
         }
         Ok(())
     }

@@ -79,6 +79,8 @@ pub struct AppState {
     pub portal: Option<Arc<super::portal::Portal>>,
     /// Slack's buttons, when `[slack]` is configured.
     pub slack: Option<super::slack::Slack>,
+    /// The MCP gateway, when `[mcp]` is configured.
+    pub mcp: Option<Arc<super::mcp::Gateway>>,
     /// The time source.
     pub clock: Clock,
 }

@@ -72,18 +72,42 @@ pub async fn request(
     let text = String::from_utf8(raw).expect("utf-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
     let status: u16 = head[9..12].parse().expect("status");
-    let headers = head
+    let headers: Vec<(String, String)> = head
         .lines()
         .skip(1)
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    let body = body.as_str();
     let json = if body.is_empty() {
         Value::Null
     } else {
         serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()))
     };
     (status, headers, json)
+}
+
+/// The body of a `transfer-encoding: chunked` response.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .expect("a chunk size");
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].strip_prefix("\r\n").expect("a chunk's end");
+    }
+    out
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.

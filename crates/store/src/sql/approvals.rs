@@ -374,6 +374,29 @@ async fn pending_now(
     Ok(existing.filter(|a| a.status_at(now) == Status::Pending))
 }
 
+pub(crate) async fn find_unused_approval(
+    pool: &Pool,
+    by: &Voter,
+    digest: &str,
+    decided_since: i64,
+) -> Result<Option<Approval>, StoreError> {
+    let row: Option<ApprovalRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        approval_columns!(),
+        " FROM approvals WHERE requester_issuer = $1 AND requester = $2 AND client_id = $3 \
+         AND action_digest = $4 AND status = 'approved' AND delivered_at IS NULL \
+         AND decided_at >= $5 ORDER BY decided_at DESC, id LIMIT 1"
+    ))
+    .bind(&by.issuer)
+    .bind(&by.subject)
+    .bind(&by.client_id)
+    .bind(digest)
+    .bind(decided_since)
+    .fetch_optional(pool)
+    .await?;
+    row.map(Approval::try_from).transpose()
+}
+
 pub(crate) async fn get_approval(pool: &Pool, id: &str) -> Result<Option<Approval>, StoreError> {
     let row: Option<ApprovalRow> = sqlx::query_as(SELECT_APPROVAL)
         .bind(id)

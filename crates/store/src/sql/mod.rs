@@ -23,8 +23,8 @@ mod portal;
 mod requests;
 
 pub(crate) use approvals::{
-    claim_delivery, create_or_get_pending, expire_due, get_approval, list_approvals, list_decided,
-    record_poll, revoke_approval, vote, votes,
+    claim_delivery, create_or_get_pending, expire_due, find_unused_approval, get_approval,
+    list_approvals, list_decided, record_poll, revoke_approval, vote, votes,
 };
 pub(crate) use audit::{append_audit, audit_for, audit_since};
 pub(crate) use grants::{create_grant, find_active_grant, grant_for_approval};

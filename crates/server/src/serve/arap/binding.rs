@@ -38,11 +38,13 @@ pub struct Requester {
 }
 
 impl Requester {
-    fn json(&self) -> Value {
+    /// As signed artifacts name them: `iss`, `sub`, `client_id`.
+    pub fn claims(&self) -> Value {
         json!({ "iss": self.issuer, "sub": self.subject, "client_id": self.client_id })
     }
 
-    fn read(v: &Value) -> Option<Self> {
+    /// Read back from [`Requester::claims`].
+    pub fn from_claims(v: &Value) -> Option<Self> {
         Some(Self {
             issuer: v["iss"].as_str()?.to_owned(),
             subject: v["sub"].as_str()?.to_owned(),
@@ -98,7 +100,7 @@ pub fn requestable(
         "denial_expires_at": rfc3339(expires),
         "binding_context_members": members,
         "act_digest": ch.action.digest,
-        "requester": Requester::of(ch).json(),
+        "requester": Requester::of(ch).claims(),
         "action": { "name": ch.action.name },
         "resource": { "type": ch.action.resource_type, "id": ch.action.resource_id },
     });
@@ -218,7 +220,7 @@ pub fn verify(st: &AppState, denial: &Denial) -> Result<Binding, Problem> {
     }
     let (Some(digest), Some(requester)) = (
         claims["act_digest"].as_str(),
-        Requester::read(&claims["requester"]),
+        Requester::from_claims(&claims["requester"]),
     ) else {
         return Err(invalid("the binding token names no action or requester"));
     };
@@ -249,7 +251,7 @@ pub fn approval_result(st: &AppState, a: &Approval, until: i64) -> Result<Value,
         "approval_id": a.id,
         "task_id": a.id,
         "act_digest": a.action_digest,
-        "requester": Requester::of_approval(a).json(),
+        "requester": Requester::of_approval(a).claims(),
     });
     let state = st
         .signer()
@@ -310,7 +312,7 @@ pub fn verify_state(st: &AppState, presented: &Value) -> Result<State, Unusable>
     }
     let (Some(digest), Some(requester)) = (
         claims["act_digest"].as_str(),
-        Requester::read(&claims["requester"]),
+        Requester::from_claims(&claims["requester"]),
     ) else {
         return Err(bad("the approval state names no action or requester"));
     };

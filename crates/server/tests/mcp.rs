@@ -1,0 +1,538 @@
+//! `greenlight serve` as an MCP gateway over real HTTP, in front of a
+//! recording MCP server: everything but `tools/call` passes unchanged,
+//! the caller's token never reaches the upstream, a token for another
+//! resource is refused, and a refund that needs approval is executed
+//! upstream exactly once after it is approved, in both protocol
+//! revisions' ways (URL elicitation by error; input-required with a
+//! signed request state). The official SDKs' clients are tried in
+//! `tests/mcp/`.
+
+use std::sync::{Arc, Mutex};
+
+use common::server::*;
+use greenlight::dev::{DevTokenRequest, dev_token};
+use serde_json::{Value, json};
+
+mod common;
+
+const RESOURCE: &str = "https://payments-mcp.example.com/mcp";
+
+/// What the upstream saw: each request's method, JSON-RPC body and
+/// whether it carried an `authorization` header.
+type Seen = Arc<Mutex<Vec<(String, Value, bool)>>>;
+
+/// A small MCP server: answers `initialize` with a session, `tools/list`
+/// as an event stream, and `tools/call` with what it executed.
+async fn upstream() -> (std::net::SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::any(
+            move |method: axum::http::Method, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let s = s.clone();
+                async move {
+                    let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    s.lock().expect("lock").push((
+                        method.to_string(),
+                        msg.clone(),
+                        headers.contains_key("authorization"),
+                    ));
+                    let id = msg["id"].clone();
+                    let json = |v: Value| {
+                        axum::response::Response::builder()
+                            .header("content-type", "application/json")
+                            .header("mcp-session-id", "s-1")
+                            .body(axum::body::Body::from(v.to_string()))
+                            .expect("response")
+                    };
+                    match msg["method"].as_str() {
+                        Some("initialize") => json(json!({ "jsonrpc": "2.0", "id": id, "result": {
+                            "protocolVersion": "2025-11-25", "capabilities": { "tools": {} },
+                            "serverInfo": { "name": "payments", "version": "1" } } })),
+                        Some("tools/list") => axum::response::Response::builder()
+                            .header("content-type", "text/event-stream")
+                            .body(axum::body::Body::from(format!(
+                                "event: message\ndata: {}\n\n",
+                                json!({ "jsonrpc": "2.0", "id": id, "result": { "tools": [
+                                    { "name": "refund_payment", "inputSchema": { "type": "object" } } ] } })
+                            )))
+                            .expect("response"),
+                        Some("tools/call") => json(json!({ "jsonrpc": "2.0", "id": id, "result": {
+                            "content": [{ "type": "text", "text": format!("executed {}", msg["params"]) }] } })),
+                        _ => axum::response::Response::builder()
+                            .status(202)
+                            .body(axum::body::Body::empty())
+                            .expect("response"),
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
+}
+
+/// The tool calls the upstream executed.
+fn executed(seen: &Seen) -> Vec<Value> {
+    seen.lock()
+        .expect("lock")
+        .iter()
+        .filter(|(_, m, _)| m["method"] == "tools/call")
+        .map(|(_, m, _)| m["params"].clone())
+        .collect()
+}
+
+/// A token of the MCP demo's IdP, for this gateway.
+fn mcp_token(sub: &str, client: Option<&str>, scope: Option<&str>, groups: &[&str]) -> String {
+    dev_token(
+        &root().join("examples/mcp/bundle"),
+        &DevTokenRequest {
+            subject: sub.to_owned(),
+            scope: scope.map(str::to_owned),
+            client_id: client.map(str::to_owned),
+            claims: vec![("groups".to_owned(), json!(groups).to_string())],
+            ttl: 7200,
+            now: u64::try_from(T0).expect("positive"),
+        },
+    )
+    .expect("dev token")
+}
+
+async fn gateway(upstream: std::net::SocketAddr) -> Server {
+    let settings: Settings = toml::from_str(&format!(
+        "[mcp]\nupstream = \"http://{upstream}/mcp\"\nresource = \"{RESOURCE}\"\nwait = 1\n"
+    ))
+    .expect("settings");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("sqlite://{}", dir.path().join("greenlight.db").display());
+    let srv = Server::start_full(settings, &store, &root().join("examples/mcp/bundle")).await;
+    std::mem::forget(dir);
+    srv
+}
+
+/// POSTs one JSON-RPC message to the gateway.
+async fn rpc(
+    srv: &Server,
+    token: Option<&str>,
+    revision: &str,
+    body: &Value,
+) -> (u16, Vec<(String, String)>, Value) {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", revision),
+    ];
+    if let Some(b) = &bearer {
+        headers.push(("authorization", b));
+    }
+    common::request(
+        srv.addr,
+        "POST",
+        "/mcp",
+        &headers,
+        Some(("application/json", body.to_string())),
+    )
+    .await
+}
+
+fn refund_call(id: u64, amount: i64) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "refund_payment",
+        "arguments": { "payment_id": "pay_123", "amount": amount, "currency": "EUR" } } })
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Two finance approvers approve `id` (tokens of the approvals app).
+async fn approve(srv: &Server, id: &str) {
+    for who in ["bob", "carol"] {
+        let (status, v) = srv
+            .json(
+                "POST",
+                &format!("/v1/approvals/{id}/approve"),
+                Some(&mcp_token(who, Some("approvals-app"), None, &["finance"])),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+    }
+}
+
+/// The protected-resource metadata, the challenge that names it, and a
+/// token for another resource refused before anything reaches the
+/// upstream; then everything but a tool call passes as it is, without
+/// the caller's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_is_a_protected_resource_that_passes_the_rest_through() {
+    let (up, seen) = upstream().await;
+    let srv = gateway(up).await;
+    let (status, meta) = srv
+        .call(
+            "GET",
+            "/.well-known/oauth-protected-resource/mcp",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        meta,
+        json!({
+            "resource": RESOURCE,
+            "authorization_servers": ["https://idp.example.com"],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Greenlight MCP gateway",
+        })
+    );
+    let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } });
+    let (status, headers, _) = rpc(&srv, None, "2025-11-25", &init).await;
+    assert_eq!(status, 401);
+    let challenge = header(&headers, "www-authenticate").expect("challenge");
+    assert!(
+        challenge.ends_with(&format!(
+            "resource_metadata=\"http://{}/.well-known/oauth-protected-resource/mcp\"",
+            srv.addr
+        )),
+        "{challenge}"
+    );
+    // A token of the same IdP issued for the payments API, not this gateway.
+    let for_api = token("alice", "payments:refund payments:read", &[]);
+    let (status, headers, _) = rpc(&srv, Some(&for_api), "2025-11-25", &init).await;
+    assert_eq!(status, 401);
+    assert!(
+        header(&headers, "www-authenticate").is_some_and(|c| c.contains("error=\"invalid_token\"")),
+        "{headers:?}"
+    );
+    let (status, _, _) = rpc(&srv, Some(&for_api), "2025-11-25", &refund_call(2, 50)).await;
+    assert_eq!(status, 401);
+    assert!(
+        seen.lock().expect("lock").is_empty(),
+        "nothing reached the upstream"
+    );
+
+    let alice = mcp_token("alice", None, Some("payments:refund payments:read"), &[]);
+    let (status, headers, v) = rpc(&srv, Some(&alice), "2025-11-25", &init).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(header(&headers, "mcp-session-id"), Some("s-1"));
+    assert_eq!(v["result"]["serverInfo"]["name"], "payments");
+    let list = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/list" });
+    let (status, headers, v) = rpc(&srv, Some(&alice), "2025-11-25", &list).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), Some("text/event-stream"));
+    assert!(
+        v.as_str().is_some_and(
+            |s| s.starts_with("event: message\ndata: {") && s.contains("\"refund_payment\"")
+        ),
+        "{v}"
+    );
+    let note = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    let (status, _, _) = rpc(&srv, Some(&alice), "2025-11-25", &note).await;
+    assert_eq!(status, 202);
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen.iter()
+            .map(|(m, b, auth)| (m.as_str(), b["method"].as_str().unwrap_or(""), *auth))
+            .collect::<Vec<_>>(),
+        vec![
+            ("POST", "initialize", false),
+            ("POST", "tools/list", false),
+            ("POST", "notifications/initialized", false),
+        ]
+    );
+}
+
+/// A small refund passes; one over the limit, an unmapped tool and a
+/// malformed call are refused as tool errors the model reads, and the
+/// upstream never sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_calls_pass_and_refused_ones_never_reach_the_upstream() {
+    let (up, seen) = upstream().await;
+    let srv = gateway(up).await;
+    let alice = mcp_token("alice", None, Some("payments:refund payments:read"), &[]);
+    let (status, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(1, 50)).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("executed "))
+    );
+    assert_eq!(executed(&seen).len(), 1);
+    let tool_error = |v: &Value| {
+        assert_eq!(v["result"]["isError"], true, "{v}");
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(2, 20000)).await;
+    assert_eq!(
+        tool_error(&v),
+        "Greenlight refused this call: `payment.refund` on `Payment::pay_123` is forbidden by policy `refund-limit`"
+    );
+    let delete = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": { "name": "delete_customer", "arguments": { "id": "c1" } } });
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &delete).await;
+    assert_eq!(
+        tool_error(&v),
+        "Greenlight refused this call: no tool `delete_customer` in the bundle's `[[tools]]`"
+    );
+    let mut typed = refund_call(4, 50);
+    typed["params"]["arguments"]["amount"] = json!("50");
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &typed).await;
+    assert_eq!(
+        tool_error(&v),
+        "Greenlight refused this call: parameter `amount` must be an integer, got `\"50\"`"
+    );
+    let odd = json!({ "jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": { "name": "refund%5Fpayment", "arguments": {} } });
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &odd).await;
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    let batch = json!([refund_call(6, 50)]);
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &batch).await;
+    assert_eq!(
+        v["error"]["message"],
+        "a batch may not carry tools/call: send each call on its own"
+    );
+    assert_eq!(executed(&seen).len(), 1, "only the small refund ran");
+}
+
+/// 2025-11-25: a refund of 500 answers URL-elicitation-required with the
+/// approval's page; retried before the approval, the same approval; after
+/// two finance approvals, the retry runs upstream once; the same call
+/// again needs a new approval, and so does another amount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_refund_runs_once_after_approval_by_url_elicitation() {
+    let (up, seen) = upstream().await;
+    let srv = gateway(up).await;
+    let alice = mcp_token("alice", None, Some("payments:refund"), &[]);
+    let elicitation = |v: &Value| {
+        assert_eq!(v["error"]["code"], -32042, "{v}");
+        assert_eq!(v["error"]["message"], "This tool call needs approval");
+        let e = v["error"]["data"]["elicitations"][0].clone();
+        assert_eq!(e["mode"], "url");
+        e
+    };
+    let (status, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(1, 500)).await;
+    assert_eq!(status, 200);
+    let e = elicitation(&v);
+    let id = e["elicitationId"].as_str().expect("id").to_owned();
+    assert_eq!(e["url"], format!("http://{}/v1/approvals/{id}", srv.addr));
+    assert_eq!(
+        e["message"],
+        format!(
+            "Refund above 100: two finance approvals needed. Approval `{id}` is asked of group:finance: follow it at the link; the call goes through once it is approved."
+        )
+    );
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(2, 500)).await;
+    assert_eq!(elicitation(&v)["elicitationId"], id.as_str());
+    // alice's own client cannot approve it.
+    let (status, _) = srv
+        .json(
+            "POST",
+            &format!("/v1/approvals/{id}/approve"),
+            Some(&alice),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert!(executed(&seen).is_empty());
+
+    approve(&srv, &id).await;
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(3, 500)).await;
+    assert!(
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("executed ")),
+        "{v}"
+    );
+    assert_eq!(
+        executed(&seen),
+        vec![json!({ "name": "refund_payment",
+            "arguments": { "payment_id": "pay_123", "amount": 500, "currency": "EUR" } })]
+    );
+    // The same call again: a new approval, and nothing runs.
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(4, 500)).await;
+    let again = elicitation(&v)["elicitationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_ne!(again, id);
+    // Another amount is another action.
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(5, 600)).await;
+    let other = elicitation(&v)["elicitationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert!(other != id && other != again);
+    // Another of alice's apps cannot use an approval given to the first.
+    approve(&srv, &again).await;
+    let elsewhere = mcp_token("alice", Some("other-agent"), Some("payments:refund"), &[]);
+    let (_, _, v) = rpc(&srv, Some(&elsewhere), "2025-11-25", &refund_call(6, 500)).await;
+    assert_ne!(elicitation(&v)["elicitationId"], again.as_str());
+    assert_eq!(executed(&seen).len(), 1);
+}
+
+/// 2026-07-28: the refund of 500 answers input-required with a URL
+/// elicitation and a signed request state; a retry while pending waits,
+/// then answers with the state alone; after approval the retry runs
+/// once; the state replayed, altered arguments with it, a forged state
+/// and another person's use of it are refused; a declined elicitation
+/// withdraws the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_refund_runs_once_after_approval_by_request_state() {
+    let (up, seen) = upstream().await;
+    let srv = gateway(up).await;
+    let modern = "2026-07-28";
+    let alice = mcp_token("alice", None, Some("payments:refund"), &[]);
+    let (_, _, v) = rpc(&srv, Some(&alice), modern, &refund_call(1, 500)).await;
+    let r = &v["result"];
+    assert_eq!(r["resultType"], "input_required", "{v}");
+    let ask = &r["inputRequests"]["greenlight_approval"];
+    assert_eq!(ask["method"], "elicitation/create");
+    assert_eq!(ask["params"]["mode"], "url");
+    let url = ask["params"]["url"].as_str().expect("url").to_owned();
+    let id = url.rsplit('/').next().expect("id").to_owned();
+    let state = r["requestState"].as_str().expect("state").to_owned();
+    let retry = |n: u64, amount: i64, state: &str, responses: Value| {
+        let mut c = refund_call(n, amount);
+        c["params"]["requestState"] = json!(state);
+        c["params"]["inputResponses"] = responses;
+        c
+    };
+    let accepted = json!({ "greenlight_approval": { "action": "accept" } });
+    let (_, _, v) = rpc(
+        &srv,
+        Some(&alice),
+        modern,
+        &retry(2, 500, &state, accepted.clone()),
+    )
+    .await;
+    assert_eq!(v["result"]["resultType"], "input_required", "{v}");
+    assert!(
+        v["result"].get("inputRequests").is_none(),
+        "state only: {v}"
+    );
+    let state = v["result"]["requestState"]
+        .as_str()
+        .expect("state")
+        .to_owned();
+
+    // Forged, altered, borrowed: refused, nothing runs.
+    let (head, sig) = state.rsplit_once('.').expect("jws");
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    let forged = format!("{head}.{flipped}{}", &sig[1..]);
+    let tool_error = |v: &Value| {
+        assert_eq!(v["result"]["isError"], true, "{v}");
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (_, _, v) = rpc(
+        &srv,
+        Some(&alice),
+        modern,
+        &retry(3, 500, &forged, json!({})),
+    )
+    .await;
+    assert!(
+        tool_error(&v).starts_with("Greenlight refused this call: its approval state cannot be used (signature check failed"),
+        "{v}"
+    );
+    approve(&srv, &id).await;
+    let (_, _, v) = rpc(
+        &srv,
+        Some(&alice),
+        modern,
+        &retry(4, 600, &state, json!({})),
+    )
+    .await;
+    assert_eq!(
+        tool_error(&v),
+        "Greenlight refused this call: its approval state is for another call (other arguments); call again without it to ask for approval of this one"
+    );
+    let mallory = mcp_token("mallory", None, Some("payments:refund"), &[]);
+    let (_, _, v) = rpc(
+        &srv,
+        Some(&mallory),
+        modern,
+        &retry(5, 500, &state, json!({})),
+    )
+    .await;
+    assert_eq!(
+        tool_error(&v),
+        "Greenlight refused this call: its approval state was given to another requester or client"
+    );
+    assert!(executed(&seen).is_empty());
+
+    // Approved: the retry runs, without Greenlight's members.
+    let (_, _, v) = rpc(
+        &srv,
+        Some(&alice),
+        modern,
+        &retry(6, 500, &state, accepted.clone()),
+    )
+    .await;
+    assert!(
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("executed ")),
+        "{v}"
+    );
+    assert_eq!(
+        executed(&seen),
+        vec![json!({ "name": "refund_payment",
+            "arguments": { "payment_id": "pay_123", "amount": 500, "currency": "EUR" } })]
+    );
+    let (_, _, v) = rpc(
+        &srv,
+        Some(&alice),
+        modern,
+        &retry(7, 500, &state, json!({})),
+    )
+    .await;
+    assert_eq!(
+        tool_error(&v),
+        "Greenlight refused this call: its approval was already used; call again to ask for a new one"
+    );
+    assert_eq!(executed(&seen).len(), 1);
+
+    // Declined in the client: the request is withdrawn.
+    let (_, _, v) = rpc(&srv, Some(&alice), modern, &refund_call(8, 700)).await;
+    let state = v["result"]["requestState"]
+        .as_str()
+        .expect("state")
+        .to_owned();
+    let url = v["result"]["inputRequests"]["greenlight_approval"]["params"]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let declined = json!({ "greenlight_approval": { "action": "decline" } });
+    let (_, _, v) = rpc(&srv, Some(&alice), modern, &retry(9, 700, &state, declined)).await;
+    assert_eq!(
+        tool_error(&v),
+        "You declined to ask for approval: the call was not made"
+    );
+    let withdrawn = url.rsplit('/').next().expect("id");
+    let (_, seen_approval) = srv
+        .call(
+            "GET",
+            &format!("/v1/approvals/{withdrawn}"),
+            Some(&mcp_token("bob", Some("approvals-app"), None, &["finance"])),
+            None,
+        )
+        .await;
+    assert_eq!(seen_approval["status"], "revoked");
+    assert_eq!(executed(&seen).len(), 1);
+}
