@@ -422,11 +422,16 @@ impl Engine {
             let matched = routes::read(found, &view)
                 .map_err(|e| Denial::new(DenialCode::RequestInvalid, e))?;
             let route = matched.route;
-            let bound = route
+            let mut bound: Map<String, Value> = route
                 .bind
                 .iter()
                 .filter_map(|b| matched.params.get(b).map(|v| (b.clone(), v.clone())))
                 .collect();
+            // A tool runs with every argument it is given, declared or not:
+            // its approval is bound to all of them.
+            if route.is_tool() {
+                bound.insert(crate::routes::TOOL_ARGUMENTS.to_owned(), body.clone());
+            }
             greenlight_types::check_exact(&bound)
                 .map_err(|e| Denial::new(DenialCode::RequestInvalid, e))?;
             let resource_attrs = route

@@ -15,6 +15,12 @@ pub const TOOL_METHOD: &str = "tools/call";
 /// The longest tool name MCP allows.
 const MAX_TOOL_NAME: usize = 128;
 
+/// The bound parameter a tool call's whole `arguments` object enters the
+/// action digest under (beside the declared ones): a tool runs with every
+/// argument it is given, so an approval is bound to all of them. No
+/// declared parameter can have this name.
+pub const TOOL_ARGUMENTS: &str = "@arguments";
+
 /// A parameter's source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -174,7 +180,7 @@ fn parse_tool_source(from: &str) -> Result<Source, String> {
 
 /// Whether `name` is a tool name MCP allows: 1 to 128 of `A-Z a-z 0-9 _ -
 /// .`, and not only dots (a path segment of dots means something else).
-fn valid_tool_name(name: &str) -> bool {
+pub fn valid_tool_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_TOOL_NAME
         && name
@@ -199,6 +205,12 @@ impl Route {
         }
         let mut params = BTreeMap::new();
         for (name, p) in &cfg.params {
+            if name == TOOL_ARGUMENTS {
+                problems.push(format!(
+                    "parameter `{name}` is reserved for the call's whole arguments"
+                ));
+                continue;
+            }
             let compiled = parse_tool_source(&p.from)
                 .map_err(|e| format!("parameter `{name}`: {e}"))
                 .and_then(|source| {
@@ -566,6 +578,24 @@ pub fn read<'r>(found: Found<'r>, req: &RequestView<'_>) -> Result<Matched<'r>, 
         match seg {
             Segment::Literal(l) => resource_id.push_str(l),
             Segment::Var(v) if route.is_tool() => match req.body.and_then(|b| b.get(v)) {
+                // Joined with the template's own text, an argument holding
+                // that text could make one id of two others.
+                Some(Value::String(text)) if route.resource_id.iter().any(|seg| {
+                    matches!(seg, Segment::Literal(l) if text.chars().any(|c| l.contains(c)))
+                }) =>
+                {
+                    return Err(format!(
+                        "argument `{v}` holds a character of the resource id's template `{}`",
+                        route
+                            .resource_id
+                            .iter()
+                            .map(|seg| match seg {
+                                Segment::Literal(l) => l.clone(),
+                                Segment::Var(v) => format!("{{{v}}}"),
+                            })
+                            .collect::<String>()
+                    ));
+                }
                 Some(Value::String(text)) if !text.is_empty() => resource_id.push_str(text),
                 Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
                     resource_id.push_str(&n.to_string());

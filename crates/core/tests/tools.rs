@@ -76,10 +76,12 @@ fn refund(amount: Value) -> Value {
     json!({ "payment_id": "pay_123", "amount": amount, "money": { "currency": "EUR" } })
 }
 
-/// A refund of 500 called as a tool is the HTTP refund of 500: the same
-/// approval-required decision, digest and all; of 50, allowed.
+/// A refund of 500 called as a tool is decided as the HTTP refund of 500
+/// is (approval required, by the same policy), but its approval is bound
+/// to every argument the tool would run with: an undeclared one changes
+/// the digest. A refund of 50 is allowed.
 #[test]
-fn a_tool_call_decides_as_the_route_for_the_same_action() {
+fn a_tool_call_decides_as_the_route_and_binds_every_argument() {
     let e = engine();
     let v = vector("002-demo-refund-500-needs-finance.json");
     let (token, now) = token_of(&v);
@@ -89,35 +91,59 @@ fn a_tool_call_decides_as_the_route_for_the_same_action() {
     );
     let expected: greenlight_core::Decision =
         serde_json::from_value(v["expect"].clone()).expect("decision");
-    // The bundle differs (it has tools), so its hash does; nothing else.
-    assert_eq!(
-        (&d.verdict, &d.reasons),
-        (&expected.verdict, &expected.reasons)
-    );
-    let Verdict::ApprovalRequired(ch) = &d.verdict else {
+    let (Verdict::ApprovalRequired(ch), Verdict::ApprovalRequired(http)) =
+        (&d.verdict, &expected.verdict)
+    else {
         panic!("approval required: {d:?}");
     };
+    assert_eq!(d.reasons, expected.reasons);
     assert_eq!(
-        (ch.action.resource_id.as_str(), &ch.action.params),
-        (
-            "pay_123",
-            json!({ "amount": 500, "currency": "EUR" })
-                .as_object()
-                .expect("object")
-        )
+        (&ch.obligation, &ch.requester),
+        (&http.obligation, &http.requester)
     );
+    assert_eq!(
+        (ch.action.name.as_str(), ch.action.resource_id.as_str()),
+        ("payment.refund", "pay_123")
+    );
+    assert_eq!(
+        serde_json::Value::Object(ch.action.params.clone()),
+        json!({
+            "@arguments": { "payment_id": "pay_123", "amount": 500, "money": { "currency": "EUR" } },
+            "amount": 500,
+            "currency": "EUR",
+        })
+    );
+    assert_ne!(ch.action.digest, http.action.digest);
+    let mut more = refund(json!(500));
+    more["destination"] = json!("acct_evil");
+    let d2 = e.evaluate_http(&call("tools/call", "refund_payment", &token, &more), now);
+    let Verdict::ApprovalRequired(ch2) = &d2.verdict else {
+        panic!("approval required: {d2:?}");
+    };
+    assert_ne!(
+        ch2.action.digest, ch.action.digest,
+        "an undeclared argument is bound too"
+    );
+    let again = e.evaluate_http(
+        &call("tools/call", "refund_payment", &token, &refund(json!(500))),
+        now,
+    );
+    let Verdict::ApprovalRequired(ch3) = &again.verdict else {
+        panic!("approval required: {again:?}");
+    };
+    assert_eq!(
+        ch3.action.digest, ch.action.digest,
+        "the same call, the same digest"
+    );
+
     let v = vector("001-demo-refund-50-allowed.json");
     let (token, now) = token_of(&v);
     let d = e.evaluate_http(
         &call("tools/call", "refund_payment", &token, &refund(json!(50))),
         now,
     );
-    let expected: greenlight_core::Decision =
-        serde_json::from_value(v["expect"].clone()).expect("decision");
-    assert_eq!(
-        (&d.verdict, &d.reasons),
-        (&expected.verdict, &expected.reasons)
-    );
+    assert!(matches!(d.verdict, Verdict::Allow(_)), "{d:?}");
+    assert_eq!(d.reasons, vec!["refund-small".to_owned()]);
 }
 
 /// Arguments are read as typed as a JSON body is; the resource id needs
@@ -168,6 +194,29 @@ fn arguments_are_typed_and_only_tool_calls_reach_tools() {
         denial(&call("tools/call", "refund_payment", &token, &no_id)).1,
         "argument `payment_id` must be a non-empty string or an integer: the resource id is made of it"
     );
+    let joined = Engine::load(&demo_with(
+        r#"
+[[tools]]
+name = "refund_payment"
+action = "payment.refund"
+resource = { type = "Payment", id = "pay-{payment_id}" }
+params.amount = { from = "arguments.amount", type = "long" }
+params.currency = { from = "arguments.money.currency", type = "string" }
+"#,
+    ))
+    .expect("loads");
+    let mut dashed = refund(json!(500));
+    dashed["payment_id"] = json!("a-b");
+    match joined
+        .evaluate_http(&call("tools/call", "refund_payment", &token, &dashed), now)
+        .verdict
+    {
+        Verdict::Deny(d) => assert_eq!(
+            d.message,
+            "argument `payment_id` holds a character of the resource id's template `pay-{payment_id}`"
+        ),
+        other => panic!("a denial: {other:?}"),
+    }
     assert_eq!(
         denial(&call("tools/call", "delete_everything", &token, &json!({}))),
         (
@@ -232,11 +281,13 @@ resource = { type = "Pay ment", id = "{payment id}-{flag}" }
 params.flag = { from = "arguments.flag", type = "bool" }
 params.amount = { from = "body.amount", type = "long" }
 params.note = { from = "arguments.note", type = "text" }
+params."@arguments" = { from = "arguments.all" }
 bind = ["reason"]
 "#
         ),
         vec![
             "tool `refund/payment`: tool name `refund/payment` is not 1 to 128 of `A-Z a-z 0-9 _ - .`",
+            "tool `refund/payment`: parameter `@arguments` is reserved for the call's whole arguments",
             "tool `refund/payment`: parameter `amount`: `body.amount` should be `arguments.NAME`: a tool's parameters are read from its arguments",
             "tool `refund/payment`: parameter `note`: type `text` is not one of `string`, `long`, `bool`, `list`",
             "tool `refund/payment`: resource id uses `{payment id}`, which is not an argument name",

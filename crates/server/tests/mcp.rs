@@ -318,9 +318,15 @@ async fn a_large_refund_runs_once_after_approval_by_url_elicitation() {
     let alice = mcp_token("alice", None, Some("payments:refund"), &[]);
     let elicitation = |v: &Value| {
         assert_eq!(v["error"]["code"], -32042, "{v}");
-        assert_eq!(v["error"]["message"], "This tool call needs approval");
         let e = v["error"]["data"]["elicitations"][0].clone();
         assert_eq!(e["mode"], "url");
+        assert_eq!(
+            v["error"]["message"],
+            format!(
+                "This tool call needs approval: {}",
+                e["url"].as_str().expect("url")
+            )
+        );
         e
     };
     let (status, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(1, 500)).await;
@@ -398,7 +404,7 @@ async fn a_large_refund_runs_once_after_approval_by_request_state() {
     let (_, _, v) = rpc(&srv, Some(&alice), modern, &refund_call(1, 500)).await;
     let r = &v["result"];
     assert_eq!(r["resultType"], "input_required", "{v}");
-    let ask = &r["inputRequests"]["greenlight_approval"];
+    let ask = &r["inputRequests"]["io.greenlight/approval"];
     assert_eq!(ask["method"], "elicitation/create");
     assert_eq!(ask["params"]["mode"], "url");
     let url = ask["params"]["url"].as_str().expect("url").to_owned();
@@ -410,7 +416,7 @@ async fn a_large_refund_runs_once_after_approval_by_request_state() {
         c["params"]["inputResponses"] = responses;
         c
     };
-    let accepted = json!({ "greenlight_approval": { "action": "accept" } });
+    let accepted = json!({ "io.greenlight/approval": { "action": "accept" } });
     let (_, _, v) = rpc(
         &srv,
         Some(&alice),
@@ -514,11 +520,11 @@ async fn a_large_refund_runs_once_after_approval_by_request_state() {
         .as_str()
         .expect("state")
         .to_owned();
-    let url = v["result"]["inputRequests"]["greenlight_approval"]["params"]["url"]
+    let url = v["result"]["inputRequests"]["io.greenlight/approval"]["params"]["url"]
         .as_str()
         .expect("url")
         .to_owned();
-    let declined = json!({ "greenlight_approval": { "action": "decline" } });
+    let declined = json!({ "io.greenlight/approval": { "action": "decline" } });
     let (_, _, v) = rpc(&srv, Some(&alice), modern, &retry(9, 700, &state, declined)).await;
     assert_eq!(
         tool_error(&v),
@@ -535,4 +541,190 @@ async fn a_large_refund_runs_once_after_approval_by_request_state() {
         .await;
     assert_eq!(seen_approval["status"], "revoked");
     assert_eq!(executed(&seen).len(), 1);
+}
+
+/// What the gateway cannot read, or could read differently from an
+/// upstream, goes nowhere: a body that is not JSON to it (NaN, which some
+/// servers take), a member a case-folding parser reads as `method`, an
+/// unknown member of a tool call, a `tools/call` notification, and a
+/// method other than POST, GET and DELETE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_read_two_ways_are_refused() {
+    let (up, seen) = upstream().await;
+    let srv = gateway(up).await;
+    let alice = mcp_token("alice", None, Some("payments:refund"), &[]);
+    let bearer = format!("Bearer {alice}");
+    let raw = |body: &str| {
+        let bearer = bearer.clone();
+        let body = body.to_owned();
+        let addr = srv.addr;
+        async move {
+            common::request(
+                addr,
+                "POST",
+                "/mcp",
+                &[
+                    ("authorization", &bearer),
+                    ("accept", "application/json, text/event-stream"),
+                ],
+                Some(("application/json", body)),
+            )
+            .await
+        }
+    };
+    let (status, _, v) = raw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"refund_payment","arguments":{"payment_id":"pay_123","amount":500,"currency":"EUR","x":NaN}}}"#).await;
+    assert_eq!((status, &v["error"]["code"]), (400, &json!(-32700)), "{v}");
+    let (status, _, v) = raw(r#"{"jsonrpc":"2.0","id":2,"Method":"tools/call","params":{"name":"refund_payment","arguments":{"payment_id":"pay_123","amount":500,"currency":"EUR"}}}"#).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        v["error"],
+        json!({ "code": -32600, "message": "`Method` is not a member of a JSON-RPC message" })
+    );
+    let (status, _, v) = raw(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_payment","Name":"refund_payment","arguments":{"payment_id":"pay_123"}}}"#).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        v["error"]["message"],
+        "`params.Name` is not a member of a tools/call"
+    );
+    let (status, _, v) = raw(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"refund_payment","arguments":{}}}"#).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        v["error"]["message"],
+        "tools/call must be a request, with an `id`"
+    );
+    let (status, _, v) = rpc(&srv, Some(&alice), "2026-07-28", &refund_call(4, 50)).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _, _) = common::request(
+        srv.addr,
+        "PUT",
+        "/mcp",
+        &[("authorization", &bearer)],
+        Some(("application/json", refund_call(5, 50).to_string())),
+    )
+    .await;
+    assert_eq!(status, 405);
+    // The mirrored headers must say what the body says.
+    let (status, _, v) = common::request(
+        srv.addr,
+        "POST",
+        "/mcp",
+        &[
+            ("authorization", &bearer),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "get_payment"),
+        ],
+        Some(("application/json", refund_call(6, 50).to_string())),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(v["error"]["code"], -32020);
+    assert_eq!(
+        executed(&seen).len(),
+        1,
+        "only the well-formed small refund ran"
+    );
+}
+
+/// A session is its opener's: another person presenting its id is told it
+/// does not exist, and nothing of it reaches the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_id_is_not_a_credential() {
+    let (up, seen) = upstream().await;
+    let srv = gateway(up).await;
+    let alice = mcp_token("alice", None, Some("payments:refund"), &[]);
+    let mallory = mcp_token("mallory", None, Some("payments:refund"), &[]);
+    let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } });
+    let (_, headers, _) = rpc(&srv, Some(&alice), "2025-11-25", &init).await;
+    assert_eq!(header(&headers, "mcp-session-id"), Some("s-1"));
+    let with_session = |token: &str, method: &str| {
+        let bearer = format!("Bearer {token}");
+        let method = method.to_owned();
+        let addr = srv.addr;
+        async move {
+            common::request(
+                addr,
+                &method,
+                "/mcp",
+                &[
+                    ("authorization", &bearer),
+                    ("mcp-session-id", "s-1"),
+                    ("mcp-protocol-version", "2025-11-25"),
+                ],
+                (method == "POST").then(|| {
+                    (
+                        "application/json",
+                        json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" }).to_string(),
+                    )
+                }),
+            )
+            .await
+        }
+    };
+    let before = seen.lock().expect("lock").len();
+    for method in ["POST", "GET", "DELETE"] {
+        let (status, _, v) = with_session(&mallory, method).await;
+        assert_eq!(status, 404, "{method}: {v}");
+        assert_eq!(v["error"]["message"], "Session not found");
+    }
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        before,
+        "nothing of mallory's went on"
+    );
+    let (status, _, _) = with_session(&alice, "POST").await;
+    assert_eq!(status, 200);
+    let (status, _, _) = with_session(&alice, "DELETE").await;
+    assert_eq!(status, 202);
+    // Ended: not even alice's any more.
+    let (status, _, _) = with_session(&alice, "POST").await;
+    assert_eq!(status, 404);
+}
+
+/// An approval covers the call's every argument: the approved refund with
+/// one more argument the mapping does not declare is another call, and a
+/// decline after the approvers approved still makes no call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_covers_every_argument_and_a_decline_wins() {
+    let (up, seen) = upstream().await;
+    let srv = gateway(up).await;
+    let alice = mcp_token("alice", None, Some("payments:refund"), &[]);
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(1, 500)).await;
+    let id = v["error"]["data"]["elicitations"][0]["elicitationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    approve(&srv, &id).await;
+    let mut more = refund_call(2, 500);
+    more["params"]["arguments"]["destination"] = json!("acct_evil");
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &more).await;
+    assert_eq!(v["error"]["code"], -32042, "{v}");
+    assert_ne!(
+        v["error"]["data"]["elicitations"][0]["elicitationId"],
+        id.as_str()
+    );
+    assert!(executed(&seen).is_empty());
+
+    let modern = "2026-07-28";
+    let (_, _, v) = rpc(&srv, Some(&alice), modern, &refund_call(3, 800)).await;
+    let state = v["result"]["requestState"]
+        .as_str()
+        .expect("state")
+        .to_owned();
+    let url = v["result"]["inputRequests"]["io.greenlight/approval"]["params"]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    approve(&srv, url.rsplit('/').next().expect("id")).await;
+    let mut declined = refund_call(4, 800);
+    declined["params"]["requestState"] = json!(state);
+    declined["params"]["inputResponses"] =
+        json!({ "io.greenlight/approval": { "action": "decline" } });
+    let (_, _, v) = rpc(&srv, Some(&alice), modern, &declined).await;
+    assert_eq!(
+        v["result"]["content"][0]["text"],
+        "You declined to ask for approval: the call was not made"
+    );
+    assert_eq!(v["result"]["resultType"], "complete");
+    assert!(executed(&seen).is_empty());
 }

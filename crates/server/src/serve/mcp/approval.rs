@@ -46,7 +46,7 @@ pub const STATE_TYP: &str = "greenlight-mcp-request-state+jwt";
 
 /// The key of the gateway's elicitation in `inputRequests` and
 /// `inputResponses`.
-pub const INPUT_KEY: &str = "greenlight_approval";
+pub const INPUT_KEY: &str = "io.greenlight/approval";
 
 /// How often a waiting retry reads the approval again.
 const WAIT_STEP: Duration = Duration::from_millis(250);
@@ -187,6 +187,7 @@ pub async fn required(st: &AppState, gw: &Gateway, call: Call<'_>, ch: &Challeng
             Err(why) => {
                 return tool_error(
                     &id,
+                    call.revision,
                     &format!(
                         "Greenlight refused this call: its approval state cannot be used ({why})"
                     ),
@@ -196,12 +197,14 @@ pub async fn required(st: &AppState, gw: &Gateway, call: Call<'_>, ch: &Challeng
         if state.requester != requester {
             return tool_error(
                 &id,
+                call.revision,
                 "Greenlight refused this call: its approval state was given to another requester or client",
             );
         }
         if state.digest != ch.action.digest {
             return tool_error(
                 &id,
+                call.revision,
                 "Greenlight refused this call: its approval state is for another call (other arguments); call again without it to ask for approval of this one",
             );
         }
@@ -222,7 +225,7 @@ pub async fn required(st: &AppState, gw: &Gateway, call: Call<'_>, ch: &Challeng
     {
         Ok(Some(a)) if a.obligation == ch.obligation => return use_once(st, gw, call, &a).await,
         Ok(_) => {}
-        Err(e) => return unavailable(&id, &e),
+        Err(e) => return unavailable(&id, call.revision, &e),
     }
     let approval = match open_for(
         st,
@@ -242,6 +245,7 @@ pub async fn required(st: &AppState, gw: &Gateway, call: Call<'_>, ch: &Challeng
         Err(e) => {
             return tool_error(
                 &id,
+                call.revision,
                 &format!(
                     "Greenlight could not ask for approval of this call: {}",
                     e.description
@@ -276,7 +280,7 @@ fn ask(st: &AppState, gw: &Gateway, call: &Call<'_>, approval: &Approval) -> Res
         Revision::Modern => {
             let state = match sign_state(st, gw, approval, call.name) {
                 Ok(s) => s,
-                Err(e) => return unavailable(&id, &e),
+                Err(e) => return unavailable(&id, call.revision, &e),
             };
             rpc_result(
                 &id,
@@ -293,7 +297,7 @@ fn ask(st: &AppState, gw: &Gateway, call: &Call<'_>, approval: &Approval) -> Res
         Revision::Handshake => rpc_error(
             &id,
             URL_ELICITATION_REQUIRED,
-            "This tool call needs approval",
+            &format!("This tool call needs approval: {url}"),
             Some(json!({ "elicitations": [{
                 "mode": "url",
                 "elicitationId": approval.id,
@@ -314,23 +318,36 @@ async fn retried(
     declined: bool,
 ) -> Response {
     let id = call.message["id"].clone();
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(if declined { 0 } else { gw.wait() });
+    // A bounded number of retries wait at once; beyond, one answers now.
+    let permit = if declined {
+        None
+    } else {
+        gw.waiters.try_acquire().ok()
+    };
+    let wait = if permit.is_some() { gw.wait() } else { 0 };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let a = loop {
         let a = match st.store.get_approval(approval_id).await {
             Ok(Some(a)) => a,
             Ok(None) => {
-                return tool_error(&id, "Greenlight refused this call: its approval is unknown");
+                return tool_error(
+                    &id,
+                    call.revision,
+                    "Greenlight refused this call: its approval is unknown",
+                );
             }
-            Err(e) => return unavailable(&id, &e),
+            Err(e) => return unavailable(&id, call.revision, &e),
         };
         if a.status_at(st.now()) != Status::Pending || tokio::time::Instant::now() >= deadline {
             break a;
         }
         tokio::time::sleep(WAIT_STEP).await;
     };
-    match a.status_at(st.now()) {
-        Status::Pending if declined => {
+    drop(permit);
+    if declined {
+        // The user said no: the call is not made, whatever the approvers
+        // did meanwhile, and a request still pending is withdrawn.
+        if a.status_at(st.now()) == Status::Pending {
             let tell =
                 |done: &Approval| super::super::approvals::outcome_deliveries(st, done, st.now());
             if let Err(e) = st
@@ -347,31 +364,41 @@ async fn retried(
                 tracing::warn!(error = %e, approval = %a.id, "cannot cancel a declined approval");
             }
             st.notifier.wake();
-            tool_error(
-                &id,
-                "You declined to ask for approval: the call was not made",
-            )
         }
+        return tool_error(
+            &id,
+            call.revision,
+            "You declined to ask for approval: the call was not made",
+        );
+    }
+    match a.status_at(st.now()) {
         // Still waiting: the state alone says so, and the client retries.
         Status::Pending => match sign_state(st, gw, &a, call.name) {
             Ok(state) => rpc_result(
                 &id,
                 json!({ "resultType": "input_required", "requestState": state }),
             ),
-            Err(e) => unavailable(&id, &e),
+            Err(e) => unavailable(&id, call.revision, &e),
         },
         Status::Approved if a.obligation != ch.obligation => tool_error(
             &id,
+            call.revision,
             "Greenlight refused this call: it now needs another approval than the one given; call again without the state",
         ),
         Status::Approved => use_once(st, gw, call, &a).await,
-        Status::Denied => tool_error(&id, "Greenlight refused this call: an approver denied it"),
+        Status::Denied => tool_error(
+            &id,
+            call.revision,
+            "Greenlight refused this call: an approver denied it",
+        ),
         Status::Expired => tool_error(
             &id,
+            call.revision,
             "Greenlight refused this call: nobody approved it in time",
         ),
         Status::Revoked => tool_error(
             &id,
+            call.revision,
             "Greenlight refused this call: its approval was withdrawn",
         ),
     }
@@ -389,22 +416,24 @@ async fn use_once(st: &AppState, gw: &Gateway, call: Call<'_>, a: &Approval) -> 
     if now >= until {
         return tool_error(
             &id,
+            call.revision,
             "Greenlight refused this call: its approval was not used soon enough; call again to ask anew",
         );
     }
     let use_id = match greenlight_store::new_id() {
         Ok(n) => format!("mcp:{n}"),
-        Err(e) => return unavailable(&id, &e),
+        Err(e) => return unavailable(&id, call.revision, &e),
     };
     match st.store.claim_delivery(&a.id, &use_id, now).await {
         Ok(true) => {}
         Ok(false) => {
             return tool_error(
                 &id,
+                call.revision,
                 "Greenlight refused this call: its approval was already used; call again to ask for a new one",
             );
         }
-        Err(e) => return unavailable(&id, &e),
+        Err(e) => return unavailable(&id, call.revision, &e),
     }
     if a.obligation.grant == greenlight_types::GrantMode::Window {
         let end = a
@@ -413,7 +442,7 @@ async fn use_once(st: &AppState, gw: &Gateway, call: Call<'_>, a: &Approval) -> 
             .saturating_add(seconds(a.obligation.window_seconds));
         match st.store.create_grant(&a.id, end, now).await {
             Ok(_) | Err(greenlight_store::StoreError::Conflict(_)) => {}
-            Err(e) => return unavailable(&id, &e),
+            Err(e) => return unavailable(&id, call.revision, &e),
         }
     }
     st.metrics.approvals("token_delivered", 1);
@@ -424,10 +453,11 @@ async fn use_once(st: &AppState, gw: &Gateway, call: Call<'_>, a: &Approval) -> 
 }
 
 /// A store or signing failure: refused, said plainly.
-fn unavailable(id: &Value, e: &dyn std::fmt::Display) -> Response {
+fn unavailable(id: &Value, revision: Revision, e: &dyn std::fmt::Display) -> Response {
     tracing::error!(error = %e, "the MCP gateway cannot complete an approval step; refusing");
     tool_error(
         id,
+        revision,
         "Greenlight refused this call: the approval service is unavailable",
     )
     .into_response()

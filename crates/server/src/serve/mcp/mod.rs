@@ -26,7 +26,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use greenlight_types::{HttpRequest, Verdict};
+use greenlight_types::{HttpRequest, Principal, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -42,27 +42,48 @@ pub const MODERN_REVISION: &str = "2026-07-28";
 /// must be completed first.
 pub const URL_ELICITATION_REQUIRED: i64 = -32042;
 
-/// Request headers passed to the upstream; every other one (the caller's
-/// `authorization` first) stays here.
-const FORWARD_REQUEST: [&str; 5] = [
-    "content-type",
-    "accept",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "last-event-id",
-];
+/// Request headers passed to the upstream, besides every `mcp-*` one
+/// (`Mcp-Session-Id`, `MCP-Protocol-Version`, and 2026-07-28's mirrors of
+/// the body: `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`); every other one
+/// (the caller's `authorization` first) stays here.
+const FORWARD_REQUEST: [&str; 3] = ["content-type", "accept", "last-event-id"];
 
-/// Response headers passed back to the caller.
-const FORWARD_RESPONSE: [&str; 5] = [
-    "content-type",
-    "content-length",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "cache-control",
-];
+/// Response headers passed back to the caller, besides every `mcp-*` one.
+const FORWARD_RESPONSE: [&str; 3] = ["content-type", "content-length", "cache-control"];
+
+/// Whether header `name` passes: one of `listed`, or an MCP header.
+fn passes(name: &str, listed: &[&str]) -> bool {
+    name.starts_with("mcp-") || listed.contains(&name)
+}
+
+/// JSON-RPC's code for headers that do not mirror the body (2026-07-28).
+const HEADER_MISMATCH: i64 = -32020;
 
 /// The longest MCP tool name.
 const MAX_TOOL_NAME: usize = 128;
+
+/// The longest `[mcp] wait`.
+const MAX_WAIT: u64 = 60;
+
+/// Retries waiting for a decision at once; beyond, a retry answers at
+/// once that the approval is still pending.
+const MAX_WAITERS: usize = 256;
+
+/// Sessions remembered with their owner; the oldest is forgotten beyond.
+const MAX_SESSIONS: usize = 100_000;
+
+/// Paths the service itself serves, which `[mcp] path` may not take.
+const RESERVED: [&str; 9] = [
+    "/v1/",
+    "/access/",
+    "/oauth/",
+    "/.well-known/",
+    "/portal",
+    "/slack",
+    "/metrics",
+    "/healthz",
+    "/static",
+];
 
 /// `[mcp]`: the gateway.
 #[derive(Clone, Debug, Deserialize)]
@@ -109,18 +130,35 @@ impl McpSettings {
         {
             anyhow::bail!("mcp.path `{path}` must be a plain path such as `/mcp`");
         }
+        if RESERVED
+            .iter()
+            .any(|r| path.starts_with(r) || r.trim_end_matches('/') == path)
+        {
+            anyhow::bail!("mcp.path `{path}` is one of the service's own paths");
+        }
         if self.timeout == Some(0) {
             anyhow::bail!("mcp.timeout must be at least 1 second");
+        }
+        if self.wait.is_some_and(|w| w > MAX_WAIT) {
+            anyhow::bail!("mcp.wait is at most {MAX_WAIT} seconds");
         }
         Ok(())
     }
 }
 
-/// The gateway's state: its settings and the client to the upstream.
+/// The gateway's state: its settings, the clients to the upstream, the
+/// sessions it has seen begin and the retries waiting for a decision.
 #[derive(Debug)]
 pub struct Gateway {
     settings: McpSettings,
+    /// For messages: an answer must begin within the timeout.
     client: reqwest::Client,
+    /// For the GET stream, which may stay quiet for long.
+    stream: reqwest::Client,
+    /// Who each session belongs to.
+    pub sessions: Sessions,
+    /// Bounds the retries waiting for a decision at once.
+    pub waiters: tokio::sync::Semaphore,
     /// The resource identifier tokens are issued for.
     pub resource: String,
     /// The protected-resource metadata's URL.
@@ -137,7 +175,15 @@ impl Gateway {
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(settings.timeout.unwrap_or(300)))
             .build()?;
+        let stream = reqwest::Client::builder()
+            .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
         Ok(Self {
+            stream,
+            sessions: Sessions::default(),
+            waiters: tokio::sync::Semaphore::new(MAX_WAITERS),
             resource: settings
                 .resource
                 .clone()
@@ -153,7 +199,82 @@ impl Gateway {
 
     /// Seconds a pending approval's retry waits.
     pub fn wait(&self) -> u64 {
-        self.settings.wait.unwrap_or(20)
+        self.settings.wait.unwrap_or(20).min(MAX_WAIT)
+    }
+}
+
+/// The sessions the upstream opened, each with the person and client it
+/// was opened for: a session id is not a credential, so another caller
+/// presenting it is told the session does not exist (MCP: sessions are
+/// bound to their user). Kept in memory: with replicas, a session stays
+/// on the replica that saw it begin.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    owners: std::sync::Mutex<(
+        std::collections::HashMap<String, String>,
+        std::collections::VecDeque<String>,
+    )>,
+}
+
+fn owner_key(p: &Principal) -> String {
+    format!("{}\u{1f}{}\u{1f}{}", p.issuer, p.subject, p.client_id)
+}
+
+impl Sessions {
+    /// The session a request names, if it is `who`'s; a `404` otherwise
+    /// (unknown or another's alike), and a `400` for a repeated header.
+    fn check(&self, headers: &HeaderMap, who: &Principal) -> Result<Option<String>, Box<Response>> {
+        let mut ids = headers.get_all("mcp-session-id").iter();
+        let Some(id) = ids.next() else {
+            return Ok(None);
+        };
+        if ids.next().is_some() {
+            return Err(Box::new(bad_request(
+                &Value::Null,
+                -32600,
+                "one Mcp-Session-Id, not several",
+            )));
+        }
+        let id = id.to_str().unwrap_or_default().to_owned();
+        let owners = self
+            .owners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if owners.0.get(&id) == Some(&owner_key(who)) {
+            Ok(Some(id))
+        } else {
+            let mut resp = rpc_error(&Value::Null, -32001, "Session not found", None);
+            *resp.status_mut() = StatusCode::NOT_FOUND;
+            Err(Box::new(resp))
+        }
+    }
+
+    /// Remembers that session `id` is `who`'s.
+    fn start(&self, id: &str, who: &Principal) {
+        let mut owners = self
+            .owners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if owners.0.contains_key(id) {
+            return;
+        }
+        owners.0.insert(id.to_owned(), owner_key(who));
+        owners.1.push_back(id.to_owned());
+        while owners.1.len() > MAX_SESSIONS {
+            if let Some(old) = owners.1.pop_front() {
+                owners.0.remove(&old);
+            }
+        }
+    }
+
+    /// Forgets a session that ended.
+    fn end(&self, id: &str) {
+        let mut owners = self
+            .owners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        owners.0.remove(id);
+        owners.1.retain(|s| s != id);
     }
 }
 
@@ -199,11 +320,26 @@ fn unauthorized(gw: &Gateway, why: &str) -> Response {
 
 /// The caller's token, verified, and issued for this resource; `Err` is
 /// the `401` to answer.
-async fn caller(st: &AppState, gw: &Gateway, headers: &HeaderMap) -> Result<String, Response> {
+async fn caller(
+    st: &AppState,
+    gw: &Gateway,
+    headers: &HeaderMap,
+) -> Result<(String, Principal), Response> {
     let token = super::auth::bearer(headers).map_err(|e| unauthorized(gw, &e.description))?;
-    super::auth::authenticate_token(st, &token)
+    // Greenlight's own action tokens are for the one action they name, at
+    // an API; they are not an MCP client's credential.
+    if greenlight_core::jws::parse(&token)
+        .is_ok_and(|j| j.typ.as_deref() == Some(greenlight_types::ACTION_TOKEN_TYP))
+    {
+        return Err(unauthorized(
+            gw,
+            "an action token is not an MCP client's credential",
+        ));
+    }
+    let who = super::auth::authenticate_token(st, &token)
         .await
-        .map_err(|e| unauthorized(gw, &e.description))?;
+        .map_err(|e| unauthorized(gw, &e.description))?
+        .principal;
     // RFC 8707: a token for another resource is not for this one, whatever
     // the bundle's issuer accepts.
     let aud = greenlight_core::jws::parse(&token)
@@ -225,7 +361,7 @@ async fn caller(st: &AppState, gw: &Gateway, headers: &HeaderMap) -> Result<Stri
             ),
         ));
     }
-    Ok(token)
+    Ok((token, who))
 }
 
 /// A JSON-RPC result answering `id`.
@@ -242,12 +378,14 @@ pub fn rpc_error(id: &Value, code: i64, message: &str, data: Option<Value>) -> R
     json_response(json!({ "jsonrpc": "2.0", "id": id, "error": error }))
 }
 
-/// A tool result the model reads: `isError` with the reason.
-pub fn tool_error(id: &Value, text: &str) -> Response {
-    rpc_result(
-        id,
-        json!({ "content": [{ "type": "text", "text": text }], "isError": true }),
-    )
+/// A tool result the model reads: `isError` with the reason (a complete
+/// result, as 2026-07-28 marks every result).
+pub fn tool_error(id: &Value, revision: approval::Revision, text: &str) -> Response {
+    let mut result = json!({ "content": [{ "type": "text", "text": text }], "isError": true });
+    if revision == approval::Revision::Modern {
+        result["resultType"] = json!("complete");
+    }
+    rpc_result(id, result)
 }
 
 fn json_response(body: Value) -> Response {
@@ -260,15 +398,56 @@ fn json_response(body: Value) -> Response {
 /// Whether `name` is a tool name MCP allows (and so a path segment that
 /// means nothing else).
 fn valid_tool_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_TOOL_NAME
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !name.chars().all(|c| c == '.')
+    greenlight_core::routes::valid_tool_name(name)
 }
 
-/// The MCP endpoint: every method.
+/// The JSON-RPC members a message may have; anything else (a `Method`
+/// that a case-folding parser reads as `method`, say) is refused, so the
+/// gateway and the upstream cannot read two different messages.
+const MESSAGE_MEMBERS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
+
+/// The members a `tools/call`'s `params` may have.
+const CALL_MEMBERS: [&str; 6] = [
+    "name",
+    "arguments",
+    "_meta",
+    "task",
+    "inputResponses",
+    "requestState",
+];
+
+/// A `400` carrying a JSON-RPC error.
+fn bad_request(id: &Value, code: i64, message: &str) -> Response {
+    let mut resp = rpc_error(id, code, message, None);
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
+    resp
+}
+
+/// Why a message is refused as it stands, if it is.
+fn malformed(message: &Value) -> Option<String> {
+    let Value::Object(m) = message else {
+        return Some("a message is a JSON object".to_owned());
+    };
+    if let Some(k) = m.keys().find(|k| !MESSAGE_MEMBERS.contains(&k.as_str())) {
+        return Some(format!("`{k}` is not a member of a JSON-RPC message"));
+    }
+    if m.get("method").and_then(Value::as_str) == Some("tools/call") {
+        if !m.contains_key("id") {
+            return Some("tools/call must be a request, with an `id`".to_owned());
+        }
+        if let Some(Value::Object(p)) = m.get("params")
+            && let Some(k) = p.keys().find(|k| !CALL_MEMBERS.contains(&k.as_str()))
+        {
+            return Some(format!("`params.{k}` is not a member of a tools/call"));
+        }
+    }
+    None
+}
+
+/// The MCP endpoint. A POST's body is read here and re-encoded before it
+/// goes on (a body the gateway cannot read goes nowhere); GET (a stream)
+/// and DELETE (the end of a session) go on as they are; any other method
+/// is refused.
 pub async fn handle(
     State(st): State<Arc<AppState>>,
     method: Method,
@@ -279,31 +458,111 @@ pub async fn handle(
         Ok(g) => g,
         Err(e) => return e.into_response(),
     };
-    let token = match caller(&st, gw, &headers).await {
+    let (token, who) = match caller(&st, gw, &headers).await {
         Ok(t) => t,
         Err(resp) => return resp,
     };
-    if method != Method::POST {
-        return forward(gw, method, &headers, body).await;
+    if method != Method::POST && method != Method::GET && method != Method::DELETE {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the MCP endpoint takes POST, GET and DELETE",
+        )
+            .into_response();
     }
-    let Ok(message) = serde_json::from_slice::<Value>(&body) else {
-        // Not JSON: the upstream says what it says; nothing is a tool call.
-        return forward(gw, method, &headers, body).await;
+    let session = match gw.sessions.check(&headers, &who) {
+        Ok(s) => s,
+        Err(resp) => return *resp,
     };
-    let calls_tool = |m: &Value| m["method"] == "tools/call";
-    match &message {
-        Value::Object(_) if calls_tool(&message) => {}
-        Value::Array(batch) if batch.iter().any(calls_tool) => {
-            return rpc_error(
+    if method != Method::POST {
+        let resp = forward(gw, method.clone(), &headers, body).await;
+        if method == Method::DELETE
+            && resp.status().is_success()
+            && let Some(id) = &session
+        {
+            gw.sessions.end(id);
+        }
+        return resp;
+    }
+    let message = match serde_json::from_slice::<Value>(&body) {
+        Ok(m) => m,
+        Err(e) => {
+            return bad_request(
+                &Value::Null,
+                -32700,
+                &format!("the body is not JSON the gateway can read: {e}"),
+            );
+        }
+    };
+    let items: Vec<&Value> = match &message {
+        Value::Array(batch) => batch.iter().collect(),
+        single => vec![single],
+    };
+    for m in &items {
+        if let Some(why) = malformed(m) {
+            return bad_request(&m["id"], -32600, &why);
+        }
+    }
+    // 2026-07-28 mirrors the method and the tool's name in headers: they
+    // must say what the body says, or the gateway would decide one call
+    // while an upstream reading the headers ran another.
+    if let Some(resp) = mirror_mismatch(&headers, &message) {
+        return resp;
+    }
+    let calls_tool = |m: &&Value| m["method"] == "tools/call";
+    let resp = match &message {
+        Value::Object(_) if calls_tool(&&message) => {
+            return tool_call(&st, gw, &headers, &token, message).await;
+        }
+        Value::Array(batch) if batch.iter().any(|m| calls_tool(&m)) => {
+            return bad_request(
                 &Value::Null,
                 -32600,
                 "a batch may not carry tools/call: send each call on its own",
-                None,
             );
         }
-        _ => return forward(gw, method, &headers, body).await,
+        _ => forward_json(gw, &headers, &message).await,
+    };
+    if session.is_none()
+        && let Some(id) = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+    {
+        gw.sessions.start(id, &who);
     }
-    tool_call(&st, gw, &headers, &token, message).await
+    resp
+}
+
+/// A `400` with `HeaderMismatch` when `Mcp-Method` or `Mcp-Name` does not
+/// mirror the body (a batch has no single method: its mirrors must be
+/// absent).
+fn mirror_mismatch(headers: &HeaderMap, message: &Value) -> Option<Response> {
+    let header = |name: &str| -> Option<Option<String>> {
+        let mut all = headers.get_all(name).iter();
+        let first = all.next()?;
+        if all.next().is_some() {
+            return Some(None);
+        }
+        Some(first.to_str().ok().map(str::to_owned))
+    };
+    let method = message["method"].as_str();
+    let name = (method == Some("tools/call"))
+        .then(|| message["params"]["name"].as_str())
+        .flatten();
+    let wrong = match header("mcp-method") {
+        Some(h) => h.as_deref() != method,
+        None => false,
+    } || match header("mcp-name") {
+        Some(h) => h.as_deref() != name,
+        None => false,
+    };
+    wrong.then(|| {
+        bad_request(
+            &message["id"],
+            HEADER_MISMATCH,
+            "Mcp-Method and Mcp-Name must mirror the body's method and tool name",
+        )
+    })
 }
 
 /// Decides a `tools/call` and answers it.
@@ -352,10 +611,15 @@ async fn tool_call(
         }
         Verdict::Deny(d) => {
             tracing::info!(tool = %name, code = %d.code, "tool call refused");
-            tool_error(&id, &format!("Greenlight refused this call: {}", d.message))
+            tool_error(
+                &id,
+                revision,
+                &format!("Greenlight refused this call: {}", d.message),
+            )
         }
         Verdict::StepUpRequired(s) => tool_error(
             &id,
+            revision,
             &format!(
                 "Greenlight refused this call until you sign in again: {}",
                 s.message
@@ -394,14 +658,20 @@ pub async fn forward_json(gw: &Gateway, headers: &HeaderMap, message: &Value) ->
 /// Forwards a request to the upstream and streams its answer back; an
 /// upstream that cannot be reached is a `502`.
 async fn forward(gw: &Gateway, method: Method, headers: &HeaderMap, body: Bytes) -> Response {
+    let post = method == Method::POST;
     let Ok(method) = reqwest::Method::from_bytes(method.as_str().as_bytes()) else {
         return (StatusCode::METHOD_NOT_ALLOWED, "unsupported method").into_response();
     };
-    let mut req = gw.client.request(method, &gw.settings.upstream);
-    for name in FORWARD_REQUEST {
-        for value in headers.get_all(name) {
-            req = req.header(name, value.as_bytes());
+    let client = if post { &gw.client } else { &gw.stream };
+    let mut req = client.request(method, &gw.settings.upstream);
+    for (name, value) in headers {
+        // A POST's body is the gateway's own encoding: JSON in UTF-8.
+        if passes(name.as_str(), &FORWARD_REQUEST) && !(post && name == header::CONTENT_TYPE) {
+            req = req.header(name.as_str(), value.as_bytes());
         }
+    }
+    if post {
+        req = req.header(header::CONTENT_TYPE, "application/json");
     }
     let answer = match req.body(body).send().await {
         Ok(a) => a,
@@ -416,10 +686,21 @@ async fn forward(gw: &Gateway, method: Method, headers: &HeaderMap, body: Bytes)
         }
     };
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        // The caller's token was good here; the upstream refusing the
+        // gateway is the gateway's problem, not a reason to sign in again.
+        tracing::error!(%status, "the MCP upstream refused the gateway");
+        return (
+            StatusCode::BAD_GATEWAY,
+            axum::Json(json!({ "error": "bad_gateway",
+                "error_description": "the MCP server behind the gateway refused it" })),
+        )
+            .into_response();
+    }
     let mut out = Response::builder().status(status);
-    for name in FORWARD_RESPONSE {
-        for value in answer.headers().get_all(name) {
-            out = out.header(name, value.as_bytes());
+    for (name, value) in answer.headers() {
+        if passes(name.as_str(), &FORWARD_RESPONSE) {
+            out = out.header(name.as_str(), value.as_bytes());
         }
     }
     out.body(Body::from_stream(answer.bytes_stream()))
