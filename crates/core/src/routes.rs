@@ -243,26 +243,13 @@ impl Route {
                 ));
             }
         }
-        for (attr, param) in &cfg.resource.attrs {
-            if !cfg.params.contains_key(param) {
-                problems.push(format!(
-                    "resource attribute `{attr}` names parameter `{param}`, which the tool does not define"
-                ));
-            }
-        }
-        let bind = match &cfg.bind {
-            Some(bind) => {
-                for b in bind {
-                    if !cfg.params.contains_key(b) {
-                        problems.push(format!(
-                            "`bind` names parameter `{b}`, which the tool does not define"
-                        ));
-                    }
-                }
-                bind.clone()
-            }
-            None => cfg.params.keys().cloned().collect(),
-        };
+        let bind = attrs_and_bind(
+            &cfg.params,
+            &cfg.resource.attrs,
+            cfg.bind.as_ref(),
+            "tool",
+            &mut problems,
+        );
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -329,26 +316,13 @@ impl Route {
                 Err(e) => problems.push(e),
             }
         }
-        for (attr, param) in &cfg.resource.attrs {
-            if !cfg.params.contains_key(param) {
-                problems.push(format!(
-                    "resource attribute `{attr}` names parameter `{param}`, which the route does not define"
-                ));
-            }
-        }
-        let bind = match &cfg.bind {
-            Some(bind) => {
-                for b in bind {
-                    if !cfg.params.contains_key(b) {
-                        problems.push(format!(
-                            "`bind` names parameter `{b}`, which the route does not define"
-                        ));
-                    }
-                }
-                bind.clone()
-            }
-            None => cfg.params.keys().cloned().collect(),
-        };
+        let bind = attrs_and_bind(
+            &cfg.params,
+            &cfg.resource.attrs,
+            cfg.bind.as_ref(),
+            "route",
+            &mut problems,
+        );
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -415,6 +389,37 @@ fn compile_param(name: &str, p: &ParamConfig, path_vars: &[&str]) -> Result<Para
         kind,
         required: p.required,
     })
+}
+
+/// Checks that resource attributes and `bind` name parameters the `what`
+/// (a route or a tool) defines; the parameters an approval binds.
+fn attrs_and_bind(
+    params: &BTreeMap<String, ParamConfig>,
+    attrs: &BTreeMap<String, String>,
+    bind: Option<&Vec<String>>,
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Vec<String> {
+    for (attr, param) in attrs {
+        if !params.contains_key(param) {
+            problems.push(format!(
+                "resource attribute `{attr}` names parameter `{param}`, which the {what} does not define"
+            ));
+        }
+    }
+    match bind {
+        Some(bind) => {
+            for b in bind {
+                if !params.contains_key(b) {
+                    problems.push(format!(
+                        "`bind` names parameter `{b}`, which the {what} does not define"
+                    ));
+                }
+            }
+            bind.clone()
+        }
+        None => params.keys().cloned().collect(),
+    }
 }
 
 /// A parameter's declared type.
