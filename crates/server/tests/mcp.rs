@@ -104,8 +104,13 @@ fn mcp_token(sub: &str, client: Option<&str>, scope: Option<&str>, groups: &[&st
 }
 
 async fn gateway(upstream: std::net::SocketAddr) -> Server {
+    gateway_with(upstream, "").await
+}
+
+/// A gateway with `more` settings besides `[mcp]`.
+async fn gateway_with(upstream: std::net::SocketAddr, more: &str) -> Server {
     let settings: Settings = toml::from_str(&format!(
-        "[mcp]\nupstream = \"http://{upstream}/mcp\"\nresource = \"{RESOURCE}\"\nwait = 1\n"
+        "[mcp]\nupstream = \"http://{upstream}/mcp\"\nresource = \"{RESOURCE}\"\nwait = 1\n{more}"
     ))
     .expect("settings");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -144,6 +149,15 @@ fn refund_call(id: u64, amount: i64) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
         "name": "refund_payment",
         "arguments": { "payment_id": "pay_123", "amount": amount, "currency": "EUR" } } })
+}
+
+/// The text of a tool error, after checking it is one.
+fn tool_error(v: &Value) -> String {
+    assert_eq!(v["result"]["isError"], true, "{v}");
+    v["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -268,13 +282,6 @@ async fn allowed_calls_pass_and_refused_ones_never_reach_the_upstream() {
             .is_some_and(|t| t.starts_with("executed "))
     );
     assert_eq!(executed(&seen).len(), 1);
-    let tool_error = |v: &Value| {
-        assert_eq!(v["result"]["isError"], true, "{v}");
-        v["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
     let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(2, 20000)).await;
     assert_eq!(
         tool_error(&v),
@@ -438,13 +445,6 @@ async fn a_large_refund_runs_once_after_approval_by_request_state() {
     let (head, sig) = state.rsplit_once('.').expect("jws");
     let flipped = if sig.starts_with('A') { "B" } else { "A" };
     let forged = format!("{head}.{flipped}{}", &sig[1..]);
-    let tool_error = |v: &Value| {
-        assert_eq!(v["result"]["isError"], true, "{v}");
-        v["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
     let (_, _, v) = rpc(
         &srv,
         Some(&alice),
@@ -727,4 +727,97 @@ async fn an_approval_covers_every_argument_and_a_decline_wins() {
     );
     assert_eq!(v["result"]["resultType"], "complete");
     assert!(executed(&seen).is_empty());
+}
+
+/// A policy that grants a window: the approved refund runs, and the same
+/// call again within the window runs by the grant without another
+/// approval; another amount is another action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_approval_lets_the_same_call_run_again_within_it() {
+    let (up, seen) = upstream().await;
+    let bundle = tempfile::tempdir().expect("tempdir");
+    let from = root().join("examples/mcp/bundle");
+    for f in ["greenlight.toml", "schema.cedarschema", "idp.jwks.json"] {
+        std::fs::copy(from.join(f), bundle.path().join(f)).expect("copy");
+    }
+    std::fs::create_dir(bundle.path().join("dev")).expect("dev");
+    std::fs::copy(
+        from.join("dev/idp-dev.key.pem"),
+        bundle.path().join("dev/idp-dev.key.pem"),
+    )
+    .expect("copy key");
+    let policy = std::fs::read_to_string(from.join("policy.cedar")).expect("policy");
+    assert!(policy.contains("@grant(\"once\")"));
+    std::fs::write(
+        bundle.path().join("policy.cedar"),
+        policy.replace("@grant(\"once\")", "@grant(\"window:600\")"),
+    )
+    .expect("write policy");
+    let settings: Settings = toml::from_str(&format!(
+        "[mcp]\nupstream = \"http://{up}/mcp\"\nresource = \"{RESOURCE}\"\nwait = 1\n"
+    ))
+    .expect("settings");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("sqlite://{}", dir.path().join("greenlight.db").display());
+    let srv = Server::start_full(settings, &store, bundle.path()).await;
+    let alice = mcp_token("alice", None, Some("payments:refund"), &[]);
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(1, 500)).await;
+    let id = v["error"]["data"]["elicitations"][0]["elicitationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    approve(&srv, &id).await;
+    for n in 2..5 {
+        let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(n, 500)).await;
+        assert!(
+            v["result"]["content"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("executed ")),
+            "{v}"
+        );
+    }
+    assert_eq!(executed(&seen).len(), 3);
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(5, 600)).await;
+    assert_eq!(v["error"]["code"], -32042, "{v}");
+    // Past the window, the same call needs approval again.
+    srv.advance(601);
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(6, 500)).await;
+    assert_eq!(v["error"]["code"], -32042, "{v}");
+    assert_eq!(executed(&seen).len(), 3);
+}
+
+/// With the portal configured, the page an approval request sends the
+/// user to is the portal's page for that approval, in both revisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_link_is_the_portals_page_when_there_is_a_portal() {
+    let (up, _) = upstream().await;
+    let srv = gateway_with(up, "[portal]\nclient_id = \"portal\"\n").await;
+    let alice = mcp_token("alice", None, Some("payments:refund"), &[]);
+    let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(1, 500)).await;
+    let e = &v["error"]["data"]["elicitations"][0];
+    let id = e["elicitationId"].as_str().expect("id");
+    let page = format!("http://{}/portal/approvals/{id}", srv.addr);
+    assert_eq!(e["url"], page.as_str());
+    let (_, _, v) = rpc(&srv, Some(&alice), "2026-07-28", &refund_call(2, 700)).await;
+    let url = v["result"]["inputRequests"]["io.greenlight/approval"]["params"]["url"]
+        .as_str()
+        .expect("url");
+    assert!(
+        url.starts_with(&format!("http://{}/portal/approvals/", srv.addr)),
+        "{url}"
+    );
+    // The page is there: a visitor not signed in is sent to sign in.
+    let (status, headers, _) = common::request(
+        srv.addr,
+        "GET",
+        &format!("/portal/approvals/{id}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert!(
+        header(&headers, "location").is_some_and(|l| l.starts_with("/portal/login")),
+        "{headers:?}"
+    );
 }
