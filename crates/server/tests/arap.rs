@@ -83,6 +83,15 @@ fn submission(e: &Value, ctx: &Value) -> Value {
     })
 }
 
+/// Submits `body` with `headers`.
+async fn submit_with(
+    srv: &Server,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> (u16, Vec<(String, String)>, Value) {
+    send(srv, "POST", "/access/v1/requests", headers, Some(body)).await
+}
+
 /// Submits `body`, with an `Idempotency-Key` when given.
 async fn submit(
     srv: &Server,
@@ -90,7 +99,7 @@ async fn submit(
     body: Value,
 ) -> (u16, Vec<(String, String)>, Value) {
     let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
-    send(srv, "POST", "/access/v1/requests", &headers, Some(body)).await
+    submit_with(srv, &headers, body).await
 }
 
 /// The task `id` as `token`'s bearer reads it.
@@ -942,12 +951,10 @@ async fn a_trusted_pep_submits_and_polls_for_a_vouched_subject() {
     assert_eq!((status, &only["decision"]), (200, &json!(false)), "{only}");
     assert!(only["context"].get("access_request").is_none(), "{only}");
     assert!(only["context"]["approval_required"].is_object(), "{only}");
-    let (status, headers, v) = send(
+    let (status, headers, v) = submit_with(
         &srv,
-        "POST",
-        "/access/v1/requests",
         &[("authorization", &format!("Bearer {vouching}"))],
-        Some(submission(&e, &ctx)),
+        submission(&e, &ctx),
     )
     .await;
     assert_eq!(status, 403, "{v}");
@@ -959,25 +966,16 @@ async fn a_trusted_pep_submits_and_polls_for_a_vouched_subject() {
     // here the PEP itself.
     let mut claimed = submission(&e, &ctx);
     claimed["client"] = json!({ "actor": { "id": "agent-7", "type": "ai_agent" } });
-    let (status, headers, v) = send(
-        &srv,
-        "POST",
-        "/access/v1/requests",
-        &[("authorization", &bearer)],
-        Some(claimed),
-    )
-    .await;
+    let (status, headers, v) = submit_with(&srv, &[("authorization", &bearer)], claimed).await;
     assert_eq!(status, 400, "{v}");
     assert_eq!(
         problem(&headers, &v).1,
         "`client.actor.id` `agent-7` is not the actor the credential names (`api-gateway`)"
     );
-    let (status, _, t) = send(
+    let (status, _, t) = submit_with(
         &srv,
-        "POST",
-        "/access/v1/requests",
         &[("authorization", &bearer), ("idempotency-key", "p-1")],
-        Some(submission(&e, &ctx)),
+        submission(&e, &ctx),
     )
     .await;
     assert_eq!(status, 202, "{t}");
@@ -988,12 +986,10 @@ async fn a_trusted_pep_submits_and_polls_for_a_vouched_subject() {
     let stranger = token_with("other-gateway", &[("client_id", json!("other-gateway"))]);
     let (status, _, _) = task(&srv, &id, &stranger).await;
     assert_eq!(status, 404);
-    let (status, headers, v) = send(
+    let (status, headers, v) = submit_with(
         &srv,
-        "POST",
-        "/access/v1/requests",
         &[("authorization", &format!("Bearer {stranger}"))],
-        Some(submission(&e, &ctx)),
+        submission(&e, &ctx),
     )
     .await;
     assert_eq!(status, 403, "{v}");

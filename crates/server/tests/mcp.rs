@@ -151,6 +151,22 @@ fn refund_call(id: u64, amount: i64) -> Value {
         "arguments": { "payment_id": "pay_123", "amount": amount, "currency": "EUR" } } })
 }
 
+/// Checks that `v` is the upstream's answer to the refund of 500, the
+/// only call it executed.
+fn ran_only_the_refund_of_500(v: &Value, seen: &Seen) {
+    assert!(
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("executed ")),
+        "{v}"
+    );
+    assert_eq!(
+        executed(seen),
+        vec![json!({ "name": "refund_payment",
+            "arguments": { "payment_id": "pay_123", "amount": 500, "currency": "EUR" } })]
+    );
+}
+
 /// The text of a tool error, after checking it is one.
 fn tool_error(v: &Value) -> String {
     assert_eq!(v["result"]["isError"], true, "{v}");
@@ -363,17 +379,7 @@ async fn a_large_refund_runs_once_after_approval_by_url_elicitation() {
 
     approve(&srv, &id).await;
     let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(3, 500)).await;
-    assert!(
-        v["result"]["content"][0]["text"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("executed ")),
-        "{v}"
-    );
-    assert_eq!(
-        executed(&seen),
-        vec![json!({ "name": "refund_payment",
-            "arguments": { "payment_id": "pay_123", "amount": 500, "currency": "EUR" } })]
-    );
+    ran_only_the_refund_of_500(&v, &seen);
     // The same call again: a new approval, and nothing runs.
     let (_, _, v) = rpc(&srv, Some(&alice), "2025-11-25", &refund_call(4, 500)).await;
     let again = elicitation(&v)["elicitationId"]
@@ -490,17 +496,7 @@ async fn a_large_refund_runs_once_after_approval_by_request_state() {
         &retry(6, 500, &state, accepted.clone()),
     )
     .await;
-    assert!(
-        v["result"]["content"][0]["text"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("executed ")),
-        "{v}"
-    );
-    assert_eq!(
-        executed(&seen),
-        vec![json!({ "name": "refund_payment",
-            "arguments": { "payment_id": "pay_123", "amount": 500, "currency": "EUR" } })]
-    );
+    ran_only_the_refund_of_500(&v, &seen);
     let (_, _, v) = rpc(
         &srv,
         Some(&alice),
