@@ -47,6 +47,26 @@ def run(coroutine_fn):
     return anyio.run(coroutine_fn)
 
 
+def test_python_sdk_without_url_elicitation_gets_the_link_as_text(stack):
+    async def go():
+        async with client(stack, stack.agent) as c:
+            first = await c.call_tool("refund_payment", REFUND)
+            approval = text(first).split(" Open ", 1)[1].split(",", 1)[0].rsplit("/", 1)[1]
+            await anyio.to_thread.run_sync(stack.approve, approval)
+            again = await c.call_tool("refund_payment", REFUND)
+        return first, approval, again
+
+    first, approval, again = run(go)
+    assert first.is_error
+    assert text(first) == (
+        f"Refund above 100: two finance approvals needed. Approval `{approval}` is asked of "
+        "group:finance: follow it at the link; the call goes through once it is approved. "
+        f"Open {stack.greenlight}/v1/approvals/{approval}, then make the same call again."
+    )
+    assert not again.is_error and json.loads(text(again)) == {"refunded": REFUND}
+    assert stack.refunds() == [REFUND]
+
+
 def test_python_sdk_lists_and_calls_through_the_gateway(stack):
     async def go():
         async with client(stack, stack.agent) as c:
@@ -109,8 +129,12 @@ def test_python_sdk_large_refund_runs_once_after_two_approvals(stack):
 
 
 def test_python_sdk_altered_retry_is_refused(stack):
+    async def shown(context, params):
+        # Declares URL elicitation; this test drives the rounds itself.
+        return types.ElicitResult(action="accept")
+
     async def go():
-        async with client(stack, stack.agent) as c:
+        async with client(stack, stack.agent, shown) as c:
             first = await c.session.call_tool("refund_payment", REFUND, allow_input_required=True)
             assert first.result_type == "input_required"
             approval = first.input_requests["io.greenlight/approval"].params.url.rsplit("/", 1)[1]

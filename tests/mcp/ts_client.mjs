@@ -15,7 +15,12 @@ const { TOKEN, APPROVERS, GREENLIGHT } = process.env;
 
 /** A client connected through the gateway with `token`. */
 async function connect(token) {
-  const client = new Client({ name: 'greenlight-ts-test', version: '1.0.0' });
+  // It shows URL elicitations (here: it reads them from the error), and
+  // says so, as a 2025-11-25 client must for a server to send one.
+  const client = new Client(
+    { name: 'greenlight-ts-test', version: '1.0.0' },
+    { capabilities: { elicitation: { url: {} } } },
+  );
   const transport = new StreamableHTTPClientTransport(new URL(gateway), {
     requestInit: { headers: { authorization: `Bearer ${token}` } },
   });

@@ -817,3 +817,73 @@ async fn the_link_is_the_portals_page_when_there_is_a_portal() {
         "{headers:?}"
     );
 }
+
+/// A client that did not declare URL-mode elicitation is not sent one: it
+/// gets the link in a tool error, and the same call, once approved, goes
+/// through. One that declared it gets the elicitation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_url_elicitation_gets_the_link_as_text() {
+    let (up, seen) = upstream().await;
+    let srv = gateway(up).await;
+    let alice = mcp_token("alice", None, Some("payments:refund"), &[]);
+    let bearer = format!("Bearer {alice}");
+    let in_session = |body: Value| {
+        let bearer = bearer.clone();
+        let addr = srv.addr;
+        async move {
+            common::request(
+                addr,
+                "POST",
+                "/mcp",
+                &[
+                    ("authorization", &bearer),
+                    ("mcp-session-id", "s-1"),
+                    ("mcp-protocol-version", "2025-11-25"),
+                ],
+                Some(("application/json", body.to_string())),
+            )
+            .await
+        }
+    };
+    // 2025-11-25: capabilities said at initialize, without `elicitation.url`.
+    let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": { "elicitation": { "form": {} } },
+        "clientInfo": { "name": "t", "version": "1" } } });
+    let (status, _, _) = rpc(&srv, Some(&alice), "2025-11-25", &init).await;
+    assert_eq!(status, 200);
+    let (_, _, v) = in_session(refund_call(2, 500)).await;
+    let text = tool_error(&v);
+    let (message, url) = text.split_once(" Open ").expect("the link in the text");
+    assert!(
+        message.starts_with("Refund above 100: two finance approvals needed. Approval `"),
+        "{text}"
+    );
+    let url = url
+        .strip_suffix(", then make the same call again.")
+        .expect("the end");
+    let id = url.rsplit('/').next().expect("id").to_owned();
+    assert_eq!(url, format!("http://{}/v1/approvals/{id}", srv.addr));
+    approve(&srv, &id).await;
+    let (_, _, v) = in_session(refund_call(3, 500)).await;
+    ran_only_the_refund_of_500(&v, &seen);
+
+    // 2026-07-28: capabilities on the request itself.
+    let meta = |url: bool| {
+        let elicitation = if url {
+            json!({ "form": {}, "url": {} })
+        } else {
+            json!({ "form": {} })
+        };
+        json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": { "elicitation": elicitation } })
+    };
+    let mut call = refund_call(4, 700);
+    call["params"]["_meta"] = meta(false);
+    let (_, _, v) = rpc(&srv, Some(&alice), "2026-07-28", &call).await;
+    assert!(tool_error(&v).contains(" Open http://"), "{v}");
+    assert_eq!(v["result"]["resultType"], "complete");
+    call["params"]["_meta"] = meta(true);
+    let (_, _, v) = rpc(&srv, Some(&alice), "2026-07-28", &call).await;
+    assert_eq!(v["result"]["resultType"], "input_required", "{v}");
+    assert_eq!(executed(&seen).len(), 1);
+}

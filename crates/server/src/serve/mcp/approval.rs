@@ -111,6 +111,21 @@ pub struct Call<'a> {
     pub revision: Revision,
     /// The decision's policy hash.
     pub policy_hash: String,
+    /// Whether the client takes URL-mode elicitation: `Some(false)` when
+    /// it said it does not (it then gets the link in a tool error).
+    pub url_elicitation: Option<bool>,
+}
+
+/// Whether the client of a call takes URL-mode elicitation, as far as it
+/// said: 2026-07-28 says it on every request (`_meta`'s client
+/// capabilities), 2025-11-25 at `initialize` (the session's). `None` when
+/// it said nothing the gateway saw.
+pub fn takes_url_elicitation(session: Option<&super::Session>, message: &Value) -> Option<bool> {
+    let caps = &message["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"];
+    if caps.is_object() {
+        return Some(caps["elicitation"]["url"].is_object());
+    }
+    session.map(|s| s.url_elicitation)
 }
 
 /// What the state a retry carries says.
@@ -276,6 +291,16 @@ fn ask(st: &AppState, gw: &Gateway, call: &Call<'_>, approval: &Approval) -> Res
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if call.url_elicitation == Some(false) {
+        // A client that cannot show a link as an elicitation is not sent
+        // one (MCP: only to clients that declared it): the link goes in a
+        // tool error, and the same call again, once approved, goes through.
+        return tool_error(
+            &id,
+            call.revision,
+            &format!("{message} Open {url}, then make the same call again."),
+        );
+    }
     match call.revision {
         Revision::Modern => {
             let state = match sign_state(st, gw, approval, call.name) {

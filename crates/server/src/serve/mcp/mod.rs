@@ -211,9 +211,20 @@ impl Gateway {
 #[derive(Debug, Default)]
 pub struct Sessions {
     owners: std::sync::Mutex<(
-        std::collections::HashMap<String, String>,
+        std::collections::HashMap<String, Session>,
         std::collections::VecDeque<String>,
     )>,
+}
+
+/// One session the upstream opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// Its id.
+    pub id: String,
+    /// Whose it is: issuer, subject and client.
+    owner: String,
+    /// Whether the client declared URL-mode elicitation at `initialize`.
+    pub url_elicitation: bool,
 }
 
 fn owner_key(p: &Principal) -> String {
@@ -223,7 +234,11 @@ fn owner_key(p: &Principal) -> String {
 impl Sessions {
     /// The session a request names, if it is `who`'s; a `404` otherwise
     /// (unknown or another's alike), and a `400` for a repeated header.
-    fn check(&self, headers: &HeaderMap, who: &Principal) -> Result<Option<String>, Box<Response>> {
+    fn check(
+        &self,
+        headers: &HeaderMap,
+        who: &Principal,
+    ) -> Result<Option<Session>, Box<Response>> {
         let mut ids = headers.get_all("mcp-session-id").iter();
         let Some(id) = ids.next() else {
             return Ok(None);
@@ -240,17 +255,19 @@ impl Sessions {
             .owners
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if owners.0.get(&id) == Some(&owner_key(who)) {
-            Ok(Some(id))
-        } else {
-            let mut resp = rpc_error(&Value::Null, -32001, "Session not found", None);
-            *resp.status_mut() = StatusCode::NOT_FOUND;
-            Err(Box::new(resp))
+        match owners.0.get(&id) {
+            Some(s) if s.owner == owner_key(who) => Ok(Some(s.clone())),
+            _ => {
+                let mut resp = rpc_error(&Value::Null, -32001, "Session not found", None);
+                *resp.status_mut() = StatusCode::NOT_FOUND;
+                Err(Box::new(resp))
+            }
         }
     }
 
-    /// Remembers that session `id` is `who`'s.
-    fn start(&self, id: &str, who: &Principal) {
+    /// Remembers that session `id` is `who`'s, and whether its client
+    /// takes URL elicitation.
+    fn start(&self, id: &str, who: &Principal, url_elicitation: bool) {
         let mut owners = self
             .owners
             .lock()
@@ -258,7 +275,14 @@ impl Sessions {
         if owners.0.contains_key(id) {
             return;
         }
-        owners.0.insert(id.to_owned(), owner_key(who));
+        owners.0.insert(
+            id.to_owned(),
+            Session {
+                id: id.to_owned(),
+                owner: owner_key(who),
+                url_elicitation,
+            },
+        );
         owners.1.push_back(id.to_owned());
         while owners.1.len() > MAX_SESSIONS {
             if let Some(old) = owners.1.pop_front() {
@@ -477,9 +501,9 @@ pub async fn handle(
         let resp = forward(gw, method.clone(), &headers, body).await;
         if method == Method::DELETE
             && resp.status().is_success()
-            && let Some(id) = &session
+            && let Some(s) = &session
         {
-            gw.sessions.end(id);
+            gw.sessions.end(&s.id);
         }
         return resp;
     }
@@ -511,7 +535,8 @@ pub async fn handle(
     let calls_tool = |m: &&Value| m["method"] == "tools/call";
     let resp = match &message {
         Value::Object(_) if calls_tool(&&message) => {
-            return tool_call(&st, gw, &headers, &token, message).await;
+            let url = approval::takes_url_elicitation(session.as_ref(), &message);
+            return tool_call(&st, gw, &headers, &token, message, url).await;
         }
         Value::Array(batch) if batch.iter().any(|m| calls_tool(&m)) => {
             return bad_request(
@@ -528,7 +553,11 @@ pub async fn handle(
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
     {
-        gw.sessions.start(id, &who);
+        // What the client said it can do, at `initialize` (2025-11-25:
+        // `capabilities.elicitation.url`).
+        let url = message["method"] == "initialize"
+            && message["params"]["capabilities"]["elicitation"]["url"].is_object();
+        gw.sessions.start(id, &who, url);
     }
     resp
 }
@@ -572,6 +601,7 @@ async fn tool_call(
     headers: &HeaderMap,
     token: &str,
     mut message: Value,
+    url_elicitation: Option<bool>,
 ) -> Response {
     let id = message["id"].clone();
     let Some(name) = message["params"]["name"].as_str().map(str::to_owned) else {
@@ -636,6 +666,7 @@ async fn tool_call(
                     message,
                     revision,
                     policy_hash: decision.policy_hash,
+                    url_elicitation,
                 },
                 &ch,
             )
