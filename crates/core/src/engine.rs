@@ -431,6 +431,10 @@ impl Engine {
             // its approval is bound to all of them.
             if route.is_tool() {
                 bound.insert(crate::routes::TOOL_ARGUMENTS.to_owned(), body.clone());
+                bound.insert(
+                    crate::routes::TOOL_NAME.to_owned(),
+                    Value::String(req.path.trim_start_matches('/').to_owned()),
+                );
             }
             greenlight_types::check_exact(&bound)
                 .map_err(|e| Denial::new(DenialCode::RequestInvalid, e))?;

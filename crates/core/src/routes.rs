@@ -21,6 +21,10 @@ const MAX_TOOL_NAME: usize = 128;
 /// declared parameter can have this name.
 pub const TOOL_ARGUMENTS: &str = "@arguments";
 
+/// The bound parameter a tool call's tool name enters the action digest
+/// under: two tools mapped to the same action never share an approval.
+pub const TOOL_NAME: &str = "@tool";
+
 /// A parameter's source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -205,9 +209,9 @@ impl Route {
         }
         let mut params = BTreeMap::new();
         for (name, p) in &cfg.params {
-            if name == TOOL_ARGUMENTS {
+            if name == TOOL_ARGUMENTS || name == TOOL_NAME {
                 problems.push(format!(
-                    "parameter `{name}` is reserved for the call's whole arguments"
+                    "parameter `{name}` is reserved for the call's tool and whole arguments"
                 ));
                 continue;
             }
@@ -422,6 +426,15 @@ fn attrs_and_bind(
     }
 }
 
+/// The literal text between two variables of an id template: what an
+/// argument must not hold, or two ids could be read from one.
+fn joiners(template: &[Segment]) -> impl Iterator<Item = &str> {
+    template.windows(3).filter_map(|w| match w {
+        [Segment::Var(_), Segment::Literal(l), Segment::Var(_)] => Some(l.as_str()),
+        _ => None,
+    })
+}
+
 /// A parameter's declared type.
 fn param_kind(name: &str, kind: &str) -> Result<ParamType, String> {
     Ok(match kind {
@@ -583,14 +596,14 @@ pub fn read<'r>(found: Found<'r>, req: &RequestView<'_>) -> Result<Matched<'r>, 
         match seg {
             Segment::Literal(l) => resource_id.push_str(l),
             Segment::Var(v) if route.is_tool() => match req.body.and_then(|b| b.get(v)) {
-                // Joined with the template's own text, an argument holding
-                // that text could make one id of two others.
-                Some(Value::String(text)) if route.resource_id.iter().any(|seg| {
-                    matches!(seg, Segment::Literal(l) if text.chars().any(|c| l.contains(c)))
-                }) =>
+                // Joined with the text between two of the template's
+                // arguments, an argument holding that text could make one
+                // id of two others.
+                Some(Value::String(text))
+                    if joiners(&route.resource_id).any(|j| text.contains(j)) =>
                 {
                     return Err(format!(
-                        "argument `{v}` holds a character of the resource id's template `{}`",
+                        "argument `{v}` holds text that joins the parts of the resource id's template `{}`",
                         route
                             .resource_id
                             .iter()

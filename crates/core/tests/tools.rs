@@ -109,6 +109,7 @@ fn a_tool_call_decides_as_the_route_and_binds_every_argument() {
         serde_json::Value::Object(ch.action.params.clone()),
         json!({
             "@arguments": { "payment_id": "pay_123", "amount": 500, "money": { "currency": "EUR" } },
+            "@tool": "refund_payment",
             "amount": 500,
             "currency": "EUR",
         })
@@ -199,7 +200,7 @@ fn arguments_are_typed_and_only_tool_calls_reach_tools() {
 [[tools]]
 name = "refund_payment"
 action = "payment.refund"
-resource = { type = "Payment", id = "pay-{payment_id}" }
+resource = { type = "Payment", id = "{payment_id}-{amount}" }
 params.amount = { from = "arguments.amount", type = "long" }
 params.currency = { from = "arguments.money.currency", type = "string" }
 "#,
@@ -207,13 +208,21 @@ params.currency = { from = "arguments.money.currency", type = "string" }
     .expect("loads");
     let mut dashed = refund(json!(500));
     dashed["payment_id"] = json!("a-b");
+    // A hyphen is fine where it joins nothing.
+    let mut plain = refund(json!(500));
+    plain["payment_id"] = json!("pay-123");
+    assert!(matches!(
+        e.evaluate_http(&call("tools/call", "refund_payment", &token, &plain), now)
+            .verdict,
+        Verdict::ApprovalRequired(_)
+    ));
     match joined
         .evaluate_http(&call("tools/call", "refund_payment", &token, &dashed), now)
         .verdict
     {
         Verdict::Deny(d) => assert_eq!(
             d.message,
-            "argument `payment_id` holds a character of the resource id's template `pay-{payment_id}`"
+            "argument `payment_id` holds text that joins the parts of the resource id's template `{payment_id}-{amount}`"
         ),
         other => panic!("a denial: {other:?}"),
     }
@@ -287,7 +296,7 @@ bind = ["reason"]
         ),
         vec![
             "tool `refund/payment`: tool name `refund/payment` is not 1 to 128 of `A-Z a-z 0-9 _ - .`",
-            "tool `refund/payment`: parameter `@arguments` is reserved for the call's whole arguments",
+            "tool `refund/payment`: parameter `@arguments` is reserved for the call's tool and whole arguments",
             "tool `refund/payment`: parameter `amount`: `body.amount` should be `arguments.NAME`: a tool's parameters are read from its arguments",
             "tool `refund/payment`: parameter `note`: type `text` is not one of `string`, `long`, `bool`, `list`",
             "tool `refund/payment`: resource id uses `{payment id}`, which is not an argument name",

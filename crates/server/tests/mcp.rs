@@ -614,6 +614,23 @@ async fn messages_read_two_ways_are_refused() {
     .await;
     assert_eq!(status, 400);
     assert_eq!(v["error"]["code"], -32020);
+    // A mirror given twice mirrors nothing, even over a body without a
+    // method of its own.
+    let no_method = json!({ "jsonrpc": "2.0", "id": 7,
+        "params": { "name": "refund_payment", "arguments": {} } });
+    let (status, _, v) = common::request(
+        srv.addr,
+        "POST",
+        "/mcp",
+        &[
+            ("authorization", &bearer),
+            ("mcp-method", "tools/call"),
+            ("mcp-method", "tools/call"),
+        ],
+        Some(("application/json", no_method.to_string())),
+    )
+    .await;
+    assert_eq!((status, &v["error"]["code"]), (400, &json!(-32020)), "{v}");
     assert_eq!(
         executed(&seen).len(),
         1,
@@ -722,6 +739,19 @@ async fn an_approval_covers_every_argument_and_a_decline_wins() {
         "You declined to ask for approval: the call was not made"
     );
     assert_eq!(v["result"]["resultType"], "complete");
+    // Declined after the approvers approved: withdrawn, so the same call
+    // without the state finds nothing to use and asks anew.
+    let (_, seen_approval) = srv
+        .call(
+            "GET",
+            &format!("/v1/approvals/{}", url.rsplit('/').next().expect("id")),
+            Some(&mcp_token("bob", Some("approvals-app"), None, &["finance"])),
+            None,
+        )
+        .await;
+    assert_eq!(seen_approval["status"], "revoked");
+    let (_, _, v) = rpc(&srv, Some(&alice), modern, &refund_call(5, 800)).await;
+    assert_eq!(v["result"]["resultType"], "input_required", "{v}");
     assert!(executed(&seen).is_empty());
 }
 

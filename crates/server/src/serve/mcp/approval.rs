@@ -371,13 +371,15 @@ async fn retried(
     drop(permit);
     if declined {
         // The user said no: the call is not made, whatever the approvers
-        // did meanwhile, and a request still pending is withdrawn.
-        if a.status_at(st.now()) == Status::Pending {
+        // did meanwhile, and the request is withdrawn (approved or not), so
+        // the same call again cannot find it.
+        let status = a.status_at(st.now());
+        if status == Status::Pending || (status == Status::Approved && a.delivered_at.is_none()) {
             let tell =
                 |done: &Approval| super::super::approvals::outcome_deliveries(st, done, st.now());
             if let Err(e) = st
                 .store
-                .cancel_pending_announced(
+                .revoke_approval_announced(
                     &a.id,
                     &voter(&ch.requester),
                     Some("declined in the MCP client"),

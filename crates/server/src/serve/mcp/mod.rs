@@ -498,7 +498,8 @@ pub async fn handle(
         Err(resp) => return *resp,
     };
     if method != Method::POST {
-        let resp = forward(gw, method.clone(), &headers, body).await;
+        // A GET or DELETE carries no message: nothing unread goes on.
+        let resp = forward(gw, method.clone(), &headers, Bytes::new()).await;
         if method == Method::DELETE
             && resp.status().is_success()
             && let Some(s) = &session
@@ -566,6 +567,7 @@ pub async fn handle(
 /// mirror the body (a batch has no single method: its mirrors must be
 /// absent).
 fn mirror_mismatch(headers: &HeaderMap, message: &Value) -> Option<Response> {
+    // A header given twice, or not as text, mirrors nothing: refused.
     let header = |name: &str| -> Option<Option<String>> {
         let mut all = headers.get_all(name).iter();
         let first = all.next()?;
@@ -575,14 +577,31 @@ fn mirror_mismatch(headers: &HeaderMap, message: &Value) -> Option<Response> {
         Some(first.to_str().ok().map(str::to_owned))
     };
     let method = message["method"].as_str();
-    let name = (method == Some("tools/call"))
-        .then(|| message["params"]["name"].as_str())
-        .flatten();
+    // What `Mcp-Name` mirrors, for the methods that have one (SEP-2243).
+    let name = match method {
+        Some("tools/call" | "prompts/get") => message["params"]["name"].as_str(),
+        Some("resources/read") => message["params"]["uri"].as_str(),
+        Some("tasks/get" | "tasks/update" | "tasks/cancel") => message["params"]["taskId"].as_str(),
+        _ => None,
+    };
+    let named = matches!(
+        method,
+        Some(
+            "tools/call"
+                | "prompts/get"
+                | "resources/read"
+                | "tasks/get"
+                | "tasks/update"
+                | "tasks/cancel"
+        )
+    );
     let wrong = match header("mcp-method") {
-        Some(h) => h.as_deref() != method,
+        Some(Some(h)) => method != Some(h.as_str()),
+        Some(None) => true,
         None => false,
     } || match header("mcp-name") {
-        Some(h) => h.as_deref() != name,
+        Some(Some(h)) => named && name != Some(h.as_str()),
+        Some(None) => true,
         None => false,
     };
     wrong.then(|| {
