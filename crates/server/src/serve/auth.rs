@@ -53,6 +53,12 @@ pub(super) async fn authenticate_token(st: &AppState, token: &str) -> Result<Cre
     answer.map_err(|d| ApiError::invalid_token(d.to_string()))
 }
 
+/// One string naming a person (issuer, subject) and the client acting for
+/// them: what idempotency keys and MCP sessions are scoped to.
+pub(super) fn identity_key(p: &Principal) -> String {
+    format!("{}\u{1f}{}\u{1f}{}", p.issuer, p.subject, p.client_id)
+}
+
 /// A person's identity and the client acting for them, as the store keeps
 /// them beside every approval, vote and grant.
 pub(super) fn voter(p: &Principal) -> greenlight_store::Voter {

@@ -6,6 +6,7 @@
 //! action tokens with its own key. The caller binds the listener (tests
 //! bind port 0) and says when to shut down.
 
+mod approval_use;
 mod approvals;
 mod arap;
 mod auth;

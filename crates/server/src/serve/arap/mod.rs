@@ -41,14 +41,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use greenlight_store::{AccessRequestKey, Approval, NewTaskCallback, Status};
-use greenlight_types::{GrantMode, Principal, Verdict};
+use greenlight_types::{Principal, Verdict};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::{authenticate, voter};
 use super::authzen::{self, ActionSpec, Entity, Evaluation, Pep, Subject};
 use super::oauth::ask::{Note, open_for};
-use super::state::seconds;
 use super::{ApiError, AppState};
 
 pub mod binding;
@@ -102,19 +101,9 @@ pub struct Problem {
 impl Problem {
     /// A problem of one of the profile's types.
     pub fn new(kind: &'static str, status: u16, detail: impl Into<String>) -> Self {
-        let code = kind.rsplit(':').next().unwrap_or("invalid_request");
+        // The profile's code is the type's last segment.
+        let code = kind.rsplit(':').next().unwrap_or(kind);
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-        // `ApiError` wants a static code: the profile's are few.
-        let code: &'static str = match code {
-            "not_requestable" => "not_requestable",
-            "expired_denial" => "expired_denial",
-            "invalid_denial_binding" => "invalid_denial_binding",
-            "duplicate_request" => "duplicate_request",
-            "unknown_task" => "unknown_task",
-            "invalid_task_state" => "invalid_task_state",
-            "task_expired" => "task_expired",
-            _ => "invalid_request",
-        };
         Self {
             kind: kind.to_owned(),
             error: ApiError::new(status, code, detail),
@@ -190,27 +179,6 @@ pub fn rfc3339(at: i64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
-/// The last moment an approved approval may be presented
-/// (`approved_until`): a yes is for acting now, so its use comes within
-/// `approvals.collect_within` of it, as a CIBA collection does (and never
-/// after a window's end).
-pub fn approved_until(st: &AppState, a: &Approval) -> i64 {
-    let decided = a.decided_at.unwrap_or(a.created_at);
-    let mut lasts = st.settings.approvals.collect_within();
-    if a.obligation.grant == GrantMode::Window {
-        lasts = lasts.min(a.obligation.window_seconds);
-    }
-    decided.saturating_add(seconds(lasts))
-}
-
-/// The end of a window approval's grant, which its first use opens: the
-/// window runs from the approval, not from the first use.
-pub fn window_until(a: &Approval) -> i64 {
-    a.decided_at
-        .unwrap_or(a.created_at)
-        .saturating_add(seconds(a.obligation.window_seconds))
-}
-
 /// The task handle of `a` as of now, with the result once approved.
 fn task_answer(st: &AppState, a: &Approval) -> Result<Value, Problem> {
     let now = st.now();
@@ -238,7 +206,7 @@ fn task_answer(st: &AppState, a: &Approval) -> Result<Value, Problem> {
             links.insert("cancel".into(), json!(format!("{url}/cancel")));
         }
         Status::Approved => {
-            let until = approved_until(st, a);
+            let until = super::approval_use::use_until(st, a);
             if now >= until {
                 // Its result can no longer be used (ARAP: `task_expired`
                 // once `task.expires_at` has passed).
@@ -333,12 +301,6 @@ fn check_actor(client: Option<&Map<String, Value>>, actor: Option<&str>) -> Resu
         ))
         .into()),
     }
-}
-
-/// Who submits: the requester through their own token, or the trusted PEP
-/// that vouches for them. Idempotency keys and callbacks are scoped to it.
-fn caller_key(p: &Principal) -> String {
-    format!("{}\u{1f}{}\u{1f}{}", p.issuer, p.subject, p.client_id)
 }
 
 /// The `Idempotency-Key` header (a structured-field string, quoted, or
@@ -464,7 +426,7 @@ pub async fn submit(
     let subject = authzen::subject_of(&st, &v, &mut pep, &probe).await?;
     let (caller, actor) = submitter(&st, &mut pep, &subject).await?;
     check_actor(sub.client.as_ref(), actor.as_deref())?;
-    let caller_key = caller_key(&caller);
+    let caller_key = super::auth::identity_key(&caller);
     // The body as the key remembers it: canonical (RFC 8785), and a bearer
     // subject by who it is, so a retry with a refreshed token is the same
     // request.

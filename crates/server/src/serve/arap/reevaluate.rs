@@ -20,14 +20,15 @@
 //! approval any more is simply allowed, and the approval is not used.
 
 use greenlight_store::Status;
-use greenlight_types::{Allowance, Decision, DenialCode, GrantMode, Verdict};
+use greenlight_types::{Allowance, Decision, DenialCode, Verdict};
 use serde_json::{Value, json};
 
 use super::super::AppState;
+use super::super::approval_use::{Claim, claim, use_until};
 use super::super::authzen::answer;
 use super::super::live::Version;
 use super::binding::{self, Requester, Unusable};
-use super::{approved_until, rfc3339};
+use super::rfc3339;
 
 /// A refused re-evaluation: the decision's AuthZEN answer with the
 /// profile's `reason` code, `next_action` and a `message` for people. A
@@ -138,10 +139,18 @@ pub async fn reevaluate(
             return refused(st, v, &d, members, "approval_unverifiable", "none", why);
         }
     }
-    let until = approved_until(st, &a);
+    let until = use_until(st, &a);
+    let too_late = || format!("approval `{id}` could be used until {}", rfc3339(until));
     if now >= until {
-        let why = format!("approval `{id}` could be used until {}", rfc3339(until));
-        return refused(st, v, &d, members, "approval_expired", "request", why);
+        return refused(
+            st,
+            v,
+            &d,
+            members,
+            "approval_expired",
+            "request",
+            too_late(),
+        );
     }
     if a.obligation != ch.obligation {
         let why = format!(
@@ -150,31 +159,25 @@ pub async fn reevaluate(
         );
         return refused(st, v, &d, members, "out_of_scope", "request", why);
     }
-    // Its one use, claimed once whichever protocol claims it (a CIBA
-    // collection of its action token included).
-    let use_id = match greenlight_store::new_id() {
-        Ok(n) => format!("authzen:{n}"),
-        Err(e) => return store_failed(e),
-    };
-    match st.store.claim_delivery(&id, &use_id, now).await {
-        Ok(true) => {}
-        Ok(false) => {
+    match claim(st, &a, "authzen").await {
+        Ok(Claim::Used) => {}
+        Ok(Claim::TooLate) => {
+            return refused(
+                st,
+                v,
+                &d,
+                members,
+                "approval_expired",
+                "request",
+                too_late(),
+            );
+        }
+        Ok(Claim::AlreadyUsed) => {
             let why = format!("approval `{id}` was already used");
             return refused(st, v, &d, members, "approval_expired", "request", why);
         }
         Err(e) => return store_failed(e),
     }
-    if a.obligation.grant == GrantMode::Window {
-        match st
-            .store
-            .create_grant(&id, super::window_until(&a), now)
-            .await
-        {
-            Ok(_) | Err(greenlight_store::StoreError::Conflict(_)) => {}
-            Err(e) => return store_failed(e),
-        }
-    }
-    st.metrics.approvals("token_delivered", 1);
     tracing::info!(approval = %id, "approval used at re-evaluation");
     let allowed = Decision {
         verdict: Verdict::Allow(Allowance::new(

@@ -32,6 +32,7 @@ use greenlight_types::Challenge;
 use serde_json::{Value, json};
 
 use super::super::AppState;
+use super::super::approval_use::Claim;
 use super::super::arap::binding::Requester;
 use super::super::auth::{token_actor, voter};
 use super::super::oauth::ask::{Note, open_for};
@@ -435,25 +436,16 @@ async fn retried(
 /// already claimed (a replay) is refused, and the upstream never sees it.
 async fn use_once(st: &AppState, gw: &Gateway, call: Call<'_>, a: &Approval) -> Response {
     let id = call.message["id"].clone();
-    let now = st.now();
-    let until = a
-        .decided_at
-        .unwrap_or(a.created_at)
-        .saturating_add(seconds(st.settings.approvals.collect_within()));
-    if now >= until {
-        return tool_error(
-            &id,
-            call.revision,
-            "Greenlight refused this call: its approval was not used soon enough; call again to ask anew",
-        );
-    }
-    let use_id = match greenlight_store::new_id() {
-        Ok(n) => format!("mcp:{n}"),
-        Err(e) => return unavailable(&id, call.revision, &e),
-    };
-    match st.store.claim_delivery(&a.id, &use_id, now).await {
-        Ok(true) => {}
-        Ok(false) => {
+    match super::super::approval_use::claim(st, a, "mcp").await {
+        Ok(Claim::Used) => {}
+        Ok(Claim::TooLate) => {
+            return tool_error(
+                &id,
+                call.revision,
+                "Greenlight refused this call: its approval was not used soon enough; call again to ask anew",
+            );
+        }
+        Ok(Claim::AlreadyUsed) => {
             return tool_error(
                 &id,
                 call.revision,
@@ -462,17 +454,6 @@ async fn use_once(st: &AppState, gw: &Gateway, call: Call<'_>, a: &Approval) -> 
         }
         Err(e) => return unavailable(&id, call.revision, &e),
     }
-    if a.obligation.grant == greenlight_types::GrantMode::Window {
-        let end = a
-            .decided_at
-            .unwrap_or(a.created_at)
-            .saturating_add(seconds(a.obligation.window_seconds));
-        match st.store.create_grant(&a.id, end, now).await {
-            Ok(_) | Err(greenlight_store::StoreError::Conflict(_)) => {}
-            Err(e) => return unavailable(&id, call.revision, &e),
-        }
-    }
-    st.metrics.approvals("token_delivered", 1);
     tracing::info!(approval = %a.id, tool = %call.name, "approved tool call forwarded");
     let mut message = call.message;
     strip(&mut message);

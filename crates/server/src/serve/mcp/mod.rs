@@ -227,10 +227,6 @@ pub struct Session {
     pub url_elicitation: bool,
 }
 
-fn owner_key(p: &Principal) -> String {
-    format!("{}\u{1f}{}\u{1f}{}", p.issuer, p.subject, p.client_id)
-}
-
 impl Sessions {
     /// The session a request names, if it is `who`'s; a `404` otherwise
     /// (unknown or another's alike), and a `400` for a repeated header.
@@ -256,7 +252,7 @@ impl Sessions {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match owners.0.get(&id) {
-            Some(s) if s.owner == owner_key(who) => Ok(Some(s.clone())),
+            Some(s) if s.owner == super::auth::identity_key(who) => Ok(Some(s.clone())),
             _ => {
                 let mut resp = rpc_error(&Value::Null, -32001, "Session not found", None);
                 *resp.status_mut() = StatusCode::NOT_FOUND;
@@ -279,7 +275,7 @@ impl Sessions {
             id.to_owned(),
             Session {
                 id: id.to_owned(),
-                owner: owner_key(who),
+                owner: super::auth::identity_key(who),
                 url_elicitation,
             },
         );
@@ -417,12 +413,6 @@ fn json_response(body: Value) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
-}
-
-/// Whether `name` is a tool name MCP allows (and so a path segment that
-/// means nothing else).
-fn valid_tool_name(name: &str) -> bool {
-    greenlight_core::routes::valid_tool_name(name)
 }
 
 /// The JSON-RPC members a message may have; anything else (a `Method`
@@ -626,7 +616,7 @@ async fn tool_call(
     let Some(name) = message["params"]["name"].as_str().map(str::to_owned) else {
         return rpc_error(&id, -32602, "tools/call needs `params.name`", None);
     };
-    if !valid_tool_name(&name) {
+    if !greenlight_core::routes::valid_tool_name(&name) {
         return rpc_error(
             &id,
             -32602,
