@@ -653,10 +653,16 @@ async fn only_the_requesters_client_may_read_or_cancel_a_task() {
     let (status, headers, v) = send(&srv, "GET", &path, &[], None).await;
     assert_eq!(status, 401);
     assert_eq!(
-        problem(&headers, &v).0,
-        "urn:greenlight:error:invalid_token"
+        problem(&headers, &v),
+        (
+            "urn:greenlight:error:invalid_token".to_owned(),
+            "no bearer token was presented".to_owned()
+        )
     );
-    assert!(header(&headers, "www-authenticate").is_some_and(|w| w.starts_with("Bearer ")));
+    assert_eq!(
+        header(&headers, "www-authenticate"),
+        Some("Bearer error=\"invalid_token\", error_description=\"no bearer token was presented\"")
+    );
 
     let unknown = (UNKNOWN_TASK.to_owned(), format!("no task `{id}`"));
     let alice_elsewhere = dev_through(
@@ -688,7 +694,13 @@ async fn only_the_requesters_client_may_read_or_cancel_a_task() {
     }
     let (status, headers, v) = task(&srv, &"f".repeat(32), &alice).await;
     assert_eq!(status, 404);
-    assert_eq!(problem(&headers, &v).0, UNKNOWN_TASK);
+    assert_eq!(
+        problem(&headers, &v),
+        (
+            UNKNOWN_TASK.to_owned(),
+            format!("no task `{}`", "f".repeat(32))
+        )
+    );
     // Still pending: nobody above moved it.
     let (_, _, t) = task(&srv, &id, &alice).await;
     assert_eq!(t["task"]["status"], "pending");
@@ -851,6 +863,28 @@ async fn callbacks_go_to_registered_endpoints_signed() {
         .await;
     assert_eq!(list["approvals"], json!([]));
 
+    // The registered endpoint, named by another client of the same person:
+    // refused too (registered for a client, not for a person).
+    let elsewhere = dev_through(
+        Some("other-app"),
+        "alice",
+        Some("payments:refund"),
+        &[],
+        7200,
+    );
+    let e2 = eval(&elsewhere, 500);
+    let ctx2 = denial(&srv, e2.clone()).await;
+    let mut b = submission(&e2, &ctx2);
+    b["callback"] = json!({ "endpoint": url });
+    let (status, headers, v) = submit(&srv, None, b).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        problem(&headers, &v).1,
+        format!(
+            "callback endpoint `{url}` is not registered for client `other-app` of `https://idp.example.com` (access_requests.callbacks)"
+        )
+    );
+
     let mut b = submission(&e, &ctx);
     b["callback"] =
         json!({ "endpoint": url, "state": { "thread": "t-42" }, "events": ["approved", "denied"] });
@@ -994,8 +1028,11 @@ async fn a_trusted_pep_submits_and_polls_for_a_vouched_subject() {
     .await;
     assert_eq!(status, 403, "{v}");
     assert_eq!(
-        problem(&headers, &v).0,
-        "urn:greenlight:error:access_denied"
+        problem(&headers, &v),
+        (
+            "urn:greenlight:error:access_denied".to_owned(),
+            "client `other-gateway` of `https://idp.example.com` is not trusted to vouch for subjects; forward the subject's token as {\"type\": \"bearer\", \"id\": TOKEN}".to_owned()
+        )
     );
     srv.approve_by_finance(&id, &["bob", "carol"]).await;
     let (_, _, t) = task(&srv, &id, &pep).await;

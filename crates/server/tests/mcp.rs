@@ -570,6 +570,12 @@ async fn messages_read_two_ways_are_refused() {
     };
     let (status, _, v) = raw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"refund_payment","arguments":{"payment_id":"pay_123","amount":500,"currency":"EUR","x":NaN}}}"#).await;
     assert_eq!((status, &v["error"]["code"]), (400, &json!(-32700)), "{v}");
+    assert!(
+        v["error"]["message"].as_str().is_some_and(
+            |m| m.starts_with("the body is not JSON the gateway can read: expected value")
+        ),
+        "{v}"
+    );
     let (status, _, v) = raw(r#"{"jsonrpc":"2.0","id":2,"Method":"tools/call","params":{"name":"refund_payment","arguments":{"payment_id":"pay_123","amount":500,"currency":"EUR"}}}"#).await;
     assert_eq!(status, 400);
     assert_eq!(
@@ -916,4 +922,33 @@ async fn a_client_without_url_elicitation_gets_the_link_as_text() {
     let (_, _, v) = rpc(&srv, Some(&alice), "2026-07-28", &call).await;
     assert_eq!(v["result"]["resultType"], "input_required", "{v}");
     assert_eq!(executed(&seen).len(), 1);
+}
+
+/// Greenlight's own action token, issued for this very resource, is no MCP
+/// client's credential: it is refused before anything goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_token_is_not_an_mcp_credential() {
+    let (up, seen) = upstream().await;
+    let srv = gateway(up).await;
+    let alice = mcp_token("alice", None, Some("payments:refund"), &[]);
+    // An action token for a refund of 50, by token exchange.
+    let (status, t) = srv
+        .token_endpoint(&[
+            ("grant_type", EXCHANGE),
+            ("subject_token", &alice),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("authorization_details", &refund_details(50)),
+        ])
+        .await;
+    assert_eq!(status, 200, "{t}");
+    let action = t["access_token"].as_str().expect("token").to_owned();
+    let (status, headers, _) = rpc(&srv, Some(&action), "2025-11-25", &refund_call(1, 50)).await;
+    assert_eq!(status, 401);
+    assert!(
+        header(&headers, "www-authenticate").is_some_and(|c| c.starts_with(
+            "Bearer error=\"invalid_token\", error_description=\"an action token is not an MCP client's credential\""
+        )),
+        "{headers:?}"
+    );
+    assert!(seen.lock().expect("lock").is_empty());
 }
