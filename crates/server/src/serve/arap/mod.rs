@@ -35,23 +35,27 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use greenlight_store::{AccessRequestKey, Approval, NewTaskCallback, Status};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use greenlight_store::{AccessRequestKey, NewTaskCallback, Status};
 use greenlight_types::{Principal, Verdict};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::auth::{authenticate, voter};
 use super::authzen::{self, ActionSpec, Entity, Evaluation, Pep, Subject};
 use super::oauth::ask::{Note, open_for};
 use super::{ApiError, AppState};
 
 pub mod binding;
+mod problem;
 pub mod reevaluate;
+mod task;
+
+pub use problem::Problem;
+pub use task::{cancel, status};
+use task::{status_endpoint, task_response};
 
 /// The capability a PDP supporting this profile lists in its metadata.
 pub const CAPABILITY: &str = "urn:openid:authzen:capability:access-request";
@@ -89,70 +93,6 @@ const CALLBACK_EVENTS: [&str; 6] = [
     "partial",
 ];
 
-/// An RFC 9457 problem: `type`, `title`, `status`, `detail`, and the
-/// OAuth-style `error` code beside them. A `401` keeps its
-/// `WWW-Authenticate` challenge (RFC 6750).
-#[derive(Debug)]
-pub struct Problem {
-    kind: String,
-    error: ApiError,
-}
-
-impl Problem {
-    /// A problem of one of the profile's types.
-    pub fn new(kind: &'static str, status: u16, detail: impl Into<String>) -> Self {
-        // The profile's code is the type's last segment.
-        let code = kind.rsplit(':').next().unwrap_or(kind);
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-        Self {
-            kind: kind.to_owned(),
-            error: ApiError::new(status, code, detail),
-        }
-    }
-}
-
-impl From<ApiError> for Problem {
-    fn from(error: ApiError) -> Self {
-        Self {
-            kind: format!("urn:greenlight:error:{}", error.code),
-            error,
-        }
-    }
-}
-
-impl From<greenlight_store::StoreError> for Problem {
-    fn from(e: greenlight_store::StoreError) -> Self {
-        ApiError::from(e).into()
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let status = self.error.status;
-        let mut body = json!({
-            "type": self.kind,
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": self.error.description,
-            "error": self.error.code,
-        });
-        if let Value::Object(m) = &mut body {
-            for (k, v) in self.error.extra.iter() {
-                m.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
-        // The error's own response carries the headers (challenge,
-        // Retry-After, no-store); only the body changes.
-        let (mut parts, _) = self.error.into_response().into_parts();
-        parts.headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        parts.headers.remove(header::CONTENT_LENGTH);
-        Response::from_parts(parts, axum::body::Body::from(body.to_string()))
-    }
-}
-
 /// The PDP's identifier: its public URL, as the metadata names it.
 pub fn pdp(st: &AppState) -> String {
     st.public_url.trim_end_matches('/').to_owned()
@@ -161,11 +101,6 @@ pub fn pdp(st: &AppState) -> String {
 /// The access request endpoint.
 pub fn endpoint(st: &AppState) -> String {
     st.url("/access/v1/requests")
-}
-
-/// A task's status endpoint.
-fn status_endpoint(st: &AppState, id: &str) -> String {
-    st.url(&format!("/access/v1/requests/{id}"))
 }
 
 /// Unix seconds as an RFC 3339 UTC timestamp.
@@ -177,77 +112,6 @@ pub fn rfc3339(at: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
-}
-
-/// The task handle of `a` as of now, with the result once approved.
-fn task_answer(st: &AppState, a: &Approval) -> Result<Value, Problem> {
-    let now = st.now();
-    let status = a.status_at(now);
-    let url = status_endpoint(st, &a.id);
-    let mut task = json!({
-        "id": a.id,
-        "status": status.task_status(),
-        "status_endpoint": url,
-        "display": {
-            "title": format!("Approval of {}", a.action),
-            "description": if a.obligation.message.is_empty() {
-                format!("{} needs approval", a.action)
-            } else {
-                a.obligation.message.clone()
-            },
-        },
-    });
-    // No `review` link: that is the approvers' page, not the PEP's.
-    let mut links = Map::new();
-    let mut out = json!({});
-    match status {
-        Status::Pending => {
-            task["expires_at"] = json!(rfc3339(a.expires_at));
-            links.insert("cancel".into(), json!(format!("{url}/cancel")));
-        }
-        Status::Approved => {
-            let until = super::approval_use::use_until(st, a);
-            if now >= until {
-                // Its result can no longer be used (ARAP: `task_expired`
-                // once `task.expires_at` has passed).
-                return Err(Problem::new(
-                    PROBLEM_TASK_EXPIRED,
-                    410,
-                    format!(
-                        "task `{}` was approved, to be used until {}",
-                        a.id,
-                        rfc3339(until)
-                    ),
-                ));
-            }
-            task["expires_at"] = json!(rfc3339(until));
-            let approval = binding::approval_result(st, a, until).map_err(ApiError::internal)?;
-            out["result"] = json!({ "mode": "reevaluate", "approval": approval });
-        }
-        _ => {}
-    }
-    if !links.is_empty() {
-        task["links"] = Value::Object(links);
-    }
-    out["task"] = task;
-    Ok(out)
-}
-
-/// A task answer with `status`, `Location` and, while pending,
-/// `Retry-After` (the approval's poll interval).
-fn task_response(st: &AppState, a: &Approval, status: StatusCode) -> Result<Response, Problem> {
-    let body = task_answer(st, a)?;
-    let mut resp = (status, Json(body)).into_response();
-    let headers = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&status_endpoint(st, &a.id)) {
-        headers.insert(header::LOCATION, v);
-    }
-    if a.status_at(st.now()) == Status::Pending {
-        let wait = u64::try_from(a.poll_interval_seconds.max(1)).unwrap_or(5);
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(wait));
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
 }
 
 /// The submission's `callback`.
@@ -648,104 +512,4 @@ async fn replay(
         StatusCode::CREATED
     };
     task_response(st, &a, code)
-}
-
-/// Whether `who` may read or cancel the task `a`: the requester through
-/// the client that asked, or that client's own token when it is a PEP
-/// trusted to vouch for subjects (the one that submitted for them).
-fn may_handle(st: &AppState, a: &Approval, who: &Principal) -> bool {
-    let same_client = who.issuer == a.requester_issuer && who.client_id == a.client_id;
-    same_client && (who.subject == a.requester || authzen::trusted_pep(st, who).is_ok())
-}
-
-/// The task `id` if `headers` authenticate someone who may handle it;
-/// `unknown_task` for anyone else, as for a task that does not exist.
-async fn task_for(
-    st: &AppState,
-    id: &str,
-    headers: &HeaderMap,
-) -> Result<(Approval, Principal), Problem> {
-    let who = authenticate(st, headers).await?.principal;
-    let unknown = || Problem::new(PROBLEM_UNKNOWN_TASK, 404, format!("no task `{id}`"));
-    let a = st.store.get_approval(id).await?.ok_or_else(unknown)?;
-    if !may_handle(st, &a, &who) {
-        return Err(unknown());
-    }
-    Ok((a, who))
-}
-
-/// `GET /access/v1/requests/{id}`.
-pub async fn status(
-    State(st): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    let (a, _) = task_for(&st, &id, &headers).await?;
-    task_response(&st, &a, StatusCode::OK)
-}
-
-/// The optional body of a cancellation.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Cancellation {
-    reason: Option<String>,
-    comment: Option<String>,
-}
-
-/// `POST` or `DELETE /access/v1/requests/{id}/cancel`: withdraws a
-/// pending request (Greenlight's `revoked`, shown as `cancelled`).
-pub async fn cancel(
-    State(st): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    let (a, who) = task_for(&st, &id, &headers).await?;
-    let why: Cancellation = if body.iter().all(u8::is_ascii_whitespace) {
-        Cancellation::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::invalid_request(format!("the body is not a cancellation: {e}"))
-        })?
-    };
-    let now = st.now();
-    let status = a.status_at(now);
-    if status != Status::Pending {
-        return Err(Problem::new(
-            PROBLEM_TASK_STATE,
-            409,
-            format!("task `{id}` is already {}", status.task_status()),
-        ));
-    }
-    let reason = match (why.reason, why.comment) {
-        (Some(r), Some(c)) => Some(format!("{r}: {c}")),
-        (r, c) => r.or(c),
-    }
-    .or_else(|| Some("cancelled by the requester".to_owned()));
-    let tell = |done: &Approval| super::approvals::outcome_deliveries(&st, done, now);
-    match st
-        .store
-        .cancel_pending_announced(&id, &voter(&who), reason.as_deref(), now, &tell)
-        .await
-    {
-        Ok(done) => {
-            st.notifier.wake();
-            st.metrics.approvals("cancelled", 1);
-            task_response(&st, &done, StatusCode::OK)
-        }
-        Err(greenlight_store::StoreError::Expired { .. }) => {
-            st.notifier.wake();
-            Err(Problem::new(
-                PROBLEM_TASK_STATE,
-                409,
-                format!("task `{id}` is already expired"),
-            ))
-        }
-        Err(greenlight_store::StoreError::NotRevocable { status, .. }) => Err(Problem::new(
-            PROBLEM_TASK_STATE,
-            409,
-            format!("task `{id}` is already {}", status.task_status()),
-        )),
-        Err(e) => Err(e.into()),
-    }
 }

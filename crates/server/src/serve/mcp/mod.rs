@@ -33,6 +33,11 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 
 pub mod approval;
+mod message;
+mod sessions;
+
+use message::{malformed, mirror_mismatch};
+pub use sessions::{Session, Sessions};
 
 /// The protocol revision whose approval answer is an input-required
 /// result (multi round-trip requests); earlier ones get URL elicitation.
@@ -56,9 +61,6 @@ fn passes(name: &str, listed: &[&str]) -> bool {
     name.starts_with("mcp-") || listed.contains(&name)
 }
 
-/// JSON-RPC's code for headers that do not mirror the body (2026-07-28).
-const HEADER_MISMATCH: i64 = -32020;
-
 /// The longest MCP tool name.
 const MAX_TOOL_NAME: usize = 128;
 
@@ -68,9 +70,6 @@ const MAX_WAIT: u64 = 60;
 /// Retries waiting for a decision at once; beyond, a retry answers at
 /// once that the approval is still pending.
 const MAX_WAITERS: usize = 256;
-
-/// Sessions remembered with their owner; the oldest is forgotten beyond.
-const MAX_SESSIONS: usize = 100_000;
 
 /// Paths the service itself serves, which `[mcp] path` may not take.
 const RESERVED: [&str; 9] = [
@@ -203,101 +202,6 @@ impl Gateway {
     }
 }
 
-/// The sessions the upstream opened, each with the person and client it
-/// was opened for: a session id is not a credential, so another caller
-/// presenting it is told the session does not exist (MCP: sessions are
-/// bound to their user). Kept in memory: with replicas, a session stays
-/// on the replica that saw it begin.
-#[derive(Debug, Default)]
-pub struct Sessions {
-    owners: std::sync::Mutex<(
-        std::collections::HashMap<String, Session>,
-        std::collections::VecDeque<String>,
-    )>,
-}
-
-/// One session the upstream opened.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Session {
-    /// Its id.
-    pub id: String,
-    /// Whose it is: issuer, subject and client.
-    owner: String,
-    /// Whether the client declared URL-mode elicitation at `initialize`.
-    pub url_elicitation: bool,
-}
-
-impl Sessions {
-    /// The session a request names, if it is `who`'s; a `404` otherwise
-    /// (unknown or another's alike), and a `400` for a repeated header.
-    fn check(
-        &self,
-        headers: &HeaderMap,
-        who: &Principal,
-    ) -> Result<Option<Session>, Box<Response>> {
-        let mut ids = headers.get_all("mcp-session-id").iter();
-        let Some(id) = ids.next() else {
-            return Ok(None);
-        };
-        if ids.next().is_some() {
-            return Err(Box::new(bad_request(
-                &Value::Null,
-                -32600,
-                "one Mcp-Session-Id, not several",
-            )));
-        }
-        let id = id.to_str().unwrap_or_default().to_owned();
-        let owners = self
-            .owners
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match owners.0.get(&id) {
-            Some(s) if s.owner == super::auth::identity_key(who) => Ok(Some(s.clone())),
-            _ => {
-                let mut resp = rpc_error(&Value::Null, -32001, "Session not found", None);
-                *resp.status_mut() = StatusCode::NOT_FOUND;
-                Err(Box::new(resp))
-            }
-        }
-    }
-
-    /// Remembers that session `id` is `who`'s, and whether its client
-    /// takes URL elicitation.
-    fn start(&self, id: &str, who: &Principal, url_elicitation: bool) {
-        let mut owners = self
-            .owners
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if owners.0.contains_key(id) {
-            return;
-        }
-        owners.0.insert(
-            id.to_owned(),
-            Session {
-                id: id.to_owned(),
-                owner: super::auth::identity_key(who),
-                url_elicitation,
-            },
-        );
-        owners.1.push_back(id.to_owned());
-        while owners.1.len() > MAX_SESSIONS {
-            if let Some(old) = owners.1.pop_front() {
-                owners.0.remove(&old);
-            }
-        }
-    }
-
-    /// Forgets a session that ended.
-    fn end(&self, id: &str) {
-        let mut owners = self
-            .owners
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        owners.0.remove(id);
-        owners.1.retain(|s| s != id);
-    }
-}
-
 /// `GET /.well-known/oauth-protected-resource{path}` (RFC 9728).
 pub async fn metadata(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let gw = gateway(&st)?;
@@ -415,47 +319,11 @@ fn json_response(body: Value) -> Response {
     resp
 }
 
-/// The JSON-RPC members a message may have; anything else (a `Method`
-/// that a case-folding parser reads as `method`, say) is refused, so the
-/// gateway and the upstream cannot read two different messages.
-const MESSAGE_MEMBERS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
-
-/// The members a `tools/call`'s `params` may have.
-const CALL_MEMBERS: [&str; 6] = [
-    "name",
-    "arguments",
-    "_meta",
-    "task",
-    "inputResponses",
-    "requestState",
-];
-
 /// A `400` carrying a JSON-RPC error.
-fn bad_request(id: &Value, code: i64, message: &str) -> Response {
+pub(super) fn bad_request(id: &Value, code: i64, message: &str) -> Response {
     let mut resp = rpc_error(id, code, message, None);
     *resp.status_mut() = StatusCode::BAD_REQUEST;
     resp
-}
-
-/// Why a message is refused as it stands, if it is.
-fn malformed(message: &Value) -> Option<String> {
-    let Value::Object(m) = message else {
-        return Some("a message is a JSON object".to_owned());
-    };
-    if let Some(k) = m.keys().find(|k| !MESSAGE_MEMBERS.contains(&k.as_str())) {
-        return Some(format!("`{k}` is not a member of a JSON-RPC message"));
-    }
-    if m.get("method").and_then(Value::as_str) == Some("tools/call") {
-        if !m.contains_key("id") {
-            return Some("tools/call must be a request, with an `id`".to_owned());
-        }
-        if let Some(Value::Object(p)) = m.get("params")
-            && let Some(k) = p.keys().find(|k| !CALL_MEMBERS.contains(&k.as_str()))
-        {
-            return Some(format!("`params.{k}` is not a member of a tools/call"));
-        }
-    }
-    None
 }
 
 /// The MCP endpoint. A POST's body is read here and re-encoded before it
@@ -551,56 +419,6 @@ pub async fn handle(
         gw.sessions.start(id, &who, url);
     }
     resp
-}
-
-/// A `400` with `HeaderMismatch` when `Mcp-Method` or `Mcp-Name` does not
-/// mirror the body (a batch has no single method: its mirrors must be
-/// absent).
-fn mirror_mismatch(headers: &HeaderMap, message: &Value) -> Option<Response> {
-    // A header given twice, or not as text, mirrors nothing: refused.
-    let header = |name: &str| -> Option<Option<String>> {
-        let mut all = headers.get_all(name).iter();
-        let first = all.next()?;
-        if all.next().is_some() {
-            return Some(None);
-        }
-        Some(first.to_str().ok().map(str::to_owned))
-    };
-    let method = message["method"].as_str();
-    // What `Mcp-Name` mirrors, for the methods that have one (SEP-2243).
-    let name = match method {
-        Some("tools/call" | "prompts/get") => message["params"]["name"].as_str(),
-        Some("resources/read") => message["params"]["uri"].as_str(),
-        Some("tasks/get" | "tasks/update" | "tasks/cancel") => message["params"]["taskId"].as_str(),
-        _ => None,
-    };
-    let named = matches!(
-        method,
-        Some(
-            "tools/call"
-                | "prompts/get"
-                | "resources/read"
-                | "tasks/get"
-                | "tasks/update"
-                | "tasks/cancel"
-        )
-    );
-    let wrong = match header("mcp-method") {
-        Some(Some(h)) => method != Some(h.as_str()),
-        Some(None) => true,
-        None => false,
-    } || match header("mcp-name") {
-        Some(Some(h)) => named && name != Some(h.as_str()),
-        Some(None) => true,
-        None => false,
-    };
-    wrong.then(|| {
-        bad_request(
-            &message["id"],
-            HEADER_MISMATCH,
-            "Mcp-Method and Mcp-Name must mirror the body's method and tool name",
-        )
-    })
 }
 
 /// Decides a `tools/call` and answers it.
