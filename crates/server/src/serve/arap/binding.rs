@@ -13,11 +13,12 @@
 //!   PDP verifies it at re-evaluation and still reads the approval's
 //!   current status in the store (revoked, already used).
 
-use greenlight_store::Approval;
+use greenlight_store::{Approval, Voter};
 use greenlight_types::Challenge;
 use serde_json::{Map, Value, json};
 
 use super::super::AppState;
+use super::super::auth::voter;
 use super::{PROBLEM_EXPIRED_DENIAL, PROBLEM_INVALID_BINDING, Problem, endpoint, pdp, rfc3339};
 
 /// `typ` of a requestable denial's binding token.
@@ -26,48 +27,27 @@ pub const BINDING_TYP: &str = "greenlight-access-request-binding+jwt";
 /// `typ` of an approved task's `approval.state`.
 pub const STATE_TYP: &str = "greenlight-approval-state+jwt";
 
-/// Who asked, as a bound artifact names them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Requester {
-    /// The issuer of the requester's tokens.
-    pub issuer: String,
-    /// The requester's subject at that issuer.
-    pub subject: String,
-    /// The client that asked.
-    pub client_id: String,
+/// Who asked (issuer, subject, client: the store's [`Voter`]), as signed
+/// artifacts name them: `iss`, `sub`, `client_id`.
+pub fn requester_claims(who: &Voter) -> Value {
+    json!({ "iss": who.issuer, "sub": who.subject, "client_id": who.client_id })
 }
 
-impl Requester {
-    /// As signed artifacts name them: `iss`, `sub`, `client_id`.
-    pub fn claims(&self) -> Value {
-        json!({ "iss": self.issuer, "sub": self.subject, "client_id": self.client_id })
-    }
+/// Read back from [`requester_claims`].
+pub fn requester_from_claims(v: &Value) -> Option<Voter> {
+    Some(Voter {
+        issuer: v["iss"].as_str()?.to_owned(),
+        subject: v["sub"].as_str()?.to_owned(),
+        client_id: v["client_id"].as_str()?.to_owned(),
+    })
+}
 
-    /// Read back from [`Requester::claims`].
-    pub fn from_claims(v: &Value) -> Option<Self> {
-        Some(Self {
-            issuer: v["iss"].as_str()?.to_owned(),
-            subject: v["sub"].as_str()?.to_owned(),
-            client_id: v["client_id"].as_str()?.to_owned(),
-        })
-    }
-
-    /// The requester of the approval `ch` asks for.
-    pub fn of(ch: &Challenge) -> Self {
-        Self {
-            issuer: ch.requester.issuer.clone(),
-            subject: ch.requester.subject.clone(),
-            client_id: ch.requester.client_id.clone(),
-        }
-    }
-
-    /// The requester of a stored approval.
-    pub fn of_approval(a: &Approval) -> Self {
-        Self {
-            issuer: a.requester_issuer.clone(),
-            subject: a.requester.clone(),
-            client_id: a.client_id.clone(),
-        }
+/// The requester of a stored approval.
+pub fn requester_of(a: &Approval) -> Voter {
+    Voter {
+        issuer: a.requester_issuer.clone(),
+        subject: a.requester.clone(),
+        client_id: a.client_id.clone(),
     }
 }
 
@@ -100,7 +80,7 @@ pub fn requestable(
         "denial_expires_at": rfc3339(expires),
         "binding_context_members": members,
         "act_digest": ch.action.digest,
-        "requester": Requester::of(ch).claims(),
+        "requester": requester_claims(&voter(&ch.requester)),
         "action": { "name": ch.action.name },
         "resource": { "type": ch.action.resource_type, "id": ch.action.resource_id },
     });
@@ -140,7 +120,7 @@ pub struct Binding {
     /// The action digest that was refused.
     pub digest: String,
     /// Who was refused.
-    pub requester: Requester,
+    pub requester: Voter,
     /// The context members that are authorization-relevant.
     pub members: Vec<String>,
 }
@@ -220,7 +200,7 @@ pub fn verify(st: &AppState, denial: &Denial) -> Result<Binding, Problem> {
     }
     let (Some(digest), Some(requester)) = (
         claims["act_digest"].as_str(),
-        Requester::from_claims(&claims["requester"]),
+        requester_from_claims(&claims["requester"]),
     ) else {
         return Err(invalid("the binding token names no action or requester"));
     };
@@ -251,7 +231,7 @@ pub fn approval_result(st: &AppState, a: &Approval, until: i64) -> Result<Value,
         "approval_id": a.id,
         "task_id": a.id,
         "act_digest": a.action_digest,
-        "requester": Requester::of_approval(a).claims(),
+        "requester": requester_claims(&requester_of(a)),
     });
     let state = st
         .signer()
@@ -273,7 +253,7 @@ pub struct State {
     /// The approved action's digest.
     pub digest: String,
     /// Who it was approved for.
-    pub requester: Requester,
+    pub requester: Voter,
 }
 
 /// Why a presented approval does not apply.
@@ -312,7 +292,7 @@ pub fn verify_state(st: &AppState, presented: &Value) -> Result<State, Unusable>
     }
     let (Some(digest), Some(requester)) = (
         claims["act_digest"].as_str(),
-        Requester::from_claims(&claims["requester"]),
+        requester_from_claims(&claims["requester"]),
     ) else {
         return Err(bad("the approval state names no action or requester"));
     };

@@ -369,7 +369,7 @@ pub async fn submit(
         }
         Verdict::StepUpRequired(s) => return Err(ApiError::step_up(&s).into()),
     };
-    let asked = binding::Requester::of(&ch);
+    let asked = super::auth::voter(&ch.requester);
     if asked != bound.requester {
         return Err(Problem::new(
             PROBLEM_INVALID_BINDING,

@@ -25,9 +25,10 @@ use serde_json::{Value, json};
 
 use super::super::AppState;
 use super::super::approval_use::{Claim, claim, use_until};
+use super::super::auth::voter;
 use super::super::authzen::answer;
 use super::super::live::Version;
-use super::binding::{self, Requester, Unusable};
+use super::binding::{self, Unusable};
 use super::rfc3339;
 
 /// A refused re-evaluation: the decision's AuthZEN answer with the
@@ -98,7 +99,7 @@ pub async fn reevaluate(
         }
     };
     let id = state.approval_id.clone();
-    if state.requester != Requester::of(&ch) {
+    if state.requester != voter(&ch.requester) {
         let why = format!("approval `{id}` was given to another requester or client");
         return refused(st, v, &d, members, "approval_unverifiable", "none", why);
     }

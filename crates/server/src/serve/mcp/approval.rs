@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 
 use super::super::AppState;
 use super::super::approval_use::Claim;
-use super::super::arap::binding::Requester;
+use super::super::arap::binding::{requester_claims, requester_from_claims, requester_of};
 use super::super::auth::{token_actor, voter};
 use super::super::oauth::ask::{Note, open_for};
 use super::super::state::seconds;
@@ -133,7 +133,7 @@ pub fn takes_url_elicitation(session: Option<&super::Session>, message: &Value) 
 struct State {
     approval_id: String,
     digest: String,
-    requester: Requester,
+    requester: greenlight_store::Voter,
 }
 
 /// The gateway's state in `message`, verified: `None` when the call
@@ -155,7 +155,7 @@ fn our_state(st: &AppState, gw: &Gateway, message: &Value) -> Option<Result<Stat
             return Err("it has expired".to_owned());
         }
         let requester =
-            Requester::from_claims(&claims["requester"]).ok_or("it names no requester")?;
+            requester_from_claims(&claims["requester"]).ok_or("it names no requester")?;
         Ok(State {
             approval_id: claims["approval_id"]
                 .as_str()
@@ -178,7 +178,7 @@ fn sign_state(st: &AppState, gw: &Gateway, a: &Approval, name: &str) -> Result<S
         "exp": a.expires_at.saturating_add(collect),
         "approval_id": a.id,
         "act_digest": a.action_digest,
-        "requester": Requester::of_approval(a).claims(),
+        "requester": requester_claims(&requester_of(a)),
         "tool": name,
     });
     st.signer()
@@ -196,7 +196,7 @@ fn approval_url(st: &AppState, id: &str) -> String {
 /// Answers a call that needs the approval `ch` names.
 pub async fn required(st: &AppState, gw: &Gateway, call: Call<'_>, ch: &Challenge) -> Response {
     let id = call.message["id"].clone();
-    let requester = Requester::of(ch);
+    let requester = voter(&ch.requester);
     if let Some(state) = our_state(st, gw, &call.message) {
         let state = match state {
             Ok(s) => s,

@@ -250,11 +250,15 @@ async fn caller(
     headers: &HeaderMap,
 ) -> Result<(String, Principal), Response> {
     let token = super::auth::bearer(headers).map_err(|e| unauthorized(gw, &e.description))?;
+    // Read once: its type and audience (trusted only after the engine has
+    // verified it below).
+    let (typ, aud) = greenlight_core::jws::parse(&token).map_or((None, Value::Null), |j| {
+        let claims = serde_json::from_slice::<Value>(&j.payload).unwrap_or(Value::Null);
+        (j.typ, claims["aud"].clone())
+    });
     // Greenlight's own action tokens are for the one action they name, at
     // an API; they are not an MCP client's credential.
-    if greenlight_core::jws::parse(&token)
-        .is_ok_and(|j| j.typ.as_deref() == Some(greenlight_types::ACTION_TOKEN_TYP))
-    {
+    if typ.as_deref() == Some(greenlight_types::ACTION_TOKEN_TYP) {
         return Err(unauthorized(
             gw,
             "an action token is not an MCP client's credential",
@@ -266,11 +270,6 @@ async fn caller(
         .principal;
     // RFC 8707: a token for another resource is not for this one, whatever
     // the bundle's issuer accepts.
-    let aud = greenlight_core::jws::parse(&token)
-        .ok()
-        .and_then(|j| serde_json::from_slice::<Value>(&j.payload).ok())
-        .map(|c| c["aud"].clone())
-        .unwrap_or(Value::Null);
     let for_us = match &aud {
         Value::String(a) => *a == gw.resource,
         Value::Array(all) => all.iter().any(|a| *a == gw.resource.as_str()),
