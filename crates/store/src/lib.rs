@@ -107,7 +107,8 @@ macro_rules! dispatch {
     };
 }
 
-// After `dispatch!`, which it uses.
+// After `dispatch!`, which they use.
+pub mod bundles;
 pub mod portal;
 
 /// Greenlight's state. Cheap to clone: clones share one connection pool.
@@ -485,7 +486,8 @@ impl Store {
         dispatch!(self, add_task_callback(approval_id, callback, now))
     }
 
-    /// Forgets idempotency keys whose `keep_until < now`; returns how many.
+    /// Forgets idempotency keys and bulk tasks whose `keep_until < now`;
+    /// returns how many.
     pub async fn purge_access_requests(&self, now: i64) -> Result<u64, StoreError> {
         dispatch!(self, purge_access_requests(now))
     }

@@ -584,8 +584,12 @@ pub struct AccessRequestKey {
     pub idempotency_key: String,
     /// Hex SHA-256 of the submission body in canonical form.
     pub body_hash: String,
-    /// The task (approval) the submission opened or joined.
+    /// The task (approval) the submission opened or joined; for a bulk
+    /// submission, its first item's.
     pub approval_id: String,
+    /// The bulk submission's task ([`crate::bundles::Bundle`]), when the
+    /// submission had `items`: then the task is this, not `approval_id`.
+    pub bundle_id: Option<String>,
     /// When it was first recorded.
     pub created_at: i64,
     /// When the key may be forgotten.

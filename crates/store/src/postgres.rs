@@ -23,6 +23,13 @@ const NOTIFY_KEYS: Option<&str> = Some("SELECT pg_notify('greenlight_keys', $1)"
 /// `$1`) across replicas until the transaction ends.
 const LOCK_REQUESTER: Option<&str> = Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
 
+/// Serialises telling bundles' callbacks across replicas until the
+/// transaction ends: two items of one bundle decided at once must not each
+/// see the other still pending. One lock for all bundles, so a transaction
+/// deciding items of several bundles cannot wait on another in a cycle.
+const LOCK_BUNDLE_CALLBACKS: Option<&str> =
+    Some("SELECT pg_advisory_xact_lock(hashtextextended('greenlight_bundle_callbacks', 0))");
+
 /// The channel replicas listen on for signing-key changes.
 pub(crate) const KEYS_CHANNEL: &str = "greenlight_keys";
 

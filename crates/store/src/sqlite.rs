@@ -27,6 +27,10 @@ const NOTIFY_KEYS: Option<&str> = None;
 /// excludes every other writer.
 const LOCK_REQUESTER: Option<&str> = None;
 
+/// Serialises telling bundles' callbacks: `BEGIN IMMEDIATE` already
+/// excludes every other writer.
+const LOCK_BUNDLE_CALLBACKS: Option<&str> = None;
+
 /// Reads an approval that the transaction is about to change. SQLite has no
 /// row locks; the `BEGIN IMMEDIATE` transaction already excludes other
 /// writers.

@@ -107,7 +107,7 @@ pub(super) async fn lock_approval(conn: &mut Conn, id: &str) -> Result<Approval,
 }
 
 /// Reads the approval `id` inside a transaction, after changing it.
-async fn reread(conn: &mut Conn, id: &str) -> Result<Approval, StoreError> {
+pub(super) async fn reread(conn: &mut Conn, id: &str) -> Result<Approval, StoreError> {
     let row: Option<ApprovalRow> = sqlx::query_as(SELECT_APPROVAL)
         .bind(id)
         .fetch_optional(conn)

@@ -10,11 +10,14 @@
 
 use sqlx::Transaction;
 
-use super::{BEGIN_WRITE, Db, LOCK_REQUESTER, NOTIFY_KEYS, SELECT_APPROVAL_FOR_UPDATE};
+use super::{
+    BEGIN_WRITE, Db, LOCK_BUNDLE_CALLBACKS, LOCK_REQUESTER, NOTIFY_KEYS, SELECT_APPROVAL_FOR_UPDATE,
+};
 use crate::StoreError;
 
 mod approvals;
 mod audit;
+mod bundles;
 mod grants;
 mod keys;
 mod ledger;
@@ -27,6 +30,7 @@ pub(crate) use approvals::{
     list_approvals, list_decided, record_poll, revoke_approval, vote, votes,
 };
 pub(crate) use audit::{append_audit, audit_for, audit_since};
+pub(crate) use bundles::{get_bundle, open_bundle};
 pub(crate) use grants::{create_grant, find_active_grant, grant_for_approval};
 pub(crate) use keys::{insert_signing_key, retire_signing_key, revoke_signing_key, signing_keys};
 pub(crate) use ledger::{consume_token, consumed_token, purge_ledger};

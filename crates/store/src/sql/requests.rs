@@ -15,6 +15,7 @@ struct KeyRow {
     idempotency_key: String,
     body_hash: String,
     approval_id: String,
+    bundle_id: Option<String>,
     created_at: i64,
     keep_until: i64,
 }
@@ -26,19 +27,20 @@ impl From<KeyRow> for AccessRequestKey {
             idempotency_key: r.idempotency_key,
             body_hash: r.body_hash,
             approval_id: r.approval_id,
+            bundle_id: r.bundle_id,
             created_at: r.created_at,
             keep_until: r.keep_until,
         }
     }
 }
 
-async fn read_key(
+pub(super) async fn read_key(
     conn: &mut Conn,
     caller: &str,
     idempotency_key: &str,
 ) -> Result<Option<AccessRequestKey>, StoreError> {
     let row: Option<KeyRow> = sqlx::query_as(
-        "SELECT caller, idempotency_key, body_hash, approval_id, created_at, keep_until \
+        "SELECT caller, idempotency_key, body_hash, approval_id, bundle_id, created_at, keep_until \
          FROM access_requests WHERE caller = $1 AND idempotency_key = $2",
     )
     .bind(caller)
@@ -66,13 +68,14 @@ pub(crate) async fn record_access_request(
     // key: the first one stands, and the others read it.
     sqlx::query(
         "INSERT INTO access_requests \
-         (caller, idempotency_key, body_hash, approval_id, created_at, keep_until) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (caller, idempotency_key) DO NOTHING",
+         (caller, idempotency_key, body_hash, approval_id, bundle_id, created_at, keep_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (caller, idempotency_key) DO NOTHING",
     )
     .bind(&key.caller)
     .bind(&key.idempotency_key)
     .bind(&key.body_hash)
     .bind(&key.approval_id)
+    .bind(&key.bundle_id)
     .bind(key.created_at)
     .bind(key.keep_until)
     .execute(&mut *tx)
@@ -131,22 +134,23 @@ pub(crate) async fn add_task_callback(
 
 pub(crate) async fn purge_access_requests(pool: &Pool, now: i64) -> Result<u64, StoreError> {
     let mut tx = begin_write(pool).await?;
-    let purged = sqlx::query("DELETE FROM access_requests WHERE keep_until < $1")
+    let mut purged = sqlx::query("DELETE FROM access_requests WHERE keep_until < $1")
         .bind(now)
         .execute(&mut *tx)
         .await?
         .rows_affected();
+    purged += super::bundles::purge(&mut tx, now).await?;
     tx.commit().await?;
     Ok(purged)
 }
 
-/// A `task_callbacks` row as stored.
+/// A `task_callbacks` (or `bundle_callbacks`) row as stored.
 #[derive(FromRow)]
-struct CallbackRow {
-    hook: String,
-    state: Option<String>,
-    events: String,
-    status_endpoint: String,
+pub(super) struct CallbackRow {
+    pub(super) hook: String,
+    pub(super) state: Option<String>,
+    pub(super) events: String,
+    pub(super) status_endpoint: String,
 }
 
 /// Stores, in the caller's transaction, the callback deliveries telling
@@ -170,30 +174,37 @@ pub(super) async fn insert_callback_deliveries(
     .await?;
     let mut deliveries = Vec::with_capacity(rows.len());
     for row in rows {
-        let events: Vec<String> = serde_json::from_str(&row.events)
-            .map_err(|e| StoreError::Corrupt(format!("task callback events: {e}")))?;
-        if !events.is_empty() && !events.iter().any(|e| e == status) {
-            continue;
+        if let Some(d) = callback_delivery(&row, &approval.id, status)? {
+            deliveries.push(d);
         }
-        let state = match row.state.as_deref() {
-            None => None,
-            Some(text) => Some(
-                serde_json::from_str::<Value>(text)
-                    .map_err(|e| StoreError::Corrupt(format!("task callback state: {e}")))?,
-            ),
-        };
-        let mut body = json!({
-            "task": { "id": approval.id, "status": status, "status_endpoint": row.status_endpoint },
-        });
-        if let Some(state) = state {
-            body["state"] = state;
-        }
-        deliveries.push(NewWebhookDelivery {
-            id: crate::new_id()?,
-            hook: row.hook,
-            event: format!("access_request.{status}"),
-            body: body.to_string(),
-        });
     }
-    super::outbox::insert_deliveries(conn, &deliveries, now).await
+    super::outbox::insert_deliveries(conn, &deliveries, now).await?;
+    super::bundles::tell(conn, &approval.id, now).await
+}
+
+/// The delivery telling the callback `row` that the task `task_id` is now
+/// `status`; `None` when it did not ask for that status.
+pub(super) fn callback_delivery(
+    row: &CallbackRow,
+    task_id: &str,
+    status: &str,
+) -> Result<Option<NewWebhookDelivery>, StoreError> {
+    let events: Vec<String> = serde_json::from_str(&row.events)
+        .map_err(|e| StoreError::Corrupt(format!("task callback events: {e}")))?;
+    if !events.is_empty() && !events.iter().any(|e| e == status) {
+        return Ok(None);
+    }
+    let mut body = json!({
+        "task": { "id": task_id, "status": status, "status_endpoint": row.status_endpoint },
+    });
+    if let Some(text) = row.state.as_deref() {
+        body["state"] = serde_json::from_str::<Value>(text)
+            .map_err(|e| StoreError::Corrupt(format!("task callback state: {e}")))?;
+    }
+    Ok(Some(NewWebhookDelivery {
+        id: crate::new_id()?,
+        hook: row.hook.clone(),
+        event: format!("access_request.{status}"),
+        body: body.to_string(),
+    }))
 }
