@@ -2,12 +2,15 @@
 //! Approval (Draft 1): requestable denials, access requests with
 //! idempotency, the task and its transitions, callbacks, and re-evaluation
 //! with the approval, tried by the requester and by those who should not
-//! get anywhere.
+//! get anywhere; bulk submissions in `bulk`.
 
 use common::server::*;
 use serde_json::{Value, json};
 
+#[path = "../common/mod.rs"]
 mod common;
+
+mod bulk;
 
 const INVALID_BINDING: &str = "urn:openid:authzen:access-request:error:invalid_denial_binding";
 const EXPIRED_DENIAL: &str = "urn:openid:authzen:access-request:error:expired_denial";
@@ -605,19 +608,6 @@ async fn a_submission_must_be_the_denied_request() {
         "{detail}"
     );
 
-    // Bulk submissions are not supported.
-    let mut b = good.clone();
-    b["items"] = json!([]);
-    let (s, h, v) = submit(&srv, None, b).await;
-    assert_eq!(s, 400);
-    assert_eq!(
-        problem(&h, &v),
-        (
-            "urn:greenlight:error:invalid_request".to_owned(),
-            "bulk access requests (`items`) are not supported: submit each denied request with its own denial".to_owned()
-        )
-    );
-
     // None of that opened an approval.
     let (_, list) = srv
         .call(
@@ -799,18 +789,25 @@ async fn a_task_is_denied_expires_or_is_cancelled() {
     assert_eq!(ctx["reason"], "approval_required");
 }
 
-/// A callback goes only to an endpoint registered for the submitting
-/// client, signed with its key: the receiver can tell a real notification
-/// from a forged one, whose signature fails.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callbacks_go_to_registered_endpoints_signed() {
-    use std::sync::{Arc, Mutex};
-    type Seen = Arc<Mutex<Vec<(axum::http::HeaderMap, axum::body::Bytes)>>>;
+/// What a callback receiver was sent: each call's headers and body.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, axum::body::Bytes)>>>;
+
+/// A PEP's callback receiver on loopback, registered for alice's client
+/// (`greenlight-dev`) with the key `pep-shared-key`: its URL, address,
+/// what it was sent, the settings registering it, and the key's directory
+/// (kept while the server runs).
+async fn callback_receiver() -> (
+    String,
+    std::net::SocketAddr,
+    Seen,
+    Settings,
+    tempfile::TempDir,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let hook = listener.local_addr().expect("addr");
-    let seen: Seen = Arc::default();
+    let seen: Seen = Seen::default();
     let s = seen.clone();
     let app = axum::Router::new().fallback(
         move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
@@ -837,6 +834,28 @@ async fn callbacks_go_to_registered_endpoints_signed() {
         key_file.display()
     ))
     .expect("settings");
+    (url, hook, seen, settings, keys)
+}
+
+/// What `seen` holds once it holds `n` calls, or after ten seconds.
+async fn calls(seen: &Seen, n: usize) -> Vec<(axum::http::HeaderMap, axum::body::Bytes)> {
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        got = seen.lock().expect("lock").clone();
+        if got.len() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    got
+}
+
+/// A callback goes only to an endpoint registered for the submitting
+/// client, signed with its key: the receiver can tell a real notification
+/// from a forged one, whose signature fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_go_to_registered_endpoints_signed() {
+    let (url, hook, seen, settings, _keys) = callback_receiver().await;
     let srv = Server::start_with(settings).await;
     let alice = token("alice", "payments:refund", &[]);
     let e = eval(&alice, 500);
@@ -892,14 +911,7 @@ async fn callbacks_go_to_registered_endpoints_signed() {
     assert_eq!(status, 202, "{t}");
     let id = t["task"]["id"].as_str().expect("id").to_owned();
     srv.approve_by_finance(&id, &["bob", "carol"]).await;
-    let mut calls = Vec::new();
-    for _ in 0..200 {
-        calls = seen.lock().expect("lock").clone();
-        if !calls.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let calls = calls(&seen, 1).await;
     assert_eq!(calls.len(), 1, "one notification");
     let (headers, body) = &calls[0];
     let got: Value = serde_json::from_slice(body).expect("json");

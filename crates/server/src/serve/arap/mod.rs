@@ -30,8 +30,10 @@
 //! Status mapping: Greenlight's `revoked` (an approver withdrew it, or the
 //! requester cancelled it) shows as `cancelled`, even after approval:
 //! a withdrawn approval must not read as usable. `failed` is never
-//! reported (a store error is a `500` and changes nothing), and `partial`
-//! needs bulk submissions (`items`), which are refused.
+//! reported: a store error is a `500` and changes nothing, and an approval
+//! ends only by a decision, its time, or its withdrawal. Bulk submissions
+//! (`items`, [`bulk`]) are a task over several approvals, `partial` when
+//! their outcomes differ.
 
 use std::sync::Arc;
 
@@ -39,16 +41,18 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use greenlight_store::{AccessRequestKey, NewTaskCallback, Status};
-use greenlight_types::{Principal, Verdict};
+use greenlight_store::{AccessRequestKey, Approval, NewTaskCallback, Status};
+use greenlight_types::{Challenge, Principal, Verdict};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::authzen::{self, ActionSpec, Entity, Evaluation, Pep, Subject};
+use super::live::Version;
 use super::oauth::ask::{Note, open_for};
 use super::{ApiError, AppState};
 
 pub mod binding;
+mod bulk;
 mod problem;
 pub mod reevaluate;
 mod task;
@@ -83,7 +87,8 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// least 24 hours after the task is terminal).
 const KEEP_KEYS_FOR: i64 = 86_400;
 
-/// The task statuses a callback may ask to be told about.
+/// The task statuses a callback may ask to be told about (`failed` is
+/// accepted but never told: no task here ends that way).
 const CALLBACK_EVENTS: [&str; 6] = [
     "approved",
     "denied",
@@ -130,7 +135,8 @@ struct Submission {
     subject: Option<Entity>,
     resource: Option<Entity>,
     action: Option<ActionSpec>,
-    items: Option<Value>,
+    /// A bulk submission's items ([`bulk`]).
+    items: Option<Vec<bulk::Item>>,
     context: Option<Map<String, Value>>,
     denial: Option<binding::Denial>,
     /// Interpreted by the service: Greenlight's approvals last what the
@@ -260,6 +266,198 @@ async fn submitter(
     }
 }
 
+/// Who submits an access request, and under which key.
+struct Submitter {
+    /// The authenticated caller: the requester, or the PEP vouching for
+    /// them.
+    caller: Principal,
+    /// Who acts for the requester: the agent their token names, or the
+    /// vouching PEP.
+    actor: Option<String>,
+    /// The requester, as the evaluation named them.
+    subject: Subject,
+    /// The `Idempotency-Key`, if any, and the body's canonical hash.
+    key: Option<String>,
+    body_hash: String,
+}
+
+impl Submitter {
+    /// The caller's identity, as idempotency keys are scoped.
+    fn caller_key(&self) -> String {
+        super::auth::identity_key(&self.caller)
+    }
+
+    /// The idempotency record of a submission that opened `approval_id`
+    /// (and, in bulk, `bundle_id`) at `now`, kept until `keep_until`.
+    fn key_record(
+        &self,
+        approval_id: &str,
+        bundle_id: Option<&str>,
+        now: i64,
+        keep_until: i64,
+    ) -> Option<AccessRequestKey> {
+        Some(AccessRequestKey {
+            caller: self.caller_key(),
+            idempotency_key: self.key.clone()?,
+            body_hash: self.body_hash.clone(),
+            approval_id: approval_id.to_owned(),
+            bundle_id: bundle_id.map(str::to_owned),
+            created_at: now,
+            keep_until,
+        })
+    }
+}
+
+/// A submitted (resource, action), bound to its denial and decided again:
+/// the approval it asks for.
+struct Asked {
+    challenge: Challenge,
+    policy_hash: String,
+    evaluation_id: String,
+    /// The submission's `business_justification`, shown to approvers.
+    justification: Option<String>,
+}
+
+/// Verifies `denial` ([`binding::verify`]) and decides the submitted
+/// `action` on `resource` again with the submission's own subject: only
+/// the context members the denial bound are authorization input; the rest
+/// are the submission's additions (a `business_justification` is shown to
+/// the approvers). It binds only when that decision asks for the same
+/// approval: the same requester and action digest.
+async fn ask(
+    st: &AppState,
+    v: &Version,
+    by: &Submitter,
+    action: Option<ActionSpec>,
+    resource: Option<Entity>,
+    context: &Map<String, Value>,
+    denial: &binding::Denial,
+) -> Result<Asked, Problem> {
+    let bound = binding::verify(st, denial)?;
+    let (relevant, added): (Map<String, Value>, Map<String, Value>) = context
+        .clone()
+        .into_iter()
+        .partition(|(k, _)| bound.members.iter().any(|m| m == k));
+    let justification = added
+        .get("business_justification")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let e = Evaluation::new(None, action, resource, Some(relevant));
+    // Decided, not enforced: nothing is consumed here (an action token as
+    // the subject is allowed, not spent), and an active window grant is
+    // found when the approval is opened.
+    let d = authzen::decide_one(st, v, &by.subject, &e)
+        .await
+        .map_err(ApiError::invalid_request)?;
+    let challenge = match d.verdict {
+        Verdict::ApprovalRequired(ch) => ch,
+        Verdict::Allow(_) => {
+            return Err(Problem::new(
+                PROBLEM_NOT_REQUESTABLE,
+                400,
+                "the action is allowed now without approval: evaluate it again",
+            ));
+        }
+        Verdict::Deny(den) => {
+            let err = ApiError::from_denial(&den);
+            return Err(if err.status == StatusCode::FORBIDDEN {
+                Problem::new(
+                    PROBLEM_NOT_REQUESTABLE,
+                    400,
+                    format!("the action is refused, not awaiting approval ({den})"),
+                )
+            } else {
+                err.into()
+            });
+        }
+        Verdict::StepUpRequired(s) => return Err(ApiError::step_up(&s).into()),
+    };
+    if super::auth::voter(&challenge.requester) != bound.requester {
+        return Err(Problem::new(
+            PROBLEM_INVALID_BINDING,
+            400,
+            format!(
+                "the denial was given to `{}` through client `{}`, not to this subject",
+                bound.requester.subject, bound.requester.client_id
+            ),
+        ));
+    }
+    if challenge.action.digest != bound.digest {
+        return Err(Problem::new(
+            PROBLEM_INVALID_BINDING,
+            400,
+            format!(
+                "the submitted action, resource or context is not the one denied in `{}`",
+                bound.evaluation_id
+            ),
+        ));
+    }
+    // A PEP vouching for a subject does not speak for the person: it
+    // cannot ask them to confirm their own action.
+    if matches!(by.subject, Subject::Vouched(_))
+        && challenge
+            .obligation
+            .approvers
+            .contains(&greenlight_types::Approver::Subject)
+    {
+        return Err(Problem::new(
+            PROBLEM_NOT_REQUESTABLE,
+            400,
+            "this approval is the person's own confirmation: it must be asked for with their token, not by a PEP vouching for them",
+        ));
+    }
+    Ok(Asked {
+        challenge,
+        policy_hash: d.policy_hash,
+        evaluation_id: bound.evaluation_id,
+        justification,
+    })
+}
+
+/// Opens (or joins) the approval `asked` asks for.
+async fn open(
+    st: &AppState,
+    v: &Version,
+    by: &Submitter,
+    asked: &Asked,
+) -> Result<Approval, Problem> {
+    Ok(open_for(
+        st,
+        v,
+        &asked.challenge,
+        asked.policy_hash.clone(),
+        by.actor.clone(),
+        Note {
+            binding_message: None,
+            reason: asked.justification.clone(),
+            requested_expiry: None,
+        },
+    )
+    .await?)
+}
+
+/// Audits a submission: the denials, the submission and the task, tied
+/// together.
+async fn audit_submission(st: &AppState, by: &Submitter, task: &str, detail: Value) {
+    let mut detail = detail;
+    detail["issuer"] = json!(by.caller.issuer);
+    detail["client_id"] = json!(by.caller.client_id);
+    detail["actor"] = json!(by.actor);
+    if let Err(e) = st
+        .store
+        .append_audit(greenlight_store::NewAuditEvent {
+            at: st.now(),
+            actor: by.caller.subject.clone(),
+            event: "access_request.submitted".to_owned(),
+            approval_id: Some(task.to_owned()),
+            detail,
+        })
+        .await
+    {
+        tracing::error!(error = %e, task, "cannot audit an access request");
+    }
+}
+
 /// `POST /access/v1/requests`.
 pub async fn submit(
     State(st): State<Arc<AppState>>,
@@ -271,9 +469,9 @@ pub async fn submit(
     let sub: Submission = serde_json::from_value(value.clone()).map_err(|e| {
         ApiError::invalid_request(format!("the body is not an access request: {e}"))
     })?;
-    if sub.items.is_some() {
+    if sub.items.is_some() && (sub.resource.is_some() || sub.action.is_some()) {
         return Err(ApiError::invalid_request(
-            "bulk access requests (`items`) are not supported: submit each denied request with its own denial",
+            "`resource` and `action` must be omitted when `items` is present: each item names its own",
         )
         .into());
     }
@@ -281,12 +479,7 @@ pub async fn submit(
     let v = st.version();
     let mut pep = Pep::new(&headers);
     let context = sub.context.clone().unwrap_or_default();
-    let probe = Evaluation::new(
-        sub.subject.clone(),
-        sub.action.clone(),
-        sub.resource.clone(),
-        None,
-    );
+    let probe = Evaluation::new(sub.subject.clone(), None, None, None);
     let subject = authzen::subject_of(&st, &v, &mut pep, &probe).await?;
     let (caller, actor) = submitter(&st, &mut pep, &subject).await?;
     check_actor(sub.client.as_ref(), actor.as_deref())?;
@@ -316,6 +509,17 @@ pub async fn submit(
     {
         return replay(&st, &seen, &body_hash).await;
     }
+    let by = Submitter {
+        caller,
+        actor,
+        subject,
+        key,
+        body_hash,
+    };
+    if let Some(items) = sub.items {
+        let raw = value["items"].as_array().cloned().unwrap_or_default();
+        return bulk::submit(&st, &v, &by, items, &raw, &context, sub.callback).await;
+    }
 
     let denial = sub.denial.ok_or_else(|| {
         Problem::new(
@@ -324,116 +528,21 @@ pub async fn submit(
             "`denial` is required: echo the requestable denial's binding",
         )
     })?;
-    let bound = binding::verify(&st, &denial)?;
-    let mut callback = callback_of(&st, &caller, sub.callback)?;
-
-    // Decided again with the submission's own subject: only the context
-    // members the denial bound are authorization input; the rest are the
-    // submission's additions (a `business_justification` is shown to the
-    // approvers).
-    let (relevant, added): (Map<String, Value>, Map<String, Value>) = context
-        .into_iter()
-        .partition(|(k, _)| bound.members.iter().any(|m| m == k));
-    let justification = added
-        .get("business_justification")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let e = Evaluation::new(sub.subject, sub.action, sub.resource, Some(relevant));
-    // Decided, not enforced: nothing is consumed here (an action token as
-    // the subject is allowed, not spent), and an active window grant is
-    // found when the approval is opened.
-    let d = authzen::decide_one(&st, &v, &subject, &e)
-        .await
-        .map_err(ApiError::invalid_request)?;
-    let policy_hash = d.policy_hash.clone();
-    let ch = match d.verdict {
-        Verdict::ApprovalRequired(ch) => ch,
-        Verdict::Allow(_) => {
-            return Err(Problem::new(
-                PROBLEM_NOT_REQUESTABLE,
-                400,
-                "the action is allowed now without approval: evaluate it again",
-            ));
-        }
-        Verdict::Deny(den) => {
-            let err = ApiError::from_denial(&den);
-            return Err(if err.status == StatusCode::FORBIDDEN {
-                Problem::new(
-                    PROBLEM_NOT_REQUESTABLE,
-                    400,
-                    format!("the action is refused, not awaiting approval ({den})"),
-                )
-            } else {
-                err.into()
-            });
-        }
-        Verdict::StepUpRequired(s) => return Err(ApiError::step_up(&s).into()),
-    };
-    let asked = super::auth::voter(&ch.requester);
-    if asked != bound.requester {
-        return Err(Problem::new(
-            PROBLEM_INVALID_BINDING,
-            400,
-            format!(
-                "the denial was given to `{}` through client `{}`, not to this subject",
-                bound.requester.subject, bound.requester.client_id
-            ),
-        ));
-    }
-    if ch.action.digest != bound.digest {
-        return Err(Problem::new(
-            PROBLEM_INVALID_BINDING,
-            400,
-            format!(
-                "the submitted action, resource or context is not the one denied in `{}`",
-                bound.evaluation_id
-            ),
-        ));
-    }
-    // A PEP vouching for a subject does not speak for the person: it
-    // cannot ask them to confirm their own action.
-    if matches!(subject, Subject::Vouched(_))
-        && ch
-            .obligation
-            .approvers
-            .contains(&greenlight_types::Approver::Subject)
-    {
-        return Err(Problem::new(
-            PROBLEM_NOT_REQUESTABLE,
-            400,
-            "this approval is the person's own confirmation: it must be asked for with their token, not by a PEP vouching for them",
-        ));
-    }
-    let approval = open_for(
-        &st,
-        &v,
-        &ch,
-        policy_hash,
-        actor.clone(),
-        Note {
-            binding_message: None,
-            reason: justification,
-            requested_expiry: None,
-        },
-    )
-    .await?;
-    let mut approval = approval;
-    if let Some(key) = key {
-        let record = AccessRequestKey {
-            caller: caller_key,
-            idempotency_key: key,
-            body_hash: body_hash.clone(),
-            approval_id: approval.id.clone(),
-            created_at: st.now(),
-            keep_until: approval
-                .expires_at
-                .max(st.now())
-                .saturating_add(KEEP_KEYS_FOR),
-        };
+    let asked = ask(&st, &v, &by, sub.action, sub.resource, &context, &denial).await?;
+    let mut callback = callback_of(&st, &by.caller, sub.callback)?;
+    let mut approval = open(&st, &v, &by, &asked).await?;
+    let keep_until = approval
+        .expires_at
+        .max(st.now())
+        .saturating_add(KEEP_KEYS_FOR);
+    if let Some(record) = by.key_record(&approval.id, None, st.now(), keep_until) {
         let stands = st.store.record_access_request(&record).await?;
-        if stands.approval_id != approval.id || stands.body_hash != body_hash {
+        if stands.approval_id != approval.id
+            || stands.bundle_id.is_some()
+            || stands.body_hash != by.body_hash
+        {
             // A concurrent submission under the same key came first.
-            return replay(&st, &stands, &body_hash).await;
+            return replay(&st, &stands, &by.body_hash).await;
         }
     }
     if let Some(cb) = callback.as_mut() {
@@ -451,29 +560,19 @@ pub async fn submit(
                 .unwrap_or(approval);
         }
     }
-    // The denial, the submission and the task, tied together for audit.
-    if let Err(e) = st
-        .store
-        .append_audit(greenlight_store::NewAuditEvent {
-            at: st.now(),
-            actor: caller.subject.clone(),
-            event: "access_request.submitted".to_owned(),
-            approval_id: Some(approval.id.clone()),
-            detail: json!({
-                "evaluation_id": bound.evaluation_id,
-                "issuer": caller.issuer,
-                "client_id": caller.client_id,
-                "actor": actor,
-                "callback": callback.as_ref().map(|c| &c.hook),
-            }),
-        })
-        .await
-    {
-        tracing::error!(error = %e, task = %approval.id, "cannot audit an access request");
-    }
+    audit_submission(
+        &st,
+        &by,
+        &approval.id,
+        json!({
+            "evaluation_id": asked.evaluation_id,
+            "callback": callback.as_ref().map(|c| &c.hook),
+        }),
+    )
+    .await;
     tracing::info!(
         task = %approval.id,
-        evaluation = %bound.evaluation_id,
+        evaluation = %asked.evaluation_id,
         evaluated_at = ?denial.evaluated_at,
         reason = ?denial.reason,
         template = ?denial.template,
@@ -500,6 +599,9 @@ async fn replay(
             409,
             "this Idempotency-Key was used with a different access request",
         ));
+    }
+    if let Some(bundle) = &seen.bundle_id {
+        return bulk::replay(st, bundle).await;
     }
     let a = st
         .store

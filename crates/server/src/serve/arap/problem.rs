@@ -26,6 +26,13 @@ impl Problem {
             error: ApiError::new(status, code, detail),
         }
     }
+
+    /// The same problem, its detail prefixed with where it arose (an item
+    /// of a bulk submission).
+    pub fn at(mut self, place: &str) -> Self {
+        self.error.description = format!("{place}: {}", self.error.description);
+        self
+    }
 }
 
 impl From<ApiError> for Problem {

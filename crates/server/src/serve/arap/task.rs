@@ -1,5 +1,5 @@
 //! The task: its handle and result, who may read or cancel it, and the
-//! two endpoints that do.
+//! two endpoints that do (a bulk task's own answer is in [`super::bulk`]).
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use greenlight_store::bundles::Bundle;
 use greenlight_store::{Approval, Status};
 use greenlight_types::Principal;
 use serde::Deserialize;
@@ -16,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::super::auth::{authenticate, voter};
 use super::super::{ApiError, AppState, authzen};
 use super::{
-    PROBLEM_TASK_EXPIRED, PROBLEM_TASK_STATE, PROBLEM_UNKNOWN_TASK, Problem, binding, rfc3339,
+    PROBLEM_TASK_EXPIRED, PROBLEM_TASK_STATE, PROBLEM_UNKNOWN_TASK, Problem, binding, bulk, rfc3339,
 };
 
 /// A task's status endpoint.
@@ -99,12 +100,25 @@ pub(super) fn task_response(
     Ok(resp)
 }
 
-/// Whether `who` may read or cancel the task `a`: the requester through
-/// the client that asked, or that client's own token when it is a PEP
-/// trusted to vouch for subjects (the one that submitted for them).
-fn may_handle(st: &AppState, a: &Approval, who: &Principal) -> bool {
-    let same_client = who.issuer == a.requester_issuer && who.client_id == a.client_id;
-    same_client && (who.subject == a.requester || authzen::trusted_pep(st, who).is_ok())
+/// Whether `who` may read or cancel a task of the requester `subject` at
+/// `issuer` asked through `client_id`: the requester through that client,
+/// or that client's own token when it is a PEP trusted to vouch for
+/// subjects (the one that submitted for them).
+fn may_handle(
+    st: &AppState,
+    issuer: &str,
+    client_id: &str,
+    subject: &str,
+    who: &Principal,
+) -> bool {
+    let same_client = who.issuer == issuer && who.client_id == client_id;
+    same_client && (who.subject == subject || authzen::trusted_pep(st, who).is_ok())
+}
+
+/// A task: one approval, or a bulk submission's bundle over several.
+enum Task {
+    One(Box<Approval>),
+    Bulk(Bundle, Vec<Approval>),
 }
 
 /// The task `id` if `headers` authenticate someone who may handle it;
@@ -113,14 +127,24 @@ async fn task_for(
     st: &AppState,
     id: &str,
     headers: &HeaderMap,
-) -> Result<(Approval, Principal), Problem> {
+) -> Result<(Task, Principal), Problem> {
     let who = authenticate(st, headers).await?.principal;
     let unknown = || Problem::new(PROBLEM_UNKNOWN_TASK, 404, format!("no task `{id}`"));
-    let a = st.store.get_approval(id).await?.ok_or_else(unknown)?;
-    if !may_handle(st, &a, &who) {
+    let task = match st.store.get_approval(id).await? {
+        Some(a) => Task::One(Box::new(a)),
+        None => {
+            let (b, items) = bulk::load(st, id).await?.ok_or_else(unknown)?;
+            Task::Bulk(b, items)
+        }
+    };
+    let mine = match &task {
+        Task::One(a) => may_handle(st, &a.requester_issuer, &a.client_id, &a.requester, &who),
+        Task::Bulk(b, _) => may_handle(st, &b.requester_issuer, &b.client_id, &b.requester, &who),
+    };
+    if !mine {
         return Err(unknown());
     }
-    Ok((a, who))
+    Ok((task, who))
 }
 
 /// `GET /access/v1/requests/{id}`.
@@ -129,8 +153,10 @@ pub async fn status(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let (a, _) = task_for(&st, &id, &headers).await?;
-    task_response(&st, &a, StatusCode::OK)
+    match task_for(&st, &id, &headers).await? {
+        (Task::One(a), _) => task_response(&st, &a, StatusCode::OK),
+        (Task::Bulk(b, items), _) => bulk::response(&st, &b, &items, StatusCode::OK),
+    }
 }
 
 /// The optional body of a cancellation.
@@ -149,13 +175,24 @@ pub async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let (a, who) = task_for(&st, &id, &headers).await?;
+    let (task, who) = task_for(&st, &id, &headers).await?;
     let why: Cancellation = if body.iter().all(u8::is_ascii_whitespace) {
         Cancellation::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::invalid_request(format!("the body is not a cancellation: {e}"))
         })?
+    };
+    let reason = match (why.reason, why.comment) {
+        (Some(r), Some(c)) => Some(format!("{r}: {c}")),
+        (r, c) => r.or(c),
+    }
+    .or_else(|| Some("cancelled by the requester".to_owned()));
+    let a = match task {
+        Task::One(a) => *a,
+        Task::Bulk(b, items) => {
+            return bulk::cancel(&st, &b, &items, &voter(&who), reason.as_deref()).await;
+        }
     };
     let now = st.now();
     let status = a.status_at(now);
@@ -166,11 +203,6 @@ pub async fn cancel(
             format!("task `{id}` is already {}", status.task_status()),
         ));
     }
-    let reason = match (why.reason, why.comment) {
-        (Some(r), Some(c)) => Some(format!("{r}: {c}")),
-        (r, c) => r.or(c),
-    }
-    .or_else(|| Some("cancelled by the requester".to_owned()));
     let tell = |done: &Approval| super::super::approvals::outcome_deliveries(&st, done, now);
     match st
         .store

@@ -1,0 +1,362 @@
+//! Bulk access requests (ARAP `items`): several (resource, action) items
+//! in one submission and one task.
+//!
+//! This PDP binds every evaluation on its own (a batch evaluation's
+//! denials each carry their own binding token), so every item echoes the
+//! `denial` of its own evaluation; a top-level `denial` cannot cover a
+//! bundle and is not relied on. Each item is bound and decided again like
+//! a single submission and opens (or joins) its own approval; the task is
+//! a bundle over those approvals ([`greenlight_store::bundles`]). Its
+//! status is the profile's aggregate (`pending` while any item is, the
+//! items' one terminal status, or `partial`); each item shows its own
+//! status and, once approved, its own result to re-evaluate that item
+//! with. Cancelling the task withdraws its pending items only.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use greenlight_store::bundles::{Bundle, BundleItem, BundleOpened, MAX_ITEMS, aggregate};
+use greenlight_store::{Approval, Status, StoreError, Voter};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::super::approval_use::use_until;
+use super::super::authzen::{ActionSpec, Entity};
+use super::super::live::Version;
+use super::super::{ApiError, AppState};
+use super::task::status_endpoint;
+use super::{
+    Callback, KEEP_KEYS_FOR, PROBLEM_INVALID_BINDING, PROBLEM_TASK_EXPIRED, PROBLEM_TASK_STATE,
+    Problem, Submitter, ask, audit_submission, binding, callback_of, open, replay as replay_single,
+    rfc3339,
+};
+
+/// One item of a bulk submission.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    resource: Option<Entity>,
+    action: Option<ActionSpec>,
+    /// Merged over the top-level `requested_access`; like it, noted and
+    /// not acted on.
+    #[expect(
+        dead_code,
+        reason = "accepted as the profile defines it; approvals last what the policy says"
+    )]
+    requested_access: Option<Map<String, Value>>,
+    denial: Option<binding::Denial>,
+}
+
+/// A bulk submission, after the submitter is known and no earlier
+/// submission under its idempotency key was found.
+pub(super) async fn submit(
+    st: &AppState,
+    v: &Version,
+    by: &Submitter,
+    items: Vec<Item>,
+    raw: &[Value],
+    context: &Map<String, Value>,
+    callback: Option<Callback>,
+) -> Result<Response, Problem> {
+    if items.is_empty() || items.len() > MAX_ITEMS {
+        return Err(ApiError::invalid_request(format!(
+            "`items` holds 1 to {MAX_ITEMS} items, not {}",
+            items.len()
+        ))
+        .into());
+    }
+    let mut asked = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Some(denial) = item.denial.as_ref() else {
+            return Err(Problem::new(
+                PROBLEM_INVALID_BINDING,
+                400,
+                format!(
+                    "`items[{i}]` has no `denial`: this PDP binds each evaluation on its own, so each item echoes the denial of its own evaluation"
+                ),
+            ));
+        };
+        let one = ask(
+            st,
+            v,
+            by,
+            item.action.clone(),
+            item.resource.clone(),
+            context,
+            denial,
+        )
+        .await
+        .map_err(|p| p.at(&format!("`items[{i}]`")))?;
+        if let Some(j) = asked
+            .iter()
+            .position(|a: &super::Asked| a.challenge.action.digest == one.challenge.action.digest)
+        {
+            return Err(ApiError::invalid_request(format!(
+                "`items[{j}]` and `items[{i}]` are the same action: ask for it once"
+            ))
+            .into());
+        }
+        asked.push(one);
+    }
+    let mut callback = callback_of(st, &by.caller, callback)?;
+    let mut approvals = Vec::with_capacity(asked.len());
+    for (i, one) in asked.iter().enumerate() {
+        approvals.push(
+            open(st, v, by, one)
+                .await
+                .map_err(|p| p.at(&format!("`items[{i}]`")))?,
+        );
+    }
+    let now = st.now();
+    let id = greenlight_store::new_id().map_err(ApiError::from)?;
+    // Kept while any item can still be decided or used, and a day more.
+    let collect = super::super::state::seconds(st.settings.approvals.collect_within());
+    let keep_until = approvals
+        .iter()
+        .map(|a| a.expires_at.saturating_add(collect))
+        .max()
+        .unwrap_or(now)
+        .max(now)
+        .saturating_add(KEEP_KEYS_FOR);
+    let first = &approvals[0];
+    let bundle = Bundle {
+        id: id.clone(),
+        requester_issuer: first.requester_issuer.clone(),
+        requester: first.requester.clone(),
+        client_id: first.client_id.clone(),
+        created_at: now,
+        keep_until,
+        // Echoed as submitted.
+        items: approvals
+            .iter()
+            .zip(raw)
+            .map(|(a, item)| BundleItem {
+                approval_id: a.id.clone(),
+                resource: item["resource"].to_string(),
+                action: item["action"].to_string(),
+            })
+            .collect(),
+    };
+    if let Some(cb) = callback.as_mut() {
+        cb.status_endpoint = status_endpoint(st, &id);
+    }
+    let record = by.key_record(&first.id, Some(&id), now, keep_until);
+    match st
+        .store
+        .open_bundle(&bundle, record.as_ref(), callback.as_ref(), now)
+        .await?
+    {
+        BundleOpened::Created { .. } => {}
+        // A concurrent submission under the same key came first.
+        BundleOpened::KeyTaken(stands) => {
+            return replay_single(st, &stands, &by.body_hash).await;
+        }
+    }
+    audit_submission(
+        st,
+        by,
+        &id,
+        json!({
+            "bulk": true,
+            "items": approvals.iter().zip(&asked).map(|(a, one)| json!({
+                "approval_id": a.id,
+                "evaluation_id": one.evaluation_id,
+            })).collect::<Vec<_>>(),
+            "callback": callback.as_ref().map(|c| &c.hook),
+        }),
+    )
+    .await;
+    tracing::info!(task = %id, items = approvals.len(), "bulk access request submitted");
+    let code = if aggregate(approvals.iter().map(|a| a.status_at(now))) == "pending" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    response(st, &bundle, &approvals, code)
+}
+
+/// Withdraws the bulk task's pending items for `who` (its requester's
+/// side); items already decided stay as they are. `invalid_task_state`
+/// when no item is pending.
+pub(super) async fn cancel(
+    st: &AppState,
+    bundle: &Bundle,
+    approvals: &[Approval],
+    who: &Voter,
+    reason: Option<&str>,
+) -> Result<Response, Problem> {
+    let now = st.now();
+    let already = || {
+        Problem::new(
+            PROBLEM_TASK_STATE,
+            409,
+            format!(
+                "task `{}` is already {}",
+                bundle.id,
+                aggregate(approvals.iter().map(|a| a.status_at(now)))
+            ),
+        )
+    };
+    let tell = |done: &Approval| super::super::approvals::outcome_deliveries(st, done, now);
+    let mut cancelled = 0;
+    for a in approvals
+        .iter()
+        .filter(|a| a.status_at(now) == Status::Pending)
+    {
+        match st
+            .store
+            .cancel_pending_announced(&a.id, who, reason, now, &tell)
+            .await
+        {
+            Ok(_) => cancelled += 1,
+            // Decided or lapsed meanwhile: it keeps that status.
+            Err(StoreError::Expired { .. } | StoreError::NotRevocable { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    st.notifier.wake();
+    if cancelled == 0 {
+        return Err(already());
+    }
+    st.metrics.approvals("cancelled", cancelled);
+    let (bundle, approvals) = load(st, &bundle.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("a bulk task is gone"))?;
+    response(st, &bundle, &approvals, StatusCode::OK)
+}
+
+/// The answer to a bulk submission's retry under its idempotency key.
+pub(super) async fn replay(st: &AppState, id: &str) -> Result<Response, Problem> {
+    let (bundle, approvals) = load(st, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("an access request's task is gone"))?;
+    let now = st.now();
+    let code = if aggregate(approvals.iter().map(|a| a.status_at(now))) == "pending" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    response(st, &bundle, &approvals, code)
+}
+
+/// The bulk task `id` and its items' approvals, in order, if it is kept.
+pub(super) async fn load(
+    st: &AppState,
+    id: &str,
+) -> Result<Option<(Bundle, Vec<Approval>)>, Problem> {
+    let Some(bundle) = st.store.get_bundle(id).await? else {
+        return Ok(None);
+    };
+    let mut approvals = Vec::with_capacity(bundle.items.len());
+    for item in &bundle.items {
+        approvals.push(
+            st.store
+                .get_approval(&item.approval_id)
+                .await?
+                .ok_or_else(|| ApiError::internal("a bulk task's approval is gone"))?,
+        );
+    }
+    Ok(Some((bundle, approvals)))
+}
+
+/// The bulk task as of now: the aggregate status, each item's own status
+/// and, for an approved item, its own result. `task_expired` once no item
+/// is pending and every approved item's result is past its use.
+fn answer(st: &AppState, bundle: &Bundle, approvals: &[Approval]) -> Result<Value, Problem> {
+    let now = st.now();
+    let statuses: Vec<Status> = approvals.iter().map(|a| a.status_at(now)).collect();
+    let status = aggregate(statuses.iter().copied());
+    let url = status_endpoint(st, &bundle.id);
+    // The handle lasts while an item can be decided or its result used.
+    let lasts = approvals
+        .iter()
+        .zip(&statuses)
+        .filter_map(|(a, s)| match s {
+            Status::Pending => Some(a.expires_at),
+            Status::Approved => Some(use_until(st, a)),
+            _ => None,
+        })
+        .max();
+    let approved = statuses.contains(&Status::Approved);
+    if approved && lasts.is_some_and(|until| now >= until) {
+        return Err(Problem::new(
+            PROBLEM_TASK_EXPIRED,
+            410,
+            format!(
+                "task `{}` had approved items, to be used until {}",
+                bundle.id,
+                rfc3339(lasts.unwrap_or(now))
+            ),
+        ));
+    }
+    let mut items = Vec::with_capacity(approvals.len());
+    for ((item, a), s) in bundle.items.iter().zip(approvals).zip(&statuses) {
+        let mut one = json!({
+            "resource": serde_json::from_str::<Value>(&item.resource).unwrap_or(Value::Null),
+            "action": serde_json::from_str::<Value>(&item.action).unwrap_or(Value::Null),
+            "status": s.task_status(),
+        });
+        if *s == Status::Approved {
+            let until = use_until(st, a);
+            let approval = binding::approval_result(st, a, until).map_err(ApiError::internal)?;
+            one["result"] = json!({ "mode": "reevaluate", "approval": approval });
+        }
+        items.push(one);
+    }
+    let mut task = json!({
+        "id": bundle.id,
+        "status": status,
+        "status_endpoint": url,
+        "display": {
+            "title": format!("Approval of {} actions", approvals.len()),
+            "description": items
+                .iter()
+                .map(|i| format!(
+                    "{} of {} {}",
+                    i["action"]["name"].as_str().unwrap_or("?"),
+                    i["resource"]["type"].as_str().unwrap_or("?"),
+                    i["resource"]["id"].as_str().unwrap_or("?"),
+                ))
+                .collect::<Vec<_>>()
+                .join("; "),
+        },
+        "items": items,
+    });
+    if let Some(until) = lasts {
+        task["expires_at"] = json!(rfc3339(until));
+    }
+    if status == "pending" {
+        task["links"] = json!({ "cancel": format!("{url}/cancel") });
+    }
+    Ok(json!({ "task": task }))
+}
+
+/// The bulk task's answer with `status`, `Location` and, while pending,
+/// `Retry-After` (the shortest poll interval of its pending items).
+pub(super) fn response(
+    st: &AppState,
+    bundle: &Bundle,
+    approvals: &[Approval],
+    status: StatusCode,
+) -> Result<Response, Problem> {
+    let body = answer(st, bundle, approvals)?;
+    let mut resp = (status, Json(body)).into_response();
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&status_endpoint(st, &bundle.id)) {
+        headers.insert(header::LOCATION, v);
+    }
+    let now = st.now();
+    if let Some(wait) = approvals
+        .iter()
+        .filter(|a| a.status_at(now) == Status::Pending)
+        .map(|a| a.poll_interval_seconds.max(1))
+        .min()
+    {
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(u64::try_from(wait).unwrap_or(5)),
+        );
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
