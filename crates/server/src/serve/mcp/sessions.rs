@@ -7,8 +7,13 @@ use serde_json::Value;
 
 use super::{bad_request, rpc_error};
 
-/// Sessions remembered with their owner; the oldest is forgotten beyond.
+/// Sessions remembered in all; beyond, the oldest is forgotten.
 const MAX_SESSIONS: usize = 100_000;
+
+/// Sessions remembered per owner (person and client); beyond, that
+/// owner's oldest is forgotten, so one caller opening sessions in a loop
+/// pushes out only their own.
+const MAX_PER_OWNER: usize = 1_000;
 
 /// The sessions the upstream opened, each with the person and client it
 /// was opened for: a session id is not a credential, so another caller
@@ -17,10 +22,32 @@ const MAX_SESSIONS: usize = 100_000;
 /// on the replica that saw it begin.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    owners: std::sync::Mutex<(
-        std::collections::HashMap<String, Session>,
-        std::collections::VecDeque<String>,
-    )>,
+    inner: std::sync::Mutex<Inner>,
+}
+
+/// The sessions, oldest first overall and per owner.
+#[derive(Debug, Default)]
+struct Inner {
+    sessions: std::collections::HashMap<String, Session>,
+    /// Ids in the order they began; may hold ids already forgotten, which
+    /// are skipped (and compacted away when they pile up).
+    order: std::collections::VecDeque<String>,
+    /// Each owner's ids, oldest first.
+    by_owner: std::collections::HashMap<String, std::collections::VecDeque<String>>,
+}
+
+impl Inner {
+    /// Forgets session `id`, wherever it is listed but in `order`.
+    fn forget(&mut self, id: &str) {
+        if let Some(s) = self.sessions.remove(id)
+            && let Some(ids) = self.by_owner.get_mut(&s.owner)
+        {
+            ids.retain(|i| i != id);
+            if ids.is_empty() {
+                self.by_owner.remove(&s.owner);
+            }
+        }
+    }
 }
 
 /// One session the upstream opened.
@@ -54,11 +81,8 @@ impl Sessions {
             )));
         }
         let id = id.to_str().unwrap_or_default().to_owned();
-        let owners = self
-            .owners
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match owners.0.get(&id) {
+        let inner = self.lock();
+        match inner.sessions.get(&id) {
             Some(s) if s.owner == super::super::auth::identity_key(who) => Ok(Some(s.clone())),
             _ => {
                 let mut resp = rpc_error(&Value::Null, -32001, "Session not found", None);
@@ -68,39 +92,95 @@ impl Sessions {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Remembers that session `id` is `who`'s, and whether its client
     /// takes URL elicitation.
     pub(super) fn start(&self, id: &str, who: &Principal, url_elicitation: bool) {
-        let mut owners = self
-            .owners
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if owners.0.contains_key(id) {
+        let mut inner = self.lock();
+        if inner.sessions.contains_key(id) {
             return;
         }
-        owners.0.insert(
+        let owner = super::super::auth::identity_key(who);
+        inner.sessions.insert(
             id.to_owned(),
             Session {
                 id: id.to_owned(),
-                owner: super::super::auth::identity_key(who),
+                owner: owner.clone(),
                 url_elicitation,
             },
         );
-        owners.1.push_back(id.to_owned());
-        while owners.1.len() > MAX_SESSIONS {
-            if let Some(old) = owners.1.pop_front() {
-                owners.0.remove(&old);
+        inner.order.push_back(id.to_owned());
+        let mine = inner.by_owner.entry(owner.clone()).or_default();
+        mine.push_back(id.to_owned());
+        let oldest = (mine.len() > MAX_PER_OWNER)
+            .then(|| mine.front().cloned())
+            .flatten();
+        if let Some(old) = oldest {
+            inner.forget(&old);
+        }
+        while inner.sessions.len() > MAX_SESSIONS {
+            match inner.order.pop_front() {
+                Some(old) => inner.forget(&old),
+                None => break,
             }
+        }
+        if inner.order.len() > 2 * MAX_SESSIONS {
+            let Inner {
+                sessions, order, ..
+            } = &mut *inner;
+            order.retain(|i| sessions.contains_key(i));
         }
     }
 
     /// Forgets a session that ended.
     pub(super) fn end(&self, id: &str) {
-        let mut owners = self
-            .owners
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        owners.0.remove(id);
-        owners.1.retain(|s| s != id);
+        let mut inner = self.lock();
+        inner.forget(id);
+        inner.order.retain(|s| s != id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(subject: &str) -> Principal {
+        Principal {
+            entity_type: "User".to_owned(),
+            subject: subject.to_owned(),
+            client_id: "agent".to_owned(),
+            issuer: "https://idp.example.com".to_owned(),
+            ..Principal::default()
+        }
+    }
+
+    fn has(s: &Sessions, id: &str) -> bool {
+        s.lock().sessions.contains_key(id)
+    }
+
+    /// One caller opening sessions in a loop forgets only their own
+    /// oldest; another's session stays.
+    #[test]
+    fn one_owner_cannot_push_out_anothers_sessions() {
+        let s = Sessions::default();
+        s.start("alice-1", &who("alice"), true);
+        for i in 0..=MAX_PER_OWNER {
+            s.start(&format!("mallory-{i}"), &who("mallory"), false);
+        }
+        assert!(has(&s, "alice-1"));
+        assert!(!has(&s, "mallory-0"), "mallory's oldest is forgotten");
+        assert!(has(&s, "mallory-1") && has(&s, &format!("mallory-{MAX_PER_OWNER}")));
+        let inner = s.lock();
+        assert_eq!(inner.sessions.len(), MAX_PER_OWNER + 1);
+        assert_eq!(inner.by_owner.len(), 2);
+        drop(inner);
+        s.end("alice-1");
+        assert!(!has(&s, "alice-1"));
+        assert_eq!(s.lock().by_owner.len(), 1);
     }
 }
