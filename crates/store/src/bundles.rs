@@ -10,6 +10,10 @@ use crate::{AccessRequestKey, NewTaskCallback, Pool, Status, Store, StoreError, 
 /// The most items one bulk task holds.
 pub const MAX_ITEMS: usize = 32;
 
+/// The most bulk tasks one approval may be an item of: deciding it tells
+/// each of them, so the work is bounded.
+pub const MAX_BUNDLES_PER_APPROVAL: usize = 16;
+
 /// One item of a bulk access request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BundleItem {
@@ -90,7 +94,9 @@ impl Store {
     /// approvals are locked while it is stored, so an item decided at the
     /// same moment either is seen decided here or sees the callback.
     /// Errors: `Invalid` (no items, too many, an approval named twice, or
-    /// another requester's), `NotFound` (an approval that does not exist).
+    /// another requester's), `NotFound` (an approval that does not exist),
+    /// `QuotaReached` (an approval already in [`MAX_BUNDLES_PER_APPROVAL`]
+    /// bulk tasks).
     pub async fn open_bundle(
         &self,
         bundle: &Bundle,

@@ -13,8 +13,11 @@ use crate::StoreError;
 /// The database the shared SQL in `sql/` is compiled for here.
 type Db = sqlx::Postgres;
 
-/// Starts a transaction that will write.
-const BEGIN_WRITE: &str = "BEGIN";
+/// Starts a transaction that will write, at READ COMMITTED whatever the
+/// database's default: a statement after a lock sees what the lock's
+/// previous holder committed (a pending approval's insert, a bundle's
+/// other item decided), which the store's concurrency relies on.
+const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// Tells every replica the signing keys changed (delivered on commit).
 const NOTIFY_KEYS: Option<&str> = Some("SELECT pg_notify('greenlight_keys', $1)");

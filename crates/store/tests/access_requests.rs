@@ -446,6 +446,34 @@ async fn a_bulk_task_refuses_items_that_are_not_its_requesters(db: &mut TestDb) 
         Err(StoreError::NotFound { .. })
     ));
     assert_eq!(db.store.get_bundle("x").await, Ok(None));
+
+    // One approval in at most 16 bulk tasks: deciding it tells a bounded
+    // number of them.
+    for n in 0..16 {
+        db.store
+            .open_bundle(&bundle(&format!("b-{n}"), &[&a], T0 + 100), None, None, T0)
+            .await
+            .expect("opened");
+    }
+    match db
+        .store
+        .open_bundle(&bundle("b-16", &[&a], T0 + 100), None, None, T0 + 10)
+        .await
+    {
+        Err(StoreError::QuotaReached {
+            message,
+            retry_after,
+        }) => {
+            assert_eq!(
+                message,
+                format!(
+                    "approval {a} is already part of 16 bulk access requests: read one of them"
+                )
+            );
+            assert_eq!(retry_after, TTL - 10);
+        }
+        other => panic!("not refused: {other:?}"),
+    }
 }
 
 async fn a_bulk_callback_is_told_once_when_the_last_item_ends(db: &mut TestDb) {

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 
 use super::requests::{CallbackRow, callback_delivery, read_key};
 use super::{Conn, LOCK_BUNDLE_CALLBACKS, Pool, begin_write};
-use crate::bundles::{Bundle, BundleItem, BundleOpened, aggregate};
+use crate::bundles::{Bundle, BundleItem, BundleOpened, MAX_BUNDLES_PER_APPROVAL, aggregate};
 use crate::{AccessRequestKey, NewTaskCallback, StoreError};
 
 /// An `access_request_bundles` row as stored.
@@ -74,6 +74,22 @@ pub(crate) async fn open_bundle(
             return Err(StoreError::Invalid(format!(
                 "approval {id} is not the bulk access request's requester's"
             )));
+        }
+        // Bounded, so deciding one approval tells a bounded number of
+        // bundles (joining a pending approval costs no quota).
+        let holding: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM access_request_bundle_items WHERE approval_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if holding >= i64::try_from(MAX_BUNDLES_PER_APPROVAL).unwrap_or(i64::MAX) {
+            return Err(StoreError::QuotaReached {
+                message: format!(
+                    "approval {id} is already part of {MAX_BUNDLES_PER_APPROVAL} bulk access requests: read one of them"
+                ),
+                retry_after: a.expires_at.saturating_sub(now).max(1),
+            });
         }
         statuses.push(a.status_at(now));
     }
