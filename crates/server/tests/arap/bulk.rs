@@ -526,3 +526,65 @@ async fn a_bulk_callback_is_told_the_aggregate_once() {
         })
     );
 }
+
+/// A bulk request refused part-way leaves nothing it opened: more items
+/// than the requester may have pending is refused before anything is
+/// opened, and one that reaches the quota on its second item withdraws the
+/// first (an approval already pending for another request stays).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_request_refused_part_way_withdraws_what_it_opened() {
+    let settings: Settings = toml::from_str("[approvals]\nmax_pending = 2\n").expect("settings");
+    let srv = Server::start_with(settings).await;
+    let alice = token("alice", "payments:refund", &[]);
+    let d = batch_denials(&srv, &alice, &["pay_a", "pay_b", "pay_c"], 500).await;
+    let items: Vec<Value> = d.iter().map(|(e, ctx)| item(e, ctx)).collect();
+    let (status, headers, v) = submit(&srv, None, bulk(&d[0].0, items.clone())).await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        problem(&headers, &v).1,
+        "`items` asks for 3 approvals; a requester may have at most 2 pending (approvals.max_pending)"
+    );
+
+    // One pending already (pay_c, asked for alone); two more would be three.
+    let (status, _, t) = submit(&srv, None, bulk(&d[2].0, vec![items[2].clone()])).await;
+    assert_eq!(status, 202, "{t}");
+    let (status, headers, v) = submit(&srv, None, bulk(&d[0].0, items[..2].to_vec())).await;
+    assert_eq!(status, 429, "{v}");
+    assert_eq!(
+        problem(&headers, &v).1,
+        "`items[1]`: `alice` has 2 approvals pending, the most allowed at once: wait for one to be decided or to expire"
+    );
+    let (_, list) = srv
+        .call(
+            "GET",
+            "/v1/approvals",
+            Some(&approver("bob", &["finance"])),
+            None,
+        )
+        .await;
+    let mut seen: Vec<(String, String)> = list["approvals"]
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .map(|a| {
+            let details = a["authorization_details"].to_string();
+            let payment = ["pay_a", "pay_b", "pay_c"]
+                .into_iter()
+                .find(|p| details.contains(p))
+                .unwrap_or("?");
+            (
+                payment.to_owned(),
+                a["status"].as_str().unwrap_or("?").to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("pay_a".to_owned(), "revoked".to_owned()),
+            ("pay_c".to_owned(), "pending".to_owned()),
+        ],
+        "{list}"
+    );
+}

@@ -1060,3 +1060,35 @@ async fn a_trusted_pep_submits_and_polls_for_a_vouched_subject() {
     .await;
     assert_eq!(a["decision"], true, "{a}");
 }
+
+/// A PEP trusted only to vouch (no `may_request`) cannot read or cancel
+/// the tasks of its client's users: vouching for decisions is not
+/// speaking for people's requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pep_trusted_only_to_vouch_cannot_handle_tasks() {
+    let settings: Settings = toml::from_str(
+        "[[authzen.trusted_clients]]\nissuer = \"https://idp.example.com\"\nclient_id = \"greenlight-dev\"\n",
+    )
+    .expect("settings");
+    let srv = Server::start_with(settings).await;
+    let alice = token("alice", "payments:refund", &[]);
+    let (id, _) = open_task(&srv, &alice, 500).await;
+    let pep = token("greenlight-dev", "", &[]);
+    let (status, headers, v) = task(&srv, &id, &pep).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        problem(&headers, &v),
+        (UNKNOWN_TASK.to_owned(), format!("no task `{id}`"))
+    );
+    let (status, _, _) = send(
+        &srv,
+        "POST",
+        &format!("/access/v1/requests/{id}/cancel"),
+        &[("authorization", &format!("Bearer {pep}"))],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (_, _, t) = task(&srv, &id, &alice).await;
+    assert_eq!(t["task"]["status"], "pending");
+}

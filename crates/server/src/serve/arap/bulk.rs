@@ -10,7 +10,9 @@
 //! status is the profile's aggregate (`pending` while any item is, the
 //! items' one terminal status, or `partial`); each item shows its own
 //! status and, once approved, its own result to re-evaluate that item
-//! with. Cancelling the task withdraws its pending items only.
+//! with. Cancelling the task withdraws its pending items only. A
+//! submission refused part-way withdraws the approvals it opened, so a
+//! refusal leaves nothing behind.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -58,10 +60,21 @@ pub(super) async fn submit(
     context: &Map<String, Value>,
     callback: Option<Callback>,
 ) -> Result<Response, Problem> {
-    if items.is_empty() || items.len() > MAX_ITEMS {
+    if items.is_empty() || items.len() > MAX_ITEMS || raw.len() != items.len() {
         return Err(ApiError::invalid_request(format!(
             "`items` holds 1 to {MAX_ITEMS} items, not {}",
             items.len()
+        ))
+        .into());
+    }
+    // Each item may open an approval: more than the requester may have
+    // pending at once would open some and then be refused.
+    let quota = st.settings.approvals.quota();
+    if items.len() > usize::try_from(quota.max_pending).unwrap_or(usize::MAX) {
+        return Err(ApiError::invalid_request(format!(
+            "`items` asks for {} approvals; a requester may have at most {} pending (approvals.max_pending)",
+            items.len(),
+            quota.max_pending
         ))
         .into());
     }
@@ -99,13 +112,24 @@ pub(super) async fn submit(
         asked.push(one);
     }
     let mut callback = callback_of(st, &by.caller, callback)?;
+    // Opened item by item; a refusal part-way (a quota reached, an action
+    // already approved for a window) withdraws the approvals this
+    // submission opened, so a refused submission leaves none behind.
     let mut approvals = Vec::with_capacity(asked.len());
+    let mut opened = Vec::new();
     for (i, one) in asked.iter().enumerate() {
-        approvals.push(
-            open(st, v, by, one)
-                .await
-                .map_err(|p| p.at(&format!("`items[{i}]`")))?,
-        );
+        match open(st, v, by, one).await {
+            Ok((a, created)) => {
+                if created {
+                    opened.push(a.id.clone());
+                }
+                approvals.push(a);
+            }
+            Err(p) => {
+                withdraw(st, by, &opened).await;
+                return Err(p.at(&format!("`items[{i}]`")));
+            }
+        }
     }
     let now = st.now();
     let id = greenlight_store::new_id().map_err(ApiError::from)?;
@@ -144,12 +168,17 @@ pub(super) async fn submit(
     match st
         .store
         .open_bundle(&bundle, record.as_ref(), callback.as_ref(), now)
-        .await?
+        .await
     {
-        BundleOpened::Created { .. } => {}
-        // A concurrent submission under the same key came first.
-        BundleOpened::KeyTaken(stands) => {
+        Ok(BundleOpened::Created { .. }) => {}
+        // A concurrent submission under the same key came first (with
+        // the same body, over the same approvals, joined).
+        Ok(BundleOpened::KeyTaken(stands)) => {
             return replay_single(st, &stands, &by.body_hash).await;
+        }
+        Err(e) => {
+            withdraw(st, by, &opened).await;
+            return Err(e.into());
         }
     }
     audit_submission(
@@ -166,13 +195,44 @@ pub(super) async fn submit(
         }),
     )
     .await;
+    // Each item's approval tells which task it is part of.
+    for (a, one) in approvals.iter().zip(&asked) {
+        audit_submission(
+            st,
+            by,
+            &a.id,
+            json!({ "task": id, "evaluation_id": one.evaluation_id }),
+        )
+        .await;
+    }
     tracing::info!(task = %id, items = approvals.len(), "bulk access request submitted");
-    let code = if aggregate(approvals.iter().map(|a| a.status_at(now))) == "pending" {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::CREATED
-    };
-    response(st, &bundle, &approvals, code)
+    // Read again: an item decided while the task was stored shows so.
+    replay(st, &id).await
+}
+
+/// Withdraws the approvals a refused bulk submission opened (not those it
+/// joined: they are others' requests too).
+async fn withdraw(st: &AppState, by: &Submitter, opened: &[String]) {
+    let now = st.now();
+    let tell = |done: &Approval| super::super::approvals::outcome_deliveries(st, done, now);
+    for id in opened {
+        if let Err(e) = st
+            .store
+            .cancel_pending_announced(
+                id,
+                &super::super::auth::voter(&by.caller),
+                Some("the bulk access request it was opened for was refused"),
+                now,
+                &tell,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, approval = %id, "cannot withdraw an approval a refused bulk access request opened");
+        }
+    }
+    if !opened.is_empty() {
+        st.notifier.wake();
+    }
 }
 
 /// Withdraws the bulk task's pending items for `who` (its requester's
@@ -186,7 +246,7 @@ pub(super) async fn cancel(
     reason: Option<&str>,
 ) -> Result<Response, Problem> {
     let now = st.now();
-    let already = || {
+    let already = |approvals: &[Approval]| {
         Problem::new(
             PROBLEM_TASK_STATE,
             409,
@@ -199,6 +259,12 @@ pub(super) async fn cancel(
     };
     let tell = |done: &Approval| super::super::approvals::outcome_deliveries(st, done, now);
     let mut cancelled = 0;
+    if !approvals
+        .iter()
+        .any(|a| a.status_at(now) == Status::Pending)
+    {
+        return Err(already(approvals));
+    }
     for a in approvals
         .iter()
         .filter(|a| a.status_at(now) == Status::Pending)
@@ -215,14 +281,18 @@ pub(super) async fn cancel(
         }
     }
     st.notifier.wake();
-    if cancelled == 0 {
-        return Err(already());
-    }
-    st.metrics.approvals("cancelled", cancelled);
     let (bundle, approvals) = load(st, &bundle.id)
         .await?
         .ok_or_else(|| ApiError::internal("a bulk task is gone"))?;
-    response(st, &bundle, &approvals, StatusCode::OK)
+    if cancelled == 0 {
+        // Every pending item was decided or lapsed meanwhile.
+        return Err(already(&approvals));
+    }
+    st.metrics.approvals("cancelled", cancelled);
+    // What the cancellation did, even if no item's result can be used any
+    // more.
+    let body = answer(st, &bundle, &approvals, false)?;
+    Ok(with_headers(st, &bundle, &approvals, StatusCode::OK, body))
 }
 
 /// The answer to a bulk submission's retry under its idempotency key.
@@ -262,7 +332,12 @@ pub(super) async fn load(
 /// The bulk task as of now: the aggregate status, each item's own status
 /// and, for an approved item, its own result. `task_expired` once no item
 /// is pending and every approved item's result is past its use.
-fn answer(st: &AppState, bundle: &Bundle, approvals: &[Approval]) -> Result<Value, Problem> {
+fn answer(
+    st: &AppState,
+    bundle: &Bundle,
+    approvals: &[Approval],
+    expired_is_gone: bool,
+) -> Result<Value, Problem> {
     let now = st.now();
     let statuses: Vec<Status> = approvals.iter().map(|a| a.status_at(now)).collect();
     let status = aggregate(statuses.iter().copied());
@@ -278,7 +353,7 @@ fn answer(st: &AppState, bundle: &Bundle, approvals: &[Approval]) -> Result<Valu
         })
         .max();
     let approved = statuses.contains(&Status::Approved);
-    if approved && lasts.is_some_and(|until| now >= until) {
+    if expired_is_gone && approved && lasts.is_some_and(|until| now >= until) {
         return Err(Problem::new(
             PROBLEM_TASK_EXPIRED,
             410,
@@ -339,7 +414,18 @@ pub(super) fn response(
     approvals: &[Approval],
     status: StatusCode,
 ) -> Result<Response, Problem> {
-    let body = answer(st, bundle, approvals)?;
+    let body = answer(st, bundle, approvals, true)?;
+    Ok(with_headers(st, bundle, approvals, status, body))
+}
+
+/// `body` with `status` and the task's headers.
+fn with_headers(
+    st: &AppState,
+    bundle: &Bundle,
+    approvals: &[Approval],
+    status: StatusCode,
+    body: Value,
+) -> Response {
     let mut resp = (status, Json(body)).into_response();
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&status_endpoint(st, &bundle.id)) {
@@ -358,5 +444,5 @@ pub(super) fn response(
         );
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    resp
 }

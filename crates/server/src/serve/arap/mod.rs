@@ -48,7 +48,7 @@ use serde_json::{Map, Value, json};
 
 use super::authzen::{self, ActionSpec, Entity, Evaluation, Pep, Subject};
 use super::live::Version;
-use super::oauth::ask::{Note, open_for};
+use super::oauth::ask::{Note, open_or_join};
 use super::{ApiError, AppState};
 
 pub mod binding;
@@ -414,14 +414,14 @@ async fn ask(
     })
 }
 
-/// Opens (or joins) the approval `asked` asks for.
+/// Opens (or joins) the approval `asked` asks for; `true` when it is new.
 async fn open(
     st: &AppState,
     v: &Version,
     by: &Submitter,
     asked: &Asked,
-) -> Result<Approval, Problem> {
-    Ok(open_for(
+) -> Result<(Approval, bool), Problem> {
+    Ok(open_or_join(
         st,
         v,
         &asked.challenge,
@@ -466,6 +466,12 @@ pub async fn submit(
 ) -> Result<Response, Problem> {
     let mut value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid_request(format!("the body is not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::invalid_request(
+            "the body is not an access request: a JSON object is expected",
+        )
+        .into());
+    }
     let sub: Submission = serde_json::from_value(value.clone()).map_err(|e| {
         ApiError::invalid_request(format!("the body is not an access request: {e}"))
     })?;
@@ -530,7 +536,7 @@ pub async fn submit(
     })?;
     let asked = ask(&st, &v, &by, sub.action, sub.resource, &context, &denial).await?;
     let mut callback = callback_of(&st, &by.caller, sub.callback)?;
-    let mut approval = open(&st, &v, &by, &asked).await?;
+    let (mut approval, _) = open(&st, &v, &by, &asked).await?;
     let keep_until = approval
         .expires_at
         .max(st.now())

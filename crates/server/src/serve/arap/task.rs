@@ -102,8 +102,9 @@ pub(super) fn task_response(
 
 /// Whether `who` may read or cancel a task of the requester `subject` at
 /// `issuer` asked through `client_id`: the requester through that client,
-/// or that client's own token when it is a PEP trusted to vouch for
-/// subjects (the one that submitted for them).
+/// or that client's own token when it is a PEP trusted to submit access
+/// requests for the subjects it vouches for (`may_request`: the one that
+/// submitted for them; vouching alone does not let it cancel).
 fn may_handle(
     st: &AppState,
     issuer: &str,
@@ -112,7 +113,9 @@ fn may_handle(
     who: &Principal,
 ) -> bool {
     let same_client = who.issuer == issuer && who.client_id == client_id;
-    same_client && (who.subject == subject || authzen::trusted_pep(st, who).is_ok())
+    same_client
+        && (who.subject == subject
+            || authzen::trusted_pep(st, who).is_ok_and(|pep| pep.may_request))
 }
 
 /// A task: one approval, or a bulk submission's bundle over several.

@@ -201,6 +201,21 @@ pub(in crate::serve) async fn open_for(
     actor: Option<String>,
     note: Note,
 ) -> Result<Approval, ApiError> {
+    Ok(open_or_join(st, v, challenge, policy_hash, actor, note)
+        .await?
+        .0)
+}
+
+/// [`open_for`], saying whether the approval is new (`true`) or the one
+/// already pending, joined.
+pub(in crate::serve) async fn open_or_join(
+    st: &AppState,
+    v: &super::super::live::Version,
+    challenge: &greenlight_types::Challenge,
+    policy_hash: String,
+    actor: Option<String>,
+    note: Note,
+) -> Result<(Approval, bool), ApiError> {
     let now = st.now();
     let who = &challenge.requester;
     let action = &challenge.action;
@@ -262,7 +277,7 @@ pub(in crate::serve) async fn open_for(
         st.metrics.approvals("requested", 1);
         st.notifier.wake();
     }
-    Ok(approval)
+    Ok((approval, created))
 }
 
 /// Decides an approved action again with the token that collects it. The
