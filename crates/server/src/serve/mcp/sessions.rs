@@ -29,9 +29,12 @@ pub struct Sessions {
 #[derive(Debug, Default)]
 struct Inner {
     sessions: std::collections::HashMap<String, Session>,
-    /// Ids in the order they began; may hold ids already forgotten, which
-    /// are skipped (and compacted away when they pile up).
-    order: std::collections::VecDeque<String>,
+    /// Ids in the order they began, with the number each began as; may
+    /// hold sessions already forgotten (or an id forgotten and begun
+    /// again), which are skipped, and compacted away when they pile up.
+    order: std::collections::VecDeque<(String, u64)>,
+    /// The number the next session begins as.
+    next: u64,
     /// Each owner's ids, oldest first.
     by_owner: std::collections::HashMap<String, std::collections::VecDeque<String>>,
 }
@@ -59,6 +62,8 @@ pub struct Session {
     owner: String,
     /// Whether the client declared URL-mode elicitation at `initialize`.
     pub url_elicitation: bool,
+    /// The number it began as (which entry of the order is its own).
+    seq: u64,
 }
 
 impl Sessions {
@@ -106,15 +111,18 @@ impl Sessions {
             return;
         }
         let owner = super::super::auth::identity_key(who);
+        let seq = inner.next;
+        inner.next += 1;
         inner.sessions.insert(
             id.to_owned(),
             Session {
                 id: id.to_owned(),
                 owner: owner.clone(),
                 url_elicitation,
+                seq,
             },
         );
-        inner.order.push_back(id.to_owned());
+        inner.order.push_back((id.to_owned(), seq));
         let mine = inner.by_owner.entry(owner.clone()).or_default();
         mine.push_back(id.to_owned());
         let oldest = (mine.len() > MAX_PER_OWNER)
@@ -125,7 +133,10 @@ impl Sessions {
         }
         while inner.sessions.len() > MAX_SESSIONS {
             match inner.order.pop_front() {
-                Some(old) => inner.forget(&old),
+                Some((old, seq)) if inner.sessions.get(&old).is_some_and(|s| s.seq == seq) => {
+                    inner.forget(&old);
+                }
+                Some(_) => {}
                 None => break,
             }
         }
@@ -133,15 +144,14 @@ impl Sessions {
             let Inner {
                 sessions, order, ..
             } = &mut *inner;
-            order.retain(|i| sessions.contains_key(i));
+            order.retain(|(i, seq)| sessions.get(i).is_some_and(|s| s.seq == *seq));
         }
     }
 
     /// Forgets a session that ended.
     pub(super) fn end(&self, id: &str) {
-        let mut inner = self.lock();
-        inner.forget(id);
-        inner.order.retain(|s| s != id);
+        // Its entry in the order is skipped when reached.
+        self.lock().forget(id);
     }
 }
 
