@@ -608,6 +608,19 @@ async fn a_submission_must_be_the_denied_request() {
         "{detail}"
     );
 
+    // A body that is not an object (serde would read an array as the
+    // fields in order) is refused, not read.
+    let fields: Vec<Value> = ["subject", "resource", "action"]
+        .iter()
+        .map(|k| good[*k].clone())
+        .collect();
+    let (s, h, v) = submit(&srv, None, json!(fields)).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(
+        problem(&h, &v).1,
+        "the body is not an access request: a JSON object is expected"
+    );
+
     // None of that opened an approval.
     let (_, list) = srv
         .call(
