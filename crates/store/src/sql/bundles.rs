@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sqlx::FromRow;
 
-use super::requests::{CallbackRow, callback_delivery, read_key};
+use super::requests::{CallbackRow, callback_delivery, insert_key};
 use super::{Conn, LOCK_BUNDLE_CALLBACKS, Pool, begin_write};
 use crate::bundles::{Bundle, BundleItem, BundleOpened, MAX_BUNDLES_PER_APPROVAL, aggregate};
 use crate::{AccessRequestKey, NewTaskCallback, StoreError};
@@ -120,25 +120,12 @@ pub(crate) async fn open_bundle(
         .await?;
     }
     if let Some(key) = key {
-        // The primary key decides between concurrent submissions under one
-        // key: the first one stands; this one then stores nothing.
-        sqlx::query(
-            "INSERT INTO access_requests \
-             (caller, idempotency_key, body_hash, approval_id, bundle_id, created_at, keep_until) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (caller, idempotency_key) DO NOTHING",
-        )
-        .bind(&key.caller)
-        .bind(&key.idempotency_key)
-        .bind(&key.body_hash)
-        .bind(&bundle.items[0].approval_id)
-        .bind(&bundle.id)
-        .bind(key.created_at)
-        .bind(key.keep_until)
-        .execute(&mut *tx)
-        .await?;
-        let stands = read_key(&mut tx, &key.caller, &key.idempotency_key)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("an access request key vanished".to_owned()))?;
+        let key = AccessRequestKey {
+            approval_id: bundle.items[0].approval_id.clone(),
+            bundle_id: Some(bundle.id.clone()),
+            ..key.clone()
+        };
+        let stands = insert_key(&mut tx, &key).await?;
         if stands.bundle_id.as_deref() != Some(bundle.id.as_str()) {
             drop(tx);
             return Ok(BundleOpened::KeyTaken(stands));

@@ -34,7 +34,7 @@ impl From<KeyRow> for AccessRequestKey {
     }
 }
 
-pub(super) async fn read_key(
+async fn read_key(
     conn: &mut Conn,
     caller: &str,
     idempotency_key: &str,
@@ -64,8 +64,18 @@ pub(crate) async fn record_access_request(
     key: &AccessRequestKey,
 ) -> Result<AccessRequestKey, StoreError> {
     let mut tx = begin_write(pool).await?;
-    // The primary key decides between concurrent submissions under one
-    // key: the first one stands, and the others read it.
+    let stands = insert_key(&mut tx, key).await?;
+    tx.commit().await?;
+    Ok(stands)
+}
+
+/// Records `key` in the caller's transaction unless the caller already
+/// recorded the same key: the primary key decides between concurrent
+/// submissions under one key, the first one stands, and this returns it.
+pub(super) async fn insert_key(
+    conn: &mut Conn,
+    key: &AccessRequestKey,
+) -> Result<AccessRequestKey, StoreError> {
     sqlx::query(
         "INSERT INTO access_requests \
          (caller, idempotency_key, body_hash, approval_id, bundle_id, created_at, keep_until) \
@@ -78,13 +88,11 @@ pub(crate) async fn record_access_request(
     .bind(&key.bundle_id)
     .bind(key.created_at)
     .bind(key.keep_until)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    let stands = read_key(&mut tx, &key.caller, &key.idempotency_key)
+    read_key(conn, &key.caller, &key.idempotency_key)
         .await?
-        .ok_or_else(|| StoreError::Corrupt("an access request key vanished".to_owned()))?;
-    tx.commit().await?;
-    Ok(stands)
+        .ok_or_else(|| StoreError::Corrupt("an access request key vanished".to_owned()))
 }
 
 pub(crate) async fn add_task_callback(
