@@ -14,9 +14,8 @@
 //! submission refused part-way withdraws the approvals it opened, so a
 //! refusal leaves nothing behind.
 
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use greenlight_store::bundles::{Bundle, BundleItem, BundleOpened, MAX_ITEMS, aggregate};
 use greenlight_store::{Approval, Status, StoreError, Voter};
 use serde::Deserialize;
@@ -26,7 +25,7 @@ use super::super::approval_use::use_until;
 use super::super::authzen::{ActionSpec, Entity};
 use super::super::live::Version;
 use super::super::{ApiError, AppState};
-use super::task::status_endpoint;
+use super::task::{status_endpoint, submitted, with_headers};
 use super::{
     Callback, KEEP_KEYS_FOR, PROBLEM_INVALID_BINDING, PROBLEM_TASK_EXPIRED, PROBLEM_TASK_STATE,
     Problem, Submitter, ask, audit_submission, binding, callback_of, open, replay as replay_single,
@@ -292,7 +291,13 @@ pub(super) async fn cancel(
     // What the cancellation did, even if no item's result can be used any
     // more.
     let body = answer(st, &bundle, &approvals, false)?;
-    Ok(with_headers(st, &bundle, &approvals, StatusCode::OK, body))
+    Ok(with_headers(
+        st,
+        &bundle.id,
+        &approvals,
+        StatusCode::OK,
+        body,
+    ))
 }
 
 /// The answer to a bulk submission's retry under its idempotency key.
@@ -300,13 +305,7 @@ pub(super) async fn replay(st: &AppState, id: &str) -> Result<Response, Problem>
     let (bundle, approvals) = load(st, id)
         .await?
         .ok_or_else(|| ApiError::internal("an access request's task is gone"))?;
-    let now = st.now();
-    let code = if aggregate(approvals.iter().map(|a| a.status_at(now))) == "pending" {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::CREATED
-    };
-    response(st, &bundle, &approvals, code)
+    response(st, &bundle, &approvals, submitted(st, &approvals))
 }
 
 /// The bulk task `id` and its items' approvals, in order, if it is kept.
@@ -415,34 +414,5 @@ pub(super) fn response(
     status: StatusCode,
 ) -> Result<Response, Problem> {
     let body = answer(st, bundle, approvals, true)?;
-    Ok(with_headers(st, bundle, approvals, status, body))
-}
-
-/// `body` with `status` and the task's headers.
-fn with_headers(
-    st: &AppState,
-    bundle: &Bundle,
-    approvals: &[Approval],
-    status: StatusCode,
-    body: Value,
-) -> Response {
-    let mut resp = (status, Json(body)).into_response();
-    let headers = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&status_endpoint(st, &bundle.id)) {
-        headers.insert(header::LOCATION, v);
-    }
-    let now = st.now();
-    if let Some(wait) = approvals
-        .iter()
-        .filter(|a| a.status_at(now) == Status::Pending)
-        .map(|a| a.poll_interval_seconds.max(1))
-        .min()
-    {
-        headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(u64::try_from(wait).unwrap_or(5)),
-        );
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    Ok(with_headers(st, &bundle.id, approvals, status, body))
 }

@@ -41,7 +41,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use greenlight_store::{AccessRequestKey, Approval, NewTaskCallback, Status};
+use greenlight_store::{AccessRequestKey, Approval, NewTaskCallback};
 use greenlight_types::{Challenge, Principal, Verdict};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -59,7 +59,7 @@ mod task;
 
 pub use problem::Problem;
 pub use task::{cancel, status};
-use task::{status_endpoint, task_response};
+use task::{status_endpoint, submitted, task_response};
 
 /// The capability a PDP supporting this profile lists in its metadata.
 pub const CAPABILITY: &str = "urn:openid:authzen:capability:access-request";
@@ -225,10 +225,7 @@ fn callback_of(
         ))
         .into());
     }
-    let hook = <sha2::Sha256 as sha2::Digest>::digest(cb.endpoint.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hook = super::notify::hook_id(&cb.endpoint);
     Ok(Some(NewTaskCallback {
         hook,
         state: cb.state.map(|s| s.to_string()),
@@ -498,10 +495,7 @@ pub async fn submit(
     }
     let canonical = serde_json_canonicalizer::to_string(&value)
         .map_err(|e| ApiError::invalid_request(format!("the body cannot be canonicalized: {e}")))?;
-    let body_hash: String = <sha2::Sha256 as sha2::Digest>::digest(canonical.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let body_hash = crate::archive::sha256_hex(canonical.as_bytes());
     if let Some(asked) = sub.requested_access.as_ref().filter(|r| !r.is_empty()) {
         tracing::debug!(
             ?asked,
@@ -584,11 +578,7 @@ pub async fn submit(
         template = ?denial.template,
         "access request submitted"
     );
-    let code = if approval.status_at(st.now()) == Status::Pending {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::CREATED
-    };
+    let code = submitted(&st, std::slice::from_ref(&approval));
     task_response(&st, &approval, code)
 }
 
@@ -614,10 +604,5 @@ async fn replay(
         .get_approval(&seen.approval_id)
         .await?
         .ok_or_else(|| ApiError::internal("an access request's approval is gone"))?;
-    let code = if a.status_at(st.now()) == Status::Pending {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::CREATED
-    };
-    task_response(st, &a, code)
+    task_response(st, &a, submitted(st, std::slice::from_ref(&a)))
 }

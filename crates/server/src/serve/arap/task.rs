@@ -87,17 +87,60 @@ pub(super) fn task_response(
     status: StatusCode,
 ) -> Result<Response, Problem> {
     let body = task_answer(st, a)?;
+    Ok(with_headers(
+        st,
+        &a.id,
+        std::slice::from_ref(a),
+        status,
+        body,
+    ))
+}
+
+/// The task `id`'s answer `body` with `status` and its headers:
+/// `Location` (its status endpoint), `Retry-After` while any of its
+/// `approvals` is pending (the shortest poll interval among them), and
+/// `no-store`.
+pub(super) fn with_headers(
+    st: &AppState,
+    id: &str,
+    approvals: &[Approval],
+    status: StatusCode,
+    body: Value,
+) -> Response {
     let mut resp = (status, Json(body)).into_response();
     let headers = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&status_endpoint(st, &a.id)) {
+    if let Ok(v) = HeaderValue::from_str(&status_endpoint(st, id)) {
         headers.insert(header::LOCATION, v);
     }
-    if a.status_at(st.now()) == Status::Pending {
-        let wait = u64::try_from(a.poll_interval_seconds.max(1)).unwrap_or(5);
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    let now = st.now();
+    if let Some(wait) = approvals
+        .iter()
+        .filter(|a| a.status_at(now) == Status::Pending)
+        .map(|a| a.poll_interval_seconds.max(1))
+        .min()
+    {
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(u64::try_from(wait).unwrap_or(5)),
+        );
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    resp
+}
+
+/// The status a submission answers with: `202 Accepted` while any of the
+/// task's `approvals` is pending, `201 Created` once all have ended (the
+/// profile's synchronous completion, or a retry of an ended task).
+pub(super) fn submitted(st: &AppState, approvals: &[Approval]) -> StatusCode {
+    let now = st.now();
+    if approvals
+        .iter()
+        .any(|a| a.status_at(now) == Status::Pending)
+    {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    }
 }
 
 /// Whether `who` may read or cancel a task of the requester `subject` at

@@ -133,6 +133,12 @@ impl std::fmt::Debug for Notifier {
     }
 }
 
+/// A receiver's id in the outbox: hex SHA-256 of its URL. Webhooks and
+/// AuthZEN access-request callbacks name their receivers the same way.
+pub fn hook_id(url: &str) -> String {
+    crate::archive::sha256_hex(url.as_bytes())
+}
+
 /// `t=<timestamp>,v1=<hex HMAC-SHA256(key, "<delivery>.<timestamp>.<body>")>`.
 pub fn signature(key: &[u8], delivery: &str, timestamp: i64, body: &[u8]) -> String {
     // HMAC accepts a key of any length.
@@ -184,10 +190,7 @@ impl Notifier {
                     ),
                     (None, None) => None,
                 };
-                let id: String = <sha2::Sha256 as sha2::Digest>::digest(w.url.as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let id = hook_id(&w.url);
                 Ok(Hook {
                     config: w.clone(),
                     id,
