@@ -109,8 +109,13 @@ async fn gateway(upstream: std::net::SocketAddr) -> Server {
 
 /// A gateway with `more` settings besides `[mcp]`.
 async fn gateway_with(upstream: std::net::SocketAddr, more: &str) -> Server {
+    gateway_at(upstream, RESOURCE, more).await
+}
+
+/// A gateway that is the protected resource `resource`.
+async fn gateway_at(upstream: std::net::SocketAddr, resource: &str, more: &str) -> Server {
     let settings: Settings = toml::from_str(&format!(
-        "[mcp]\nupstream = \"http://{upstream}/mcp\"\nresource = \"{RESOURCE}\"\nwait = 1\n{more}"
+        "[mcp]\nupstream = \"http://{upstream}/mcp\"\nresource = \"{resource}\"\nwait = 1\n{more}"
     ))
     .expect("settings");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -246,6 +251,27 @@ async fn the_gateway_is_a_protected_resource_that_passes_the_rest_through() {
     );
     let (status, _, _) = rpc(&srv, Some(&for_api), "2025-11-25", &refund_call(2, 50)).await;
     assert_eq!(status, 401);
+    assert!(
+        seen.lock().expect("lock").is_empty(),
+        "nothing reached the upstream"
+    );
+
+    // The gateway's own check, for a token the bundle's issuer accepts but
+    // issued for another resource than the one this gateway is (RFC 8707).
+    let elsewhere = gateway_at(up, "https://other-mcp.example.com/mcp", "").await;
+    let alice = mcp_token("alice", None, Some("payments:refund"), &[]);
+    let (status, headers, _) = rpc(&elsewhere, Some(&alice), "2025-11-25", &init).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        header(&headers, "www-authenticate"),
+        Some(
+            format!(
+                "Bearer error=\"invalid_token\", error_description=\"the token is not issued for `https://other-mcp.example.com/mcp` (its `aud` is '{RESOURCE}')\", resource_metadata=\"http://{}/.well-known/oauth-protected-resource/mcp\"",
+                elsewhere.addr
+            )
+            .as_str()
+        )
+    );
     assert!(
         seen.lock().expect("lock").is_empty(),
         "nothing reached the upstream"
