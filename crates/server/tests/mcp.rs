@@ -622,7 +622,7 @@ async fn messages_read_two_ways_are_refused() {
     );
     let (status, _, v) = rpc(&srv, Some(&alice), "2026-07-28", &refund_call(4, 50)).await;
     assert_eq!(status, 200, "{v}");
-    let (status, _, _) = common::request(
+    let (status, _, v) = common::request(
         srv.addr,
         "PUT",
         "/mcp",
@@ -630,7 +630,10 @@ async fn messages_read_two_ways_are_refused() {
         Some(("application/json", refund_call(5, 50).to_string())),
     )
     .await;
-    assert_eq!(status, 405);
+    assert_eq!(
+        (status, v),
+        (405, json!("the MCP endpoint takes POST, GET and DELETE"))
+    );
     // The mirrored headers must say what the body says.
     let (status, _, v) = common::request(
         srv.addr,
@@ -722,8 +725,9 @@ async fn a_session_id_is_not_a_credential() {
     let (status, _, _) = with_session(&alice, "DELETE").await;
     assert_eq!(status, 202);
     // Ended: not even alice's any more.
-    let (status, _, _) = with_session(&alice, "POST").await;
-    assert_eq!(status, 404);
+    let (status, _, v) = with_session(&alice, "POST").await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["error"]["message"], "Session not found");
 }
 
 /// An approval covers the call's every argument: the approved refund with

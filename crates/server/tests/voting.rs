@@ -220,61 +220,6 @@ async fn a_token_not_meant_for_approving_cannot_cast_a_vote() {
     );
 }
 
-/// The demo bundle with a second, less trusted provider: its own key, an
-/// approvals app of the same name, no groups, and a gateway client of the
-/// same name as the one the first provider's PEP uses.
-fn two_issuers() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let demo = root().join("examples/bundle");
-    for name in ["policy.cedar", "schema.cedarschema", "idp.jwks.json"] {
-        std::fs::copy(demo.join(name), dir.path().join(name)).expect("copy");
-    }
-    std::fs::create_dir(dir.path().join("dev")).expect("dev");
-    std::fs::copy(
-        demo.join("dev/idp-dev.key.pem"),
-        dir.path().join("dev/idp-dev.key.pem"),
-    )
-    .expect("dev key");
-    std::fs::copy(
-        root().join("tests/bundles/tokens/ed.jwks.json"),
-        dir.path().join("partner.jwks.json"),
-    )
-    .expect("partner keys");
-    let config = std::fs::read_to_string(demo.join("greenlight.toml")).expect("config");
-    let (issuers, rest) = config
-        .split_once("# Greenlight's own action tokens.")
-        .expect("the demo's layout");
-    let partner = r#"
-[[issuers]]
-issuer = "https://partner.example.com"
-audience = "https://api.example.com"
-algorithms = ["EdDSA"]
-jwks = "partner.jwks.json"
-approver_clients = ["approvals-app"]
-
-"#;
-    std::fs::write(
-        dir.path().join("greenlight.toml"),
-        format!("{issuers}{partner}# Greenlight's own action tokens.{rest}"),
-    )
-    .expect("config");
-    dir
-}
-
-/// A token of the partner provider, signed with its key.
-fn partner(sub: &str, client: &str, extra: Value) -> String {
-    let pem = std::fs::read(root().join("tests/keys/ed.pem")).expect("key");
-    let key = jsonwebtoken::EncodingKey::from_ed_pem(&pem).expect("ed key");
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-    header.kid = Some("ed-1".to_owned());
-    let mut claims = json!({ "iss": "https://partner.example.com", "aud": "https://api.example.com",
-        "sub": sub, "client_id": client, "iat": T0, "auth_time": T0, "exp": T0 + 7200 });
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        claims[k] = v;
-    }
-    jsonwebtoken::encode(&header, &claims, &key).expect("signs")
-}
-
 /// A high finding, for bundles with two issuers: the partner's `alice`
 /// cannot poll the first provider's alice's approval (even through a
 /// client of the same name); the partner's finance members are no

@@ -5,8 +5,8 @@
 
 use super::common::server::*;
 use super::{
-    DUPLICATE, INVALID_BINDING, TASK_STATE, UNKNOWN_TASK, callback_receiver, calls, eval_of,
-    header, problem, reevaluate, send, submit, task,
+    DUPLICATE, INVALID_BINDING, TASK_STATE, UNKNOWN_TASK, callback_receiver, calls, cancel,
+    eval_of, header, problem, reevaluate, submit, task,
 };
 use serde_json::{Value, json};
 
@@ -329,7 +329,6 @@ async fn a_bulk_request_is_refused_item_by_item_and_opens_nothing() {
 async fn a_bulk_task_cancels_its_pending_items_for_its_requester_only() {
     let srv = Server::start().await;
     let alice = token("alice", "payments:refund", &[]);
-    let bearer = format!("Bearer {alice}");
     let d = batch_denials(&srv, &alice, &["pay_a", "pay_b"], 500).await;
     let (status, _, t) = submit(
         &srv,
@@ -362,22 +361,19 @@ async fn a_bulk_task_cancels_its_pending_items_for_its_requester_only() {
             problem(&headers, &v),
             (UNKNOWN_TASK.to_owned(), format!("no task `{id}`"))
         );
-        let (status, _, _) = send(
-            &srv,
-            "POST",
-            &format!("/access/v1/requests/{id}/cancel"),
-            &[("authorization", &format!("Bearer {who}"))],
-            None,
-        )
-        .await;
+        let (status, headers, v) = cancel(&srv, "POST", &id, who, None).await;
         assert_eq!(status, 404);
+        assert_eq!(
+            problem(&headers, &v),
+            (UNKNOWN_TASK.to_owned(), format!("no task `{id}`"))
+        );
     }
 
-    let (status, _, t) = send(
+    let (status, _, t) = cancel(
         &srv,
         "POST",
-        &format!("/access/v1/requests/{id}/cancel"),
-        &[("authorization", &bearer)],
+        &id,
+        &alice,
         Some(json!({ "reason": "changed_mind" })),
     )
     .await;
@@ -403,14 +399,7 @@ async fn a_bulk_task_cancels_its_pending_items_for_its_requester_only() {
         )
         .await;
     assert_eq!(seen["status"], "approved", "a decided item stays decided");
-    let (status, headers, v) = send(
-        &srv,
-        "DELETE",
-        &format!("/access/v1/requests/{id}/cancel"),
-        &[("authorization", &bearer)],
-        None,
-    )
-    .await;
+    let (status, headers, v) = cancel(&srv, "DELETE", &id, &alice, None).await;
     assert_eq!(status, 409);
     assert_eq!(
         problem(&headers, &v),
@@ -432,14 +421,7 @@ async fn a_bulk_task_cancels_its_pending_items_for_its_requester_only() {
     )
     .await;
     let all = t["task"]["id"].as_str().expect("id").to_owned();
-    let (status, _, t) = send(
-        &srv,
-        "DELETE",
-        &format!("/access/v1/requests/{all}/cancel"),
-        &[("authorization", &bearer)],
-        None,
-    )
-    .await;
+    let (status, _, t) = cancel(&srv, "DELETE", &all, &alice, None).await;
     assert_eq!(
         (status, &t["task"]["status"]),
         (200, &json!("cancelled")),
@@ -465,14 +447,7 @@ async fn a_bulk_task_cancels_its_pending_items_for_its_requester_only() {
         (200, &json!("expired")),
         "{t}"
     );
-    let (status, headers, v) = send(
-        &srv,
-        "POST",
-        &format!("/access/v1/requests/{lapsed}/cancel"),
-        &[("authorization", &bearer)],
-        None,
-    )
-    .await;
+    let (status, headers, v) = cancel(&srv, "POST", &lapsed, &alice, None).await;
     assert_eq!(status, 409);
     assert_eq!(
         problem(&headers, &v),
@@ -587,4 +562,59 @@ async fn a_bulk_request_refused_part_way_withdraws_what_it_opened() {
         ],
         "{list}"
     );
+}
+
+/// Another issuer's `alice`, through a client of the same name, is
+/// another person: she cannot read or cancel alice's tasks, single or
+/// bulk, nor submit alice's denial as hers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_issuers_user_of_the_same_name_gets_nothing() {
+    let bundle = two_issuers();
+    let srv = Server::start_with_bundle(bundle.path()).await;
+    let alice = token("alice", "payments:refund", &[]);
+    let (single, e) = super::open_task(&srv, &alice, 500).await;
+    let d = batch_denials(&srv, &alice, &["pay_a", "pay_b"], 500).await;
+    let (status, _, t) = submit(
+        &srv,
+        None,
+        bulk(
+            &d[0].0,
+            vec![item(&d[0].0, &d[0].1), item(&d[1].0, &d[1].1)],
+        ),
+    )
+    .await;
+    assert_eq!(status, 202, "{t}");
+    let several = t["task"]["id"].as_str().expect("id").to_owned();
+
+    let fake = partner(
+        "alice",
+        "greenlight-dev",
+        json!({ "scope": "payments:refund" }),
+    );
+    for id in [&single, &several] {
+        let unknown = (UNKNOWN_TASK.to_owned(), format!("no task `{id}`"));
+        let (status, headers, v) = task(&srv, id, &fake).await;
+        assert_eq!(status, 404, "{v}");
+        assert_eq!(problem(&headers, &v), unknown);
+        let (status, headers, v) = cancel(&srv, "POST", id, &fake, None).await;
+        assert_eq!(status, 404, "{v}");
+        assert_eq!(problem(&headers, &v), unknown);
+    }
+    let ctx = super::denial(&srv, e.clone()).await;
+    let mut hers = super::submission(&e, &ctx);
+    hers["subject"]["id"] = json!(fake);
+    let (status, headers, v) = submit(&srv, None, hers).await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        problem(&headers, &v),
+        (
+            INVALID_BINDING.to_owned(),
+            "the denial was given to `alice` through client `greenlight-dev`, not to this subject"
+                .to_owned()
+        )
+    );
+    for id in [&single, &several] {
+        let (_, _, t) = task(&srv, id, &alice).await;
+        assert_eq!(t["task"]["status"], "pending", "{t}");
+    }
 }

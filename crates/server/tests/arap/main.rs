@@ -118,6 +118,26 @@ async fn task(srv: &Server, id: &str, token: &str) -> (u16, Vec<(String, String)
     .await
 }
 
+/// Cancels the task `id` with `method` (`POST` or `DELETE`) as `token`'s
+/// bearer, with an optional body.
+async fn cancel(
+    srv: &Server,
+    method: &str,
+    id: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Vec<(String, String)>, Value) {
+    let bearer = format!("Bearer {token}");
+    send(
+        srv,
+        method,
+        &format!("/access/v1/requests/{id}/cancel"),
+        &[("authorization", &bearer)],
+        body,
+    )
+    .await
+}
+
 /// Re-evaluates `e` with `approval` in `context.approval`.
 async fn reevaluate(srv: &Server, e: &Value, approval: &Value) -> Value {
     let mut e = e.clone();
@@ -683,15 +703,7 @@ async fn only_the_requesters_client_may_read_or_cancel_a_task() {
         let (status, headers, v) = task(&srv, &id, &who).await;
         assert_eq!(status, 404, "{v}");
         assert_eq!(problem(&headers, &v), unknown);
-        let bearer = format!("Bearer {who}");
-        let (status, headers, v) = send(
-            &srv,
-            "POST",
-            &format!("{path}/cancel"),
-            &[("authorization", &bearer)],
-            None,
-        )
-        .await;
+        let (status, headers, v) = cancel(&srv, "POST", &id, &who, None).await;
         assert_eq!(status, 404, "{v}");
         assert_eq!(problem(&headers, &v), unknown);
     }
@@ -716,7 +728,6 @@ async fn only_the_requesters_client_may_read_or_cancel_a_task() {
 async fn a_task_is_denied_expires_or_is_cancelled() {
     let srv = Server::start().await;
     let alice = token("alice", "payments:refund", &[]);
-    let bearer = format!("Bearer {alice}");
 
     let (denied, e) = open_task(&srv, &alice, 500).await;
     let (status, v) = srv
@@ -737,24 +748,17 @@ async fn a_task_is_denied_expires_or_is_cancelled() {
     assert_eq!(header(&headers, "retry-after"), None);
 
     let (cancelled, _) = open_task(&srv, &alice, 700).await;
-    let (status, _, t) = send(
-        &srv,
-        "DELETE",
-        &format!("/access/v1/requests/{cancelled}/cancel"),
-        &[("authorization", &bearer)],
-        None,
-    )
-    .await;
+    let (status, _, t) = cancel(&srv, "DELETE", &cancelled, &alice, None).await;
     assert_eq!(
         (status, &t["task"]["status"]),
         (200, &json!("cancelled")),
         "{t}"
     );
-    let (status, headers, v) = send(
+    let (status, headers, v) = cancel(
         &srv,
         "POST",
-        &format!("/access/v1/requests/{cancelled}/cancel"),
-        &[("authorization", &bearer)],
+        &cancelled,
+        &alice,
         Some(json!({ "reason": "changed_mind" })),
     )
     .await;
@@ -781,14 +785,7 @@ async fn a_task_is_denied_expires_or_is_cancelled() {
     srv.advance(900);
     let (_, _, t) = task(&srv, &expired, &alice).await;
     assert_eq!(t["task"]["status"], "expired");
-    let (status, headers, v) = send(
-        &srv,
-        "POST",
-        &format!("/access/v1/requests/{expired}/cancel"),
-        &[("authorization", &bearer)],
-        None,
-    )
-    .await;
+    let (status, headers, v) = cancel(&srv, "POST", &expired, &alice, None).await;
     assert_eq!(status, 409);
     assert_eq!(
         problem(&headers, &v),
@@ -1093,15 +1090,12 @@ async fn a_pep_trusted_only_to_vouch_cannot_handle_tasks() {
         problem(&headers, &v),
         (UNKNOWN_TASK.to_owned(), format!("no task `{id}`"))
     );
-    let (status, _, _) = send(
-        &srv,
-        "POST",
-        &format!("/access/v1/requests/{id}/cancel"),
-        &[("authorization", &format!("Bearer {pep}"))],
-        None,
-    )
-    .await;
+    let (status, headers, v) = cancel(&srv, "POST", &id, &pep, None).await;
     assert_eq!(status, 404);
+    assert_eq!(
+        problem(&headers, &v),
+        (UNKNOWN_TASK.to_owned(), format!("no task `{id}`"))
+    );
     let (_, _, t) = task(&srv, &id, &alice).await;
     assert_eq!(t["task"]["status"], "pending");
 }
