@@ -13,7 +13,7 @@ use crate::config::{ParamConfig, RouteConfig, ToolConfig};
 pub const TOOL_METHOD: &str = "tools/call";
 
 /// The longest tool name MCP allows.
-const MAX_TOOL_NAME: usize = 128;
+pub const MAX_TOOL_NAME: usize = 128;
 
 /// The bound parameter a tool call's whole `arguments` object enters the
 /// action digest under (beside the declared ones): a tool runs with every

@@ -26,7 +26,7 @@
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use greenlight_store::{Approval, Status};
 use greenlight_types::Challenge;
 use serde_json::{Value, json};
@@ -236,7 +236,7 @@ pub async fn required(st: &AppState, gw: &Gateway, call: Call<'_>, ch: &Challeng
         .saturating_sub(seconds(st.settings.approvals.collect_within()));
     match st
         .store
-        .find_unused_approval(&voter(&ch.requester), &ch.action.digest, since)
+        .find_unused_approval(&requester, &ch.action.digest, since)
         .await
     {
         Ok(Some(a)) if a.obligation == ch.obligation => return use_once(st, gw, call, &a).await,
@@ -468,5 +468,4 @@ fn unavailable(id: &Value, revision: Revision, e: &dyn std::fmt::Display) -> Res
         revision,
         "Greenlight refused this call: the approval service is unavailable",
     )
-    .into_response()
 }

@@ -60,30 +60,22 @@ pub(super) fn mirror_mismatch(headers: &HeaderMap, message: &Value) -> Option<Re
         Some(first.to_str().ok().map(str::to_owned))
     };
     let method = message["method"].as_str();
-    // What `Mcp-Name` mirrors, for the methods that have one (SEP-2243).
+    // What `Mcp-Name` mirrors, for the methods that have one (SEP-2243):
+    // `Some(the member, if the body has it)`; `None` for the others.
     let name = match method {
-        Some("tools/call" | "prompts/get") => message["params"]["name"].as_str(),
-        Some("resources/read") => message["params"]["uri"].as_str(),
-        Some("tasks/get" | "tasks/update" | "tasks/cancel") => message["params"]["taskId"].as_str(),
+        Some("tools/call" | "prompts/get") => Some(message["params"]["name"].as_str()),
+        Some("resources/read") => Some(message["params"]["uri"].as_str()),
+        Some("tasks/get" | "tasks/update" | "tasks/cancel") => {
+            Some(message["params"]["taskId"].as_str())
+        }
         _ => None,
     };
-    let named = matches!(
-        method,
-        Some(
-            "tools/call"
-                | "prompts/get"
-                | "resources/read"
-                | "tasks/get"
-                | "tasks/update"
-                | "tasks/cancel"
-        )
-    );
     let wrong = match header("mcp-method") {
         Some(Some(h)) => method != Some(h.as_str()),
         Some(None) => true,
         None => false,
     } || match header("mcp-name") {
-        Some(Some(h)) => named && name != Some(h.as_str()),
+        Some(Some(h)) => name.is_some_and(|n| n != Some(h.as_str())),
         Some(None) => true,
         None => false,
     };

@@ -61,9 +61,6 @@ fn passes(name: &str, listed: &[&str]) -> bool {
     name.starts_with("mcp-") || listed.contains(&name)
 }
 
-/// The longest MCP tool name.
-const MAX_TOOL_NAME: usize = 128;
-
 /// The longest `[mcp] wait`.
 const MAX_WAIT: u64 = 60;
 
@@ -168,17 +165,18 @@ impl Gateway {
     /// The gateway for `settings`, at `public_url`.
     pub fn new(settings: &McpSettings, public_url: &str) -> anyhow::Result<Self> {
         let base = public_url.trim_end_matches('/');
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
+        // One for messages (bounded by `timeout`), one for streams (open
+        // as long as the upstream streams), otherwise alike.
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(10))
+        };
+        let client = builder()
             .read_timeout(Duration::from_secs(settings.timeout.unwrap_or(300)))
             .build()?;
-        let stream = reqwest::Client::builder()
-            .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .build()?;
+        let stream = builder().build()?;
         Ok(Self {
             stream,
             sessions: Sessions::default(),
@@ -437,7 +435,10 @@ async fn tool_call(
         return rpc_error(
             &id,
             -32602,
-            &format!("`{name}` is not a tool name (1 to {MAX_TOOL_NAME} of `A-Z a-z 0-9 _ - .`)"),
+            &format!(
+                "`{name}` is not a tool name (1 to {} of `A-Z a-z 0-9 _ - .`)",
+                greenlight_core::routes::MAX_TOOL_NAME
+            ),
             None,
         );
     }
