@@ -69,21 +69,24 @@ pub(super) fn voter(p: &Principal) -> greenlight_store::Voter {
     }
 }
 
-/// The `exp` of a compact JWT the component has already verified in this
+/// The claims of a compact JWT the component has already verified in this
 /// request: its payload is only decoded here (core's JWS parser), never
 /// trusted unverified.
-pub(super) fn token_exp(token: &str) -> Option<u64> {
+fn token_claims(token: &str) -> Option<serde_json::Value> {
     let jws = greenlight_core::jws::parse(token).ok()?;
-    serde_json::from_slice::<serde_json::Value>(&jws.payload).ok()?["exp"].as_u64()
+    serde_json::from_slice(&jws.payload).ok()
+}
+
+/// The `exp` of a verified token ([`token_claims`]).
+pub(super) fn token_exp(token: &str) -> Option<u64> {
+    token_claims(token)?["exp"].as_u64()
 }
 
 /// Who acts for the person a verified token names, when an agent does: the
 /// `sub` of its RFC 8693 `act` claim (the current actor; earlier ones nest
-/// inside it). Decoded only from a token the component has already
-/// verified in this request, as [`token_exp`].
+/// inside it), decoded as [`token_claims`].
 pub(super) fn token_actor(token: &str) -> Option<String> {
-    let jws = greenlight_core::jws::parse(token).ok()?;
-    serde_json::from_slice::<serde_json::Value>(&jws.payload).ok()?["act"]["sub"]
+    token_claims(token)?["act"]["sub"]
         .as_str()
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
