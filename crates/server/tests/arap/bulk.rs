@@ -68,6 +68,20 @@ fn bulk(e: &Value, items: Vec<Value>) -> Value {
     json!({ "subject": e["subject"], "context": e["context"], "items": items })
 }
 
+/// A bulk submission of every evaluation `d` denied, in order.
+fn all_items(d: &[(Value, Value)]) -> Value {
+    bulk(&d[0].0, d.iter().map(|(e, ctx)| item(e, ctx)).collect())
+}
+
+/// Submits refunds of 500 of each of `payments` by `token`'s bearer in
+/// one bulk request (no key), and returns its task id.
+async fn open_bulk(srv: &Server, token: &str, payments: &[&str]) -> String {
+    let d = batch_denials(srv, token, payments, 500).await;
+    let (status, _, t) = submit(srv, None, all_items(&d)).await;
+    assert_eq!(status, 202, "{t}");
+    t["task"]["id"].as_str().expect("id").to_owned()
+}
+
 /// The pending approval whose details name `payment`, as finance sees it.
 async fn approval_of(srv: &Server, payment: &str) -> String {
     let (status, list) = srv
@@ -112,10 +126,7 @@ async fn a_bulk_request_ends_partial_with_each_items_result() {
     let base = format!("http://{}", srv.addr);
     let alice = token("alice", "payments:refund", &[]);
     let d = batch_denials(&srv, &alice, &["pay_a", "pay_b"], 500).await;
-    let mut body = bulk(
-        &d[0].0,
-        vec![item(&d[0].0, &d[0].1), item(&d[1].0, &d[1].1)],
-    );
+    let mut body = all_items(&d);
     body["context"]["business_justification"] = json!("both charged twice");
     let (status, headers, t) = submit(&srv, Some("b-1"), body.clone()).await;
     assert_eq!(status, 202, "{t}");
@@ -329,18 +340,7 @@ async fn a_bulk_request_is_refused_item_by_item_and_opens_nothing() {
 async fn a_bulk_task_cancels_its_pending_items_for_its_requester_only() {
     let srv = Server::start().await;
     let alice = token("alice", "payments:refund", &[]);
-    let d = batch_denials(&srv, &alice, &["pay_a", "pay_b"], 500).await;
-    let (status, _, t) = submit(
-        &srv,
-        None,
-        bulk(
-            &d[0].0,
-            vec![item(&d[0].0, &d[0].1), item(&d[1].0, &d[1].1)],
-        ),
-    )
-    .await;
-    assert_eq!(status, 202, "{t}");
-    let id = t["task"]["id"].as_str().expect("id").to_owned();
+    let id = open_bulk(&srv, &alice, &["pay_a", "pay_b"]).await;
     let a = approval_of(&srv, "pay_a").await;
     let b = approval_of(&srv, "pay_b").await;
     srv.approve_by_finance(&a, &["bob", "carol"]).await;
@@ -410,17 +410,7 @@ async fn a_bulk_task_cancels_its_pending_items_for_its_requester_only() {
     );
 
     // All pending: cancelled as a whole.
-    let d = batch_denials(&srv, &alice, &["pay_c", "pay_d"], 500).await;
-    let (_, _, t) = submit(
-        &srv,
-        None,
-        bulk(
-            &d[0].0,
-            vec![item(&d[0].0, &d[0].1), item(&d[1].0, &d[1].1)],
-        ),
-    )
-    .await;
-    let all = t["task"]["id"].as_str().expect("id").to_owned();
+    let all = open_bulk(&srv, &alice, &["pay_c", "pay_d"]).await;
     let (status, _, t) = cancel(&srv, "DELETE", &all, &alice, None).await;
     assert_eq!(
         (status, &t["task"]["status"]),
@@ -429,17 +419,7 @@ async fn a_bulk_task_cancels_its_pending_items_for_its_requester_only() {
     );
 
     // Lapsed: expired, and not cancellable.
-    let d = batch_denials(&srv, &alice, &["pay_e", "pay_f"], 500).await;
-    let (_, _, t) = submit(
-        &srv,
-        None,
-        bulk(
-            &d[0].0,
-            vec![item(&d[0].0, &d[0].1), item(&d[1].0, &d[1].1)],
-        ),
-    )
-    .await;
-    let lapsed = t["task"]["id"].as_str().expect("id").to_owned();
+    let lapsed = open_bulk(&srv, &alice, &["pay_e", "pay_f"]).await;
     srv.advance(900);
     let (status, _, t) = task(&srv, &lapsed, &alice).await;
     assert_eq!(
@@ -466,10 +446,7 @@ async fn a_bulk_callback_is_told_the_aggregate_once() {
     let srv = Server::start_with(settings).await;
     let alice = token("alice", "payments:refund", &[]);
     let d = batch_denials(&srv, &alice, &["pay_a", "pay_b"], 500).await;
-    let mut body = bulk(
-        &d[0].0,
-        vec![item(&d[0].0, &d[0].1), item(&d[1].0, &d[1].1)],
-    );
+    let mut body = all_items(&d);
     body["callback"] = json!({ "endpoint": url, "state": { "batch": 7 } });
     let (status, _, t) = submit(&srv, None, body).await;
     assert_eq!(status, 202, "{t}");
@@ -573,18 +550,7 @@ async fn another_issuers_user_of_the_same_name_gets_nothing() {
     let srv = Server::start_with_bundle(bundle.path()).await;
     let alice = token("alice", "payments:refund", &[]);
     let (single, e) = super::open_task(&srv, &alice, 500).await;
-    let d = batch_denials(&srv, &alice, &["pay_a", "pay_b"], 500).await;
-    let (status, _, t) = submit(
-        &srv,
-        None,
-        bulk(
-            &d[0].0,
-            vec![item(&d[0].0, &d[0].1), item(&d[1].0, &d[1].1)],
-        ),
-    )
-    .await;
-    assert_eq!(status, 202, "{t}");
-    let several = t["task"]["id"].as_str().expect("id").to_owned();
+    let several = open_bulk(&srv, &alice, &["pay_a", "pay_b"]).await;
 
     let fake = partner(
         "alice",
