@@ -93,6 +93,19 @@ impl GuestPolicy for PolicyImpl {
         ))
     }
 
+    fn decide_json(&self, request: String, now: u64) -> String {
+        let engine = self.0.borrow();
+        let decision = match core::call::Call::read(&request) {
+            Ok(call) => rule::review(engine.decide_call(&call, now), now),
+            Err(message) => core::Decision::deny(
+                core::DenialCode::RequestInvalid,
+                message,
+                engine.policy_hash(),
+            ),
+        };
+        convert::decision_json(&decision)
+    }
+
     fn authenticate(&self, token: String, now: u64) -> Result<wit::Credential, wit::Denial> {
         self.0
             .borrow()

@@ -286,6 +286,17 @@ pub fn decision(d: core::Decision) -> wit::Decision {
     }
 }
 
+/// A decision as JSON text, as the conformance vectors' `expect` writes it
+/// (`decide-json`). Writing these plain types cannot fail (every map is
+/// keyed by strings); if it ever did, the module traps, which every host
+/// turns into a deny.
+pub fn decision_json(d: &core::Decision) -> String {
+    match serde_json::to_string(d) {
+        Ok(text) => text,
+        Err(e) => panic!("a decision that cannot be written as JSON: {e}"),
+    }
+}
+
 /// A decision a host hands back (to be answered); the JSON it carries must
 /// parse.
 pub fn decision_in(d: wit::Decision) -> Result<core::Decision, String> {

@@ -194,6 +194,35 @@ impl Policy {
         })
     }
 
+    /// Decides one request given as JSON text (the WIT `decide-json`):
+    /// `{"http": …}`, `{"access": …}` or `{"vouched": {"subject": …,
+    /// "access": …}}`, as `tests/vectors` writes requests. The module's
+    /// answer is read as JSON and checked as every decision is. For hosts
+    /// that hold requests as JSON; the typed calls above cost less here.
+    /// Never fails: text that is not such a request is a deny
+    /// `request-invalid`, a trap, an overrun or malformed output a deny.
+    pub fn decide_json(&self, request: &str, now: u64) -> Decision {
+        let answer = self.with_slot(|b, s, p| {
+            b.greenlight_approval_engine()
+                .policy()
+                .call_decide_json(s, p, request, now)
+        });
+        match answer {
+            // Read as the types say, then checked as a typed answer is.
+            Ok(text) => serde_json::from_str::<Decision>(&text)
+                .map_err(|e| format!("not a decision as JSON: {e}"))
+                .and_then(|d| convert::decision(convert::decision_out(&d)))
+                .unwrap_or_else(|why| {
+                    Decision::deny(
+                        DenialCode::EngineInvalidOutput,
+                        format!("the policy module returned a malformed decision: {why}"),
+                        self.policy_hash(),
+                    )
+                }),
+            Err(f) => Decision::deny(f.code, f.message, self.policy_hash()),
+        }
+    }
+
     /// Decides an AuthZEN-shaped request at `now` (Unix seconds).
     pub fn evaluate(&self, request: &AccessRequest, now: u64) -> Decision {
         let req = convert::access_request(request);

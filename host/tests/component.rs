@@ -455,3 +455,58 @@ fn withdrawn_keys_deny_saying_why_and_name_the_issuer_to_refresh() {
         Some("the bundle has no issuer `https://nobody.example`".to_owned())
     );
 }
+
+/// `decide-json`: text that is not one call is refused `request-invalid`
+/// by the module with why, the same by the native core, and a vouched
+/// subject's attribute named twice is never read as either value.
+#[test]
+fn a_json_call_that_is_not_one_call_is_refused_with_why() {
+    let policy = engine().load_bundle(demo_files()).expect("demo bundle");
+    let native = greenlight_core::Engine::load(&demo_files()).expect("demo bundle");
+    let access = r#""access": {"token": "", "action": "payment.refund", "resource_type": "Payment",
+        "resource_id": "pay_123", "context": "{\"amount\":50,\"currency\":\"EUR\"}"}"#;
+    let cases = [
+        ("{", "the request is not JSON: EOF while parsing an object at line 1 column 1".to_owned()),
+        ("null", "the request is not a JSON object".to_owned()),
+        (
+            r#"{"evaluate": {}}"#,
+            "the request is not one `http`, `access` or `vouched` call: unknown variant `evaluate`, expected one of `http`, `access`, `vouched`".to_owned(),
+        ),
+        (
+            &format!(
+                r#"{{"vouched": {{"subject": {{"entity_type": "User", "subject": "alice",
+                "subject": "admin", "issuer": "https://idp.example.com"}}, {access}}}}}"#
+            ),
+            "the request names the member `subject` twice in one object".to_owned(),
+        ),
+    ];
+    for (text, message) in cases {
+        for d in [
+            policy.decide_json(text, 1_767_225_600),
+            native.decide_json(text, 1_767_225_600),
+        ] {
+            match &d.verdict {
+                Verdict::Deny(den) => {
+                    assert_eq!(
+                        (den.code, den.message.as_str()),
+                        (DenialCode::RequestInvalid, message.as_str()),
+                        "{text}"
+                    );
+                }
+                other => panic!("{text}: expected a deny, got {other:?}"),
+            }
+            assert_eq!(d.policy_hash, policy.policy_hash());
+        }
+    }
+    // The same subject named once is decided.
+    let once = format!(
+        r#"{{"vouched": {{"subject": {{"entity_type": "User", "subject": "alice",
+        "scopes": ["payments:refund"], "issuer": "https://idp.example.com"}}, {access}}}}}"#
+    );
+    let d = policy.decide_json(&once, 1_767_225_600);
+    assert!(
+        matches!(&d.verdict, Verdict::Allow(a) if a.principal.subject == "alice"),
+        "{d:?}"
+    );
+    assert_eq!(d.reasons, ["refund-small"]);
+}

@@ -147,3 +147,54 @@ fn a_module_that_answers_a_deny_with_a_pass_through_gets_a_503() {
         (0, 0, serde_json::Value::Null)
     );
 }
+
+/// `decide-json` fails closed the same way, and an answer that is not a
+/// decision is refused, whatever text the module wrote.
+#[test]
+fn a_json_call_fails_closed_on_every_misbehaviour_and_the_host_keeps_serving() {
+    let policy = hostile();
+    let json = |path: &str| {
+        policy.decide_json(
+            &format!(r#"{{"http":{{"method":"GET","path":"{path}"}}}}"#),
+            0,
+        )
+    };
+    let ok = json("/ok");
+    assert_eq!(
+        ok,
+        call(&policy, "/ok"),
+        "the JSON answer reads as the typed one"
+    );
+    let cases = [
+        ("/loop", DenialCode::EngineTimeout, "the policy module ran past its time budget".to_owned()),
+        (
+            "/alloc",
+            DenialCode::EngineMemoryExceeded,
+            "the policy module ran past its memory cap of 16777216 bytes".to_owned(),
+        ),
+        (
+            "/trap",
+            DenialCode::EngineTrap,
+            "the policy module trapped (wasm trap: wasm `unreachable` instruction executed)".to_owned(),
+        ),
+        (
+            "/not-json",
+            DenialCode::EngineInvalidOutput,
+            "the policy module returned a malformed decision: not a decision as JSON: expected value at line 1 column 1".to_owned(),
+        ),
+        (
+            "/deep",
+            DenialCode::EngineInvalidOutput,
+            "the policy module returned a malformed decision: not a decision as JSON: invalid type: sequence, expected variant identifier at line 1 column 2".to_owned(),
+        ),
+        (
+            "/not-a-decision",
+            DenialCode::EngineInvalidOutput,
+            "the policy module returned a malformed decision: not a decision as JSON: missing field `principal` at line 1 column 27".to_owned(),
+        ),
+    ];
+    for (path, code, message) in cases {
+        assert_denied(&json(path), code, &message);
+        assert_eq!(json("/ok"), ok, "served again after {path}");
+    }
+}

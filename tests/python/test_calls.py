@@ -64,9 +64,9 @@ def test_arguments_that_do_not_fit_are_refused_before_the_call(engine: Engine):
     policy = engine.load_bundle_dir(Path(__file__).resolve().parents[2] / "examples/bundle")
     slot = policy._take()
     try:
-        func = slot.funcs["evaluate-http"]
-        sig = engine._signatures.get("evaluate-http", func, slot.store)
-        request = HttpRequest("GET", "/payments/p", "", [], None)
+        func = slot.funcs["decide-json"]
+        sig = engine._signatures.get("decide-json", func, slot.store)
+        request = '{"http":{"method":"GET","path":"/payments/p"}}'
         with pytest.raises(TypeError, match=r"^wrong number of parameters provided: given 2, expected 3$"):
             _calls.call(func, slot.store, sig, (slot.policy, request))
         with pytest.raises(TypeError, match=r"^expected int for U64 type$"):
@@ -74,4 +74,4 @@ def test_arguments_that_do_not_fit_are_refused_before_the_call(engine: Engine):
     finally:
         policy._put_back(slot)
     # The instance is still usable: nothing reached the module.
-    assert policy.evaluate_http(request, 1).verdict.code == "token-missing"
+    assert policy.evaluate_http(HttpRequest("GET", "/payments/p", "", [], None), 1).verdict.code == "token-missing"

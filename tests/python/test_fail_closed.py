@@ -135,6 +135,25 @@ def test_a_module_allocating_without_bound_hits_its_memory_cap(hostile_path):
     assert refund(policy, "/ok").to_dict()["verdict"] == HOSTILE_ALLOW
 
 
+@pytest.mark.parametrize("path, message", [
+    ("/not-json", "Expecting value: line 1 column 1 (char 0)"),
+    ("/deep", "maximum recursion depth exceeded while decoding a JSON array from a unicode string"),
+    ("/not-a-decision",
+     "the allow lacks ['action', 'approval_id', 'consume', 'forward_headers', 'principal'] or has unknown []"),
+])
+def test_an_answer_that_is_not_a_decision_is_denied(hostile_path, path, message):
+    """The decision crosses as JSON text (`decide-json`): text that is not
+    JSON, JSON nested past what the reader takes, or JSON of another shape
+    is a deny, never an exception, and the next call is served."""
+    policy = Engine(hostile_path).load_bundle([])
+    d = refund(policy, path)
+    assert json.loads(d.to_json()) == {
+        "verdict": {"kind": "deny", "code": "engine-invalid-output",
+                    "message": f"the policy module returned a malformed decision: {message}"},
+        "reasons": [], "policy_hash": "hostile"}
+    assert refund(policy, "/ok").to_dict()["verdict"] == HOSTILE_ALLOW
+
+
 #: Alice's refund of 50 as an AuthZEN request without a token, for `evaluate_as`.
 VOUCHED_REFUND = AccessRequest("", "payment.refund", "Payment", "pay_123", None, '{"amount":50,"currency":"EUR"}')
 #: Alice as a trusted policy enforcement point would forward her.

@@ -11,6 +11,7 @@
 
 pub mod bundle;
 mod cache;
+pub mod call;
 pub mod claims;
 pub mod config;
 pub mod engine;

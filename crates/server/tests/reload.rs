@@ -363,7 +363,7 @@ async fn a_bad_version_is_refused_and_the_old_one_serves() {
     assert_eq!(status, 422, "{a}");
     assert_eq!(
         a["detail"],
-        "the component cannot be used: no exported instance named `greenlight:approval/types@0.10.0`"
+        "the component cannot be used: no exported instance named `greenlight:approval/types@0.11.0`"
     );
     assert_eq!(a["component_hash"], before.2.as_str());
     assert_eq!(refund_500(&srv).await, before);

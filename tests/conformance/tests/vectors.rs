@@ -1,7 +1,8 @@
 //! One vector file, two engines, one answer: every `tests/vectors/*.json`
 //! is decided by the native core and by `greenlight.wasm` in wasmtime; the
 //! native decision must equal the vector's expectation and the component's
-//! decision JSON must be byte-identical to the native one; the gateway
+//! decision JSON must be byte-identical to the native one, as must its
+//! answer to the same request given as JSON text (`decide-json`); the gateway
 //! answer the component gives for it (`gateway.respond`) must equal the
 //! vector's `response`, as must the native mapping's.
 
@@ -9,7 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use greenlight_core::Engine as NativeEngine;
-use greenlight_types::{AccessRequest, Decision, HttpRequest, Principal};
+use greenlight_core::call::Call;
+use greenlight_types::Decision;
 use serde::Deserialize;
 
 /// The fewest vectors the suite accepts; fewer means files went missing.
@@ -22,7 +24,7 @@ struct Vector {
     bundle: String,
     keys: Vec<KeyRef>,
     now: u64,
-    request: RequestSpec,
+    request: Call,
     expect: Decision,
     /// The gateway's answer for `expect` (docs/gateway.md).
     response: greenlight_types::gateway::Response,
@@ -36,18 +38,6 @@ const SERVICE: &str = "https://greenlight.example.com";
 struct KeyRef {
     issuer: String,
     jwks: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
-enum RequestSpec {
-    Http(HttpRequest),
-    Access(AccessRequest),
-    /// `evaluate-as`: a subject the host vouches for, and the request.
-    Vouched {
-        subject: Box<Principal>,
-        access: AccessRequest,
-    },
 }
 
 /// The component, compiled once for this file's tests, its signature
@@ -114,19 +104,21 @@ fn decide_native(v: &Vector, files: &[(String, String)]) -> Decision {
     for (issuer, jwks) in keys(v) {
         engine.set_keys(&issuer, &jwks).expect("keys load natively");
     }
-    match &v.request {
-        RequestSpec::Http(r) => engine.evaluate_http(r, v.now),
-        RequestSpec::Access(r) => engine.evaluate(r, v.now),
-        RequestSpec::Vouched { subject, access } => engine.evaluate_as(subject, access, v.now),
-    }
+    engine.decide_call(&v.request, v.now)
 }
 
-/// The component's first and cached decisions, and its gateway answer.
+/// The component's first and cached decisions, its decision of the same
+/// request as JSON text, and its gateway answer.
 fn decide_wasm(
     v: &Vector,
     engine: &greenlight_host::Engine,
     files: &[(String, String)],
-) -> (Decision, Decision, greenlight_types::gateway::Response) {
+) -> (
+    Decision,
+    Decision,
+    Decision,
+    greenlight_types::gateway::Response,
+) {
     let policy = engine
         .load_bundle(files.to_vec())
         .expect("bundle loads in the component");
@@ -136,15 +128,18 @@ fn decide_wasm(
             .expect("keys load in the component");
     }
     let run = || match &v.request {
-        RequestSpec::Http(r) => policy.evaluate_http(r, v.now),
-        RequestSpec::Access(r) => policy.evaluate(r, v.now),
-        RequestSpec::Vouched { subject, access } => policy.evaluate_as(subject, access, v.now),
+        Call::Http(r) => policy.evaluate_http(r, v.now),
+        Call::Access(r) => policy.evaluate(r, v.now),
+        Call::Vouched(w) => policy.evaluate_as(&w.subject, &w.access, v.now),
     };
     // The second run is answered from the instance's token cache.
     let first = run();
     let cached = run();
     let answer = policy.respond(&first, SERVICE);
-    (first, cached, answer)
+    // The same request as JSON text (`decide-json`), on the same cache.
+    let text = serde_json::to_string(&v.request).expect("a request writes as JSON");
+    let json = policy.decide_json(&text, v.now);
+    (first, cached, json, answer)
 }
 
 /// Every vector: native equals the expectation, the component equals native
@@ -169,9 +164,9 @@ fn every_vector_gives_the_expected_decision_in_both_engines() {
             })
             .clone();
         let native = decide_native(v, &files);
-        let (wasm, wasm_cached, wasm_answer) = decide_wasm(v, &engine, &files);
+        let (wasm, wasm_cached, wasm_json, wasm_answer) = decide_wasm(v, &engine, &files);
         // The signatures checked by the module itself: the same decision.
-        let (guest, _, _) = decide_wasm(v, &in_guest, &files);
+        let (guest, _, _, _) = decide_wasm(v, &in_guest, &files);
         if guest.to_json() != wasm.to_json() {
             failures.push(format!(
                 "{name}: host-checked and module-checked signatures disagree\n  host   {}\n  module {}",
@@ -202,6 +197,13 @@ fn every_vector_gives_the_expected_decision_in_both_engines() {
                 "{name}: component and core disagree\n  native {}\n  wasm   {}",
                 native.to_json(),
                 wasm.to_json()
+            ));
+        }
+        if wasm_json.to_json() != wasm.to_json() {
+            failures.push(format!(
+                "{name}: `decide-json` differs from the typed call\n  typed {}\n  json  {}",
+                wasm.to_json(),
+                wasm_json.to_json()
             ));
         }
         if wasm_cached.to_json() != wasm.to_json() {

@@ -29,7 +29,6 @@ import stat
 import threading
 import weakref
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, Optional, Sequence, Union
 
 import wasmtime
@@ -41,21 +40,17 @@ from .decision import (
     GRANT_MODES,
     Action,
     Allow,
-    ApprovalRequired,
     Attribute,
     AttributeValue,
     Decision,
     Deny,
     InvalidOutput,
-    Obligation,
     Principal,
-    SingleUse,
     StepUpRequired,
     _check_list,
     _check_str,
     _text_tuple,
     approver_case,
-    approver_text,
     validated,
 )
 from .gateway import Response, checked_answer, unavailable
@@ -76,12 +71,12 @@ from .info import (
 log = logging.getLogger("greenlight")
 
 #: The WIT package version this binding speaks.
-WIT_VERSION = "0.10.0"
+WIT_VERSION = "0.11.0"
 _ENGINE_IFACE = f"greenlight:approval/engine@{WIT_VERSION}"
 _CRYPTO_IFACE = f"greenlight:approval/crypto@{WIT_VERSION}"
 _JOSE_IFACE = f"greenlight:approval/jose@{WIT_VERSION}"
 _GATEWAY_IFACE = f"greenlight:approval/gateway@{WIT_VERSION}"
-_METHODS = ("set-keys", "withdraw-keys", "evaluate-http", "evaluate", "evaluate-as", "authenticate",
+_METHODS = ("set-keys", "withdraw-keys", "decide-json", "authenticate",
             "authenticate-id-token", "inspect", "describe", "stats", "run-tests")
 
 #: The folder of a bundle that holds its policy tests (`tests/*.toml`).
@@ -821,24 +816,30 @@ class Policy:
                 total += self._slot_stats(slot)
         return total
 
-    def _run(self, name: str, request: Any, now: int, subject: Any = None) -> Decision:
-        """Calls `name` with `request` and `now` (after `subject` for
-        `evaluate-as`); every failure is a deny."""
+    def _run(self, call: dict[str, Any], now: int) -> Decision:
+        """Decides `call` (one `http`, `access` or `vouched` request, as the
+        vectors write it) at `now` through the WIT `decide-json`: the
+        request and the decision cross as one JSON string each, which
+        wasmtime-py converts far faster than the typed records
+        (BENCHMARKS.md, "The Python and Node hosts, per call"). Every
+        failure is a deny."""
         _check_now(now)
-        args = (request, now) if subject is None else (subject, request, now)
+        text = json.dumps(call, ensure_ascii=False, separators=(",", ":"))
         try:
             slot = self._take()
         except (EngineError, BundleError) as e:
             return Decision.deny("engine-unavailable", f"no policy instance is available: {e}", self._hash)
         try:
-            raw = slot.call(name, self._engine.limits.call_budget, slot.policy, *args)
+            raw = slot.call("decide-json", self._engine.limits.call_budget, slot.policy, text, now)
         except _Failure as f:
             # A trapped instance cannot be entered again: drop it.
             return Decision.deny(f.code, f.message, self._hash)
         self._put_back(slot)
         try:
-            return _decision(raw)
-        except (InvalidOutput, AttributeError, TypeError, ValueError) as e:
+            # The module is untrusted: its text is read as any decision
+            # JSON is, strictly (`Decision.from_dict` validates it).
+            return Decision.from_dict(json.loads(raw))
+        except (InvalidOutput, TypeError, ValueError, RecursionError) as e:
             return Decision.deny("engine-invalid-output",
                                  f"the policy module returned a malformed decision: {e}", self._hash)
 
@@ -862,19 +863,18 @@ class Policy:
         for what the module does: every failure is a deny."""
         r = request if isinstance(request, HttpRequest) else HttpRequest.from_dict(request)
         headers = [(_text(k, "a header name"), _text(v, "a header value")) for k, v in r.headers]
-        wit = SimpleNamespace(**{
+        return self._run({"http": {
             "method": _text(r.method, "the method"), "path": _text(r.path, "the path"),
             "query": _text(r.query, "the query"), "headers": headers,
             "params": _opt_text(r.params, "params"),
             "entities": _entities(r.entities),
-        })
-        return self._run("evaluate-http", wit, now)
+        }}, now)
 
     def evaluate(self, request: Union[AccessRequest, dict[str, Any]], now: int) -> Decision:
         """Decides an AuthZEN-shaped request at `now` (Unix seconds), with
         the rules of `evaluate_http` minus route matching. Never raises for
         what the module does."""
-        return self._run("evaluate", _access_request(request), now)
+        return self._run({"access": _access_request(request)}, now)
 
     def evaluate_as(self, subject: Union[Principal, dict[str, Any]],
                     request: Union[AccessRequest, dict[str, Any]], now: int) -> Decision:
@@ -889,7 +889,7 @@ class Policy:
         subject from a claimed one, so never pass a subject a client merely
         claims. Never raises for what the module does."""
         s = subject if isinstance(subject, Principal) else Principal.from_dict(subject)
-        return self._run("evaluate-as", _access_request(request), now, _principal_out(s))
+        return self._run({"vouched": {"subject": _principal_json(s), "access": _access_request(request)}}, now)
 
     def authenticate(self, token: str, now: int) -> Credential:
         """Verifies an access token of one of the bundle's issuers at `now`
@@ -1038,17 +1038,25 @@ class Policy:
 MAX_GUEST_STRING = 64 * 1024
 
 
-def _access_request(request: Union[AccessRequest, dict[str, Any]]) -> SimpleNamespace:
-    """The WIT `access-request` of `request`, its strings checked."""
+def _access_request(request: Union[AccessRequest, dict[str, Any]]) -> dict[str, Any]:
+    """The JSON of `request` for `decide-json`, its strings checked."""
     r = request if isinstance(request, AccessRequest) else AccessRequest.from_dict(request)
-    return SimpleNamespace(**{
+    return {
         "token": _text(r.token, "the token"), "action": _text(r.action, "the action"),
-        "resource-type": _text(r.resource_type, "the resource type"),
-        "resource-id": _text(r.resource_id, "the resource id"),
-        "resource-properties": _opt_text(r.resource_properties, "resource properties"),
+        "resource_type": _text(r.resource_type, "the resource type"),
+        "resource_id": _text(r.resource_id, "the resource id"),
+        "resource_properties": _opt_text(r.resource_properties, "resource properties"),
         "context": _opt_text(r.context, "the context"),
         "entities": _entities(r.entities),
-    })
+    }
+
+
+def _principal_json(p: Principal) -> dict[str, Any]:
+    """The JSON of a vouched subject for `decide-json`, its strings checked
+    as for the WIT `principal` (names are unique: `Principal` refuses a
+    name given twice)."""
+    _principal_out(p)
+    return p.to_dict()
 
 
 def _entities(entities: Optional[Union[str, list[Any]]]) -> Optional[str]:
@@ -1208,64 +1216,6 @@ def _credential(c: Any) -> Credential:
         raise InvalidOutput("`approver` is not a bool")
     return Credential(principal, _u64(getattr(c, "expires-at"), "`exp`"),
                       None if auth_time is None else _u64(auth_time, "`auth_time`"), approver)
-
-
-def _action(a: Any) -> Action:
-    """A WIT `action` from the module: `params` a JSON object (in the order
-    the module gave it). Its digest is passed through as the module gave
-    it: the Rust host checks it (`host/src/convert.rs`)."""
-    params = _json_text(a.params, "the action's params")
-    if not isinstance(params, dict):
-        raise InvalidOutput("the action's params are not a JSON object")
-    return Action(_string(a.name, "the action"), _string(getattr(a, "resource-type"), "the resource type"),
-                  _string(getattr(a, "resource-id"), "the resource id"), params,
-                  _string(a.digest, "the action digest"))
-
-
-def _approver(a: Any) -> str:
-    if not isinstance(a, Variant):
-        raise InvalidOutput("an approver is not a variant")
-    return approver_text(a.tag, a.payload)
-
-
-def _decision(d: Any) -> Decision:
-    """Converts and validates a module's decision: the module is untrusted too."""
-    v = d.verdict
-    if not isinstance(v, Variant):
-        raise InvalidOutput("the verdict is not a variant")
-    p = v.payload
-    if v.tag == "allow":
-        c = p.consume
-        consume = None if c is None else SingleUse(_string(getattr(c, "token-id"), "the token id"),
-                                                   _u64(getattr(c, "expires-at"), "`expires_at`"))
-        approval_id = getattr(p, "approval-id")
-        headers = getattr(p, "forward-headers")
-        _check_list(headers, "forward headers")
-        verdict: Any = Allow(_principal(p.principal), _action(p.action),
-                             None if approval_id is None else _string(approval_id, "the approval id"),
-                             consume, tuple((k, val) for k, val in headers))
-    elif v.tag == "deny":
-        issuer = p.issuer
-        verdict = Deny(p.code, _string(p.message, "the denial message"),
-                       None if issuer is None else _string(issuer, "the denial's issuer"))
-    elif v.tag == "approval-required":
-        details = _json_text(getattr(p, "authorization-details"), "authorization_details")
-        o = p.obligation
-        approvers = list(o.approvers)
-        _check_list(approvers, "approvers")
-        verdict = ApprovalRequired(_principal(p.requester), _action(p.action), details, Obligation(
-            tuple(_approver(a) for a in approvers), o.quorum, getattr(o, "ttl-seconds"), o.grant,
-            getattr(o, "window-seconds"), getattr(o, "reason-required"), _string(o.message, "the obligation message")))
-    elif v.tag == "step-up-required":
-        max_age = getattr(p, "max-age")
-        verdict = StepUpRequired(_strings(getattr(p, "acr-values"), "acr values"),
-                                 None if max_age is None else _u64(max_age, "`max_age`"),
-                                 _string(p.message, "the step-up message"))
-    else:
-        raise InvalidOutput(f"unknown verdict {v.tag!r}")
-    reasons = list(d.reasons)
-    _check_list(reasons, "reasons")
-    return validated(Decision(verdict, tuple(reasons), getattr(d, "policy-hash")))
 
 
 def _action_token(t: Any) -> ActionToken:

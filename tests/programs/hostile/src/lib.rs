@@ -12,6 +12,12 @@
 //! - anything else: an allow for subject `hostile`, so a test can show the
 //!   host serves again after each failure.
 //!
+//! Its `decide-json` does the same for a request naming those paths (the
+//! JSON string `"/loop"`, `"/alloc"` or `"/trap"` anywhere in it), and
+//! answers text that is not a decision for `"/not-json"` (not JSON),
+//! `"/deep"` (arrays nested 100,000 deep) and `"/not-a-decision"` (JSON
+//! of another shape), so a host's reading of the answer is tested too.
+//!
 //! Its `gateway.respond` answers every decision with a pass-through (status
 //! 0), so a test can show a host refuses to let a deny through on a
 //! module's word.
@@ -69,6 +75,37 @@ fn allow() -> wit::Decision {
     }
 }
 
+/// [`allow`] as `decide-json` writes it.
+const ALLOW_JSON: &str = concat!(
+    r#"{"verdict":{"kind":"allow","principal":{"entity_type":"User","subject":"hostile","#,
+    r#""client_id":"","scopes":[],"groups":[],"roles":[],"tenant":"","issuer":"hostile"},"#,
+    r#""action":{"name":"hostile","resource_type":"Hostile","resource_id":"hostile","params":{},"#,
+    r#""digest":"erF0EfDnttDOVv9WNrqnsf34DPlnUOKXRSZuQUe9npY"},"approval_id":null,"consume":null,"#,
+    r#""forward_headers":[]},"reasons":[],"policy_hash":"hostile"}"#
+);
+
+/// Spins forever for `/loop`, allocates without bound for `/alloc`,
+/// traps for `/trap`; returns for any other path.
+fn misbehave(path: &str) {
+    match path {
+        "/loop" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "/alloc" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "/trap" => panic!("hostile module traps on purpose"),
+        _ => {}
+    }
+}
+
 impl GuestPolicy for Hostile {
     fn load(_files: Vec<(String, String)>) -> Result<Policy, wit::LoadError> {
         Ok(Policy::new(Hostile))
@@ -83,27 +120,30 @@ impl GuestPolicy for Hostile {
     }
 
     fn evaluate_http(&self, request: wit::HttpRequest, _now: u64) -> wit::Decision {
-        match request.path.as_str() {
-            "/loop" => {
-                let mut n: u64 = 0;
-                loop {
-                    n = std::hint::black_box(n.wrapping_add(1));
-                }
-            }
-            "/alloc" => {
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                loop {
-                    hoard.push(vec![1u8; 1 << 20]);
-                    std::hint::black_box(&hoard);
-                }
-            }
-            "/trap" => panic!("hostile module traps on purpose"),
-            _ => allow(),
-        }
+        misbehave(&request.path);
+        allow()
     }
 
     fn evaluate(&self, _request: wit::AccessRequest, _now: u64) -> wit::Decision {
         allow()
+    }
+
+    fn decide_json(&self, request: String, _now: u64) -> String {
+        let names = |path: &str| request.contains(&format!("\"{path}\""));
+        if let Some(path) = ["/loop", "/alloc", "/trap"].into_iter().find(|p| names(p)) {
+            misbehave(path);
+        }
+        if names("/not-json") {
+            return "allow".to_owned();
+        }
+        if names("/deep") {
+            return "[".repeat(100_000) + &"]".repeat(100_000);
+        }
+        if names("/not-a-decision") {
+            return r#"{"verdict":{"kind":"allow"},"reasons":[],"policy_hash":"hostile"}"#
+                .to_owned();
+        }
+        ALLOW_JSON.to_owned()
     }
 
     /// Claims every test passed, ten thousand and one times over (more
