@@ -137,14 +137,22 @@ def test_a_module_allocating_without_bound_hits_its_memory_cap(hostile_path):
 
 @pytest.mark.parametrize("path, message", [
     ("/not-json", "Expecting value: line 1 column 1 (char 0)"),
-    ("/deep", "maximum recursion depth exceeded while decoding a JSON array from a unicode string"),
     ("/not-a-decision",
      "the allow lacks ['action', 'approval_id', 'consume', 'forward_headers', 'principal'] or has unknown []"),
+    ("/deep", "maximum recursion depth exceeded while decoding a JSON array from a unicode string"),
+    ("/nan", "`NaN` is not JSON"),
+    ("/huge-number", "`1e400` is out of range"),
+    ("/surrogate", "'utf-8' codec can't encode character '\\ud800' in position 287: surrogates not allowed"),
+    ("/big-params", "the action's params has 70010 bytes"),
+    ("/twice", "the member `verdict` is named twice in one object"),
 ])
 def test_an_answer_that_is_not_a_decision_is_denied(hostile_path, path, message):
-    """The decision crosses as JSON text (`decide-json`): text that is not
-    JSON, JSON nested past what the reader takes, or JSON of another shape
-    is a deny, never an exception, and the next call is served."""
+    """The decision crosses as JSON text (`decide-json`) and is read as the
+    Rust host reads it: text that is not JSON, JSON of another shape, JSON
+    nested past what the reader takes, a number serde_json refuses, a lone
+    surrogate, params over 64 KiB, or a member named twice (here a deny
+    before the allow a reader keeping the last one would take) is a deny,
+    never an exception or a decision, and the next call is served."""
     policy = Engine(hostile_path).load_bundle([])
     d = refund(policy, path)
     assert json.loads(d.to_json()) == {
@@ -162,10 +170,17 @@ ALICE_VOUCHED = Principal("User", "alice", "api-gateway", ("payments:refund",), 
 
 
 def test_evaluate_as_calls_through_to_the_module(hostile_path):
-    # The hostile module's `evaluate-as` allows whatever it is asked.
+    # The hostile module allows whatever it is asked, naming the call it
+    # received and the vouched subject in it.
     policy = Engine(hostile_path).load_bundle([])
     d = policy.evaluate_as(ALICE_VOUCHED, VOUCHED_REFUND, NOW)
-    assert d.to_dict() == {"verdict": HOSTILE_ALLOW, "reasons": [], "policy_hash": "hostile"}
+    principal = {**HOSTILE_ALLOW["principal"], "subject": "alice"}
+    assert d.to_dict() == {"verdict": {**HOSTILE_ALLOW, "principal": principal}, "reasons": ["vouched"],
+                           "policy_hash": "hostile"}
+    access = policy.evaluate(VOUCHED_REFUND, NOW)
+    assert access.to_dict() == {"verdict": HOSTILE_ALLOW, "reasons": ["access"], "policy_hash": "hostile"}
+    assert refund(policy, "/ok").to_dict() == {"verdict": HOSTILE_ALLOW, "reasons": ["http"],
+                                               "policy_hash": "hostile"}
 
 
 def test_evaluate_as_refuses_a_request_that_carries_a_token(engine):

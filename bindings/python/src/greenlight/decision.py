@@ -66,6 +66,9 @@ _TENANT_SUFFIX = "@tenant"
 MAX_STRING = 64 * 1024
 #: The most entries accepted in one list (reasons, headers, approvers, scopes).
 MAX_LIST = 64
+#: The largest quorum a module may ask for (as the Rust host; a bundle
+#: cannot ask for more).
+MAX_QUORUM = 32
 #: The longest header value accepted for forwarding.
 MAX_HEADER_VALUE = 8192
 _U32_MAX = 2**32 - 1
@@ -691,8 +694,14 @@ def validated(d: Decision) -> Decision:
             approver_case(a)
         if not o.approvers or o.quorum == 0:
             raise InvalidOutput("an obligation without approvers or quorum")
+        if o.quorum > MAX_QUORUM:
+            raise InvalidOutput(f"an obligation with a quorum of {o.quorum}")
+        if o.ttl_seconds == 0:
+            raise InvalidOutput("an obligation that expires at once")
         if o.grant not in GRANT_MODES:
             raise InvalidOutput(f"unknown grant mode {o.grant!r}")
+        if (o.grant == "window") == (o.window_seconds == 0):
+            raise InvalidOutput(f"a {o.grant} grant with a window of {o.window_seconds} seconds")
         _check_str(o.message, "the obligation message")
     else:
         raise InvalidOutput(f"unknown verdict {type(v).__name__}")
@@ -723,8 +732,14 @@ def _check_action(a: Action) -> None:
     _check_str(a.resource_type, "the resource type")
     _check_str(a.resource_id, "the resource id")
     _check_str(a.digest, "the action digest")
+    if not a.name:
+        raise InvalidOutput("an action without a name")
     if not isinstance(a.params, dict):
         raise InvalidOutput("the action's params are not a JSON object")
+    # The Rust host reads params as one text of at most MAX_STRING bytes.
+    size = len(json.dumps(a.params, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > MAX_STRING:
+        raise InvalidOutput(f"the action's params has {size} bytes")
 
 
 def _principal(v: Any, what: str) -> Principal:

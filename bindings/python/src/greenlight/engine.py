@@ -836,12 +836,10 @@ class Policy:
             return Decision.deny(f.code, f.message, self._hash)
         self._put_back(slot)
         try:
-            # The module is untrusted: its text is read as any decision
-            # JSON is, strictly (`Decision.from_dict` validates it).
-            return Decision.from_dict(json.loads(raw))
+            return _read_decision(raw)
         except (InvalidOutput, TypeError, ValueError, RecursionError) as e:
-            return Decision.deny("engine-invalid-output",
-                                 f"the policy module returned a malformed decision: {e}", self._hash)
+            message = f"the policy module returned a malformed decision: {e}"
+            return Decision.deny("engine-invalid-output", message[:MAX_GUEST_STRING], self._hash)
 
     def _ask(self, name: str, *args: Any, policy: bool = True, budget: Optional[float] = None) -> Any:
         """Calls `name` (a method of the loaded policy unless `policy` is
@@ -1130,6 +1128,44 @@ def _u32(v: Any, what: str) -> int:
 def _no_constant(name: str) -> Any:
     # serde_json, like RFC 8259, has no NaN or Infinity.
     raise ValueError(f"`{name}` is not JSON")
+
+
+def _finite(text: str) -> float:
+    """A JSON number with a fraction or exponent, refused where serde_json
+    refuses it: beyond the range of a double."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"`{text}` is out of range")
+    return value
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """One object of a module's answer: serde refuses a member named twice,
+    where `json` would keep the last one."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"the member `{name}` is named twice in one object")
+            seen.add(name)
+    return obj
+
+
+def _read_decision(raw: Any) -> Decision:
+    """A module's `decide-json` answer, read as the Rust host reads it:
+    JSON as serde_json takes it (no NaN or Infinity, no number beyond a
+    double, no member named twice, no lone surrogate), then held to every
+    check of `Decision.from_dict`. The module is untrusted: anything else
+    raises."""
+    if not isinstance(raw, str):
+        raise InvalidOutput("the decision is not a string")
+    data = json.loads(raw, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_unique)
+    if "\\u" in raw:
+        # Only an escape can give a string a lone surrogate, which UTF-8
+        # cannot hold: refused here, not when the decision is written out.
+        json.dumps(data, ensure_ascii=False).encode()
+    return Decision.from_dict(data)
 
 
 def _json_text(text: Any, what: str) -> Any:

@@ -12,11 +12,14 @@
 //! - anything else: an allow for subject `hostile`, so a test can show the
 //!   host serves again after each failure.
 //!
-//! Its `decide-json` does the same for a request naming those paths (the
-//! JSON string `"/loop"`, `"/alloc"` or `"/trap"` anywhere in it), and
-//! answers text that is not a decision for `"/not-json"` (not JSON),
-//! `"/deep"` (arrays nested 100,000 deep) and `"/not-a-decision"` (JSON
-//! of another shape), so a host's reading of the answer is tested too.
+//! Its `decide-json` does the same for an `http` call with those paths,
+//! answers the allow naming the call's kind in `reasons` (and a vouched
+//! subject as the principal) otherwise, and for these paths answers text
+//! a host must refuse, so that its reading of the answer is tested too:
+//! `/not-json`, `/not-a-decision` (JSON of another shape), `/deep` (params
+//! nested 100,000 deep), `/nan` (`NaN`), `/huge-number` (`1e400`),
+//! `/surrogate` (a lone surrogate escaped), `/big-params` (70,000 bytes of
+//! params) and `/twice` (`verdict` named twice, a deny first).
 //!
 //! Its `gateway.respond` answers every decision with a pass-through (status
 //! 0), so a test can show a host refuses to let a deny through on a
@@ -35,6 +38,7 @@ use exports::greenlight::approval::engine::{Guest as EngineGuest, GuestPolicy, P
 use exports::greenlight::approval::gateway::{Guest as GatewayGuest, HttpAnswer};
 use exports::greenlight::approval::jose::Guest as JoseGuest;
 use exports::greenlight::approval::types as wit;
+use serde_json::{Value, json};
 
 struct Component;
 
@@ -129,21 +133,44 @@ impl GuestPolicy for Hostile {
     }
 
     fn decide_json(&self, request: String, _now: u64) -> String {
-        let names = |path: &str| request.contains(&format!("\"{path}\""));
-        if let Some(path) = ["/loop", "/alloc", "/trap"].into_iter().find(|p| names(p)) {
-            misbehave(path);
+        // The call it was given: its kind named in `reasons`, a vouched
+        // subject's name as the principal's, so a test sees what arrived.
+        let call: Value = serde_json::from_str(&request).unwrap_or_default();
+        let (kind, body) = call
+            .as_object()
+            .and_then(|o| o.iter().next())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .unwrap_or_default();
+        let path = body["path"].as_str().unwrap_or_default().to_owned();
+        misbehave(&path);
+        let mut answer: Value = serde_json::from_str(ALLOW_JSON).unwrap_or_default();
+        answer["reasons"] = json!([kind]);
+        if kind == "vouched" {
+            answer["verdict"]["principal"]["subject"] = body["subject"]["subject"].clone();
         }
-        if names("/not-json") {
-            return "allow".to_owned();
+        let text = answer.to_string();
+        let params = |with: &str| text.replace(r#""params":{}"#, &format!(r#""params":{with}"#));
+        match path.as_str() {
+            "/not-json" => "allow".to_owned(),
+            "/not-a-decision" => {
+                r#"{"verdict":{"kind":"allow"},"reasons":[],"policy_hash":"hostile"}"#.to_owned()
+            }
+            "/deep" => params(&format!(
+                r#"{{"a":{}{}}}"#,
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            )),
+            "/nan" => params(r#"{"amount":NaN}"#),
+            "/huge-number" => params(r#"{"amount":1e400}"#),
+            "/surrogate" => params(r#"{"note":"\ud800"}"#),
+            "/big-params" => params(&format!(r#"{{"pad":"{}"}}"#, "x".repeat(70_000))),
+            "/twice" => text.replacen(
+                r#"{"verdict":"#,
+                r#"{"verdict":{"kind":"deny","code":"policy-forbidden","message":"no"},"verdict":"#,
+                1,
+            ),
+            _ => text,
         }
-        if names("/deep") {
-            return "[".repeat(100_000) + &"]".repeat(100_000);
-        }
-        if names("/not-a-decision") {
-            return r#"{"verdict":{"kind":"allow"},"reasons":[],"policy_hash":"hostile"}"#
-                .to_owned();
-        }
-        ALLOW_JSON.to_owned()
     }
 
     /// Claims every test passed, ten thousand and one times over (more
