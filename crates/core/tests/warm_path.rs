@@ -263,3 +263,59 @@ fn a_context_that_reads_as_an_escape_is_refused_as_cedars_reader_refuses_it() {
         allowed("any-read")
     );
 }
+
+/// The schema's shortcut (`prebuilt`): a bare resource of a type whose
+/// every bare entity conforms is taken unchecked, and only that one: a
+/// bare resource of a type with a required attribute, or of an
+/// enumerated type under an id it does not list, is still refused as
+/// Cedar refuses it, however often the type was seen before.
+#[test]
+fn only_a_resource_that_conforms_by_its_type_skips_the_schema_check() {
+    let schema = r#"
+        entity User {
+          sub: String, client_id: String, scopes: Set<String>, groups: Set<String>,
+          roles: Set<String>, tenant: String, issuer: String,
+        };
+        entity Host;
+        entity Zone enum ["eu"];
+        entity Vault { owner: String };
+        action read appliesTo { principal: User, resource: [Host, Zone, Vault], context: {} };
+    "#;
+    let p = Policies::load(
+        r#"@id("reads") permit (principal, action == Action::"read", resource);"#,
+        Some(schema),
+        300,
+    )
+    .expect("policies");
+    let read = |kind: &str, id: &str| {
+        p.decide(
+            Query {
+                principal: &alice(),
+                home: HOME,
+                action: "read",
+                resource_type: kind,
+                resource_id: id,
+                resource_attrs: Map::new(),
+                context: Map::new(),
+                entities: &[],
+                principal_entity: None,
+            },
+            &SignIn {
+                acr: None,
+                auth_time: None,
+                now: 0,
+                exempt: false,
+            },
+        )
+    };
+    for _ in 0..2 {
+        assert_eq!(read("Host", "h1"), allowed("reads"));
+        assert_eq!(read("Zone", "eu"), allowed("reads"));
+        assert_eq!(read("Zone", "us"), Outcome::Invalid(
+                "the request's entities do not fit: entity does not conform to the schema (help: valid entity eids: \"eu\"): entity `Zone::\"us\"` is of an enumerated entity type, but `\"us\"` is not declared as a valid eid".into()
+            ));
+        assert_eq!(read("Vault", "v1"), Outcome::Invalid(
+                "the request's entities do not fit: entity does not conform to the schema: expected entity `Vault::\"v1\"` to have attribute `owner`, but it does not".into()
+            ));
+    }
+}

@@ -55,6 +55,7 @@ use cedar_policy::{Entities, Entity, Schema};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::prebuilt::Prebuilt;
 use super::{diag_message, values};
 use crate::bundle::find_at;
 
@@ -485,32 +486,42 @@ impl EntityData {
     /// why or to read it by the schema.
     ///
     /// `principal` gives the principal's entity held to the schema, given
-    /// a way to build it (a cache may not need to).
+    /// a way to build it (a cache may not need to). `prebuilt` is what the
+    /// schema lets a request skip ([`Prebuilt`]).
     pub(super) fn build(
         &self,
         schema: Option<&Schema>,
+        prebuilt: Option<&Prebuilt>,
         merged: &Merged,
         principal: impl FnOnce(&dyn Fn(Map<String, Value>) -> Option<Entity>) -> Option<Entity>,
     ) -> Option<Entities> {
         let p = &merged.own[merged.principal_at];
         let principal = principal(&|token| values::entity(&with_token(p, token).ok()?))?;
-        let others = merged
-            .own
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != merged.principal_at)
-            .map(|(_, e)| values::entity(e))
-            .collect::<Option<Vec<_>>>()?;
-        // With a schema, Cedar adds its actions here (as its reader does).
-        let entities = Entities::from_entities(others, schema).ok()?;
+        let own = || {
+            merged
+                .own
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != merged.principal_at)
+                .map(|(_, e)| e)
+        };
+        let others = own().map(values::entity).collect::<Option<Vec<_>>>()?;
         // The principal was held to the schema when it was built, the data
         // when it was loaded.
-        entities
-            .add_entities(
-                std::iter::once(principal).chain(merged.reached.iter().cloned()),
-                None,
-            )
-            .ok()
+        let checked = std::iter::once(principal).chain(merged.reached.iter().cloned());
+        match prebuilt {
+            // Each of the request's own entities conforms by its type:
+            // the schema's actions, built once, take them unchecked.
+            Some(pre) if own().all(|e| pre.conforms(e)) => pre
+                .actions()
+                .add_entities(others.into_iter().chain(checked), None)
+                .ok(),
+            // With a schema, Cedar adds its actions here (as its reader does).
+            _ => Entities::from_entities(others, schema)
+                .ok()?
+                .add_entities(checked, None)
+                .ok(),
+        }
     }
 }
 

@@ -38,6 +38,7 @@ use greenlight_types::{Obligation, Principal, StepUp};
 
 mod annotations;
 pub mod entities;
+mod prebuilt;
 mod slices;
 pub mod trace;
 mod values;
@@ -57,6 +58,7 @@ pub use annotations::{
 };
 use annotations::{parse_obligation, parse_requirement, strictness};
 use entities::{EntityData, EntityJson, Uid};
+use prebuilt::Prebuilt;
 use slices::Slices;
 
 /// A problem found in `policy.cedar` or `schema.cedarschema`, located by byte offset.
@@ -125,6 +127,8 @@ pub struct Policies {
     /// Whether `slices` holds them (else every request is evaluated
     /// against the whole set).
     sliced: bool,
+    /// What the schema lets every request skip, when there is one.
+    prebuilt: Option<Prebuilt>,
 }
 
 /// Cedar's answer, before digests and tokens are considered.
@@ -313,6 +317,7 @@ impl Policies {
             if let Ok(action) = EntityTypeName::from_str("Action") {
                 type_names.insert("Action".to_owned(), action);
             }
+            let prebuilt = schema.as_ref().and_then(Prebuilt::new);
             Ok(Self {
                 set,
                 obligations,
@@ -324,6 +329,7 @@ impl Policies {
                 type_names,
                 sliced: slices.is_some(),
                 slices: slices.unwrap_or_default(),
+                prebuilt,
             })
         } else {
             Err(problems)
@@ -495,7 +501,7 @@ impl Policies {
             q.entities,
         )?;
         if reader == Reader::Direct
-            && let Some(entities) = self.data.build(schema, &merged, |build| {
+            && let Some(entities) = self.data.build(schema, self.prebuilt.as_ref(), &merged, |build| {
                 self.principal_entity(q.principal_entity, || build(token()))
             })
             // Cedar's reader reads the context as one value: an object
