@@ -6,7 +6,7 @@
 //! and panic where the two differ.
 
 use greenlight_core::Principal;
-use greenlight_core::policy::entities::EntityData;
+use greenlight_core::policy::entities::{EntityData, EntityJson, Uid};
 use greenlight_core::policy::{Outcome, Policies, PrincipalEntity, Query, SignIn};
 use serde_json::{Map, Value, json};
 
@@ -264,10 +264,11 @@ fn a_context_that_reads_as_an_escape_is_refused_as_cedars_reader_refuses_it() {
     );
 }
 
-/// The schema's shortcut (`prebuilt`): a bare resource of a type whose
+/// The schema's shortcut (`prebuilt`): a bare entity of a type whose
 /// every bare entity conforms is taken unchecked, and only that one: a
-/// bare resource of a type with a required attribute, or of an
-/// enumerated type under an id it does not list, is still refused as
+/// bare resource of a type with a required attribute, or a bare resource
+/// or host entity of an enumerated type under an id it does not list
+/// (this one lists the id the load-time check uses), is still refused as
 /// Cedar refuses it, however often the type was seen before.
 #[test]
 fn only_a_resource_that_conforms_by_its_type_skips_the_schema_check() {
@@ -277,7 +278,7 @@ fn only_a_resource_that_conforms_by_its_type_skips_the_schema_check() {
           roles: Set<String>, tenant: String, issuer: String,
         };
         entity Host;
-        entity Zone enum ["eu"];
+        entity Zone enum ["eu", "greenlight-bare"];
         entity Vault { owner: String };
         action read appliesTo { principal: User, resource: [Host, Zone, Vault], context: {} };
     "#;
@@ -287,7 +288,7 @@ fn only_a_resource_that_conforms_by_its_type_skips_the_schema_check() {
         300,
     )
     .expect("policies");
-    let read = |kind: &str, id: &str| {
+    let read_with = |kind: &str, id: &str, entities: &[EntityJson]| {
         p.decide(
             Query {
                 principal: &alice(),
@@ -297,7 +298,7 @@ fn only_a_resource_that_conforms_by_its_type_skips_the_schema_check() {
                 resource_id: id,
                 resource_attrs: Map::new(),
                 context: Map::new(),
-                entities: &[],
+                entities,
                 principal_entity: None,
             },
             &SignIn {
@@ -308,11 +309,28 @@ fn only_a_resource_that_conforms_by_its_type_skips_the_schema_check() {
             },
         )
     };
+    let read = |kind: &str, id: &str| read_with(kind, id, &[]);
+    // A bare entity the host adds is held to the schema as the resource is.
+    let zone = |id: &str| EntityJson {
+        uid: Uid {
+            kind: "Zone".into(),
+            id: id.into(),
+        },
+        attrs: Map::new(),
+        parents: Vec::new(),
+    };
     for _ in 0..2 {
+        assert_eq!(read_with("Host", "h1", &[zone("eu")]), allowed("reads"));
+        assert_eq!(
+            read_with("Host", "h1", &[zone("us")]),
+            Outcome::Invalid(
+                "the request's entities do not fit: entity does not conform to the schema (help: valid entity eids: \"eu\", \"greenlight-bare\"): entity `Zone::\"us\"` is of an enumerated entity type, but `\"us\"` is not declared as a valid eid".into()
+            )
+        );
         assert_eq!(read("Host", "h1"), allowed("reads"));
         assert_eq!(read("Zone", "eu"), allowed("reads"));
         assert_eq!(read("Zone", "us"), Outcome::Invalid(
-                "the request's entities do not fit: entity does not conform to the schema (help: valid entity eids: \"eu\"): entity `Zone::\"us\"` is of an enumerated entity type, but `\"us\"` is not declared as a valid eid".into()
+                "the request's entities do not fit: entity does not conform to the schema (help: valid entity eids: \"eu\", \"greenlight-bare\"): entity `Zone::\"us\"` is of an enumerated entity type, but `\"us\"` is not declared as a valid eid".into()
             ));
         assert_eq!(read("Vault", "v1"), Outcome::Invalid(
                 "the request's entities do not fit: entity does not conform to the schema: expected entity `Vault::\"v1\"` to have attribute `owner`, but it does not".into()

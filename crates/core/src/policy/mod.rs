@@ -317,7 +317,10 @@ impl Policies {
             if let Ok(action) = EntityTypeName::from_str("Action") {
                 type_names.insert("Action".to_owned(), action);
             }
-            let prebuilt = schema.as_ref().and_then(Prebuilt::new);
+            let prebuilt = schema
+                .as_ref()
+                .zip(schema_src)
+                .and_then(|(schema, src)| Prebuilt::new(schema, src));
             Ok(Self {
                 set,
                 obligations,

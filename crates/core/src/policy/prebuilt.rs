@@ -1,25 +1,26 @@
 //! What a schema lets every request skip: its action entities, built and
 //! closed once per bundle instead of once per request, and the entity
 //! types whose bare entity (no attributes, no parents) the schema accepts
-//! whatever its id, so that a request's bare resource of such a type needs
-//! no schema check of its own.
+//! whatever its id, so that a request's bare entities of such types need
+//! no schema check of their own.
 //!
-//! A type qualifies when a bare entity of it passes Cedar's own check
-//! under two made-up ids: conformance of an entity without attributes or
-//! parents depends only on its type, except for an enumerated type, whose
-//! ids are listed, and neither made-up id (each holds a NUL) is an id a
-//! schema lists. Everything else (an entity with attributes or parents, a
-//! type with required attributes, an enumerated type) is checked by Cedar
-//! on every request as before.
+//! Cedar checks a bare entity by its type alone (declared, not external,
+//! no required attribute), except an enumerated type, whose ids it checks
+//! against the list. So a type qualifies when it is not enumerated (read
+//! from the schema's declarations) and a bare entity of it passes Cedar's
+//! own check. Everything else (an entity with attributes or parents, an
+//! enumerated type, any type Cedar refuses bare) is checked by Cedar on
+//! every request as before.
 
 use std::collections::HashSet;
 
-use cedar_policy::{Entities, Entity, EntityId, EntityUid, Schema};
+use cedar_policy::{Entities, Entity, EntityId, EntityUid, Schema, SchemaFragment};
 
 use super::entities::{EntityJson, is_action};
 
-/// Ids no schema lists, to tell a type whose bare entities all conform.
-const PROBES: [&str; 2] = ["\0greenlight-bare-1", "\0greenlight-bare-2"];
+/// The id a bare entity is checked under: any id does, once enumerated
+/// types are left out.
+const PROBE: &str = "greenlight-bare";
 
 /// A schema's action entities and its bare-conforming types.
 #[derive(Clone, Debug)]
@@ -32,24 +33,22 @@ pub(super) struct Prebuilt {
 }
 
 impl Prebuilt {
-    /// Prebuilds for `schema`; `None` when Cedar refuses its actions (every
-    /// request then goes the checked way, which says why).
-    pub(super) fn new(schema: &Schema) -> Option<Self> {
+    /// Prebuilds for `schema`, read from `src`; `None` when Cedar refuses
+    /// its actions or its declarations cannot be read back (every request
+    /// then goes the checked way).
+    pub(super) fn new(schema: &Schema, src: &str) -> Option<Self> {
         let actions = Entities::from_entities(std::iter::empty(), Some(schema)).ok()?;
+        let enumerated = enumerated(src)?;
         let bare = schema
             .entity_types()
-            .filter(|t| !is_action(&t.to_string()))
-            .filter(|t| {
-                PROBES.iter().all(|id| {
-                    let uid = EntityUid::from_type_name_and_id((*t).clone(), EntityId::new(id));
-                    Entities::from_entities(
-                        [Entity::new_no_attrs(uid, HashSet::new())],
-                        Some(schema),
-                    )
+            .map(|t| (t, t.to_string()))
+            .filter(|(_, name)| !is_action(name) && !enumerated.contains(name))
+            .filter(|(t, _)| {
+                let uid = EntityUid::from_type_name_and_id((*t).clone(), EntityId::new(PROBE));
+                Entities::from_entities([Entity::new_no_attrs(uid, HashSet::new())], Some(schema))
                     .is_ok()
-                })
             })
-            .map(ToString::to_string)
+            .map(|(_, name)| name)
             .collect();
         Some(Self { actions, bare })
     }
@@ -66,13 +65,34 @@ impl Prebuilt {
     }
 }
 
+/// The enumerated entity types `src` declares (`entity Colour enum
+/// [...]`), by their full names, from the schema's JSON form, where each
+/// namespace's `entityTypes` gives an enumerated type an `enum` member.
+fn enumerated(src: &str) -> Option<HashSet<String>> {
+    let (fragment, _warnings) = SchemaFragment::from_cedarschema_str(src).ok()?;
+    let json = fragment.to_json_value().ok()?;
+    let mut out = HashSet::new();
+    for (namespace, body) in json.as_object()? {
+        for (name, declared) in body.get("entityTypes")?.as_object()? {
+            if declared.get("enum").is_some() {
+                out.insert(if namespace.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{namespace}::{name}")
+                });
+            }
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::str::FromStr;
 
-    fn schema(text: &str) -> Schema {
-        Schema::from_str(text).expect("schema")
+    fn prebuilt(text: &str) -> Prebuilt {
+        Prebuilt::new(&Schema::from_str(text).expect("schema"), text).expect("prebuilt")
     }
 
     fn bare(kind: &str, id: &str) -> EntityJson {
@@ -87,20 +107,23 @@ mod tests {
     }
 
     /// Only types whose every bare entity conforms qualify: not one with a
-    /// required attribute, not an enumerated one, not an action.
+    /// required attribute, not an enumerated one (even one listing the id
+    /// the check uses), in a namespace or not, not an action.
     #[test]
     fn only_types_whose_bare_entities_always_conform_qualify() {
-        let p = Prebuilt::new(&schema(
+        let p = prebuilt(
             r#"
             entity Plain;
             entity Optional { note?: String };
             entity Required { owner: String };
-            entity Colour enum ["red", "\0greenlight-bare-1"];
+            entity Colour enum ["red", "greenlight-bare"];
             action "read" appliesTo { principal: Plain, resource: Plain };
-            namespace Ns { entity Thing; }
+            namespace Ns {
+              entity Thing;
+              entity Shade enum ["dark"];
+            }
             "#,
-        ))
-        .expect("prebuilt");
+        );
         let mut types: Vec<&str> = p.bare.iter().map(String::as_str).collect();
         types.sort_unstable();
         assert_eq!(types, ["Ns::Thing", "Optional", "Plain"]);
