@@ -436,6 +436,14 @@ pub(crate) fn decision(d: wit::Decision) -> Result<Decision, String> {
     })
 }
 
+/// A decision a module wrote as JSON text (`decide-json`): read as the
+/// types say, then held to every check of a typed answer ([`decision`]).
+pub(crate) fn decision_json(text: &str) -> Result<Decision, String> {
+    let d: Decision =
+        serde_json::from_str(text).map_err(|e| format!("not a decision as JSON: {e}"))?;
+    decision(decision_out(&d))
+}
+
 /// A decision in its WIT form, to hand to the guest's `respond`.
 pub(crate) fn decision_out(d: &Decision) -> wit::Decision {
     let verdict = match &d.verdict {

@@ -12,7 +12,6 @@ use serde_json::json;
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
-use crate::bindings::exports::greenlight::approval::types as wit;
 use crate::pool::{Failure, HostState, KeyChange, Pool};
 use crate::{HostError, bindings, convert};
 
@@ -163,16 +162,15 @@ impl Policy {
         }
     }
 
-    fn decide(
+    /// Calls the module with `f` and reads its answer with `read` (which
+    /// checks it); a failure of either is a deny.
+    fn decide<T>(
         &self,
-        f: impl FnOnce(
-            &bindings::Approver,
-            &mut Store<HostState>,
-            ResourceAny,
-        ) -> wasmtime::Result<wit::Decision>,
+        f: impl FnOnce(&bindings::Approver, &mut Store<HostState>, ResourceAny) -> wasmtime::Result<T>,
+        read: impl FnOnce(T) -> Result<Decision, String>,
     ) -> Decision {
         match self.with_slot(f) {
-            Ok(d) => convert::decision(d).unwrap_or_else(|why| {
+            Ok(d) => read(d).unwrap_or_else(|why| {
                 Decision::deny(
                     DenialCode::EngineInvalidOutput,
                     format!("the policy module returned a malformed decision: {why}"),
@@ -187,11 +185,14 @@ impl Policy {
     /// trap, an overrun or malformed output is a deny.
     pub fn evaluate_http(&self, request: &HttpRequest, now: u64) -> Decision {
         let req = convert::http_request(request);
-        self.decide(|b, s, p| {
-            b.greenlight_approval_engine()
-                .policy()
-                .call_evaluate_http(s, p, &req, now)
-        })
+        self.decide(
+            |b, s, p| {
+                b.greenlight_approval_engine()
+                    .policy()
+                    .call_evaluate_http(s, p, &req, now)
+            },
+            convert::decision,
+        )
     }
 
     /// Decides one request given as JSON text (the WIT `decide-json`):
@@ -202,35 +203,27 @@ impl Policy {
     /// Never fails: text that is not such a request is a deny
     /// `request-invalid`, a trap, an overrun or malformed output a deny.
     pub fn decide_json(&self, request: &str, now: u64) -> Decision {
-        let answer = self.with_slot(|b, s, p| {
-            b.greenlight_approval_engine()
-                .policy()
-                .call_decide_json(s, p, request, now)
-        });
-        match answer {
-            // Read as the types say, then checked as a typed answer is.
-            Ok(text) => serde_json::from_str::<Decision>(&text)
-                .map_err(|e| format!("not a decision as JSON: {e}"))
-                .and_then(|d| convert::decision(convert::decision_out(&d)))
-                .unwrap_or_else(|why| {
-                    Decision::deny(
-                        DenialCode::EngineInvalidOutput,
-                        format!("the policy module returned a malformed decision: {why}"),
-                        self.policy_hash(),
-                    )
-                }),
-            Err(f) => Decision::deny(f.code, f.message, self.policy_hash()),
-        }
+        self.decide(
+            |b, s, p| {
+                b.greenlight_approval_engine()
+                    .policy()
+                    .call_decide_json(s, p, request, now)
+            },
+            |text| convert::decision_json(&text),
+        )
     }
 
     /// Decides an AuthZEN-shaped request at `now` (Unix seconds).
     pub fn evaluate(&self, request: &AccessRequest, now: u64) -> Decision {
         let req = convert::access_request(request);
-        self.decide(|b, s, p| {
-            b.greenlight_approval_engine()
-                .policy()
-                .call_evaluate(s, p, &req, now)
-        })
+        self.decide(
+            |b, s, p| {
+                b.greenlight_approval_engine()
+                    .policy()
+                    .call_evaluate(s, p, &req, now)
+            },
+            convert::decision,
+        )
     }
 
     /// Decides an AuthZEN-shaped request for a subject this host vouches
@@ -240,11 +233,14 @@ impl Policy {
     pub fn evaluate_as(&self, subject: &Principal, request: &AccessRequest, now: u64) -> Decision {
         let who = convert::principal_out(subject);
         let req = convert::access_request(request);
-        self.decide(|b, s, p| {
-            b.greenlight_approval_engine()
-                .policy()
-                .call_evaluate_as(s, p, &who, &req, now)
-        })
+        self.decide(
+            |b, s, p| {
+                b.greenlight_approval_engine()
+                    .policy()
+                    .call_evaluate_as(s, p, &who, &req, now)
+            },
+            convert::decision,
+        )
     }
 
     /// Verifies an access token at `now` and returns who it names, when it

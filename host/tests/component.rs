@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use greenlight_core::call::Call;
 use greenlight_core::{DenialCode, HttpRequest, LoadError, Verdict};
 use greenlight_types::bundle::{KeyFetchSettings, KeySource};
 
@@ -457,53 +458,58 @@ fn withdrawn_keys_deny_saying_why_and_name_the_issuer_to_refresh() {
 }
 
 /// `decide-json`: text that is not one call is refused `request-invalid`
-/// by the module with why, the same by the native core, and a vouched
-/// subject's attribute named twice is never read as either value.
+/// by the module with why (the core's reading, `Call::read`), and a
+/// vouched subject's attribute named twice is never read as either value;
+/// named once, the call decides as the native core does.
 #[test]
 fn a_json_call_that_is_not_one_call_is_refused_with_why() {
     let policy = engine().load_bundle(demo_files()).expect("demo bundle");
-    let native = greenlight_core::Engine::load(&demo_files()).expect("demo bundle");
     let access = r#""access": {"token": "", "action": "payment.refund", "resource_type": "Payment",
         "resource_id": "pay_123", "context": "{\"amount\":50,\"currency\":\"EUR\"}"}"#;
+    let subject = |extra: &str| {
+        format!(
+            r#"{{"vouched": {{"subject": {{"entity_type": "User", "subject": "alice", {extra}
+            "issuer": "https://idp.example.com"}}, {access}}}}}"#
+        )
+    };
     let cases = [
-        ("{", "the request is not JSON: EOF while parsing an object at line 1 column 1".to_owned()),
-        ("null", "the request is not a JSON object".to_owned()),
         (
-            r#"{"evaluate": {}}"#,
-            "the request is not one `http`, `access` or `vouched` call: unknown variant `evaluate`, expected one of `http`, `access`, `vouched`".to_owned(),
+            "{".to_owned(),
+            "the request is not JSON: EOF while parsing an object at line 1 column 1",
+        ),
+        ("null".to_owned(), "the request is not a JSON object"),
+        (
+            r#"{"evaluate": {}}"#.to_owned(),
+            "the request is not one `http`, `access` or `vouched` call: unknown variant `evaluate`, expected one of `http`, `access`, `vouched`",
         ),
         (
-            &format!(
-                r#"{{"vouched": {{"subject": {{"entity_type": "User", "subject": "alice",
-                "subject": "admin", "issuer": "https://idp.example.com"}}, {access}}}}}"#
-            ),
-            "the request names the member `subject` twice in one object".to_owned(),
+            subject(r#""subject": "admin","#),
+            "the request names the member `subject` twice in one object",
         ),
     ];
     for (text, message) in cases {
-        for d in [
-            policy.decide_json(text, 1_767_225_600),
-            native.decide_json(text, 1_767_225_600),
-        ] {
-            match &d.verdict {
-                Verdict::Deny(den) => {
-                    assert_eq!(
-                        (den.code, den.message.as_str()),
-                        (DenialCode::RequestInvalid, message.as_str()),
-                        "{text}"
-                    );
-                }
-                other => panic!("{text}: expected a deny, got {other:?}"),
+        assert_eq!(Call::read(&text).expect_err(&text), message);
+        let d = policy.decide_json(&text, 1_767_225_600);
+        match &d.verdict {
+            Verdict::Deny(den) => {
+                assert_eq!(
+                    (den.code, den.message.as_str()),
+                    (DenialCode::RequestInvalid, message),
+                    "{text}"
+                );
             }
-            assert_eq!(d.policy_hash, policy.policy_hash());
+            other => panic!("{text}: expected a deny, got {other:?}"),
         }
+        assert_eq!(d.policy_hash, policy.policy_hash());
     }
-    // The same subject named once is decided.
-    let once = format!(
-        r#"{{"vouched": {{"subject": {{"entity_type": "User", "subject": "alice",
-        "scopes": ["payments:refund"], "issuer": "https://idp.example.com"}}, {access}}}}}"#
-    );
+    // The same subject named once is decided, exactly as natively.
+    let once = subject(r#""scopes": ["payments:refund"],"#);
+    let native = greenlight_core::Engine::load(&demo_files()).expect("demo bundle");
     let d = policy.decide_json(&once, 1_767_225_600);
+    assert_eq!(
+        d,
+        native.decide_call(&Call::read(&once).expect("a call"), 1_767_225_600)
+    );
     assert!(
         matches!(&d.verdict, Verdict::Allow(a) if a.principal.subject == "alice"),
         "{d:?}"

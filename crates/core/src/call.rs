@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::strict::{self, StrictError};
-use crate::{AccessRequest, Decision, DenialCode, Engine, HttpRequest, Principal};
+use crate::{AccessRequest, Decision, Engine, HttpRequest, Principal};
 
 /// One call of the engine, as `tests/vectors` writes a request:
 /// `{"http": …}`, `{"access": …}` or `{"vouched": {"subject": …,
@@ -64,15 +64,6 @@ impl Engine {
             Call::Http(r) => self.evaluate_http(r, now),
             Call::Access(r) => self.evaluate(r, now),
             Call::Vouched(v) => self.evaluate_as(&v.subject, &v.access, now),
-        }
-    }
-
-    /// Reads `text` as a [`Call`] and decides it at `now`; text that is not
-    /// one is a deny `request-invalid` saying why.
-    pub fn decide_json(&self, text: &str, now: u64) -> Decision {
-        match Call::read(text) {
-            Ok(call) => self.decide_call(&call, now),
-            Err(message) => Decision::deny(DenialCode::RequestInvalid, message, self.policy_hash()),
         }
     }
 }
