@@ -797,17 +797,16 @@ async fn an_approval_covers_every_argument_and_a_decline_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_approval_lets_the_same_call_run_again_within_it() {
     let (up, seen) = upstream().await;
-    let bundle = tempfile::tempdir().expect("tempdir");
     let from = root().join("examples/mcp/bundle");
-    for f in ["greenlight.toml", "schema.cedarschema", "idp.jwks.json"] {
-        std::fs::copy(from.join(f), bundle.path().join(f)).expect("copy");
-    }
-    std::fs::create_dir(bundle.path().join("dev")).expect("dev");
-    std::fs::copy(
-        from.join("dev/idp-dev.key.pem"),
-        bundle.path().join("dev/idp-dev.key.pem"),
-    )
-    .expect("copy key");
+    let bundle = bundle_copy(
+        &from,
+        &[
+            "greenlight.toml",
+            "schema.cedarschema",
+            "idp.jwks.json",
+            "dev/idp-dev.key.pem",
+        ],
+    );
     let policy = std::fs::read_to_string(from.join("policy.cedar")).expect("policy");
     assert!(policy.contains("@grant(\"once\")"));
     std::fs::write(

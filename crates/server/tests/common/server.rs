@@ -348,21 +348,34 @@ pub fn token_with(sub: &str, claims: &[(&str, Value)]) -> String {
     dev(sub, None, claims, 7200)
 }
 
+/// A temporary folder holding `files` of the bundle at `from` (paths
+/// inside it, such as `dev/idp-dev.key.pem`), for a test to add the rest.
+pub fn bundle_copy(from: &Path, files: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in files {
+        let to = dir.path().join(name);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).expect("bundle folder");
+        }
+        std::fs::copy(from.join(name), &to).unwrap_or_else(|e| panic!("copy {name}: {e}"));
+    }
+    dir
+}
+
 /// The demo bundle with a second, less trusted provider: its own key, an
 /// approvals app of the same name, no groups, and a gateway client of the
 /// same name as the one the first provider's PEP uses.
 pub fn two_issuers() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
     let demo = root().join("examples/bundle");
-    for name in ["policy.cedar", "schema.cedarschema", "idp.jwks.json"] {
-        std::fs::copy(demo.join(name), dir.path().join(name)).expect("copy");
-    }
-    std::fs::create_dir(dir.path().join("dev")).expect("dev");
-    std::fs::copy(
-        demo.join("dev/idp-dev.key.pem"),
-        dir.path().join("dev/idp-dev.key.pem"),
-    )
-    .expect("dev key");
+    let dir = bundle_copy(
+        &demo,
+        &[
+            "policy.cedar",
+            "schema.cedarschema",
+            "idp.jwks.json",
+            "dev/idp-dev.key.pem",
+        ],
+    );
     std::fs::copy(
         root().join("tests/bundles/tokens/ed.jwks.json"),
         dir.path().join("partner.jwks.json"),
