@@ -15,7 +15,8 @@
 //! ```
 //!
 //! `GREENLIGHT_WASM=PATH warm_loop wasm N` runs another build of the
-//! component instead of the embedded one.
+//! component instead of the embedded one; `warm_loop native|wasm N allow`
+//! (or `challenge`) decides that case alone.
 
 use std::path::Path;
 
@@ -42,6 +43,8 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let engine = args.next().unwrap_or_default();
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    // `allow` or `challenge` decides that case alone; default: both.
+    let only = args.next().unwrap_or_default();
     let files = greenlight_host::read_bundle_dir(&root().join("examples/bundle")).expect("bundle");
     let decide: Decide = match engine.as_str() {
         "native" => {
@@ -62,14 +65,18 @@ fn main() {
             Box::new(move |r, now| policy.evaluate_http(r, now))
         }
         _ => {
-            eprintln!("usage: warm_loop native|wasm [N]");
+            eprintln!("usage: warm_loop native|wasm [N [allow|challenge]]");
             std::process::exit(2);
         }
     };
-    let cases = [
-        vector("002-demo-refund-500-needs-finance.json"),
-        vector("001-demo-refund-50-allowed.json"),
-    ];
+    let cases: Vec<_> = [
+        ("challenge", "002-demo-refund-500-needs-finance.json"),
+        ("allow", "001-demo-refund-50-allowed.json"),
+    ]
+    .into_iter()
+    .filter(|(case, _)| only.is_empty() || only == *case)
+    .map(|(_, file)| vector(file))
+    .collect();
     for (request, now) in &cases {
         // The first decision verifies and caches the token.
         decide(request, *now);
@@ -79,5 +86,5 @@ fn main() {
             std::hint::black_box(decide(std::hint::black_box(request), *now));
         }
     }
-    println!("{n} x 2 warm decisions ({engine})");
+    println!("{n} x {} warm decisions ({engine})", cases.len());
 }
