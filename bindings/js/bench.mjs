@@ -8,8 +8,9 @@
 //
 // Two ways are measured: `worker` is the public API (the instance runs in a
 // worker thread with a time budget; each call crosses threads), `inline`
-// calls the same jco output in this thread, without a budget, and converts
-// and checks its answer the same way, to show what the thread crossing costs.
+// calls the same jco output in this thread, without a budget, and reads and
+// checks its answer the same way (`decide-json`), to show what the thread
+// crossing costs.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -18,7 +19,7 @@ import { Engine, readBundleDir } from './src/index.js';
 import { capMemory, GEN_DIR } from './src/engine.js';
 import { emptyWasi } from './src/wasi.js';
 import { cryptoImports } from './src/crypto.js';
-import { attributes, attributesToWit, fromWit } from './src/decision.js';
+import { readDecision } from './src/decision.js';
 
 const iterations = Number(process.argv[2] ?? 300);
 const root = resolve(import.meta.dirname, '..', '..');
@@ -70,35 +71,9 @@ async function inlineMode() {
   return (v) => {
     const p = policyFor(v);
     const now = BigInt(v.now);
-    if (v.request.http) {
-      const r = { ...v.request.http, params: v.request.http.params ?? undefined };
-      return () => fromWit(p.evaluateHttp(r, now));
-    }
-    const a = v.request.access ?? v.request.vouched.access;
-    const r = {
-      token: a.token,
-      action: a.action,
-      resourceType: a.resource_type,
-      resourceId: a.resource_id,
-      resourceProperties: a.resource_properties ?? undefined,
-      context: a.context ?? undefined,
-    };
-    if (v.request.vouched) {
-      const s = v.request.vouched.subject;
-      const who = {
-        entityType: s.entity_type,
-        subject: s.subject,
-        clientId: s.client_id,
-        scopes: s.scopes,
-        groups: s.groups,
-        roles: s.roles,
-        tenant: s.tenant,
-        issuer: s.issuer,
-        attributes: attributesToWit(attributes(s.attributes ?? {})),
-      };
-      return () => fromWit(p.evaluateAs(who, r, now));
-    }
-    return () => fromWit(p.evaluate(r, now));
+    const { http, access, vouched } = v.request;
+    const call = http ? { http } : access ? { access } : { vouched };
+    return () => readDecision(p.decideJson(JSON.stringify(call), now));
   };
 }
 

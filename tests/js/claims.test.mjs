@@ -14,7 +14,7 @@ import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Engine, needsService, withGreenlight } from '../../bindings/js/src/index.js';
-import { checkDecision, fromWit, InvalidOutput, toWit } from '../../bindings/js/src/decision.js';
+import { checkDecision, InvalidOutput, readDecision, toWit } from '../../bindings/js/src/decision.js';
 import { checkAnswer } from '../../bindings/js/src/respond.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -96,7 +96,7 @@ describe('the new decision shapes', () => {
     assert.deepEqual(toWit(checkDecision(allowFor(bare))).verdict.val.principal.attributes, []);
   });
 
-  test('the attributes go to the module as a sorted WIT list, long and datetime as BigInt, and come back the same', () => {
+  test('the attributes go to the module as a sorted WIT list, long and datetime as BigInt, and come back the same as JSON', () => {
     const d = checkDecision(allowFor(CAROL));
     const wit = toWit(d);
     assert.deepEqual(wit.verdict.val.principal.attributes, [
@@ -106,7 +106,7 @@ describe('the new decision shapes', () => {
       { name: 'realm_roles', value: { tag: 'set', val: ['auditor', 'reader'] } },
       { name: 'signed_in', value: { tag: 'datetime', val: 1767225000n } },
     ]);
-    assert.equal(JSON.stringify(fromWit(wit)), JSON.stringify(d));
+    assert.equal(JSON.stringify(readDecision(JSON.stringify(d))), JSON.stringify(d));
   });
 
   test('a step-up-required prints in the Rust key order, max_age null when none', () => {
@@ -125,16 +125,16 @@ describe('the new decision shapes', () => {
     assert.deepEqual(checkDecision({ ...anyAge, verdict: absent }), anyAge);
   });
 
-  test('a step-up-required goes to the module and comes back the same', () => {
+  test('a step-up-required goes to the module as WIT and comes back the same as JSON', () => {
     const wit = toWit(checkDecision(STEP_UP));
     assert.deepEqual(wit.verdict, {
       tag: 'step-up-required',
       val: { acrValues: ['urn:example:mfa', 'urn:example:hwk'], maxAge: 300n, message: 'sign in again' },
     });
-    assert.deepEqual(fromWit(wit), STEP_UP);
-    const none = toWit(checkDecision({ ...STEP_UP, verdict: { ...STEP_UP.verdict, max_age: null } }));
-    assert.equal(none.verdict.val.maxAge, undefined);
-    assert.equal(fromWit(none).verdict.max_age, null);
+    assert.deepEqual(readDecision(JSON.stringify(STEP_UP)), STEP_UP);
+    const anyAge = checkDecision({ ...STEP_UP, verdict: { ...STEP_UP.verdict, max_age: null } });
+    assert.equal(toWit(anyAge).verdict.val.maxAge, undefined);
+    assert.equal(readDecision(JSON.stringify(anyAge)).verdict.max_age, null);
   });
 
   test('a step-up-required never needs the approval service', () => {
@@ -176,17 +176,22 @@ describe('the new decision shapes', () => {
   });
 
   test("the module's attributes are read strictly: a name given twice, an unknown case, a value beyond 2^53", () => {
-    const wit = toWit(checkDecision(allowFor(CAROL)));
-    const withList = (attributes) => ({ ...wit, verdict: { ...wit.verdict, val: { ...wit.verdict.val, principal: { ...wit.verdict.val.principal, attributes } } } });
-    const refusedWit = (raw, why) => assert.throws(() => fromWit(raw), (e) => e instanceof InvalidOutput && e.message === why, why);
-    const dept = { name: 'department', value: { tag: 'string', val: 'finance' } };
-    refusedWit(withList([dept, { name: 'department', value: { tag: 'string', val: 'sales' } }]), 'attribute `department` is given twice');
-    refusedWit(withList([{ name: 'level', value: { tag: 'float', val: 1 } }]), 'attribute `level` has the unknown kind `float`');
-    refusedWit(withList([{ name: 'level', value: { tag: 'long', val: 2n ** 60n } }]), 'attribute `level` (1152921504606846976) is out of range');
-    refusedWit(withList(undefined), 'attributes is not a list');
-    // The module's list in another order is sorted, as the Rust host's BTreeMap.
-    const reversed = fromWit(withList([...wit.verdict.val.principal.attributes].reverse()));
-    assert.equal(JSON.stringify(reversed.verdict.principal), CAROL_TEXT);
+    const text = JSON.stringify(checkDecision(allowFor(CAROL)));
+    const refusedText = (t, why) => assert.throws(() => readDecision(t), (e) => e instanceof InvalidOutput && e.message === why, why);
+    const DEPT = '"department":{"string":"finance"}';
+    assert.ok(text.includes(DEPT));
+    refusedText(
+      text.replace(DEPT, `${DEPT},"department":{"string":"sales"}`),
+      'the decision names a member twice, or holds a value JavaScript cannot represent exactly',
+    );
+    refusedText(text.replace(DEPT, '"department":{"float":1}'), 'attribute `department` has the unknown kind `float`');
+    refusedText(text.replace('"level":{"long":-3}', '"level":{"long":1152921504606846976}'), 'the decision names a member twice, or holds a value JavaScript cannot represent exactly');
+    refusedText(text.replace('"level":{"long":-3}', '"level":{"long":9007199254740992}'), 'attribute `level` (9007199254740992) is out of range');
+    // The module's attributes in another order are sorted, as the Rust host's BTreeMap.
+    const attrs = CAROL_TEXT.slice(CAROL_TEXT.indexOf('"attributes":') + '"attributes":'.length, -1);
+    const reversed = JSON.stringify(Object.fromEntries(Object.entries(JSON.parse(attrs)).reverse()));
+    assert.notEqual(reversed, attrs);
+    assert.equal(JSON.stringify(readDecision(text.replace(attrs, reversed)).verdict.principal), CAROL_TEXT);
   });
 
   test('a step-up-required is read strictly', () => {
@@ -197,6 +202,61 @@ describe('the new decision shapes', () => {
     refused({ ...STEP_UP, verdict: { ...STEP_UP.verdict, extra: 1 } }, 'the step-up has an unknown field `extra`');
     const { message, ...noMessage } = STEP_UP.verdict;
     refused({ ...STEP_UP, verdict: noMessage }, 'the step-up lacks `message`');
+  });
+});
+
+describe("a module's decide-json answer is read as strictly as the Rust host reads it", () => {
+  const text = JSON.stringify(checkDecision(allowFor(CAROL)));
+  const refusedText = (t, why) => assert.throws(() => readDecision(t), (e) => e instanceof InvalidOutput && e.message === why, why);
+  const INEXACT = 'the decision names a member twice, or holds a value JavaScript cannot represent exactly';
+  /** The allow with `params` in place of its empty params. */
+  const withParams = (params) => text.replace('"params":{}', `"params":${params}`);
+
+  test('an honest answer is read as it was written', () => {
+    assert.equal(JSON.stringify(readDecision(text)), text);
+    assert.equal(JSON.stringify(readDecision(withParams('{"amount":50.5,"note":"\\u0001 \\"q\\" é"}'))), withParams('{"amount":50.5,"note":"\\u0001 \\"q\\" é"}'));
+  });
+
+  test('what is not a JSON decision is refused', () => {
+    refusedText(42, 'the decision is not a string');
+    refusedText('allow', 'the decision is not JSON');
+    refusedText(withParams('{"amount":NaN}'), 'the decision is not JSON');
+    refusedText(withParams('{"amount":Infinity}'), 'the decision is not JSON');
+    refusedText('[]', 'the decision is not an object');
+  });
+
+  test('a member named twice is refused wherever it is', () => {
+    refusedText(text.replace('{"verdict":', '{"verdict":{"kind":"deny","code":"policy-forbidden","message":"no"},"verdict":'), INEXACT);
+    refusedText(withParams('{"amount":1,"amount":2}'), INEXACT);
+  });
+
+  test('a value or name JavaScript would change is refused', () => {
+    refusedText(withParams('{"amount":1e400}'), INEXACT);
+    refusedText(withParams('{"amount":9007199254740993}'), INEXACT);
+    refusedText(withParams('{"amount":1.0}'), INEXACT);
+    refusedText(withParams('{"b":1,"7":2}'), INEXACT);
+    refusedText(text.replace('"reasons":["account-close"]', '"reasons":["\\u0061ccount-close"]'), INEXACT);
+  });
+
+  test('a lone surrogate is refused in a value and in a member name', () => {
+    refusedText(withParams('{"note":"\\ud800"}'), 'a string holds a lone surrogate');
+    refusedText(withParams('{"\\udfff":1}'), 'a member name holds a lone surrogate');
+    // A pair is a character, and written as itself.
+    assert.equal(readDecision(withParams('{"note":"😀"}')).verdict.action.params.note, '😀');
+  });
+
+  test('nesting is read as deep as serde_json reads it, and no deeper', () => {
+    // The decision, its verdict, the action and its params are four levels.
+    const nested = (n) => withParams(`{"a":${'['.repeat(n)}${']'.repeat(n)}}`);
+    assert.equal(JSON.stringify(readDecision(nested(123))), nested(123));
+    refusedText(nested(124), 'it nests more than 127 arrays or objects');
+    refusedText(nested(100_000), 'it nests more than 127 arrays or objects');
+  });
+
+  test("the params and the authorization details are held to the size of the module's strings", () => {
+    const pad = (n) => withParams(`{"pad":"${'x'.repeat(n)}"}`);
+    assert.equal(readDecision(pad(65536 - 10)).verdict.action.params.pad.length, 65526);
+    refusedText(pad(65536 - 9), "the action's params has 65537 bytes");
   });
 });
 

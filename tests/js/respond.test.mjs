@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DENIAL_CODES, denied, Engine } from '../../bindings/js/src/index.js';
-import { checkDecision, fromWit, InvalidOutput } from '../../bindings/js/src/decision.js';
+import { checkDecision, InvalidOutput, readDecision } from '../../bindings/js/src/decision.js';
 import { checkAnswer } from '../../bindings/js/src/respond.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -140,74 +140,64 @@ test('an answer that does not fit its decision is refused with the Rust host rea
   assert.deepEqual(checkAnswer(answer(403, '{"a":1}', [['x-a', '1']]), deny), { status: 403, headers: [['x-a', '1']], body: { a: 1 } });
 });
 
-/** A well-formed allow as jco lifts it: vector 058's, with `over` in the allowance. */
+/** A well-formed allow as a module's `decide-json` writes it: vector 058's, with `over` in the allowance. */
 const allow = (over = {}) => {
   const v = vector('058-').expect;
-  const p = v.verdict.principal;
-  const a = v.verdict.action;
-  return {
-    verdict: {
-      tag: 'allow',
-      val: {
-        principal: { entityType: p.entity_type, subject: p.subject, clientId: p.client_id, scopes: p.scopes, groups: p.groups, roles: p.roles, tenant: p.tenant, issuer: p.issuer, attributes: [] },
-        action: { name: a.name, resourceType: a.resource_type, resourceId: a.resource_id, params: '{}', digest: a.digest },
-        approvalId: 'apr-1',
-        consume: { tokenId: 'at-1', expiresAt: 1767225720n },
-        forwardHeaders: v.verdict.forward_headers,
-        ...over,
-      },
-    },
-    reasons: v.reasons,
-    policyHash: v.policy_hash,
-  };
+  return { ...v, verdict: { ...v.verdict, ...over } };
 };
+const INEXACT = 'the decision names a member twice, or holds a value JavaScript cannot represent exactly';
 
-test('a well-formed guest decision converts to the Rust JSON', () => {
+test("a well-formed module decision reads as the Rust JSON", () => {
   // An allow's keys are in the Rust order in the vector file.
-  assert.equal(JSON.stringify(fromWit(allow())), JSON.stringify(vector('058-').expect));
+  const text = JSON.stringify(vector('058-').expect);
+  assert.equal(JSON.stringify(readDecision(text)), text);
 });
 
-test('malformed guest decisions are refused, each with its reason', () => {
-  const refused = (raw, why) => assert.throws(() => fromWit(raw), (e) => e instanceof InvalidOutput && e.message === why, why);
-  const p = allow().verdict.val.principal;
-  const a = allow().verdict.val.action;
+test('malformed module decisions are refused, each with its reason', () => {
+  const refused = (d, why) => {
+    const text = typeof d === 'string' ? d : JSON.stringify(d);
+    assert.throws(() => readDecision(text), (e) => e instanceof InvalidOutput && e.message === why, why);
+  };
+  const { principal: p, action: a } = allow().verdict;
+  /** The allow's text with its params written as `params`. */
+  const withParams = (params) => JSON.stringify(allow()).replace('"params":{}', `"params":${params}`);
+  assert.ok(withParams('[]').includes('"params":[]'));
   refused(allow({ principal: { ...p, subject: '' } }), 'an allow without a subject');
-  refused(allow({ forwardHeaders: [['x-a', 'b\r\nset-cookie: x']] }), 'header `x-a` is not a valid HTTP header');
-  refused(allow({ forwardHeaders: [['bad name', 'v']] }), 'header `bad name` is not a valid HTTP header');
-  refused(allow({ consume: { tokenId: '', expiresAt: 1n } }), 'a single-use token without an id');
-  refused(allow({ consume: { tokenId: 'a', expiresAt: 2n ** 60n } }), 'expires_at (1152921504606846976) is out of range');
-  refused(allow({ action: { ...a, params: '[]' } }), "the action's params are not a JSON object");
-  refused(allow({ action: { ...a, params: '{"n":9007199254740993}' } }), "the action's params has values JavaScript cannot represent exactly");
+  refused(allow({ forward_headers: [['x-a', 'b\r\nset-cookie: x']] }), 'header `x-a` is not a valid HTTP header');
+  refused(allow({ forward_headers: [['bad name', 'v']] }), 'header `bad name` is not a valid HTTP header');
+  refused(allow({ consume: { token_id: '', expires_at: 1 } }), 'a single-use token without an id');
+  refused(allow({ consume: { token_id: 'a', expires_at: 2 ** 60 } }), 'expires_at (1152921504606846976) is out of range');
+  refused(withParams('[]'), "the action's params are not a JSON object");
+  refused(withParams('{"n":9007199254740993}'), INEXACT);
   // The module's order ("10" before "9"), but JavaScript moves integer-like keys into numeric order.
-  refused(allow({ action: { ...a, params: '{"10":1,"9":2}' } }), "the action's params has values JavaScript cannot represent exactly");
+  refused(withParams('{"10":1,"9":2}'), INEXACT);
   refused({ ...allow(), reasons: Array(65).fill('p') }, 'reasons has 65 entries');
-  refused({ ...allow(), policyHash: 'x'.repeat(64 * 1024 + 1) }, 'the policy hash has 65537 bytes');
-  refused({ verdict: { tag: 'deny', val: { code: 'no-such-code', message: 'm' } }, reasons: [], policyHash: 'h' }, 'the denial code is unknown');
+  refused({ ...allow(), policy_hash: 'x'.repeat(64 * 1024 + 1) }, 'the policy hash has 65537 bytes');
+  refused({ verdict: { kind: 'deny', code: 'no-such-code', message: 'm' }, reasons: [], policy_hash: 'h' }, 'the denial code is unknown');
   const c = vector('002-').expect.verdict;
   const challenge = (details, obligation = {}) => ({
     verdict: {
-      tag: 'approval-required',
-      val: {
-        requester: p,
-        action: { name: c.action.name, resourceType: c.action.resource_type, resourceId: c.action.resource_id, params: JSON.stringify(c.action.params), digest: c.action.digest },
-        authorizationDetails: details,
-        obligation: { approvers: [{ tag: 'group', val: 'x' }], quorum: 1, ttlSeconds: 1n, grant: 'once', windowSeconds: 0n, reasonRequired: false, message: '', ...obligation },
-      },
+      kind: 'approval-required',
+      requester: p,
+      action: c.action,
+      authorization_details: details,
+      obligation: { approvers: ['group:x'], quorum: 1, ttl_seconds: 1, grant: 'once', window_seconds: 0, reason_required: false, message: '', ...obligation },
     },
     reasons: [],
-    policyHash: 'h',
+    policy_hash: 'h',
   });
-  assert.equal(fromWit(challenge('[{"a":1}]')).verdict.authorization_details[0].a, 1);
+  assert.equal(readDecision(JSON.stringify(challenge([{ a: 1 }]))).verdict.authorization_details[0].a, 1);
   assert.deepEqual(
-    fromWit(challenge('[]', { approvers: [{ tag: 'tenant-group', val: 'owner' }, { tag: 'user', val: 'carol' }, { tag: 'subject' }] })).verdict.obligation.approvers,
+    readDecision(JSON.stringify(challenge([], { approvers: ['group:owner@tenant', 'user:carol', 'subject'] }))).verdict.obligation.approvers,
     ['group:owner@tenant', 'user:carol', 'subject'],
   );
-  refused(challenge('{"a":1}'), 'authorization_details is not an array');
-  refused(challenge('[{"a":'), 'authorization_details is not JSON: Unexpected end of JSON input');
-  refused(challenge('[{"amount":9007199254740993}]'), 'authorization_details has values JavaScript cannot represent exactly');
-  refused(challenge('[]', { approvers: [] }), 'an obligation without approvers or quorum');
-  refused(challenge('[]', { quorum: 0 }), 'an obligation without approvers or quorum');
-  refused(challenge('[]', { approvers: [{ tag: 'group', val: '' }] }), 'an approver without a name');
+  refused(challenge({ a: 1 }), 'authorization_details is not an array');
+  refused(JSON.stringify(challenge([{ a: 1 }])).replace('[{"a":1}]', '[{"a":'), 'the decision is not JSON');
+  refused(JSON.stringify(challenge([{ amount: 1 }])).replace('"amount":1', '"amount":9007199254740993'), INEXACT);
+  refused(challenge([], { approvers: [] }), 'an obligation without approvers or quorum');
+  refused(challenge([], { quorum: 0 }), 'an obligation without approvers or quorum');
+  refused(challenge([], { approvers: ['group:'] }), 'approver `group:` should be `group:NAME`, `group:NAME@tenant`, `user:SUBJECT` or `subject`');
+  refused(challenge([{ pad: 'x'.repeat(64 * 1024) }]), 'authorization_details has 65548 bytes');
 });
 
 test('a decision in JSON form must have exactly the Rust fields', () => {
@@ -251,8 +241,7 @@ test('a deny names its issuer as serde writes it: after the message, only when p
   }
   assert.equal(JSON.stringify(denied('policy-forbidden', 'm', 'h')), bare);
   assert.throws(() => checkDecision({ ...named, verdict: { ...named.verdict, issuer: 5 } }), /the denial's issuer is not a string/);
-  // From the module: a WIT `option<string>`.
-  const wit = (issuer) => ({ verdict: { tag: 'deny', val: { code: 'token-unknown-key', message: 'm', issuer } }, reasons: [], policyHash: 'h' });
-  assert.equal(JSON.stringify(fromWit(wit('https://uri.example'))), text);
-  assert.equal(JSON.stringify(fromWit(wit(undefined))), bare.replace('policy-forbidden', 'token-unknown-key'));
+  // From the module's decide-json: as serde writes it, the issuer only when present.
+  assert.equal(JSON.stringify(readDecision(text)), text);
+  assert.equal(JSON.stringify(readDecision(bare)), bare);
 });

@@ -247,6 +247,26 @@ describe('fail closed', () => {
     }
   });
 
+  test('a lone surrogate in a request is refused (request-invalid), never replaced by U+FFFD', () => {
+    const policy = engine.loadBundle(files);
+    try {
+      const d = policy.evaluateHttp({ method: 'GET', path: '/payments/pay_1', headers: [['x-note', 'a\ud800b']] }, NOW);
+      assert.deepEqual(d.verdict, {
+        kind: 'deny',
+        code: 'request-invalid',
+        message: 'the request is not JSON: unexpected end of hex escape at line 1 column 90',
+      });
+      const e = policy.evaluate({ token: 't', action: 'payment.refund', resource_type: 'Payment', resource_id: 'pay\udc00', context: { amount: 50 } }, NOW);
+      assert.deepEqual(e.verdict, {
+        kind: 'deny',
+        code: 'request-invalid',
+        message: 'the request is not JSON: lone leading surrogate in hex escape at line 1 column 99',
+      });
+    } finally {
+      policy.close();
+    }
+  });
+
   test('an unknown route is denied (403)', () => {
     const v = named('demo-refund-50-allowed');
     const d = demo.evaluateHttp({ ...v.request.http, method: 'GET', path: '/admin/users' }, NOW);
@@ -357,7 +377,11 @@ describe('a hostile policy module', () => {
   after(() => policy.close());
 
   const ask = (path) => policy.evaluateHttp({ method: 'GET', path, headers: [] }, NOW);
-  /** The allow the hostile module gives for any request it does not misbehave on. */
+  /**
+   * The allow the hostile module gives for any request it does not
+   * misbehave on. Its `decide-json` names the call it was given in
+   * `reasons`: the proof that every decision crosses as one JSON text.
+   */
   const HOSTILE_ALLOW = {
     verdict: {
       kind: 'allow',
@@ -367,13 +391,45 @@ describe('a hostile policy module', () => {
       consume: null,
       forward_headers: [],
     },
-    reasons: [],
+    reasons: ['http'],
     policy_hash: 'hostile',
   };
   const served = () => assert.deepEqual(ask('/ok'), HOSTILE_ALLOW);
+  /** The hostile allow for a call of `kind` whose principal's subject is `subject`. */
+  const hostileAllow = (kind, subject = 'hostile') => ({
+    ...HOSTILE_ALLOW,
+    verdict: { ...HOSTILE_ALLOW.verdict, principal: { ...HOSTILE_ALLOW.verdict.principal, subject } },
+    reasons: [kind],
+  });
 
-  test('evaluateAs calls through to the module (whose evaluate-as allows)', () => {
-    assert.deepEqual(policy.evaluateAs(ALICE_VOUCHED, VOUCHED_REFUND, NOW), HOSTILE_ALLOW);
+  test('each call reaches the module as its own kind of decide-json call', () => {
+    assert.deepEqual(policy.evaluateAs(ALICE_VOUCHED, VOUCHED_REFUND, NOW), hostileAllow('vouched', 'alice'));
+    assert.deepEqual(policy.evaluate({ ...VOUCHED_REFUND, token: 't' }, NOW), hostileAllow('access'));
+    served();
+  });
+
+  test("a malformed decide-json answer is a deny (engine-invalid-output), each with its reason", () => {
+    const malformed = (why) => ({
+      verdict: { kind: 'deny', code: 'engine-invalid-output', message: `the policy module returned a malformed decision: ${why}` },
+      reasons: [],
+      policy_hash: 'hostile',
+    });
+    const cases = {
+      '/not-json': 'the decision is not JSON',
+      '/not-a-decision': 'the allowance lacks `principal`',
+      '/deep': 'it nests more than 127 arrays or objects',
+      '/nan': 'the decision is not JSON',
+      '/huge-number': 'the decision names a member twice, or holds a value JavaScript cannot represent exactly',
+      '/surrogate': 'a string holds a lone surrogate',
+      '/big-params': "the action's params has 70010 bytes",
+      // A deny, then an allow under the same name: JSON.parse would keep the allow.
+      '/twice': 'the decision names a member twice, or holds a value JavaScript cannot represent exactly',
+    };
+    for (const [path, why] of Object.entries(cases)) {
+      assert.deepEqual(ask(path), malformed(why), path);
+      // The module answered; its instance keeps serving.
+      served();
+    }
   });
 
   test('a trap is a deny (engine-trap) and the next call gets a fresh instance', () => {

@@ -408,26 +408,6 @@ export function needsService(decision) {
 }
 
 /**
- * A JSON text from the guest, parsed; it must print back identically, or a
- * value would be shown other than the module gave it and
- * `JSON.stringify(decision)` would differ from the Rust host's (an integer
- * beyond 2^53, an integer-like key JavaScript moves to the front). The core
- * itself refuses bound integers beyond ±2^53 (`request-invalid`, vectors
- * 075 and 076); this guards against a module that sends them anyway.
- */
-function exactJson(text, what) {
-  str(text, what);
-  let value;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    fail(`${what} is not JSON: ${e.message}`);
-  }
-  if (JSON.stringify(value) !== text) fail(`${what} has values JavaScript cannot represent exactly`);
-  return value;
-}
-
-/**
  * A WIT `list<attribute>` as jco lifts it (`{name, value: {tag, val}}`,
  * s64 and u64 as BigInt) as an object of name -> value in JSON form
  * (checked by `attributes`); a name given twice is refused.
@@ -461,70 +441,67 @@ export function principalFromWit(p) {
   };
 }
 
-function actionFromWit(a) {
-  if (a === null || typeof a !== 'object') fail('the action is not a record');
-  const params = exactJson(a.params, "the action's params");
-  if (params === null || typeof params !== 'object' || Array.isArray(params)) fail("the action's params are not a JSON object");
-  return { name: a.name, resource_type: a.resourceType, resource_id: a.resourceId, params, digest: a.digest };
+/**
+ * serde_json's nesting limit: the Rust host reads a module's answer with
+ * serde_json, which refuses a 128th array or object inside the others.
+ */
+const MAX_DEPTH = 128;
+
+/**
+ * Refuses a parsed answer nested deeper than serde_json reads, or holding a
+ * string or member name that UTF-8 cannot carry (a lone surrogate, which
+ * only an escape gives). Iterative: a hostile answer may nest 100,000 deep.
+ */
+function plainJson(value) {
+  const stack = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop();
+    if (typeof v === 'string') {
+      if (!v.isWellFormed()) fail('a string holds a lone surrogate');
+    } else if (v !== null && typeof v === 'object') {
+      if (depth >= MAX_DEPTH) fail(`it nests more than ${MAX_DEPTH - 1} arrays or objects`);
+      for (const [k, x] of Object.entries(v)) {
+        if (!k.isWellFormed()) fail('a member name holds a lone surrogate');
+        stack.push([x, depth + 1]);
+      }
+    }
+  }
 }
 
 /**
- * Converts a decision as jco lifts it from the component (variants as
- * `{tag, val}`, camelCase fields, options as undefined, u64 as BigInt,
- * `params` and `authorization-details` as JSON strings) to its JSON form,
- * and checks it.
- * @param {any} raw
+ * A module's `decide-json` answer, read as strictly as the Rust host reads
+ * it (host/src/convert.rs): JSON (no NaN or Infinity), nested no deeper
+ * than serde_json reads, no lone surrogate, and printing back byte for
+ * byte, which refuses a member named twice (JSON.parse keeps the last: a
+ * deny then an allow would read as an allow), a number JavaScript cannot
+ * represent exactly (beyond 2^53, or beyond a double) and an integer-like
+ * member name JavaScript moves to the front; then held to every check of
+ * `checkDecision`, with the action's params and the authorization details
+ * at most MAX_GUEST_STRING bytes as JSON, as the typed answer's strings
+ * were. Throws InvalidOutput, naming what is wrong.
+ * @param {unknown} text
  * @returns {Decision}
  */
-export function fromWit(raw) {
-  if (raw === null || typeof raw !== 'object' || raw.verdict === null || typeof raw.verdict !== 'object') {
-    fail('the decision is not a record');
+export function readDecision(text) {
+  if (typeof text !== 'string') fail('the decision is not a string');
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    fail('the decision is not JSON');
   }
-  const { tag, val } = raw.verdict;
-  if (val === null || typeof val !== 'object') fail('the verdict has no payload');
-  let v;
-  if (tag === 'allow') {
-    v = {
-      kind: 'allow',
-      principal: principalFromWit(val.principal),
-      action: actionFromWit(val.action),
-      approval_id: val.approvalId ?? null,
-      consume: val.consume === undefined ? null : { token_id: val.consume?.tokenId, expires_at: val.consume?.expiresAt },
-      forward_headers: val.forwardHeaders,
-    };
-  } else if (tag === 'deny') {
-    v = { kind: 'deny', code: val.code, message: val.message };
-    if (val.issuer !== undefined) v.issuer = val.issuer ?? fail("the denial's issuer is not a string");
-  } else if (tag === 'approval-required') {
-    const o = val.obligation ?? {};
-    v = {
-      kind: 'approval-required',
-      requester: principalFromWit(val.requester),
-      action: actionFromWit(val.action),
-      // JavaScript must print it back exactly, or the client would be shown
-      // another action than the one decided (e.g. an integer beyond 2^53).
-      authorization_details: exactJson(val.authorizationDetails, 'authorization_details'),
-      obligation: {
-        approvers: list(o.approvers, 'approvers', approverText),
-        quorum: o.quorum,
-        ttl_seconds: o.ttlSeconds,
-        grant: o.grant,
-        window_seconds: o.windowSeconds,
-        reason_required: o.reasonRequired,
-        message: o.message,
-      },
-    };
-  } else if (tag === 'step-up-required') {
-    v = {
-      kind: 'step-up-required',
-      acr_values: val.acrValues,
-      max_age: val.maxAge ?? null,
-      message: val.message,
-    };
-  } else {
-    fail('the verdict has no known kind');
+  plainJson(value);
+  if (JSON.stringify(value) !== text) {
+    fail('the decision names a member twice, or holds a value JavaScript cannot represent exactly');
   }
-  return checkDecision({ verdict: v, reasons: raw.reasons, policy_hash: raw.policyHash });
+  const d = checkDecision(value);
+  // Only a text of more than MAX_GUEST_STRING bytes can hold a part that is.
+  if (text.length * 3 > MAX_GUEST_STRING) {
+    const v = d.verdict;
+    if (v.action !== undefined) str(JSON.stringify(v.action.params), "the action's params");
+    if (v.authorization_details !== undefined) str(JSON.stringify(v.authorization_details), 'authorization_details');
+  }
+  return d;
 }
 
 /**

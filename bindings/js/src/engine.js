@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import { attributes, attributesToWit, checkDecision, DENIAL_CODES, denied, fromWit, InvalidOutput, MAX_GUEST_STRING, toWit } from './decision.js';
+import { attributes, checkDecision, DENIAL_CODES, denied, InvalidOutput, MAX_GUEST_STRING, readDecision, toWit } from './decision.js';
 import { actionTokenFromWit, bundleInfoFromWit, credentialFromWit, statsFromWit } from './info.js';
 import { checkAnswer, unavailable } from './respond.js';
 
@@ -471,14 +471,23 @@ export class Policy {
     return answer;
   }
 
-  #decide(op, args) {
-    const answer = this.#call(op, args);
+  /**
+   * Decides `call` (one `http`, `access` or `vouched` request, as the
+   * vectors write it) at `now` through the WIT `decide-json`: the request
+   * and the decision cross the thread and the component as one JSON text
+   * each, which costs far less than the typed records structured-cloned
+   * and converted by jco (BENCHMARKS.md, "The Python and Node hosts, per
+   * call"). Every failure is a deny.
+   */
+  #decide(call, now) {
+    const answer = this.#call('decideJson', [JSON.stringify(call), now]);
     if (answer.fail !== undefined) return denied(answer.fail.code, answer.fail.message, this.#hash);
     try {
-      return fromWit(answer.ok);
+      return readDecision(answer.ok);
     } catch (e) {
       if (!(e instanceof InvalidOutput)) throw e;
-      return denied('engine-invalid-output', `the policy module returned a malformed decision: ${e.message}`, this.#hash);
+      const message = `the policy module returned a malformed decision: ${e.message}`;
+      return denied('engine-invalid-output', message.slice(0, MAX_GUEST_STRING), this.#hash);
     }
   }
 
@@ -545,7 +554,7 @@ export class Policy {
    * @throws {TypeError} only for arguments of the wrong shape, never for what the module does
    */
   evaluateHttp(request, now) {
-    return this.#decide('evaluateHttp', [httpRequest(request), seconds(now)]);
+    return this.#decide({ http: httpRequest(request) }, seconds(now));
   }
 
   /**
@@ -560,7 +569,7 @@ export class Policy {
    * @throws {TypeError} only for arguments of the wrong shape, never for what the module does
    */
   evaluate(request, now) {
-    return this.#decide('evaluate', [accessRequest(request), seconds(now)]);
+    return this.#decide({ access: accessRequest(request) }, seconds(now));
   }
 
   /**
@@ -590,7 +599,7 @@ export class Policy {
    * @throws {TypeError} only for arguments of the wrong shape, never for what the module does
    */
   evaluateAs(subject, request, now) {
-    return this.#decide('evaluateAs', [principal(subject), accessRequest(request), seconds(now)]);
+    return this.#decide({ vouched: { subject: principal(subject), access: accessRequest(request) } }, seconds(now));
   }
 
   /**
@@ -839,12 +848,13 @@ function text(v, what) {
   return v;
 }
 
-/** JSON text, an object to serialise, or none. */
+/** JSON text, an object to serialise, or none (null). */
 function json(v, what) {
-  if (v === null || v === undefined) return undefined;
+  if (v === null || v === undefined) return null;
   return typeof v === 'string' ? v : JSON.stringify(v) ?? text(v, what);
 }
 
+/** An HTTP request in the JSON form `decide-json` reads (the Rust `HttpRequest`). */
 function httpRequest(r) {
   const headers = Array.isArray(r.headers) ? r.headers : Object.entries(r.headers ?? {});
   return {
@@ -863,13 +873,16 @@ function texts(v, what) {
   return v.map((s) => text(s, `an entry of ${what}`));
 }
 
-/** The WIT `principal`; the lists default to empty, client id and tenant to ''. */
+/**
+ * A vouched subject in the JSON form `decide-json` reads (the Rust
+ * `Principal`); the lists default to empty, client id and tenant to ''.
+ */
 function principal(p) {
   if (p === null || typeof p !== 'object') throw new TypeError('the subject must be a principal object');
   return {
-    entityType: text(p.entity_type ?? p.entityType, 'entity_type'),
+    entity_type: text(p.entity_type ?? p.entityType, 'entity_type'),
     subject: text(p.subject, 'subject'),
-    clientId: text(p.client_id ?? p.clientId ?? '', 'client_id'),
+    client_id: text(p.client_id ?? p.clientId ?? '', 'client_id'),
     scopes: texts(p.scopes ?? [], 'scopes'),
     groups: texts(p.groups ?? [], 'groups'),
     roles: texts(p.roles ?? [], 'roles'),
@@ -879,23 +892,24 @@ function principal(p) {
   };
 }
 
-/** A vouched subject's attributes (name -> `{kind: value}`) as the WIT list. */
+/** A vouched subject's attributes (name -> `{kind: value}`), checked; BigInts as numbers. */
 function principalAttributes(a) {
   try {
-    return attributesToWit(attributes(a));
+    return attributes(a);
   } catch (e) {
     if (!(e instanceof InvalidOutput)) throw e;
     throw new TypeError(`the subject's attributes are malformed: ${e.message}`);
   }
 }
 
+/** An AuthZEN-shaped request in the JSON form `decide-json` reads (the Rust `AccessRequest`). */
 function accessRequest(r) {
   return {
     token: text(r.token, 'token'),
     action: text(r.action, 'action'),
-    resourceType: text(r.resource_type ?? r.resourceType, 'resource_type'),
-    resourceId: text(r.resource_id ?? r.resourceId, 'resource_id'),
-    resourceProperties: json(r.resource_properties ?? r.resourceProperties, 'resource_properties'),
+    resource_type: text(r.resource_type ?? r.resourceType, 'resource_type'),
+    resource_id: text(r.resource_id ?? r.resourceId, 'resource_id'),
+    resource_properties: json(r.resource_properties ?? r.resourceProperties, 'resource_properties'),
     context: json(r.context, 'context'),
     entities: json(r.entities, 'entities'),
   };

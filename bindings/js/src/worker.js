@@ -80,9 +80,8 @@ run(() => {
 });
 
 const ops = {
-  evaluateHttp: (request, now) => policy.evaluateHttp(request, now),
-  evaluate: (request, now) => policy.evaluate(request, now),
-  evaluateAs: (subject, request, now) => policy.evaluateAs(subject, request, now),
+  // Every decision: the request and the decision as one JSON text each.
+  decideJson: (request, now) => policy.decideJson(request, now),
   authenticate: (token, now) => policy.authenticate(token, now),
   authenticateIdToken: (token, clientId, nonce, now) => policy.authenticateIdToken(token, clientId, nonce, now),
   inspect: (token, now) => policy.inspect(token, now),
