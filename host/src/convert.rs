@@ -436,9 +436,20 @@ pub(crate) fn decision(d: wit::Decision) -> Result<Decision, String> {
     })
 }
 
+/// The longest decision text read from a module (`decide-json`): far above
+/// any decision the core writes (a token of at most 8 KiB, params of at most
+/// 64 KiB, twice), far below what would strain a host to parse; the Python
+/// and Node hosts read no more either.
+pub(crate) const MAX_DECISION_JSON: usize = 1 << 20;
+
 /// A decision a module wrote as JSON text (`decide-json`): read as the
 /// types say, then held to every check of a typed answer ([`decision`]).
 pub(crate) fn decision_json(text: &str) -> Result<Decision, String> {
+    if text.len() > MAX_DECISION_JSON {
+        return Err(format!(
+            "the decision is longer than {MAX_DECISION_JSON} bytes"
+        ));
+    }
     let d: Decision =
         serde_json::from_str(text).map_err(|e| format!("not a decision as JSON: {e}"))?;
     decision(decision_out(&d))

@@ -171,11 +171,11 @@ impl Policy {
     ) -> Decision {
         match self.with_slot(f) {
             Ok(d) => read(d).unwrap_or_else(|why| {
-                Decision::deny(
-                    DenialCode::EngineInvalidOutput,
-                    format!("the policy module returned a malformed decision: {why}"),
-                    self.policy_hash(),
-                )
+                // The reason may quote the module (serde names an unknown
+                // field in full): cut to what any host accepts as a string.
+                let mut message = format!("the policy module returned a malformed decision: {why}");
+                message.truncate(message.floor_char_boundary(convert::MAX_GUEST_STRING));
+                Decision::deny(DenialCode::EngineInvalidOutput, message, self.policy_hash())
             }),
             Err(f) => Decision::deny(f.code, f.message, self.policy_hash()),
         }

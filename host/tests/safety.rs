@@ -228,6 +228,19 @@ fn a_json_call_fails_closed_on_every_misbehaviour_and_the_host_keeps_serving() {
                 "{malformed}not a decision as JSON: duplicate field `verdict` at line 1 column 77"
             ),
         ),
+        // Refused before it is parsed: no host reads more than 1 MiB.
+        (
+            "/huge-decision",
+            DenialCode::EngineInvalidOutput,
+            format!("{malformed}the decision is longer than 1048576 bytes"),
+        ),
+        // serde quotes the unknown member in full; the reason is cut at
+        // 64 KiB, between two of its four-byte characters.
+        ("/long-name", DenialCode::EngineInvalidOutput, {
+            let start = format!("{malformed}not a decision as JSON: unknown field `");
+            let fits = (64 * 1024 - start.len()) / 4;
+            format!("{start}{}", "\u{1F600}".repeat(fits))
+        }),
     ];
     for (path, code, message) in cases {
         assert_denied(&json(path), code, &message);

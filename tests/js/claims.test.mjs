@@ -14,7 +14,7 @@ import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Engine, needsService, withGreenlight } from '../../bindings/js/src/index.js';
-import { checkDecision, InvalidOutput, readDecision, toWit } from '../../bindings/js/src/decision.js';
+import { checkDecision, cutUtf8, InvalidOutput, readDecision, toWit } from '../../bindings/js/src/decision.js';
 import { checkAnswer } from '../../bindings/js/src/respond.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -180,12 +180,9 @@ describe('the new decision shapes', () => {
     const refusedText = (t, why) => assert.throws(() => readDecision(t), (e) => e instanceof InvalidOutput && e.message === why, why);
     const DEPT = '"department":{"string":"finance"}';
     assert.ok(text.includes(DEPT));
-    refusedText(
-      text.replace(DEPT, `${DEPT},"department":{"string":"sales"}`),
-      'the decision names a member twice, or holds a value JavaScript cannot represent exactly',
-    );
+    refusedText(text.replace(DEPT, `${DEPT},"department":{"string":"sales"}`), 'the decision names a member twice in one object');
     refusedText(text.replace(DEPT, '"department":{"float":1}'), 'attribute `department` has the unknown kind `float`');
-    refusedText(text.replace('"level":{"long":-3}', '"level":{"long":1152921504606846976}'), 'the decision names a member twice, or holds a value JavaScript cannot represent exactly');
+    refusedText(text.replace('"level":{"long":-3}', '"level":{"long":1152921504606846977}'), 'the integer 1152921504606846977 is beyond what JavaScript represents exactly');
     refusedText(text.replace('"level":{"long":-3}', '"level":{"long":9007199254740992}'), 'attribute `level` (9007199254740992) is out of range');
     // The module's attributes in another order are sorted, as the Rust host's BTreeMap.
     const attrs = CAROL_TEXT.slice(CAROL_TEXT.indexOf('"attributes":') + '"attributes":'.length, -1);
@@ -208,13 +205,26 @@ describe('the new decision shapes', () => {
 describe("a module's decide-json answer is read as strictly as the Rust host reads it", () => {
   const text = JSON.stringify(checkDecision(allowFor(CAROL)));
   const refusedText = (t, why) => assert.throws(() => readDecision(t), (e) => e instanceof InvalidOutput && e.message === why, why);
-  const INEXACT = 'the decision names a member twice, or holds a value JavaScript cannot represent exactly';
+  const TWICE = 'the decision names a member twice in one object';
   /** The allow with `params` in place of its empty params. */
-  const withParams = (params) => text.replace('"params":{}', `"params":${params}`);
+  const withParams = (params) => {
+    assert.ok(text.includes('"params":{}'));
+    return text.replace('"params":{}', `"params":${params}`);
+  };
 
   test('an honest answer is read as it was written', () => {
     assert.equal(JSON.stringify(readDecision(text)), text);
-    assert.equal(JSON.stringify(readDecision(withParams('{"amount":50.5,"note":"\\u0001 \\"q\\" é"}'))), withParams('{"amount":50.5,"note":"\\u0001 \\"q\\" é"}'));
+    // Array-index names where JavaScript keeps them: first, in numeric order.
+    const params = withParams('{"9":1,"10":2,"amount":50.5,"note":"\\u0001 \\"q\\" é"}');
+    assert.equal(JSON.stringify(readDecision(params)), params);
+  });
+
+  test("serde's ways of writing a number are read by value, as the Rust host reads them", () => {
+    // serde_json (ryu) writes 0.000005 as 5e-6 and 1e21 without a `+`; JavaScript prints them otherwise.
+    const d = readDecision(withParams('{"small":5e-6,"big":1e21,"whole":1.0,"zero":-0,"spaced" : 1}'));
+    assert.deepEqual(d.verdict.action.params, { small: 0.000005, big: 1e21, whole: 1, zero: -0, spaced: 1 });
+    // Escapes and spaces are only writing.
+    assert.deepEqual(readDecision(text.replace('"reasons":["account-close"]', '"reasons": [ "\\u0061ccount-close" ]')).reasons, ['account-close']);
   });
 
   test('what is not a JSON decision is refused', () => {
@@ -222,20 +232,47 @@ describe("a module's decide-json answer is read as strictly as the Rust host rea
     refusedText('allow', 'the decision is not JSON');
     refusedText(withParams('{"amount":NaN}'), 'the decision is not JSON');
     refusedText(withParams('{"amount":Infinity}'), 'the decision is not JSON');
+    refusedText(`${text} x`, 'the decision is not JSON');
     refusedText('[]', 'the decision is not an object');
   });
 
-  test('a member named twice is refused wherever it is', () => {
-    refusedText(text.replace('{"verdict":', '{"verdict":{"kind":"deny","code":"policy-forbidden","message":"no"},"verdict":'), INEXACT);
-    refusedText(withParams('{"amount":1,"amount":2}'), INEXACT);
+  test('a member named twice is refused wherever it is, however it is written', () => {
+    assert.ok(text.startsWith('{"verdict":'));
+    refusedText(text.replace('{"verdict":', '{"verdict":{"kind":"deny","code":"policy-forbidden","message":"no"},"verdict":'), TWICE);
+    refusedText(withParams('{"amount":1,"amount":2}'), TWICE);
+    // Written differently elsewhere (the slower reading), the count still tells.
+    refusedText(withParams('{"amount":1,"\\u0061mount":2,"x":5e-6}'), TWICE);
+    refusedText(withParams('{"a":":","a":"\\":"}'), TWICE);
   });
 
-  test('a value or name JavaScript would change is refused', () => {
-    refusedText(withParams('{"amount":1e400}'), INEXACT);
-    refusedText(withParams('{"amount":9007199254740993}'), INEXACT);
-    refusedText(withParams('{"amount":1.0}'), INEXACT);
-    refusedText(withParams('{"b":1,"7":2}'), INEXACT);
-    refusedText(text.replace('"reasons":["account-close"]', '"reasons":["\\u0061ccount-close"]'), INEXACT);
+  test('a number or member name JavaScript would change is refused', () => {
+    refusedText(withParams('{"amount":1e400}'), 'the number 1e400 is beyond a double');
+    refusedText(withParams('{"amount":-1e400}'), 'the number -1e400 is beyond a double');
+    refusedText(withParams('{"amount":9007199254740993}'), 'the integer 9007199254740993 is beyond what JavaScript represents exactly');
+    refusedText(withParams('{"amount":-9007199254740993}'), 'the integer -9007199254740993 is beyond what JavaScript represents exactly');
+    // The module's order ("10" before "9"), but JavaScript moves array indexes into numeric order.
+    refusedText(withParams('{"10":1,"9":2}'), 'a member is named as an array index, which JavaScript would reorder');
+    refusedText(withParams('{"b":1,"7":2}'), 'a member is named as an array index, which JavaScript would reorder');
+    // The largest integers JavaScript holds exactly are read.
+    assert.equal(readDecision(withParams('{"n":9007199254740991,"m":-9007199254740991}')).verdict.action.params.n, 2 ** 53 - 1);
+  });
+
+  test('null is not an absent principal field', () => {
+    for (const field of ['client_id', 'scopes', 'groups', 'roles', 'tenant']) {
+      const at = `"${field}":`;
+      assert.ok(text.includes(at), field);
+      const nulled = text.replace(new RegExp(`"${field}":(\\[[^\\]]*\\]|"[^"]*")`), `"${field}":null`);
+      assert.notEqual(nulled, text, field);
+      const why = { client_id: 'the client id is not a string', tenant: 'the tenant is not a string' }[field] ?? `${field} is not a list`;
+      refusedText(nulled, why);
+    }
+  });
+
+  test('a decision longer than any host reads is refused before it is parsed', () => {
+    const long = withParams(`{"pad":"${'x'.repeat(1 << 20)}"}`);
+    refusedText(long, 'the decision is longer than 1048576 bytes');
+    // Counted in UTF-8 bytes, not in JavaScript's UTF-16 units.
+    refusedText(withParams(`{"pad":"${'é'.repeat(1 << 19)}"}`), 'the decision is longer than 1048576 bytes');
   });
 
   test('a lone surrogate is refused in a value and in a member name', () => {
@@ -243,6 +280,15 @@ describe("a module's decide-json answer is read as strictly as the Rust host rea
     refusedText(withParams('{"\\udfff":1}'), 'a member name holds a lone surrogate');
     // A pair is a character, and written as itself.
     assert.equal(readDecision(withParams('{"note":"😀"}')).verdict.action.params.note, '😀');
+  });
+
+  test('a member name in the reason is cut at 64 KiB, between characters', () => {
+    const name = '😀'.repeat(40_000);
+    const message = `the policy module returned a malformed decision: the decision has an unknown field \`${name}\``;
+    const cut = cutUtf8(message, 64 * 1024);
+    const start = 'the policy module returned a malformed decision: the decision has an unknown field `';
+    assert.equal(cut, start + '😀'.repeat((64 * 1024 - start.length) / 4 | 0));
+    assert.equal(cutUtf8('short', 64 * 1024), 'short');
   });
 
   test('nesting is read as deep as serde_json reads it, and no deeper', () => {

@@ -145,7 +145,6 @@ const allow = (over = {}) => {
   const v = vector('058-').expect;
   return { ...v, verdict: { ...v.verdict, ...over } };
 };
-const INEXACT = 'the decision names a member twice, or holds a value JavaScript cannot represent exactly';
 
 test("a well-formed module decision reads as the Rust JSON", () => {
   // An allow's keys are in the Rust order in the vector file.
@@ -168,9 +167,10 @@ test('malformed module decisions are refused, each with its reason', () => {
   refused(allow({ consume: { token_id: '', expires_at: 1 } }), 'a single-use token without an id');
   refused(allow({ consume: { token_id: 'a', expires_at: 2 ** 60 } }), 'expires_at (1152921504606846976) is out of range');
   refused(withParams('[]'), "the action's params are not a JSON object");
-  refused(withParams('{"n":9007199254740993}'), INEXACT);
+  refused(allow({ action: { ...a, name: '' } }), 'an action without a name');
+  refused(withParams('{"n":9007199254740993}'), 'the integer 9007199254740993 is beyond what JavaScript represents exactly');
   // The module's order ("10" before "9"), but JavaScript moves integer-like keys into numeric order.
-  refused(withParams('{"10":1,"9":2}'), INEXACT);
+  refused(withParams('{"10":1,"9":2}'), 'a member is named as an array index, which JavaScript would reorder');
   refused({ ...allow(), reasons: Array(65).fill('p') }, 'reasons has 65 entries');
   refused({ ...allow(), policy_hash: 'x'.repeat(64 * 1024 + 1) }, 'the policy hash has 65537 bytes');
   refused({ verdict: { kind: 'deny', code: 'no-such-code', message: 'm' }, reasons: [], policy_hash: 'h' }, 'the denial code is unknown');
@@ -192,10 +192,19 @@ test('malformed module decisions are refused, each with its reason', () => {
     ['group:owner@tenant', 'user:carol', 'subject'],
   );
   refused(challenge({ a: 1 }), 'authorization_details is not an array');
-  refused(JSON.stringify(challenge([{ a: 1 }])).replace('[{"a":1}]', '[{"a":'), 'the decision is not JSON');
-  refused(JSON.stringify(challenge([{ amount: 1 }])).replace('"amount":1', '"amount":9007199254740993'), INEXACT);
+  const cutShort = JSON.stringify(challenge([{ a: 1 }]));
+  assert.ok(cutShort.includes('[{"a":1}]'));
+  refused(cutShort.replace('[{"a":1}]', '[{"a":'), 'the decision is not JSON');
+  const details = JSON.stringify(challenge([{ amount: 1 }]));
+  assert.ok(details.includes('"amount":1'));
+  refused(details.replace('"amount":1', '"amount":9007199254740993'), 'the integer 9007199254740993 is beyond what JavaScript represents exactly');
   refused(challenge([], { approvers: [] }), 'an obligation without approvers or quorum');
   refused(challenge([], { quorum: 0 }), 'an obligation without approvers or quorum');
+  refused(challenge([], { quorum: 33 }), 'an obligation with a quorum of 33');
+  refused(challenge([], { ttl_seconds: 0 }), 'an obligation that expires at once');
+  refused(challenge([], { grant: 'window' }), 'a window grant with a window of 0 seconds');
+  refused(challenge([], { window_seconds: 30 }), 'a once grant with a window of 30 seconds');
+  assert.equal(readDecision(JSON.stringify(challenge([], { quorum: 32, grant: 'window', window_seconds: 30 }))).verdict.obligation.quorum, 32);
   refused(challenge([], { approvers: ['group:'] }), 'approver `group:` should be `group:NAME`, `group:NAME@tenant`, `user:SUBJECT` or `subject`');
   refused(challenge([{ pad: 'x'.repeat(64 * 1024) }]), 'authorization_details has 65548 bytes');
 });

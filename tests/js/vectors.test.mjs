@@ -419,17 +419,23 @@ describe('a hostile policy module', () => {
       '/not-a-decision': 'the allowance lacks `principal`',
       '/deep': 'it nests more than 127 arrays or objects',
       '/nan': 'the decision is not JSON',
-      '/huge-number': 'the decision names a member twice, or holds a value JavaScript cannot represent exactly',
+      '/huge-number': 'the number 1e400 is beyond a double',
       '/surrogate': 'a string holds a lone surrogate',
       '/big-params': "the action's params has 70010 bytes",
       // A deny, then an allow under the same name: JSON.parse would keep the allow.
-      '/twice': 'the decision names a member twice, or holds a value JavaScript cannot represent exactly',
+      '/twice': 'the decision names a member twice in one object',
+      // Refused before it is parsed: no host reads more than 1 MiB.
+      '/huge-decision': 'the decision is longer than 1048576 bytes',
     };
     for (const [path, why] of Object.entries(cases)) {
       assert.deepEqual(ask(path), malformed(why), path);
       // The module answered; its instance keeps serving.
       served();
     }
+    // An unknown member named by 40,000 emoji: the reason is cut at 64 KiB, between two of them.
+    const start = 'the policy module returned a malformed decision: the decision has an unknown field `';
+    assert.deepEqual(ask('/long-name').verdict.message, start + '😀'.repeat(Math.floor((64 * 1024 - start.length) / 4)));
+    served();
   });
 
   test('a trap is a deny (engine-trap) and the next call gets a fresh instance', () => {

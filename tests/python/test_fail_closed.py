@@ -145,6 +145,13 @@ def test_a_module_allocating_without_bound_hits_its_memory_cap(hostile_path):
     ("/surrogate", "'utf-8' codec can't encode character '\\ud800' in position 287: surrogates not allowed"),
     ("/big-params", "the action's params has 70010 bytes"),
     ("/twice", "the member `verdict` is named twice in one object"),
+    # Refused before it is parsed: no host reads more than 1 MiB.
+    ("/huge-decision", "the decision is longer than 1048576 bytes"),
+    # The unknown member, named by 40,000 emoji, is quoted only up to 64 KiB
+    # of reason, cut between two of its four-byte characters.
+    ("/long-name", "the decision lacks [] or has unknown ['"
+     + "\U0001F600" * ((64 * 1024 - len("the policy module returned a malformed decision: "
+                                         "the decision lacks [] or has unknown ['")) // 4)),
 ])
 def test_an_answer_that_is_not_a_decision_is_denied(hostile_path, path, message):
     """The decision crosses as JSON text (`decide-json`) and is read as the

@@ -243,11 +243,12 @@ export function principal(p, what = 'the principal') {
   const out = {
     entity_type: str(p.entity_type, 'the entity type'),
     subject: str(p.subject, 'the subject'),
-    client_id: str(p.client_id ?? '', 'the client id'),
-    scopes: list(p.scopes ?? [], 'scopes', str),
-    groups: list(p.groups ?? [], 'groups', str),
-    roles: list(p.roles ?? [], 'roles', str),
-    tenant: str(p.tenant ?? '', 'the tenant'),
+    // Absent is the default, as serde's `default`; null is not a string or a list.
+    client_id: str(p.client_id === undefined ? '' : p.client_id, 'the client id'),
+    scopes: list(p.scopes === undefined ? [] : p.scopes, 'scopes', str),
+    groups: list(p.groups === undefined ? [] : p.groups, 'groups', str),
+    roles: list(p.roles === undefined ? [] : p.roles, 'roles', str),
+    tenant: str(p.tenant === undefined ? '' : p.tenant, 'the tenant'),
     issuer: str(p.issuer, 'the issuer'),
   };
   // As serde: absent (or empty) is none, and none is not written; null is not a map.
@@ -266,6 +267,7 @@ function action(a) {
     params: a.params,
     digest: str(a.digest, 'the action digest'),
   };
+  if (out.name === '') fail('an action without a name');
   if (out.params === null || typeof out.params !== 'object' || Array.isArray(out.params)) {
     fail("the action's params are not a JSON object");
   }
@@ -301,6 +303,9 @@ function approverText(a) {
   return a.tag === 'group' ? `group:${name}` : a.tag === 'tenant-group' ? `group:${name}${TENANT_SUFFIX}` : `user:${name}`;
 }
 
+/** The largest quorum a host accepts, as the Rust host (the core refuses more at load). */
+const MAX_QUORUM = 32;
+
 function obligation(o) {
   fields(o, 'the obligation', [
     'approvers', 'quorum', 'ttl_seconds', 'grant', 'window_seconds', 'reason_required', 'message',
@@ -318,6 +323,11 @@ function obligation(o) {
     message: str(o.message, 'the obligation message'),
   };
   if (out.approvers.length === 0 || out.quorum === 0) fail('an obligation without approvers or quorum');
+  if (out.quorum > MAX_QUORUM) fail(`an obligation with a quorum of ${out.quorum}`);
+  if (out.ttl_seconds === 0) fail('an obligation that expires at once');
+  if ((out.grant === 'window') === (out.window_seconds === 0)) {
+    fail(`a ${out.grant} grant with a window of ${out.window_seconds} seconds`);
+  }
   return out;
 }
 
@@ -448,52 +458,124 @@ export function principalFromWit(p) {
 const MAX_DEPTH = 128;
 
 /**
- * Refuses a parsed answer nested deeper than serde_json reads, or holding a
- * string or member name that UTF-8 cannot carry (a lone surrogate, which
- * only an escape gives). Iterative: a hostile answer may nest 100,000 deep.
+ * The largest decision text a host reads (as the Rust and Python hosts):
+ * far above any decision the core writes (a token of at most 8 KiB, params
+ * of at most 64 KiB, twice), far below what would strain the calling
+ * thread to parse.
  */
-function plainJson(value) {
-  const stack = [[value, 1]];
+export const MAX_DECISION_JSON = 1 << 20;
+
+/** Array indexes, which JavaScript moves to the front of an object's keys. */
+const INDEX = /^(?:0|[1-9][0-9]*)$/;
+
+/**
+ * `s` cut to at most `max` UTF-8 bytes, at a character boundary (as Rust's
+ * `floor_char_boundary`), so a message quoting the module stays within the
+ * size every host accepts.
+ * @param {string} s
+ * @param {number} max
+ */
+export function cutUtf8(s, max) {
+  if (s.length * 3 <= max || Buffer.byteLength(s) <= max) return s;
+  let bytes = 0;
+  let end = 0;
+  for (const ch of s) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > max) break;
+    bytes += n;
+    end += ch.length;
+  }
+  return s.slice(0, end);
+}
+
+/**
+ * Walks a parsed answer without recursion (a hostile one may nest 100,000
+ * deep): refuses nesting deeper than serde_json reads and any string or
+ * member name UTF-8 cannot carry (a lone surrogate, which only an escape
+ * gives); returns how many members its objects hold and whether one is
+ * named as an array index.
+ */
+function walkJson(value) {
+  const stack = [value, 1];
+  let members = 0;
+  let indexKey = false;
   while (stack.length > 0) {
-    const [v, depth] = stack.pop();
+    const depth = stack.pop();
+    const v = stack.pop();
     if (typeof v === 'string') {
       if (!v.isWellFormed()) fail('a string holds a lone surrogate');
+    } else if (Array.isArray(v)) {
+      if (depth >= MAX_DEPTH) fail(`it nests more than ${MAX_DEPTH - 1} arrays or objects`);
+      for (let i = 0; i < v.length; i++) stack.push(v[i], depth + 1);
     } else if (v !== null && typeof v === 'object') {
       if (depth >= MAX_DEPTH) fail(`it nests more than ${MAX_DEPTH - 1} arrays or objects`);
-      for (const [k, x] of Object.entries(v)) {
+      for (const k of Object.keys(v)) {
         if (!k.isWellFormed()) fail('a member name holds a lone surrogate');
-        stack.push([x, depth + 1]);
+        indexKey ||= INDEX.test(k);
+        members += 1;
+        stack.push(v[k], depth + 1);
       }
     }
   }
+  return { members, indexKey };
+}
+
+/** JSON strings, to be left out when counting a text's members and numbers. */
+const STRINGS = /"(?:[^"\\]|\\.)*"/g;
+/** A JSON number. */
+const NUMBER = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/g;
+
+/**
+ * What `JSON.parse` may have changed in `text` when it does not print back
+ * byte for byte, checked one by one: a member named twice (JSON.parse
+ * keeps the last: a deny then an allow would read as an allow), an integer
+ * beyond 2^53 (serde reads it exactly, JavaScript rounds it), a number
+ * beyond a double, and an array-index member name (JavaScript moves it
+ * first). Anything else is only written differently, with the same value
+ * (`5e-6` for 0.000005, `1e21` for 1e+21, an escaped letter, spaces).
+ */
+function sameAsWritten(text, members, indexKey) {
+  const bare = text.replace(STRINGS, '""');
+  let colons = 0;
+  for (let i = bare.indexOf(':'); i !== -1; i = bare.indexOf(':', i + 1)) colons += 1;
+  if (colons !== members) fail('the decision names a member twice in one object');
+  for (const [n, fraction, exponent] of bare.matchAll(NUMBER)) {
+    const x = Number(n);
+    if (!Number.isFinite(x)) fail(`the number ${n} is beyond a double`);
+    if (fraction === undefined && exponent === undefined && !Number.isSafeInteger(x)) {
+      fail(`the integer ${n} is beyond what JavaScript represents exactly`);
+    }
+  }
+  if (indexKey) fail('a member is named as an array index, which JavaScript would reorder');
 }
 
 /**
  * A module's `decide-json` answer, read as strictly as the Rust host reads
- * it (host/src/convert.rs): JSON (no NaN or Infinity), nested no deeper
- * than serde_json reads, no lone surrogate, and printing back byte for
- * byte, which refuses a member named twice (JSON.parse keeps the last: a
- * deny then an allow would read as an allow), a number JavaScript cannot
- * represent exactly (beyond 2^53, or beyond a double) and an integer-like
- * member name JavaScript moves to the front; then held to every check of
- * `checkDecision`, with the action's params and the authorization details
- * at most MAX_GUEST_STRING bytes as JSON, as the typed answer's strings
- * were. Throws InvalidOutput, naming what is wrong.
+ * it (host/src/convert.rs): at most MAX_DECISION_JSON bytes, JSON (no NaN
+ * or Infinity), nested no deeper than serde_json reads, no lone surrogate,
+ * no member named twice, no number JavaScript would alter (an integer
+ * beyond 2^53, a number beyond a double) and no member name JavaScript
+ * would reorder, so that the decision prints as the module wrote it; then
+ * held to every check of `checkDecision`, with the action's params and the
+ * authorization details at most MAX_GUEST_STRING bytes as JSON, as the
+ * typed answer's strings were. Throws InvalidOutput, naming what is wrong.
  * @param {unknown} text
  * @returns {Decision}
  */
 export function readDecision(text) {
   if (typeof text !== 'string') fail('the decision is not a string');
+  if (text.length * 3 > MAX_DECISION_JSON && (text.length > MAX_DECISION_JSON || Buffer.byteLength(text) > MAX_DECISION_JSON)) {
+    fail(`the decision is longer than ${MAX_DECISION_JSON} bytes`);
+  }
   let value;
   try {
     value = JSON.parse(text);
   } catch {
     fail('the decision is not JSON');
   }
-  plainJson(value);
-  if (JSON.stringify(value) !== text) {
-    fail('the decision names a member twice, or holds a value JavaScript cannot represent exactly');
-  }
+  const { members, indexKey } = walkJson(value);
+  // What prints back byte for byte lost nothing (serde's usual output).
+  if (JSON.stringify(value) !== text) sameAsWritten(text, members, indexKey);
   const d = checkDecision(value);
   // Only a text of more than MAX_GUEST_STRING bytes can hold a part that is.
   if (text.length * 3 > MAX_GUEST_STRING) {

@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import { attributes, checkDecision, DENIAL_CODES, denied, InvalidOutput, MAX_GUEST_STRING, readDecision, toWit } from './decision.js';
+import { attributes, checkDecision, cutUtf8, DENIAL_CODES, denied, InvalidOutput, MAX_GUEST_STRING, readDecision, toWit } from './decision.js';
 import { actionTokenFromWit, bundleInfoFromWit, credentialFromWit, statsFromWit } from './info.js';
 import { checkAnswer, unavailable } from './respond.js';
 
@@ -487,7 +487,7 @@ export class Policy {
     } catch (e) {
       if (!(e instanceof InvalidOutput)) throw e;
       const message = `the policy module returned a malformed decision: ${e.message}`;
-      return denied('engine-invalid-output', message.slice(0, MAX_GUEST_STRING), this.#hash);
+      return denied('engine-invalid-output', cutUtf8(message, MAX_GUEST_STRING), this.#hash);
     }
   }
 

@@ -839,7 +839,7 @@ class Policy:
             return _read_decision(raw)
         except (InvalidOutput, TypeError, ValueError, RecursionError) as e:
             message = f"the policy module returned a malformed decision: {e}"
-            return Decision.deny("engine-invalid-output", message[:MAX_GUEST_STRING], self._hash)
+            return Decision.deny("engine-invalid-output", _cut_utf8(message, MAX_GUEST_STRING), self._hash)
 
     def _ask(self, name: str, *args: Any, policy: bool = True, budget: Optional[float] = None) -> Any:
         """Calls `name` (a method of the loaded policy unless `policy` is
@@ -1152,14 +1152,31 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+#: The longest decision text read from a module (as the Rust and Node
+#: hosts): far above any decision the core writes, far below what would
+#: strain the host to parse.
+MAX_DECISION_JSON = 1 << 20
+
+
+def _cut_utf8(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes at a character boundary,
+    so a reason quoting the module stays within what every host accepts."""
+    if len(text) * 4 <= limit:
+        return text
+    return text.encode("utf-8", "surrogatepass")[:limit].decode("utf-8", "ignore")
+
+
 def _read_decision(raw: Any) -> Decision:
-    """A module's `decide-json` answer, read as the Rust host reads it:
-    JSON as serde_json takes it (no NaN or Infinity, no number beyond a
+    """A module's `decide-json` answer, read as the Rust host reads it: at
+    most MAX_DECISION_JSON bytes, JSON as serde_json takes it (no NaN or Infinity, no number beyond a
     double, no member named twice, no lone surrogate), then held to every
     check of `Decision.from_dict`. The module is untrusted: anything else
     raises."""
     if not isinstance(raw, str):
         raise InvalidOutput("the decision is not a string")
+    if len(raw) > MAX_DECISION_JSON or (len(raw) * 4 > MAX_DECISION_JSON
+                                        and len(raw.encode("utf-8", "surrogatepass")) > MAX_DECISION_JSON):
+        raise InvalidOutput(f"the decision is longer than {MAX_DECISION_JSON} bytes")
     data = json.loads(raw, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_unique)
     if "\\u" in raw:
         # Only an escape can give a string a lone surrogate, which UTF-8

@@ -19,7 +19,10 @@
 //! `/not-json`, `/not-a-decision` (JSON of another shape), `/deep` (params
 //! nested 100,000 deep), `/nan` (`NaN`), `/huge-number` (`1e400`),
 //! `/surrogate` (a lone surrogate escaped), `/big-params` (70,000 bytes of
-//! params) and `/twice` (`verdict` named twice, a deny first).
+//! params), `/huge-decision` (params of 1 MiB: a decision text longer than
+//! any host reads), `/long-name` (an unknown member named by 40,000 emoji,
+//! which a host's reason must not quote past 64 KiB) and `/twice`
+//! (`verdict` named twice, a deny first).
 //!
 //! Its `gateway.respond` answers every decision with a pass-through (status
 //! 0), so a test can show a host refuses to let a deny through on a
@@ -164,6 +167,10 @@ impl GuestPolicy for Hostile {
             "/huge-number" => params(r#"{"amount":1e400}"#),
             "/surrogate" => params(r#"{"note":"\ud800"}"#),
             "/big-params" => params(&format!(r#"{{"pad":"{}"}}"#, "x".repeat(70_000))),
+            "/huge-decision" => params(&format!(r#"{{"pad":"{}"}}"#, "x".repeat(1 << 20))),
+            "/long-name" => {
+                text.replacen('{', &format!(r#"{{"{}":1,"#, "\u{1F600}".repeat(40_000)), 1)
+            }
             "/twice" => text.replacen(
                 r#"{"verdict":"#,
                 r#"{"verdict":{"kind":"deny","code":"policy-forbidden","message":"no"},"verdict":"#,
