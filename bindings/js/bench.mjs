@@ -77,6 +77,9 @@ async function inlineMode() {
   };
 }
 
+/** Rounds over every vector before any is measured. */
+const WARMUP_ROUNDS = 20;
+
 /** Microseconds per call of `f`: warm-up, then `iterations` timed calls. */
 function measure(f) {
   for (let i = 0; i < 50; i++) f();
@@ -103,8 +106,13 @@ for (const [mode, make] of [['worker', workerMode], ['inline', inlineMode]]) {
   const prepare = await make();
   const all = [];
   results[mode] = {};
-  for (const [name, v] of vectors) {
-    const samples = measure(prepare(v));
+  const calls = vectors.map(([name, v]) => [name, prepare(v)]);
+  // V8 compiles wasm lazily and tiers hot functions up after many calls:
+  // every vector runs WARMUP_ROUNDS times first, so that none is measured
+  // on baseline code (with 50 calls each, the first vectors were).
+  for (let round = 0; round < WARMUP_ROUNDS; round++) for (const [, f] of calls) f();
+  for (const [name, f] of calls) {
+    const samples = measure(f);
     results[mode][name] = samples;
     all.push(...samples);
   }
